@@ -1,0 +1,64 @@
+# stream-aligner: one GNU Makefile (llm.c / redis style).
+#   make            build/libsalign.a and build/salign
+#   make test       build and run the whole suite (C tests + Python reference checks);
+#                   ends with "N passed, N failed"
+#   make asan       the C tests under AddressSanitizer + UBSan (build-asan/)
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make bench      benchmarks (bench/)
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -pthread -fno-strict-aliasing \
+           -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc -I/usr/include/cjson $(EXTRA_CFLAGS)
+LDLIBS  += -lcurl -lpcre2-8 -lcjson -lutf8proc -lopenblas -lm -lpthread
+
+LIB_SRC  := $(shell find src -name '*.c' | sort)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC  := $(shell find tools/salign -name '*.c' | sort)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+HARNESS  := $(BUILD)/tests/harness.o
+
+.PHONY: all test asan fuzz bench clean
+.SECONDARY:
+all: $(BUILD)/libsalign.a $(BUILD)/salign $(TEST_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsalign.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/salign: $(CLI_OBJ) $(BUILD)/libsalign.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsalign.a $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/test_%.c $(HARNESS) $(BUILD)/libsalign.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -MMD -MP -o $@ $< $(HARNESS) $(BUILD)/libsalign.a $(LDLIBS)
+
+test: all
+	@BUILD=$(BUILD) tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
+	@BUILD=build-asan SA_C_ONLY=1 ASAN_OPTIONS=detect_leaks=1 tests/run.sh
+
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+fuzz: $(FUZZ_BIN)
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRC)
+	@mkdir -p build-fuzz
+	clang -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/include/cjson \
+	    -D_FILE_OFFSET_BITS=64 -pthread -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+bench: all
+	@bench/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,15 @@
+/* sa.h: umbrella header of the salign library (stream-aligner). */
+#ifndef SA_SA_H
+#define SA_SA_H
+
+#include "sa/status.h"
+#include "sa/dtype.h"
+#include "sa/gguf.h"
+#include "sa/safetensors.h"
+#include "sa/model_config.h"
+#include "sa/tokenizer.h"
+#include "sa/hub.h"
+
+#define SA_VERSION "0.1.0"
+
+#endif

@@ -1,0 +1,89 @@
+/* core_impl.h: library-internal helpers shared by every module: assertions, logging,
+ * checked arithmetic, a growable byte buffer, whole-file reads, read-only file mapping,
+ * SHA-256. Not part of the public API. */
+#ifndef SA_CORE_IMPL_H
+#define SA_CORE_IMPL_H
+
+#include "sa/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Always-on assertion for programming errors (never for bad input: that gets a status). */
+#define SA_ASSERT(x)                                                                     \
+    do {                                                                                 \
+        if (!(x)) sa_assert_fail(__FILE__, __LINE__, #x);                                \
+    } while (0)
+_Noreturn void sa_assert_fail(const char *file, int line, const char *expr);
+
+#define SA_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SA_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Logging to stderr; level from $SALIGN_LOG (error|warn|info|debug), default warn. */
+enum sa_log_level { SA_LOG_ERROR, SA_LOG_WARN, SA_LOG_INFO, SA_LOG_DEBUG };
+void sa_log(enum sa_log_level level, const char *fmt, ...) SA_PRINTF(2, 3);
+
+/* Overflow-checked size arithmetic: return false on overflow. */
+static inline bool sa_mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool sa_add_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* Growable byte buffer (curl dynbuf). Always NUL-terminated when len > 0 or after any
+ * append. `cap_max` (0: unlimited) bounds growth, e.g. for untrusted HTTP bodies. */
+struct sa_buf {
+    char *data;
+    size_t len, cap, cap_max;
+};
+void sa_buf_init(struct sa_buf *b, size_t cap_max);
+void sa_buf_free(struct sa_buf *b);
+void sa_buf_clear(struct sa_buf *b);
+SA_NODISCARD enum sa_status sa_buf_append(struct sa_buf *b, const void *p, size_t n);
+SA_NODISCARD enum sa_status sa_buf_puts(struct sa_buf *b, const char *s);
+SA_NODISCARD enum sa_status sa_buf_printf(struct sa_buf *b, const char *fmt, ...) SA_PRINTF(2, 3);
+/* Hands the data over to the caller (free() it); the buffer is left empty. */
+char *sa_buf_take(struct sa_buf *b, size_t *len);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer (max_size 0: no limit). */
+SA_NODISCARD enum sa_status sa_read_file(const char *path, size_t max_size, char **out, size_t *len);
+/* Writes atomically: to path.tmp, fsync, rename. */
+SA_NODISCARD enum sa_status sa_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Read-only mapping of a whole file. */
+struct sa_file_map {
+    const uint8_t *data; /* (size) bytes; NULL when size == 0 */
+    size_t size;
+};
+SA_NODISCARD enum sa_status sa_file_map_open(const char *path, struct sa_file_map *m);
+void sa_file_map_close(struct sa_file_map *m);
+
+/* SHA-256 (FIPS 180-4). */
+struct sa_sha256 {
+    uint32_t h[8];
+    uint64_t n_bytes;
+    uint8_t block[64];
+    size_t block_len;
+};
+void sa_sha256_init(struct sa_sha256 *s);
+void sa_sha256_update(struct sa_sha256 *s, const void *data, size_t n);
+void sa_sha256_final(struct sa_sha256 *s, uint8_t out[32]);
+/* Hex digest (65 bytes with NUL) of a file. */
+SA_NODISCARD enum sa_status sa_sha256_file(const char *path, char hex[65]);
+void sa_sha256_hex(const uint8_t digest[32], char hex[65]);
+
+/* Creates a directory and its parents (mkdir -p). */
+SA_NODISCARD enum sa_status sa_mkdir_p(const char *path, int mode);
+bool sa_file_exists(const char *path);
+/* Monotonic time in seconds. */
+double sa_time_now(void);
+
+/* UTF-8: length of the valid prefix of s (stops at the first invalid or truncated sequence). */
+size_t sa_utf8_valid_prefix(const char *s, size_t n);
+/* Length in bytes of a UTF-8 sequence from its lead byte (0 for a continuation/invalid byte). */
+int sa_utf8_seq_len(unsigned char lead);
+
+#endif

@@ -1,0 +1,279 @@
+/* util.c: assertions, logging, byte buffer, files, mapping, directories, time, UTF-8. */
+#define _GNU_SOURCE
+#include "core_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+_Noreturn void sa_assert_fail(const char *file, int line, const char *expr) {
+    fprintf(stderr, "salign: %s:%d: assertion failed: %s\n", file, line, expr);
+    fflush(stderr);
+    abort();
+}
+
+static int log_threshold(void) {
+    static int level = -1;
+    if (level < 0) {
+        const char *e = getenv("SALIGN_LOG");
+        level = SA_LOG_WARN;
+        if (e) {
+            if (!strcmp(e, "error")) level = SA_LOG_ERROR;
+            else if (!strcmp(e, "info")) level = SA_LOG_INFO;
+            else if (!strcmp(e, "debug")) level = SA_LOG_DEBUG;
+        }
+    }
+    return level;
+}
+
+void sa_log(enum sa_log_level level, const char *fmt, ...) {
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    if ((int)level > log_threshold()) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "salign: %s: ", names[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- byte buffer ---- */
+
+void sa_buf_init(struct sa_buf *b, size_t cap_max) {
+    memset(b, 0, sizeof *b);
+    b->cap_max = cap_max;
+}
+
+void sa_buf_free(struct sa_buf *b) {
+    if (!b) return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void sa_buf_clear(struct sa_buf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = 0;
+}
+
+static enum sa_status buf_reserve(struct sa_buf *b, size_t extra) {
+    uint64_t need;
+    if (!sa_add_ok(b->len, extra, &need) || !sa_add_ok(need, 1, &need))
+        return sa_error(SA_STATUS_NO_MEMORY, "buffer size overflow");
+    if (b->cap_max && need > b->cap_max + 1)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "buffer limit of %zu bytes exceeded", b->cap_max);
+    if (need <= b->cap) return SA_STATUS_OK;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(b->data, cap);
+    if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory (%zu bytes)", cap);
+    b->data = p;
+    b->cap = cap;
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_buf_append(struct sa_buf *b, const void *p, size_t n) {
+    enum sa_status s = buf_reserve(b, n);
+    if (s) return s;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_buf_puts(struct sa_buf *b, const char *s) { return sa_buf_append(b, s, strlen(s)); }
+
+enum sa_status sa_buf_printf(struct sa_buf *b, const char *fmt, ...) {
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        va_end(ap2);
+        return sa_error(SA_STATUS_ERROR, "bad format string");
+    }
+    enum sa_status s = buf_reserve(b, (size_t)n);
+    if (s) {
+        va_end(ap2);
+        return s;
+    }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+    return SA_STATUS_OK;
+}
+
+char *sa_buf_take(struct sa_buf *b, size_t *len) {
+    if (!b->data && buf_reserve(b, 0)) return NULL;
+    if (!b->len) b->data[0] = 0;
+    char *p = b->data;
+    if (len) *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+/* ---- files ---- */
+
+enum sa_status sa_read_file(const char *path, size_t max_size, char **out, size_t *len) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct sa_buf b;
+    sa_buf_init(&b, max_size);
+    char chunk[65536];
+    size_t n;
+    enum sa_status s = SA_STATUS_OK;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if ((s = sa_buf_append(&b, chunk, n))) break;
+    }
+    if (!s && ferror(f)) s = sa_error(SA_STATUS_IO, "%s: read error", path);
+    fclose(f);
+    if (s) {
+        sa_buf_free(&b);
+        return s == SA_STATUS_BAD_ARGUMENT ? sa_error(SA_STATUS_BAD_FILE, "%s: larger than %zu bytes", path, max_size) : s;
+    }
+    *out = sa_buf_take(&b, len);
+    return *out ? SA_STATUS_OK : sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+}
+
+enum sa_status sa_write_file_atomic(const char *path, const void *data, size_t len) {
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 8);
+    if (!tmp) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        enum sa_status s = sa_error(SA_STATUS_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            enum sa_status s = sa_error(SA_STATUS_IO, "%s: write failed: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return s;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        enum sa_status s = sa_error(SA_STATUS_IO, "%s: cannot finish writing: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return s;
+    }
+    free(tmp);
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_file_map_open(const char *path, struct sa_file_map *m) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return sa_error(SA_STATUS_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sa_error(SA_STATUS_IO, "%s: not a regular file", path);
+    }
+    m->size = (size_t)st.st_size;
+    if (m->size) {
+        void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return sa_error(SA_STATUS_IO, "%s: mmap failed: %s", path, strerror(errno));
+        }
+        m->data = p;
+    }
+    close(fd);
+    return SA_STATUS_OK;
+}
+
+void sa_file_map_close(struct sa_file_map *m) {
+    if (m && m->data) munmap((void *)m->data, m->size);
+    if (m) memset(m, 0, sizeof *m);
+}
+
+enum sa_status sa_mkdir_p(const char *path, int mode) {
+    size_t n = strlen(path);
+    char *p = malloc(n + 1);
+    if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] == '/' || p[i] == 0) {
+            char c = p[i];
+            p[i] = 0;
+            if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
+                enum sa_status s = sa_error(SA_STATUS_IO, "%s: cannot create directory: %s", p, strerror(errno));
+                free(p);
+                return s;
+            }
+            p[i] = c;
+        }
+    }
+    free(p);
+    return SA_STATUS_OK;
+}
+
+bool sa_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+double sa_time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- UTF-8 ---- */
+
+int sa_utf8_seq_len(unsigned char c) {
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) return 3;
+    if (c >= 0xF0 && c <= 0xF4) return 4;
+    return 0;
+}
+
+size_t sa_utf8_valid_prefix(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        int l = sa_utf8_seq_len(c);
+        if (!l || i + (size_t)l > n) return i;
+        if (l >= 2) {
+            unsigned char c1 = s[i + 1];
+            if ((c1 & 0xC0) != 0x80) return i;
+            if (c == 0xE0 && c1 < 0xA0) return i;           /* overlong */
+            if (c == 0xED && c1 > 0x9F) return i;           /* surrogates */
+            if (c == 0xF0 && c1 < 0x90) return i;           /* overlong */
+            if (c == 0xF4 && c1 > 0x8F) return i;           /* > U+10FFFF */
+            for (int k = 2; k < l; k++)
+                if ((s[i + (size_t)k] & 0xC0) != 0x80) return i;
+        }
+        i += (size_t)l;
+    }
+    return n;
+}

@@ -1,0 +1,59 @@
+/* harness.c: implementation of the test harness in harness.h. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int harness_check_failed;
+static int n_passed, n_failed;
+static const char *current;
+
+void harness_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stdout, "    %s:%d: ", file, line);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    fflush(stdout);
+    harness_check_failed++;
+}
+
+void harness_run(const char *name, void (*fn)(void)) {
+    current = name;
+    harness_check_failed = 0;
+    fn();
+    if (harness_check_failed) {
+        n_failed++;
+        printf("FAIL %s\n", name);
+    } else {
+        n_passed++;
+        printf("ok   %s\n", name);
+    }
+    fflush(stdout);
+}
+
+int harness_summary(void) {
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
+
+const char *harness_shared_data(void) {
+    const char *e = getenv("SA_SHARED_DATA");
+    return e ? e : "../shared/data";
+}
+
+const char *harness_tmpdir(void) {
+    static char dir[512];
+    if (dir[0]) return dir;
+    const char *base = getenv("SA_TEST_TMP");
+    if (!base) base = "tests/tmp";
+    mkdir("tests/tmp", 0755);
+    mkdir(base, 0755);
+    snprintf(dir, sizeof dir, "%s/t%d", base, (int)getpid());
+    mkdir(dir, 0755);
+    return dir;
+}

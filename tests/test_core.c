@@ -1,0 +1,106 @@
+/* test_core.c: core helpers: status messages, byte buffer, SHA-256, UTF-8, files. */
+#include "core/core_impl.h"
+#include "harness.h"
+
+#include <stdlib.h>
+
+static void test_status_messages(void) {
+    CHECK_EQ_STR(sa_status_str(SA_STATUS_BAD_FILE), "bad file");
+    enum sa_status s = sa_error(SA_STATUS_BAD_FILE, "%s: bad magic", "x.gguf");
+    CHECK_EQ_INT(s, SA_STATUS_BAD_FILE);
+    CHECK_EQ_STR(sa_last_error(), "x.gguf: bad magic");
+    sa_error_wrap(s, "loading %s", "model");
+    CHECK_EQ_STR(sa_last_error(), "loading model: x.gguf: bad magic");
+}
+
+static void test_buf(void) {
+    struct sa_buf b;
+    sa_buf_init(&b, 10);
+    CHECK_OK(sa_buf_puts(&b, "hello"));
+    CHECK_OK(sa_buf_printf(&b, "%d", 1234));
+    CHECK_EQ_STR(b.data, "hello1234");
+    CHECK(sa_buf_puts(&b, "toolong") != SA_STATUS_OK); /* cap_max enforced */
+    CHECK_EQ_INT(b.len, 9);
+    size_t n;
+    char *p = sa_buf_take(&b, &n);
+    CHECK_EQ_INT(n, 9);
+    CHECK_EQ_STR(p, "hello1234");
+    free(p);
+    sa_buf_free(&b);
+}
+
+static void sha_hex(const char *msg, size_t n, char hex[65]) {
+    struct sa_sha256 s;
+    uint8_t d[32];
+    sa_sha256_init(&s);
+    sa_sha256_update(&s, msg, n);
+    sa_sha256_final(&s, d);
+    sa_sha256_hex(d, hex);
+}
+
+static void test_sha256_vectors(void) {
+    char hex[65];
+    sha_hex("", 0, hex);
+    CHECK_EQ_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    sha_hex("abc", 3, hex);
+    CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sha_hex(m, strlen(m), hex);
+    CHECK_EQ_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    /* one million 'a', fed in uneven pieces */
+    struct sa_sha256 s;
+    uint8_t d[32];
+    char a[777];
+    memset(a, 'a', sizeof a);
+    sa_sha256_init(&s);
+    size_t left = 1000000;
+    while (left) {
+        size_t k = left < sizeof a ? left : sizeof a;
+        sa_sha256_update(&s, a, k);
+        left -= k;
+    }
+    sa_sha256_final(&s, d);
+    sa_sha256_hex(d, hex);
+    CHECK_EQ_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+static void test_utf8(void) {
+    CHECK_EQ_INT(sa_utf8_valid_prefix("abc", 3), 3);
+    CHECK_EQ_INT(sa_utf8_valid_prefix("\xc3\xa9x", 3), 3);
+    CHECK_EQ_INT(sa_utf8_valid_prefix("a\xe4\xb8", 3), 1);          /* truncated */
+    CHECK_EQ_INT(sa_utf8_valid_prefix("a\xc0\x80", 3), 1);          /* overlong */
+    CHECK_EQ_INT(sa_utf8_valid_prefix("\xed\xa0\x80", 3), 0);       /* surrogate */
+    CHECK_EQ_INT(sa_utf8_valid_prefix("\xf0\x9f\x98\x80!", 5), 5);  /* emoji */
+}
+
+static void test_files(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/f.txt", harness_tmpdir());
+    CHECK_OK(sa_write_file_atomic(path, "data\n", 5));
+    char *p;
+    size_t n;
+    CHECK_OK(sa_read_file(path, 0, &p, &n));
+    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_STR(p, "data\n");
+    free(p);
+    CHECK(sa_read_file(path, 3, &p, &n) == SA_STATUS_BAD_FILE);
+    char hex[65];
+    CHECK_OK(sa_sha256_file(path, hex));
+    CHECK_EQ_STR(hex, "6667b2d1aab6a00caa5aee5af8ad9f1465e567abf1c209d15727d57b3e8f6e5f");
+    struct sa_file_map m;
+    CHECK_OK(sa_file_map_open(path, &m));
+    CHECK_EQ_INT(m.size, 5);
+    CHECK(memcmp(m.data, "data\n", 5) == 0);
+    sa_file_map_close(&m);
+    CHECK(sa_file_map_open("/nonexistent/x", &m) == SA_STATUS_IO);
+    CHECK(strstr(sa_last_error(), "/nonexistent/x") != NULL);
+}
+
+int main(void) {
+    RUN(test_status_messages);
+    RUN(test_buf);
+    RUN(test_sha256_vectors);
+    RUN(test_utf8);
+    RUN(test_files);
+    return harness_summary();
+}

@@ -1,0 +1,21 @@
+/* cli.h: the subcommands of the salign CLI (thin mains over the library) and shared helpers. */
+#ifndef SA_CLI_H
+#define SA_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes: 0 ok, 1 runtime failure, 2 usage error (GNU convention). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+int cmd_pull(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+/* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. */
+int cli_fail(const char *what);
+/* Prints "salign CMD: msg" and "Try 'salign CMD --help'." to stderr; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

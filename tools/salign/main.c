@@ -1,0 +1,65 @@
+/* main.c: `salign`, git-style subcommands over libsalign. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "sa/sa.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"pull", cmd_pull, "fetch a known model (or hf:// / https URL) into the model cache"},
+    {"inspect", cmd_inspect, "show a model's architecture, tensors, tokenizer and chat template"},
+    {"tokenize", cmd_tokenize, "print the token ids and pieces of a text"},
+    {"convert", cmd_convert, "re-encode a model as GGUF or safetensors (f32, f16, bf16, q8_0)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: salign [--help] [--version] COMMAND [ARGS]\n\n"
+               "Stream Aligner: sentence-level alignment of LLM answers, in C.\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'salign COMMAND --help' for a command's options.\n"
+               "Models are cached in $SALIGN_MODELS (default ~/.cache/salign).\n");
+}
+
+int cli_fail(const char *what) {
+    fprintf(stderr, "salign: %s: %s\n", what, sa_last_error()[0] ? sa_last_error() : "failed");
+    return CLI_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "salign %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'salign %s --help'.\n", cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("salign %s\n", SA_VERSION);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "salign: '%s' is not a salign command. See 'salign --help'.\n", cmd);
+    return CLI_USAGE;
+}
