@@ -1,5 +1,5 @@
 # stream-aligner: one GNU Makefile (llm.c / redis style).
-#   make            build/libsalign.a and build/salign
+#   make            build/libsalign.a, build/libsalign.so (for ctypes tests) and build/salign
 #   make test       build and run the whole suite (C tests + Python reference checks);
 #                   ends with "N passed, N failed"
 #   make asan       the C tests under AddressSanitizer + UBSan (build-asan/)
@@ -10,7 +10,7 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -pthread -fno-strict-aliasing \
-           -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc -I/usr/include/cjson $(EXTRA_CFLAGS)
+           -D_FILE_OFFSET_BITS=64 -fPIC -Iinclude -Isrc -I/usr/include/cjson $(EXTRA_CFLAGS)
 LDLIBS  += -lcurl -lpcre2-8 -lcjson -lutf8proc -lopenblas -lm -lpthread
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
@@ -23,7 +23,7 @@ HARNESS  := $(BUILD)/tests/harness.o
 
 .PHONY: all test asan fuzz bench clean
 .SECONDARY:
-all: $(BUILD)/libsalign.a $(BUILD)/salign $(TEST_BIN)
+all: $(BUILD)/libsalign.a $(BUILD)/libsalign.so $(BUILD)/salign $(TEST_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -32,6 +32,10 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libsalign.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# shared library: for the Python reference tests (ctypes) and other languages
+$(BUILD)/libsalign.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
 
 $(BUILD)/salign: $(CLI_OBJ) $(BUILD)/libsalign.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsalign.a $(LDLIBS)
