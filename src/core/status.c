@@ -43,6 +43,13 @@ enum sa_status sa_error_wrap(enum sa_status s, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", prefix, old);
+    size_t pl = strlen(prefix);
+    if (pl + 2 >= sizeof g_msg) pl = sizeof g_msg - 3;
+    memcpy(g_msg, prefix, pl);
+    memcpy(g_msg + pl, ": ", 2);
+    size_t room = sizeof g_msg - pl - 3;
+    size_t ol = strnlen(old, room);
+    memcpy(g_msg + pl + 2, old, ol);
+    g_msg[pl + 2 + ol] = 0;
     return s;
 }
