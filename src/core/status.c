@@ -1,4 +1,5 @@
 /* status.c: status names and the per-thread error message buffer. */
+#define _POSIX_C_SOURCE 200809L
 #include "sa/status.h"
 
 #include <stdarg.h>
