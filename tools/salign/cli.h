@@ -3,6 +3,7 @@
 #define SA_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* Exit codes: 0 ok, 1 runtime failure, 2 usage error (GNU convention). */
@@ -17,5 +18,10 @@ int cmd_convert(int argc, char **argv);
 int cli_fail(const char *what);
 /* Prints "salign CMD: msg" and "Try 'salign CMD --help'." to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads a whole file (malloc'd, NUL-terminated; caller frees). Returns 0 or a status
+ * with sa_last_error() set. */
+int cli_read_file(const char *path, char **out, size_t *len);
+bool cli_file_exists(const char *path);
 
 #endif
