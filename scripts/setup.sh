@@ -27,7 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ---- Python test references (PyPI) ----
-PY_PKGS=(gguf==0.19.0 tokenizers==0.23.3 safetensors==0.8.0 jinja2)
+PY_PKGS=(gguf==0.19.0 tokenizers==0.21.4 safetensors==0.8.0 jinja2==3.1.6 transformers==4.51.3)
 if [ -z "${SA_SETUP_SKIP_PY:-}" ]; then
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv over /usr/bin/python3 (Debian's torch stays visible)"
