@@ -44,6 +44,13 @@ $(BUILD)/tests/test_%: tests/test_%.c $(HARNESS) $(BUILD)/libsalign.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -MMD -MP -o $@ $< $(HARNESS) $(BUILD)/libsalign.a $(LDLIBS)
 
+# test_spm links spm.o and the core with test doubles of the tokenizer core defined in
+# tests/test_spm.c (a hand-made vocabulary), not the whole library.
+SPM_TEST_OBJ := $(BUILD)/src/tokenizer/spm.o $(filter $(BUILD)/src/core/%,$(LIB_OBJ))
+$(BUILD)/tests/test_spm: tests/test_spm.c $(HARNESS) $(SPM_TEST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -MMD -MP -o $@ $< $(HARNESS) $(SPM_TEST_OBJ) $(LDLIBS)
+
 test: all
 	@BUILD=$(BUILD) tests/run.sh
 

@@ -33,11 +33,19 @@ if [ -z "${SA_SETUP_SKIP_PY:-}" ]; then
     log "creating .venv over /usr/bin/python3 (Debian's torch stays visible)"
     /usr/bin/python3 -m venv --system-site-packages .venv
   fi
-  need=()
-  for spec in "${PY_PKGS[@]}"; do
-    name=${spec%%=*}
-    .venv/bin/python -m pip show -q "$name" >/dev/null 2>&1 || need+=("$spec")
-  done
+  # pinned versions: install only what is missing or at another version (no network otherwise)
+  mapfile -t need < <(.venv/bin/python - "${PY_PKGS[@]}" <<'PY'
+import importlib.metadata as md, sys
+for spec in sys.argv[1:]:
+    name, ver = spec.split("==")
+    try:
+        ok = md.version(name) == ver
+    except md.PackageNotFoundError:
+        ok = False
+    if not ok:
+        print(spec)
+PY
+)
   if [ ${#need[@]} -gt 0 ]; then
     log "pip install ${need[*]}"
     .venv/bin/python -m pip install -q "${need[@]}"

@@ -63,18 +63,25 @@ uint32_t sa_gguf_version(const struct sa_gguf *g);
 uint64_t sa_gguf_alignment(const struct sa_gguf *g);
 uint64_t sa_gguf_data_offset(const struct sa_gguf *g); /* file offset of the data section */
 
-/* ---- metadata ---- */
+/* ---- metadata ----
+ * Keys are indexed 0..n_kv-1 in file order. An index out of range gives NULL / 0 / an
+ * empty string from the accessors below, except sa_gguf_kv_type and sa_gguf_arr_type,
+ * for which it is a programming error (SA_ASSERT). */
 int64_t sa_gguf_n_kv(const struct sa_gguf *g);
-/* Index of a key, or -1. */
+/* Index of a key, or -1 (also for a NULL key). Hashed: O(1). */
 int64_t sa_gguf_find_key(const struct sa_gguf *g, const char *key);
 const char *sa_gguf_key(const struct sa_gguf *g, int64_t i); /* NUL-terminated copy */
 enum sa_gguf_type sa_gguf_kv_type(const struct sa_gguf *g, int64_t i);
-/* For arrays: the element type and count. */
+/* For arrays: the element type (for a non-array: its own type) and count (0 for a
+ * non-array). Nested arrays are rejected on open (UNSUPPORTED). */
 enum sa_gguf_type sa_gguf_arr_type(const struct sa_gguf *g, int64_t i);
 uint64_t sa_gguf_arr_n(const struct sa_gguf *g, int64_t i);
-/* Raw pointer to the elements of a non-string array (little-endian, packed). */
+/* Raw pointer to the elements of a non-string array (little-endian, packed), NULL for
+ * anything else. NOT necessarily aligned: read elements with memcpy. */
 const void *sa_gguf_arr_data(const struct sa_gguf *g, int64_t i);
+/* Element j of an array of strings; {NULL, 0} if not one or j >= sa_gguf_arr_n. */
 struct sa_gguf_str sa_gguf_arr_str(const struct sa_gguf *g, int64_t i, uint64_t j);
+/* A string value; {NULL, 0} if not a string. */
 struct sa_gguf_str sa_gguf_get_str(const struct sa_gguf *g, int64_t i);
 
 /* Typed getters by key. They return false when the key is missing or of another type;
@@ -86,9 +93,11 @@ bool sa_gguf_get_bool(const struct sa_gguf *g, const char *key, bool *out);
 /* Returns a malloc'd NUL-terminated copy (caller frees), or NULL if missing/not a string. */
 char *sa_gguf_get_string(const struct sa_gguf *g, const char *key);
 
-/* ---- tensors ---- */
+/* ---- tensors ---- (in file order; names unique, data non-overlapping and inside the file) */
 int64_t sa_gguf_n_tensors(const struct sa_gguf *g);
+/* NULL if i is out of range. */
 const struct sa_gguf_tensor *sa_gguf_tensor(const struct sa_gguf *g, int64_t i);
+/* NULL if absent. Hashed: O(1). */
 const struct sa_gguf_tensor *sa_gguf_find_tensor(const struct sa_gguf *g, const char *name);
 
 /* ---- writer ---- */
@@ -102,6 +111,11 @@ SA_NODISCARD enum sa_status sa_gguf_writer_set_u64(struct sa_gguf_writer *w, con
 SA_NODISCARD enum sa_status sa_gguf_writer_set_f32(struct sa_gguf_writer *w, const char *key, float v);
 SA_NODISCARD enum sa_status sa_gguf_writer_set_bool(struct sa_gguf_writer *w, const char *key, bool v);
 SA_NODISCARD enum sa_status sa_gguf_writer_set_str(struct sa_gguf_writer *w, const char *key, const char *v);
+/* Any scalar type (UINT8..FLOAT64 except STRING/ARRAY); `v` points to the C value of that
+ * type (uint8_t, int8_t, ..., float, bool, ..., double). Setting a key that is already set
+ * (by any setter) replaces its value in place. */
+SA_NODISCARD enum sa_status sa_gguf_writer_set_scalar(struct sa_gguf_writer *w, const char *key,
+                                                       enum sa_gguf_type type, const void *v);
 /* Arrays of plain values (type: UINT8..FLOAT64 except STRING/ARRAY), copied. */
 SA_NODISCARD enum sa_status sa_gguf_writer_set_arr(struct sa_gguf_writer *w, const char *key,
                                                     enum sa_gguf_type type, const void *data, uint64_t n);
@@ -110,7 +124,8 @@ SA_NODISCARD enum sa_status sa_gguf_writer_set_arr_str(struct sa_gguf_writer *w,
 /* Copies every key/value of `src` (except general.alignment) into the writer. */
 SA_NODISCARD enum sa_status sa_gguf_writer_copy_kv(struct sa_gguf_writer *w, const struct sa_gguf *src);
 /* Adds a tensor. `data` (already in `type`, n_bytes as sa_dtype_row_bytes(ne...)) must stay
- * valid until sa_gguf_writer_write returns. ne in GGML order. */
+ * valid until sa_gguf_writer_write returns. ne in GGML order (entries from n_dims on are
+ * ignored). Names: 1 to 63 bytes (llama.cpp's limit), unique (BAD_ARGUMENT otherwise). */
 SA_NODISCARD enum sa_status sa_gguf_writer_add_tensor(struct sa_gguf_writer *w, const char *name,
                                                        enum sa_dtype type, uint32_t n_dims,
                                                        const int64_t ne[4], const void *data);

@@ -8,7 +8,11 @@
 #include "sa/safetensors.h"
 #include "sa/model_config.h"
 #include "sa/tokenizer.h"
+#include "sa/chat.h"
+#include "sa/sampler.h"
 #include "sa/hub.h"
+#include "sa/model.h"
+#include "sa/context.h"
 
 #define SA_VERSION "0.1.0"
 
