@@ -1,0 +1,22 @@
+/* rng_impl.h: the library's seeded PRNG: xoshiro256** (Blackman & Vigna, "Scrambled
+ * linear pseudorandom number generators", 2018; ref: https://prng.di.unimi.it/), seeded
+ * through splitmix64 so that any 64-bit seed (0 included) gives a good state. The same
+ * seed gives the same stream on every platform. Not part of the public API. */
+#ifndef SA_RNG_IMPL_H
+#define SA_RNG_IMPL_H
+
+#include <stdint.h>
+
+struct sa_rng {
+    uint64_t s[4];
+};
+
+void sa_rng_seed(struct sa_rng *r, uint64_t seed);
+/* Next 64 random bits. */
+uint64_t sa_rng_next(struct sa_rng *r);
+/* Uniform double in [0, 1) with 53 random bits. */
+double sa_rng_uniform(struct sa_rng *r);
+/* A seed from the clock and the process id (for "random" seeds). */
+uint64_t sa_rng_entropy_seed(void);
+
+#endif
