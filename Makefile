@@ -11,7 +11,7 @@ OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -pthread -fno-strict-aliasing \
            -D_FILE_OFFSET_BITS=64 -fPIC -Iinclude -Isrc -I/usr/include/cjson $(EXTRA_CFLAGS)
-LDLIBS  += -lcurl -lpcre2-8 -lcjson -lutf8proc -lopenblas -lm -lpthread
+LDLIBS  += -lcurl -lpcre2-8 -lcjson -lutf8proc -lopenblas -lz -lm -lpthread
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -66,7 +66,13 @@ build-fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRC)
 	clang -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/include/cjson \
 	    -D_FILE_OFFSET_BITS=64 -pthread -o $@ $< $(LIB_SRC) $(LDLIBS)
 
-bench: all
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/bench_%: bench/bench_%.c $(BUILD)/libsalign.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libsalign.a $(LDLIBS)
+
+bench: all $(BENCH_BIN)
 	@bench/run.sh
 
 clean:

@@ -12,7 +12,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # ---- Debian packages ----
 DEB_PKGS=(build-essential pkg-config git curl ca-certificates
-  libcurl4-openssl-dev libpcre2-dev libcjson-dev libutf8proc-dev libopenblas-dev libmicrohttpd-dev
+  zlib1g-dev libcurl4-openssl-dev libpcre2-dev libcjson-dev libutf8proc-dev libopenblas-dev libmicrohttpd-dev
   clang libclang-rt-14-dev cmake
   python3 python3-venv python3-dev python3-numpy python3-torch)
 missing=()

@@ -7,6 +7,7 @@
 #include "sa/dtype.h"
 #include "sa/status.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,7 +18,12 @@ SA_NODISCARD enum sa_status sa_threadpool_init(int n_threads, struct sa_threadpo
 void sa_threadpool_free(struct sa_threadpool *tp);
 int sa_threadpool_n_threads(const struct sa_threadpool *tp);
 /* Runs fn(ctx, ith, nth) for ith = 0..nth-1 (ith 0 on the calling thread) and returns when
- * all have finished. tp may be NULL: runs fn(ctx, 0, 1). */
+ * all have finished. tp may be NULL: runs fn(ctx, 0, 1). One run at a time per pool (concurrent
+ * callers are serialized); fn must not call sa_threadpool_run on the same pool.
+ * A share may run on any thread: the caller runs the shares that no worker has started when
+ * it finishes its own (a worker still waking, or descheduled by a busy process), so shares of
+ * one run may also run one after another: fn must not wait for another share (no barrier
+ * inside fn; split such work into two runs) nor rely on thread-local state per ith. */
 typedef void (*sa_task_fn)(void *ctx, int ith, int nth);
 void sa_threadpool_run(struct sa_threadpool *tp, sa_task_fn fn, void *ctx);
 
@@ -33,5 +39,20 @@ void sa_matmul(struct sa_threadpool *tp, enum sa_dtype wtype, const void *W, int
                const float *X, int64_t T, float *Y, void *scratch);
 /* Plain-C reference: dequantizes rows of W and does f32 dot products (slow, exact-ish). */
 void sa_matmul_ref(enum sa_dtype wtype, const void *W, int64_t n_in, int64_t n_out, const float *X, int64_t T, float *Y);
+
+/* ---- kernel paths ----
+ * sa_matmul uses the best path this CPU has, chosen once; $SALIGN_CPU=ref|avx2|avx512
+ * forces one (a path the CPU lacks is refused with a warning). Each fast path computes the
+ * same integer sums as `ref` (docs/internals/cpu_backend.md). */
+enum sa_cpu_path { SA_CPU_PATH_REF = 0, SA_CPU_PATH_AVX2 = 1, SA_CPU_PATH_AVX512 = 2, SA_CPU_PATH_COUNT };
+enum sa_cpu_path sa_cpu_path_active(void);
+bool sa_cpu_path_available(enum sa_cpu_path p);
+const char *sa_cpu_path_name(enum sa_cpu_path p); /* "ref", "avx2", "avx512" */
+/* The kernel sa_matmul runs for wtype on `path` ("q4_0.avx2", "dequant.f32" for the
+ * dequantizing fallback), or NULL when the type is not supported. Static string. */
+const char *sa_matmul_kernel_name(enum sa_cpu_path path, enum sa_dtype wtype);
+/* sa_matmul on a given path (which must be available): tests and benchmarks. */
+void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dtype wtype, const void *W, int64_t n_in,
+                    int64_t n_out, const float *X, int64_t T, float *Y, void *scratch);
 
 #endif

@@ -1,0 +1,108 @@
+/* kernels_impl.h: private to the CPU backend: the 8-bit activation blocks, the per-type dot
+ * kernel tables that each instruction-set file fills (kernels_ref.c, arch/x86/), activation
+ * quantization (quant_act.c) and an inline half-float conversion. See
+ * docs/internals/cpu_backend.md for the invariants. */
+#ifndef SA_CPU_KERNELS_IMPL_H
+#define SA_CPU_KERNELS_IMPL_H
+
+#include "backend/cpu/cpu_impl.h"
+#include "formats/quant_blocks_impl.h"
+
+#include <string.h>
+
+/* Activations for the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0):
+ * q = round(x / d), d = amax / 127 (so |q| <= 127, never -128), s = d * sum(q).
+ * s lets the kernels use unsigned weight nibbles and fold the -8/-16 offsets of the _0
+ * types and the mins of the _1 types into one multiply per block (ggml's Q8_1 trick).
+ * d and s are f32 (not f16 as in ggml's Q8_0/Q8_1): one less rounding. 40 bytes. */
+typedef struct {
+    float d, s;
+    int8_t qs[32];
+} sa_block_q8a;
+
+/* What X is turned into for a weight type (fixed per type, the same on every path). */
+enum sa_act_kind {
+    SA_ACT_F32, /* X as is (F32, F16, BF16 and the dequantizing fallback) */
+    SA_ACT_Q8A, /* sa_block_q8a per 32 elements */
+    SA_ACT_Q8K, /* sa_block_q8_K per 256 elements (K-quants) */
+};
+
+/* out[j] = dot(weight row `w` of n elements, activation row j at (char *)x + j * x_stride)
+ * for j < nx, 1 <= nx <= SA_DOT_MAX_X. One weight row is unpacked once for nx activation
+ * rows (the 1 x 4 micro-kernel of prefill). x is in the type's activation kind. */
+#define SA_DOT_MAX_X 4
+typedef void (*sa_dot_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
+
+struct sa_cpu_kernel {
+    sa_dot_fn dot;    /* NULL: no direct kernel (dequantizing fallback) */
+    const char *name; /* e.g. "q4_0.q8a.avx2" (tests, bench) */
+};
+struct sa_cpu_kernels {
+    struct sa_cpu_kernel k[SA_DTYPE_COUNT]; /* indexed by enum sa_dtype */
+};
+
+/* Each fills the entries it implements and leaves the others as they are, so a path's
+ * table starts as a copy of the one below it (ref < avx2 < avx512). */
+void sa_cpu_kernels_ref(struct sa_cpu_kernels *k);
+void sa_cpu_kernels_avx2(struct sa_cpu_kernels *k);
+void sa_cpu_kernels_avx512(struct sa_cpu_kernels *k);
+
+/* ---- activation quantization (quant_act.c) ---- */
+enum sa_act_kind sa_cpu_act_kind(enum sa_dtype wtype);
+/* Bytes of one activation row of n elements (n a multiple of the kind's block). */
+size_t sa_cpu_act_row_bytes(enum sa_act_kind kind, int64_t n);
+void sa_quantize_row_q8a(const float *x, sa_block_q8a *y, int64_t n); /* n % 32 == 0 */
+void sa_quantize_row_q8k(const float *x, sa_block_q8_K *y, int64_t n); /* n % 256 == 0 */
+
+/* Elements per block and bytes per block of the weight types the kernels know (0, 0 for
+ * others); independent of src/formats so that the backend can be tested on its own. */
+void sa_cpu_type_layout(enum sa_dtype t, int64_t *block, size_t *bytes);
+
+/* IEEE half to float (exact; subnormals, inf, NaN). The x86 files use F16C instead. */
+static inline float sa_cpu_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu, bits;
+    float f;
+    if (em >= 0x7c00u) {
+        bits = sign | 0x7f800000u | ((em & 0x3ffu) << 13);
+    } else if (em >= 0x0400u) {
+        bits = sign | ((em << 13) + ((uint32_t)(127 - 15) << 23));
+    } else {
+        f = (float)em * 5.9604644775390625e-8f; /* subnormal: em * 2^-24 */
+        return sign ? -f : f;
+    }
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float sa_cpu_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* The 6-bit scale and min j (0..7) of a Q4_K/Q5_K super-block (ref: ggml-quants.c
+ * get_scale_min_k4): the first four in the low 6 bits of bytes 0..3 (scales) and 4..7
+ * (mins); the last four split between the nibbles of bytes 8..11 and the top 2 bits of
+ * bytes 0..7. */
+static inline void sa_cpu_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* The 16 6-bit scales of a Q3_K super-block, minus 32 (ref: dequantize_row_q3_K): low
+ * nibbles from bytes 0..7 (scales 0..7 low / 8..15 high nibble), top 2 bits from bytes 8..11. */
+static inline void sa_cpu_q3k_scales(const uint8_t *s, int8_t out[16]) {
+    for (int j = 0; j < 16; j++) {
+        int lo = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+        int hi = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+        out[j] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+#endif

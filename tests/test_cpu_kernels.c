@@ -1,0 +1,298 @@
+/* test_cpu_kernels.c: the CPU matrix products (src/backend/cpu) for every weight type and
+ * every kernel path this CPU has (ref, avx2, avx512), T in {1,2,3,5,8,17,64}, 1-3 threads,
+ * shapes that are not multiples of the tiles. Each result is compared with
+ *  (a) sa_matmul_ref (f32 dequantization, double sums) within a bound derived from the 8-bit
+ *      activation quantization: |x - d q| <= d/2 = amax_b/254 per element of block b, so
+ *      |y - y_ref| <= sum_b (amax_b / 254) * sum_{i in b} |w_i|, plus float rounding;
+ *  (b) the `ref` path (the same integer algorithm in plain C): only the order of the float
+ *      additions differs, so within 1e-6 of N = 2 sum_b max_b|w| * sum_b |x| (>= every term);
+ *  (c) itself with other thread counts: bitwise equal (each output is one kernel call). */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include "backend/cpu/cpu_impl.h"
+#include "backend/cpu/kernels_impl.h"
+#include "core/core_impl.h"
+#include "formats/quant_blocks_impl.h"
+#include "sa/dtype.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd_u32(void) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float rnd_unit(void) { return (float)(rnd_u32() & 0xFFFFFF) / 8388608.0f - 1.0f; } /* [-1, 1) */
+
+static const enum sa_dtype all_types[] = {
+    SA_DTYPE_F32,  SA_DTYPE_F16,  SA_DTYPE_BF16, SA_DTYPE_Q8_0, SA_DTYPE_Q4_0, SA_DTYPE_Q4_1, SA_DTYPE_Q5_0, SA_DTYPE_Q5_1,
+    SA_DTYPE_Q2_K, SA_DTYPE_Q3_K, SA_DTYPE_Q4_K, SA_DTYPE_Q5_K, SA_DTYPE_Q6_K, SA_DTYPE_Q8_1, SA_DTYPE_Q8_K,
+};
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = sa_f32_to_f16(v);
+    memcpy(p, &h, 2);
+}
+
+/* n_out rows of n_in random weights of type t: sa_quantize of random floats where it is
+ * supported, else random bytes with sane f16 scales (every bit pattern of the quants and
+ * of the K-quant sub-block scales is a valid block). */
+static void *make_weights(enum sa_dtype t, int64_t n_in, int64_t n_out, size_t *row_bytes_out) {
+    uint64_t rb = 0;
+    CHECK(sa_dtype_row_bytes(t, (uint64_t)n_in, &rb));
+    *row_bytes_out = (size_t)rb;
+    uint8_t *w = malloc((size_t)rb * (size_t)n_out);
+    float *tmp = malloc((size_t)n_in * sizeof(float));
+    size_t bs = sa_dtype_block_size(t), ts = sa_dtype_type_size(t);
+    for (int64_t r = 0; r < n_out; r++) {
+        uint8_t *row = w + (size_t)r * rb;
+        if (t == SA_DTYPE_F32 || t == SA_DTYPE_F16 || t == SA_DTYPE_BF16 || t == SA_DTYPE_Q8_0) {
+            for (int64_t i = 0; i < n_in; i++) tmp[i] = 0.1f * rnd_unit();
+            CHECK_OK(sa_quantize(t, tmp, row, n_in));
+            continue;
+        }
+        for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd_u32();
+        for (int64_t b = 0; b < n_in / (int64_t)bs; b++) {
+            uint8_t *blk = row + (size_t)b * ts;
+            float d = 0.002f + 0.01f * (rnd_unit() + 1.0f), m = 0.02f * rnd_unit();
+            switch (t) {
+            case SA_DTYPE_Q4_0: put_f16(blk + offsetof(sa_block_q4_0, d), d); break;
+            case SA_DTYPE_Q5_0: put_f16(blk + offsetof(sa_block_q5_0, d), d); break;
+            case SA_DTYPE_Q4_1: put_f16(blk + offsetof(sa_block_q4_1, d), d), put_f16(blk + offsetof(sa_block_q4_1, m), m); break;
+            case SA_DTYPE_Q5_1: put_f16(blk + offsetof(sa_block_q5_1, d), d), put_f16(blk + offsetof(sa_block_q5_1, m), m); break;
+            case SA_DTYPE_Q8_1: put_f16(blk + offsetof(sa_block_q8_1, d), d * 0.1f), put_f16(blk + offsetof(sa_block_q8_1, s), m); break;
+            case SA_DTYPE_Q2_K: put_f16(blk + offsetof(sa_block_q2_K, d), d), put_f16(blk + offsetof(sa_block_q2_K, dmin), d * 0.5f); break;
+            case SA_DTYPE_Q3_K: put_f16(blk + offsetof(sa_block_q3_K, d), d * 0.2f); break;
+            case SA_DTYPE_Q4_K: put_f16(blk + offsetof(sa_block_q4_K, d), d * 0.1f), put_f16(blk + offsetof(sa_block_q4_K, dmin), d * 0.1f); break;
+            case SA_DTYPE_Q5_K: put_f16(blk + offsetof(sa_block_q5_K, d), d * 0.05f), put_f16(blk + offsetof(sa_block_q5_K, dmin), d * 0.1f); break;
+            case SA_DTYPE_Q6_K: put_f16(blk + offsetof(sa_block_q6_K, d), d * 0.05f); break;
+            case SA_DTYPE_Q8_K: {
+                float fd = d * 0.1f;
+                memcpy(blk + offsetof(sa_block_q8_K, d), &fd, 4);
+                break;
+            }
+            default: CHECK_MSG(0, "no generator for type %d", (int)t);
+            }
+        }
+    }
+    free(tmp);
+    return w;
+}
+
+/* (T, n_in) activations in [-1, 1] with per-row scales over 4 decades and a few outliers,
+ * so that blocks with very different amax occur. */
+static float *make_x(int64_t T, int64_t n_in) {
+    float *x = malloc((size_t)(T * n_in) * sizeof(float));
+    for (int64_t t = 0; t < T; t++) {
+        float scale = (float)(t % 4 == 0 ? 1.0 : t % 4 == 1 ? 0.01 : t % 4 == 2 ? 10.0 : 0.3);
+        for (int64_t i = 0; i < n_in; i++) x[t * n_in + i] = scale * rnd_unit();
+        for (int k = 0; k < 3; k++) x[t * n_in + (int64_t)(rnd_u32() % (uint32_t)n_in)] = 8.0f * scale * rnd_unit();
+    }
+    return x;
+}
+
+static int n_compared, n_bad;
+/* per type: max of |y - y_ref| / tol_ref and of |y - y_refpath| / N (reported) */
+static double worst_ref, worst_path;
+
+/* One (type, shape, T) case on every available path and thread count. */
+static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, struct sa_threadpool **pools) {
+    size_t rb;
+    void *W = make_weights(t, n_in, n_out, &rb);
+    float *X = make_x(T, n_in);
+    size_t ny = (size_t)(T * n_out);
+    float *Yref = malloc(ny * sizeof(float)), *Ypath0 = malloc(ny * sizeof(float)), *Yth0 = malloc(ny * sizeof(float));
+    float *Y = malloc((ny + 16) * sizeof(float));
+    double *qbound = calloc(ny, sizeof(double)), *N = calloc(ny, sizeof(double));
+    sa_matmul_ref(t, W, n_in, n_out, X, T, Yref);
+
+    /* the bounds: blocks of the activation kind (32 or 256; 32 for the f32 kinds, whose
+     * quantization bound is 0) */
+    enum sa_act_kind kind = sa_cpu_act_kind(t);
+    int64_t blk = kind == SA_ACT_Q8K ? 256 : 32;
+    float *wrow = malloc((size_t)n_in * sizeof(float));
+    for (int64_t r = 0; r < n_out; r++) {
+        CHECK_OK(sa_dequantize(t, (const uint8_t *)W + (size_t)r * rb, wrow, n_in));
+        for (int64_t tt = 0; tt < T; tt++) {
+            const float *x = X + tt * n_in;
+            double qb = 0, nn = 0;
+            for (int64_t b = 0; b < n_in; b += blk) {
+                double amax = 0, wabs = 0, wmax = 0, xabs = 0;
+                for (int64_t i = b; i < SA_MIN(b + blk, n_in); i++) {
+                    amax = fmax(amax, fabs(x[i]));
+                    wabs += fabs(wrow[i]);
+                    wmax = fmax(wmax, fabs(wrow[i]));
+                    xabs += fabs(x[i]);
+                }
+                qb += amax / 254.0 * wabs;
+                nn += 2.0 * wmax * xabs;
+            }
+            qbound[tt * n_out + r] = kind == SA_ACT_F32 ? 0.0 : qb;
+            N[tt * n_out + r] = nn;
+        }
+    }
+    free(wrow);
+
+    size_t sb = sa_matmul_scratch_bytes(t, n_in, T);
+    uint8_t *scratch = malloc(sb + 64);
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        for (int th = 0; th < 3; th++) {
+            memset(scratch, 0xA5, sb + 64);
+            for (size_t i = 0; i < ny + 16; i++) Y[i] = -12345.0f;
+            sa_matmul_path((enum sa_cpu_path)p, pools[th], t, W, n_in, n_out, X, T, Y, sb ? scratch : NULL);
+            bool guard_ok = true;
+            for (size_t i = 0; i < 64; i++) guard_ok &= scratch[sb + i] == 0xA5;
+            for (size_t i = ny; i < ny + 16; i++) guard_ok &= Y[i] == -12345.0f;
+            CHECK_MSG(guard_ok, "%s %s: wrote past Y or scratch", sa_dtype_name(t), sa_cpu_path_name((enum sa_cpu_path)p));
+            int bad = 0;
+            for (size_t i = 0; i < ny; i++) {
+                double e_ref = fabs((double)Y[i] - Yref[i]), tol_ref = qbound[i] * 1.0001 + 2e-5 * N[i] + 1e-30;
+                bool ok = e_ref <= tol_ref;
+                worst_ref = fmax(worst_ref, e_ref / tol_ref);
+                if (p == SA_CPU_PATH_REF && th == 0) Ypath0[i] = Y[i];
+                else if (th == 0) {
+                    double e_path = fabs((double)Y[i] - Ypath0[i]);
+                    ok &= e_path <= 1e-6 * N[i] + 1e-30;
+                    worst_path = fmax(worst_path, e_path / (N[i] + 1e-30));
+                }
+                n_compared++;
+                if (!ok && bad++ < 3) {
+                    harness_fail(__FILE__, __LINE__, "%s %s n_in=%lld n_out=%lld T=%lld threads=%d: y[%zu]=%.9g ref=%.9g refpath=%.9g (tol %.3g, N %.3g)",
+                                 sa_dtype_name(t), sa_matmul_kernel_name((enum sa_cpu_path)p, t), (long long)n_in,
+                                 (long long)n_out, (long long)T, th + 1, i, Y[i], Yref[i], Ypath0[i], tol_ref, N[i]);
+                }
+            }
+            n_bad += bad;
+            /* (c): same bits for any number of threads */
+            if (th == 0) memcpy(Yth0, Y, ny * sizeof(float));
+            else CHECK_MSG(!memcmp(Yth0, Y, ny * sizeof(float)), "%s %s T=%lld: %d threads differ from 1",
+                           sa_dtype_name(t), sa_cpu_path_name((enum sa_cpu_path)p), (long long)T, th + 1);
+        }
+    }
+    free(scratch);
+    free(qbound), free(N), free(Y), free(Yth0), free(Ypath0), free(Yref), free(X), free(W);
+}
+
+static struct sa_threadpool *pools[3];
+
+static void test_all_types_paths(void) {
+    static const int64_t Ts[] = {1, 2, 3, 5, 8, 17, 64};
+    for (size_t k = 0; k < SA_ARRAY_LEN(all_types); k++) {
+        enum sa_dtype t = all_types[k];
+        CHECK_MSG(sa_matmul_supported(t), "%s not supported", sa_dtype_name(t));
+        bool kq = sa_dtype_block_size(t) == 256;
+        int64_t n_in_small = kq ? 768 : 608; /* 3 super-blocks / 19 blocks; not a multiple of 16 floats either */
+        if (t == SA_DTYPE_F32 || t == SA_DTYPE_F16 || t == SA_DTYPE_BF16) n_in_small = 613; /* odd: scalar tails */
+        for (size_t i = 0; i < SA_ARRAY_LEN(Ts); i++) check_case(t, n_in_small, 33, Ts[i], pools);
+        /* a larger shape (n_out odd, several chunks per thread) */
+        int64_t n_in_big = kq ? 1536 : 1568;
+        check_case(t, n_in_big, 577, 1, pools);
+        check_case(t, n_in_big, 577, 6, pools);
+        printf("    %-5s %-22s max |y-ref|/tol %.3f, max |y-refpath|/N %.2g\n", sa_dtype_name(t),
+               sa_matmul_kernel_name(sa_cpu_path_active(), t), worst_ref, worst_path);
+        worst_ref = worst_path = 0;
+    }
+    printf("    %d outputs compared, %d out of tolerance\n", n_compared, n_bad);
+}
+
+/* Degenerate inputs: zero activations (d = 0 blocks) and a single output row. */
+static void test_edge_cases(void) {
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        for (size_t k = 0; k < SA_ARRAY_LEN(all_types); k++) {
+            enum sa_dtype t = all_types[k];
+            size_t rb;
+            int64_t n_in = (int64_t)sa_dtype_block_size(t) * 8 < 256 ? 256 : (int64_t)sa_dtype_block_size(t) * 2;
+            void *W = make_weights(t, n_in, 1, &rb);
+            float *X = calloc((size_t)(3 * n_in), sizeof(float)), Y[3] = {1, 1, 1};
+            void *scratch = malloc(sa_matmul_scratch_bytes(t, n_in, 3) + 1);
+            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 1, X, 3, Y, scratch);
+            CHECK_MSG(Y[0] == 0.0f && Y[1] == 0.0f && Y[2] == 0.0f, "%s %s: zero x gives %g", sa_dtype_name(t),
+                      sa_cpu_path_name((enum sa_cpu_path)p), Y[0]);
+            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 0, X, 3, Y, scratch); /* no rows: no-op */
+            free(scratch), free(X), free(W);
+        }
+    }
+}
+
+/* The kernels must be the ones advertised: every path this CPU has runs a direct kernel for
+ * the types the models use (no silent dequantizing fallback). */
+static void test_kernel_selection(void) {
+    static const enum sa_dtype direct[] = {SA_DTYPE_F32, SA_DTYPE_F16, SA_DTYPE_BF16, SA_DTYPE_Q8_0, SA_DTYPE_Q4_0,
+                                           SA_DTYPE_Q4_1, SA_DTYPE_Q5_0, SA_DTYPE_Q4_K, SA_DTYPE_Q6_K};
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        for (size_t k = 0; k < SA_ARRAY_LEN(direct); k++) {
+            const char *name = sa_matmul_kernel_name((enum sa_cpu_path)p, direct[k]);
+            CHECK_MSG(name && strcmp(name, "dequant.f32"), "%s on %s: %s", sa_dtype_name(direct[k]),
+                      sa_cpu_path_name((enum sa_cpu_path)p), name ? name : "(null)");
+            if (p != SA_CPU_PATH_REF) CHECK_MSG(name && !strstr(name, ".ref"), "%s: %s", sa_cpu_path_name((enum sa_cpu_path)p), name);
+        }
+    }
+    CHECK(!sa_matmul_supported(SA_DTYPE_I32));
+    CHECK(!sa_matmul_supported((enum sa_dtype)39));
+    CHECK(sa_cpu_path_available(SA_CPU_PATH_REF));
+    CHECK(sa_cpu_path_available(sa_cpu_path_active()));
+    printf("    active path: %s; avx2 %s, avx512 %s\n", sa_cpu_path_name(sa_cpu_path_active()),
+           sa_cpu_path_available(SA_CPU_PATH_AVX2) ? "yes" : "no", sa_cpu_path_available(SA_CPU_PATH_AVX512) ? "yes" : "no");
+}
+
+/* Activation quantization: |x - d q| <= d / 2, bsums, and s = d * sum(q). */
+static void test_act_quant(void) {
+    float x[512];
+    for (int i = 0; i < 512; i++) x[i] = rnd_unit() * (i < 256 ? 3.0f : 0.001f);
+    x[7] = 0.0f, x[300] = -5.0f;
+    sa_block_q8a a[16];
+    sa_quantize_row_q8a(x, a, 512);
+    for (int b = 0; b < 16; b++) {
+        int sum = 0;
+        for (int i = 0; i < 32; i++) {
+            CHECK(a[b].qs[i] >= -127 && a[b].qs[i] <= 127);
+            CHECK(fabsf(x[32 * b + i] - a[b].d * a[b].qs[i]) <= a[b].d * 0.5f * 1.0001f);
+            sum += a[b].qs[i];
+        }
+        CHECK(a[b].s == a[b].d * (float)sum);
+    }
+    sa_block_q8_K k[2];
+    sa_quantize_row_q8k(x, k, 512);
+    for (int b = 0; b < 2; b++)
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) {
+                s += k[b].qs[16 * g + i];
+                CHECK(fabsf(x[256 * b + 16 * g + i] - k[b].d * k[b].qs[16 * g + i]) <= k[b].d * 0.5f * 1.0001f);
+            }
+            CHECK_EQ_INT(k[b].bsums[g], s);
+        }
+    float z[32] = {0};
+    sa_quantize_row_q8a(z, a, 32);
+    CHECK(a[0].d == 0.0f && a[0].s == 0.0f);
+}
+
+/* $SALIGN_CPU=ref forces the reference path (read once, so in a fresh child process). */
+static void test_env_override(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("SALIGN_CPU", "ref", 1);
+        _exit(sa_cpu_path_active() == SA_CPU_PATH_REF ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+int main(void) {
+    RUN(test_env_override); /* first: before this process reads $SALIGN_CPU */
+    for (int i = 0; i < 3; i++) CHECK_OK(sa_threadpool_init(i + 1, &pools[i]));
+    RUN(test_kernel_selection);
+    RUN(test_act_quant);
+    RUN(test_edge_cases);
+    RUN(test_all_types_paths);
+    for (int i = 0; i < 3; i++) sa_threadpool_free(pools[i]);
+    return harness_summary();
+}
