@@ -145,6 +145,16 @@ SA_NODISCARD enum sa_status sa_bpe_encode_chars(const struct sa_tokenizer *t, co
 uint32_t sa_bpe_byte_to_cp(uint8_t b);
 int sa_bpe_cp_to_byte(uint32_t cp);
 
+/* tokenizer.c, for the loaders (tokenizer.c: GGUF, tokenizer_hf.c: tokenizer.json): */
+/* A tokenizer of n_vocab empty NORMAL-less tokens (attr 0), ids -1. */
+SA_NODISCARD enum sa_status sa_tok_alloc(int32_t n_vocab, struct sa_tokenizer **out);
+/* Copies the token strings (n_vocab pointers and lengths) into one block. */
+SA_NODISCARD enum sa_status sa_tok_set_strings(struct sa_tokenizer *t, const char *const *ptr, const uint32_t *len);
+/* Sizes the merge map for n merges. */
+SA_NODISCARD enum sa_status sa_tok_merges_init(struct sa_tokenizer *t, uint64_t n);
+/* Builds the lookup structures once texts, attributes, kind and ids are set: vocabulary
+ * hash, byte ids, special-token trie, EOT and the end-of-generation set. */
+SA_NODISCARD enum sa_status sa_tok_finish(struct sa_tokenizer *t);
 /* tokenizer.c: adds a merge (a duplicate pair keeps its first rank). */
 SA_NODISCARD enum sa_status sa_tok_add_merge(struct sa_tokenizer *t, int32_t left, int32_t right, int32_t rank,
                                              int32_t merged);
