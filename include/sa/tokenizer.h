@@ -38,6 +38,9 @@ SA_NODISCARD enum sa_status sa_tokenizer_load_gguf(const struct sa_gguf *g, stru
  * tokenizer_config.json, read for add_bos_token/add_eos_token and bos/eos names. */
 SA_NODISCARD enum sa_status sa_tokenizer_load_hf(const char *tokenizer_json, const char *tokenizer_config_json,
                                                   struct sa_tokenizer **out);
+/* The same from memory (tests, fuzzing): `config_json` may be NULL. */
+SA_NODISCARD enum sa_status sa_tokenizer_load_hf_memory(const char *json, size_t json_len, const char *config_json,
+                                                         size_t config_len, struct sa_tokenizer **out);
 void sa_tokenizer_free(struct sa_tokenizer *t);
 
 enum sa_tokenizer_kind sa_tokenizer_kind(const struct sa_tokenizer *t);

@@ -127,6 +127,7 @@ struct sa_tokenizer {
     uint32_t trie_mask;
     int32_t *trie_token; /* (n_trie_nodes) token ending at a node, or -1 */
     uint32_t n_trie_nodes;
+    bool special_first[256]; /* some special token starts with this byte */
 };
 
 /* bpe.c: builds the pipeline for a llama.cpp pre-tokenizer name ("smollm", "llama-bpe",

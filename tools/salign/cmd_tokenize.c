@@ -1,8 +1,187 @@
-/* cmd_tokenize.c: `salign tokenize` (being written). */
+/* cmd_tokenize.c: `salign tokenize MODEL [TEXT]`: the token ids and pieces of a text
+ * (TEXT or stdin), with a GGUF file, a folder with tokenizer.json, or a cached model name. */
+#define _GNU_SOURCE
 #include "cli.h"
+#include "sa/sa.h"
+
+#include <dirent.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: salign tokenize [OPTIONS] MODEL [TEXT]\n\n"
+               "Prints the tokens of TEXT (or of standard input) as 'id<TAB>piece' lines.\n"
+               "MODEL: a .gguf file, a folder holding tokenizer.json (and tokenizer_config.json),\n"
+               "or a model name in the cache ($SALIGN_MODELS, default ~/.cache/salign).\n\n"
+               "Options:\n"
+               "  --ids            print only the ids, one line, separated by spaces\n"
+               "  --json           print a JSON object {\"ids\": [...], \"pieces\": [...]}\n"
+               "  --no-special     do not add BOS/EOS even if the model asks for them\n"
+               "  --parse-special  recognise control tokens such as <|im_start|> written in the text\n"
+               "  -h, --help       show this help\n");
+}
+
+/* Prints bytes with C-style escapes for control characters, backslash and invalid UTF-8. */
+static void print_escaped(FILE *f, const char *s, size_t n, bool json) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\') fputs("\\\\", f);
+        else if (c == '"' && json) fputs("\\\"", f);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c == '\r') fputs("\\r", f);
+        else if (c < 0x20 || c == 0x7f) fprintf(f, json ? "\\u%04x" : "\\x%02x", c);
+        else if (c >= 0x80) {
+            /* whole valid UTF-8 characters as they are, stray bytes escaped */
+            int l = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+            bool ok = l > 0 && i + (size_t)l <= n;
+            for (int k = 1; ok && k < l; k++) ok = ((unsigned char)s[i + (size_t)k] & 0xC0) == 0x80;
+            if (ok) {
+                fwrite(s + i, 1, (size_t)l, f);
+                i += (size_t)l - 1;
+            } else {
+                fprintf(f, json ? "\\ufffd" : "\\x%02x", c);
+            }
+        } else {
+            fputc(c, f);
+        }
+    }
+}
+
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n, stdin)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+            cap *= 2;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+/* Loads the tokenizer of a GGUF file or of a folder with tokenizer.json / one .gguf. */
+static int load(const char *ref, struct sa_tokenizer **t, struct sa_gguf **g) {
+    char *path = NULL;
+    if (sa_hub_resolve(ref, NULL, &path)) return cli_fail(ref);
+    struct stat st;
+    int rc = CLI_OK;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char js[4096], cfg[4096];
+        snprintf(js, sizeof js, "%s/tokenizer.json", path);
+        snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", path);
+        if (stat(js, &st) == 0) {
+            if (sa_tokenizer_load_hf(js, stat(cfg, &st) == 0 ? cfg : NULL, t)) rc = cli_fail(js);
+        } else {
+            DIR *d = opendir(path);
+            char *gguf = NULL;
+            struct dirent *e;
+            while (d && (e = readdir(d))) {
+                size_t l = strlen(e->d_name);
+                if (l > 5 && !strcmp(e->d_name + l - 5, ".gguf") && !gguf && asprintf(&gguf, "%s/%s", path, e->d_name) < 0)
+                    gguf = NULL;
+            }
+            if (d) closedir(d);
+            if (!gguf) {
+                fprintf(stderr, "salign: %s: no tokenizer.json or .gguf file in this folder\n", path);
+                rc = CLI_FAIL;
+            } else {
+                free(path);
+                path = gguf;
+            }
+        }
+    }
+    if (rc == CLI_OK && !*t) {
+        if (sa_gguf_open(path, g)) rc = cli_fail(path);
+        else if (sa_tokenizer_load_gguf(*g, t)) rc = cli_fail(path);
+    }
+    free(path);
+    return rc;
+}
 
 int cmd_tokenize(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_usage_error("tokenize", "not available yet");
+    enum { OPT_IDS = 256, OPT_JSON, OPT_NO_SPECIAL, OPT_PARSE_SPECIAL };
+    static const struct option opts[] = {
+        {"ids", no_argument, NULL, OPT_IDS},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"no-special", no_argument, NULL, OPT_NO_SPECIAL},
+        {"parse-special", no_argument, NULL, OPT_PARSE_SPECIAL},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool ids_only = false, json = false;
+    struct sa_tokenize_opts to = {.add_special = true, .parse_special = false};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_IDS: ids_only = true; break;
+        case OPT_JSON: json = true; break;
+        case OPT_NO_SPECIAL: to.add_special = false; break;
+        case OPT_PARSE_SPECIAL: to.parse_special = true; break;
+        case 'h': usage(stdout); return CLI_OK;
+        default: return cli_usage_error("tokenize", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (ids_only && json) return cli_usage_error("tokenize", "--ids and --json exclude each other");
+    if (optind >= argc) return cli_usage_error("tokenize", "missing MODEL");
+    if (argc - optind > 2) return cli_usage_error("tokenize", "too many arguments (quote the TEXT)");
+    const char *model = argv[optind];
+
+    char *text = NULL;
+    size_t len = 0;
+    if (optind + 1 < argc) {
+        text = strdup(argv[optind + 1]);
+        len = text ? strlen(text) : 0;
+    } else {
+        text = read_stdin(&len);
+    }
+    if (!text) {
+        fprintf(stderr, "salign: tokenize: cannot read the text\n");
+        return CLI_FAIL;
+    }
+    struct sa_tokenizer *t = NULL;
+    struct sa_gguf *g = NULL;
+    int rc = load(model, &t, &g);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (rc == CLI_OK && sa_tokenize(t, text, len, to, &ids, &n)) rc = cli_fail("tokenize");
+    if (rc == CLI_OK) {
+        if (json) fputs("{\"ids\": [", stdout);
+        for (size_t i = 0; ids_only || json ? i < n : false; i++) printf(i ? (json ? ", %d" : " %d") : "%d", ids[i]);
+        if (ids_only) putchar('\n');
+        if (json) fputs("], \"pieces\": [", stdout);
+        char buf[1024];
+        for (size_t i = 0; !ids_only && i < n; i++) {
+            size_t pl = sa_token_to_piece(t, ids[i], true, buf, sizeof buf);
+            if (pl > sizeof buf) pl = 0;
+            if (json) {
+                fputs(i ? ", \"" : "\"", stdout);
+                print_escaped(stdout, buf, pl, true);
+                putchar('"');
+            } else {
+                printf("%d\t", ids[i]);
+                print_escaped(stdout, buf, pl, false);
+                putchar('\n');
+            }
+        }
+        if (json) fputs("]}\n", stdout);
+    }
+    free(ids);
+    free(text);
+    sa_tokenizer_free(t);
+    sa_gguf_free(g);
+    return rc;
 }
