@@ -53,7 +53,8 @@ size_t sa_dtype_type_size(enum sa_dtype t);
 bool sa_dtype_row_bytes(enum sa_dtype t, uint64_t n, uint64_t *bytes);
 
 /* Dequantizes n elements (a multiple of the block size) from `src` into f32 `dst`.
- * Supports every type above except I8..I64/F64 (SA_STATUS_UNSUPPORTED). */
+ * Supports every type above except I8..I64/F64 (SA_STATUS_UNSUPPORTED). `src` need not be
+ * aligned. Bit-exact with ggml's dequantize_row_* and gguf-py. */
 SA_NODISCARD enum sa_status sa_dequantize(enum sa_dtype t, const void *src, float *dst, int64_t n);
 /* Quantizes n f32 values into type t: F32, F16, BF16, Q8_0 (round to nearest even for
  * F16/BF16; Q8_0 as GGML's reference quantize_row_q8_0_ref). Others: UNSUPPORTED. */
