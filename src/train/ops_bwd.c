@@ -1,0 +1,108 @@
+/* ops_bwd.c: backward passes of the training ops (ops_train_impl.h). Each accumulates (+=)
+ * into its gradient buffers; parameter gradients may be NULL (frozen). The linear layer's
+ * three products go through OpenBLAS, with a plain-C reference next to them. */
+#include "train/ops_train_impl.h"
+#include "core/core_impl.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+void sa_tr_embedding_bwd(float *dtable, const float *dout, const int32_t *tokens, int64_t N, int64_t C) {
+    for (int64_t i = 0; i < N; i++) {
+        float *row = dtable + (int64_t)tokens[i] * C;
+        const float *g = dout + i * C;
+        for (int64_t c = 0; c < C; c++) row[c] += g[c];
+    }
+}
+
+/* y_c = x_c r w'_c with r = (mean(x^2) + eps)^(-1/2):
+ *   dx_c = r w'_c dy_c - (r^3 / C) x_c sum_j w'_j dy_j x_j,   dw_c += dy_c x_c r */
+void sa_tr_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
+                       int64_t N, int64_t C, bool w_plus_one) {
+    for (int64_t i = 0; i < N; i++) {
+        const float *x = inp + i * C, *dy = dout + i * C;
+        float *dx = dinp + i * C;
+        float r = rstd[i];
+        double dot = 0.0;
+        for (int64_t c = 0; c < C; c++) {
+            float wc = w ? (w_plus_one ? 1.0f + w[c] : w[c]) : 1.0f;
+            dot += (double)(wc * dy[c]) * x[c];
+        }
+        float k = (float)(dot * r * r * r / (double)C);
+        for (int64_t c = 0; c < C; c++) {
+            float wc = w ? (w_plus_one ? 1.0f + w[c] : w[c]) : 1.0f;
+            dx[c] += r * wc * dy[c] - k * x[c];
+            if (dw) dw[c] += dy[c] * x[c] * r;
+        }
+    }
+}
+
+void sa_tr_linear_bwd(float *dinp, float *dW, float *dbias, const float *dout, const float *inp, const float *W,
+                      int64_t N, int64_t C, int64_t OC) {
+    /* dinp (N, C) += dout (N, OC) @ W (OC, C) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)N, (blasint)C, (blasint)OC, 1.0f, dout,
+                (blasint)OC, W, (blasint)C, 1.0f, dinp, (blasint)C);
+    /* dW (OC, C) += dout^T (OC, N) @ inp (N, C) */
+    if (dW)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)OC, (blasint)C, (blasint)N, 1.0f, dout,
+                    (blasint)OC, inp, (blasint)C, 1.0f, dW, (blasint)C);
+    if (dbias)
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t o = 0; o < OC; o++) dbias[o] += dout[i * OC + o];
+}
+
+void sa_tr_linear_bwd_ref(float *dinp, float *dW, float *dbias, const float *dout, const float *inp, const float *W,
+                          int64_t N, int64_t C, int64_t OC) {
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t c = 0; c < C; c++) {
+            double acc = 0.0;
+            for (int64_t o = 0; o < OC; o++) acc += (double)dout[i * OC + o] * W[o * C + c];
+            dinp[i * C + c] += (float)acc;
+        }
+    if (dW)
+        for (int64_t o = 0; o < OC; o++)
+            for (int64_t c = 0; c < C; c++) {
+                double acc = 0.0;
+                for (int64_t i = 0; i < N; i++) acc += (double)dout[i * OC + o] * inp[i * C + c];
+                dW[o * C + c] += (float)acc;
+            }
+    if (dbias)
+        for (int64_t o = 0; o < OC; o++) {
+            double acc = 0.0;
+            for (int64_t i = 0; i < N; i++) acc += dout[i * OC + o];
+            dbias[o] += (float)acc;
+        }
+}
+
+/* ---- gated activations ---- */
+
+void sa_tr_glu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n,
+                   enum sa_tr_glu kind) {
+    if (kind == SA_TR_GLU_SWIGLU) {
+        /* silu(x) = x s(x);  silu'(x) = s(x) (1 + x (1 - s(x))) */
+        for (int64_t i = 0; i < n; i++) {
+            float x = gate[i], s = 1.0f / (1.0f + expf(-x));
+            dgate[i] += dout[i] * up[i] * s * (1.0f + x * (1.0f - s));
+            dup[i] += dout[i] * x * s;
+        }
+    } else {
+        /* gelu(x) = x/2 (1 + tanh(u)), u = k (x + 0.044715 x^3):
+         * gelu'(x) = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 * 0.044715 x^2) */
+        const float k = 0.7978845608028654f;
+        for (int64_t i = 0; i < n; i++) {
+            float x = gate[i], t = tanhf(k * (x + 0.044715f * x * x * x));
+            float g = 0.5f * x * (1.0f + t);
+            float dg = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
+            dgate[i] += dout[i] * up[i] * dg;
+            dup[i] += dout[i] * g;
+        }
+    }
+}
+
+void sa_tr_residual_bwd(float *da, float *db, const float *dout, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
