@@ -62,7 +62,7 @@ FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 fuzz: $(FUZZ_BIN)
 # the parsers only: the engine's SIMD kernels are gcc-specific and not fuzzed
-FUZZ_LIB_SRC := $(filter-out src/backend/% src/model/%,$(LIB_SRC))
+FUZZ_LIB_SRC := $(filter-out src/backend/% src/model/% src/train/%,$(LIB_SRC))
 build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_SRC)
 	@mkdir -p build-fuzz
 	clang -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/include/cjson \
