@@ -275,6 +275,7 @@ def test_transformers_logits():
     """HF transformers on the safetensors vs llama.cpp on the original GGUF (Q4_1 matmuls with
     8-bit activations: close, not equal) and on the round-tripped f32 GGUF (equal weights)."""
     import torch
+    import hf_compat  # noqa: F401  (transformers 4.51 on Debian torch 1.13)
     import transformers
     from transformers import AutoModelForCausalLM
     hf = AutoModelForCausalLM.from_pretrained(smol_st(), torch_dtype=torch.float32)
