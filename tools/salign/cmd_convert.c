@@ -110,7 +110,11 @@ int cmd_convert(int argc, char **argv) {
     }
     p.log = log_line;
     p.log_user = &quiet;
-    if (sa_convert(in, out, &p)) return cli_fail("convert");
+    char *in_path = NULL; /* a known name resolves to its cached file */
+    if (sa_hub_resolve(in, NULL, &in_path)) return cli_fail(in);
+    enum sa_status st = sa_convert(in_path, out, &p);
+    free(in_path);
+    if (st) return cli_fail("convert");
     if (!quiet) fprintf(stderr, "salign convert: wrote %s (%s, %s)\n", out, to, sa_dtype_name(p.type));
     return CLI_OK;
 }
