@@ -93,8 +93,8 @@ int main(int argc, char **argv) {
     void *scratch = malloc((size_t)T_max * (size_t)n_in_max * 2); /* >= any activation kind */
     for (int64_t i = 0; i < T_max * n_in_max; i++) X[i] = (float)(rnd() % 2001) * 1e-3f - 1.0f;
     printf("path %s (machine shared with other jobs: indicative numbers)\n", sa_cpu_path_name(sa_cpu_path_active()));
-    printf("%-13s %-17s %-5s %-22s %10s %10s %10s %10s\n", "model", "shape (in x out)", "type", "kernel", "T=1 1th",
-           "T=1 2th", "T=512 1th", "T=512 2th");
+    printf("%-13s %-17s %-5s %-22s %-25s %9s %9s %9s %9s\n", "model", "shape (in x out)", "type", "kernel T=1",
+           "kernel T=512", "T=1 1th", "T=1 2th", "T=512 1th", "T=512 2th");
     for (int k = 0; k < n_types; k++) {
         enum sa_dtype t;
         if (!sa_dtype_from_name(names[k], &t) || !sa_matmul_supported(t)) {
@@ -111,16 +111,17 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_matmul: out of memory\n");
                 return 1;
             }
-            printf("%-13s %-17s %-5s %-22s", sh->model, sh->what, names[k], sa_matmul_kernel_name(sa_cpu_path_active(), t));
+            printf("%-13s %-17s %-5s %-22s %-25s", sh->model, sh->what, names[k], sa_matmul_kernel_name(sa_cpu_path_active(), t),
+                   sa_matmul_kernel_name_t(sa_cpu_path_active(), t, T_max));
             for (int ti = 0; ti < 2; ti++) {
                 int64_t T = ti == 0 ? 1 : T_max;
                 for (int th = 0; th < 2; th++) {
                     if (vocab && T > 1) { /* logits are only needed for the last position */
-                        printf(" %10s", "-");
+                        printf(" %9s", "-");
                         continue;
                     }
                     double sec = bench_one(pools[th], t, W, sh->n_in, sh->n_out, X, T, Y, scratch);
-                    printf(" %10.1f", 2.0 * (double)sh->n_in * (double)sh->n_out * (double)T / sec * 1e-9);
+                    printf(" %9.1f", 2.0 * (double)sh->n_in * (double)sh->n_out * (double)T / sec * 1e-9);
                 }
             }
             printf("   GFLOP/s\n");

@@ -6,7 +6,11 @@
  *      |y - y_ref| <= sum_b (amax_b / 254) * sum_{i in b} |w_i|, plus float rounding;
  *  (b) the `ref` path (the same integer algorithm in plain C): only the order of the float
  *      additions differs, so within 1e-6 of N = 2 sum_b max_b|w| * sum_b |x| (>= every term);
- *  (c) itself with other thread counts: bitwise equal (each output is one kernel call). */
+ *  (c) itself with other thread counts: bitwise equal (each output is one kernel call).
+ * The prefill GEMMs (T >= their min_T, 2 to 8, on paths that have them) are held to the same
+ * bounds, except the BF16 GEMM, which rounds the activations to bf16 (relative error
+ * <= 2^-8 per element): there |y - y_ref| <= 2^-8 sum_i |w_i x_i| is added to (a) and (b).
+ * n_in up to 2816 covers several slices of the GEMM panels (Y accumulated across slices). */
 #define _GNU_SOURCE
 #include "harness.h"
 
@@ -107,7 +111,7 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
     size_t ny = (size_t)(T * n_out);
     float *Yref = malloc(ny * sizeof(float)), *Ypath0 = malloc(ny * sizeof(float)), *Yth0 = malloc(ny * sizeof(float));
     float *Y = malloc((ny + 16) * sizeof(float));
-    double *qbound = calloc(ny, sizeof(double)), *N = calloc(ny, sizeof(double));
+    double *qbound = calloc(ny, sizeof(double)), *N = calloc(ny, sizeof(double)), *bbound = calloc(ny, sizeof(double));
     sa_matmul_ref(t, W, n_in, n_out, X, T, Yref);
 
     /* the bounds: blocks of the activation kind (32 or 256; 32 for the f32 kinds, whose
@@ -119,7 +123,9 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
         CHECK_OK(sa_dequantize(t, (const uint8_t *)W + (size_t)r * rb, wrow, n_in));
         for (int64_t tt = 0; tt < T; tt++) {
             const float *x = X + tt * n_in;
-            double qb = 0, nn = 0;
+            double qb = 0, nn = 0, wx = 0;
+            for (int64_t i = 0; i < n_in; i++) wx += fabs((double)wrow[i] * x[i]);
+            bbound[tt * n_out + r] = wx / 256.0;
             for (int64_t b = 0; b < n_in; b += blk) {
                 double amax = 0, wabs = 0, wmax = 0, xabs = 0;
                 for (int64_t i = b; i < SA_MIN(b + blk, n_in); i++) {
@@ -141,6 +147,8 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
     uint8_t *scratch = malloc(sb + 64);
     for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
         if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        const char *kname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, t, T);
+        bool bf16_act = sa_cpu_gemm_act_kind(t) == SA_ACT_BF16 && !strncmp(kname, "gemm_", 5);
         for (int th = 0; th < 3; th++) {
             memset(scratch, 0xA5, sb + 64);
             for (size_t i = 0; i < ny + 16; i++) Y[i] = -12345.0f;
@@ -151,19 +159,20 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
             CHECK_MSG(guard_ok, "%s %s: wrote past Y or scratch", sa_dtype_name(t), sa_cpu_path_name((enum sa_cpu_path)p));
             int bad = 0;
             for (size_t i = 0; i < ny; i++) {
-                double e_ref = fabs((double)Y[i] - Yref[i]), tol_ref = qbound[i] * 1.0001 + 2e-5 * N[i] + 1e-30;
+                double act_b = bf16_act ? bbound[i] : 0.0; /* bf16 activations: see the header */
+                double e_ref = fabs((double)Y[i] - Yref[i]), tol_ref = qbound[i] * 1.0001 + act_b + 2e-5 * N[i] + 1e-30;
                 bool ok = e_ref <= tol_ref;
                 worst_ref = fmax(worst_ref, e_ref / tol_ref);
                 if (p == SA_CPU_PATH_REF && th == 0) Ypath0[i] = Y[i];
                 else if (th == 0) {
                     double e_path = fabs((double)Y[i] - Ypath0[i]);
-                    ok &= e_path <= 1e-6 * N[i] + 1e-30;
+                    ok &= e_path <= act_b + 1e-6 * N[i] + 1e-30;
                     worst_path = fmax(worst_path, e_path / (N[i] + 1e-30));
                 }
                 n_compared++;
                 if (!ok && bad++ < 3) {
                     harness_fail(__FILE__, __LINE__, "%s %s n_in=%lld n_out=%lld T=%lld threads=%d: y[%zu]=%.9g ref=%.9g refpath=%.9g (tol %.3g, N %.3g)",
-                                 sa_dtype_name(t), sa_matmul_kernel_name((enum sa_cpu_path)p, t), (long long)n_in,
+                                 sa_dtype_name(t), kname, (long long)n_in,
                                  (long long)n_out, (long long)T, th + 1, i, Y[i], Yref[i], Ypath0[i], tol_ref, N[i]);
                 }
             }
@@ -175,13 +184,13 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
         }
     }
     free(scratch);
-    free(qbound), free(N), free(Y), free(Yth0), free(Ypath0), free(Yref), free(X), free(W);
+    free(qbound), free(N), free(bbound), free(Y), free(Yth0), free(Ypath0), free(Yref), free(X), free(W);
 }
 
 static struct sa_threadpool *pools[3];
 
 static void test_all_types_paths(void) {
-    static const int64_t Ts[] = {1, 2, 3, 5, 8, 17, 64};
+    static const int64_t Ts[] = {1, 2, 3, 4, 5, 8, 17, 64};
     for (size_t k = 0; k < SA_ARRAY_LEN(all_types); k++) {
         enum sa_dtype t = all_types[k];
         CHECK_MSG(sa_matmul_supported(t), "%s not supported", sa_dtype_name(t));
@@ -193,8 +202,11 @@ static void test_all_types_paths(void) {
         int64_t n_in_big = kq ? 1536 : 1568;
         check_case(t, n_in_big, 577, 1, pools);
         check_case(t, n_in_big, 577, 6, pools);
-        printf("    %-5s %-22s max |y-ref|/tol %.3f, max |y-refpath|/N %.2g\n", sa_dtype_name(t),
-               sa_matmul_kernel_name(sa_cpu_path_active(), t), worst_ref, worst_path);
+        /* n_in over one GEMM panel slice; 40 rows: a panel of 8 */
+        check_case(t, 2816, 40, 9, pools);
+        printf("    %-5s %-22s %-26s max |y-ref|/tol %.3f, max |y-refpath|/N %.2g\n", sa_dtype_name(t),
+               sa_matmul_kernel_name(sa_cpu_path_active(), t), sa_matmul_kernel_name_t(sa_cpu_path_active(), t, 64),
+               worst_ref, worst_path);
         worst_ref = worst_path = 0;
     }
     printf("    %d outputs compared, %d out of tolerance\n", n_compared, n_bad);
@@ -215,6 +227,15 @@ static void test_edge_cases(void) {
             CHECK_MSG(Y[0] == 0.0f && Y[1] == 0.0f && Y[2] == 0.0f, "%s %s: zero x gives %g", sa_dtype_name(t),
                       sa_cpu_path_name((enum sa_cpu_path)p), Y[0]);
             sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 0, X, 3, Y, scratch); /* no rows: no-op */
+            free(scratch), free(X);
+            /* the same through the prefill GEMMs (every min_T <= 16) */
+            float Y17[17];
+            for (int i = 0; i < 17; i++) Y17[i] = 1.0f;
+            X = calloc((size_t)(17 * n_in), sizeof(float));
+            scratch = malloc(sa_matmul_scratch_bytes(t, n_in, 17) + 1);
+            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 1, X, 17, Y17, scratch);
+            for (int i = 0; i < 17; i++)
+                CHECK_MSG(Y17[i] == 0.0f, "%s %s T=17: zero x gives %g", sa_dtype_name(t), sa_cpu_path_name((enum sa_cpu_path)p), Y17[i]);
             free(scratch), free(X), free(W);
         }
     }
@@ -232,6 +253,17 @@ static void test_kernel_selection(void) {
             CHECK_MSG(name && strcmp(name, "dequant.f32"), "%s on %s: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), name ? name : "(null)");
             if (p != SA_CPU_PATH_REF) CHECK_MSG(name && !strstr(name, ".ref"), "%s: %s", sa_cpu_path_name((enum sa_cpu_path)p), name);
+            /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot */
+            const char *gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 64);
+            bool want_gemm = p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"));
+            CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=64: %s", sa_dtype_name(direct[k]),
+                      sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
+            CHECK_EQ_STR(sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1), name);
+            sa_cpu_set_batch_invariant(true);
+            gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1);
+            CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=1, batch-invariant: %s",
+                      sa_dtype_name(direct[k]), sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
+            sa_cpu_set_batch_invariant(false);
         }
     }
     CHECK(!sa_matmul_supported(SA_DTYPE_I32));
@@ -274,6 +306,90 @@ static void test_act_quant(void) {
     CHECK(a[0].d == 0.0f && a[0].s == 0.0f);
 }
 
+/* Batch invariance: the rows of one product with T = 13 equal bitwise those computed one
+ * at a time and in chunks (1 + 5 + 7), on every path, in batch-invariant mode; in the default
+ * mode the same holds for chunks that all reach the GEMM thresholds (8 + 9 vs 17: tiles of
+ * 8 split differently), and on the paths without GEMMs for any chunks. */
+static void test_batch_invariance(void) {
+    static const enum sa_dtype types[] = {SA_DTYPE_F32, SA_DTYPE_F16, SA_DTYPE_BF16, SA_DTYPE_Q8_0, SA_DTYPE_Q4_0,
+                                          SA_DTYPE_Q4_1, SA_DTYPE_Q5_0, SA_DTYPE_Q5_1, SA_DTYPE_Q2_K, SA_DTYPE_Q3_K,
+                                          SA_DTYPE_Q4_K, SA_DTYPE_Q5_K, SA_DTYPE_Q6_K};
+    const int64_t n_out = 37, T = 17;
+    for (size_t k = 0; k < SA_ARRAY_LEN(types); k++) {
+        enum sa_dtype t = types[k];
+        int64_t n_in = sa_dtype_block_size(t) == 256 ? 512 : 320;
+        size_t rb;
+        void *W = make_weights(t, n_in, n_out, &rb);
+        float *X = make_x(T, n_in), *Y = malloc((size_t)(T * n_out) * sizeof(float)), *Yc = malloc((size_t)(T * n_out) * sizeof(float));
+        void *scratch = malloc(sa_matmul_scratch_bytes(t, n_in, T) + 1);
+        for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+            if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+            for (int mode = 0; mode < 2; mode++) {
+                sa_cpu_set_batch_invariant(mode == 1);
+                bool any_chunks = mode == 1 || strncmp(sa_matmul_kernel_name_t((enum sa_cpu_path)p, t, T), "gemm_", 5);
+                /* 13 rows at once vs 1 + 5 + 7 (any_chunks), and 17 at once vs 8 + 9 */
+                static const int64_t small[] = {1, 5, 7}, big[] = {8, 9};
+                for (int v = 0; v < 2; v++) {
+                    const int64_t *parts = v == 0 ? small : big;
+                    int n_parts = v == 0 ? 3 : 2;
+                    int64_t total = v == 0 ? 13 : 17;
+                    if (v == 0 && !any_chunks) continue;
+                    sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, n_out, X, total, Y, scratch);
+                    for (int64_t i = 0, t0 = 0; i < n_parts; t0 += parts[i], i++)
+                        sa_matmul_path((enum sa_cpu_path)p, pools[i % 3], t, W, n_in, n_out, X + t0 * n_in, parts[i],
+                                       Yc + t0 * n_out, scratch);
+                    CHECK_MSG(!memcmp(Y, Yc, (size_t)(total * n_out) * sizeof(float)),
+                              "%s %s, batch-invariant %d: %lld rows at once differ from chunks", sa_dtype_name(t),
+                              sa_cpu_path_name((enum sa_cpu_path)p), mode, (long long)total);
+                }
+            }
+            sa_cpu_set_batch_invariant(false);
+        }
+        free(scratch), free(Yc), free(Y), free(X), free(W);
+    }
+}
+
+/* Each path's activation conversion gives the bytes of the plain-C one (sa_cpu_act_row), on
+ * rows with ties, zeros, outliers, NaN and infinities, for every kind. */
+static void test_act_paths_identical(void) {
+    static const enum sa_act_kind kinds[] = {SA_ACT_Q8A, SA_ACT_Q8K, SA_ACT_Q8KA32, SA_ACT_Q8KA16, SA_ACT_BF16};
+    const int64_t n = 1024 + 256;
+    float *x = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) x[i] = rnd_unit() * (i < 512 ? 2.0f : 1e-3f);
+    for (int i = 0; i < 32; i++) x[64 + i] = 0.0f;                     /* an all-zero block */
+    for (int i = 0; i < 32; i++) x[128 + i] = (float)(i - 16) * 0.5f;  /* ties at x/d = k + 1/2 */
+    x[300] = 1e30f, x[301] = -3e-39f, x[302] = 1.5f;                   /* outlier, subnormal */
+    x[700] = NAN, x[900] = INFINITY, x[1000] = -INFINITY;
+    x[1100] = 1.00390625f; /* bf16 tie: 1 + 2^-8 rounds to even (1.0) */
+    x[1101] = 1.01171875f; /* 1 + 3 * 2^-8: rounds up */
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        sa_act_row_fn fn = sa_cpu_act_row_of((enum sa_cpu_path)p);
+        for (size_t k = 0; k < SA_ARRAY_LEN(kinds); k++) {
+            for (int64_t len = n; len >= n - 1; len--) { /* odd length: bf16 only */
+                if (len != n && kinds[k] != SA_ACT_BF16) continue;
+                size_t bytes = sa_cpu_act_row_bytes(kinds[k], len);
+                uint8_t *a = malloc(bytes + 8), *b = malloc(bytes + 8);
+                memset(a, 0x5A, bytes + 8), memset(b, 0x5A, bytes + 8);
+                sa_cpu_act_row(kinds[k], x, a, len);
+                fn(kinds[k], x, b, len);
+                CHECK_MSG(!memcmp(a, b, bytes + 8), "path %s, kind %d, n %lld: activation bytes differ from plain C",
+                          sa_cpu_path_name((enum sa_cpu_path)p), (int)kinds[k], (long long)len);
+                free(a), free(b);
+            }
+        }
+    }
+    /* bf16: round to nearest even, NaN stays NaN, odd n padded with a zero */
+    uint16_t h[4];
+    float v[3] = {1.00390625f, 1.01171875f, NAN};
+    sa_convert_row_bf16(v, h, 3);
+    CHECK_EQ_INT(h[0], 0x3F80);
+    CHECK_EQ_INT(h[1], 0x3F82);
+    CHECK((h[2] & 0x7F80) == 0x7F80 && (h[2] & 0x7F) != 0);
+    CHECK_EQ_INT(h[3], 0);
+    free(x);
+}
+
 /* $SALIGN_CPU=ref forces the reference path (read once, so in a fresh child process). */
 static void test_env_override(void) {
     pid_t pid = fork();
@@ -291,7 +407,9 @@ int main(void) {
     for (int i = 0; i < 3; i++) CHECK_OK(sa_threadpool_init(i + 1, &pools[i]));
     RUN(test_kernel_selection);
     RUN(test_act_quant);
+    RUN(test_act_paths_identical);
     RUN(test_edge_cases);
+    RUN(test_batch_invariance);
     RUN(test_all_types_paths);
     for (int i = 0; i < 3; i++) sa_threadpool_free(pools[i]);
     return harness_summary();

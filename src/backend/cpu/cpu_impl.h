@@ -51,6 +51,20 @@ const char *sa_cpu_path_name(enum sa_cpu_path p); /* "ref", "avx2", "avx512" */
 /* The kernel sa_matmul runs for wtype on `path` ("q4_0.avx2", "dequant.f32" for the
  * dequantizing fallback), or NULL when the type is not supported. Static string. */
 const char *sa_matmul_kernel_name(enum sa_cpu_path path, enum sa_dtype wtype);
+/* Batch invariance. Off (the default): products with T below a per-type threshold (2 to 8)
+ * run the dot kernels and larger ones the prefill GEMM, which adds in another order, so a
+ * token's outputs depend (by float rounding) on how many tokens were computed with it;
+ * through the 8-bit activation quantization of the next layers that grows to ~1 logit on
+ * SmolLM2-135M. On: every T runs the GEMM where the path has one (for T = 1 about 1.3-2.5x
+ * slower than the dot kernels on avx512), so results are bitwise the same however tokens
+ * are batched or chunked (ref and avx2 always are). Process-wide; set it while no product
+ * runs. $SALIGN_BATCH_INVARIANT=1 turns it on at start. */
+void sa_cpu_set_batch_invariant(bool on);
+bool sa_cpu_batch_invariant(void);
+/* The same for a product with T activation rows: the prefill GEMM ("gemm_q4_K.avx512vnni")
+ * where the path has one for wtype and T reaches its threshold (or batch invariance is on),
+ * else as sa_matmul_kernel_name. */
+const char *sa_matmul_kernel_name_t(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T);
 /* sa_matmul on a given path (which must be available): tests and benchmarks. */
 void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dtype wtype, const void *W, int64_t n_in,
                     int64_t n_out, const float *X, int64_t T, float *Y, void *scratch);

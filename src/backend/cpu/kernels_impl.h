@@ -20,11 +20,24 @@ typedef struct {
     int8_t qs[32];
 } sa_block_q8a;
 
-/* What X is turned into for a weight type (fixed per type, the same on every path). */
+/* The same for 16-element blocks: the prefill GEMM's activations for Q2_K/Q3_K/Q6_K, whose
+ * sub-block scales cover 16 elements. 24 bytes. */
+typedef struct {
+    float d, s;
+    int8_t qs[16];
+} sa_block_q8a16;
+
+/* What X is turned into for a weight type (fixed per type and kernel kind, the same on
+ * every path that has that kernel kind). */
 enum sa_act_kind {
-    SA_ACT_F32, /* X as is (F32, F16, BF16 and the dequantizing fallback) */
-    SA_ACT_Q8A, /* sa_block_q8a per 32 elements */
-    SA_ACT_Q8K, /* sa_block_q8_K per 256 elements (K-quants) */
+    SA_ACT_F32,    /* X as is (F32, F16, BF16 and the dequantizing fallback) */
+    SA_ACT_Q8A,    /* sa_block_q8a per 32 elements */
+    SA_ACT_Q8K,    /* sa_block_q8_K per 256 elements (K-quants) */
+    /* prefill GEMM kinds (sa_gemm_fn): */
+    SA_ACT_Q8KA32, /* sa_block_q8a per 32: X quantized as sa_block_q8_K (one d per 256, the
+                    * same qs), stored as 8 blocks with d = d_K, s = d_K * (sum of its 32 qs) */
+    SA_ACT_Q8KA16, /* sa_block_q8a16 per 16: the same with 16 blocks per 256 */
+    SA_ACT_BF16,   /* bf16 (round to nearest even), rows padded with zeros to an even length */
 };
 
 /* out[j] = dot(weight row `w` of n elements, activation row j at (char *)x + j * x_stride)
@@ -33,12 +46,37 @@ enum sa_act_kind {
 #define SA_DOT_MAX_X 4
 typedef void (*sa_dot_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
 
+/* Prefill GEMM (T >= its min_T, or any T in batch-invariant mode): Y[t][r] for rows r in [r0, r1) of W and activation
+ * rows t in [t0, t1), r0 a multiple of SA_GEMM_ROWS. xa holds all T activation rows in the
+ * type's GEMM kind (sa_cpu_gemm_act_kind), x_row_bytes apart. Each output is accumulated in
+ * one fixed order that does not depend on r0, r1, t0, t1, so any split of the work gives the
+ * same bits. */
+#define SA_GEMM_ROWS 16
+struct sa_gemm_args {
+    const uint8_t *W; /* (n_out, w_row_bytes) */
+    size_t w_row_bytes;
+    int64_t n_in, n_out;
+    const void *xa; /* (T, x_row_bytes) */
+    size_t x_row_bytes;
+    float *Y; /* (T, n_out) */
+};
+typedef void (*sa_gemm_fn)(const struct sa_gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+
 struct sa_cpu_kernel {
     sa_dot_fn dot;    /* NULL: no direct kernel (dequantizing fallback) */
     const char *name; /* e.g. "q4_0.q8a.avx2" (tests, bench) */
 };
+struct sa_cpu_gemm {
+    sa_gemm_fn fn;    /* NULL: prefill runs `dot` on 1 x 4 tiles */
+    const char *name; /* e.g. "gemm_q4_K.avx512vnni" */
+    int min_T;        /* below it the dot kernels are faster (unpacking a panel is not amortized) */
+};
+/* Converts one activation row into `kind`, bit-identical to sa_cpu_act_row (tested). */
+typedef void (*sa_act_row_fn)(enum sa_act_kind kind, const float *x, void *y, int64_t n);
 struct sa_cpu_kernels {
     struct sa_cpu_kernel k[SA_DTYPE_COUNT]; /* indexed by enum sa_dtype */
+    struct sa_cpu_gemm gemm[SA_DTYPE_COUNT];
+    sa_act_row_fn act_row; /* NULL: sa_cpu_act_row (plain C) */
 };
 
 /* Each fills the entries it implements and leaves the others as they are, so a path's
@@ -46,13 +84,25 @@ struct sa_cpu_kernels {
 void sa_cpu_kernels_ref(struct sa_cpu_kernels *k);
 void sa_cpu_kernels_avx2(struct sa_cpu_kernels *k);
 void sa_cpu_kernels_avx512(struct sa_cpu_kernels *k);
+/* The activation conversion of a path (matmul.c; tests compare it with sa_cpu_act_row). */
+sa_act_row_fn sa_cpu_act_row_of(enum sa_cpu_path path);
+/* Adds the prefill GEMMs (arch/x86/gemm_avx512.c) and the AVX512 activation conversion to
+ * the avx512 table; the BF16 GEMM only when has_bf16 (avx512_bf16: vdpbf16ps). */
+void sa_cpu_gemm_avx512(struct sa_cpu_kernels *k, bool has_bf16);
 
 /* ---- activation quantization (quant_act.c) ---- */
-enum sa_act_kind sa_cpu_act_kind(enum sa_dtype wtype);
+enum sa_act_kind sa_cpu_act_kind(enum sa_dtype wtype);      /* of the dot kernels */
+enum sa_act_kind sa_cpu_gemm_act_kind(enum sa_dtype wtype); /* of the prefill GEMMs */
 /* Bytes of one activation row of n elements (n a multiple of the kind's block). */
 size_t sa_cpu_act_row_bytes(enum sa_act_kind kind, int64_t n);
+/* Converts one row of n elements of X into `kind` (not SA_ACT_F32). */
+void sa_cpu_act_row(enum sa_act_kind kind, const float *x, void *y, int64_t n);
 void sa_quantize_row_q8a(const float *x, sa_block_q8a *y, int64_t n); /* n % 32 == 0 */
 void sa_quantize_row_q8k(const float *x, sa_block_q8_K *y, int64_t n); /* n % 256 == 0 */
+/* The same quants as sa_quantize_row_q8k, in 32- or 16-element blocks (SA_ACT_Q8KA32/16). */
+void sa_quantize_row_q8ka32(const float *x, sa_block_q8a *y, int64_t n);   /* n % 256 == 0 */
+void sa_quantize_row_q8ka16(const float *x, sa_block_q8a16 *y, int64_t n); /* n % 256 == 0 */
+void sa_convert_row_bf16(const float *x, uint16_t *y, int64_t n);         /* writes n + (n & 1) */
 
 /* Elements per block and bytes per block of the weight types the kernels know (0, 0 for
  * others); independent of src/formats so that the backend can be tested on its own. */

@@ -1,9 +1,11 @@
 /* matmul.c: Y = X @ W^T with W in its stored type: chooses the kernel path once (ref, avx2,
  * avx512; $SALIGN_CPU forces one), quantizes X to the type's 8-bit activations in scratch,
  * splits the rows of W into chunks that threads take from an atomic counter (a thread slowed
- * down by a neighbour process takes fewer), and for T > 1 runs each weight row against 4
- * activation rows at a time. Types without a direct kernel are dequantized a piece of a row
- * at a time into a stack buffer. sa_matmul_ref is the plain f32 reference. */
+ * down by a neighbour process takes fewer), and runs the path's prefill GEMM (register
+ * tiles, arch/x86/gemm_avx512.c) from a per-type T up (any T in batch-invariant mode), else
+ * the dot kernels with each weight row against up to 4 activation rows. Types without a
+ * direct kernel are dequantized a piece of a row at a time into a stack buffer.
+ * sa_matmul_ref is the plain f32 reference. */
 #define _GNU_SOURCE
 #include "backend/cpu/kernels_impl.h"
 #include "core/core_impl.h"
@@ -11,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 static struct sa_cpu_kernels g_kernels[SA_CPU_PATH_COUNT];
@@ -19,6 +22,7 @@ static enum sa_cpu_path g_active;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static const char *const g_path_names[SA_CPU_PATH_COUNT] = {"ref", "avx2", "avx512"};
+static atomic_bool g_batch_invariant;
 
 static void init_paths(void) {
     g_available[SA_CPU_PATH_REF] = true;
@@ -35,10 +39,15 @@ static void init_paths(void) {
     sa_cpu_kernels_avx2(&g_kernels[SA_CPU_PATH_AVX2]);
     g_kernels[SA_CPU_PATH_AVX512] = g_kernels[SA_CPU_PATH_AVX2];
     sa_cpu_kernels_avx512(&g_kernels[SA_CPU_PATH_AVX512]);
+#if defined(__x86_64__)
+    sa_cpu_gemm_avx512(&g_kernels[SA_CPU_PATH_AVX512], __builtin_cpu_supports("avx512bf16"));
+#endif
 
     g_active = SA_CPU_PATH_REF;
     for (int p = 0; p < SA_CPU_PATH_COUNT; p++)
         if (g_available[p]) g_active = (enum sa_cpu_path)p;
+    const char *inv = getenv("SALIGN_BATCH_INVARIANT");
+    if (inv && *inv && strcmp(inv, "0")) atomic_store(&g_batch_invariant, true);
     const char *env = getenv("SALIGN_CPU");
     if (env && *env) {
         int want = -1;
@@ -49,6 +58,22 @@ static void init_paths(void) {
             sa_log(SA_LOG_WARN, "SALIGN_CPU=%s: this CPU lacks it; using %s", env, g_path_names[g_active]);
         else g_active = (enum sa_cpu_path)want;
     }
+}
+
+void sa_cpu_set_batch_invariant(bool on) {
+    pthread_once(&g_once, init_paths); /* so that the environment does not override it later */
+    atomic_store(&g_batch_invariant, on);
+}
+
+bool sa_cpu_batch_invariant(void) {
+    pthread_once(&g_once, init_paths);
+    return atomic_load(&g_batch_invariant);
+}
+
+/* The path's GEMM for a product with T rows, or NULL: the dot kernels. */
+static sa_gemm_fn gemm_for(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T) {
+    const struct sa_cpu_gemm *g = &g_kernels[path].gemm[wtype];
+    return g->fn && (T >= g->min_T || atomic_load_explicit(&g_batch_invariant, memory_order_relaxed)) ? g->fn : NULL;
 }
 
 enum sa_cpu_path sa_cpu_path_active(void) {
@@ -68,6 +93,12 @@ const char *sa_matmul_kernel_name(enum sa_cpu_path path, enum sa_dtype wtype) {
     if ((unsigned)path >= SA_CPU_PATH_COUNT || (unsigned)wtype >= SA_DTYPE_COUNT) return NULL;
     if (g_kernels[path].k[wtype].dot) return g_kernels[path].k[wtype].name;
     return sa_matmul_supported(wtype) ? "dequant.f32" : NULL;
+}
+
+sa_act_row_fn sa_cpu_act_row_of(enum sa_cpu_path path) {
+    pthread_once(&g_once, init_paths);
+    SA_ASSERT((unsigned)path < SA_CPU_PATH_COUNT);
+    return g_kernels[path].act_row ? g_kernels[path].act_row : sa_cpu_act_row;
 }
 
 /* Types sa_dequantize handles (dtype.h): everything known except the integer types and F64. */
@@ -92,9 +123,20 @@ static size_t row_bytes(enum sa_dtype t, int64_t n) {
     return (size_t)rb;
 }
 
+const char *sa_matmul_kernel_name_t(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T) {
+    pthread_once(&g_once, init_paths);
+    if ((unsigned)path < SA_CPU_PATH_COUNT && (unsigned)wtype < SA_DTYPE_COUNT && gemm_for(path, wtype, T))
+        return g_kernels[path].gemm[wtype].name;
+    return sa_matmul_kernel_name(path, wtype);
+}
+
+/* The larger of the dot kernels' and the GEMMs' activations, whatever the path: the caller
+ * does not know which one runs. */
 size_t sa_matmul_scratch_bytes(enum sa_dtype wtype, int64_t n_in, int64_t T) {
-    enum sa_act_kind kind = sa_cpu_act_kind(wtype);
-    return kind == SA_ACT_F32 ? 0 : (size_t)T * sa_cpu_act_row_bytes(kind, n_in);
+    enum sa_act_kind kind = sa_cpu_act_kind(wtype), gkind = sa_cpu_gemm_act_kind(wtype);
+    size_t row = kind == SA_ACT_F32 ? 0 : sa_cpu_act_row_bytes(kind, n_in);
+    if (gkind != SA_ACT_F32) row = SA_MAX(row, sa_cpu_act_row_bytes(gkind, n_in));
+    return (size_t)T * row;
 }
 
 /* ---- the parallel product ---- */
@@ -110,6 +152,8 @@ struct mm_ctx {
     enum sa_act_kind act;
     sa_dot_fn dot;     /* NULL: fallback */
     sa_dot_fn dot_f32; /* the path's F32 kernel, for the fallback */
+    sa_gemm_fn gemm;   /* non-NULL: prefill GEMM in tiles of SA_GEMM_ROWS rows x t_block */
+    sa_act_row_fn act_row;
     const uint8_t *W;  /* (n_out, w_row_bytes) */
     size_t w_row_bytes;
     int64_t n_in, n_out, T;
@@ -124,11 +168,8 @@ struct mm_ctx {
 
 static void quantize_task(void *p, int ith, int nth) {
     struct mm_ctx *c = p;
-    for (int64_t t = ith; t < c->T; t += nth) {
-        void *dst = (char *)c->scratch + (size_t)t * c->x_row_bytes;
-        if (c->act == SA_ACT_Q8A) sa_quantize_row_q8a(c->X + t * c->n_in, dst, c->n_in);
-        else sa_quantize_row_q8k(c->X + t * c->n_in, dst, c->n_in);
-    }
+    for (int64_t t = ith; t < c->T; t += nth)
+        c->act_row(c->act, c->X + t * c->n_in, (char *)c->scratch + (size_t)t * c->x_row_bytes, c->n_in);
 }
 
 static void rows_direct(const struct mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
@@ -171,6 +212,13 @@ static void matmul_task(void *p, int ith, int nth) {
     for (;;) {
         int64_t k = atomic_fetch_add_explicit(&c->next_chunk, 1, memory_order_relaxed);
         if (k >= c->n_chunks) break;
+        if (c->gemm) { /* chunk k: panel k / n_tb of rows, block k % n_tb of activation rows */
+            int64_t n_tb = (c->T + c->t_block - 1) / c->t_block, r0 = k / n_tb * c->rows_per_chunk;
+            int64_t t0 = k % n_tb * c->t_block;
+            struct sa_gemm_args a = {c->W, c->w_row_bytes, c->n_in, c->n_out, c->xa, c->x_row_bytes, c->Y};
+            c->gemm(&a, r0, SA_MIN(r0 + c->rows_per_chunk, c->n_out), t0, SA_MIN(t0 + c->t_block, c->T));
+            continue;
+        }
         int64_t r0 = k * c->rows_per_chunk, r1 = SA_MIN(r0 + c->rows_per_chunk, c->n_out);
         for (int64_t t0 = 0; t0 < c->T; t0 += c->t_block) {
             int64_t t1 = SA_MIN(t0 + c->t_block, c->T);
@@ -187,9 +235,12 @@ void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dty
     SA_ASSERT(sa_matmul_supported(wtype));
     SA_ASSERT(n_in > 0 && n_out >= 0 && T >= 0);
     if (n_out == 0 || T == 0) return;
+    sa_gemm_fn gemm = gemm_for(path, wtype, T);
     struct mm_ctx c = {
         .wtype = wtype,
-        .act = sa_cpu_act_kind(wtype),
+        .act = gemm ? sa_cpu_gemm_act_kind(wtype) : sa_cpu_act_kind(wtype),
+        .gemm = gemm,
+        .act_row = g_kernels[path].act_row ? g_kernels[path].act_row : sa_cpu_act_row,
         .dot = g_kernels[path].k[wtype].dot,
         .dot_f32 = g_kernels[path].k[SA_DTYPE_F32].dot,
         .W = W,
@@ -211,6 +262,20 @@ void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dty
         else sa_threadpool_run(tp, quantize_task, &c);
     }
     int nth = sa_threadpool_n_threads(tp);
+    if (gemm) {
+        /* chunks of one panel of SA_GEMM_ROWS rows x t_block activation rows; the panel is
+         * unpacked once per chunk, so T is split only to give ~8 chunks per thread when there
+         * are few panels, and not below 32 rows. The split does not change any result. */
+        int64_t n_panels = (n_out + SA_GEMM_ROWS - 1) / SA_GEMM_ROWS, n_tb = 1;
+        if (nth > 1) n_tb = SA_MAX((int64_t)1, SA_MIN((8 * nth + n_panels - 1) / n_panels, T / 32));
+        c.rows_per_chunk = SA_GEMM_ROWS;
+        c.t_block = ((T + n_tb - 1) / n_tb + 7) / 8 * 8;
+        c.n_chunks = n_panels * ((T + c.t_block - 1) / c.t_block);
+        atomic_init(&c.next_chunk, 0);
+        if (c.n_chunks == 1) matmul_task(&c, 0, 1);
+        else sa_threadpool_run(tp, matmul_task, &c);
+        return;
+    }
     /* ~8 chunks per thread: threads that fall behind (a busy neighbour) take fewer. For
      * T > 1 a chunk is at least 4 rows so the 4 x T tile loop has work per row range. */
     int64_t min_rows = T == 1 ? 16 : 4;

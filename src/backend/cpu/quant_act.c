@@ -1,8 +1,10 @@
 /* quant_act.c: quantization of activation rows (f32) to 8 bits for the integer dot products:
  * sa_block_q8a (32 elements, for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights) and sa_block_q8_K (256
- * elements, for the K-quants), plus the per-type layout table of the backend. Plain C,
- * shared by every path, so that all paths see bit-identical activations. */
+ * elements, for the K-quants), their 32/16-element forms for the prefill GEMMs, bf16 rows
+ * (BF16 GEMM), plus the per-type layout table of the backend. Plain C, shared by every path,
+ * so that all paths see bit-identical activations. */
 #include "backend/cpu/kernels_impl.h"
+#include "core/core_impl.h"
 
 #include <math.h>
 
@@ -31,6 +33,18 @@ void sa_cpu_type_layout(enum sa_dtype t, int64_t *block, size_t *bytes) {
     *bytes = s;
 }
 
+enum sa_act_kind sa_cpu_gemm_act_kind(enum sa_dtype wtype) {
+    switch (wtype) {
+    case SA_DTYPE_Q4_K:
+    case SA_DTYPE_Q5_K: return SA_ACT_Q8KA32;
+    case SA_DTYPE_Q2_K:
+    case SA_DTYPE_Q3_K:
+    case SA_DTYPE_Q6_K: return SA_ACT_Q8KA16;
+    case SA_DTYPE_BF16: return SA_ACT_BF16;
+    default: return sa_cpu_act_kind(wtype);
+    }
+}
+
 enum sa_act_kind sa_cpu_act_kind(enum sa_dtype wtype) {
     switch (wtype) {
     case SA_DTYPE_Q4_0:
@@ -51,7 +65,21 @@ size_t sa_cpu_act_row_bytes(enum sa_act_kind kind, int64_t n) {
     switch (kind) {
     case SA_ACT_Q8A: return (size_t)(n / 32) * sizeof(sa_block_q8a);
     case SA_ACT_Q8K: return (size_t)(n / 256) * sizeof(sa_block_q8_K);
+    case SA_ACT_Q8KA32: return (size_t)(n / 32) * sizeof(sa_block_q8a);
+    case SA_ACT_Q8KA16: return (size_t)(n / 16) * sizeof(sa_block_q8a16);
+    case SA_ACT_BF16: return (size_t)(n + (n & 1)) * sizeof(uint16_t);
     default: return (size_t)n * sizeof(float);
+    }
+}
+
+void sa_cpu_act_row(enum sa_act_kind kind, const float *x, void *y, int64_t n) {
+    switch (kind) {
+    case SA_ACT_Q8A: sa_quantize_row_q8a(x, y, n); break;
+    case SA_ACT_Q8K: sa_quantize_row_q8k(x, y, n); break;
+    case SA_ACT_Q8KA32: sa_quantize_row_q8ka32(x, y, n); break;
+    case SA_ACT_Q8KA16: sa_quantize_row_q8ka16(x, y, n); break;
+    case SA_ACT_BF16: sa_convert_row_bf16(x, y, n); break;
+    default: SA_ASSERT(0 && "no conversion to f32"); break;
     }
 }
 
@@ -64,10 +92,17 @@ static inline int round_i(float v) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+/* max(a, |v|) ignoring NaN as fmaxf does, but inline (fmaxf is a libm call at -O2, and
+ * this form vectorizes to maxps) */
+static inline float max_abs(float a, float v) {
+    v = fabsf(v);
+    return v > a ? v : a;
+}
+
 void sa_quantize_row_q8a(const float *x, sa_block_q8a *y, int64_t n) {
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
         float amax = 0.0f;
-        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < 32; i++) amax = max_abs(amax, x[i]);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int i = 0; i < 32; i++) {
@@ -84,7 +119,7 @@ void sa_quantize_row_q8a(const float *x, sa_block_q8a *y, int64_t n) {
 void sa_quantize_row_q8k(const float *x, sa_block_q8_K *y, int64_t n) {
     for (int64_t b = 0; b < n / 256; b++, x += 256) {
         float amax = 0.0f;
-        for (int i = 0; i < 256; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < 256; i++) amax = max_abs(amax, x[i]);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         for (int i = 0; i < 256; i++) {
             int q = round_i(x[i] * id);
@@ -97,4 +132,36 @@ void sa_quantize_row_q8k(const float *x, sa_block_q8_K *y, int64_t n) {
         }
         y[b].d = d;
     }
+}
+
+/* The K-quant GEMMs take the bytes of sa_quantize_row_q8k regrouped into blocks of 32 or 16
+ * with their own d and s = d * sum(qs), so that one kernel serves every block type. */
+static void quantize_row_q8k_split(const float *x, void *y, int64_t n, int bs) {
+    sa_block_q8_K k;
+    size_t blk_bytes = bs == 32 ? sizeof(sa_block_q8a) : sizeof(sa_block_q8a16);
+    uint8_t *out = y;
+    for (int64_t b = 0; b < n / 256; b++) {
+        sa_quantize_row_q8k(x + 256 * b, &k, 256);
+        for (int j = 0; j < 256 / bs; j++, out += blk_bytes) {
+            int sum = k.bsums[j * bs / 16] + (bs == 32 ? k.bsums[2 * j + 1] : 0);
+            float s = k.d * (float)sum;
+            memcpy(out, &k.d, 4);
+            memcpy(out + 4, &s, 4);
+            memcpy(out + 8, k.qs + bs * j, (size_t)bs);
+        }
+    }
+}
+
+void sa_quantize_row_q8ka32(const float *x, sa_block_q8a *y, int64_t n) { quantize_row_q8k_split(x, y, n, 32); }
+void sa_quantize_row_q8ka16(const float *x, sa_block_q8a16 *y, int64_t n) { quantize_row_q8k_split(x, y, n, 16); }
+
+/* Round to nearest even (what vcvtneps2bf16 does); NaN stays NaN (made quiet). */
+void sa_convert_row_bf16(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u) y[i] = (uint16_t)((u >> 16) | 0x40);
+        else y[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+    }
+    if (n & 1) y[n] = 0;
 }
