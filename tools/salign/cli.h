@@ -13,6 +13,10 @@ int cmd_pull(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 /* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. */
 int cli_fail(const char *what);

@@ -17,7 +17,11 @@ static const struct command commands[] = {
     {"pull", cmd_pull, "fetch a known model (or hf:// / https URL) into the model cache"},
     {"inspect", cmd_inspect, "show a model's architecture, tensors, tokenizer and chat template"},
     {"tokenize", cmd_tokenize, "print the token ids and pieces of a text"},
+    {"generate", cmd_generate, "generate text from a prompt, streamed as it comes"},
+    {"chat", cmd_chat, "talk with a model interactively"},
     {"convert", cmd_convert, "re-encode a model as GGUF or safetensors (f32, f16, bf16, q8_0)"},
+    {"eval", cmd_eval, "score math answers (accuracy, per round) and judged win rates"},
+    {"data", cmd_data, "build, split and check the aligner's training records"},
 };
 
 static void usage(FILE *f) {

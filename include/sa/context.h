@@ -1,0 +1,80 @@
+/* context.h: an inference context over a model: one sequence with its KV cache, the
+ * activation buffers (sized once at init, one arena: nothing is allocated while decoding)
+ * and a thread pool. Append tokens (batched prefill or one at a time), read logits, roll
+ * back (truncate), and re-evaluate a prompt reusing the longest cached prefix.
+ * Precedent: llama.h llama_context / llama_decode / llama_memory_seq_rm. A context is not
+ * thread-safe; use one per thread. Several contexts may share one model. */
+#ifndef SA_CONTEXT_H
+#define SA_CONTEXT_H
+
+#include "sa/status.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sa_model;
+struct sa_ctx; /* opaque */
+
+/* Called between layers of a forward pass; return true to stop it (the call then
+ * returns SA_STATUS_CANCELLED and the tokens of that call are not added). */
+typedef bool (*sa_abort_fn)(void *user);
+
+struct sa_ctx_params {
+    int32_t n_ctx;      /* tokens the KV cache holds; 0: min(model's trained context, 4096) */
+    int32_t n_batch;    /* most tokens per forward pass (longer inputs go in chunks);
+                         * 0: min(n_ctx, 256) */
+    int n_threads;      /* compute threads; 0: all cores */
+    sa_abort_fn abort_cb; /* may be NULL */
+    void *abort_user;
+};
+
+/* n_ctx 0, n_batch 0, n_threads 0, no abort callback. */
+struct sa_ctx_params sa_ctx_default_params(void);
+
+/* Creates a context over `model` (borrowed: it must outlive the context). `params` may be
+ * NULL (defaults). Allocates the KV cache (2 * n_layer * n_ctx * n_head_kv * head_dim
+ * floats) and the activation arena. Free with sa_ctx_free. */
+SA_NODISCARD enum sa_status sa_ctx_init(const struct sa_model *model, const struct sa_ctx_params *params,
+                                        struct sa_ctx **out);
+/* NULL does nothing. */
+void sa_ctx_free(struct sa_ctx *ctx);
+
+const struct sa_model *sa_ctx_model(const struct sa_ctx *ctx);
+int32_t sa_ctx_n_ctx(const struct sa_ctx *ctx);
+/* Tokens currently in the cache (the positions 0..len-1 are filled). */
+int32_t sa_ctx_len(const struct sa_ctx *ctx);
+/* The cached tokens (len of them), owned by the context, valid until its next change. */
+const int32_t *sa_ctx_tokens(const struct sa_ctx *ctx);
+
+/* Appends tokens[0..n) at positions len..len+n-1 (batched: up to n_batch tokens per
+ * forward pass) and computes the logits of the last one. logits_out: NULL, or n_vocab
+ * floats the caller owns, receiving the last token's logits (also kept: sa_ctx_logits).
+ * Errors: SA_STATUS_BAD_ARGUMENT (n <= 0, a token id out of range, len + n > n_ctx: the
+ * message says so), SA_STATUS_CANCELLED. On error the context keeps its previous length. */
+SA_NODISCARD enum sa_status sa_ctx_decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_out);
+/* Same, with the logits of every appended position: logits_all is (n, n_vocab) floats,
+ * caller-owned (row i belongs to tokens[i]). */
+SA_NODISCARD enum sa_status sa_ctx_decode_all(struct sa_ctx *ctx, const int32_t *tokens, int32_t n,
+                                              float *logits_all);
+/* The logits (n_vocab floats) of the last token computed by decode/eval_prompt, owned by
+ * the context, valid until its next decode; NULL before the first. */
+const float *sa_ctx_logits(const struct sa_ctx *ctx);
+
+/* Rolls back to the first n tokens (0 <= n <= len): later positions are forgotten. The
+ * stored last logits are invalidated (sa_ctx_logits returns NULL) unless n == len. */
+SA_NODISCARD enum sa_status sa_ctx_truncate(struct sa_ctx *ctx, int32_t n);
+/* Makes the cache hold exactly tokens[0..n): keeps the longest common prefix with what is
+ * cached (at most n - 1 tokens, so that the last token's logits are computed), drops the
+ * rest and decodes only the new tokens. n_reused (may be NULL) receives the number of
+ * tokens kept; logits_out as in sa_ctx_decode. */
+SA_NODISCARD enum sa_status sa_ctx_eval_prompt(struct sa_ctx *ctx, const int32_t *tokens, int32_t n,
+                                               float *logits_out, int32_t *n_reused);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

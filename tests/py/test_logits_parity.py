@@ -1,0 +1,308 @@
+"""test_logits_parity.py: our forward pass (build/libsalign.so through ctypes) against
+llama.cpp (llama-cpp-python, logits_all=True, f32 KV cache) on the same GGUF files and the
+same token ids: SmolLM2-135M (llama), Gemma 3 270M (gemma3) and any Qwen GGUF in the model
+cache.
+
+Two kinds of files:
+* F32 copies of the cached models (dequantized with gguf-py, the reference project's own
+  library; cached under build/test-cache/): nothing is quantized on either side, so this
+  checks the transformer itself: top-1 agreement 100%, mean KL(ref || ours) < 1e-5, greedy
+  continuations identical.
+* The quantized files as shipped. Both engines quantize the activations to 8 bits before
+  the quantized matrix products, with different block scales (ggml: f16, ours: f32), which
+  alone moves the logits by a KL of ~1e-3 to 1e-2 on these tiny models. The test measures
+  that noise floor on llama.cpp itself (quantized file vs its F32 copy, identical weights)
+  and, since ours adds a noise source of the same size, allows twice that: mean KL <
+  max(1e-3, 2 x floor); top-1 >= 92%. Greedy 64-token
+  continuations: llama.cpp itself, quantized vs F32 copy, agrees on only 3 of 10 SmolLM2
+  prompts, so instead of a count the test requires that every divergence happens at a
+  near-tie of the reference (its top-2 logit margin < NEAR_TIE); the count is printed.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ROOT, main, models_dir, test  # noqa: E402
+from model_ctypes import Context, Model  # noqa: E402
+
+N_POS = 256
+N_GREEDY = int(os.environ.get("SA_PARITY_GREEDY", "64"))
+# SA_PARITY_FULL=1: every check with all 10 prompts x N_GREEDY tokens (slow); by default
+# the slower models run fewer prompts to keep the file near two minutes on two idle cores.
+FULL = os.environ.get("SA_PARITY_FULL") == "1"
+THREADS = 2
+
+TEXT = (
+    "The old lighthouse stood at the edge of the cliff for more than two hundred years. Sailors "
+    "who passed the rocky coast at night depended on its steady beam, and the keepers who lived "
+    "inside kept careful logs of every storm, every ship and every repair. In the winter of 1887 "
+    "a fierce gale tore the lantern room apart, and the keeper, a quiet man named Thomas Reed, "
+    "climbed the iron stairs with a hand lamp to signal the fishing boats still out at sea. "
+    "Historians later found his notebook in a drawer: it lists the wind speed, the height of the "
+    "waves, and the names of the eleven boats that reached the harbour safely that night.\n\n"
+    "Today the building is a small museum. Visitors can see the great Fresnel lens, a brass "
+    "telescope, maps of the shipping lanes, and a short film about the families who kept the "
+    "light burning. Scientists also use the site to measure sea level, water temperature and the "
+    "migration of seabirds, because the records go back so far. In 2019 a team compared the "
+    "keepers' weather notes with modern satellite data and found that the number of severe storms "
+    "per decade had risen by roughly thirty percent. The museum's director says that the most "
+    "popular question from children is simple: how did the keeper stay awake all night? The "
+    "answer, written in the logbook in neat handwriting, is strong tea, cold water and a great "
+    "sense of duty toward the people on the water.\n\n"
+    "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+)
+
+PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, in a small village,",
+    "def quicksort(arr):",
+    "The three primary colors are",
+    "Water boils at",
+    "A good way to learn a new language is",
+    "The planets of the solar system, in order, are",
+    "Here is a short poem about the sea:\n",
+    "Question: What is 12 times 12?\nAnswer:",
+    "The main causes of the French Revolution were",
+]
+
+
+def log_softmax(x):
+    x = x.astype(np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def kl_rows(ref, ours):
+    """KL(ref || ours) per row, in chunks to bound memory (262144-token vocabularies)."""
+    out = []
+    for i in range(0, ref.shape[0], 32):
+        lr, lo = log_softmax(ref[i:i + 32]), log_softmax(ours[i:i + 32])
+        out.append((np.exp(lr) * (lr - lo)).sum(-1))
+    return np.concatenate(out)
+
+
+def f32_copy(src):
+    """F32 GGUF of `src` (every tensor dequantized by gguf-py), cached under build/test-cache."""
+    import gguf
+    from gguf.quants import dequantize
+    cache = os.path.join(ROOT, "build", "test-cache")
+    os.makedirs(cache, exist_ok=True)
+    st = os.stat(src)
+    dst = os.path.join(cache, "%s.%d.f32.gguf" % (os.path.basename(src)[:-5], st.st_size))
+    if os.path.exists(dst):
+        return dst
+    r = gguf.GGUFReader(src)
+    w = gguf.GGUFWriter(dst + ".tmp", r.fields["general.architecture"].contents())
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        vt = f.types[0]
+        w.add_key_value(name, f.contents(), vt, sub_type=f.types[1] if vt == gguf.GGUFValueType.ARRAY else None)
+    for t in r.tensors:
+        a = dequantize(t.data, t.tensor_type).reshape([int(x) for x in reversed(t.shape)]).astype(np.float32)
+        w.add_tensor(t.name, a)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    os.replace(dst + ".tmp", dst)
+    return dst
+
+
+class Ref:
+    """llama.cpp on one GGUF: all-position logits and greedy continuations."""
+
+    def __init__(self, path):
+        import llama_cpp
+        self.llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, logits_all=True, n_threads=THREADS,
+                                   type_k=0, type_v=0, verbose=False)  # f32 KV cache, as ours
+
+    def tokenize(self, text):
+        return self.llm.tokenize(text.encode(), add_bos=True)
+
+    def logits(self, toks):
+        self.llm.reset()
+        self.llm.eval(toks)
+        return np.array(self.llm.scores[:len(toks)], dtype=np.float32)
+
+    def greedy(self, toks, n):
+        """Greedy continuation and, per step, the margin between the best two logits."""
+        self.llm.reset()
+        self.llm.eval(toks)
+        out, margins = [], []
+        for _ in range(n):
+            row = np.asarray(self.llm.scores[self.llm.n_tokens - 1])
+            t = int(np.argmax(row))
+            top2 = np.partition(row, -2)[-2:]
+            out.append(t)
+            margins.append(float(top2[1] - top2[0]))
+            if self.llm.token_eos() == t:
+                break
+            self.llm.eval([t])
+        return out, margins
+
+    def close(self):
+        self.llm.close()
+
+
+def ours_greedy(ctx, toks, n, eos):
+    ctx.truncate(0)
+    logits = ctx.decode(toks)
+    out = []
+    for _ in range(n):
+        t = int(np.argmax(logits))
+        out.append(t)
+        if t == eos:
+            break
+        logits = ctx.decode([t])
+    return out
+
+
+def compare(path, floor, n_prompts, n_greedy):
+    """Runs both engines on `path`. Returns a dict: top1, kl, floor (KL of llama.cpp on
+    `path` vs llama.cpp on its F32 copy, when asked), matches (identical greedy
+    continuations), worst_margin (largest top-2 logit margin of the reference at a step
+    where the continuations diverged: a divergence at a near-tie is quantization noise, one
+    at a clear choice is a bug)."""
+    ref = Ref(path)
+    toks = ref.tokenize(TEXT)[:N_POS]
+    assert len(toks) == N_POS, "text gives only %d tokens" % len(toks)
+    t0 = time.time()
+    lr = ref.logits(toks)
+    t_ref = time.time() - t0
+    model = Model(path, n_threads=THREADS)
+    ctx = Context(model, n_ctx=512, n_batch=64, n_threads=THREADS)
+    t0 = time.time()
+    lo = ctx.decode_all(toks)
+    t_ours = time.time() - t0
+    r = dict(top1=float((lr.argmax(-1) == lo.argmax(-1)).mean()), kl=float(kl_rows(lr, lo).mean()), floor=None,
+             matches=0, worst_margin=0.0)
+    del lo
+    if floor:  # llama.cpp's own activation-quantization noise on these weights
+        ref32 = Ref(f32_copy(path))
+        l32 = ref32.logits(toks)
+        r["floor"] = float(kl_rows(lr, l32).mean())
+        r["floor_top1"] = float((lr.argmax(-1) == l32.argmax(-1)).mean())
+        ref32.close()
+        del l32
+    del lr
+    eos = ref.llm.token_eos()
+    for p in PROMPTS[:n_prompts]:
+        pt = ref.tokenize(p)
+        (a, margins), b = ref.greedy(pt, n_greedy), ours_greedy(ctx, pt, n_greedy, eos)
+        if a == b:
+            r["matches"] += 1
+        else:
+            j = next(i for i in range(min(len(a), len(b)) + 1) if i >= min(len(a), len(b)) or a[i] != b[i])
+            r["worst_margin"] = max(r["worst_margin"], margins[min(j, len(margins) - 1)])
+    print("  %s: top1 %.4f (floor %s)  mean KL %.3g  noise floor %s  greedy-%d identical %d/%d, worst divergence margin %.3g"
+          "  (prefill %d tok: llama.cpp %.1fs, ours %.1fs)"
+          % (os.path.basename(path), r["top1"], "%.4f" % r["floor_top1"] if floor else "-", r["kl"], "%.3g" % r["floor"] if r["floor"] is not None else "-",
+             n_greedy, r["matches"], n_prompts, r["worst_margin"], N_POS, t_ref, t_ours), flush=True)
+    ctx.close()
+    model.close()
+    ref.close()
+    return r
+
+
+def model_file(name):
+    d = os.path.join(models_dir(), name)
+    files = sorted(f for f in os.listdir(d) if f.endswith(".gguf")) if os.path.isdir(d) else []
+    assert files, "model %s missing from %s (run scripts/setup.sh or `salign pull %s`)" % (name, models_dir(), name)
+    return os.path.join(d, files[0])
+
+
+# Largest top-2 margin (logits) of the reference at which a quantized greedy run may diverge.
+NEAR_TIE = 1.0
+
+
+def check_quantized(path, floor=True, n_prompts=len(PROMPTS), n_greedy=N_GREEDY):
+    r = compare(path, floor, n_prompts, n_greedy)
+    # Two independent noise sources (theirs and ours), each about llama.cpp's own (quantized
+    # vs F32): KL within twice the floor. Top-1: our 8-bit activations flip more near-ties
+    # than ggml's on Gemma 3's K-quants (measured: 93.4% vs llama.cpp's own 98.0%, while an
+    # exact f32 product on the same weights reproduces llama.cpp's F32 logits to KL 3e-7),
+    # so the bound is a fixed 92%.
+    top1_min = 0.92
+    assert r["top1"] >= top1_min, "top-1 agreement %.4f < %.4f" % (r["top1"], top1_min)
+    kl_max = max(1e-3, 2 * r["floor"]) if floor else 5e-3
+    assert r["kl"] < kl_max, "mean KL %.3g above %.3g (noise floor %s)" % (r["kl"], kl_max, r["floor"])
+    assert r["worst_margin"] < NEAR_TIE, "a greedy run diverged where llama.cpp's top-2 margin was %.3g" % r["worst_margin"]
+
+
+def check_f32(path, n_prompts, n_greedy):
+    r = compare(f32_copy(path), False, n_prompts, n_greedy)
+    assert r["top1"] == 1.0, "top-1 agreement %.4f < 1 on F32 weights" % r["top1"]
+    assert r["kl"] < 1e-5, "mean KL %.3g >= 1e-5 on F32 weights" % r["kl"]
+    assert r["matches"] == n_prompts, "greedy continuations identical for only %d/%d prompts" % (r["matches"], n_prompts)
+
+
+@test
+def test_smollm2_q4_1():
+    check_quantized(model_file("smollm2-135m-instruct"))
+
+
+@test
+def test_smollm2_f32():
+    check_f32(model_file("smollm2-135m-instruct"), 10 if FULL else 4, N_GREEDY if FULL else 32)
+
+
+@test
+def test_gemma3_q4_k_m():
+    check_quantized(model_file("gemma3-270m"), n_prompts=10 if FULL else 5)
+
+
+@test
+def test_gemma3_f32():
+    check_f32(model_file("gemma3-270m"), 10 if FULL else 3, N_GREEDY if FULL else 16)  # 262144 x 640 f32 output
+
+
+@test
+def test_qwen_ggufs():
+    """Qwen GGUFs in the cache up to 1 GB (none is required; no F32 copy: fixed KL bound)."""
+    d = models_dir()
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if "qwen" in name.lower() and os.path.isdir(os.path.join(d, name)):
+            for f in sorted(os.listdir(os.path.join(d, name))):
+                path = os.path.join(d, name, f)
+                if f.endswith(".gguf") and os.path.getsize(path) < 1 << 30:
+                    check_quantized(path, floor=False, n_prompts=10 if FULL else 5,
+                                    n_greedy=N_GREEDY if FULL else 32)
+
+
+@test
+def test_cli_generate():
+    """`salign generate`: streamed text equals the --json text, greedy equals llama.cpp's
+    first tokens on F32 weights, options are checked (exit 2), --help exits 0."""
+    import json
+    import subprocess
+    from harness import SALIGN
+    path = f32_copy(model_file("smollm2-135m-instruct"))
+    args = [SALIGN, "generate", "-m", path, "-p", PROMPTS[0], "--temp", "0", "-n", "12", "-t", str(THREADS)]
+    js = json.loads(subprocess.run(args + ["--json"], capture_output=True, text=True, check=True).stdout)
+    for k in ("text", "prompt_tokens", "prompt_tok_s", "generated_tokens", "decode_tok_s", "ttft_ms"):
+        assert k in js, "--json lacks %s: %s" % (k, js)
+    assert 0 < js["generated_tokens"] <= 12 and js["prompt_tokens"] > 0, js
+    streamed = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    assert streamed == js["text"] + "\n", "streamed %r != json %r" % (streamed, js["text"])
+    ref = Ref(path)
+    toks, _ = ref.greedy(ref.tokenize(PROMPTS[0]), 12)
+    text = ref.llm.detokenize(toks).decode(errors="replace")
+    ref.close()
+    assert js["text"] == text, "ours %r != llama.cpp %r" % (js["text"], text)
+    for bad in (["--temp", "x"], ["-n", "-3"], ["--bogus"], []):
+        r = subprocess.run([SALIGN, "generate", "-m", path, "-p", "hi"] + bad if bad else [SALIGN, "generate"],
+                           capture_output=True, text=True)
+        assert r.returncode == 2, "%s: exit %d" % (bad, r.returncode)
+    assert subprocess.run([SALIGN, "generate", "--help"], capture_output=True).returncode == 0
+    assert subprocess.run([SALIGN, "chat", "--help"], capture_output=True).returncode == 0
+    r = subprocess.run([SALIGN, "chat", "-m", model_file("smollm2-135m-instruct"), "--temp", "0", "-n", "8"],
+                       input="Hi\n/reset\n/exit\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "conversation cleared" in r.stderr, (r.returncode, r.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+/* test_model.c: the model and its contexts on SmolLM2-135M (GGUF, llama arch): KV-cache
+ * rollback, prefix reuse, batched prefill against token-by-token decode, several contexts
+ * on one model, argument errors; and the ops: RoPE layouts (HF llama Q/K permutation +
+ * normal RoPE == rotate-half RoPE), attention against a naive loop. The logits themselves
+ * are checked against llama.cpp and PyTorch in tests/py/test_logits_parity.py and
+ * tests/py/test_hf_parity.py. */
+#include "harness.h"
+#include "backend/cpu/cpu_impl.h"
+#include "model/ops_impl.h"
+#include "sa/sa.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct sa_model *g_model;
+static int32_t g_vocab;
+#define N_TOK 48
+static int32_t g_tokens[N_TOK];
+static float *g_fresh; /* (N_TOK, vocab) logits of one batched decode of g_tokens */
+
+static const char *model_path(void) {
+    static char buf[4096];
+    const char *dir = getenv("SALIGN_MODELS");
+    if (dir && *dir) snprintf(buf, sizeof buf, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
+    else snprintf(buf, sizeof buf, "%s/.cache/salign/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+                  getenv("HOME") ? getenv("HOME") : ".");
+    return buf;
+}
+
+static struct sa_ctx *new_ctx(int32_t n_ctx, int32_t n_batch) {
+    struct sa_ctx_params p = sa_ctx_default_params();
+    p.n_ctx = n_ctx;
+    p.n_batch = n_batch;
+    p.n_threads = 2;
+    struct sa_ctx *ctx = NULL;
+    CHECK_OK(sa_ctx_init(g_model, &p, &ctx));
+    return ctx;
+}
+
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+    }
+    return m;
+}
+
+static void test_load(void) {
+    struct sa_model_params mp = sa_model_default_params();
+    mp.n_threads = 2;
+    CHECK_OK(sa_model_load(model_path(), &mp, &g_model));
+    if (!g_model) return;
+    const struct sa_model_config *c = sa_model_config(g_model);
+    CHECK_EQ_INT(c->arch, SA_ARCH_LLAMA);
+    CHECK_EQ_INT(c->n_layer, 30);
+    g_vocab = sa_model_n_vocab(g_model);
+    CHECK_EQ_INT(g_vocab, 49152);
+    CHECK(sa_model_tokenizer(g_model) != NULL);
+    CHECK(sa_model_chat_template(g_model) && strstr(sa_model_chat_template(g_model), "<|im_start|>"));
+    CHECK(sa_model_n_params(g_model) > 100000000ull && sa_model_n_params(g_model) < 200000000ull);
+    for (int i = 0; i < N_TOK; i++) g_tokens[i] = (int32_t)((i * 7919 + 13) % 20000) + 100;
+    g_fresh = malloc((size_t)N_TOK * (size_t)g_vocab * sizeof(float));
+    struct sa_ctx *ctx = new_ctx(128, 64);
+    if (!ctx) return;
+    CHECK_OK(sa_ctx_decode_all(ctx, g_tokens, N_TOK, g_fresh));
+    CHECK_EQ_INT(sa_ctx_len(ctx), N_TOK);
+    CHECK(sa_ctx_logits(ctx) && max_diff(sa_ctx_logits(ctx), g_fresh + (N_TOK - 1) * g_vocab, g_vocab) == 0);
+    bool finite = true;
+    for (int64_t i = 0; i < (int64_t)N_TOK * g_vocab; i++) finite &= isfinite(g_fresh[i]) != 0;
+    CHECK(finite);
+    sa_ctx_free(ctx);
+}
+
+/* Batched prefill (one forward of 48) against token-by-token decode. */
+static void test_batch_vs_single(void) {
+    if (!g_model) return;
+    struct sa_ctx *ctx = new_ctx(64, 8);
+    float *l = malloc((size_t)g_vocab * sizeof(float));
+    double worst = 0;
+    for (int i = 0; i < N_TOK; i++) {
+        CHECK_OK(sa_ctx_decode(ctx, g_tokens + i, 1, l));
+        double d = max_diff(l, g_fresh + (int64_t)i * g_vocab, g_vocab);
+        worst = d > worst ? d : worst;
+    }
+    CHECK_MSG(worst < 1e-4, "batched vs single-token logits differ by %g", worst);
+    /* chunked prefill (n_batch 8: 6 chunks) gives the same logits too */
+    float *all = malloc((size_t)N_TOK * g_vocab * sizeof(float));
+    CHECK_OK(sa_ctx_truncate(ctx, 0));
+    CHECK_OK(sa_ctx_decode_all(ctx, g_tokens, N_TOK, all));
+    double d = max_diff(all, g_fresh, (int64_t)N_TOK * g_vocab);
+    CHECK_MSG(d < 1e-4, "chunked vs one-batch prefill differ by %g", d);
+    free(all);
+    free(l);
+    sa_ctx_free(ctx);
+}
+
+/* Truncating and re-appending gives the logits of a fresh evaluation. */
+static void test_rollback(void) {
+    if (!g_model) return;
+    struct sa_ctx *ctx = new_ctx(128, 64);
+    const int k = 32, rest = N_TOK - k;
+    float *a = malloc((size_t)rest * g_vocab * sizeof(float));
+    float *b = malloc((size_t)rest * g_vocab * sizeof(float));
+    CHECK_OK(sa_ctx_decode(ctx, g_tokens, k, NULL));
+    int32_t junk[10];
+    for (int i = 0; i < 10; i++) junk[i] = 5000 + 37 * i;
+    CHECK_OK(sa_ctx_decode(ctx, junk, 10, NULL));
+    CHECK_EQ_INT(sa_ctx_len(ctx), k + 10);
+    CHECK_OK(sa_ctx_truncate(ctx, k));
+    CHECK(sa_ctx_logits(ctx) == NULL);
+    CHECK_OK(sa_ctx_decode_all(ctx, g_tokens + k, rest, a));
+    double d = max_diff(a, g_fresh + (int64_t)k * g_vocab, (int64_t)rest * g_vocab);
+    CHECK_MSG(d < 1e-4, "after rollback logits differ from fresh by %g", d);
+    /* the same rollback twice is bitwise reproducible */
+    CHECK_OK(sa_ctx_truncate(ctx, k));
+    CHECK_OK(sa_ctx_decode_all(ctx, g_tokens + k, rest, b));
+    CHECK(memcmp(a, b, (size_t)rest * g_vocab * sizeof(float)) == 0);
+    CHECK_EQ_INT(sa_ctx_tokens(ctx)[k + 3], g_tokens[k + 3]);
+    free(a);
+    free(b);
+    sa_ctx_free(ctx);
+}
+
+static void test_prefix_reuse(void) {
+    if (!g_model) return;
+    struct sa_ctx *ctx = new_ctx(128, 64);
+    float *l = malloc((size_t)g_vocab * sizeof(float));
+    int32_t reused = -1;
+    CHECK_OK(sa_ctx_eval_prompt(ctx, g_tokens, 40, l, &reused));
+    CHECK_EQ_INT(reused, 0);
+    CHECK_OK(sa_ctx_eval_prompt(ctx, g_tokens, N_TOK, l, &reused));
+    CHECK_EQ_INT(reused, 40); /* only the 8 new tokens were computed */
+    CHECK_EQ_INT(sa_ctx_len(ctx), N_TOK);
+    double d = max_diff(l, g_fresh + (int64_t)(N_TOK - 1) * g_vocab, g_vocab);
+    CHECK_MSG(d < 1e-4, "prefix reuse logits differ by %g", d);
+    /* the same prompt again: everything but the last token is reused */
+    CHECK_OK(sa_ctx_eval_prompt(ctx, g_tokens, N_TOK, l, &reused));
+    CHECK_EQ_INT(reused, N_TOK - 1);
+    CHECK(max_diff(l, g_fresh + (int64_t)(N_TOK - 1) * g_vocab, g_vocab) < 1e-4);
+    /* a prompt that diverges at 20 keeps 20 */
+    int32_t other[30];
+    memcpy(other, g_tokens, sizeof other);
+    other[20] = 777;
+    CHECK_OK(sa_ctx_eval_prompt(ctx, other, 30, l, &reused));
+    CHECK_EQ_INT(reused, 20);
+    CHECK_EQ_INT(sa_ctx_len(ctx), 30);
+    struct sa_ctx *fresh = new_ctx(64, 64);
+    float *l2 = malloc((size_t)g_vocab * sizeof(float));
+    CHECK_OK(sa_ctx_decode(fresh, other, 30, l2));
+    d = max_diff(l, l2, g_vocab);
+    CHECK_MSG(d < 1e-4, "diverging prompt logits differ by %g", d);
+    free(l2);
+    sa_ctx_free(fresh);
+    free(l);
+    sa_ctx_free(ctx);
+}
+
+/* Two contexts on one model, interleaved, each match their solo results. */
+static void test_two_contexts(void) {
+    if (!g_model) return;
+    struct sa_ctx *a = new_ctx(64, 16), *b = new_ctx(64, 16);
+    if (!a || !b) return;
+    int32_t tb[N_TOK];
+    for (int i = 0; i < N_TOK; i++) tb[i] = g_tokens[N_TOK - 1 - i];
+    float *la = malloc((size_t)g_vocab * sizeof(float)), *lb = malloc((size_t)g_vocab * sizeof(float));
+    for (int i = 0; i < N_TOK; i += 12) {
+        CHECK_OK(sa_ctx_decode(a, g_tokens + i, 12, la));
+        CHECK_OK(sa_ctx_decode(b, tb + i, 12, lb));
+    }
+    CHECK(max_diff(la, g_fresh + (int64_t)(N_TOK - 1) * g_vocab, g_vocab) < 1e-4);
+    struct sa_ctx *c = new_ctx(64, 64);
+    float *lc = malloc((size_t)g_vocab * sizeof(float));
+    CHECK_OK(sa_ctx_decode(c, tb, N_TOK, lc));
+    CHECK(max_diff(lb, lc, g_vocab) < 1e-4);
+    free(la);
+    free(lb);
+    free(lc);
+    sa_ctx_free(a);
+    sa_ctx_free(b);
+    sa_ctx_free(c);
+}
+
+static void test_errors(void) {
+    struct sa_model *m = NULL;
+    CHECK(sa_model_load("/nonexistent/model.gguf", NULL, &m) != SA_STATUS_OK && m == NULL);
+    CHECK(strlen(sa_last_error()) > 0);
+    CHECK(sa_model_load("tests", NULL, &m) == SA_STATUS_NOT_FOUND && m == NULL); /* dir without config.json */
+    if (!g_model) return;
+    struct sa_ctx *ctx = new_ctx(16, 8);
+    int32_t bad = g_vocab;
+    CHECK_EQ_INT(sa_ctx_decode(ctx, &bad, 1, NULL), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_ctx_len(ctx), 0);
+    CHECK_EQ_INT(sa_ctx_decode(ctx, g_tokens, 17, NULL), SA_STATUS_BAD_ARGUMENT); /* > n_ctx */
+    CHECK(strstr(sa_last_error(), "n_ctx") != NULL);
+    CHECK_EQ_INT(sa_ctx_decode(ctx, g_tokens, 0, NULL), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_ctx_truncate(ctx, 1), SA_STATUS_BAD_ARGUMENT);
+    CHECK_OK(sa_ctx_decode(ctx, g_tokens, 16, NULL));
+    CHECK_EQ_INT(sa_ctx_decode(ctx, g_tokens, 1, NULL), SA_STATUS_BAD_ARGUMENT); /* full */
+    CHECK_EQ_INT(sa_ctx_len(ctx), 16);
+    sa_ctx_free(ctx);
+    sa_ctx_free(NULL);
+    sa_model_free(NULL);
+}
+
+/* use_mmap = false: weights read into memory, same logits. */
+static void test_no_mmap(void) {
+    if (!g_model) return;
+    struct sa_model_params mp = sa_model_default_params();
+    mp.use_mmap = false;
+    mp.n_threads = 2;
+    mp.load_tokenizer = false;
+    struct sa_model *m = NULL;
+    CHECK_OK(sa_model_load(model_path(), &mp, &m));
+    if (!m) return;
+    CHECK(sa_model_tokenizer(m) == NULL);
+    struct sa_ctx_params p = sa_ctx_default_params();
+    p.n_ctx = 16;
+    p.n_threads = 2;
+    struct sa_ctx *ctx = NULL;
+    CHECK_OK(sa_ctx_init(m, &p, &ctx));
+    float *l = malloc((size_t)g_vocab * sizeof(float));
+    CHECK_OK(sa_ctx_decode(ctx, g_tokens, 8, l));
+    struct sa_ctx *ref = new_ctx(16, 16);
+    float *l2 = malloc((size_t)g_vocab * sizeof(float));
+    CHECK_OK(sa_ctx_decode(ref, g_tokens, 8, l2));
+    CHECK(max_diff(l, l2, g_vocab) == 0);
+    free(l);
+    free(l2);
+    sa_ctx_free(ref);
+    sa_ctx_free(ctx);
+    sa_model_free(m);
+}
+
+static bool abort_now(void *user) { return ++*(int *)user > 3; }
+
+static void test_cancel(void) {
+    if (!g_model) return;
+    struct sa_ctx_params p = sa_ctx_default_params();
+    p.n_ctx = 32;
+    p.n_threads = 1;
+    int calls = 0;
+    p.abort_cb = abort_now;
+    p.abort_user = &calls;
+    struct sa_ctx *ctx = NULL;
+    CHECK_OK(sa_ctx_init(g_model, &p, &ctx));
+    if (!ctx) return;
+    CHECK_EQ_INT(sa_ctx_decode(ctx, g_tokens, 4, NULL), SA_STATUS_CANCELLED);
+    CHECK_EQ_INT(sa_ctx_len(ctx), 0);
+    sa_ctx_free(ctx);
+}
+
+/* HF llama stores Q/K for rotate-half RoPE; llama.cpp permutes the rows of each head so
+ * that adjacent pairs rotate together. Check: P(neox(x)) == normal(P(x)). */
+static void test_rope_permutation(void) {
+    enum { D = 8, H = 2 };
+    float x[H * D], px[H * D], inv[D / 2];
+    for (int i = 0; i < H * D; i++) x[i] = sinf(1.3f * i + 0.2f);
+    for (int i = 0; i < D / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / D);
+    for (int h = 0; h < H; h++)
+        for (int r = 0; r < D; r++) px[h * D + r] = x[h * D + (r % 2) * (D / 2) + r / 2];
+    int32_t pos = 5;
+    sa_op_rope(x, &pos, 1, H, D, D, inv, SA_ROPE_NEOX);
+    sa_op_rope(px, &pos, 1, H, D, D, inv, SA_ROPE_NORMAL);
+    double worst = 0;
+    for (int h = 0; h < H; h++)
+        for (int r = 0; r < D; r++) {
+            double d = fabs(px[h * D + r] - x[h * D + (r % 2) * (D / 2) + r / 2]);
+            worst = d > worst ? d : worst;
+        }
+    CHECK_MSG(worst < 1e-6, "permuted normal RoPE differs from NEOX by %g", worst);
+}
+
+/* Attention with GQA and a sliding window against a direct double-precision loop. */
+static void test_attention_naive(void) {
+    enum { T = 3, P0 = 4, H = 4, HKV = 2, D = 4, N = P0 + T, W = 3 };
+    float q[T * H * D], k[N * HKV * D], v[N * HKV * D], out[T * H * D], scratch[2 * N];
+    for (int i = 0; i < T * H * D; i++) q[i] = cosf(0.7f * i);
+    for (int i = 0; i < N * HKV * D; i++) {
+        k[i] = sinf(0.3f * i + 1);
+        v[i] = cosf(0.11f * i * i);
+    }
+    struct sa_attn_args a = {.q = q, .k = k, .v = v, .out = out, .T = T, .pos0 = P0, .n_head = H, .n_head_kv = HKV,
+                             .head_dim = D, .window = W, .scale = 0.5f, .scratch = scratch, .scratch_stride = N, .n_scratch = 2};
+    sa_op_attention(NULL, &a);
+    double worst = 0;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++) {
+            int g = h / (H / HKV), p = P0 + t;
+            double s[N], mx = -1e300, sum = 0;
+            for (int j = 0; j <= p; j++) {
+                s[j] = -INFINITY;
+                if (p - j >= W) continue;
+                double dot = 0;
+                for (int d = 0; d < D; d++) dot += (double)q[(t * H + h) * D + d] * k[(j * HKV + g) * D + d];
+                s[j] = dot * 0.5;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int j = 0; j <= p; j++) sum += s[j] == -INFINITY ? 0 : exp(s[j] - mx);
+            for (int d = 0; d < D; d++) {
+                double o = 0;
+                for (int j = 0; j <= p; j++)
+                    if (s[j] != -INFINITY) o += exp(s[j] - mx) / sum * v[(j * HKV + g) * D + d];
+                double diff = fabs(o - out[(t * H + h) * D + d]);
+                worst = diff > worst ? diff : worst;
+            }
+        }
+    CHECK_MSG(worst < 1e-5, "attention differs from the naive loop by %g", worst);
+}
+
+int main(void) {
+    /* Bitwise equality across batching (rollback, prefix reuse, chunked prefill) is the
+     * engine's guarantee in batch-invariant mode; the default fast mode uses a prefill GEMM
+     * whose summation order differs from the decode kernel (docs/internals/cpu_backend.md). */
+    sa_cpu_set_batch_invariant(true);
+    RUN(test_rope_permutation);
+    RUN(test_attention_naive);
+    RUN(test_load);
+    RUN(test_batch_vs_single);
+    RUN(test_rollback);
+    RUN(test_prefix_reuse);
+    RUN(test_two_contexts);
+    RUN(test_errors);
+    RUN(test_cancel);
+    RUN(test_no_mmap);
+    free(g_fresh);
+    sa_model_free(g_model);
+    return harness_summary();
+}

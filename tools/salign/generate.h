@@ -1,0 +1,48 @@
+/* generate.h: what `salign generate` and `salign chat` share: the model and sampling
+ * options, loading a model by path or cached name, and the token loop that samples,
+ * streams text and stops at end-of-generation tokens. */
+#ifndef SA_CLI_GENERATE_H
+#define SA_CLI_GENERATE_H
+
+#include "sa/sa.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct gen_opts {
+    const char *model;    /* -m: a path or a cached model name */
+    const char *system;   /* --system: system message (chat) */
+    int32_t n_predict;    /* -n: most tokens to generate */
+    int n_threads;        /* -t: 0 = all cores */
+    int32_t n_ctx;        /* -c: context size, 0 = fit (generate) or the model's (chat) */
+    struct sa_sampler_params sp;
+};
+void gen_opts_init(struct gen_opts *o);
+
+/* Parses the option at argv[*i] if it is a shared one (-m, --system, -n, -t, -c, --temp,
+ * --top-k, --top-p, --min-p, --seed), advancing *i past its value. Returns 1 if consumed,
+ * 0 if not a shared option, -1 on a bad value (the usage error was printed). */
+int gen_parse_opt(const char *cmd, int argc, char **argv, int *i, struct gen_opts *o);
+/* The option lines of the shared options, for --help. */
+extern const char gen_opts_help[];
+
+/* Resolves `ref` (sa_hub_resolve) and loads it; prints the error and returns CLI_FAIL. */
+int gen_load_model(const char *ref, int n_threads, struct sa_model **out);
+
+struct gen_result {
+    char *text;           /* malloc'd generated text (NUL-terminated), caller frees */
+    size_t len;
+    int32_t n_tokens;     /* tokens sampled (the end-of-generation token not counted) */
+    double first_token_s; /* time of the first sample, from the call */
+    double decode_s;      /* time of the decode steps after the first token */
+    bool hit_eog;
+};
+
+/* Samples from the context's current logits, streams each token's text to stdout when
+ * `stream`, appends the token and repeats, up to n_predict tokens, an end-of-generation
+ * token, or a full context. Returns CLI_OK or CLI_FAIL (error printed). */
+int gen_run(struct sa_ctx *ctx, struct sa_sampler *smp, const struct sa_tokenizer *tok, int32_t n_predict, bool stream,
+            struct gen_result *res);
+
+#endif
