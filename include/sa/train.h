@@ -1,0 +1,177 @@
+/* train.h: fine-tuning a Llama-family model (llama, qwen2, qwen3, gemma3) in f32 on the CPU:
+ * full fine-tuning or LoRA, masked next-token cross-entropy, AdamW, checkpoints that resume
+ * exactly, and export as a Hugging Face directory plus a GGUF (issue 4). Two levels:
+ *   - the model (sa_train_model_*): load, forward + backward over a batch, optimizer step,
+ *     state save/restore, export. Used by the loop and by the PyTorch reference tests.
+ *   - the run (sa_train_run): records -> batches -> steps -> checkpoints -> export, what
+ *     `salign train` does.
+ * Layout, invariants and the checkpoint format: docs/TRAINING.md. */
+#ifndef SA_TRAIN_H
+#define SA_TRAIN_H
+
+#include "sa/dtype.h"
+#include "sa/model_config.h"
+#include "sa/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* LoRA target modules (bit flags). */
+enum {
+    SA_LORA_Q = 1 << 0,
+    SA_LORA_K = 1 << 1,
+    SA_LORA_V = 1 << 2,
+    SA_LORA_O = 1 << 3,
+    SA_LORA_GATE = 1 << 4,
+    SA_LORA_UP = 1 << 5,
+    SA_LORA_DOWN = 1 << 6,
+    SA_LORA_ALL = (1 << 7) - 1,
+};
+/* Parses "q,k,v,o,gate,up,down" (also "q_proj", ..., and "all"); false on an unknown name. */
+bool sa_lora_targets_parse(const char *s, uint32_t *out);
+
+struct sa_train_model_params {
+    int32_t lora_rank;     /* 0: full fine-tuning; > 0: LoRA of this rank (base weights frozen) */
+    float lora_alpha;      /* scale alpha / rank; 0: alpha = 2 * rank */
+    float lora_dropout;    /* dropout on the adapter input, in [0, 1) */
+    uint32_t lora_targets; /* SA_LORA_* flags; 0: SA_LORA_ALL */
+    uint64_t seed;         /* LoRA initialisation and dropout masks */
+    int32_t n_threads;     /* threads for BLAS and the row-parallel ops; 0: 1 */
+};
+struct sa_train_model_params sa_train_model_default_params(void);
+
+struct sa_train_model; /* opaque */
+
+/* Loads `path`: a .gguf file (every tensor dequantized into f32 master weights; the tokenizer
+ * and chat template come from the file) or a Hugging Face directory (config.json,
+ * model.safetensors or its index, tokenizer.json + tokenizer_config.json when present).
+ * Weights are kept in Hugging Face form (names, Q/K row order, Gemma norms as w). Errors:
+ * NOT_FOUND, BAD_FILE, UNSUPPORTED (architecture, logit soft-capping), NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_train_model_load(const char *path, const struct sa_train_model_params *p,
+                                                struct sa_train_model **out);
+void sa_train_model_free(struct sa_train_model *m); /* NULL: nothing */
+
+const struct sa_model_config *sa_train_model_config(const struct sa_train_model *m);
+/* Number of parameters: all (trainable false) or those the optimizer updates. */
+int64_t sa_train_model_n_params(const struct sa_train_model *m, bool trainable);
+/* Threads for the next forward/backward (BLAS is process-wide). */
+SA_NODISCARD enum sa_status sa_train_model_set_threads(struct sa_train_model *m, int n_threads);
+
+/* Allocates the activation arena for batches of up to B sequences of up to T tokens. Calls
+ * with a smaller (B, T) do nothing; a larger one reallocates. Bytes used: *bytes (may be NULL). */
+SA_NODISCARD enum sa_status sa_train_model_reserve(struct sa_train_model *m, int64_t B, int64_t T, size_t *bytes);
+
+/* Sets every gradient to 0 (once per optimizer step). */
+void sa_train_model_zero_grad(struct sa_train_model *m);
+
+/* Forward over tokens (B, T) (row-major; position of token t is t) and the loss over the
+ * rows with targets[b, t] >= 0 (the next token; -100 masks a row): sum of their
+ * cross-entropies / denom (denom <= 0: their count, the mean). With `grad`, the backward
+ * then ACCUMULATES gradients (call zero_grad first; several calls with a shared denom give
+ * the gradient of the mean over all of them: gradient accumulation). `dropout_seed` varies
+ * the LoRA dropout masks (change it per micro-batch). Right padding needs no mask: causal
+ * attention keeps padded rows from reaching earlier ones. Errors: BAD_ARGUMENT (a token or
+ * target outside the vocabulary, (B, T) above the reservation, no target with denom <= 0). */
+SA_NODISCARD enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t *tokens,
+                                                      const int32_t *targets, int64_t B, int64_t T, float denom,
+                                                      bool grad, uint64_t dropout_seed, float *loss);
+
+/* One tensor (base weight, or LoRA adapter "<module>.lora_A.weight" / ".lora_B.weight"). */
+struct sa_train_tensor {
+    const char *name;   /* Hugging Face name, owned by the model */
+    int32_t n_dims;     /* 1 or 2 */
+    int64_t shape[2];   /* PyTorch order */
+    int64_t n;          /* elements */
+    float *data;        /* (n) */
+    float *grad;        /* (n), NULL for a frozen tensor */
+    bool decay;         /* weight decay applies (matrices, not norms or biases) */
+};
+int32_t sa_train_model_n_tensors(const struct sa_train_model *m);
+/* i in [0, n_tensors); false when out of range. Pointers stay valid while the model lives. */
+bool sa_train_model_tensor(const struct sa_train_model *m, int32_t i, struct sa_train_tensor *out);
+/* Index of a tensor by name, or -1. */
+int32_t sa_train_model_find(const struct sa_train_model *m, const char *name);
+
+struct sa_train_optim {
+    float beta1, beta2, eps; /* 0.9, 0.95, 1e-8 (the official recipe) */
+    float weight_decay;      /* decoupled, on matrices only; 0 */
+    float max_grad_norm;     /* clip the global norm to this; 0: no clipping */
+};
+struct sa_train_optim sa_train_optim_default(void);
+/* Clips (when max_grad_norm > 0) and takes one AdamW step with learning rate lr over the
+ * trainable tensors; *grad_norm (may be NULL) receives the norm before clipping. */
+SA_NODISCARD enum sa_status sa_train_model_adamw_step(struct sa_train_model *m, const struct sa_train_optim *o,
+                                                      float lr, double *grad_norm);
+
+/* Trainable weights and optimizer moments into `dir`/params.bin and `dir`/adamw.bin (atomic
+ * writes); the load refuses files of another model shape. */
+SA_NODISCARD enum sa_status sa_train_model_save_state(const struct sa_train_model *m, const char *dir);
+SA_NODISCARD enum sa_status sa_train_model_load_state(struct sa_train_model *m, const char *dir);
+
+struct sa_train_export_params {
+    enum sa_dtype st_type;   /* safetensors weights: F32, F16 or BF16 */
+    enum sa_dtype gguf_type; /* GGUF weights: F32, F16, BF16, Q8_0; SA_DTYPE_COUNT: no GGUF */
+    const char *gguf_name;   /* file name inside the directory; NULL: "model-<type>.gguf" */
+    const char *tokenizer_gguf; /* GGUF whose tokenizer to embed; NULL: the base's if it was a GGUF */
+};
+struct sa_train_export_params sa_train_export_default_params(void); /* F32 + F16 GGUF */
+/* Writes `dir` (created): model.safetensors + config.json + tokenizer files of the base
+ * (tokenizer.json etc. for a Hugging Face base; tokenizer_config.json, generation_config.json
+ * for a GGUF base), and the GGUF with the tokenizer. LoRA adapters are merged into the written
+ * weights (the model in memory is unchanged). */
+SA_NODISCARD enum sa_status sa_train_model_export(const struct sa_train_model *m, const char *dir,
+                                                  const struct sa_train_export_params *p);
+
+/* ---- the run ---- */
+
+struct sa_train_params {
+    const char *base;        /* model path (.gguf or HF directory) */
+    const char *data;        /* records: JSONL or a JSON array (sentence or whole-answer) */
+    const char *out;         /* output directory: checkpoints, log.csv, loss.svg, the model */
+    struct sa_train_model_params model;
+    struct sa_train_optim optim;
+    float lr;                /* peak learning rate: 2e-5 */
+    float warmup_ratio;      /* 0.03 */
+    int32_t epochs;          /* 3 */
+    int32_t batch;           /* sequences per micro-batch: 4 */
+    int32_t grad_accum;      /* micro-batches per step: 1 */
+    int32_t max_length;      /* tokens per sequence: 512 (prefix truncated from the left) */
+    int64_t max_records;     /* use only the first N records of the file; 0: all */
+    double eval_fraction;    /* held-out share of the questions: 0.05 (0: no evaluation) */
+    int32_t eval_every;      /* steps between evaluations; 0: only at the end */
+    int32_t save_every;      /* steps between checkpoints; 0: only at the end */
+    int32_t log_every;       /* steps between progress lines when not on a terminal: 10 */
+    int64_t max_steps;       /* stop after this many steps in total; 0: epochs decide */
+    int64_t stop_after_steps; /* debug: exit the run (after checkpointing) once this many steps
+                                were taken in this process; 0: off */
+    bool resume;             /* continue from `out`/checkpoint */
+    bool quiet;              /* no progress output */
+    enum sa_dtype st_type, gguf_type; /* export types (sa_train_export_params) */
+    bool no_export;
+};
+struct sa_train_params sa_train_default_params(void);
+
+struct sa_train_result {
+    int64_t steps;            /* steps taken in total (after resume: including the earlier ones) */
+    int64_t total_steps;
+    double first_loss, last_loss; /* train loss of the first and last step of this process */
+    double eval_loss_before, eval_loss_after; /* NaN when no evaluation ran */
+    int64_t n_records, n_train, n_eval, n_truncated, n_dropped;
+    int64_t tokens;           /* tokens processed by this process */
+    double seconds;           /* wall time of the steps of this process */
+    bool stopped_early;       /* stop_after_steps hit */
+    int64_t peak_rss_kb;      /* peak resident memory of the process */
+};
+
+/* Trains as described by p; progress on stderr. */
+SA_NODISCARD enum sa_status sa_train_run(const struct sa_train_params *p, struct sa_train_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,229 @@
+/* train_data.c: training records -> token ids with a loss mask. The prompt is the aligner
+ * input (sa_record_input: the same text at inference) as the user turn of the base model's
+ * chat template, ending with the assistant opening; the target is the correction followed
+ * by the end-of-turn token. Long records lose whole sentences from the start of the prefix
+ * (the question and the most recent sentences stay; the target is never cut). Batches:
+ * seeded shuffle, length bucketing, right padding. */
+#define _GNU_SOURCE
+#include "train/train_impl.h"
+
+#include "core/core_impl.h"
+#include "sample/rng_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum sa_status sa_tr_prompt_text(enum sa_chat_format fmt, const char *tmpl, const struct sa_record *rec, char **out) {
+    char *user = NULL;
+    *out = NULL;
+    enum sa_status s = sa_record_input(rec, &user);
+    if (s) return s;
+    struct sa_chat_msg msg = {"user", user};
+    s = sa_chat_render(fmt, tmpl, &msg, 1, true, NULL, out, NULL);
+    free(user);
+    return s;
+}
+
+static enum sa_status encode(const struct sa_tokenizer *tok, const char *text, bool special, int32_t **ids, size_t *n) {
+    struct sa_tokenize_opts o = {special, special};
+    return sa_tokenize(tok, text, strlen(text), o, ids, n);
+}
+
+/* Prompt tokens of rec with its prefix starting at byte `cut`. */
+static enum sa_status prompt_ids(const struct sa_train_model *m, enum sa_chat_format fmt, const struct sa_record *rec,
+                                 size_t cut, int32_t **ids, size_t *n) {
+    struct sa_record r = *rec;
+    if (r.kind == SA_RECORD_SENTENCE) r.prefix = rec->prefix + cut;
+    char *text;
+    enum sa_status s = sa_tr_prompt_text(fmt, m->chat_template, &r, &text);
+    if (s) return s;
+    /* the BOS a template writes is in the text; otherwise the tokenizer adds it if the model asks */
+    struct sa_tokenize_opts o = {!sa_chat_format_bos_in_text(fmt), true};
+    s = sa_tokenize(m->tok, text, strlen(text), o, ids, n);
+    free(text);
+    return s;
+}
+
+/* Byte offsets where the prefix may start after dropping sentences: after each newline, and
+ * after ". ", "! ", "? " (sentence ends inside a line). Ascending; the last is the end. */
+static size_t cut_points(const char *prefix, size_t **out) {
+    size_t len = strlen(prefix), n = 0;
+    size_t *c = malloc((len + 1) * sizeof *c);
+    if (!c) return 0;
+    for (size_t i = 0; i < len; i++) {
+        bool nl = prefix[i] == '\n';
+        bool end = (prefix[i] == '.' || prefix[i] == '!' || prefix[i] == '?') && prefix[i + 1] == ' ';
+        if (nl) c[n++] = i + 1;
+        else if (end) c[n++] = i + 2;
+    }
+    c[n++] = len;
+    *out = c;
+    return n;
+}
+
+static enum sa_status encode_record(const struct sa_train_model *m, enum sa_chat_format fmt, const struct sa_record *rec,
+                                    int32_t max_len, struct tr_example *ex, bool *dropped) {
+    int32_t *p = NULL, *t = NULL;
+    size_t np = 0, nt = 0;
+    *dropped = false;
+    memset(ex, 0, sizeof *ex);
+    enum sa_status s = encode(m->tok, rec->correction, false, &t, &nt);
+    if (!s) s = prompt_ids(m, fmt, rec, 0, &p, &np);
+    if (s) goto out;
+    if ((int64_t)(np + nt + 1) > max_len) {
+        size_t *cuts = NULL, nc = rec->kind == SA_RECORD_SENTENCE ? cut_points(rec->prefix, &cuts) : 0;
+        bool fits = false;
+        /* smallest cut that fits: the prompt shrinks as the cut moves right (binary search) */
+        size_t lo = 0, hi = nc;
+        while (lo < hi && !s) {
+            size_t mid = (lo + hi) / 2, n2 = 0;
+            int32_t *p2 = NULL;
+            s = prompt_ids(m, fmt, rec, cuts[mid], &p2, &n2);
+            if (!s && (int64_t)(n2 + nt + 1) <= max_len) {
+                hi = mid;
+                free(p);
+                p = p2;
+                np = n2;
+                fits = true;
+            } else {
+                lo = mid + 1;
+                free(p2);
+            }
+        }
+        free(cuts);
+        if (s) goto out;
+        if (!fits) {
+            *dropped = true;
+            goto out;
+        }
+        ex->truncated = true;
+    }
+    ex->n = (int32_t)(np + nt + 1);
+    ex->n_prompt = (int32_t)np;
+    ex->ids = malloc((size_t)ex->n * sizeof *ex->ids);
+    if (!ex->ids) {
+        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    memcpy(ex->ids, p, np * sizeof *p);
+    memcpy(ex->ids + np, t, nt * sizeof *t);
+    ex->ids[np + nt] = sa_tokenizer_eot(m->tok);
+out:
+    free(p);
+    free(t);
+    return s;
+}
+
+enum sa_status sa_tr_dataset_build(const struct sa_train_model *m, const struct sa_records *r, const bool *use,
+                                   bool use_value, int32_t max_len, struct tr_dataset *out) {
+    memset(out, 0, sizeof *out);
+    if (!m->tok) return sa_error(SA_STATUS_UNSUPPORTED, "training: the base model has no tokenizer");
+    if (sa_tokenizer_eot(m->tok) < 0) return sa_error(SA_STATUS_UNSUPPORTED, "training: the tokenizer has no end-of-turn token");
+    enum sa_chat_format fmt = sa_chat_template_detect(m->chat_template, m->cfg.arch_name);
+    if (fmt == SA_CHAT_FORMAT_UNKNOWN)
+        return sa_error(SA_STATUS_UNSUPPORTED,
+                        "training: no known chat template in the base model (ChatML, Gemma or Llama 3 expected)");
+    if (max_len < 8) return sa_error(SA_STATUS_BAD_ARGUMENT, "training: max length %d is too small", max_len);
+    out->ex = calloc(r->n ? r->n : 1, sizeof *out->ex);
+    if (!out->ex) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < r->n; i++) {
+        if (use && use[i] != use_value) continue;
+        bool dropped;
+        enum sa_status s = encode_record(m, fmt, &r->items[i], max_len, &out->ex[out->n], &dropped);
+        if (s) {
+            sa_tr_dataset_free(out);
+            return sa_error_wrap(s, "record %zu", i + 1);
+        }
+        if (dropped) {
+            out->n_dropped++;
+            continue;
+        }
+        out->n_truncated += out->ex[out->n].truncated;
+        out->n++;
+    }
+    return SA_STATUS_OK;
+}
+
+void sa_tr_dataset_free(struct tr_dataset *d) {
+    if (!d || !d->ex) return;
+    for (int64_t i = 0; i < d->n; i++) free(d->ex[i].ids);
+    free(d->ex);
+    memset(d, 0, sizeof *d);
+}
+
+static const struct tr_dataset *sort_ds;
+static int by_len(const void *a, const void *b) {
+    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+    int32_t li = sort_ds->ex[i].n, lj = sort_ds->ex[j].n;
+    if (li != lj) return li < lj ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+static void shuffle(int64_t *v, int64_t n, struct sa_rng *r) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(sa_rng_next(r) % (uint64_t)(i + 1));
+        int64_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
+enum sa_status sa_tr_epoch_order(const struct tr_dataset *d, int32_t B, uint64_t seed, int64_t epoch, int64_t *order) {
+    int64_t n = d->n, nb = (n + B - 1) / B;
+    struct sa_rng r;
+    sa_rng_seed(&r, sa_tr_mix(seed ^ sa_tr_mix(0xE90Cull + (uint64_t)epoch)));
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    shuffle(order, n, &r);
+    /* bucketing: sort windows of 50 batches by length (deterministic: ties by index) */
+    int64_t win = 50 * (int64_t)B;
+    sort_ds = d;
+    for (int64_t w = 0; w < n; w += win) qsort(order + w, (size_t)SA_MIN(win, n - w), sizeof *order, by_len);
+    sort_ds = NULL;
+    /* shuffle the order of the batches (the last, possibly short, batch moves as well) */
+    int64_t *perm = malloc((size_t)(nb ? nb : 1) * sizeof *perm), *tmp = malloc((size_t)(n ? n : 1) * sizeof *tmp);
+    if (!perm || !tmp) {
+        free(perm);
+        free(tmp);
+        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    }
+    for (int64_t b = 0; b < nb; b++) perm[b] = b;
+    shuffle(perm, nb, &r);
+    /* keep the short batch last so that every batch but the last has B examples */
+    int64_t last = nb - 1;
+    for (int64_t b = 0; b < nb; b++)
+        if (perm[b] == last) {
+            perm[b] = perm[nb - 1];
+            perm[nb - 1] = last;
+            break;
+        }
+    int64_t k = 0;
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t i = perm[b] * B; i < SA_MIN((perm[b] + 1) * B, n); i++) tmp[k++] = order[i];
+    memcpy(order, tmp, (size_t)n * sizeof *order);
+    free(perm);
+    free(tmp);
+    return SA_STATUS_OK;
+}
+
+int64_t sa_tr_batch_fill(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t B, int32_t pad,
+                         int32_t *tokens, int32_t *targets, int64_t *T_out) {
+    int64_t T = 1, n_tgt = 0;
+    for (int32_t b = 0; b < nb; b++) T = SA_MAX(T, d->ex[idx[b]].n - 1);
+    for (int32_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            tokens[b * T + t] = pad;
+            targets[b * T + t] = -100;
+        }
+    for (int32_t b = 0; b < nb; b++) {
+        const struct tr_example *e = &d->ex[idx[b]];
+        for (int32_t t = 0; t + 1 < e->n; t++) {
+            tokens[b * T + t] = e->ids[t];
+            if (t + 1 >= e->n_prompt) {
+                targets[b * T + t] = e->ids[t + 1];
+                n_tgt++;
+            }
+        }
+    }
+    *T_out = T;
+    return n_tgt;
+}

@@ -1,0 +1,501 @@
+/* train_loop.c: sa_train_run, the run behind `salign train`: records -> held-out split ->
+ * token batches -> steps (gradient accumulation, global-norm clipping, AdamW, cosine schedule
+ * with warmup) -> evaluation, checkpoints, CSV log, SVG loss curve -> export.
+ * Resume is exact: every random choice is a pure function of (seed, epoch) or (seed,
+ * micro-batch), the data position is the step number, and the weights and AdamW moments are
+ * restored bit for bit, so an interrupted and resumed run writes the same log.csv as an
+ * uninterrupted one (same seed and threads). Checkpoint layout: docs/TRAINING.md. */
+#define _GNU_SOURCE
+#include "train/train_impl.h"
+
+#include "core/core_impl.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct sa_train_params sa_train_default_params(void) {
+    struct sa_train_params p;
+    memset(&p, 0, sizeof p);
+    p.model = sa_train_model_default_params();
+    p.optim = sa_train_optim_default();
+    p.lr = 2e-5f;
+    p.warmup_ratio = 0.03f;
+    p.epochs = 3;
+    p.batch = 4;
+    p.grad_accum = 1;
+    p.max_length = 512;
+    p.eval_fraction = 0.05;
+    p.log_every = 10;
+    p.st_type = SA_DTYPE_F32;
+    p.gguf_type = SA_DTYPE_F16;
+    return p;
+}
+
+/* Loss history for the SVG (steps from 1; eval NaN where none). */
+struct history {
+    double *loss, *eval;
+    int64_t n, cap;
+};
+
+static enum sa_status hist_set(struct history *h, int64_t step, double loss, double eval) {
+    if (step >= h->cap) {
+        int64_t cap = SA_MAX(step + 1, h->cap * 2 + 16);
+        double *a = realloc(h->loss, (size_t)cap * sizeof *a);
+        if (a) h->loss = a;
+        double *b = a ? realloc(h->eval, (size_t)cap * sizeof *b) : NULL;
+        if (b) h->eval = b;
+        if (!a || !b) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        for (int64_t i = h->cap; i < cap; i++) h->loss[i] = h->eval[i] = NAN;
+        h->cap = cap;
+    }
+    if (!isnan(loss)) h->loss[step] = loss;
+    if (!isnan(eval)) h->eval[step] = eval;
+    if (step + 1 > h->n) h->n = step + 1;
+    return SA_STATUS_OK;
+}
+
+static void hist_free(struct history *h) {
+    free(h->loss);
+    free(h->eval);
+}
+
+/* An SVG line chart of the train loss (blue) and the eval loss (orange dots). */
+static enum sa_status write_svg(const char *path, const struct history *h) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < h->n; i++) {
+        double v[2] = {h->loss[i], h->eval[i]};
+        for (int k = 0; k < 2; k++)
+            if (!isnan(v[k])) lo = fmin(lo, v[k]), hi = fmax(hi, v[k]);
+    }
+    if (!(hi > lo)) hi = lo + 1, lo = isfinite(lo) ? lo : 0;
+    const double W = 640, H = 360, L = 60, R = 20, T = 20, Bm = 40;
+    double xs = (W - L - R) / (double)SA_MAX(h->n - 1, 1), ys = (H - T - Bm) / (hi - lo);
+    struct sa_buf b;
+    sa_buf_init(&b, 0);
+    enum sa_status s = sa_buf_printf(&b,
+                                     "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                                     "font-family=\"sans-serif\" font-size=\"12\">\n"
+                                     "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+                                     "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
+                                     "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
+                                     "<text x=\"%.0f\" y=\"%.0f\">%.3f</text><text x=\"%.0f\" y=\"%.0f\">%.3f</text>\n"
+                                     "<text x=\"%.0f\" y=\"%.0f\">step</text><text x=\"%.0f\" y=\"%.0f\">%lld</text>\n"
+                                     "<text x=\"%.0f\" y=\"14\">loss: train (blue), held-out (orange)</text>\n"
+                                     "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"",
+                                     W, H, L, H - Bm, W - R, H - Bm, L, T, L, H - Bm, 4.0, T + 4, hi, 4.0, H - Bm, lo,
+                                     (W - L - R) / 2 + L, H - 8, W - R - 30, H - Bm + 16, (long long)(h->n - 1), L + 10);
+    for (int64_t i = 0; i < h->n && !s; i++)
+        if (!isnan(h->loss[i])) s = sa_buf_printf(&b, "%.1f,%.1f ", L + i * xs, H - Bm - (h->loss[i] - lo) * ys);
+    if (!s) s = sa_buf_puts(&b, "\"/>\n");
+    for (int64_t i = 0; i < h->n && !s; i++)
+        if (!isnan(h->eval[i]))
+            s = sa_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#ff7f0e\"/>\n", L + i * xs,
+                              H - Bm - (h->eval[i] - lo) * ys);
+    if (!s) s = sa_buf_puts(&b, "</svg>\n");
+    if (!s) s = sa_write_file_atomic(path, b.data, b.len);
+    sa_buf_free(&b);
+    return s;
+}
+
+struct run {
+    const struct sa_train_params *p;
+    struct sa_train_model *m;
+    struct tr_dataset train, eval;
+    int64_t nb;            /* micro-batches per epoch */
+    int64_t total, warmup; /* steps */
+    int64_t *order;        /* (n_train) order of the cached epoch */
+    int64_t order_epoch;
+    int32_t *tokens, *targets; // (B, T_max) x2
+    int32_t pad;
+    FILE *csv;
+    struct history hist;
+    char path[4096];
+};
+
+/* `out`/name, in r->path (valid until the next call). */
+static const char *at(struct run *r, const char *name) {
+    snprintf(r->path, sizeof r->path, "%s/%s", r->p->out, name);
+    return r->path;
+}
+
+static enum sa_status micro_batch(struct run *r, int64_t u, const int64_t **idx, int32_t *nb) {
+    int64_t epoch = u / r->nb, b = u % r->nb;
+    if (epoch != r->order_epoch) {
+        enum sa_status s = sa_tr_epoch_order(&r->train, r->p->batch, r->p->model.seed, epoch, r->order);
+        if (s) return s;
+        r->order_epoch = epoch;
+    }
+    *idx = r->order + b * r->p->batch;
+    *nb = (int32_t)SA_MIN((int64_t)r->p->batch, r->train.n - b * r->p->batch);
+    return SA_STATUS_OK;
+}
+
+/* Mean loss over the held-out examples (in their file order, batches of B). */
+static enum sa_status evaluate(struct run *r, double *out) {
+    double sum = 0;
+    int64_t n_tok = 0, B = r->p->batch;
+    int64_t *idx = malloc((size_t)B * sizeof *idx);
+    if (!idx) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    enum sa_status s = SA_STATUS_OK;
+    for (int64_t i = 0; i < r->eval.n && !s; i += B) {
+        int32_t nb = (int32_t)SA_MIN(B, r->eval.n - i);
+        for (int32_t k = 0; k < nb; k++) idx[k] = i + k;
+        int64_t T;
+        int64_t nt = sa_tr_batch_fill(&r->eval, idx, nb, (int32_t)B, r->pad, r->tokens, r->targets, &T);
+        float l;
+        s = sa_train_model_step_batch(r->m, r->tokens, r->targets, nb, T, 1.0f, false, 0, &l);
+        sum += l;
+        n_tok += nt;
+    }
+    free(idx);
+    *out = n_tok ? sum / (double)n_tok : NAN;
+    return s;
+}
+
+/* ---- checkpoints: out/checkpoint/ckpt-NNNNNN/{params.bin, adamw.bin, state.json} and
+ * out/checkpoint/latest naming the newest complete one ---- */
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[4352];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p)
+            unlink(p);
+    closedir(d);
+    rmdir(dir);
+}
+
+static enum sa_status save_checkpoint(struct run *r, int64_t step, int64_t tokens_total) {
+    char root[4096], dir[4224], prev[4224], name[32], *old = NULL;
+    size_t len;
+    snprintf(root, sizeof root, "%s/checkpoint", r->p->out);
+    snprintf(name, sizeof name, "ckpt-%06lld", (long long)step);
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    enum sa_status s = sa_mkdir_p(dir, 0755);
+    if (!s) s = sa_train_model_save_state(r->m, dir);
+    if (s) return s;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    cJSON_AddNumberToObject(j, "micro_batch", (double)(step * r->p->grad_accum));
+    cJSON_AddNumberToObject(j, "epoch", (double)(step * r->p->grad_accum / r->nb));
+    cJSON_AddNumberToObject(j, "batch_in_epoch", (double)(step * r->p->grad_accum % r->nb));
+    cJSON_AddNumberToObject(j, "tokens", (double)tokens_total);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->p->model.seed);
+    cJSON_AddStringToObject(j, "seed", seed);
+    cJSON_AddStringToObject(j, "rng", "stateless: shuffle = f(seed, epoch), LoRA dropout = f(seed, micro_batch)");
+    cJSON_AddNumberToObject(j, "total_steps", (double)r->total);
+    cJSON_AddNumberToObject(j, "batch", r->p->batch);
+    cJSON_AddNumberToObject(j, "grad_accum", r->p->grad_accum);
+    cJSON_AddNumberToObject(j, "n_train", (double)r->train.n);
+    cJSON_AddNumberToObject(j, "lora_rank", r->p->model.lora_rank);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    char sp[4300];
+    snprintf(sp, sizeof sp, "%s/state.json", dir);
+    s = sa_write_file_atomic(sp, text, strlen(text));
+    free(text);
+    if (s) return s;
+    char lp[4200], line[48];
+    snprintf(lp, sizeof lp, "%s/latest", root);
+    if (sa_read_file(lp, 256, &old, &len)) old = NULL;
+    int n = snprintf(line, sizeof line, "%s\n", name);
+    if ((s = sa_write_file_atomic(lp, line, (size_t)n))) {
+        free(old);
+        return s;
+    }
+    if (old) {
+        old[strcspn(old, "\n")] = 0;
+        if (strcmp(old, name) && !strncmp(old, "ckpt-", 5) && !strchr(old, '/')) {
+            snprintf(prev, sizeof prev, "%s/%s", root, old);
+            remove_tree(prev);
+        }
+    }
+    free(old);
+    return write_svg(at(r, "loss.svg"), &r->hist);
+}
+
+/* Reads the latest checkpoint: model state and the step; checks it belongs to this run. */
+static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tokens) {
+    char lp[4200], *name = NULL, *text = NULL;
+    size_t len;
+    snprintf(lp, sizeof lp, "%s/checkpoint/latest", r->p->out);
+    enum sa_status s = sa_read_file(lp, 256, &name, &len);
+    if (s) return sa_error(SA_STATUS_NOT_FOUND, "--resume: %s has no checkpoint (%s)", r->p->out, lp);
+    name[strcspn(name, "\n")] = 0;
+    char dir[4400], sp[4500];
+    snprintf(dir, sizeof dir, "%s/checkpoint/%s", r->p->out, name);
+    free(name);
+    snprintf(sp, sizeof sp, "%s/state.json", dir);
+    if ((s = sa_read_file(sp, 1 << 20, &text, &len))) return s;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "step"), *tk = cJSON_GetObjectItemCaseSensitive(j, "tokens"),
+                *sd = cJSON_GetObjectItemCaseSensitive(j, "seed"), *tot = cJSON_GetObjectItemCaseSensitive(j, "total_steps"),
+                *bt = cJSON_GetObjectItemCaseSensitive(j, "batch"), *ga = cJSON_GetObjectItemCaseSensitive(j, "grad_accum"),
+                *nt = cJSON_GetObjectItemCaseSensitive(j, "n_train");
+    if (!cJSON_IsNumber(st) || !cJSON_IsNumber(tk) || !cJSON_IsString(sd) || !cJSON_IsNumber(tot) || !cJSON_IsNumber(bt) ||
+        !cJSON_IsNumber(ga) || !cJSON_IsNumber(nt)) {
+        cJSON_Delete(j);
+        return sa_error(SA_STATUS_BAD_FILE, "%s: missing or ill-typed fields", sp);
+    }
+    bool same = strtoull(sd->valuestring, NULL, 10) == r->p->model.seed && (int64_t)tot->valuedouble == r->total &&
+                (int)bt->valuedouble == r->p->batch && (int)ga->valuedouble == r->p->grad_accum &&
+                (int64_t)nt->valuedouble == r->train.n;
+    *step = (int64_t)st->valuedouble;
+    *tokens = (int64_t)tk->valuedouble;
+    cJSON_Delete(j);
+    if (!same)
+        return sa_error(SA_STATUS_BAD_ARGUMENT,
+                        "--resume: the checkpoint in %s was made with other options (seed, batch, grad-accum, epochs or "
+                        "data); resume with the same ones",
+                        r->p->out);
+    return sa_train_model_load_state(r->m, dir);
+}
+
+/* Keeps the CSV rows up to `step` (the rows of steps after the checkpoint are redone) and
+ * refills the history from them. */
+static enum sa_status csv_truncate(struct run *r, int64_t step) {
+    char *text = NULL;
+    size_t len;
+    const char *path = at(r, "log.csv");
+    enum sa_status s = sa_read_file(path, 0, &text, &len);
+    if (s) return s;
+    struct sa_buf b;
+    sa_buf_init(&b, 0);
+    char *save = NULL;
+    bool header = true;
+    for (char *line = strtok_r(text, "\n", &save); line && !s; line = strtok_r(NULL, "\n", &save)) {
+        if (!header) {
+            long long st = strtoll(line, NULL, 10);
+            if (st > step) break;
+            char *f[8] = {0};
+            int nf = 0;
+            char *copy = strdup(line), *p = copy, *q;
+            while (copy && nf < 8 && (q = strsep(&p, ","))) f[nf++] = q;
+            double loss = nf > 2 && *f[2] ? strtod(f[2], NULL) : NAN, ev = nf > 6 && *f[6] ? strtod(f[6], NULL) : NAN;
+            s = hist_set(&r->hist, st, loss, ev);
+            free(copy);
+        }
+        header = false;
+        if (!s) s = sa_buf_puts(&b, line);
+        if (!s) s = sa_buf_puts(&b, "\n");
+    }
+    if (!s) s = sa_write_file_atomic(path, b.data ? b.data : "", b.len);
+    sa_buf_free(&b);
+    free(text);
+    return s;
+}
+
+static void fmt_eta(double sec, char *buf, size_t n) {
+    if (!(sec >= 0) || sec > 1e7) snprintf(buf, n, "?");
+    else if (sec >= 3600) snprintf(buf, n, "%dh%02dm", (int)(sec / 3600), (int)fmod(sec / 60, 60));
+    else snprintf(buf, n, "%dm%02ds", (int)(sec / 60), (int)fmod(sec, 60));
+}
+
+static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_total, struct sa_train_result *res) {
+    const struct sa_train_params *p = r->p;
+    bool tty = isatty(2) && !p->quiet;
+    double t0 = sa_time_now();
+    int64_t done = 0;
+    enum sa_status s = SA_STATUS_OK;
+    for (int64_t step = start; step < r->total && !s; step++) {
+        sa_train_model_zero_grad(r->m);
+        /* the denominator: target tokens of all micro-batches of the step (the mean over them) */
+        int64_t n_tgt = 0;
+        for (int g = 0; g < p->grad_accum && !s; g++) {
+            const int64_t *idx;
+            int32_t nb;
+            int64_t T;
+            if (!(s = micro_batch(r, step * p->grad_accum + g, &idx, &nb)))
+                n_tgt += sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
+        }
+        double loss = 0;
+        for (int g = 0; g < p->grad_accum && !s; g++) {
+            int64_t u = step * p->grad_accum + g, T;
+            const int64_t *idx;
+            int32_t nb;
+            if ((s = micro_batch(r, u, &idx, &nb))) break;
+            sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
+            for (int32_t k = 0; k < nb; k++) tokens_total += r->train.ex[idx[k]].n - 1, res->tokens += r->train.ex[idx[k]].n - 1;
+            float l;
+            s = sa_train_model_step_batch(r->m, r->tokens, r->targets, nb, T, (float)SA_MAX(n_tgt, 1), true,
+                                          sa_tr_mix(p->model.seed ^ sa_tr_mix((uint64_t)u)), &l);
+            loss += l;
+        }
+        if (s) break;
+        float lr = (float)(p->lr * sa_lr_cosine(step, r->warmup, r->total));
+        double gnorm;
+        if ((s = sa_train_model_adamw_step(r->m, &p->optim, lr, &gnorm))) break;
+        done++;
+        res->steps = step + 1;
+        if (done == 1) res->first_loss = loss;
+        res->last_loss = loss;
+        double ev = NAN;
+        bool last = step + 1 == r->total;
+        if (r->eval.n && ((p->eval_every && (step + 1) % p->eval_every == 0) || last)) {
+            if ((s = evaluate(r, &ev))) break;
+            if (last) res->eval_loss_after = ev;
+        }
+        if ((s = hist_set(&r->hist, step + 1, loss, ev))) break;
+        fprintf(r->csv, "%lld,%.4f,%.6f,%.6e,%.6f,%lld,", (long long)(step + 1),
+                (double)(step * p->grad_accum + p->grad_accum) / (double)r->nb, loss, (double)lr, gnorm,
+                (long long)tokens_total);
+        if (!isnan(ev)) fprintf(r->csv, "%.6f", ev);
+        fprintf(r->csv, "\n");
+        fflush(r->csv);
+        bool stop = p->stop_after_steps > 0 && done >= p->stop_after_steps && !last;
+        if ((p->save_every && (step + 1) % p->save_every == 0) || last || stop) {
+            if ((s = save_checkpoint(r, step + 1, tokens_total))) break;
+        }
+        double el = sa_time_now() - t0, tps = el > 0 ? (double)res->tokens / el : 0;
+        char eta[32];
+        fmt_eta(el / (double)done * (double)(r->total - step - 1), eta, sizeof eta);
+        bool line = !p->quiet && (tty || (p->log_every > 0 && ((step + 1) % p->log_every == 0 || last)));
+        if (line) {
+            fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", tty ? "\r\033[K" : "",
+                    (long long)(step + 1), (long long)r->total, loss, (double)lr, tps, eta);
+            if (!isnan(ev)) fprintf(stderr, " | eval %.4f", ev);
+            fprintf(stderr, tty && !last && isnan(ev) ? "" : "\n");
+        }
+        if (stop) {
+            res->stopped_early = true;
+            break;
+        }
+    }
+    res->seconds = sa_time_now() - t0;
+    return s;
+}
+
+static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_train_result *res) {
+    const struct sa_train_params *p = r->p;
+    enum sa_status s = sa_records_load(p->data, SA_RECORD_ANY, recs);
+    if (s) return s;
+    if (p->max_records > 0 && (size_t)p->max_records < recs->n) {
+        struct sa_records keep;
+        sa_records_init(&keep);
+        for (size_t i = 0; i < (size_t)p->max_records && !s; i++) s = sa_records_push(&keep, &recs->items[i]);
+        sa_records_free(recs);
+        *recs = keep;
+        if (s) return s;
+    }
+    res->n_records = (int64_t)recs->n;
+    bool *is_dev = calloc(recs->n ? recs->n : 1, sizeof *is_dev);
+    if (!is_dev) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    if (p->eval_fraction > 0) s = sa_records_split(recs, p->eval_fraction, p->model.seed, is_dev);
+    if (!s) s = sa_train_model_load(p->base, &p->model, &r->m);
+    if (!s) s = sa_tr_dataset_build(r->m, recs, is_dev, false, p->max_length, &r->train);
+    if (!s && p->eval_fraction > 0) s = sa_tr_dataset_build(r->m, recs, is_dev, true, p->max_length, &r->eval);
+    free(is_dev);
+    if (s) return s;
+    res->n_train = r->train.n;
+    res->n_eval = r->eval.n;
+    res->n_truncated = r->train.n_truncated + r->eval.n_truncated;
+    res->n_dropped = r->train.n_dropped + r->eval.n_dropped;
+    if (r->train.n == 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "%s: no training record left (all dropped or held out)", p->data);
+    r->nb = (r->train.n + p->batch - 1) / p->batch;
+    r->total = p->max_steps > 0 ? p->max_steps : SA_MAX((int64_t)p->epochs * r->nb / p->grad_accum, 1);
+    r->warmup = sa_lr_warmup_steps(p->warmup_ratio, r->total);
+    int64_t T = 1;
+    for (int64_t i = 0; i < r->train.n; i++) T = SA_MAX(T, r->train.ex[i].n - 1);
+    for (int64_t i = 0; i < r->eval.n; i++) T = SA_MAX(T, r->eval.ex[i].n - 1);
+    size_t bytes;
+    if ((s = sa_train_model_reserve(r->m, p->batch, T, &bytes))) return s;
+    r->order = malloc((size_t)r->train.n * sizeof *r->order);
+    r->tokens = malloc((size_t)(p->batch * T) * sizeof *r->tokens);
+    r->targets = malloc((size_t)(p->batch * T) * sizeof *r->targets);
+    if (!r->order || !r->tokens || !r->targets) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    r->order_epoch = -1;
+    int32_t pad = sa_tokenizer_pad(r->m->tok);
+    r->pad = pad >= 0 ? pad : sa_tokenizer_eot(r->m->tok);
+    if (!p->quiet)
+        fprintf(stderr,
+                "salign train: %lld records: %lld train, %lld held out; %lld truncated, %lld dropped (max length %d)\n"
+                "salign train: %s, %lld parameters, %lld trainable (%s); %lld steps of %d x %d sequences, warmup %lld; "
+                "activations %.0f MiB\n",
+                (long long)res->n_records, (long long)r->train.n, (long long)r->eval.n, (long long)res->n_truncated,
+                (long long)res->n_dropped, p->max_length, r->m->cfg.arch_name, (long long)sa_train_model_n_params(r->m, false),
+                (long long)sa_train_model_n_params(r->m, true), p->model.lora_rank ? "LoRA" : "full fine-tuning",
+                (long long)r->total, p->batch, p->grad_accum, (long long)r->warmup, (double)bytes / (1 << 20));
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_train_result *res) {
+    struct sa_train_params p = *params;
+    memset(res, 0, sizeof *res);
+    res->eval_loss_before = res->eval_loss_after = NAN;
+    if (!p.base || !p.data || !p.out) return sa_error(SA_STATUS_BAD_ARGUMENT, "training: base, data and out are required");
+    if (p.batch <= 0 || p.grad_accum <= 0 || p.epochs < 0 || !(p.lr > 0) || p.warmup_ratio < 0 || p.warmup_ratio > 1 ||
+        p.eval_fraction < 0 || p.eval_fraction >= 1 || p.max_steps < 0)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: batch, grad-accum and lr must be positive, warmup ratio in [0, 1], "
+                                                "eval fraction in [0, 1)");
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.p = &p;
+    struct sa_records recs;
+    sa_records_init(&recs);
+    enum sa_status s = sa_mkdir_p(p.out, 0755);
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/checkpoint/latest", p.out);
+    if (!s && !p.resume && sa_file_exists(lp))
+        s = sa_error(SA_STATUS_BAD_ARGUMENT, "%s already holds a checkpoint: pass --resume to continue it, or another --out",
+                     p.out);
+    if (!s) s = prepare(&r, &recs, res);
+    int64_t start = 0, tokens = 0;
+    if (!s && p.resume) {
+        s = load_checkpoint(&r, &start, &tokens);
+        if (!s) s = csv_truncate(&r, start);
+        if (!s && !p.quiet) fprintf(stderr, "salign train: resumed at step %lld of %lld\n", (long long)start, (long long)r.total);
+    }
+    if (!s) {
+        r.csv = fopen(at(&r, "log.csv"), p.resume ? "a" : "w");
+        if (!r.csv) s = sa_error(SA_STATUS_IO, "cannot write %s", r.path);
+        else if (!p.resume) {
+            fprintf(r.csv, "step,epoch,loss,lr,grad_norm,tokens,eval_loss\n");
+            if (r.eval.n) {
+                double ev;
+                s = evaluate(&r, &ev);
+                res->eval_loss_before = ev;
+                if (!s) s = hist_set(&r.hist, 0, NAN, ev);
+                fprintf(r.csv, "0,0,,,,0,%.6f\n", ev);
+                if (!p.quiet) fprintf(stderr, "salign train: held-out loss before training %.4f\n", ev);
+            }
+            fflush(r.csv);
+        }
+    }
+    if (!s) s = run_steps(&r, start, tokens, res);
+    if (r.csv) fclose(r.csv);
+    res->total_steps = r.total;
+    if (!s && !res->stopped_early) s = write_svg(at(&r, "loss.svg"), &r.hist);
+    if (!s && !res->stopped_early && !p.no_export) {
+        struct sa_train_export_params ep = sa_train_export_default_params();
+        ep.st_type = p.st_type;
+        ep.gguf_type = p.gguf_type;
+        char md[4200];
+        snprintf(md, sizeof md, "%s/model", p.out);
+        if (!p.quiet) fprintf(stderr, "salign train: writing %s\n", md);
+        s = sa_train_model_export(r.m, md, &ep);
+    }
+    struct rusage ru;
+    if (!getrusage(RUSAGE_SELF, &ru)) res->peak_rss_kb = ru.ru_maxrss;
+    hist_free(&r.hist);
+    free(r.order);
+    free(r.tokens);
+    free(r.targets);
+    sa_tr_dataset_free(&r.train);
+    sa_tr_dataset_free(&r.eval);
+    sa_train_model_free(r.m);
+    sa_records_free(&recs);
+    return s;
+}

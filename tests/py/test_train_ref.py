@@ -1,0 +1,319 @@
+"""test_train_ref.py: the training model (src/train/train_model.c) against PyTorch autograd
+through Hugging Face transformers 4.51.3: small random checkpoints of llama, qwen2, qwen3 and
+gemma3 (2 layers, hidden 64, 4 heads, 2 kv heads, vocab 256) written as safetensors +
+config.json, loaded in C through ctypes on build/libsalign.so. Compared: the masked mean
+cross-entropy, the gradient of every parameter, and the weights after one clipped AdamW step
+(decay on matrices only). Error = max|ours - torch| / max|torch| per tensor, < 1e-4.
+Also: resume determinism of `salign train` after a SIGKILL (CSV bit for bit)."""
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import hf_compat  # noqa: F401,E402  (before transformers)
+import harness  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+LIB = ctypes.CDLL(os.path.join(harness.ROOT, os.environ.get("BUILD", "build"), "libsalign.so"))
+TOL = 1e-4
+
+
+class ModelParams(ctypes.Structure):
+    _fields_ = [("lora_rank", ctypes.c_int32), ("lora_alpha", ctypes.c_float), ("lora_dropout", ctypes.c_float),
+                ("lora_targets", ctypes.c_uint32), ("seed", ctypes.c_uint64), ("n_threads", ctypes.c_int32)]
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("n_dims", ctypes.c_int32), ("shape", ctypes.c_int64 * 2),
+                ("n", ctypes.c_int64), ("data", ctypes.POINTER(ctypes.c_float)),
+                ("grad", ctypes.POINTER(ctypes.c_float)), ("decay", ctypes.c_bool)]
+
+
+class Optim(ctypes.Structure):
+    _fields_ = [("beta1", ctypes.c_float), ("beta2", ctypes.c_float), ("eps", ctypes.c_float),
+                ("weight_decay", ctypes.c_float), ("max_grad_norm", ctypes.c_float)]
+
+
+LIB.sa_train_model_default_params.restype = ModelParams
+LIB.sa_train_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(ModelParams), ctypes.POINTER(ctypes.c_void_p)]
+LIB.sa_train_model_free.argtypes = [ctypes.c_void_p]
+LIB.sa_train_model_reserve.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+LIB.sa_train_model_zero_grad.argtypes = [ctypes.c_void_p]
+LIB.sa_train_model_step_batch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32),
+                                          ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_bool,
+                                          ctypes.c_uint64, ctypes.POINTER(ctypes.c_float)]
+LIB.sa_train_model_n_tensors.argtypes = [ctypes.c_void_p]
+LIB.sa_train_model_tensor.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(Tensor)]
+LIB.sa_train_model_tensor.restype = ctypes.c_bool
+LIB.sa_train_model_adamw_step.argtypes = [ctypes.c_void_p, ctypes.POINTER(Optim), ctypes.c_float,
+                                          ctypes.POINTER(ctypes.c_double)]
+LIB.sa_last_error.restype = ctypes.c_char_p
+
+COMMON = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-6, pad_token_id=None,
+              bos_token_id=1, eos_token_id=2)
+
+
+def configs():
+    return {
+        "llama": transformers.LlamaConfig(**COMMON, tie_word_embeddings=False, rope_theta=10000.0,
+                                          rope_scaling={"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
+                                                        "high_freq_factor": 4.0,
+                                                        "original_max_position_embeddings": 8}),
+        "qwen2": transformers.Qwen2Config(**COMMON, tie_word_embeddings=True, rope_theta=1000000.0),
+        "qwen3": transformers.Qwen3Config(**COMMON, head_dim=16, tie_word_embeddings=False, rope_theta=1000000.0),
+        "gemma3": transformers.Gemma3TextConfig(**COMMON, head_dim=16, tie_word_embeddings=True, rope_theta=1000000.0,
+                                                rope_local_base_freq=10000.0, sliding_window=4,
+                                                sliding_window_pattern=2, query_pre_attn_scalar=24,
+                                                final_logit_softcapping=None, attn_logit_softcapping=None),
+    }
+
+
+def make_model(arch, cfg, seed):
+    torch.manual_seed(seed)
+    cfg._attn_implementation = "eager"
+    cls = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
+           "qwen3": transformers.Qwen3ForCausalLM, "gemma3": transformers.Gemma3ForCausalLM}[arch]
+    model = cls(cfg).float()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_((0.0 if arch == "gemma3" else 1.0) + 0.2 * torch.randn_like(p))
+            else:
+                p.copy_(0.15 * torch.randn_like(p))
+    return model
+
+
+def c_load(path):
+    h = ctypes.c_void_p()
+    p = LIB.sa_train_model_default_params()
+    if LIB.sa_train_model_load(path.encode(), ctypes.byref(p), ctypes.byref(h)) != 0:
+        raise RuntimeError("load: " + LIB.sa_last_error().decode())
+    return h
+
+
+def c_tensors(h):
+    out = {}
+    for i in range(LIB.sa_train_model_n_tensors(h)):
+        t = Tensor()
+        assert LIB.sa_train_model_tensor(h, i, ctypes.byref(t))
+        n = t.n
+        data = np.ctypeslib.as_array(t.data, shape=(n,))
+        grad = np.ctypeslib.as_array(t.grad, shape=(n,)) if t.grad else None
+        out[t.name.decode()] = (data, grad, t.decay)
+    return out
+
+
+def rel(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def check_arch(arch):
+    cfg = configs()[arch]
+    model = make_model(arch, cfg, 1234)
+    d = os.path.join(harness.tmpdir(), "ref_" + arch)
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d, safe_serialization=True)
+    B, T = 2, 12
+    g = torch.Generator().manual_seed(7)
+    tok = torch.randint(3, 256, (B, T), generator=g)
+    tgt = torch.roll(tok, -1, dims=1).clone()
+    tgt[:, -1] = -100
+    tgt[0, :4] = -100
+    tgt[1, :6] = -100
+    tgt[1, 8] = -100
+    # torch
+    logits = model(input_ids=tok, use_cache=False).logits
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), tgt.reshape(-1), ignore_index=-100)
+    loss.backward()
+    # C
+    h = c_load(d)
+    try:
+        assert LIB.sa_train_model_reserve(h, B, T, None) == 0, LIB.sa_last_error()
+        LIB.sa_train_model_zero_grad(h)
+        tok_c = np.ascontiguousarray(tok.numpy().astype(np.int32))
+        tgt_c = np.ascontiguousarray(tgt.numpy().astype(np.int32))
+        cl = ctypes.c_float()
+        s = LIB.sa_train_model_step_batch(h, tok_c.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                          tgt_c.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), B, T, 0.0, True, 0,
+                                          ctypes.byref(cl))
+        assert s == 0, LIB.sa_last_error()
+        ct = c_tensors(h)
+        loss_err = abs(cl.value - loss.item()) / abs(loss.item())
+        params = dict(model.named_parameters())
+        names = [n for n in params if not (cfg.tie_word_embeddings and n == "lm_head.weight")]
+        assert sorted(names) == sorted(ct.keys()), (sorted(names), sorted(ct.keys()))
+        worst_g = 0.0
+        for n in names:
+            gt = params[n].grad.detach().numpy().reshape(-1)
+            e = rel(ct[n][1], gt)
+            worst_g = max(worst_g, e)
+            assert e < TOL, "%s: gradient error %.3g" % (n, e)
+        # one AdamW step, clipped at global norm 1.0, decay 0.1 on matrices. Both optimizers get
+        # torch's gradients: Adam's first step is lr * g / (|g| + eps), the sign of g, so an
+        # element whose gradient is ~0 flips its update on an error of 1e-9 (the gradients were
+        # compared above).
+        for n in names:
+            ct[n][1][:] = params[n].grad.detach().numpy().reshape(-1)
+        decay = [params[n] for n in names if params[n].dim() == 2]
+        nodecay = [params[n] for n in names if params[n].dim() == 1]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
+                                lr=1e-2, betas=(0.9, 0.95), eps=1e-8)
+        before = {n: params[n].detach().clone() for n in names}
+        tnorm = torch.nn.utils.clip_grad_norm_([params[n] for n in names], 1.0).item()
+        opt.step()
+        o = Optim(0.9, 0.95, 1e-8, 0.1, 1.0)
+        cnorm = ctypes.c_double()
+        assert LIB.sa_train_model_adamw_step(h, ctypes.byref(o), 1e-2, ctypes.byref(cnorm)) == 0
+        norm_err = abs(cnorm.value - tnorm) / tnorm
+        worst_w = worst_u = 0.0
+        for n in names:
+            wt = params[n].detach().numpy().reshape(-1)
+            worst_w = max(worst_w, rel(ct[n][0], wt))
+            worst_u = max(worst_u, rel(ct[n][0] - before[n].numpy().reshape(-1), wt - before[n].numpy().reshape(-1)))
+        print("  %-6s loss %.6f (err %.2g)  grad err max %.2g  norm err %.2g  weights after AdamW err %.2g"
+              " (update err %.2g)" % (arch, loss.item(), loss_err, worst_g, norm_err, worst_w, worst_u))
+        assert loss_err < TOL and norm_err < TOL and worst_w < TOL, (loss_err, norm_err, worst_w)
+    finally:
+        LIB.sa_train_model_free(h)
+
+
+@harness.test
+def grads_llama():
+    check_arch("llama")
+
+
+@harness.test
+def grads_qwen2():
+    check_arch("qwen2")
+
+
+@harness.test
+def grads_qwen3():
+    check_arch("qwen3")
+
+
+@harness.test
+def grads_gemma3():
+    check_arch("gemma3")
+
+
+def tiny_model_dir():
+    """A llama-family random model with a real tokenizer (SmolLM2's tokenizer.json is not at
+    hand, so the model uses a GGUF: written from safetensors with sa_convert, tokenizer copied
+    from the SmolLM2 GGUF of the model cache)."""
+    d = os.path.join(harness.tmpdir(), "tiny_llama")
+    gguf = os.path.join(harness.tmpdir(), "tiny_llama.gguf")
+    if os.path.exists(gguf):
+        return gguf
+    base = os.path.join(harness.models_dir(), "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert os.path.exists(base), "missing model %s (run scripts/setup.sh)" % base
+    cfg = transformers.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                                   tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(3)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(d, safe_serialization=True)
+    subprocess.run([harness.SALIGN, "convert", d, "--to", "gguf", "--type", "f32", "--tokenizer-from", base,
+                    "-o", gguf, "-q"], check=True)
+    return gguf
+
+
+def train_cmd(out, extra):
+    data = os.path.join(harness.ROOT, "tests", "data", "gsm8k_align_small.jsonl")
+    return [harness.SALIGN, "train", "--base", tiny_model_dir(), "--data", data, "--out", out, "--max-records", "48",
+            "--epochs", "3", "--batch", "2", "--grad-accum", "2", "--lr", "1e-3", "--max-length", "256", "--seed", "5",
+            "--save-every", "2", "--eval-fraction", "0.1", "--eval-every", "5", "--lora-dropout", "0.1", "-t", "1",
+            "--no-export", "-q"] + extra
+
+
+_REF = {}
+
+
+def reference_csv(extra):
+    key = tuple(extra)
+    if key not in _REF:
+        ref = os.path.join(harness.tmpdir(), "run_ref%d" % len(_REF))
+        shutil.rmtree(ref, ignore_errors=True)
+        subprocess.run(train_cmd(ref, extra), check=True, timeout=300)
+        _REF[key] = open(os.path.join(ref, "log.csv")).read()
+    return _REF[key]
+
+
+def check_resume(extra, kill):
+    full = reference_csv(extra)
+    n_steps = len(full.strip().splitlines()) - 2
+    assert n_steps >= 20, full
+    cut = os.path.join(harness.tmpdir(), "run_cut")
+    shutil.rmtree(cut, ignore_errors=True)
+    if kill:
+        # a real kill -9 once step 7 is logged (checkpoint 6 exists, step 8 runs): the rows
+        # logged after the checkpoint are redone on resume
+        p = subprocess.Popen(train_cmd(cut, extra))
+        latest = os.path.join(cut, "checkpoint", "latest")
+        log = os.path.join(cut, "log.csv")
+        t0 = time.time()
+        while time.time() - t0 < 300 and p.poll() is None:
+            try:
+                if len(open(log).read().splitlines()) >= 9:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.002)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        assert p.returncode == -signal.SIGKILL, "the run ended before the kill (rc %s)" % p.returncode
+        rows = len(open(os.path.join(cut, "log.csv")).read().strip().splitlines()) - 2
+        how = "SIGKILL after %d logged steps (checkpoint %s)" % (rows, open(latest).read().strip())
+    else:
+        subprocess.run(train_cmd(cut, extra + ["--stop-after-steps", "7"]), check=True, timeout=300)
+        how = "--stop-after-steps 7"
+    subprocess.run(train_cmd(cut, extra + ["--resume"]), check=True, timeout=300)
+    again = open(os.path.join(cut, "log.csv")).read()
+    assert again == full, "resumed CSV differs:\n%s\n---\n%s" % (again, full)
+    print("  %s %d steps, %s, resumed: log.csv identical" % ("LoRA" if extra else "full", n_steps, how))
+
+
+@harness.test
+def resume_full_ft_stop_after_steps():
+    check_resume([], False)
+
+
+@harness.test
+def resume_lora_sigkill():
+    check_resume(["--lora", "4"], True)
+
+
+@harness.test
+def resume_full_ft_sigkill():
+    check_resume([], True)
+
+
+@harness.test
+def cli_errors():
+    r = subprocess.run([harness.SALIGN, "train", "--base", "x", "--data", "y"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--out" in r.stderr, r.stderr
+    r = subprocess.run([harness.SALIGN, "train", "--batch", "0", "--base", "x", "--data", "y", "--out", "z"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--batch" in r.stderr, r.stderr
+    r = subprocess.run([harness.SALIGN, "train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--resume" in r.stdout
+    out = os.path.join(harness.tmpdir(), "run_missing")
+    r = subprocess.run([harness.SALIGN, "train", "--base", tiny_model_dir(), "--data", "/nonexistent.jsonl", "--out",
+                        out, "-q"], capture_output=True, text=True)
+    assert r.returncode == 1 and "nonexistent" in r.stderr, r.stderr
+    # resuming with other options is refused
+    ref = os.path.join(harness.tmpdir(), "run_ref0")
+    if os.path.exists(os.path.join(ref, "checkpoint")):
+        r = subprocess.run(train_cmd(ref, ["--resume", "--seed", "6"]), capture_output=True, text=True)
+        assert r.returncode == 1 and "other options" in r.stderr, r.stderr
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,387 @@
+/* test_train.c: the training model and loop (src/train/train_*.c) on tiny random models
+ * written here as safetensors + config.json: overfitting one batch (full fine-tuning and
+ * LoRA, llama and gemma3), identical results with 1 and 2 threads, gradient accumulation,
+ * state save/restore, export (LoRA merged) and reload, the data path (chat template, loss
+ * mask, left truncation of the prefix, drops, epoch order, padding). The PyTorch gradient
+ * checks and the resume-after-kill test are in tests/py/test_train_ref.py. */
+#include "harness.h"
+#include "sa/sa.h"
+#include "sa/train.h"
+#include "core/core_impl.h"
+#include "train/train_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A random model directory: V 64, C 32, 2 layers, 4 heads, 2 kv heads, F 64. */
+static void write_tiny(const char *dir, const char *arch) {
+    bool gemma = !strcmp(arch, "gemma3");
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"architectures\": [\"%s\"], \"model_type\": \"%s\", \"vocab_size\": 64, \"hidden_size\": 32,"
+             " \"intermediate_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4,"
+             " \"num_key_value_heads\": 2, \"head_dim\": 8, \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-6,"
+             " \"rope_theta\": 10000.0, \"tie_word_embeddings\": %s %s}",
+             gemma ? "Gemma3ForCausalLM" : "LlamaForCausalLM", gemma ? "gemma3_text" : "llama", gemma ? "true" : "false",
+             gemma ? ", \"sliding_window\": 4, \"sliding_window_pattern\": 2, \"query_pre_attn_scalar\": 8,"
+                     " \"rope_local_base_freq\": 10000.0, \"hidden_activation\": \"gelu_pytorch_tanh\"" : "");
+    CHECK_OK(sa_mkdir_p(dir, 0755));
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK_OK(sa_write_file_atomic(path, cfg, strlen(cfg)));
+    struct sa_st_writer *w;
+    CHECK_OK(sa_st_writer_init(&w));
+    static float store[200000];
+    int64_t used = 0;
+    uint64_t x = 12345;
+    char names[64][96];
+    int nn = 0;
+#define ADD5(nm, d0, d1, nd, norm, scale)                                                                     \
+    do {                                                                                                \
+        int64_t shp[2] = {d0, d1}, n = (int64_t)(d0) * ((nd) == 2 ? (d1) : 1);                          \
+        for (int64_t i = 0; i < n; i++) {                                                              \
+            x = x * 6364136223846793005ull + 1442695040888963407ull;                                    \
+            float u = (float)((x >> 40) & 0xFFFFFF) / 16777216.0f - 0.5f;                               \
+            store[used + i] = (norm) ? (gemma ? 0.0f : 1.0f) + 0.2f * u : (scale) * u;                  \
+        }                                                                                               \
+        snprintf(names[nn], sizeof names[nn], "%s", nm);                                                \
+        CHECK_OK(sa_st_writer_add(w, names[nn++], SA_DTYPE_F32, nd, shp, store + used));                 \
+        used += n;                                                                                      \
+    } while (0)
+#define ADD(nm, d0, d1, nd, norm) ADD5(nm, d0, d1, nd, norm, 0.4f)
+    char nm[96];
+    ADD("model.embed_tokens.weight", 64, 32, 2, false);
+    for (int l = 0; l < 2; l++) {
+        const char *lin[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                              "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+        int64_t sh[7][2] = {{32, 32}, {16, 32}, {16, 32}, {32, 32}, {64, 32}, {64, 32}, {32, 64}};
+        for (int j = 0; j < 7; j++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin[j]);
+            ADD(nm, sh[j][0], sh[j][1], 2, false);
+        }
+        const char *norms[6] = {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                                "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm"};
+        for (int j = 0; j < (gemma ? 6 : 2); j++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, norms[j]);
+            ADD(nm, j >= 4 ? 8 : 32, 1, 1, true);
+        }
+    }
+    ADD("model.norm.weight", 32, 1, 1, true);
+    /* a large LM head: LoRA (head frozen) can then reach confident logits on random targets */
+    if (!gemma) ADD5("lm_head.weight", 64, 32, 2, false, 2.0f);
+#undef ADD
+#undef ADD5
+    CHECK_OK(sa_st_writer_write_dir(w, dir, 0));
+    sa_st_writer_free(w);
+}
+
+static void batch(int32_t *tok, int32_t *tgt, int64_t B, int64_t T, uint64_t seed) {
+    uint64_t x = seed;
+    for (int64_t i = 0; i < B * T; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)((x >> 33) % 62) + 2;
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) tgt[b * T + t] = t + 1 < T && t >= T / 3 ? tok[b * T + t + 1] : -100;
+}
+
+static float overfit(const char *arch, int rank, int steps, float lr, float *first) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tiny_%s", harness_tmpdir(), arch);
+    write_tiny(dir, arch);
+    struct sa_train_model_params mp = sa_train_model_default_params();
+    mp.lora_rank = rank;
+    mp.seed = 3;
+    struct sa_train_model *m = NULL;
+    CHECK_OK(sa_train_model_load(dir, &mp, &m));
+    if (!m) return NAN;
+    enum { B = 2, T = 24 };
+    int32_t tok[B * T], tgt[B * T];
+    batch(tok, tgt, B, T, 99);
+    CHECK_OK(sa_train_model_reserve(m, B, T, NULL));
+    struct sa_train_optim o = sa_train_optim_default();
+    o.beta2 = 0.99f;
+    float loss = NAN;
+    for (int s = 0; s < steps; s++) {
+        sa_train_model_zero_grad(m);
+        CHECK_OK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, true, (uint64_t)s, &loss));
+        if (s == 0) *first = loss;
+        CHECK_OK(sa_train_model_adamw_step(m, &o, lr, NULL));
+    }
+    CHECK_OK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, false, 0, &loss));
+    sa_train_model_free(m);
+    return loss;
+}
+
+static void test_overfit_full_llama(void) {
+    float first, last = overfit("llama", 0, 120, 1e-2f, &first);
+    printf("    llama full FT: loss %.4f -> %.4f (120 steps)\n", first, last);
+    CHECK(first > 3.0f && last < 0.05f);
+}
+
+static void test_overfit_lora_llama(void) {
+    float first, last = overfit("llama", 8, 300, 3e-2f, &first);
+    printf("    llama LoRA r8: loss %.4f -> %.4f (300 steps)\n", first, last);
+    CHECK(first > 3.0f && last < 0.1f);
+}
+
+static void test_overfit_full_gemma3(void) {
+    float first, last = overfit("gemma3", 0, 120, 1e-2f, &first);
+    printf("    gemma3 full FT: loss %.4f -> %.4f (120 steps)\n", first, last);
+    CHECK(first > 3.0f && last < 0.05f);
+}
+
+/* grads of the whole model as one vector */
+static float *grads_of(struct sa_train_model *m, int64_t *n) {
+    *n = 0;
+    for (int32_t i = 0; i < sa_train_model_n_tensors(m); i++) {
+        struct sa_train_tensor t;
+        sa_train_model_tensor(m, i, &t);
+        if (t.grad) *n += t.n;
+    }
+    float *g = malloc((size_t)*n * sizeof *g);
+    int64_t k = 0;
+    for (int32_t i = 0; i < sa_train_model_n_tensors(m); i++) {
+        struct sa_train_tensor t;
+        sa_train_model_tensor(m, i, &t);
+        if (t.grad) memcpy(g + k, t.grad, (size_t)t.n * sizeof *g), k += t.n;
+    }
+    return g;
+}
+
+static void test_threads_and_accumulation(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tiny_llama_thr", harness_tmpdir());
+    write_tiny(dir, "llama");
+    struct sa_train_model *m = NULL;
+    struct sa_train_model_params mp = sa_train_model_default_params();
+    mp.lora_rank = 4; /* no dropout: its mask depends on the row index inside the micro-batch */
+    CHECK_OK(sa_train_model_load(dir, &mp, &m));
+    if (!m) return;
+    enum { B = 4, T = 20 };
+    int32_t tok[B * T], tgt[B * T];
+    batch(tok, tgt, B, T, 5);
+    CHECK_OK(sa_train_model_reserve(m, B, T, NULL));
+    float l1, l2;
+    int64_t n;
+    sa_train_model_zero_grad(m);
+    CHECK_OK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, true, 7, &l1));
+    float *g1 = grads_of(m, &n);
+    CHECK_OK(sa_train_model_set_threads(m, 2));
+    sa_train_model_zero_grad(m);
+    CHECK_OK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, true, 7, &l2));
+    float *g2 = grads_of(m, &n);
+    CHECK(l1 == l2 && !memcmp(g1, g2, (size_t)n * sizeof *g1));
+    /* two micro-batches of 2 with the shared denominator = one batch of 4 */
+    int64_t cnt = 0;
+    for (int i = 0; i < B * T; i++) cnt += tgt[i] >= 0;
+    float a, b;
+    sa_train_model_zero_grad(m);
+    CHECK_OK(sa_train_model_step_batch(m, tok, tgt, 2, T, (float)cnt, true, 7, &a));
+    CHECK_OK(sa_train_model_step_batch(m, tok + 2 * T, tgt + 2 * T, 2, T, (float)cnt, true, 7, &b));
+    float *g3 = grads_of(m, &n);
+    double err = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) err = fmax(err, fabs(g3[i] - g1[i])), mx = fmax(mx, fabs(g1[i]));
+    CHECK_NEAR(a + b, l1, 1e-5);
+    CHECK_MSG(err <= 1e-5 * mx, "accumulated gradient error %g of %g", err, mx);
+    /* bad input */
+    tok[3] = 64;
+    CHECK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, true, 7, &a) == SA_STATUS_BAD_ARGUMENT);
+    tok[3] = 2;
+    CHECK(sa_train_model_step_batch(m, tok, tgt, B + 1, T, 0, true, 7, &a) == SA_STATUS_BAD_ARGUMENT);
+    free(g1);
+    free(g2);
+    free(g3);
+    sa_train_model_free(m);
+}
+
+static void test_state_roundtrip_and_export(void) {
+    char dir[512], ck[512], ex[512];
+    snprintf(dir, sizeof dir, "%s/tiny_llama_st", harness_tmpdir());
+    snprintf(ck, sizeof ck, "%s/ck", harness_tmpdir());
+    snprintf(ex, sizeof ex, "%s/exported", harness_tmpdir());
+    write_tiny(dir, "llama");
+    struct sa_train_model_params mp = sa_train_model_default_params();
+    mp.lora_rank = 4;
+    struct sa_train_model *m = NULL, *m2 = NULL, *m3 = NULL;
+    CHECK_OK(sa_train_model_load(dir, &mp, &m));
+    CHECK_OK(sa_train_model_load(dir, &mp, &m2));
+    if (!m || !m2) return;
+    enum { B = 2, T = 16 };
+    int32_t tok[B * T], tgt[B * T];
+    batch(tok, tgt, B, T, 11);
+    CHECK_OK(sa_train_model_reserve(m, B, T, NULL));
+    CHECK_OK(sa_train_model_reserve(m2, B, T, NULL));
+    struct sa_train_optim o = sa_train_optim_default();
+    float la[5], lb[2];
+    for (int s = 0; s < 5; s++) {
+        if (s == 3) {
+            CHECK_OK(sa_mkdir_p(ck, 0755));
+            CHECK_OK(sa_train_model_save_state(m, ck));
+        }
+        sa_train_model_zero_grad(m);
+        CHECK_OK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, true, (uint64_t)s, &la[s]));
+        CHECK_OK(sa_train_model_adamw_step(m, &o, 1e-2f, NULL));
+    }
+    CHECK_OK(sa_train_model_load_state(m2, ck));
+    for (int s = 3; s < 5; s++) {
+        sa_train_model_zero_grad(m2);
+        CHECK_OK(sa_train_model_step_batch(m2, tok, tgt, B, T, 0, true, (uint64_t)s, &lb[s - 3]));
+        CHECK_OK(sa_train_model_adamw_step(m2, &o, 1e-2f, NULL));
+    }
+    CHECK(la[3] == lb[0] && la[4] == lb[1]);
+    /* a full-FT model refuses the LoRA state */
+    struct sa_train_model_params fp = sa_train_model_default_params();
+    CHECK_OK(sa_train_model_load(dir, &fp, &m3));
+    if (m3) CHECK(sa_train_model_load_state(m3, ck) == SA_STATUS_BAD_FILE);
+    sa_train_model_free(m3);
+    m3 = NULL;
+    /* export merges the adapters: the reloaded model gives the same loss without them */
+    struct sa_train_export_params ep = sa_train_export_default_params();
+    ep.gguf_type = SA_DTYPE_F32;
+    CHECK_OK(sa_train_model_export(m, ex, &ep));
+    float ref, got;
+    CHECK_OK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, false, 0, &ref));
+    CHECK_OK(sa_train_model_load(ex, &fp, &m3));
+    if (m3) {
+        CHECK_OK(sa_train_model_reserve(m3, B, T, NULL));
+        CHECK_OK(sa_train_model_step_batch(m3, tok, tgt, B, T, 0, false, 0, &got));
+        CHECK_NEAR(got, ref, 1e-5 * fabs(ref));
+    }
+    char gg[600];
+    snprintf(gg, sizeof gg, "%s/model-f32.gguf", ex);
+    struct sa_train_model *m4 = NULL;
+    CHECK_OK(sa_train_model_load(gg, &fp, &m4)); /* the GGUF reads back (through sa_convert) */
+    if (m4) {
+        CHECK_OK(sa_train_model_reserve(m4, B, T, NULL));
+        CHECK_OK(sa_train_model_step_batch(m4, tok, tgt, B, T, 0, false, 0, &got));
+        CHECK_NEAR(got, ref, 1e-5 * fabs(ref));
+    }
+    sa_train_model_free(m4);
+    sa_train_model_free(m3);
+    sa_train_model_free(m2);
+    sa_train_model_free(m);
+}
+
+/* ---- data: a tiny model with SmolLM2's tokenizer and chat template ---- */
+
+static struct sa_train_model *tiny_with_tokenizer(void) {
+    char base[600], dir[512], gg[600];
+    const char *models = getenv("SALIGN_MODELS");
+    char home[400];
+    snprintf(home, sizeof home, "%s/.cache/salign", getenv("HOME") ? getenv("HOME") : ".");
+    snprintf(base, sizeof base, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", models ? models : home);
+    CHECK_MSG(sa_file_exists(base), "missing model %s (run scripts/setup.sh)", base);
+    snprintf(dir, sizeof dir, "%s/tiny_tok", harness_tmpdir());
+    write_tiny(dir, "llama");
+    /* vocabulary of 64 ids is too small for SmolLM2's tokenizer: the data path needs only
+     * the tokenizer, so the GGUF pairs it with a model whose embedding is checked lazily */
+    snprintf(gg, sizeof gg, "%s/tiny_tok.gguf", harness_tmpdir());
+    struct sa_convert_params cp = sa_convert_default_params();
+    cp.type = SA_DTYPE_F32;
+    cp.tokenizer_gguf = base;
+    CHECK_OK(sa_convert(dir, gg, &cp));
+    struct sa_train_model *m = NULL;
+    CHECK_OK(sa_train_model_load(gg, NULL, &m));
+    return m;
+}
+
+static void test_data(void) {
+    struct sa_train_model *m = tiny_with_tokenizer();
+    if (!m) return;
+    CHECK(m->tok != NULL && m->chat_template != NULL);
+    struct sa_records r;
+    sa_records_init(&r);
+    char prefix[4096] = "";
+    for (int i = 1; i <= 30; i++) {
+        char s[64];
+        snprintf(s, sizeof s, "%sStep %d gives %d apples.", i > 1 ? "\n" : "", i, i * 7);
+        strcat(prefix, s);
+    }
+    struct sa_record a = {SA_RECORD_SENTENCE, "How many apples?", "", "So 3 + 4 = 8.", "So 3 + 4 = 7.", NULL, NULL, NULL, -1};
+    struct sa_record b = a;
+    b.prefix = prefix;
+    char longq[6000];
+    memset(longq, 0, sizeof longq);
+    for (int i = 0; i < 300; i++) strcat(longq, "apples ");
+    struct sa_record c = a;
+    c.question = longq;
+    CHECK_OK(sa_records_push(&r, &a));
+    CHECK_OK(sa_records_push(&r, &b));
+    CHECK_OK(sa_records_push(&r, &c));
+    struct tr_dataset d;
+    CHECK_OK(sa_tr_dataset_build(m, &r, NULL, false, 200, &d));
+    CHECK_EQ_INT(d.n, 2);
+    CHECK_EQ_INT(d.n_dropped, 1);
+    CHECK_EQ_INT(d.n_truncated, 1);
+    if (d.n == 2) {
+        const struct tr_example *e = &d.ex[0], *t = &d.ex[1];
+        CHECK_EQ_INT(e->ids[e->n - 1], sa_tokenizer_eot(m->tok));
+        char *txt = NULL;
+        struct sa_detokenize_opts o = {true, false};
+        size_t tl;
+        CHECK_OK(sa_detokenize(m->tok, e->ids + e->n_prompt, (size_t)(e->n - e->n_prompt), o, &txt, &tl));
+        CHECK_EQ_STR(txt, "So 3 + 4 = 7.<|im_end|>");
+        free(txt);
+        CHECK_OK(sa_detokenize(m->tok, e->ids, (size_t)e->n_prompt, o, &txt, &tl));
+        CHECK(txt && strstr(txt, "<|im_start|>user\n##Question: How many apples? | ##Answer_Prefix:  | "
+                                 "##Answer_Last_Sentence: So 3 + 4 = 8. | ##Your_Revision: <|im_end|>\n"
+                                 "<|im_start|>assistant\n") != NULL);
+        free(txt);
+        CHECK(t->truncated && t->n <= 200 && t->n > 150);
+        CHECK_OK(sa_detokenize(m->tok, t->ids, (size_t)t->n_prompt, o, &txt, &tl));
+        CHECK(txt && strstr(txt, "How many apples?") && strstr(txt, "Step 30 gives 210 apples.") &&
+              !strstr(txt, "Step 1 gives") && strstr(txt, "##Answer_Prefix: Step "));
+        free(txt);
+        /* batch: right padding, targets only on the target part */
+        int64_t idx[2] = {0, 1}, T;
+        int32_t *tok = malloc(2 * 200 * sizeof *tok), *tgt = malloc(2 * 200 * sizeof *tgt);
+        int64_t nt = sa_tr_batch_fill(&d, idx, 2, 2, 0, tok, tgt, &T);
+        CHECK_EQ_INT(T, t->n - 1);
+        CHECK_EQ_INT(nt, (e->n - e->n_prompt) + (t->n - t->n_prompt));
+        CHECK_EQ_INT(tgt[e->n_prompt - 2], -100);
+        CHECK_EQ_INT(tgt[e->n_prompt - 1], e->ids[e->n_prompt]);
+        CHECK_EQ_INT(tgt[e->n - 2], sa_tokenizer_eot(m->tok));
+        CHECK_EQ_INT(tgt[e->n - 1], -100);
+        CHECK_EQ_INT(tok[e->n - 1], 0);
+        free(tok);
+        free(tgt);
+    }
+    sa_tr_dataset_free(&d);
+    /* epoch order: a permutation, the same for the same (seed, epoch), another for the next epoch */
+    struct tr_dataset big = {0};
+    big.n = 37;
+    big.ex = calloc(37, sizeof *big.ex);
+    for (int i = 0; i < 37; i++) big.ex[i].n = 10 + (i * 7) % 13;
+    int64_t o1[37], o2[37], o3[37];
+    CHECK_OK(sa_tr_epoch_order(&big, 4, 1, 0, o1));
+    CHECK_OK(sa_tr_epoch_order(&big, 4, 1, 0, o2));
+    CHECK_OK(sa_tr_epoch_order(&big, 4, 1, 1, o3));
+    CHECK(!memcmp(o1, o2, sizeof o1) && memcmp(o1, o3, sizeof o1));
+    int seen[37] = {0};
+    for (int i = 0; i < 37; i++) seen[o1[i]]++;
+    for (int i = 0; i < 37; i++) CHECK_EQ_INT(seen[i], 1);
+    free(big.ex);
+    sa_records_free(&r);
+    sa_train_model_free(m);
+}
+
+static void test_lora_targets(void) {
+    uint32_t f;
+    CHECK(sa_lora_targets_parse("q,k,v,o,gate,up,down", &f) && f == SA_LORA_ALL);
+    CHECK(sa_lora_targets_parse("q_proj,v_proj", &f) && f == (SA_LORA_Q | SA_LORA_V));
+    CHECK(!sa_lora_targets_parse("q,,v", &f) && !sa_lora_targets_parse("qq", &f) && !sa_lora_targets_parse("", &f));
+}
+
+int main(void) {
+    RUN(test_overfit_full_llama);
+    RUN(test_overfit_lora_llama);
+    RUN(test_overfit_full_gemma3);
+    RUN(test_threads_and_accumulation);
+    RUN(test_state_roundtrip_and_export);
+    RUN(test_data);
+    RUN(test_lora_targets);
+    return harness_summary();
+}
