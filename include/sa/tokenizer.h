@@ -43,6 +43,15 @@ SA_NODISCARD enum sa_status sa_tokenizer_load_hf_memory(const char *json, size_t
                                                          size_t config_len, struct sa_tokenizer **out);
 void sa_tokenizer_free(struct sa_tokenizer *t);
 
+/* Writes `t` as a Hugging Face tokenizer: dir/tokenizer.json (a BPE model that `tokenizers`
+ * and sa_tokenizer_load_hf read back to the same ids; SPM vocabularies get merges derived
+ * from their scores) and dir/tokenizer_config.json (special tokens, add_bos/eos, the chat
+ * template when `chat_template` is not NULL, model_max_length from dir/config.json's
+ * max_position_embeddings when that file exists). `dir` must exist; each file is replaced
+ * atomically. SA_STATUS_UNSUPPORTED when a token is not valid UTF-8 (JSON cannot hold it). */
+SA_NODISCARD enum sa_status sa_tokenizer_save_hf(const struct sa_tokenizer *t, const char *dir,
+                                                  const char *chat_template);
+
 enum sa_tokenizer_kind sa_tokenizer_kind(const struct sa_tokenizer *t);
 int32_t sa_tokenizer_n_vocab(const struct sa_tokenizer *t);
 /* Pre-tokenizer name ("smollm", "llama-bpe", "qwen2", "gpt2", "default") or "" for SPM. */

@@ -14,6 +14,7 @@
 #include "sa/gguf.h"
 #include "sa/model_config.h"
 #include "sa/safetensors.h"
+#include "sa/tokenizer.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -530,24 +531,30 @@ static cJSON *hf_config_json(const struct sa_model_config *c, const struct sa_gg
     return j;
 }
 
-/* The text of token `id` from tokenizer.ggml.tokens, or NULL. */
-static cJSON *token_str(const struct sa_gguf *g, int64_t id) {
-    int64_t k = sa_gguf_find_key(g, "tokenizer.ggml.tokens");
-    if (id < 0 || k < 0 || sa_gguf_kv_type(g, k) != SA_GGUF_TYPE_ARRAY || sa_gguf_arr_type(g, k) != SA_GGUF_TYPE_STRING ||
-        (uint64_t)id >= sa_gguf_arr_n(g, k))
-        return NULL;
-    struct sa_gguf_str s = sa_gguf_arr_str(g, k, (uint64_t)id);
-    char *t = malloc(s.len + 1);
-    if (!t) return NULL;
-    memcpy(t, s.ptr, s.len);
-    t[s.len] = 0;
-    cJSON *j = cJSON_CreateString(t);
-    free(t);
-    return j;
+/* tokenizer.json and tokenizer_config.json (chat template, special tokens) from the GGUF's
+ * tokenizer. One it cannot read or write is reported and left out: the weights are valid. */
+static enum sa_status write_hf_tokenizer(const char *dir, const struct sa_gguf *g, const struct sa_convert_params *p) {
+    if (sa_gguf_find_key(g, "tokenizer.ggml.model") < 0) {
+        note(p, "warning: the GGUF has no tokenizer: no tokenizer.json written");
+        return SA_STATUS_OK;
+    }
+    struct sa_tokenizer *t;
+    enum sa_status s = sa_tokenizer_load_gguf(g, &t);
+    if (!s) {
+        char *tmpl = sa_gguf_get_string(g, "tokenizer.chat_template");
+        s = sa_tokenizer_save_hf(t, dir, tmpl);
+        free(tmpl);
+        sa_tokenizer_free(t);
+    }
+    if (s == SA_STATUS_UNSUPPORTED || s == SA_STATUS_BAD_FILE) {
+        note(p, "warning: no tokenizer.json written: %s", sa_last_error());
+        return SA_STATUS_OK;
+    }
+    return s;
 }
 
 static enum sa_status write_hf_side_files(const char *dir, const struct sa_model_config *c, const struct sa_gguf *g,
-                                          enum sa_dtype type) {
+                                          enum sa_dtype type, const struct sa_convert_params *p) {
     enum sa_status s = write_json(dir, "config.json", hf_config_json(c, g, type));
     if (s) return s;
     cJSON *gen = cJSON_CreateObject();
@@ -560,24 +567,7 @@ static enum sa_status write_hf_side_files(const char *dir, const struct sa_model
     }
     cJSON_AddBoolToObject(gen, "_from_model_config", true);
     if ((s = write_json(dir, "generation_config.json", gen))) return s;
-    cJSON *tc = cJSON_CreateObject();
-    bool b;
-    if (sa_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) cJSON_AddBoolToObject(tc, "add_bos_token", b);
-    if (sa_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &b)) cJSON_AddBoolToObject(tc, "add_eos_token", b);
-    static const char *toks[][2] = {{"bos_token", "tokenizer.ggml.bos_token_id"},
-                                    {"eos_token", "tokenizer.ggml.eos_token_id"},
-                                    {"unk_token", "tokenizer.ggml.unknown_token_id"},
-                                    {"pad_token", "tokenizer.ggml.padding_token_id"}};
-    for (size_t i = 0; i < SA_ARRAY_LEN(toks); i++) {
-        cJSON *t = token_str(g, gguf_id(g, toks[i][1]));
-        if (t) cJSON_AddItemToObject(tc, toks[i][0], t);
-    }
-    char *tmpl = sa_gguf_get_string(g, "tokenizer.chat_template");
-    if (tmpl) cJSON_AddStringToObject(tc, "chat_template", tmpl);
-    free(tmpl);
-    cJSON_AddItemToObject(tc, "model_max_length", num(c->n_ctx_train));
-    cJSON_AddBoolToObject(tc, "clean_up_tokenization_spaces", false);
-    return write_json(dir, "tokenizer_config.json", tc);
+    return write_hf_tokenizer(dir, g, p);
 }
 
 /* ---- the conversions ---- */
@@ -695,7 +685,7 @@ static enum sa_status gguf_to_st(const struct sa_gguf *g, const char *out, const
     }
     if (!s) s = sa_mkdir_p(out, 0755);
     if (!s) s = run_plan(&pl, out, p, NULL);
-    if (!s) s = write_hf_side_files(out, &c, g, p->type);
+    if (!s) s = write_hf_side_files(out, &c, g, p->type, p);
     plan_free(&pl);
     return s;
 }

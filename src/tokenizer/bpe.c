@@ -82,18 +82,26 @@ enum sa_status sa_bpe_pretok_add(struct sa_tokenizer *t, const char *pattern, bo
                         (const char *)msg, (size_t)off);
     }
     (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* without JIT, pcre2_match interprets */
-    struct sa_pretok_step *s = realloc(t->steps, sizeof *s * (size_t)(t->n_steps + 1));
+    size_t plen = strlen(pattern);
+    char *text = malloc(plen + 1);
+    if (text) memcpy(text, pattern, plen + 1);
+    struct sa_pretok_step *s = text ? realloc(t->steps, sizeof *s * (size_t)(t->n_steps + 1)) : NULL;
     if (!s) {
+        free(text);
         pcre2_code_free(code);
         return sa_error(SA_STATUS_NO_MEMORY, "pre-tokenizer: out of memory");
     }
     t->steps = s;
-    s[t->n_steps++] = (struct sa_pretok_step){.code = code, .behavior = behavior, .invert = invert};
+    s[t->n_steps++] = (struct sa_pretok_step){
+        .code = code, .pattern = text, .behavior = behavior, .invert = invert, .literal = literal};
     return SA_STATUS_OK;
 }
 
 void sa_bpe_pretok_free(struct sa_tokenizer *t) {
-    for (int i = 0; i < t->n_steps; i++) pcre2_code_free(t->steps[i].code);
+    for (int i = 0; i < t->n_steps; i++) {
+        pcre2_code_free(t->steps[i].code);
+        free(t->steps[i].pattern);
+    }
     free(t->steps);
     t->steps = NULL;
     t->n_steps = 0;

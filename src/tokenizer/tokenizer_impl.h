@@ -70,8 +70,10 @@ enum sa_split_behavior {
 };
 struct sa_pretok_step {
     void *code; /* pcre2_code_8 * (JIT-compiled when the platform allows) */
+    char *pattern; /* the source text (malloc'd), for writing tokenizer.json back */
     enum sa_split_behavior behavior;
-    bool invert; /* the pattern describes the pieces' complement */
+    bool invert;  /* the pattern describes the pieces' complement */
+    bool literal; /* `pattern` is a plain string, not a regex */
 };
 
 /* An edge of the special-token trie: (node, byte) -> child node. */
