@@ -11,8 +11,12 @@
 #include "sa/chat.h"
 #include "sa/sampler.h"
 #include "sa/hub.h"
+#include "sa/convert.h"
 #include "sa/model.h"
 #include "sa/context.h"
+#include "sa/segment.h"
+#include "sa/upstream.h"
+#include "sa/pipeline.h"
 
 #define SA_VERSION "0.1.0"
 

@@ -161,6 +161,11 @@ struct sa_upstream_remote_params {
                                      (about once a second during GET /models); true stops the
                                      call with SA_STATUS_CANCELLED (Ctrl-C, server shutdown) */
     void *abort_user;
+    const char *extra_body; /* NULL, or the text of a JSON object whose members are added to every
+                               /completions request (server-specific fields the OpenAI API lacks:
+                               {"repeat_penalty": 1} for llama.cpp servers, whose default
+                               penalises repeats even at temperature 0); members we send
+                               ourselves win. Checked at init (BAD_ARGUMENT). Copied. */
 };
 
 /* base_url NULL (must be set), model NULL, api_key NULL, timeouts 10 s connect, 60 s idle,

@@ -1,10 +1,14 @@
 /* speculative_impl.h: copy-speculation for the aligner (Stream Aligner pipeline, issue 5).
  * The aligner mostly copies the upstream's sentence y1, so y1's tokens are a draft: one
  * batched forward pass over the draft verifies it, and the longest prefix that the
- * aligner's own decoding would produce is accepted at once. Greedy: output identical to
- * plain greedy decoding. Sampling: the speculative-sampling acceptance rule (Leviathan et
- * al. 2023, Chen et al. 2023) with a deterministic (one-hot) draft, so the output
- * distribution equals plain sampling from the sampler chain. Internal to src/pipeline. */
+ * aligner's own decoding would produce is accepted at once, plus the model's next token.
+ * After a mismatch the draft is re-aligned (the model's token looked up in the draft, as in
+ * prompt-lookup decoding) so that a local edit costs a few passes, not the rest of y1.
+ * Greedy: output identical to plain greedy decoding (bitwise: the call decodes with
+ * batch-invariant kernels). Sampling: the speculative-sampling acceptance rule (Leviathan
+ * et al. 2023, Chen et al. 2023) with a deterministic (one-hot) draft, so the output
+ * distribution equals plain sampling from the sampler chain. docs/internals/speculation.md.
+ * Internal to src/pipeline. */
 #ifndef SA_SPECULATIVE_IMPL_H
 #define SA_SPECULATIVE_IMPL_H
 
@@ -15,27 +19,50 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* max_draft 0: at most this many draft tokens per forward pass (the verify buffer holds
+ * one row of n_vocab logits per fed token). */
+#define SA_SPEC_MAX_DRAFT_DEFAULT 64
+
 struct sa_spec_params {
-    int32_t max_tokens;          /* most tokens to generate (> 0) */
+    int32_t max_tokens;          /* most tokens to generate (> 0), the end-of-generation token not counted */
     bool use_draft;              /* false: plain decoding, one token per forward pass */
-    struct sa_sampler *sampler;  /* NULL: greedy (argmax, ties to the lowest id) */
-    int32_t max_draft;           /* most draft tokens verified per forward pass; 0: all */
+    struct sa_sampler *sampler;  /* NULL: greedy (argmax, ties to the lowest id). Borrowed; the
+                                  * call runs its chain on each position and calls
+                                  * sa_sampler_accept for each generated token (not the EOG) */
+    int32_t max_draft;           /* most draft tokens verified per forward pass; 0: SA_SPEC_MAX_DRAFT_DEFAULT */
+    bool fast_kernels;           /* false (the default): every product of this call runs the
+                                  * batch-invariant kernels, so a token's logits do not depend on
+                                  * how many tokens were computed with it and use_draft changes
+                                  * the speed only. true: the engine's default kernels (one-token
+                                  * decode ~1.5x faster on avx512); a speculated token can then
+                                  * differ from plain decoding's at a near-tie. For timing plain
+                                  * decoding, not for use with use_draft. */
 };
+
+/* max_tokens 256, use_draft true, greedy, max_draft 0, fast_kernels false. */
+struct sa_spec_params sa_spec_default_params(void);
 
 struct sa_spec_stats {
     int32_t n_generated;     /* tokens produced (excluding the end-of-generation token) */
-    int32_t n_draft;         /* draft tokens offered */
-    int32_t n_accepted;      /* draft tokens accepted */
-    int32_t n_forward;       /* forward passes (decode calls) */
+    int32_t n_draft;         /* draft tokens the model's choice was compared with */
+    int32_t n_accepted;      /* of those, the ones the model chose (acceptance = n_accepted / n_draft) */
+    int32_t n_forward;       /* forward passes (decode calls) made by this call */
     bool hit_eog;            /* stopped at an end-of-generation token */
 };
 
 /* Continues `ctx`, which already holds the prompt and whose last logits (sa_ctx_logits)
  * are those of the prompt's last token, generating until an end-of-generation token of
- * the model's tokenizer or max_tokens, using draft[0..n_draft) as the speculative draft.
- * Appends the generated ids (not the end-of-generation token) to `out`. On return the
- * context holds prompt + generated tokens (+ the EOG token if one was produced); draft
- * positions that were rejected are rolled back. */
+ * the model's tokenizer (also one inside the draft) or max_tokens, using
+ * draft[0..n_draft) (may be NULL when n_draft is 0) as the speculative draft. Appends the
+ * generated ids (not the end-of-generation token) to `out`; `stats` may be NULL.
+ * On return the cache holds the prompt followed by the first n generated tokens, where
+ * n_generated - 1 <= n <= n_generated (a token that was only sampled is not decoded: no
+ * forward pass is spent on it) and never the end-of-generation token; rejected draft
+ * positions are rolled back. sa_ctx_logits is then invalid unless n == n_generated.
+ * Errors: SA_STATUS_BAD_ARGUMENT (NULL, max_tokens <= 0, a draft id out of range, no
+ * logits in ctx, or the context full: as sa_ctx_decode), SA_STATUS_CANCELLED (the
+ * context's abort callback), SA_STATUS_NO_MEMORY; `out` then holds the tokens generated
+ * before the error, with the cache as described. */
 SA_NODISCARD enum sa_status sa_spec_generate(struct sa_ctx *ctx, const int32_t *draft, int32_t n_draft,
                                              const struct sa_spec_params *p, struct sa_ivec *out,
                                              struct sa_spec_stats *stats);

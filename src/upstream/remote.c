@@ -38,6 +38,7 @@ struct remote {
     struct endpoint ep;
     char *url;   /* {base}/completions */
     char *model; /* NULL: not sent */
+    cJSON *extra; /* members added to each request (params.extra_body), or NULL */
     CURLM *multi;
     CURL *easy;
     struct curl_slist *hdrs;
@@ -808,6 +809,11 @@ static enum sa_status build_body(struct remote *r, const char *prompt, size_t le
         }
     }
     if (ok) ok = cJSON_AddTrueToObject(o, "stream") != NULL;
+    for (const cJSON *e = r->extra ? r->extra->child : NULL; ok && e; e = e->next) {
+        if (cJSON_GetObjectItemCaseSensitive(o, e->string)) continue;
+        cJSON *d = cJSON_Duplicate(e, 1);
+        ok = d && cJSON_AddItemToObject(o, e->string, d);
+    }
     free(r->body);
     r->body = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -879,6 +885,7 @@ static void remote_free(void *impl) {
     endpoint_free(&r->ep);
     free(r->url);
     free(r->model);
+    cJSON_Delete(r->extra);
     free(r->body);
     free(r->q_len);
     sa_buf_free(&r->q);
@@ -990,6 +997,14 @@ enum sa_status sa_upstream_remote_init(const struct sa_upstream_remote_params *p
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
 
+    if (params->extra_body) {
+        r->extra = cJSON_Parse(params->extra_body);
+        if (!cJSON_IsObject(r->extra)) {
+            remote_free(r);
+            return sa_error(SA_STATUS_BAD_ARGUMENT, "remote upstream: extra_body is not a JSON object: %.80s",
+                            params->extra_body);
+        }
+    }
     if ((s = resolve_model(r, params))) {
         remote_free(r);
         return s;

@@ -32,7 +32,8 @@ class RemoteParams(ctypes.Structure):
                 ("connect_timeout_ms", ctypes.c_int32), ("idle_timeout_ms", ctypes.c_int32),
                 ("total_timeout_ms", ctypes.c_int32), ("max_retries", ctypes.c_int32),
                 ("backoff_ms", ctypes.c_int32), ("max_event_bytes", ctypes.c_size_t),
-                ("check_model", ctypes.c_bool), ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p)]
+                ("check_model", ctypes.c_bool), ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p),
+                ("extra_body", ctypes.c_char_p)]
 
 
 class GenParams(ctypes.Structure):

@@ -18,6 +18,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_align(int argc, char **argv);
 
 /* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. */
 int cli_fail(const char *what);

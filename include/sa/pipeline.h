@@ -1,0 +1,221 @@
+/* pipeline.h: the Stream Aligner pipeline (Algorithm 1 of the paper, issue 5). An upstream
+ * model writes the answer one sentence at a time (y1, cut at the sentence boundary); an
+ * aligner rewrites each sentence given the question and the answer so far (y2); y2 is
+ * appended to the answer and handed to the caller at once. Also the comparison modes:
+ * "continue" (N corrected rounds, then one model finishes the answer), "aligner" (the
+ * Aligner baseline: whole answer, rewritten once) and "upstream" (no correction).
+ * Data flow, joining and boundary rules: docs/internals/pipeline.md; usage: docs/PIPELINE.md.
+ * A pipeline holds contexts (KV caches) that it reuses across rounds and questions: one
+ * pipeline per thread; a run keeps no state between questions other than caches. */
+#ifndef SA_PIPELINE_H
+#define SA_PIPELINE_H
+
+#include "sa/chat.h"
+#include "sa/segment.h"
+#include "sa/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sa_model;
+struct sa_tokenizer;
+struct sa_upstream;
+struct sa_pipeline; /* opaque */
+
+/* Add values only at the end. */
+enum sa_pipeline_mode {
+    SA_PIPELINE_STREAM = 0,   /* the loop: every sentence corrected as it comes */
+    SA_PIPELINE_CONTINUE = 1, /* continue_rounds corrected sentences, then continue_with finishes */
+    SA_PIPELINE_ALIGNER = 2,  /* the Aligner baseline: the whole answer, rewritten once */
+    SA_PIPELINE_UPSTREAM = 3, /* the upstream alone, streamed sentence by sentence */
+};
+/* "stream", "continue", "aligner", "upstream" (and back; -1 for an unknown name). */
+const char *sa_pipeline_mode_name(enum sa_pipeline_mode m);
+int sa_pipeline_mode_from_name(const char *name);
+
+enum sa_pipeline_continue_with {
+    SA_PIPELINE_CONTINUE_ALIGNER = 0,  /* the aligner model writes the rest (its own chat template,
+                                          question as the user turn, the answer so far pre-filled) */
+    SA_PIPELINE_CONTINUE_UPSTREAM = 1, /* the upstream writes the rest, uncorrected */
+};
+
+/* Why a run ended. Add values only at the end. */
+enum sa_pipeline_stop {
+    SA_PIPELINE_STOP_NONE = 0,
+    SA_PIPELINE_STOP_UPSTREAM_END = 1, /* the upstream ended its turn; its last sentence was corrected */
+    SA_PIPELINE_STOP_ALIGNER_EMPTY = 2, /* the aligner returned an empty (or all-whitespace) revision */
+    SA_PIPELINE_STOP_MAX_LENGTH = 3,   /* the answer reached max_length tokens */
+    SA_PIPELINE_STOP_MAX_ROUNDS = 4,   /* max_rounds sentences were corrected */
+    SA_PIPELINE_STOP_CANCELLED = 5,    /* the cancel hook or the sentence callback asked to stop */
+    SA_PIPELINE_STOP_DONE = 6,         /* a one-shot mode finished (aligner baseline, continue's end) */
+};
+/* "none", "upstream_end", "aligner_empty", "max_length", "max_rounds", "cancelled", "done". */
+const char *sa_pipeline_stop_name(enum sa_pipeline_stop s);
+
+/* What the aligner is asked (for a test double or a custom aligner: aligner_fn). */
+enum sa_pipeline_request_kind {
+    SA_PIPELINE_REQ_SENTENCE = 0, /* revise `last` given question and prefix (Stream Aligner input) */
+    SA_PIPELINE_REQ_ANSWER = 1,   /* revise the whole `last` answer (Aligner baseline input) */
+    SA_PIPELINE_REQ_CONTINUE = 2, /* write the rest of the answer after `prefix` */
+};
+struct sa_pipeline_request {
+    enum sa_pipeline_request_kind kind;
+    const char *question, *prefix, *last; /* NUL-terminated, valid during the call; last is ""
+                                             for CONTINUE */
+};
+/* A custom aligner: sets *out to a malloc'd NUL-terminated text (the pipeline frees it) and
+ * *n_tokens to the tokens it stands for (0 if unknown). A non-OK status (with sa_error) ends
+ * the run with that status. */
+typedef enum sa_status (*sa_pipeline_aligner_fn)(void *user, const struct sa_pipeline_request *req, char **out,
+                                                 int32_t *n_tokens);
+
+struct sa_pipeline_params {
+    enum sa_pipeline_mode mode;
+
+    /* ---- the upstream: exactly one of upstream_model and upstream ---- */
+    const struct sa_model *upstream_model; /* a local model (borrowed; must outlive the pipeline):
+                                              the pipeline makes a context and a local upstream */
+    struct sa_upstream *upstream;          /* any other upstream, e.g. sa_upstream_remote_init or a
+                                              test double (borrowed; the pipeline cancels, never frees) */
+    /* The upstream's chat format, to render the prompt q + p. UNKNOWN: detected from
+     * upstream_model (or from upstream_template / upstream_tokenizer's model); it must be known. */
+    enum sa_chat_format upstream_format;
+    const char *upstream_template; /* the Jinja source, for the default system prompt it injects
+                                      (NULL: from upstream_model; none for a bare remote) */
+    /* Counts the answer's tokens (max_length, metrics). NULL: upstream_model's tokenizer, else
+     * the aligner's, else whitespace-separated words. Borrowed. */
+    const struct sa_tokenizer *upstream_tokenizer;
+    const char *system; /* a system message for the upstream (NULL: none; the template's default
+                           applies where it has one). Copied. */
+
+    /* ---- the aligner: aligner_model, or aligner_fn (tests, custom aligners) ---- */
+    const struct sa_model *aligner_model; /* borrowed; not needed in UPSTREAM mode, nor in CONTINUE
+                                             mode with continue_rounds 0 and continue_with UPSTREAM */
+    sa_pipeline_aligner_fn aligner_fn;
+    void *aligner_user;
+    const char *aligner_system; /* a system message for the aligner's revisions (NULL: none, as a
+                                   trained aligner expects; an untrained stand-in may need an
+                                   instruction). Copied. */
+
+    /* ---- the loop ---- */
+    int32_t max_rounds;          /* most corrected sentences (STREAM); 0: no limit */
+    int32_t max_length;          /* most tokens of the answer; 0: 1024 */
+    int32_t max_sentence_tokens; /* most upstream tokens for one sentence; 0: 256 */
+    int32_t max_aligner_tokens;  /* most aligner tokens per revision; 0: 2 x the draft's tokens + 32
+                                    (REQ_ANSWER: + 64) */
+    int32_t continue_rounds;     /* CONTINUE: corrected sentences before continue_with takes over */
+    enum sa_pipeline_continue_with continue_with;
+    enum sa_segment_unit unit;   /* sentence (default) or line */
+
+    /* ---- decoding ---- */
+    float upstream_temp;  /* <= 0: greedy (default 0) */
+    float upstream_top_p; /* (0, 1]; 0: 1 (off) */
+    float aligner_temp;   /* <= 0: greedy (default 0) */
+    uint64_t seed;        /* round r of a run uses seed + r for the upstream; the aligner's
+                             sampler is seeded with seed at each run */
+    bool use_spec;        /* copy-speculation in the aligner (default true) */
+    bool kv_reuse;        /* keep KV caches across rounds (default true); false: every prompt
+                             is evaluated from scratch (for the benchmark) */
+    int n_threads;        /* compute threads of the local contexts; 0: all cores */
+    int32_t n_ctx;        /* tokens of each local context; 0: min(4096, trained context) */
+};
+
+/* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
+ * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
+ * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0. */
+struct sa_pipeline_params sa_pipeline_default_params(void);
+
+/* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */
+struct sa_pipeline_sentence {
+    int32_t index;          /* 1, 2, ...: the emitted piece (the trace's round) */
+    bool aligned;           /* true: the aligner revised it (y2); false: model text emitted as is */
+    const char *original;   /* y1 without its surrounding whitespace (aligned: what the aligner
+                               saw; else the text itself); NUL-terminated */
+    const char *text;       /* what was appended to the answer: the separator the upstream wrote
+                               before y1, then the revision (NUL-terminated, len bytes) */
+    size_t len;
+    bool copied;            /* aligned and the revision equals y1 */
+    double edit_ratio;      /* Levenshtein distance (Unicode characters) between y1 and y2 over the
+                               longer length: 0 copied, 1 all different; 0 when not aligned */
+    const char *answer;     /* the whole answer so far (NUL-terminated) */
+    bool upstream_done;     /* the upstream had ended its turn with this sentence */
+    int32_t upstream_tokens;  /* tokens the upstream generated for it (remote: stream events) */
+    int32_t upstream_prefill; /* prompt tokens the local upstream evaluated for it (0: reused all
+                                 or remote) */
+    double upstream_ms;
+    int32_t aligner_tokens;   /* tokens the aligner generated */
+    int32_t aligner_draft;    /* draft tokens offered to copy-speculation */
+    int32_t aligner_accepted; /* draft tokens accepted */
+    int32_t aligner_prefill;  /* prompt tokens the aligner evaluated (its cache kept the rest) */
+    double aligner_ms;
+    double t_ms;              /* time since the run started, when it was emitted */
+};
+
+struct sa_pipeline_callbacks {
+    /* Called for each piece as soon as it is accepted (may be NULL). Return false to stop the
+     * run (it then ends with SA_PIPELINE_STOP_CANCELLED, status OK). */
+    bool (*on_sentence)(void *user, const struct sa_pipeline_sentence *s);
+    /* Polled between tokens, chunks and layers (may be NULL); true stops the run: status
+     * SA_STATUS_CANCELLED, the result keeps the answer so far. */
+    bool (*cancel)(void *user);
+    void *user;
+};
+
+struct sa_pipeline_result {
+    char *answer;      /* malloc'd, NUL-terminated: the final answer (free with
+                          sa_pipeline_result_free) */
+    size_t len;
+    char *upstream_answer; /* ALIGNER mode: the upstream's whole answer; else NULL */
+    enum sa_pipeline_stop stop;
+    int32_t n_sentences;   /* pieces emitted */
+    int32_t n_rounds;      /* aligner revisions (sentences, or the one ALIGNER rewrite) */
+    int32_t n_copied;      /* revisions equal to their y1 */
+    double copy_rate;      /* n_copied / n_rounds (0 when no round) */
+    int32_t n_tokens;      /* tokens of the answer (see upstream_tokenizer) */
+    int32_t upstream_tokens, upstream_prefill;
+    int32_t aligner_tokens, aligner_draft, aligner_accepted, aligner_prefill;
+    double upstream_ms, aligner_ms;
+    double first_sentence_ms; /* from the call to the first emitted piece; 0: none */
+    double total_ms;
+    double tokens_per_s;      /* n_tokens / total time */
+    double ms_per_token;      /* total time / n_tokens */
+};
+void sa_pipeline_result_free(struct sa_pipeline_result *r);
+
+/* Creates a pipeline: checks the params (one upstream; an aligner where the mode needs one;
+ * a known chat format for each side), makes the local contexts and the segmenter. `params`
+ * is copied (the models and the upstream stay borrowed). Errors: SA_STATUS_BAD_ARGUMENT (the
+ * message names the field), UNSUPPORTED (a model whose chat format is unknown: pass
+ * upstream_format), NO_MEMORY, and the context's errors. */
+SA_NODISCARD enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct sa_pipeline **out);
+void sa_pipeline_free(struct sa_pipeline *pl);
+
+/* Answers `question` (UTF-8, NUL-terminated). `cb` may be NULL. *result is always filled
+ * (free it with sa_pipeline_result_free, also after an error: it holds the answer so far).
+ * Returns SA_STATUS_OK when the run ended by one of its stop conditions (result->stop),
+ * SA_STATUS_CANCELLED when the cancel hook fired, or the error of a model or of the upstream
+ * (remote: NETWORK, TIMEOUT, BAD_JSON with the server's message). */
+SA_NODISCARD enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question,
+                                            const struct sa_pipeline_callbacks *cb, struct sa_pipeline_result *result);
+
+/* ---- the local upstream (src/pipeline/local_upstream.c) ---- */
+
+/* An upstream (sa/upstream.h) over a local model: each start tokenizes the rendered prompt
+ * (BOS added when the model asks for one; special tokens parsed) and evaluates it reusing the
+ * longest cached prefix (all of it, with no forward pass, when the prompt equals the cache);
+ * next samples one token at a time and returns whole UTF-8 characters; a token is added to the
+ * cache only when the next one is asked for, so the lookahead token that completed a sentence
+ * boundary never enters it. `model` is borrowed. `n_ctx`, `n_threads` as in sa_ctx_params;
+ * kv_reuse false: every start evaluates the prompt from scratch. */
+SA_NODISCARD enum sa_status sa_upstream_local_init(const struct sa_model *model, int32_t n_ctx, int n_threads,
+                                                   bool kv_reuse, struct sa_upstream **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,243 @@
+/* local_upstream.c: the local engine as an upstream (struct sa_upstream_ops over a context).
+ * The KV cache is kept across generations: each start evaluates only what the new prompt
+ * does not share with the cache (sa_ctx_eval_prompt), and nothing when the prompt is what the
+ * cache holds. A sampled token enters the cache only when the next token is asked for, so the
+ * lookahead token that let the segmenter decide a sentence boundary is never evaluated: after
+ * a copied sentence the cache is exactly the next prompt. docs/internals/pipeline.md. */
+#include "pipeline/pipeline_impl.h"
+#include "sa/model.h"
+#include "sa/sampler.h"
+#include "sa/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct sa_local_upstream {
+    const struct sa_model *model;
+    const struct sa_tokenizer *tok;
+    struct sa_ctx *ctx;
+    bool own_ctx;
+    bool kv_reuse;
+    struct sa_sampler *smp;
+    struct sa_sampler_params sp; /* the sampler's params (re-made when they change) */
+    struct sa_detok_stream *ds;
+    struct sa_buf chunk;         /* text of the chunk returned last */
+    int32_t pending;             /* sampled, returned, not yet in the cache; -1: none */
+    int32_t max_tokens;
+    struct sa_local_upstream_stats st;
+};
+
+static void lu_free(void *impl) {
+    struct sa_local_upstream *lu = impl;
+    if (!lu) return;
+    sa_buf_free(&lu->chunk);
+    sa_detok_stream_free(lu->ds);
+    sa_sampler_free(lu->smp);
+    if (lu->own_ctx) sa_ctx_free(lu->ctx);
+    free(lu);
+}
+
+/* Makes the sampler match the generation's settings. A given seed re-seeds it at every start
+ * (so a round is reproducible on its own); without one the stream goes on. */
+static enum sa_status lu_sampler(struct sa_local_upstream *lu, const struct sa_upstream_gen_params *p) {
+    struct sa_sampler_params sp = sa_sampler_default_params();
+    sp.temp = p->temperature > 0 ? p->temperature : 0.0f;
+    sp.top_p = p->top_p;
+    sp.seed = p->seed;
+    bool same = lu->smp && sp.temp == lu->sp.temp && sp.top_p == lu->sp.top_p &&
+                (p->seed == SA_UPSTREAM_SEED_NONE || sp.seed == lu->sp.seed);
+    if (!same) {
+        sa_sampler_free(lu->smp);
+        lu->smp = NULL;
+        enum sa_status s = sa_sampler_init(&sp, sa_model_n_vocab(lu->model), &lu->smp);
+        if (s) return s;
+        lu->sp = sp;
+    } else if (p->seed != SA_UPSTREAM_SEED_NONE) {
+        sa_sampler_reset(lu->smp);
+    }
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_local_tokenize_prompt(const struct sa_tokenizer *tok, const char *text, size_t len, int32_t **ids,
+                                       size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    struct sa_tokenize_opts to = {.add_special = false, .parse_special = true};
+    int32_t *raw = NULL;
+    size_t n_raw = 0;
+    enum sa_status s = sa_tokenize(tok, text, len, to, &raw, &n_raw);
+    if (s) return s;
+    /* BOS as a server adds it (llama.cpp, vLLM): when the model asks for one; the pipeline
+     * leaves a template's written BOS out of the text, so remote and local see the same ids */
+    const int32_t bos = sa_tokenizer_bos(tok);
+    const bool add_bos = sa_tokenizer_add_bos(tok) && bos >= 0 && !(n_raw > 0 && raw[0] == bos);
+    const size_t total = n_raw + (add_bos ? 1 : 0);
+    int32_t *all = malloc(sizeof(int32_t) * (total ? total : 1));
+    if (!all) {
+        free(raw);
+        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    }
+    if (add_bos) all[0] = bos;
+    if (n_raw) memcpy(all + (add_bos ? 1 : 0), raw, sizeof(int32_t) * n_raw);
+    free(raw);
+    *ids = all;
+    *n = total;
+    return SA_STATUS_OK;
+}
+
+static enum sa_status lu_start(void *impl, const char *prompt, size_t prompt_len, const struct sa_upstream_gen_params *p) {
+    struct sa_local_upstream *lu = impl;
+    if (p->n_stop)
+        return sa_error(SA_STATUS_BAD_ARGUMENT,
+                        "local upstream: stop strings are not supported (the pipeline stops at sentence boundaries)");
+    int32_t *all = NULL;
+    size_t n = 0;
+    enum sa_status s = sa_local_tokenize_prompt(lu->tok, prompt, prompt_len, &all, &n);
+    if (s) return sa_error_wrap(s, "local upstream: tokenizing the prompt");
+    if (n == 0) {
+        free(all);
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "local upstream: the prompt gives no tokens");
+    }
+    if ((int64_t)n >= sa_ctx_n_ctx(lu->ctx)) {
+        free(all);
+        return sa_error(SA_STATUS_BAD_ARGUMENT,
+                        "local upstream: the prompt has %zu tokens; the context holds %d (raise n_ctx or lower max_length)",
+                        n, (int)sa_ctx_n_ctx(lu->ctx));
+    }
+    lu->pending = -1;
+    memset(&lu->st, 0, sizeof lu->st);
+    lu->st.n_prompt = (int32_t)n;
+    if (!lu->kv_reuse && (s = sa_ctx_truncate(lu->ctx, 0))) {
+        free(all);
+        return s;
+    }
+    const int32_t len = sa_ctx_len(lu->ctx);
+    if (len == (int32_t)n && sa_ctx_logits(lu->ctx) && !memcmp(sa_ctx_tokens(lu->ctx), all, sizeof(int32_t) * n)) {
+        lu->st.n_reused = (int32_t)n; /* the cache is the prompt: keep it as it is */
+    } else {
+        int32_t reused = 0;
+        s = sa_ctx_eval_prompt(lu->ctx, all, (int32_t)n, NULL, &reused);
+        if (s) {
+            free(all);
+            return s;
+        }
+        lu->st.n_reused = reused;
+    }
+    free(all);
+    lu->st.n_prefill = lu->st.n_prompt - lu->st.n_reused;
+    lu->max_tokens = p->max_tokens;
+    const char *rest;
+    size_t rest_len;
+    if ((s = sa_detok_stream_flush(lu->ds, &rest, &rest_len))) return s; /* resets the stream */
+    return lu_sampler(lu, p);
+}
+
+static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
+    struct sa_local_upstream *lu = impl;
+    const int32_t n_vocab = sa_model_n_vocab(lu->model);
+    int32_t n_tok = 0;
+    enum sa_status s;
+    sa_buf_clear(&lu->chunk);
+    for (;;) {
+        if (lu->pending >= 0) {
+            int32_t id = lu->pending;
+            lu->pending = -1;
+            if ((s = sa_ctx_decode(lu->ctx, &id, 1, NULL))) return s;
+        }
+        enum sa_upstream_finish fin = SA_UPSTREAM_FINISH_NONE;
+        int32_t id = -1;
+        if (lu->st.n_generated >= lu->max_tokens || sa_ctx_len(lu->ctx) >= sa_ctx_n_ctx(lu->ctx)) {
+            fin = SA_UPSTREAM_FINISH_LENGTH;
+        } else {
+            const float *logits = sa_ctx_logits(lu->ctx);
+            if (!logits) return sa_error(SA_STATUS_ERROR, "local upstream: no logits to sample from");
+            if ((s = sa_sampler_sample(lu->smp, logits, n_vocab, &id))) return s;
+            lu->st.n_generated++;
+            n_tok++;
+            if (sa_tokenizer_is_eog(lu->tok, id)) fin = SA_UPSTREAM_FINISH_STOP;
+        }
+        const char *piece;
+        size_t plen;
+        if (fin != SA_UPSTREAM_FINISH_NONE) {
+            if ((s = sa_detok_stream_flush(lu->ds, &piece, &plen))) return s;
+            if (plen && (s = sa_buf_append(&lu->chunk, piece, plen))) return s;
+            if ((s = sa_buf_append(&lu->chunk, "", 0))) return s;
+            out->text = lu->chunk.data;
+            out->len = lu->chunk.len;
+            out->n_tokens = n_tok;
+            out->finish = fin;
+            return SA_STATUS_OK;
+        }
+        sa_sampler_accept(lu->smp, id);
+        lu->pending = id;
+        if ((s = sa_detok_stream_push(lu->ds, id, &piece, &plen))) return s;
+        if (plen) {
+            if ((s = sa_buf_append(&lu->chunk, piece, plen))) return s;
+            out->text = lu->chunk.data;
+            out->len = lu->chunk.len;
+            out->n_tokens = n_tok;
+            out->finish = SA_UPSTREAM_FINISH_NONE;
+            return SA_STATUS_OK;
+        }
+        /* an incomplete UTF-8 character: take the next token into the same chunk */
+    }
+}
+
+static void lu_cancel(void *impl) {
+    struct sa_local_upstream *lu = impl;
+    lu->pending = -1; /* the lookahead token stays out of the cache */
+}
+
+static const struct sa_upstream_ops lu_ops = {
+    .name = "local", .start = lu_start, .next = lu_next, .cancel = lu_cancel, .free = lu_free};
+
+enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ctx *ctx, int32_t n_ctx, int n_threads,
+                                      sa_abort_fn abort_cb, void *abort_user, bool kv_reuse, struct sa_upstream **out,
+                                      struct sa_local_upstream **impl) {
+    if (out) *out = NULL;
+    if (impl) *impl = NULL;
+    if (!model || !out) return sa_error(SA_STATUS_BAD_ARGUMENT, "local upstream: NULL model or out");
+    const struct sa_tokenizer *tok = sa_model_tokenizer(model);
+    if (!tok) return sa_error(SA_STATUS_BAD_ARGUMENT, "local upstream: the model has no tokenizer");
+    struct sa_local_upstream *lu = calloc(1, sizeof *lu);
+    if (!lu) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    lu->model = model;
+    lu->tok = tok;
+    lu->kv_reuse = kv_reuse;
+    lu->pending = -1;
+    sa_buf_init(&lu->chunk, 0);
+    enum sa_status s = SA_STATUS_OK;
+    if (ctx) {
+        lu->ctx = ctx;
+    } else {
+        struct sa_ctx_params cp = sa_ctx_default_params();
+        cp.n_ctx = n_ctx;
+        cp.n_threads = n_threads;
+        cp.abort_cb = abort_cb;
+        cp.abort_user = abort_user;
+        s = sa_ctx_init(model, &cp, &lu->ctx);
+        lu->own_ctx = true;
+    }
+    struct sa_detokenize_opts dopts = {.special = false, .strip_leading_space = false};
+    if (!s) s = sa_detok_stream_init(tok, dopts, &lu->ds);
+    if (s) {
+        lu_free(lu);
+        return s;
+    }
+    if ((s = sa_upstream_init_ops(&lu_ops, lu, out))) return s; /* frees lu on failure */
+    if (impl) *impl = lu;
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_upstream_local_init(const struct sa_model *model, int32_t n_ctx, int n_threads, bool kv_reuse,
+                                      struct sa_upstream **out) {
+    return sa_local_upstream_init(model, NULL, n_ctx, n_threads, NULL, NULL, kv_reuse, out, NULL);
+}
+
+void sa_local_upstream_stats(const struct sa_local_upstream *lu, struct sa_local_upstream_stats *st) {
+    if (lu && st) *st = lu->st;
+}
+
+void sa_local_upstream_set_kv_reuse(struct sa_local_upstream *lu, bool on) {
+    if (lu) lu->kv_reuse = on;
+}

@@ -1,0 +1,795 @@
+/* pipeline.c: the Stream Aligner loop (Algorithm 1) and its comparison modes. Each round the
+ * upstream continues q + p (p pre-filled as the start of its assistant turn) and is cut at the
+ * end of one sentence y1 (the segmenter decides, primed with p so that it sees the context);
+ * the aligner rewrites y1 given q and p (copy-speculation with y1 as the draft); the upstream's
+ * separator + y2 is appended to p and emitted at once. Joining and boundary rules, caches and
+ * failure behaviour: docs/internals/pipeline.md. */
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/pipeline_impl.h"
+#include "pipeline/speculative_impl.h"
+#include "sa/model.h"
+#include "sa/model_config.h"
+#include "sa/records.h"
+#include "sa/sampler.h"
+#include "sa/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct sa_pipeline {
+    struct sa_pipeline_params p;
+    char *system, *aligner_system;
+    /* upstream */
+    struct sa_upstream *up;        /* the one in use (borrowed or own_up) */
+    struct sa_upstream *own_up;    /* a local upstream made here */
+    struct sa_local_upstream *up_local;
+    enum sa_chat_format up_fmt;
+    const char *up_tmpl;
+    const struct sa_tokenizer *len_tok; /* counts the answer's tokens; NULL: words */
+    /* aligner */
+    const struct sa_tokenizer *al_tok;
+    struct sa_ctx *al_ctx;
+    struct sa_sampler *al_smp;     /* aligner_temp > 0 */
+    enum sa_chat_format al_fmt;
+    const char *al_tmpl;
+    struct sa_upstream *al_up;     /* the aligner as a writer (CONTINUE with the aligner) */
+    struct sa_local_upstream *al_local;
+    struct sa_segmenter *seg;
+    /* the run in progress */
+    const struct sa_pipeline_callbacks *cb;
+    const char *question;
+    struct sa_buf answer;          /* p: always NUL-terminated */
+    struct sa_pipeline_result *res;
+    double t0;
+    bool cb_stop;                  /* on_sentence returned false */
+};
+
+/* ---- names and defaults ---- */
+
+static const char *const mode_names[] = {"stream", "continue", "aligner", "upstream"};
+
+const char *sa_pipeline_mode_name(enum sa_pipeline_mode m) {
+    return (unsigned)m < SA_ARRAY_LEN(mode_names) ? mode_names[m] : "unknown";
+}
+
+int sa_pipeline_mode_from_name(const char *name) {
+    for (size_t i = 0; name && i < SA_ARRAY_LEN(mode_names); i++)
+        if (!strcmp(name, mode_names[i])) return (int)i;
+    return -1;
+}
+
+const char *sa_pipeline_stop_name(enum sa_pipeline_stop s) {
+    static const char *const names[] = {"none",       "upstream_end", "aligner_empty", "max_length",
+                                        "max_rounds", "cancelled",    "done"};
+    return (unsigned)s < SA_ARRAY_LEN(names) ? names[s] : "unknown";
+}
+
+struct sa_pipeline_params sa_pipeline_default_params(void) {
+    return (struct sa_pipeline_params){
+        .mode = SA_PIPELINE_STREAM,
+        .upstream_format = SA_CHAT_FORMAT_UNKNOWN,
+        .max_length = 1024,
+        .max_sentence_tokens = 256,
+        .continue_rounds = 1,
+        .continue_with = SA_PIPELINE_CONTINUE_ALIGNER,
+        .unit = SA_SEGMENT_SENTENCE,
+        .upstream_top_p = 1.0f,
+        .use_spec = true,
+        .kv_reuse = true,
+    };
+}
+
+void sa_pipeline_result_free(struct sa_pipeline_result *r) {
+    if (!r) return;
+    free(r->answer);
+    free(r->upstream_answer);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- init / free ---- */
+
+static bool pl_abort(void *user) {
+    const struct sa_pipeline *pl = user;
+    return pl->cb && pl->cb->cancel && pl->cb->cancel(pl->cb->user);
+}
+
+static enum sa_chat_format model_format(const struct sa_model *m) {
+    return sa_chat_template_detect(sa_model_chat_template(m), sa_model_config(m)->arch_name);
+}
+
+void sa_pipeline_free(struct sa_pipeline *pl) {
+    if (!pl) return;
+    sa_segmenter_free(pl->seg);
+    sa_upstream_free(pl->al_up);
+    sa_sampler_free(pl->al_smp);
+    sa_ctx_free(pl->al_ctx);
+    sa_upstream_free(pl->own_up);
+    sa_buf_free(&pl->answer);
+    free(pl->system);
+    free(pl->aligner_system);
+    free(pl);
+}
+
+static bool needs_aligner(const struct sa_pipeline_params *p) {
+    if (p->mode == SA_PIPELINE_UPSTREAM) return false;
+    if (p->mode == SA_PIPELINE_CONTINUE)
+        return p->continue_rounds > 0 || p->continue_with == SA_PIPELINE_CONTINUE_ALIGNER;
+    return true;
+}
+
+enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct sa_pipeline **out) {
+    if (out) *out = NULL;
+    if (!params || !out) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_init: NULL params or out");
+    const struct sa_pipeline_params *p = params;
+    if ((unsigned)p->mode > SA_PIPELINE_UPSTREAM)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: unknown mode %d", (int)p->mode);
+    if (!p->upstream_model == !p->upstream)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: give exactly one of upstream_model and upstream");
+    if (needs_aligner(p) && !p->aligner_model && !p->aligner_fn)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: mode '%s' needs an aligner (aligner_model or aligner_fn)",
+                        sa_pipeline_mode_name(p->mode));
+    if (p->max_rounds < 0 || p->max_length < 0 || p->max_sentence_tokens < 0 || p->max_aligner_tokens < 0 ||
+        p->continue_rounds < 0 || p->n_ctx < 0)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: negative limit (max_rounds, max_length, "
+                                                "max_sentence_tokens, max_aligner_tokens, continue_rounds or n_ctx)");
+    if (!(p->upstream_top_p >= 0.0f && p->upstream_top_p <= 1.0f))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: upstream_top_p must be in (0, 1]");
+    struct sa_pipeline *pl = calloc(1, sizeof *pl);
+    if (!pl) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    pl->p = *p;
+    if (pl->p.max_length == 0) pl->p.max_length = 1024;
+    if (pl->p.max_sentence_tokens == 0) pl->p.max_sentence_tokens = 256;
+    if (pl->p.upstream_top_p == 0.0f) pl->p.upstream_top_p = 1.0f;
+    pl->p.system = pl->p.aligner_system = NULL;
+    sa_buf_init(&pl->answer, 0);
+    enum sa_status s = SA_STATUS_OK;
+    if ((p->system && !(pl->system = strdup(p->system))) ||
+        (p->aligner_system && !(pl->aligner_system = strdup(p->aligner_system))))
+        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+
+    /* the upstream and its chat format */
+    pl->up_fmt = p->upstream_format;
+    pl->up_tmpl = p->upstream_template;
+    if (!s && p->upstream_model) {
+        if (!pl->up_tmpl) pl->up_tmpl = sa_model_chat_template(p->upstream_model);
+        if (pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN) pl->up_fmt = model_format(p->upstream_model);
+        s = sa_local_upstream_init(p->upstream_model, NULL, p->n_ctx, p->n_threads, pl_abort, pl, p->kv_reuse,
+                                   &pl->own_up, &pl->up_local);
+        pl->up = pl->own_up;
+        pl->len_tok = sa_model_tokenizer(p->upstream_model);
+    } else if (!s) {
+        pl->up = p->upstream;
+        if (pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN && pl->up_tmpl) pl->up_fmt = sa_chat_template_detect(pl->up_tmpl, NULL);
+    }
+    if (!s && pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN)
+        s = sa_error(SA_STATUS_UNSUPPORTED, "pipeline: the upstream's chat format is unknown: name it "
+                                            "(chatml, gemma, llama3) or give its template");
+    if (p->upstream_tokenizer) pl->len_tok = p->upstream_tokenizer;
+
+    /* the aligner */
+    if (!s && p->aligner_model && !p->aligner_fn && needs_aligner(p)) {
+        const struct sa_model *am = p->aligner_model;
+        pl->al_tok = sa_model_tokenizer(am);
+        pl->al_tmpl = sa_model_chat_template(am);
+        pl->al_fmt = model_format(am);
+        if (!pl->al_tok) s = sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: the aligner model has no tokenizer");
+        else if (pl->al_fmt == SA_CHAT_FORMAT_UNKNOWN)
+            s = sa_error(SA_STATUS_UNSUPPORTED, "pipeline: the aligner's chat template is not one salign knows "
+                                                "(chatml, gemma, llama3)");
+        if (!s) {
+            struct sa_ctx_params cp = sa_ctx_default_params();
+            cp.n_ctx = p->n_ctx;
+            cp.n_threads = p->n_threads;
+            cp.abort_cb = pl_abort;
+            cp.abort_user = pl;
+            s = sa_ctx_init(am, &cp, &pl->al_ctx);
+        }
+        if (!s && p->aligner_temp > 0) {
+            struct sa_sampler_params sp = sa_sampler_default_params();
+            sp.temp = p->aligner_temp;
+            sp.seed = p->seed;
+            s = sa_sampler_init(&sp, sa_model_n_vocab(am), &pl->al_smp);
+        }
+        if (!s && p->mode == SA_PIPELINE_CONTINUE && p->continue_with == SA_PIPELINE_CONTINUE_ALIGNER)
+            s = sa_local_upstream_init(am, pl->al_ctx, 0, 0, NULL, NULL, p->kv_reuse, &pl->al_up, &pl->al_local);
+        if (!pl->len_tok) pl->len_tok = pl->al_tok;
+    }
+    if (!s) {
+        struct sa_segment_params sp = sa_segment_default_params();
+        sp.unit = p->unit;
+        s = sa_segmenter_init(&sp, &pl->seg);
+    }
+    if (s) {
+        sa_pipeline_free(pl);
+        return s;
+    }
+    *out = pl;
+    return SA_STATUS_OK;
+}
+
+/* ---- helpers ---- */
+
+static bool cancelled(const struct sa_pipeline *pl) {
+    return pl_abort((void *)pl);
+}
+
+/* Tokens of text[0..n): the counting tokenizer's, else words. */
+static int32_t count_tokens(const struct sa_pipeline *pl, const char *text, size_t n) {
+    if (n == 0) return 0;
+    if (!pl->len_tok) return sa_join_count_words(text, n);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    struct sa_tokenize_opts to = {.add_special = false, .parse_special = false};
+    if (sa_tokenize(pl->len_tok, text, n, to, &ids, &n_ids)) return sa_join_count_words(text, n);
+    free(ids);
+    return (int32_t)n_ids;
+}
+
+/* The BOS text a format writes at the start (left out: servers add BOS themselves). */
+static const char *format_bos_text(enum sa_chat_format f) {
+    switch (f) {
+    case SA_CHAT_FORMAT_GEMMA: return "<bos>";
+    case SA_CHAT_FORMAT_LLAMA3: return "<|begin_of_text|>";
+    default: return "";
+    }
+}
+
+/* Renders [system] + user `user` with `prefix` pre-filled as the assistant's answer, without
+ * the written BOS. *out malloc'd. */
+static enum sa_status render(enum sa_chat_format fmt, const char *tmpl, const char *system, const char *user,
+                             const char *prefix, char **out, size_t *len) {
+    struct sa_chat_msg msgs[2];
+    size_t k = 0;
+    if (system) msgs[k++] = (struct sa_chat_msg){"system", system};
+    msgs[k++] = (struct sa_chat_msg){"user", user};
+    enum sa_status s = sa_chat_render(fmt, tmpl, msgs, k, true, prefix && *prefix ? prefix : NULL, out, len);
+    if (s) return s;
+    const char *bos = format_bos_text(fmt);
+    size_t bl = strlen(bos);
+    if (bl && *len >= bl && !memcmp(*out, bos, bl)) {
+        memmove(*out, *out + bl, *len - bl + 1);
+        *len -= bl;
+    }
+    return SA_STATUS_OK;
+}
+
+static double ms_since(double t) {
+    return (sa_time_now() - t) * 1000.0;
+}
+
+/* Appends lead + body to the answer and hands the piece to the caller. */
+static enum sa_status emit(struct sa_pipeline *pl, const char *lead, size_t lead_len, const char *body,
+                           size_t body_len, struct sa_pipeline_sentence *ev) {
+    struct sa_pipeline_result *r = pl->res;
+    const size_t before = pl->answer.len;
+    enum sa_status s = sa_buf_append(&pl->answer, lead, lead_len);
+    if (!s) s = sa_buf_append(&pl->answer, body, body_len);
+    if (!s) s = sa_buf_append(&pl->answer, "", 0);
+    if (s) return s;
+    char *piece = malloc(lead_len + body_len + 1);
+    if (!piece) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    memcpy(piece, pl->answer.data + before, lead_len + body_len);
+    piece[lead_len + body_len] = 0;
+    ev->index = ++r->n_sentences;
+    ev->text = piece;
+    ev->len = lead_len + body_len;
+    ev->answer = pl->answer.data;
+    ev->t_ms = ms_since(pl->t0);
+    if (r->n_sentences == 1) r->first_sentence_ms = ev->t_ms;
+    if (pl->cb && pl->cb->on_sentence && !pl->cb->on_sentence(pl->cb->user, ev)) pl->cb_stop = true;
+    free(piece);
+    return SA_STATUS_OK;
+}
+
+/* ---- reading the upstream ---- */
+
+enum read_mode {
+    READ_ONE,     /* stop at the end of the first unit after p (cancel the upstream there) */
+    READ_EMIT,    /* emit every unit as it completes, up to the end of the generation */
+    READ_COLLECT, /* keep the whole text, no segmentation */
+};
+
+struct read_out {
+    char *piece;      /* READ_ONE: separator + sentence (malloc'd); READ_COLLECT: the text */
+    size_t len, lead; /* bytes, and of them the separator's */
+    enum sa_upstream_finish finish; /* NONE: cut at a boundary */
+    int32_t n_tokens;
+    int32_t n_prefill;
+    double ms;
+};
+
+/* Emits the unit text[*emit_pos .. end of its sentence) for READ_EMIT. */
+static enum sa_status emit_unit(struct sa_pipeline *pl, const char *text, size_t *emit_pos, size_t b, bool done,
+                                struct read_out *ro, double t_up) {
+    size_t core_end = sa_join_trim_end(text, b);
+    if (core_end <= *emit_pos) return SA_STATUS_OK;
+    const char *piece = text + *emit_pos;
+    size_t len = core_end - *emit_pos, lead = sa_join_lead(piece, len);
+    char *orig = sa_join_strip(piece, len);
+    if (!orig) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    struct sa_pipeline_sentence ev = {0};
+    ev.original = orig;
+    ev.upstream_done = done;
+    ev.upstream_tokens = ro->n_tokens;
+    ev.upstream_prefill = ro->n_prefill;
+    ev.upstream_ms = ms_since(t_up);
+    pl->res->upstream_tokens += ro->n_tokens;
+    pl->res->upstream_prefill += ro->n_prefill;
+    pl->res->upstream_ms += ev.upstream_ms;
+    ro->n_tokens = 0;
+    ro->n_prefill = 0;
+    enum sa_status s = emit(pl, piece, lead, piece + lead, len - lead, &ev);
+    free(orig);
+    *emit_pos = core_end;
+    return s;
+}
+
+/* Runs `up` on `prompt` for at most max_tokens tokens, reading as `mode` says. The segmenter
+ * is primed with the answer so far, so that it sees the context of the new text; units that
+ * end inside the answer or hold only whitespace are skipped (the whitespace stays with the
+ * next unit as its separator). */
+static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *up, const char *prompt,
+                                    size_t prompt_len, int32_t max_tokens, float temp, uint64_t seed,
+                                    enum read_mode mode, struct read_out *ro) {
+    memset(ro, 0, sizeof *ro);
+    struct sa_local_upstream *lu = up == pl->up ? pl->up_local : up == pl->al_up ? pl->al_local : NULL;
+    struct sa_buf collect;
+    sa_buf_init(&collect, 0);
+    const size_t base = pl->answer.len;
+    size_t cur = base, emit_pos = base, b;
+    enum sa_status s = SA_STATUS_OK;
+    sa_segmenter_reset(pl->seg);
+    if (mode != READ_COLLECT) {
+        s = sa_segmenter_push(pl->seg, pl->answer.data, base, &b);
+        while (!s && b != SA_SEGMENT_NONE) s = sa_segmenter_push(pl->seg, NULL, 0, &b);
+        if (s) return s;
+    }
+    struct sa_upstream_gen_params gp = sa_upstream_gen_default_params();
+    gp.max_tokens = max_tokens;
+    gp.temperature = temp;
+    gp.top_p = pl->p.upstream_top_p;
+    gp.seed = temp > 0 ? seed : SA_UPSTREAM_SEED_NONE;
+    double t_up = sa_time_now();
+    const double t_start = t_up;
+    if ((s = sa_upstream_start(up, prompt, prompt_len, &gp))) return s;
+    if (lu) {
+        struct sa_local_upstream_stats st;
+        sa_local_upstream_stats(lu, &st);
+        ro->n_prefill = st.n_prefill;
+    }
+    bool found = false;
+    for (;;) {
+        if (cancelled(pl)) {
+            s = sa_error(SA_STATUS_CANCELLED, "pipeline: cancelled");
+            break;
+        }
+        struct sa_upstream_chunk c;
+        if ((s = sa_upstream_next(up, &c))) break;
+        ro->n_tokens += c.n_tokens;
+        if (mode == READ_COLLECT) {
+            if ((s = sa_buf_append(&collect, c.text, c.len))) break;
+            if (c.finish) {
+                ro->finish = c.finish;
+                break;
+            }
+            continue;
+        }
+        b = SA_SEGMENT_NONE;
+        s = c.len ? sa_segmenter_push(pl->seg, c.text, c.len, &b) : SA_STATUS_OK;
+        if (c.finish) ro->finish = c.finish;
+        /* every boundary this chunk made known; at the end of the generation, then the ones
+         * that finishing the text decides */
+        bool fin_called = false;
+        while (!s) {
+            if (b == SA_SEGMENT_NONE) {
+                if (c.finish && !fin_called) {
+                    fin_called = true;
+                    s = sa_segmenter_finish(pl->seg, &b);
+                    continue;
+                }
+                break;
+            }
+            size_t tlen;
+            const char *text = sa_segmenter_text(pl->seg, &tlen);
+            if (b > cur && !sa_join_blank(text + cur, b - cur)) {
+                if (mode == READ_ONE) {
+                    size_t core_end = sa_join_trim_end(text, b);
+                    ro->len = core_end - base;
+                    ro->lead = sa_join_lead(text + base, ro->len);
+                    if (!(ro->piece = malloc(ro->len + 1))) {
+                        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+                        break;
+                    }
+                    memcpy(ro->piece, text + base, ro->len);
+                    ro->piece[ro->len] = 0;
+                    /* cut before the end of the text: the turn did not end with this unit
+                     * (a remote event may carry more text and the finish reason at once) */
+                    if (!sa_join_blank(text + b, tlen - b)) ro->finish = SA_UPSTREAM_FINISH_NONE;
+                    found = true;
+                    break;
+                }
+                /* READ_EMIT: the last unit is the upstream's last words when the turn ended */
+                bool last = fin_called && sa_join_blank(text + b, tlen - b);
+                if ((s = emit_unit(pl, text, &emit_pos, b, last && c.finish == SA_UPSTREAM_FINISH_STOP, ro, t_up)))
+                    break;
+                t_up = sa_time_now();
+                cur = b;
+                if (pl->cb_stop) break;
+            }
+            s = fin_called ? sa_segmenter_finish(pl->seg, &b) : sa_segmenter_push(pl->seg, NULL, 0, &b);
+        }
+        if (s || found || pl->cb_stop || c.finish) break;
+    }
+    sa_upstream_cancel(up); /* cut at a boundary: closes a remote stream; else back to idle */
+    ro->ms = ms_since(t_start);
+    if (mode == READ_COLLECT && !s) {
+        ro->len = collect.len;
+        ro->piece = sa_buf_take(&collect, NULL);
+        if (!ro->piece && !(ro->piece = calloc(1, 1))) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    }
+    if (mode == READ_EMIT) { /* tokens of a trailing, unemitted piece (whitespace, or cut short) */
+        pl->res->upstream_tokens += ro->n_tokens;
+        pl->res->upstream_prefill += ro->n_prefill;
+        pl->res->upstream_ms += ms_since(t_up);
+    }
+    sa_buf_free(&collect);
+    if (s) {
+        free(ro->piece);
+        ro->piece = NULL;
+    }
+    return s;
+}
+
+/* ---- the aligner ---- */
+
+struct revision {
+    char *text;   /* stripped of outer whitespace (malloc'd) */
+    char *raw;    /* as the aligner wrote it (malloc'd) */
+    int32_t n_tokens, n_draft, n_accepted, n_prefill;
+    double ms;
+};
+
+static enum sa_status aligner_model_run(struct sa_pipeline *pl, const struct sa_pipeline_request *req,
+                                        struct revision *rv, char **raw) {
+    char *input = NULL, *prompt = NULL;
+    int32_t *ids = NULL, *draft = NULL;
+    size_t n_ids = 0, n_draft = 0, plen = 0;
+    struct sa_ivec gen = {0};
+    enum sa_status s = req->kind == SA_PIPELINE_REQ_ANSWER
+                           ? sa_aligner_baseline_input(req->question, req->last, &input)
+                           : sa_aligner_input(req->question, req->prefix, req->last, &input);
+    if (!s) s = render(pl->al_fmt, pl->al_tmpl, pl->aligner_system, input, NULL, &prompt, &plen);
+    if (!s) s = sa_local_tokenize_prompt(pl->al_tok, prompt, plen, &ids, &n_ids);
+    struct sa_tokenize_opts to = {.add_special = false, .parse_special = false};
+    if (!s) s = sa_tokenize(pl->al_tok, req->last, strlen(req->last), to, &draft, &n_draft);
+    if (s) goto done;
+    const int32_t n_ctx = sa_ctx_n_ctx(pl->al_ctx);
+    int32_t max_tokens = pl->p.max_aligner_tokens
+                             ? pl->p.max_aligner_tokens
+                             : 2 * (int32_t)n_draft + (req->kind == SA_PIPELINE_REQ_ANSWER ? 64 : 32);
+    if ((int64_t)n_ids + 1 >= n_ctx) {
+        s = sa_error(SA_STATUS_BAD_ARGUMENT,
+                     "aligner: the prompt has %zu tokens; the context holds %d (raise n_ctx or lower max_length)", n_ids,
+                     (int)n_ctx);
+        goto done;
+    }
+    if ((int64_t)n_ids + max_tokens >= n_ctx) max_tokens = n_ctx - (int32_t)n_ids - 1;
+    if (!pl->p.kv_reuse && (s = sa_ctx_truncate(pl->al_ctx, 0))) goto done;
+    int32_t reused = 0;
+    if ((s = sa_ctx_eval_prompt(pl->al_ctx, ids, (int32_t)n_ids, NULL, &reused))) goto done;
+    rv->n_prefill = (int32_t)n_ids - reused;
+    struct sa_spec_params sp = sa_spec_default_params();
+    sp.max_tokens = max_tokens;
+    sp.use_draft = pl->p.use_spec;
+    sp.sampler = pl->al_smp;
+    struct sa_spec_stats st = {0};
+    if ((s = sa_spec_generate(pl->al_ctx, draft, (int32_t)n_draft, &sp, &gen, &st))) goto done;
+    rv->n_tokens = st.n_generated;
+    rv->n_draft = st.n_draft;
+    rv->n_accepted = st.n_accepted;
+    struct sa_detokenize_opts dopts = {.special = false, .strip_leading_space = false};
+    size_t tlen;
+    s = sa_detokenize(pl->al_tok, gen.data, gen.len, dopts, raw, &tlen);
+done:
+    sa_ivec_free(&gen);
+    free(draft);
+    free(ids);
+    free(prompt);
+    free(input);
+    return s;
+}
+
+static void revision_free(struct revision *rv) {
+    free(rv->text);
+    free(rv->raw);
+    rv->text = rv->raw = NULL;
+}
+
+/* Asks the aligner (model or aligner_fn); rv->text gets the revision without its outer
+ * whitespace (the separator is the upstream's: docs/internals/pipeline.md). */
+static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_kind kind, const char *last,
+                             struct revision *rv) {
+    memset(rv, 0, sizeof *rv);
+    struct sa_pipeline_request req = {.kind = kind, .question = pl->question, .prefix = pl->answer.data, .last = last};
+    char *raw = NULL;
+    const double t = sa_time_now();
+    enum sa_status s;
+    if (pl->p.aligner_fn) {
+        int32_t n = 0;
+        s = pl->p.aligner_fn(pl->p.aligner_user, &req, &raw, &n);
+        if (!s && !raw) s = sa_error(SA_STATUS_ERROR, "aligner: the aligner function returned no text");
+        rv->n_tokens = n;
+    } else {
+        s = aligner_model_run(pl, &req, rv, &raw);
+    }
+    rv->ms = ms_since(t);
+    if (!s && !(rv->text = sa_join_strip(raw, strlen(raw)))) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    if (s) free(raw);
+    else rv->raw = raw;
+    if (!s) {
+        struct sa_pipeline_result *r = pl->res;
+        r->aligner_tokens += rv->n_tokens;
+        r->aligner_draft += rv->n_draft;
+        r->aligner_accepted += rv->n_accepted;
+        r->aligner_prefill += rv->n_prefill;
+        r->aligner_ms += rv->ms;
+    }
+    return s;
+}
+
+/* ---- the modes ---- */
+
+static int32_t budget(const struct sa_pipeline *pl) {
+    return pl->p.max_length - count_tokens(pl, pl->answer.data, pl->answer.len);
+}
+
+static enum sa_status upstream_prompt(struct sa_pipeline *pl, char **prompt, size_t *len) {
+    return render(pl->up_fmt, pl->up_tmpl, pl->system, pl->question, pl->answer.data, prompt, len);
+}
+
+/* One model writes the rest of the answer, emitted unit by unit (UPSTREAM mode, the end of
+ * CONTINUE). */
+static enum sa_status write_rest(struct sa_pipeline *pl, bool with_aligner) {
+    struct sa_pipeline_result *r = pl->res;
+    const int32_t left = budget(pl);
+    if (left <= 0) {
+        r->stop = SA_PIPELINE_STOP_MAX_LENGTH;
+        return SA_STATUS_OK;
+    }
+    char *prompt = NULL;
+    size_t plen = 0;
+    enum sa_status s;
+    if (with_aligner && pl->p.aligner_fn) { /* a custom aligner writes the rest in one piece */
+        struct revision rv;
+        if ((s = revise(pl, SA_PIPELINE_REQ_CONTINUE, "", &rv))) return s;
+        /* emitted unit by unit with the same rule as a streamed continuation: each piece is
+         * the whitespace before it and the unit without its trailing whitespace */
+        struct sa_segment_params sp = sa_segment_default_params();
+        sp.unit = pl->p.unit;
+        struct sa_segment_span *spans = NULL;
+        size_t n = 0;
+        const char *t = rv.raw;
+        if ((s = sa_segment_text(t, strlen(t), &sp, &spans, &n))) {
+            revision_free(&rv);
+            return s;
+        }
+        size_t pos = 0;
+        for (size_t i = 0; i < n && !s && !pl->cb_stop; i++) {
+            size_t end = sa_join_trim_end(t, spans[i].end);
+            if (end <= pos) continue;
+            size_t lead = sa_join_lead(t + pos, end - pos);
+            char *orig = sa_join_strip(t + pos, end - pos);
+            if (!orig) {
+                s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+                break;
+            }
+            struct sa_pipeline_sentence ev = {.original = orig, .upstream_done = i + 1 == n};
+            if (pos == 0) {
+                ev.aligner_tokens = rv.n_tokens;
+                ev.aligner_ms = rv.ms;
+            }
+            s = emit(pl, t + pos, lead, t + pos + lead, end - pos - lead, &ev);
+            free(orig);
+            pos = end;
+        }
+        free(spans);
+        revision_free(&rv);
+        if (!s) r->stop = pl->cb_stop ? SA_PIPELINE_STOP_CANCELLED : SA_PIPELINE_STOP_DONE;
+        return s;
+    }
+    struct sa_upstream *up = pl->up;
+    if (with_aligner) {
+        s = render(pl->al_fmt, pl->al_tmpl, NULL, pl->question, pl->answer.data, &prompt, &plen);
+        up = pl->al_up;
+    } else {
+        s = upstream_prompt(pl, &prompt, &plen);
+    }
+    struct read_out ro;
+    if (!s)
+        s = read_upstream(pl, up, prompt, plen, left, with_aligner ? pl->p.aligner_temp : pl->p.upstream_temp,
+                          pl->p.seed + (uint64_t)r->n_sentences, READ_EMIT, &ro);
+    free(prompt);
+    if (s) return s;
+    free(ro.piece);
+    if (pl->cb_stop) r->stop = SA_PIPELINE_STOP_CANCELLED;
+    else if (ro.finish == SA_UPSTREAM_FINISH_LENGTH) r->stop = SA_PIPELINE_STOP_MAX_LENGTH;
+    else if (pl->p.mode == SA_PIPELINE_UPSTREAM) r->stop = SA_PIPELINE_STOP_UPSTREAM_END;
+    else r->stop = SA_PIPELINE_STOP_DONE;
+    return SA_STATUS_OK;
+}
+
+/* The loop (STREAM, and the first rounds of CONTINUE). */
+static enum sa_status run_stream(struct sa_pipeline *pl) {
+    struct sa_pipeline_result *r = pl->res;
+    const bool cont = pl->p.mode == SA_PIPELINE_CONTINUE;
+    for (;;) {
+        if (pl->cb_stop) {
+            r->stop = SA_PIPELINE_STOP_CANCELLED;
+            return SA_STATUS_OK;
+        }
+        if (cont && r->n_rounds >= pl->p.continue_rounds)
+            return write_rest(pl, pl->p.continue_with == SA_PIPELINE_CONTINUE_ALIGNER);
+        if (!cont && pl->p.max_rounds && r->n_rounds >= pl->p.max_rounds) {
+            r->stop = SA_PIPELINE_STOP_MAX_ROUNDS;
+            return SA_STATUS_OK;
+        }
+        const int32_t left = budget(pl);
+        if (left <= 0) {
+            r->stop = SA_PIPELINE_STOP_MAX_LENGTH;
+            return SA_STATUS_OK;
+        }
+        char *prompt = NULL;
+        size_t plen = 0;
+        enum sa_status s = upstream_prompt(pl, &prompt, &plen);
+        struct read_out ro;
+        if (!s)
+            s = read_upstream(pl, pl->up, prompt, plen, SA_MIN(pl->p.max_sentence_tokens, left),
+                              pl->p.upstream_temp, pl->p.seed + (uint64_t)r->n_rounds, READ_ONE, &ro);
+        free(prompt);
+        if (s) return s;
+        r->upstream_tokens += ro.n_tokens;
+        r->upstream_prefill += ro.n_prefill;
+        r->upstream_ms += ro.ms;
+        if (!ro.piece) { /* the upstream wrote nothing more */
+            r->stop = ro.finish == SA_UPSTREAM_FINISH_LENGTH ? SA_PIPELINE_STOP_MAX_LENGTH
+                                                               : SA_PIPELINE_STOP_UPSTREAM_END;
+            return SA_STATUS_OK;
+        }
+        char *y1 = sa_join_strip(ro.piece, ro.len);
+        if (!y1) {
+            free(ro.piece);
+            return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        }
+        struct revision rv;
+        if ((s = revise(pl, SA_PIPELINE_REQ_SENTENCE, y1, &rv))) {
+            free(y1);
+            free(ro.piece);
+            return s;
+        }
+        r->n_rounds++;
+        if (!rv.text[0]) { /* the aligner ends the answer */
+            revision_free(&rv);
+            free(y1);
+            free(ro.piece);
+            r->stop = SA_PIPELINE_STOP_ALIGNER_EMPTY;
+            return SA_STATUS_OK;
+        }
+        struct sa_pipeline_sentence ev = {0};
+        ev.aligned = true;
+        ev.original = y1;
+        ev.copied = !strcmp(y1, rv.text);
+        ev.edit_ratio = ev.copied ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv.text, strlen(rv.text));
+        ev.upstream_done = ro.finish == SA_UPSTREAM_FINISH_STOP;
+        ev.upstream_tokens = ro.n_tokens;
+        ev.upstream_prefill = ro.n_prefill;
+        ev.upstream_ms = ro.ms;
+        ev.aligner_tokens = rv.n_tokens;
+        ev.aligner_draft = rv.n_draft;
+        ev.aligner_accepted = rv.n_accepted;
+        ev.aligner_prefill = rv.n_prefill;
+        ev.aligner_ms = rv.ms;
+        r->n_copied += ev.copied;
+        s = emit(pl, ro.piece, ro.lead, rv.text, strlen(rv.text), &ev);
+        revision_free(&rv);
+        free(y1);
+        free(ro.piece);
+        if (s) return s;
+        if (ev.upstream_done) {
+            r->stop = SA_PIPELINE_STOP_UPSTREAM_END;
+            return SA_STATUS_OK;
+        }
+    }
+}
+
+/* The Aligner baseline: the whole upstream answer, rewritten once, emitted as one piece. */
+static enum sa_status run_aligner(struct sa_pipeline *pl) {
+    struct sa_pipeline_result *r = pl->res;
+    char *prompt = NULL;
+    size_t plen = 0;
+    enum sa_status s = upstream_prompt(pl, &prompt, &plen);
+    struct read_out ro;
+    if (!s)
+        s = read_upstream(pl, pl->up, prompt, plen, pl->p.max_length, pl->p.upstream_temp, pl->p.seed, READ_COLLECT,
+                          &ro);
+    free(prompt);
+    if (s) return s;
+    r->upstream_tokens += ro.n_tokens;
+    r->upstream_prefill += ro.n_prefill;
+    r->upstream_ms += ro.ms;
+    r->upstream_answer = sa_join_strip(ro.piece, ro.len);
+    free(ro.piece);
+    if (!r->upstream_answer) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    struct revision rv;
+    if ((s = revise(pl, SA_PIPELINE_REQ_ANSWER, r->upstream_answer, &rv))) return s;
+    r->n_rounds = 1;
+    if (!rv.text[0]) {
+        revision_free(&rv);
+        r->stop = SA_PIPELINE_STOP_ALIGNER_EMPTY;
+        return SA_STATUS_OK;
+    }
+    struct sa_pipeline_sentence ev = {0};
+    ev.aligned = true;
+    ev.original = r->upstream_answer;
+    ev.copied = !strcmp(r->upstream_answer, rv.text);
+    ev.edit_ratio = ev.copied ? 0.0
+                              : sa_join_edit_ratio(r->upstream_answer, strlen(r->upstream_answer), rv.text,
+                                                   strlen(rv.text));
+    ev.upstream_done = ro.finish == SA_UPSTREAM_FINISH_STOP;
+    ev.upstream_tokens = ro.n_tokens;
+    ev.upstream_prefill = ro.n_prefill;
+    ev.upstream_ms = ro.ms;
+    ev.aligner_tokens = rv.n_tokens;
+    ev.aligner_draft = rv.n_draft;
+    ev.aligner_accepted = rv.n_accepted;
+    ev.aligner_prefill = rv.n_prefill;
+    ev.aligner_ms = rv.ms;
+    r->n_copied = ev.copied;
+    s = emit(pl, "", 0, rv.text, strlen(rv.text), &ev);
+    revision_free(&rv);
+    if (!s) r->stop = pl->cb_stop ? SA_PIPELINE_STOP_CANCELLED : SA_PIPELINE_STOP_DONE;
+    return s;
+}
+
+enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question, const struct sa_pipeline_callbacks *cb,
+                               struct sa_pipeline_result *result) {
+    if (result) memset(result, 0, sizeof *result);
+    if (!pl || !question || !result) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_run: NULL argument");
+    if (sa_utf8_valid_prefix(question, strlen(question)) != strlen(question))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: the question is not valid UTF-8");
+    pl->cb = cb;
+    pl->question = question;
+    pl->res = result;
+    pl->cb_stop = false;
+    pl->t0 = sa_time_now();
+    sa_buf_clear(&pl->answer);
+    enum sa_status s = sa_buf_append(&pl->answer, "", 0);
+    if (!s && pl->al_smp) sa_sampler_reset(pl->al_smp);
+    if (!s) {
+        switch (pl->p.mode) {
+        case SA_PIPELINE_STREAM:
+        case SA_PIPELINE_CONTINUE: s = run_stream(pl); break;
+        case SA_PIPELINE_ALIGNER: s = run_aligner(pl); break;
+        case SA_PIPELINE_UPSTREAM: s = write_rest(pl, false); break;
+        }
+    }
+    if (s == SA_STATUS_CANCELLED) result->stop = SA_PIPELINE_STOP_CANCELLED;
+    result->total_ms = ms_since(pl->t0);
+    result->answer = malloc(pl->answer.len + 1);
+    if (result->answer) {
+        memcpy(result->answer, pl->answer.data ? pl->answer.data : "", pl->answer.len);
+        result->answer[pl->answer.len] = 0;
+        result->len = pl->answer.len;
+    } else if (!s) {
+        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    }
+    result->copy_rate = result->n_rounds ? (double)result->n_copied / result->n_rounds : 0.0;
+    result->n_tokens = count_tokens(pl, pl->answer.data, pl->answer.len);
+    if (result->n_tokens > 0 && result->total_ms > 0) {
+        result->tokens_per_s = result->n_tokens / (result->total_ms / 1000.0);
+        result->ms_per_token = result->total_ms / result->n_tokens;
+    }
+    pl->cb = NULL;
+    pl->res = NULL;
+    pl->question = NULL;
+    return s;
+}

@@ -1,0 +1,61 @@
+/* pipeline_impl.h: internals of the Stream Aligner pipeline shared by pipeline.c,
+ * local_upstream.c and join.c: the local upstream's handle and statistics, and the text
+ * helpers that decide how sentences are joined (docs/internals/pipeline.md). */
+#ifndef SA_PIPELINE_IMPL_H
+#define SA_PIPELINE_IMPL_H
+
+#include "core/core_impl.h"
+#include "sa/context.h"
+#include "sa/pipeline.h"
+#include "sa/upstream.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- local upstream (local_upstream.c) ---- */
+
+struct sa_local_upstream; /* the impl behind the sa_upstream wrapper */
+
+struct sa_local_upstream_stats {
+    int32_t n_prompt;    /* tokens of the last prompt */
+    int32_t n_reused;    /* of them, kept from the cache */
+    int32_t n_prefill;   /* of them, evaluated (n_prompt - n_reused) */
+    int32_t n_generated; /* tokens sampled since the last start (EOG included) */
+};
+
+/* Creates a local upstream. ctx: an existing context to use (borrowed; NULL: the upstream
+ * makes and owns one over `model` with n_ctx/n_threads/abort). *impl (may be NULL) receives
+ * the impl for sa_local_upstream_stats; it lives as long as the wrapper. */
+SA_NODISCARD enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ctx *ctx, int32_t n_ctx,
+                                                   int n_threads, sa_abort_fn abort_cb, void *abort_user,
+                                                   bool kv_reuse, struct sa_upstream **out,
+                                                   struct sa_local_upstream **impl);
+void sa_local_upstream_stats(const struct sa_local_upstream *lu, struct sa_local_upstream_stats *st);
+void sa_local_upstream_set_kv_reuse(struct sa_local_upstream *lu, bool on);
+/* Token ids of a rendered prompt as an OpenAI-compatible server makes them: special tokens
+ * parsed, the model's BOS prepended when it asks for one (and the text does not start with
+ * it). *ids malloc'd (caller frees). */
+SA_NODISCARD enum sa_status sa_local_tokenize_prompt(const struct sa_tokenizer *tok, const char *text, size_t len,
+                                                     int32_t **ids, size_t *n);
+
+/* ---- joining (join.c) ---- */
+
+/* ASCII whitespace as the segmenter counts it: space, \t, \n, \r, \f, \v. */
+bool sa_join_is_space(unsigned char c);
+/* Length of the leading whitespace of s[0..n). */
+size_t sa_join_lead(const char *s, size_t n);
+/* Length of s[0..n) without its trailing whitespace. */
+size_t sa_join_trim_end(const char *s, size_t n);
+/* A malloc'd copy of s[0..n) without leading and trailing whitespace (NULL: no memory). */
+char *sa_join_strip(const char *s, size_t n);
+/* True when s[0..n) is empty or only whitespace. */
+bool sa_join_blank(const char *s, size_t n);
+/* Levenshtein distance over Unicode characters (invalid bytes count one each) divided by the
+ * longer length; 0 when both are empty. Texts over 4096 characters are compared on their
+ * first 4096 characters. */
+double sa_join_edit_ratio(const char *a, size_t na, const char *b, size_t nb);
+/* Whitespace-separated words (the token count when no tokenizer is known). */
+int32_t sa_join_count_words(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,680 @@
+/* test_pipeline.c: the Stream Aligner loop (src/pipeline/pipeline.c) with a scripted upstream
+ * (struct sa_upstream_ops) and scripted aligners (aligner_fn): stop conditions, joining and
+ * whitespace, each mode, max-rounds/length, cancel, upstream failures; then the local upstream
+ * over a real small model (SmolLM2-135M): the KV cache kept on a copy and rolled back on a
+ * rewrite gives the same answer as evaluating every prompt from scratch, a copying aligner
+ * reproduces the upstream's own answer, and copy-speculation does not change the answer. */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "pipeline/pipeline_impl.h"
+#include "sa/sa.h"
+#include "sa/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a scripted upstream: start k streams units[k] + units[k+1] + ... in chunks of `chunk`
+ * bytes (one token each); the last chunk carries finish STOP, as a server's last event does ---- */
+
+struct fake_up {
+    const char *const *units;
+    int n_units;
+    size_t chunk;
+    int n_start, n_cancel;
+    char *prompt;          /* the last prompt */
+    char *text;            /* the generation in progress */
+    size_t pos, len;
+    int32_t max_tokens, n_tok;
+    int fail_start_at;     /* start number (1-based) that fails; 0: none */
+    int fail_next_at;      /* start number whose first next() fails; 0: none */
+    char buf[256];
+};
+
+static enum sa_status fake_start(void *impl, const char *prompt, size_t len, const struct sa_upstream_gen_params *p) {
+    struct fake_up *f = impl;
+    f->n_start++;
+    free(f->prompt);
+    f->prompt = strndup(prompt, len);
+    if (f->n_start == f->fail_start_at)
+        return sa_error(SA_STATUS_NETWORK, "cannot connect (fake): is the upstream server running?");
+    free(f->text);
+    size_t total = 0;
+    int k = f->n_start - 1;
+    for (int i = k; i < f->n_units; i++) total += strlen(f->units[i]);
+    f->text = calloc(1, total + 1);
+    for (int i = k; i < f->n_units; i++) strcat(f->text, f->units[i]);
+    f->len = total;
+    f->pos = 0;
+    f->max_tokens = p->max_tokens;
+    f->n_tok = 0;
+    return SA_STATUS_OK;
+}
+
+static enum sa_status fake_next(void *impl, struct sa_upstream_chunk *out) {
+    struct fake_up *f = impl;
+    if (f->n_start == f->fail_next_at) return sa_error(SA_STATUS_NETWORK, "the connection failed or was dropped (fake)");
+    size_t n = f->len - f->pos < f->chunk ? f->len - f->pos : f->chunk;
+    memcpy(f->buf, f->text + f->pos, n);
+    f->buf[n] = 0;
+    f->pos += n;
+    f->n_tok++;
+    out->text = f->buf;
+    out->len = n;
+    out->n_tokens = 1;
+    out->finish = f->pos == f->len ? SA_UPSTREAM_FINISH_STOP
+                  : f->n_tok >= f->max_tokens ? SA_UPSTREAM_FINISH_LENGTH
+                                              : SA_UPSTREAM_FINISH_NONE;
+    return SA_STATUS_OK;
+}
+
+static void fake_cancel(void *impl) {
+    ((struct fake_up *)impl)->n_cancel++;
+}
+
+static void fake_free(void *impl) {
+    struct fake_up *f = impl;
+    free(f->prompt);
+    free(f->text);
+    f->prompt = f->text = NULL;
+}
+
+static const struct sa_upstream_ops fake_ops = {"fake", fake_start, fake_next, fake_cancel, fake_free};
+
+/* ---- scripted aligners ---- */
+
+struct fake_al {
+    int n_calls;
+    enum sa_pipeline_request_kind kinds[32];
+    char *prefixes[32], *lasts[32];
+    /* replies[i] for the i-th call (NULL or past the end: copy `last`) */
+    const char *const *replies;
+    int n_replies;
+};
+
+static enum sa_status fake_align(void *user, const struct sa_pipeline_request *req, char **out, int32_t *n_tokens) {
+    struct fake_al *a = user;
+    int i = a->n_calls++;
+    if (i < 32) {
+        a->kinds[i] = req->kind;
+        a->prefixes[i] = strdup(req->prefix);
+        a->lasts[i] = strdup(req->last);
+    }
+    const char *r = i < a->n_replies && a->replies[i] ? a->replies[i] : req->last;
+    *out = strdup(r);
+    *n_tokens = sa_join_count_words(r, strlen(r));
+    return SA_STATUS_OK;
+}
+
+static void fake_al_free(struct fake_al *a) {
+    for (int i = 0; i < a->n_calls && i < 32; i++) {
+        free(a->prefixes[i]);
+        free(a->lasts[i]);
+    }
+}
+
+/* ---- running ---- */
+
+struct events {
+    int n;
+    char *text[32];
+    bool aligned[32], copied[32], done[32];
+    double edit[32];
+    int stop_after;   /* on_sentence returns false after this many; 0: never */
+    int cancel_after; /* the cancel hook fires after this many polls; 0: never */
+    int polls;
+};
+
+static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
+    struct events *e = user;
+    if (e->n < 32) {
+        e->text[e->n] = strndup(s->text, s->len);
+        e->aligned[e->n] = s->aligned;
+        e->copied[e->n] = s->copied;
+        e->done[e->n] = s->upstream_done;
+        e->edit[e->n] = s->edit_ratio;
+    }
+    e->n++;
+    CHECK_EQ_INT(s->index, e->n);
+    CHECK(strlen(s->answer) >= s->len && !strcmp(s->answer + strlen(s->answer) - s->len, s->text));
+    return !(e->stop_after && e->n >= e->stop_after);
+}
+
+static bool cancel_hook(void *user) {
+    struct events *e = user;
+    e->polls++;
+    return e->cancel_after && e->polls > e->cancel_after;
+}
+
+static void events_free(struct events *e) {
+    for (int i = 0; i < e->n && i < 32; i++) free(e->text[i]);
+}
+
+struct setup {
+    struct fake_up fu;
+    struct fake_al fa;
+    struct sa_upstream *up;
+    struct sa_pipeline_params pp;
+};
+
+static void setup_init(struct setup *st, const char *const *units, int n_units, size_t chunk) {
+    memset(st, 0, sizeof *st);
+    st->fu.units = units;
+    st->fu.n_units = n_units;
+    st->fu.chunk = chunk;
+    CHECK_OK(sa_upstream_init_ops(&fake_ops, &st->fu, &st->up));
+    st->pp = sa_pipeline_default_params();
+    st->pp.upstream = st->up;
+    st->pp.upstream_format = SA_CHAT_FORMAT_CHATML;
+    st->pp.aligner_fn = fake_align;
+    st->pp.aligner_user = &st->fa;
+}
+
+static enum sa_status setup_run(struct setup *st, const char *q, struct events *ev, struct sa_pipeline_result *r) {
+    struct sa_pipeline *pl = NULL;
+    enum sa_status s = sa_pipeline_init(&st->pp, &pl);
+    CHECK_OK(s);
+    if (s) {
+        memset(r, 0, sizeof *r);
+        return s;
+    }
+    struct sa_pipeline_callbacks cb = {on_sentence, cancel_hook, ev};
+    s = sa_pipeline_run(pl, q, &cb, r);
+    sa_pipeline_free(pl);
+    return s;
+}
+
+static void setup_free(struct setup *st) {
+    sa_upstream_free(st->up);
+    fake_al_free(&st->fa);
+}
+
+static const char *const SKY[] = {"The sky is blue.", " It scatters light.", "\n\nShort waves scatter more!",
+                                  " Done."};
+
+static void test_stream_copy(void) {
+    struct setup st;
+    setup_init(&st, SKY, 4, 3);
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Why is the sky blue?", &ev, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue. It scatters light.\n\nShort waves scatter more! Done.");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_UPSTREAM_END);
+    CHECK_EQ_INT(r.n_rounds, 4);
+    CHECK_EQ_INT(r.n_copied, 4);
+    CHECK_NEAR(r.copy_rate, 1.0, 1e-12);
+    CHECK_EQ_INT(st.fu.n_start, 4);
+    CHECK_EQ_INT(ev.n, 4);
+    if (ev.n == 4) {
+        CHECK_EQ_STR(ev.text[0], "The sky is blue.");
+        CHECK_EQ_STR(ev.text[1], " It scatters light.");
+        CHECK_EQ_STR(ev.text[2], "\n\nShort waves scatter more!");
+        CHECK_EQ_STR(ev.text[3], " Done.");
+        CHECK(!ev.done[0] && !ev.done[2] && ev.done[3]);
+        CHECK(ev.aligned[0] && ev.copied[1] && ev.edit[1] == 0.0);
+    }
+    /* the aligner saw the prefix without trailing whitespace and y1 without its separator */
+    CHECK_EQ_INT(st.fa.n_calls, 4);
+    CHECK_EQ_STR(st.fa.prefixes[0], "");
+    CHECK_EQ_STR(st.fa.prefixes[2], "The sky is blue. It scatters light.");
+    CHECK_EQ_STR(st.fa.lasts[2], "Short waves scatter more!");
+    CHECK_EQ_INT(st.fa.kinds[0], SA_PIPELINE_REQ_SENTENCE);
+    /* the upstream's last prompt: the question as the user turn, p pre-filled */
+    CHECK_EQ_STR(st.fu.prompt, "<|im_start|>user\nWhy is the sky blue?<|im_end|>\n<|im_start|>assistant\n"
+                               "The sky is blue. It scatters light.\n\nShort waves scatter more!");
+    CHECK(r.first_sentence_ms > 0 && r.total_ms >= r.first_sentence_ms);
+    CHECK_EQ_INT(r.n_tokens, 12); /* no tokenizer: words */
+    CHECK_EQ_INT(r.n_sentences, 4);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+}
+
+static void test_first_prompt_and_system(void) {
+    struct setup st;
+    setup_init(&st, SKY, 4, 20);
+    st.pp.system = "Be brief.";
+    st.pp.max_rounds = 1;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q?", &ev, &r));
+    CHECK_EQ_STR(st.fu.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n"
+                               "<|im_start|>assistant\n");
+    CHECK_EQ_STR(r.answer, "The sky is blue.");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_MAX_ROUNDS);
+    CHECK_EQ_INT(st.fu.n_cancel, 1); /* cut at the boundary: the stream closed */
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+}
+
+static void test_rewrite_whitespace(void) {
+    static const char *const units[] = {"Grass is red.", " Sky is green.", "\nThat is all."};
+    static const char *const replies[] = {"Grass is green.\n", "  Sky is blue;\nmostly.  ", NULL};
+    struct setup st;
+    setup_init(&st, units, 3, 2);
+    st.fa.replies = replies;
+    st.fa.n_replies = 3;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Colours?", &ev, &r));
+    /* separators are the upstream's; the revision's outer whitespace goes, inner stays */
+    CHECK_EQ_STR(r.answer, "Grass is green. Sky is blue;\nmostly.\nThat is all.");
+    CHECK_EQ_INT(r.n_copied, 1);
+    CHECK_EQ_INT(ev.n, 3);
+    if (ev.n == 3) {
+        CHECK(!ev.copied[0] && !ev.copied[1] && ev.copied[2]);
+        CHECK(ev.edit[0] > 0.0 && ev.edit[0] < 0.5);
+        CHECK_EQ_STR(ev.text[1], " Sky is blue;\nmostly.");
+    }
+    /* the next prompt carries the corrected prefix */
+    CHECK(strstr(st.fu.prompt, "assistant\nGrass is green. Sky is blue;\nmostly.") != NULL);
+    CHECK_EQ_STR(st.fa.prefixes[1], "Grass is green.");
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+}
+
+static void test_empty_revision_stops(void) {
+    static const char *const replies[] = {NULL, " \n "};
+    struct setup st;
+    setup_init(&st, SKY, 4, 5);
+    st.fa.replies = replies;
+    st.fa.n_replies = 2;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q", &ev, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue.");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_ALIGNER_EMPTY);
+    CHECK_EQ_INT(r.n_rounds, 2);
+    CHECK_EQ_INT(r.n_sentences, 1);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+}
+
+static void test_max_rounds_and_length(void) {
+    struct setup st;
+    setup_init(&st, SKY, 4, 3);
+    st.pp.max_rounds = 2;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q", &ev, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue. It scatters light.");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_MAX_ROUNDS);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+
+    /* 5 words: the upstream's budget is 5 tokens (chunks of 3 bytes), so its first sentence is
+     * cut to "The sky is blue" (4 words); then a budget of 1 token: " It" */
+    setup_init(&st, SKY, 4, 3);
+    st.pp.max_length = 5;
+    struct events ev2 = {0};
+    CHECK_OK(setup_run(&st, "Q", &ev2, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue It");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_MAX_LENGTH);
+    CHECK_EQ_INT(st.fu.n_start, 2);
+    sa_pipeline_result_free(&r);
+    events_free(&ev2);
+    setup_free(&st);
+}
+
+static void test_cancel(void) {
+    struct setup st;
+    setup_init(&st, SKY, 4, 3);
+    struct events ev = {.stop_after = 1};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q", &ev, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue.");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_CANCELLED);
+    CHECK_EQ_INT(st.fu.n_start, 1);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+
+    /* the cancel hook: polled between chunks; the answer so far is kept */
+    setup_init(&st, SKY, 4, 3);
+    struct events ev2 = {.cancel_after = 10};
+    CHECK(setup_run(&st, "Q", &ev2, &r) == SA_STATUS_CANCELLED);
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_CANCELLED);
+    CHECK(r.answer != NULL);
+    CHECK_EQ_STR(r.answer, "The sky is blue."); /* 6 chunks + lookahead, then round 2 was cut */
+    CHECK_EQ_INT(st.fu.n_cancel, 2);
+    sa_pipeline_result_free(&r);
+    events_free(&ev2);
+    setup_free(&st);
+}
+
+static void test_mode_upstream(void) {
+    struct setup st;
+    setup_init(&st, SKY, 4, 4);
+    st.pp.mode = SA_PIPELINE_UPSTREAM;
+    st.pp.aligner_fn = NULL;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q", &ev, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue. It scatters light.\n\nShort waves scatter more! Done.");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_UPSTREAM_END);
+    CHECK_EQ_INT(st.fu.n_start, 1);
+    CHECK_EQ_INT(r.n_rounds, 0);
+    CHECK_EQ_INT(ev.n, 4);
+    if (ev.n == 4) {
+        CHECK_EQ_STR(ev.text[1], " It scatters light.");
+        CHECK_EQ_STR(ev.text[2], "\n\nShort waves scatter more!");
+        CHECK(!ev.aligned[0] && ev.done[3] && !ev.done[2]);
+    }
+    CHECK_EQ_INT(r.upstream_tokens, 17); /* 68 bytes in chunks of 4 */
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+}
+
+static void test_mode_aligner(void) {
+    static const char *const replies[] = {"\nThe sky is blue: air scatters short waves more. Done.\n"};
+    struct setup st;
+    setup_init(&st, SKY, 4, 7);
+    st.pp.mode = SA_PIPELINE_ALIGNER;
+    st.fa.replies = replies;
+    st.fa.n_replies = 1;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q", &ev, &r));
+    CHECK_EQ_INT(st.fa.n_calls, 1);
+    CHECK_EQ_INT(st.fa.kinds[0], SA_PIPELINE_REQ_ANSWER);
+    CHECK_EQ_STR(st.fa.lasts[0], "The sky is blue. It scatters light.\n\nShort waves scatter more! Done.");
+    CHECK_EQ_STR(r.upstream_answer, st.fa.lasts[0]);
+    CHECK_EQ_STR(r.answer, "The sky is blue: air scatters short waves more. Done.");
+    CHECK_EQ_INT(r.n_rounds, 1);
+    CHECK_EQ_INT(r.n_copied, 0);
+    CHECK_EQ_INT(ev.n, 1);
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_DONE);
+    CHECK_EQ_INT(st.fu.n_start, 1);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+}
+
+static void test_mode_continue(void) {
+    static const char *const replies[] = {"The sky looks blue."};
+    struct setup st;
+    setup_init(&st, SKY, 4, 3);
+    st.pp.mode = SA_PIPELINE_CONTINUE;
+    st.pp.continue_rounds = 2;
+    st.pp.continue_with = SA_PIPELINE_CONTINUE_UPSTREAM;
+    st.fa.replies = replies;
+    st.fa.n_replies = 1;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q", &ev, &r));
+    CHECK_EQ_STR(r.answer, "The sky looks blue. It scatters light.\n\nShort waves scatter more! Done.");
+    CHECK_EQ_INT(st.fa.n_calls, 2);
+    CHECK_EQ_INT(r.n_rounds, 2);
+    CHECK_EQ_INT(st.fu.n_start, 3);
+    CHECK_EQ_INT(ev.n, 4);
+    if (ev.n == 4) CHECK(ev.aligned[1] && !ev.aligned[2] && !ev.aligned[3]);
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_DONE);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+
+    /* the aligner writes the rest */
+    static const char *const replies2[] = {NULL, "\n\nRest one. Rest two."};
+    setup_init(&st, SKY, 4, 3);
+    st.pp.mode = SA_PIPELINE_CONTINUE;
+    st.pp.continue_rounds = 1;
+    st.fa.replies = replies2;
+    st.fa.n_replies = 2;
+    struct events ev2 = {0};
+    CHECK_OK(setup_run(&st, "Q", &ev2, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue.\n\nRest one. Rest two.");
+    CHECK_EQ_INT(st.fa.n_calls, 2);
+    CHECK_EQ_INT(st.fa.kinds[1], SA_PIPELINE_REQ_CONTINUE);
+    CHECK_EQ_STR(st.fa.prefixes[1], "The sky is blue.");
+    CHECK_EQ_INT(ev2.n, 3);
+    if (ev2.n == 3) CHECK_EQ_STR(ev2.text[2], " Rest two.");
+    sa_pipeline_result_free(&r);
+    events_free(&ev2);
+    setup_free(&st);
+}
+
+/* A remote server's last event can carry text and the finish reason at once: the first
+ * sentence of it must not be taken as the end of the turn. */
+static void test_finish_in_one_chunk(void) {
+    struct setup st;
+    setup_init(&st, SKY, 4, 1000);
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "Q", &ev, &r));
+    CHECK_EQ_STR(r.answer, "The sky is blue. It scatters light.\n\nShort waves scatter more! Done.");
+    CHECK_EQ_INT(r.n_rounds, 4);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+}
+
+static void test_joining_cjk_and_lines(void) {
+    static const char *const cjk[] = {"天空是蓝色的。", "因为散射。"};
+    struct setup st;
+    setup_init(&st, cjk, 2, 2); /* chunks split UTF-8 characters */
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK_OK(setup_run(&st, "为什么?", &ev, &r));
+    CHECK_EQ_STR(r.answer, "天空是蓝色的。因为散射。");
+    CHECK_EQ_INT(r.n_rounds, 2);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+
+    /* a model continuing "...apples" writes the newline itself */
+    static const char *const lines[] = {"She has 3 + 2 = 5 apples", "\nThen 5 * 2 = 10", "\nThe answer is 10"};
+    setup_init(&st, lines, 3, 3);
+    st.pp.unit = SA_SEGMENT_LINE;
+    struct events ev2 = {0};
+    CHECK_OK(setup_run(&st, "Apples?", &ev2, &r));
+    CHECK_EQ_STR(r.answer, "She has 3 + 2 = 5 apples\nThen 5 * 2 = 10\nThe answer is 10");
+    CHECK_EQ_INT(r.n_rounds, 3);
+    if (ev2.n == 3) CHECK_EQ_STR(ev2.text[1], "\nThen 5 * 2 = 10");
+    sa_pipeline_result_free(&r);
+    events_free(&ev2);
+    setup_free(&st);
+}
+
+static void test_upstream_failures(void) {
+    struct setup st;
+    setup_init(&st, SKY, 4, 3);
+    st.fu.fail_start_at = 1;
+    struct events ev = {0};
+    struct sa_pipeline_result r;
+    CHECK(setup_run(&st, "Q", &ev, &r) == SA_STATUS_NETWORK);
+    CHECK(strstr(sa_last_error(), "is the upstream server running?") != NULL);
+    CHECK_EQ_STR(r.answer, "");
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    setup_free(&st);
+
+    setup_init(&st, SKY, 4, 3);
+    st.fu.fail_next_at = 2;
+    struct events ev2 = {0};
+    CHECK(setup_run(&st, "Q", &ev2, &r) == SA_STATUS_NETWORK);
+    CHECK_EQ_STR(r.answer, "The sky is blue.");
+    CHECK_EQ_INT(ev2.n, 1);
+    sa_pipeline_result_free(&r);
+    events_free(&ev2);
+    setup_free(&st);
+}
+
+static void test_init_errors(void) {
+    struct sa_pipeline *pl = NULL;
+    struct sa_pipeline_params pp = sa_pipeline_default_params();
+    CHECK(sa_pipeline_init(&pp, &pl) == SA_STATUS_BAD_ARGUMENT && !pl);
+    CHECK(strstr(sa_last_error(), "upstream") != NULL);
+    struct setup st;
+    setup_init(&st, SKY, 4, 3);
+    st.pp.aligner_fn = NULL;
+    CHECK(sa_pipeline_init(&st.pp, &pl) == SA_STATUS_BAD_ARGUMENT && !pl);
+    CHECK(strstr(sa_last_error(), "aligner") != NULL);
+    st.pp.mode = SA_PIPELINE_UPSTREAM; /* needs no aligner */
+    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    sa_pipeline_free(pl);
+    pl = NULL;
+    st.pp.upstream_format = SA_CHAT_FORMAT_UNKNOWN;
+    CHECK(sa_pipeline_init(&st.pp, &pl) == SA_STATUS_UNSUPPORTED && !pl);
+    st.pp.upstream_template = "{{ '<start_of_turn>' }}"; /* recognised from a template */
+    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    sa_pipeline_free(pl);
+    setup_free(&st);
+    CHECK_EQ_INT(sa_pipeline_mode_from_name("continue"), SA_PIPELINE_CONTINUE);
+    CHECK_EQ_INT(sa_pipeline_mode_from_name("nope"), -1);
+    CHECK_EQ_STR(sa_pipeline_stop_name(SA_PIPELINE_STOP_MAX_LENGTH), "max_length");
+}
+
+static void test_join_helpers(void) {
+    CHECK_NEAR(sa_join_edit_ratio("abc", 3, "abd", 3), 1.0 / 3, 1e-12);
+    CHECK_NEAR(sa_join_edit_ratio("", 0, "", 0), 0.0, 0);
+    CHECK_NEAR(sa_join_edit_ratio("", 0, "ab", 2), 1.0, 0);
+    CHECK_NEAR(sa_join_edit_ratio("caf\xc3\xa9", 5, "cafe", 4), 0.25, 1e-12); /* characters, not bytes */
+    CHECK_NEAR(sa_join_edit_ratio("kitten", 6, "sitting", 7), 3.0 / 7, 1e-12);
+    char *s = sa_join_strip(" \n a b \t", 8);
+    CHECK_EQ_STR(s, "a b");
+    free(s);
+    CHECK_EQ_INT(sa_join_count_words("  one two\nthree ", 16), 3);
+    CHECK(sa_join_blank(" \r\n", 3) && !sa_join_blank(" x", 2));
+}
+
+/* ---- a real model: SmolLM2-135M-Instruct ---- */
+
+static struct sa_model *load_smollm(void) {
+    const char *dir = getenv("SALIGN_MODELS");
+    char path[1024];
+    if (dir) snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
+    else snprintf(path, sizeof path, "%s/.cache/salign/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+                  getenv("HOME") ? getenv("HOME") : ".");
+    struct sa_model *m = NULL;
+    CHECK_OK(sa_model_load(path, NULL, &m));
+    CHECK_MSG(m != NULL, "missing %s: run scripts/setup.sh (salign pull smollm2-135m-instruct)", path);
+    return m;
+}
+
+struct real_run {
+    char *answer;
+    int32_t prefill_after_first; /* upstream prompt tokens evaluated in rounds 2.. */
+    int32_t prefill_max_after_first;
+    int n;
+};
+
+static bool on_real(void *user, const struct sa_pipeline_sentence *s) {
+    struct real_run *rr = user;
+    if (s->index > 1) {
+        rr->prefill_after_first += s->upstream_prefill;
+        if (s->upstream_prefill > rr->prefill_max_after_first) rr->prefill_max_after_first = s->upstream_prefill;
+    }
+    rr->n++;
+    return true;
+}
+
+static struct real_run real_run(struct sa_model *m, enum sa_pipeline_mode mode, bool kv_reuse, struct fake_al *fa,
+                                const struct sa_model *aligner, bool spec, int32_t max_rounds, int32_t max_length) {
+    struct real_run rr = {0};
+    struct sa_pipeline_params pp = sa_pipeline_default_params();
+    pp.mode = mode;
+    pp.upstream_model = m;
+    pp.aligner_model = aligner;
+    if (!aligner && fa) {
+        pp.aligner_fn = fake_align;
+        pp.aligner_user = fa;
+    }
+    pp.kv_reuse = kv_reuse;
+    pp.use_spec = spec;
+    pp.max_rounds = max_rounds;
+    pp.max_length = max_length;
+    pp.n_ctx = 512;
+    pp.n_threads = 2;
+    struct sa_pipeline *pl = NULL;
+    CHECK_OK(sa_pipeline_init(&pp, &pl));
+    if (!pl) return rr;
+    struct sa_pipeline_callbacks cb = {.on_sentence = on_real, .user = &rr};
+    struct sa_pipeline_result r;
+    CHECK_OK(sa_pipeline_run(pl, "Why is the sky blue?", &cb, &r));
+    rr.answer = r.answer;
+    r.answer = NULL;
+    sa_pipeline_result_free(&r);
+    sa_pipeline_free(pl);
+    return rr;
+}
+
+static struct sa_model *g_model;
+
+static void test_load_model(void) {
+    g_model = load_smollm();
+}
+
+static void test_local_kv_cache(void) {
+    struct sa_model *m = g_model;
+    if (!m) return;
+    /* a copying aligner: the cache is kept as it is (no prompt token evaluated after round 1,
+     * the lookahead token never entered it), and the answer is the upstream's own, cut after
+     * 3 sentences */
+    struct fake_al copy = {0};
+    struct real_run kept = real_run(m, SA_PIPELINE_STREAM, true, &copy, NULL, true, 3, 200);
+    CHECK_EQ_INT(kept.n, 3);
+    CHECK_EQ_INT(kept.prefill_max_after_first, 0);
+    struct real_run alone = real_run(m, SA_PIPELINE_UPSTREAM, true, NULL, NULL, true, 0, 120);
+    CHECK_MSG(kept.answer && alone.answer && !strncmp(alone.answer, kept.answer, strlen(kept.answer)),
+              "stream with a copying aligner: \"%s\" is not a prefix of the upstream's answer \"%s\"",
+              kept.answer ? kept.answer : "(null)", alone.answer ? alone.answer : "(null)");
+    CHECK(kept.answer && strlen(kept.answer) > 60);
+    fake_al_free(&copy);
+
+    /* a rewriting aligner: rolled back and extended (on) equals evaluated from scratch (off) */
+    static const char *const replies[] = {NULL, "Blue light is scattered the most by the air.", NULL};
+    struct fake_al rw1 = {.replies = replies, .n_replies = 3}, rw2 = {.replies = replies, .n_replies = 3};
+    struct real_run on = real_run(m, SA_PIPELINE_STREAM, true, &rw1, NULL, true, 3, 200);
+    struct real_run off = real_run(m, SA_PIPELINE_STREAM, false, &rw2, NULL, true, 3, 200);
+    CHECK_EQ_STR(on.answer, off.answer);
+    CHECK(on.answer && strstr(on.answer, "Blue light is scattered the most by the air.") != NULL);
+    CHECK_MSG(on.prefill_after_first < off.prefill_after_first / 3, "prefill with reuse %d, without %d",
+              on.prefill_after_first, off.prefill_after_first);
+    CHECK(on.prefill_after_first > 0); /* the rewrite was evaluated */
+    free(kept.answer);
+    free(alone.answer);
+    free(on.answer);
+    free(off.answer);
+    fake_al_free(&rw1);
+    fake_al_free(&rw2);
+}
+
+static void test_real_aligner_speculation(void) {
+    struct sa_model *m = g_model;
+    if (!m) return;
+    struct real_run spec = real_run(m, SA_PIPELINE_STREAM, true, NULL, m, true, 2, 120);
+    struct real_run plain = real_run(m, SA_PIPELINE_STREAM, true, NULL, m, false, 2, 120);
+    CHECK_EQ_STR(spec.answer, plain.answer);
+    CHECK_EQ_INT(spec.n, 2);
+    free(spec.answer);
+    free(plain.answer);
+}
+
+int main(void) {
+    /* bitwise-reproducible logits however tokens are batched: a prompt evaluated from scratch
+     * and one extended from a kept cache must give the same tokens */
+    setenv("SALIGN_BATCH_INVARIANT", "1", 1);
+    RUN(test_stream_copy);
+    RUN(test_first_prompt_and_system);
+    RUN(test_rewrite_whitespace);
+    RUN(test_empty_revision_stops);
+    RUN(test_max_rounds_and_length);
+    RUN(test_cancel);
+    RUN(test_mode_upstream);
+    RUN(test_mode_aligner);
+    RUN(test_mode_continue);
+    RUN(test_finish_in_one_chunk);
+    RUN(test_joining_cjk_and_lines);
+    RUN(test_upstream_failures);
+    RUN(test_init_errors);
+    RUN(test_join_helpers);
+    RUN(test_load_model);
+    RUN(test_local_kv_cache);
+    RUN(test_real_aligner_speculation);
+    sa_model_free(g_model);
+    return harness_summary();
+}

@@ -1,0 +1,613 @@
+/* cmd_align.c: `salign align`: the Stream Aligner pipeline over a local or remote upstream and
+ * a local aligner. One question (-p): the aligned answer is printed sentence by sentence as it
+ * is accepted (--show-edits: each sentence and its correction; --json: one final object).
+ * Batch (--input/--output): one JSONL answer per question, appended and flushed as each one
+ * ends, resumable (ids already in the output are skipped). --trace: JSONL per emitted
+ * sentence, in the format `salign eval math --per-round` reads (docs/EVAL.md). */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "generate.h"
+#include "sa/pipeline.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+static bool interrupted(void *user) {
+    (void)user;
+    return g_interrupted != 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: salign align --upstream MODEL|URL --aligner MODEL -p QUESTION [OPTIONS]\n"
+            "       salign align --upstream MODEL|URL --aligner MODEL --input Q.jsonl --output A.jsonl [OPTIONS]\n\n"
+            "Stream Aligner: the upstream writes the answer one sentence at a time, the aligner\n"
+            "corrects each sentence, and the corrected answer is printed as it is accepted.\n\n"
+            "Models:\n"
+            "  --upstream M|URL          local model (path or cached name) or an OpenAI-compatible\n"
+            "                            server, http://host:port/v1 (key: $SALIGN_API_KEY or\n"
+            "                            $OPENAI_API_KEY)\n"
+            "  --upstream-model NAME     the server's model name (default: its only model)\n"
+            "  --upstream-template T     remote: chat format (chatml, gemma, llama3) or a Jinja\n"
+            "                            template file of the upstream model\n"
+            "  --upstream-tokenizer M    remote: a local copy of the upstream model (GGUF): its\n"
+            "                            chat template and tokenizer (token counts)\n"
+            "  --upstream-extra JSON     remote: fields added to each request, e.g.\n"
+            "                            '{\"repeat_penalty\": 1}' (llama.cpp servers penalise\n"
+            "                            repeats by default, even when greedy)\n"
+            "  --aligner M               the aligner (path or cached name)\n"
+            "  --system TEXT             a system message for the upstream\n"
+            "  --aligner-system TEXT     a system message for the aligner (an untrained stand-in\n"
+            "                            may need an instruction; a trained aligner none)\n"
+            "Loop:\n"
+            "  --mode MODE               stream (default), continue, aligner (the Aligner\n"
+            "                            baseline), upstream (no correction)\n"
+            "  --rounds N                continue: corrected sentences before the rest (default 1)\n"
+            "  --continue-with WHO       continue: aligner (default) or upstream writes the rest\n"
+            "  --max-rounds N            most corrected sentences (default: no limit)\n"
+            "  --max-length N            most tokens of the answer (default 1024)\n"
+            "  --max-sentence-tokens N   most upstream tokens for one sentence (default 256)\n"
+            "  --max-aligner-tokens N    most aligner tokens per revision (default: 2 x y1 + 32)\n"
+            "  --unit sentence|line      what the upstream is cut at (default sentence)\n"
+            "Decoding:\n"
+            "  --temp T                  upstream temperature (default 0: greedy)\n"
+            "  --top-p P                 upstream nucleus mass (default 1: off)\n"
+            "  --aligner-temp T          aligner temperature (default 0: greedy)\n"
+            "  --seed S                  sampling seed (default 0)\n"
+            "  --no-spec                 no copy-speculation in the aligner\n"
+            "  --no-kv-reuse             evaluate every prompt from scratch (benchmarks)\n"
+            "  -t, --threads N           compute threads (default: all cores)\n"
+            "  -c, --ctx-size N          context size of each local model (default 4096)\n"
+            "  --timeout-ms N            remote: idle timeout (default 60000)\n"
+            "Output:\n"
+            "  -p, --prompt QUESTION     the question\n"
+            "  --show-edits              show each original sentence and its correction\n"
+            "  --json                    print one JSON object (answer and metrics) at the end\n"
+            "  --trace FILE              JSONL: one line per emitted sentence (y1, y2, copied,\n"
+            "                            edit ratio, tokens and ms per model, answer_so_far)\n"
+            "  --input FILE              JSONL questions: {\"id\", \"question\"} (or \"prompt\",\n"
+            "                            \"problem\"); id defaults to the 0-based line index\n"
+            "  --output FILE             JSONL answers (appended; ids already there are skipped)\n"
+            "  -v, --verbose             metrics on stderr\n"
+            "  -h, --help                this help\n\n"
+            "Exit status: 0 ok, 1 runtime failure (model, server, file), 2 usage, 130 interrupted.\n");
+}
+
+struct align_opts {
+    const char *upstream_extra;
+    const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *aligner, *system, *aligner_system;
+    const char *prompt, *trace, *input, *output;
+    bool show_edits, json, verbose;
+    int32_t timeout_ms;
+    struct sa_pipeline_params pp;
+};
+
+static bool parse_i32(const char *s, long lo, long hi, int32_t *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+static bool parse_f(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || v != v) return false;
+    *out = v;
+    return true;
+}
+
+static int parse_args(int argc, char **argv, struct align_opts *o) {
+    static const char *const with_value[] = {
+        "--upstream", "--upstream-model", "--upstream-extra", "--upstream-template", "--upstream-tokenizer", "--aligner", "--system",
+        "--aligner-system",
+        "--mode", "--rounds", "--continue-with", "--max-rounds", "--max-length", "--max-sentence-tokens",
+        "--max-aligner-tokens", "--unit", "--temp", "--top-p", "--aligner-temp", "--seed", "-t", "--threads", "-c",
+        "--ctx-size", "--timeout-ms", "-p", "--prompt", "--trace", "--input", "--output"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return -1;
+        }
+        if (!strcmp(a, "--show-edits")) { o->show_edits = true; continue; }
+        if (!strcmp(a, "--json")) { o->json = true; continue; }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = true; continue; }
+        if (!strcmp(a, "--no-spec")) { o->pp.use_spec = false; continue; }
+        if (!strcmp(a, "--no-kv-reuse")) { o->pp.kv_reuse = false; continue; }
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
+        if (!known) return cli_usage_error("align", "unknown argument '%s'", a);
+        if (i + 1 >= argc) return cli_usage_error("align", "option %s needs a value", a);
+        const char *v = argv[++i];
+        bool ok = true;
+        int32_t n = 0;
+        if (!strcmp(a, "--upstream")) o->upstream = v;
+        else if (!strcmp(a, "--upstream-model")) o->upstream_model = v;
+        else if (!strcmp(a, "--upstream-extra")) o->upstream_extra = v;
+        else if (!strcmp(a, "--upstream-template")) o->upstream_template = v;
+        else if (!strcmp(a, "--upstream-tokenizer")) o->upstream_tokenizer = v;
+        else if (!strcmp(a, "--aligner")) o->aligner = v;
+        else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--aligner-system")) o->aligner_system = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
+        else if (!strcmp(a, "--trace")) o->trace = v;
+        else if (!strcmp(a, "--input")) o->input = v;
+        else if (!strcmp(a, "--output")) o->output = v;
+        else if (!strcmp(a, "--mode")) {
+            int m = sa_pipeline_mode_from_name(v);
+            ok = m >= 0;
+            if (ok) o->pp.mode = (enum sa_pipeline_mode)m;
+        } else if (!strcmp(a, "--continue-with")) {
+            ok = !strcmp(v, "aligner") || !strcmp(v, "upstream");
+            o->pp.continue_with = !strcmp(v, "upstream") ? SA_PIPELINE_CONTINUE_UPSTREAM : SA_PIPELINE_CONTINUE_ALIGNER;
+        } else if (!strcmp(a, "--unit")) {
+            ok = !strcmp(v, "sentence") || !strcmp(v, "line");
+            o->pp.unit = !strcmp(v, "line") ? SA_SEGMENT_LINE : SA_SEGMENT_SENTENCE;
+        } else if (!strcmp(a, "--rounds")) ok = parse_i32(v, 0, 1 << 20, &o->pp.continue_rounds);
+        else if (!strcmp(a, "--max-rounds")) ok = parse_i32(v, 0, 1 << 20, &o->pp.max_rounds);
+        else if (!strcmp(a, "--max-length")) ok = parse_i32(v, 1, 1 << 24, &o->pp.max_length);
+        else if (!strcmp(a, "--max-sentence-tokens")) ok = parse_i32(v, 1, 1 << 24, &o->pp.max_sentence_tokens);
+        else if (!strcmp(a, "--max-aligner-tokens")) ok = parse_i32(v, 0, 1 << 24, &o->pp.max_aligner_tokens);
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = parse_i32(v, 0, 1024, &n) && ((o->pp.n_threads = n), 1);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) ok = parse_i32(v, 0, 1 << 24, &o->pp.n_ctx);
+        else if (!strcmp(a, "--timeout-ms")) ok = parse_i32(v, 1, 1 << 30, &o->timeout_ms);
+        else if (!strcmp(a, "--temp")) ok = parse_f(v, &o->pp.upstream_temp);
+        else if (!strcmp(a, "--aligner-temp")) ok = parse_f(v, &o->pp.aligner_temp);
+        else if (!strcmp(a, "--top-p")) ok = parse_f(v, &o->pp.upstream_top_p) && o->pp.upstream_top_p > 0 && o->pp.upstream_top_p <= 1;
+        else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            ok = !errno && end != v && !*end && v[0] != '-';
+            o->pp.seed = (uint64_t)s;
+        }
+        if (!ok) return cli_usage_error("align", "bad value for %s: '%s'", a, v);
+    }
+    if (!o->upstream) return cli_usage_error("align", "no upstream (--upstream MODEL|URL)");
+    const bool need_aligner = o->pp.mode != SA_PIPELINE_UPSTREAM &&
+                              !(o->pp.mode == SA_PIPELINE_CONTINUE && o->pp.continue_rounds == 0 &&
+                                o->pp.continue_with == SA_PIPELINE_CONTINUE_UPSTREAM);
+    if (need_aligner && !o->aligner) return cli_usage_error("align", "no aligner (--aligner MODEL)");
+    if (!o->prompt == !o->input) return cli_usage_error("align", "give one of -p QUESTION and --input FILE");
+    if (o->input && !o->output) return cli_usage_error("align", "--input needs --output FILE");
+    if (o->output && !o->input) return cli_usage_error("align", "--output needs --input FILE");
+    return 0;
+}
+
+static bool is_url(const char *s) {
+    return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
+}
+
+/* ---- printing ---- */
+
+struct run_ctx {
+    const struct align_opts *o;
+    FILE *trace;
+    cJSON *id;          /* the question's id (batch) or NULL */
+    const char *question;
+    bool color;
+    bool stream_text;   /* print each piece to stdout as it comes */
+    bool failed_write;
+};
+
+static void print_edit(const struct run_ctx *rc, const struct sa_pipeline_sentence *s) {
+    const char *red = rc->color ? "\033[31m" : "", *green = rc->color ? "\033[32m" : "",
+               *dim = rc->color ? "\033[2m" : "", *off = rc->color ? "\033[0m" : "";
+    if (!s->aligned) {
+        printf("[%d]   %s%s%s\n", s->index, dim, s->original, off);
+    } else if (s->copied) {
+        printf("[%d] = %s\n", s->index, s->original);
+    } else {
+        const char *y2 = s->text;
+        while (*y2 == ' ' || *y2 == '\n' || *y2 == '\t' || *y2 == '\r') y2++;
+        printf("[%d] %s- %s%s\n", s->index, red, s->original, off);
+        printf("%*s %s+ %s%s\n", s->index >= 10 ? 4 : 3, "", green, y2, off);
+    }
+}
+
+static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
+    struct run_ctx *rc = user;
+    if (rc->o->show_edits) print_edit(rc, s);
+    else if (rc->stream_text) fwrite(s->text, 1, s->len, stdout);
+    fflush(stdout);
+    if (rc->trace) {
+        cJSON *j = cJSON_CreateObject();
+        if (rc->id) cJSON_AddItemToObject(j, "id", cJSON_Duplicate(rc->id, 1));
+        cJSON_AddStringToObject(j, "question", rc->question);
+        cJSON_AddNumberToObject(j, "round", s->index);
+        cJSON_AddStringToObject(j, "answer_so_far", s->answer);
+        cJSON_AddStringToObject(j, "y1", s->original);
+        const char *y2 = s->text;
+        while (*y2 == ' ' || *y2 == '\t' || *y2 == '\n' || *y2 == '\r' || *y2 == '\f' || *y2 == '\v') y2++;
+        cJSON_AddStringToObject(j, "y2", y2);     /* the revision */
+        cJSON_AddStringToObject(j, "text", s->text); /* what was appended: separator + revision */
+        cJSON_AddBoolToObject(j, "aligned", s->aligned);
+        cJSON_AddBoolToObject(j, "copied", s->copied);
+        cJSON_AddNumberToObject(j, "edit_ratio", s->edit_ratio);
+        cJSON_AddBoolToObject(j, "eos", s->upstream_done);
+        cJSON_AddNumberToObject(j, "upstream_tokens", s->upstream_tokens);
+        cJSON_AddNumberToObject(j, "upstream_prefill", s->upstream_prefill);
+        cJSON_AddNumberToObject(j, "upstream_ms", s->upstream_ms);
+        cJSON_AddNumberToObject(j, "aligner_tokens", s->aligner_tokens);
+        cJSON_AddNumberToObject(j, "aligner_draft", s->aligner_draft);
+        cJSON_AddNumberToObject(j, "aligner_accepted", s->aligner_accepted);
+        cJSON_AddNumberToObject(j, "aligner_prefill", s->aligner_prefill);
+        cJSON_AddNumberToObject(j, "aligner_ms", s->aligner_ms);
+        cJSON_AddNumberToObject(j, "t_ms", s->t_ms);
+        char *line = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!line || fprintf(rc->trace, "%s\n", line) < 0 || fflush(rc->trace)) rc->failed_write = true;
+        free(line);
+    }
+    return true;
+}
+
+static cJSON *result_json(const struct sa_pipeline_result *r, const struct align_opts *o, cJSON *id,
+                          const char *question) {
+    cJSON *j = cJSON_CreateObject();
+    if (id) cJSON_AddItemToObject(j, "id", cJSON_Duplicate(id, 1));
+    cJSON_AddStringToObject(j, "question", question);
+    cJSON_AddStringToObject(j, "answer", r->answer ? r->answer : "");
+    if (r->upstream_answer) cJSON_AddStringToObject(j, "upstream_answer", r->upstream_answer);
+    cJSON_AddStringToObject(j, "mode", sa_pipeline_mode_name(o->pp.mode));
+    cJSON_AddStringToObject(j, "stop", sa_pipeline_stop_name(r->stop));
+    cJSON_AddNumberToObject(j, "sentences", r->n_sentences);
+    cJSON_AddNumberToObject(j, "rounds", r->n_rounds);
+    cJSON_AddNumberToObject(j, "copied", r->n_copied);
+    cJSON_AddNumberToObject(j, "copy_rate", r->copy_rate);
+    cJSON_AddNumberToObject(j, "tokens", r->n_tokens);
+    cJSON_AddNumberToObject(j, "first_sentence_ms", r->first_sentence_ms);
+    cJSON_AddNumberToObject(j, "total_ms", r->total_ms);
+    cJSON_AddNumberToObject(j, "tokens_per_s", r->tokens_per_s);
+    cJSON_AddNumberToObject(j, "ms_per_token", r->ms_per_token);
+    cJSON_AddNumberToObject(j, "upstream_tokens", r->upstream_tokens);
+    cJSON_AddNumberToObject(j, "upstream_prefill", r->upstream_prefill);
+    cJSON_AddNumberToObject(j, "upstream_ms", r->upstream_ms);
+    cJSON_AddNumberToObject(j, "aligner_tokens", r->aligner_tokens);
+    cJSON_AddNumberToObject(j, "aligner_draft", r->aligner_draft);
+    cJSON_AddNumberToObject(j, "aligner_accepted", r->aligner_accepted);
+    cJSON_AddNumberToObject(j, "aligner_prefill", r->aligner_prefill);
+    cJSON_AddNumberToObject(j, "aligner_ms", r->aligner_ms);
+    cJSON_AddBoolToObject(j, "speculation", o->pp.use_spec);
+    cJSON_AddBoolToObject(j, "kv_reuse", o->pp.kv_reuse);
+    return j;
+}
+
+static void print_metrics(const struct sa_pipeline_result *r) {
+    fprintf(stderr,
+            "salign align: %s after %d sentence(s), %d round(s), %d copied (%.0f%%); first sentence %.0f ms; "
+            "%d tokens in %.0f ms (%.1f ms/token, %.2f tokens/s); speculation accepted %d of %d draft tokens\n",
+            sa_pipeline_stop_name(r->stop), r->n_sentences, r->n_rounds, r->n_copied, 100.0 * r->copy_rate,
+            r->first_sentence_ms, r->n_tokens, r->total_ms, r->ms_per_token, r->tokens_per_s, r->aligner_accepted,
+            r->aligner_draft);
+}
+
+/* ---- batch ---- */
+
+/* The question of an input line, or NULL. */
+static const char *input_question(const cJSON *j) {
+    static const char *const keys[] = {"question", "prompt", "problem"};
+    for (size_t k = 0; k < 3; k++) {
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        if (cJSON_IsString(q)) return q->valuestring;
+    }
+    return NULL;
+}
+
+/* A canonical key of an id: its JSON text. */
+static char *id_key(const cJSON *id) {
+    return cJSON_PrintUnformatted(id);
+}
+
+struct keyset {
+    char **k;
+    size_t n, cap;
+};
+static bool keyset_has(const struct keyset *s, const char *k) {
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->k[i], k)) return true;
+    return false;
+}
+static int keyset_add(struct keyset *s, char *k) { /* takes k */
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        char **p = realloc(s->k, cap * sizeof *p);
+        if (!p) return -1;
+        s->k = p;
+        s->cap = cap;
+    }
+    s->k[s->n++] = k;
+    return 0;
+}
+static void keyset_free(struct keyset *s) {
+    for (size_t i = 0; i < s->n; i++) free(s->k[i]);
+    free(s->k);
+}
+
+/* The ids of the lines of a JSONL file that exists (answers already written). Lines that do
+ * not parse (a line cut by a crash) are ignored: that question runs again. */
+static int read_done(const char *path, struct keyset *done) {
+    if (!cli_file_exists(path)) return 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    for (char *line = text; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
+        if (id) {
+            char *k = id_key(id);
+            if (k && keyset_add(done, k)) free(k);
+        }
+        cJSON_Delete(j);
+        line = nl ? nl + 1 : NULL;
+    }
+    free(text);
+    return 0;
+}
+
+/* Keeps only the trace lines of finished questions, so that a resumed run does not write a
+ * (question, round) twice. */
+static int prune_trace(const char *path, const struct keyset *done) {
+    if (!cli_file_exists(path)) return 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", path) < 0) {
+        free(text);
+        return cli_fail("out of memory");
+    }
+    FILE *f = fopen(tmp, "w");
+    int rc = f ? 0 : CLI_FAIL;
+    for (char *line = text; f && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
+        char *k = id ? id_key(id) : NULL;
+        if (k && keyset_has(done, k)) fprintf(f, "%s\n", line);
+        free(k);
+        cJSON_Delete(j);
+        line = nl ? nl + 1 : NULL;
+    }
+    if (f && (fclose(f) || rename(tmp, path))) rc = CLI_FAIL;
+    if (rc) fprintf(stderr, "salign align: cannot rewrite the trace %s: %s\n", path, strerror(errno));
+    free(tmp);
+    free(text);
+    return rc;
+}
+
+static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *trace) {
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_file(o->input, &text, &len)) return cli_fail(o->input);
+    struct keyset done = {0};
+    int rc = read_done(o->output, &done);
+    if (!rc && o->trace) {
+        fclose(trace);
+        trace = NULL;
+        rc = prune_trace(o->trace, &done);
+        if (!rc && !(trace = fopen(o->trace, "a"))) {
+            fprintf(stderr, "salign align: cannot open the trace %s: %s\n", o->trace, strerror(errno));
+            rc = CLI_FAIL;
+        }
+    }
+    FILE *out = rc ? NULL : fopen(o->output, "a");
+    if (!rc && !out) {
+        fprintf(stderr, "salign align: cannot open %s: %s\n", o->output, strerror(errno));
+        rc = CLI_FAIL;
+    }
+    size_t n_lines = 0, n_done = 0, n_run = 0;
+    for (char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) n_lines++;
+    size_t lineno = 0;
+    for (char *line = text; !rc && line && *line; lineno++) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        char *cur = line;
+        line = nl ? nl + 1 : NULL;
+        if (!*cur || strspn(cur, " \t\r") == strlen(cur)) continue;
+        cJSON *j = cJSON_Parse(cur);
+        const char *q = j ? input_question(j) : NULL;
+        if (!q) {
+            fprintf(stderr, "salign align: %s:%zu: not a JSON object with a \"question\" (or \"prompt\", \"problem\") string\n",
+                    o->input, lineno + 1);
+            cJSON_Delete(j);
+            rc = CLI_FAIL;
+            break;
+        }
+        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+        cJSON *own_id = NULL;
+        if (!id) id = own_id = cJSON_CreateNumber((double)lineno);
+        char *k = id_key(id);
+        if (k && keyset_has(&done, k)) {
+            n_done++;
+            free(k);
+            cJSON_Delete(own_id);
+            cJSON_Delete(j);
+            continue;
+        }
+        free(k);
+        struct run_ctx rcx = {.o = o, .trace = trace, .id = id, .question = q};
+        struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = interrupted, .user = &rcx};
+        struct sa_pipeline_result r;
+        enum sa_status s = sa_pipeline_run(pl, q, &cb, &r);
+        if (s == SA_STATUS_CANCELLED) {
+            fprintf(stderr, "salign align: interrupted; %zu answer(s) written to %s (run again to resume)\n", n_run,
+                    o->output);
+            rc = 130;
+        } else if (s) {
+            rc = cli_fail("align");
+        } else {
+            cJSON *res = result_json(&r, o, id, q);
+            char *s_out = cJSON_PrintUnformatted(res);
+            cJSON_Delete(res);
+            if (!s_out || fprintf(out, "%s\n", s_out) < 0 || fflush(out)) {
+                fprintf(stderr, "salign align: cannot write %s: %s\n", o->output, strerror(errno));
+                rc = CLI_FAIL;
+            }
+            free(s_out);
+            n_run++;
+            fprintf(stderr, "[%zu/%zu] %s: %d sentence(s), %d round(s), %.0f ms\n", n_done + n_run, n_lines,
+                    sa_pipeline_stop_name(r.stop), r.n_sentences, r.n_rounds, r.total_ms);
+            if (o->verbose) print_metrics(&r);
+        }
+        if (rcx.failed_write) {
+            fprintf(stderr, "salign align: cannot write the trace %s\n", o->trace);
+            rc = CLI_FAIL;
+        }
+        sa_pipeline_result_free(&r);
+        cJSON_Delete(own_id);
+        cJSON_Delete(j);
+    }
+    if (!rc && n_done) fprintf(stderr, "salign align: %zu question(s) were already answered in %s\n", n_done, o->output);
+    if (out) fclose(out);
+    if (trace) fclose(trace);
+    keyset_free(&done);
+    free(text);
+    return rc;
+}
+
+/* ---- main ---- */
+
+static int load_cached(const char *ref, int n_threads, struct sa_model **out) {
+    return gen_load_model(ref, n_threads, out);
+}
+
+int cmd_align(int argc, char **argv) {
+    struct align_opts o = {0};
+    o.pp = sa_pipeline_default_params();
+    int prc = parse_args(argc, argv, &o);
+    if (prc) return prc < 0 ? CLI_OK : prc;
+
+    struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
+    struct sa_upstream *remote = NULL;
+    struct sa_pipeline *pl = NULL;
+    char *tmpl_text = NULL;
+    FILE *trace = NULL;
+    int rc = CLI_OK;
+    struct sigaction sa = {0}, old_sa;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+
+    struct sa_pipeline_params pp = o.pp;
+    pp.system = o.system;
+    pp.aligner_system = o.aligner_system;
+    if (is_url(o.upstream)) {
+        if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
+        if (o.upstream_template) {
+            enum sa_chat_format f = sa_chat_format_from_name(o.upstream_template);
+            if (f == SA_CHAT_FORMAT_UNKNOWN) {
+                size_t tl = 0;
+                if (cli_read_file(o.upstream_template, &tmpl_text, &tl)) {
+                    fprintf(stderr, "salign align: --upstream-template '%s' is neither a chat format (chatml, gemma, "
+                                    "llama3) nor a readable template file\n", o.upstream_template);
+                    rc = CLI_USAGE;
+                    goto done;
+                }
+                f = sa_chat_template_detect(tmpl_text, NULL);
+                pp.upstream_template = tmpl_text;
+            }
+            pp.upstream_format = f;
+        } else if (tok_model) {
+            pp.upstream_template = sa_model_chat_template(tok_model);
+            pp.upstream_format = sa_chat_template_detect(pp.upstream_template, sa_model_config(tok_model)->arch_name);
+        } else {
+            rc = cli_usage_error("align", "a remote upstream needs its chat template: --upstream-template "
+                                          "chatml|gemma|llama3|FILE or --upstream-tokenizer MODEL");
+            goto done;
+        }
+        if (pp.upstream_format == SA_CHAT_FORMAT_UNKNOWN) {
+            fprintf(stderr, "salign align: the upstream's chat template is not one salign knows (chatml, gemma, llama3)\n");
+            rc = CLI_FAIL;
+            goto done;
+        }
+        if (tok_model) pp.upstream_tokenizer = sa_model_tokenizer(tok_model);
+        struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
+        rp.base_url = o.upstream;
+        rp.model = o.upstream_model;
+        rp.abort_cb = interrupted;
+        rp.extra_body = o.upstream_extra;
+        if (o.timeout_ms) rp.idle_timeout_ms = o.timeout_ms;
+        if (sa_upstream_remote_init(&rp, &remote)) {
+            rc = g_interrupted ? 130 : cli_fail("upstream");
+            goto done;
+        }
+        pp.upstream = remote;
+    } else {
+        if ((rc = load_cached(o.upstream, o.pp.n_threads, &up_model))) goto done;
+        pp.upstream_model = up_model;
+    }
+    if (o.aligner && o.pp.mode != SA_PIPELINE_UPSTREAM) {
+        if (!is_url(o.upstream) && !strcmp(o.aligner, o.upstream)) al_model = NULL; /* share the weights */
+        else if ((rc = load_cached(o.aligner, o.pp.n_threads, &al_model))) goto done;
+        pp.aligner_model = al_model ? al_model : up_model;
+    }
+    if (sa_pipeline_init(&pp, &pl)) {
+        rc = cli_fail("pipeline");
+        goto done;
+    }
+    if (o.trace && !(trace = fopen(o.trace, o.input ? "a" : "w"))) {
+        fprintf(stderr, "salign align: cannot open the trace %s: %s\n", o.trace, strerror(errno));
+        rc = CLI_FAIL;
+        goto done;
+    }
+    if (o.input) {
+        rc = run_batch(pl, &o, trace);
+        trace = NULL; /* closed there */
+        goto done;
+    }
+    struct run_ctx rcx = {.o = &o, .trace = trace, .question = o.prompt, .color = isatty(1) != 0,
+                          .stream_text = !o.json};
+    struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = interrupted, .user = &rcx};
+    struct sa_pipeline_result r;
+    enum sa_status s = sa_pipeline_run(pl, o.prompt, &cb, &r);
+    if (o.show_edits && !o.json && r.answer) printf("\n%s", r.answer);
+    if (!o.json && r.n_sentences) printf("\n");
+    fflush(stdout);
+    if (s == SA_STATUS_CANCELLED) {
+        fprintf(stderr, "salign align: interrupted\n");
+        rc = 130;
+    } else if (s) {
+        rc = cli_fail("align");
+    } else if (o.json) {
+        cJSON *j = result_json(&r, &o, NULL, o.prompt);
+        char *str = cJSON_PrintUnformatted(j);
+        if (str) printf("%s\n", str);
+        free(str);
+        cJSON_Delete(j);
+    }
+    if (!s && (o.verbose || isatty(2))) print_metrics(&r);
+    if (rcx.failed_write) {
+        fprintf(stderr, "salign align: cannot write the trace %s\n", o.trace);
+        rc = CLI_FAIL;
+    }
+    sa_pipeline_result_free(&r);
+done:
+    if (trace) fclose(trace);
+    sa_pipeline_free(pl);
+    sa_upstream_free(remote);
+    sa_model_free(al_model);
+    sa_model_free(up_model);
+    sa_model_free(tok_model);
+    free(tmpl_text);
+    sigaction(SIGINT, &old_sa, NULL);
+    return rc;
+}
