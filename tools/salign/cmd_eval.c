@@ -1,11 +1,16 @@
-/* cmd_eval.c: `salign eval`: scores answers without a model.
+/* cmd_eval.c: `salign eval`: scores answers.
  *   math     accuracy (95% Wilson interval) of GSM8K / MATH answers against the gold,
  *            overall and per round of a pipeline trace
  *   winrate  win rate of judged pairs (both orders) with a bootstrap interval
+ *   judge    asks a judge model (local or a server) to compare two answer files pair by
+ *            pair in both orders, with a resumable cache, and reports the win rate
+ *   report   a Markdown report with SVG plots from the JSON results and traces
  * File formats: docs/EVAL.md. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "sa/sa.h"
 #include "sa/eval.h"
+#include "sa/pipeline.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -13,14 +18,17 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: salign eval COMMAND [OPTIONS]\n\n"
-            "Scores answers without a model (docs/EVAL.md).\n\n"
+            "Scores answers (docs/EVAL.md).\n\n"
             "Commands:\n"
             "  math --data gsm8k|math (--answers FILE | --per-round TRACE) [OPTIONS]\n"
             "      accuracy with a 95%% Wilson interval\n"
@@ -33,7 +41,29 @@ static void usage(FILE *f) {
             "  winrate --judgments FILE [--boot N] [--seed S]\n"
             "      win rate (W - L) / (W + L + E) x 100 of pairs judged in both orders, with a\n"
             "      bootstrap 95%% interval; FILE is JSONL {\"ab\": judge text (ours shown as A),\n"
-            "      \"ba\": judge text (ours shown as B)}; --boot default 1000, --seed default 0\n\n"
+            "      \"ba\": judge text (ours shown as B)}; --boot default 1000, --seed default 0\n"
+            "  judge --a FILE --b FILE --judge MODEL|URL --aspect helpful|harmless|math [OPTIONS]\n"
+            "      pairwise verdicts of a judge model on two answer files (JSONL {\"id\" or \"question\",\n"
+            "      \"answer\"}, paired by id/question), each pair asked in both orders; win rate of A\n"
+            "      against B with a bootstrap 95%% interval\n"
+            "      --judge MODEL|URL  a GGUF / cached model name (greedy, local), or an OpenAI-compatible\n"
+            "                         server http://host:port/v1 (then --judge-template is required)\n"
+            "      --prompt FILE      judge prompt (default docs/prompts/judge_<aspect>.txt)\n"
+            "      --cache FILE       JSONL cache of the judge's answers: re-runs are free, an\n"
+            "                         interrupted run resumes\n"
+            "      --out FILE         one JSONL line per pair: verdicts, outcome, the judge's texts\n"
+            "      --retries N        re-asks of an unparsable answer, sampled (default 2)\n"
+            "      --max-tokens N     most tokens of a judge answer (default 512)\n"
+            "      --judge-template NAME|MODEL  chat format (chatml, gemma, llama3) or a GGUF whose\n"
+            "                         template to use; for a server judge, or to override a model's\n"
+            "      --judge-model NAME the server's model (default: its only one)\n"
+            "      --gold FILE        reference solutions / questions by id ({reference} of the math\n"
+            "                         prompt; default for --aspect math: GSM8K test); --data gsm8k|math\n"
+            "      --retry-temp T     temperature of retries (default 0.7); --seed S, --boot N,\n"
+            "      --threads N, --ctx-size N, --label TEXT (for the report), --quiet\n"
+            "  report --results DIR|FILE... --out report.md [--title TEXT] [--max-round N]\n"
+            "      Markdown report with SVG plots (next to it) from eval math/judge/winrate --json\n"
+            "      outputs and pipeline traces (salign align --trace)\n\n"
             "Options:\n"
             "  --json                print one JSON object instead of text\n"
             "  -h, --help            show this help\n");
@@ -104,6 +134,7 @@ static bool id_text(const cJSON *o, char buf[64], bool *present) {
 struct gold {
     enum sa_math_dataset ds;
     char **answer, **question, **id; /* (n); id[i] may be NULL */
+    char **solution;                 /* (n) the whole reference solution (eval judge's {reference}) */
     bool any_id;
     size_t n, cap;
 };
@@ -113,7 +144,9 @@ static void gold_free(struct gold *g) {
         free(g->answer[i]);
         free(g->question[i]);
         free(g->id[i]);
+        free(g->solution[i]);
     }
+    free(g->solution);
     free(g->answer);
     free(g->question);
     free(g->id);
@@ -129,7 +162,9 @@ static int gold_line(cJSON *o, const char *where, void *ud) {
         if (q) g->question = q;
         char **d = realloc(g->id, cap * sizeof *d);
         if (d) g->id = d;
-        if (!a || !q || !d) return field_error(where, "out of memory");
+        char **so = realloc(g->solution, cap * sizeof *so);
+        if (so) g->solution = so;
+        if (!a || !q || !d || !so) return field_error(where, "out of memory");
         g->cap = cap;
     }
     const char *q = str_field(o, "question");
@@ -160,12 +195,16 @@ static int gold_line(cJSON *o, const char *where, void *ud) {
             has_id = true;
         }
     }
+    const char *full = str_field(o, g->ds == SA_MATH_GSM8K ? "answer" : "solution");
+    if (!full) full = str_field(o, "answer");
     g->answer[g->n] = ans;
     g->question[g->n] = strdup(q);
     g->id[g->n] = has_id ? strdup(idb) : NULL;
+    g->solution[g->n] = strdup(full ? full : "");
     g->any_id |= has_id;
     g->n++;
-    if (!ans || !g->question[g->n - 1] || (has_id && !g->id[g->n - 1])) return field_error(where, "out of memory");
+    if (!ans || !g->question[g->n - 1] || (has_id && !g->id[g->n - 1]) || !g->solution[g->n - 1])
+        return field_error(where, "out of memory");
     return CLI_OK;
 }
 
@@ -406,6 +445,589 @@ static int eval_winrate(const char *path, uint32_t n_boot, uint64_t seed, bool j
     return rc;
 }
 
+/* ---- judge -------------------------------------------------------------------------------- */
+
+/* One answers file of `eval judge`: JSONL {"id" or "question", "answer"}. */
+struct answer_set {
+    const char *path;
+    char **key, **question, **answer; /* (n); question[i] may be NULL */
+    bool *by_id;                      /* (n) key is the "id" (else the question) */
+    size_t n, cap;
+};
+
+static void answer_set_free(struct answer_set *a) {
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->key[i]);
+        free(a->question[i]);
+        free(a->answer[i]);
+    }
+    free(a->key);
+    free(a->question);
+    free(a->answer);
+    free(a->by_id);
+}
+
+static int answer_set_line(cJSON *o, const char *where, void *ud) {
+    struct answer_set *A = ud;
+    if (A->n == A->cap) {
+        size_t cap = A->cap ? 2 * A->cap : 256;
+        char **k = realloc(A->key, cap * sizeof *k);
+        if (k) A->key = k;
+        char **q = realloc(A->question, cap * sizeof *q);
+        if (q) A->question = q;
+        char **an = realloc(A->answer, cap * sizeof *an);
+        if (an) A->answer = an;
+        bool *b = realloc(A->by_id, cap * sizeof *b);
+        if (b) A->by_id = b;
+        if (!k || !q || !an || !b) return field_error(where, "out of memory");
+        A->cap = cap;
+    }
+    char idb[64];
+    bool has_id;
+    if (!id_text(o, idb, &has_id)) return field_error(where, "field \"id\" must be a string or an integer >= 0");
+    const char *q = str_field(o, "question");
+    if (!has_id && !q) return field_error(where, "missing field \"id\" (or \"question\")");
+    const char *ans = str_field(o, "answer");
+    if (!ans) return field_error(where, "missing string field \"answer\" (the model's answer text)");
+    const char *key = has_id ? idb : q;
+    for (size_t i = 0; i < A->n; i++)
+        if (A->by_id[i] == has_id && !strcmp(A->key[i], key)) {
+            fprintf(stderr, "salign eval: %s: a second answer for %s \"%.60s\"\n", where, has_id ? "id" : "question", key);
+            return CLI_FAIL;
+        }
+    size_t i = A->n;
+    A->key[i] = strdup(key);
+    A->question[i] = q ? strdup(q) : NULL;
+    A->answer[i] = strdup(ans);
+    A->by_id[i] = has_id;
+    A->n++;
+    if (!A->key[i] || (q && !A->question[i]) || !A->answer[i]) return field_error(where, "out of memory");
+    return CLI_OK;
+}
+
+static long answer_find(const struct answer_set *A, const char *key, bool by_id) {
+    for (size_t i = 0; i < A->n; i++)
+        if (A->by_id[i] == by_id && !strcmp(A->key[i], key)) return (long)i;
+    return -1;
+}
+
+/* Reports the keys of `x` missing from `y` (at most 5 named); returns how many. */
+static size_t report_missing(const struct answer_set *x, const struct answer_set *y) {
+    size_t n = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        if (answer_find(y, x->key[i], x->by_id[i]) >= 0) continue;
+        if (n < 5)
+            fprintf(stderr, "salign eval: %s has %s \"%.60s\", which %s lacks\n", x->path, x->by_id[i] ? "id" : "question",
+                    x->key[i], y->path);
+        n++;
+    }
+    if (n > 5) fprintf(stderr, "salign eval: ... and %zu more in %s that %s lacks\n", n - 5, x->path, y->path);
+    return n;
+}
+
+/* The default prompt of an aspect: $SALIGN_PROMPTS/, <repo of the executable>/docs/prompts/,
+ * <prefix>/share/salign/prompts/, ./docs/prompts/. NULL (with a message) if none exists. */
+static char *default_prompt(const char *aspect) {
+    char name[64], *p = NULL;
+    snprintf(name, sizeof name, "judge_%s.txt", aspect);
+    const char *env = getenv("SALIGN_PROMPTS");
+    if (env && *env) {
+        if (asprintf(&p, "%s/%s", env, name) >= 0 && cli_file_exists(p)) return p;
+        free(p);
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *dir = dirname(dirname(exe)); /* <repo> for <repo>/build/salign, <prefix> for <prefix>/bin/salign */
+        const char *subs[] = {"docs/prompts", "share/salign/prompts"};
+        for (size_t i = 0; i < 2; i++) {
+            if (asprintf(&p, "%s/%s/%s", dir, subs[i], name) >= 0 && cli_file_exists(p)) return p;
+            free(p);
+        }
+    }
+    if (asprintf(&p, "docs/prompts/%s", name) >= 0 && cli_file_exists(p)) return p;
+    free(p);
+    fprintf(stderr, "salign eval: cannot find the default prompt %s (docs/prompts/ of the repository, or "
+                    "$SALIGN_PROMPTS): give --prompt FILE\n", name);
+    return NULL;
+}
+
+static volatile sig_atomic_t judge_interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    judge_interrupted = 1;
+}
+static bool judge_cancel(void *user) {
+    (void)user;
+    return judge_interrupted != 0;
+}
+
+struct judge_ui {
+    FILE *out;   /* --out: one JSONL line per pair, or NULL */
+    bool quiet;
+    size_t n;
+    double t0;
+    bool failed_write;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *const outcome_names[] = {"invalid", "win", "loss", "equal"};
+
+static bool judge_on_pair(void *user, size_t i, const struct sa_judge_pair *pair, const struct sa_judge_pair_result *r) {
+    struct judge_ui *ui = user;
+    if (ui->out) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "key", pair->key);
+        cJSON_AddStringToObject(j, "ab", sa_verdict_str(r->ab));
+        cJSON_AddStringToObject(j, "ba", sa_verdict_str(r->ba));
+        cJSON_AddStringToObject(j, "outcome", outcome_names[r->outcome]);
+        cJSON_AddNumberToObject(j, "attempts_ab", r->attempts_ab);
+        cJSON_AddNumberToObject(j, "attempts_ba", r->attempts_ba);
+        cJSON_AddStringToObject(j, "judge_ab", r->text_ab);
+        cJSON_AddStringToObject(j, "judge_ba", r->text_ba);
+        char *line = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!line || fprintf(ui->out, "%s\n", line) < 0) ui->failed_write = true;
+        free(line);
+    }
+    if (!ui->quiet) {
+        double el = now_s() - ui->t0, eta = el / (double)(i + 1) * (double)(ui->n - i - 1);
+        fprintf(stderr, "[%zu/%zu] %.40s: A first %s, B first %s -> %s (ETA %.0f s)\n", i + 1, ui->n, pair->key,
+                sa_verdict_str(r->ab), sa_verdict_str(r->ba), outcome_names[r->outcome], eta);
+    }
+    return true;
+}
+
+struct judge_opts {
+    const char *a, *b, *judge, *aspect, *prompt, *cache, *out, *gold, *data, *tmpl, *judge_model, *label;
+    int32_t max_tokens, n_ctx;
+    int n_threads;
+    uint32_t retries, n_boot;
+    uint64_t seed;
+    float retry_temp;
+    bool json, quiet;
+};
+
+/* The chat template text of a GGUF file (tokenizer.chat_template), for a remote judge. */
+static int template_from_gguf(const char *ref, char **tmpl, char **arch) {
+    char *path = NULL;
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    struct sa_gguf *g = NULL;
+    enum sa_status s = sa_gguf_open(path, &g);
+    free(path);
+    if (s) return cli_fail("--judge-template");
+    *tmpl = sa_gguf_get_string(g, "tokenizer.chat_template");
+    *arch = sa_gguf_get_string(g, "general.architecture");
+    sa_gguf_free(g);
+    return CLI_OK;
+}
+
+/* Builds the judge: a local model (kept in *model, freed after the judge) or a server. */
+static int make_judge(const struct judge_opts *o, struct sa_model **model, struct sa_judge **out) {
+    struct sa_judge_upstream_params jp = sa_judge_upstream_default_params();
+    jp.max_tokens = o->max_tokens;
+    jp.retry_temperature = o->retry_temp;
+    jp.seed = o->seed;
+    struct sa_upstream *up = NULL;
+    char *model_id = NULL, *tmpl = NULL, *arch = NULL;
+    int rc = CLI_OK;
+    enum sa_chat_format named = o->tmpl ? sa_chat_format_from_name(o->tmpl) : SA_CHAT_FORMAT_UNKNOWN;
+    bool remote = !strncmp(o->judge, "http://", 7) || !strncmp(o->judge, "https://", 8);
+    if (remote) {
+        if (!o->tmpl)
+            return cli_usage_error("eval", "judge: a server judge needs --judge-template chatml|gemma|llama3 (or the "
+                                           "model's GGUF): prompts are rendered here");
+        if (named == SA_CHAT_FORMAT_UNKNOWN) {
+            if ((rc = template_from_gguf(o->tmpl, &tmpl, &arch))) return rc;
+            named = sa_chat_template_detect(tmpl, arch);
+            if (named == SA_CHAT_FORMAT_UNKNOWN) {
+                fprintf(stderr, "salign eval: %s: its chat template is not one salign knows (chatml, gemma, llama3)\n",
+                        o->tmpl);
+                rc = CLI_FAIL;
+            }
+        }
+        struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
+        rp.base_url = o->judge;
+        rp.model = o->judge_model;
+        if (!rc && sa_upstream_remote_init(&rp, &up)) rc = cli_fail("judge server");
+        if (!rc && asprintf(&model_id, "remote:%s:%s", o->judge, o->judge_model ? o->judge_model : "(only model)") < 0)
+            rc = cli_fail("out of memory");
+        jp.stop_at_eot = true;
+    } else {
+        char *path = NULL;
+        struct stat st;
+        if (sa_hub_resolve(o->judge, NULL, &path) != SA_STATUS_OK) return cli_fail(o->judge);
+        struct sa_model_params mp = sa_model_default_params();
+        mp.n_threads = o->n_threads;
+        if (sa_model_load(path, &mp, model)) rc = cli_fail("loading the judge model");
+        if (!rc && !sa_model_tokenizer(*model)) {
+            fprintf(stderr, "salign eval: %s: the judge model has no tokenizer\n", o->judge);
+            rc = CLI_FAIL;
+        }
+        if (!rc) {
+            const char *t = sa_model_chat_template(*model);
+            if (t && !(tmpl = strdup(t))) rc = cli_fail("out of memory");
+            if (named == SA_CHAT_FORMAT_UNKNOWN && o->tmpl) {
+                fprintf(stderr, "salign eval: --judge-template '%s' is not chatml, gemma or llama3\n", o->tmpl);
+                rc = CLI_FAIL;
+            }
+            if (!o->tmpl) named = sa_chat_template_detect(tmpl, sa_model_config(*model)->arch_name);
+            if (!rc && named == SA_CHAT_FORMAT_UNKNOWN) {
+                fprintf(stderr, "salign eval: %s: the model's chat template is not one salign knows; give "
+                                "--judge-template chatml|gemma|llama3\n", o->judge);
+                rc = CLI_FAIL;
+            }
+        }
+        /* the file's name and size name the model in the cache keys */
+        const char *base = strrchr(path, '/');
+        if (!rc && (stat(path, &st) ||
+                    asprintf(&model_id, "local:%s:%lld", base ? base + 1 : path, (long long)st.st_size) < 0))
+            rc = cli_fail("judge model");
+        free(path);
+        if (!rc && sa_upstream_local_init(*model, o->n_ctx, o->n_threads, true, &up)) rc = cli_fail("judge context");
+    }
+    jp.format = named;
+    jp.chat_template = tmpl;
+    jp.model_id = model_id;
+    if (!rc) {
+        if (sa_judge_init_upstream(up, &jp, out)) rc = cli_fail("judge");
+        up = NULL; /* owned by the judge now, even on failure */
+    }
+    sa_upstream_free(up);
+    free(model_id);
+    free(tmpl);
+    free(arch);
+    return rc;
+}
+
+static int eval_judge(const struct judge_opts *o) {
+    enum sa_judge_aspect aspect;
+    if (!sa_judge_aspect_from_name(o->aspect, &aspect))
+        return cli_usage_error("eval", "--aspect: '%s' is not helpful, harmless or math", o->aspect);
+    struct answer_set A = {.path = o->a}, B = {.path = o->b};
+    struct gold g = {0};
+    struct sa_judge_prompt *prompt = NULL;
+    struct sa_judge_pair *pairs = NULL;
+    struct sa_model *model = NULL;
+    struct sa_judge *judge = NULL;
+    char *prompt_path = NULL, *gold_path = NULL;
+    struct judge_ui ui = {.quiet = o->quiet};
+    int rc = each_jsonl(o->a, answer_set_line, &A);
+    if (!rc) rc = each_jsonl(o->b, answer_set_line, &B);
+    if (!rc && (!A.n || !B.n)) rc = field_error(A.n ? o->b : o->a, "no answers");
+    if (!rc) {
+        size_t m = report_missing(&A, &B) + report_missing(&B, &A);
+        if (m) {
+            fprintf(stderr, "salign eval: the answer files do not pair up (%zu unmatched); both must answer the same "
+                            "questions, keyed by the same \"id\" or \"question\"\n", m);
+            rc = CLI_FAIL;
+        }
+    }
+    /* the prompt */
+    if (!rc && !o->prompt && !(prompt_path = default_prompt(o->aspect))) rc = CLI_FAIL;
+    if (!rc && sa_judge_prompt_load(o->prompt ? o->prompt : prompt_path, &prompt)) rc = cli_fail("eval");
+    /* gold: for {reference}, and for questions known only by id */
+    bool need_gold = o->gold || (prompt && sa_judge_prompt_needs_reference(prompt));
+    for (size_t i = 0; !rc && !need_gold && i < A.n; i++) {
+        long j = answer_find(&B, A.key[i], A.by_id[i]);
+        need_gold = !A.question[i] && !B.question[j];
+    }
+    if (!rc && need_gold) {
+        const char *data = o->data ? o->data : "gsm8k";
+        if (!strcmp(data, "gsm8k")) g.ds = SA_MATH_GSM8K;
+        else if (!strcmp(data, "math")) g.ds = SA_MATH_MATH;
+        else rc = cli_usage_error("eval", "--data: '%s' is not 'gsm8k' or 'math'", data);
+        if (!rc && !o->gold && g.ds == SA_MATH_MATH)
+            rc = cli_usage_error("eval", "judge: the prompt needs reference solutions or questions: give --gold FILE");
+        if (!rc && !o->gold && !(gold_path = default_gsm8k_gold())) rc = cli_fail("eval");
+        if (!rc) rc = each_jsonl(o->gold ? o->gold : gold_path, gold_line, &g);
+    }
+    if (!rc && !(pairs = calloc(A.n, sizeof *pairs))) rc = field_error("eval", "out of memory");
+    for (size_t i = 0; !rc && i < A.n; i++) {
+        long j = answer_find(&B, A.key[i], A.by_id[i]);
+        struct sa_judge_pair *p = &pairs[i];
+        p->key = A.key[i];
+        p->answer_a = A.answer[i];
+        p->answer_b = B.answer[j];
+        p->question = A.question[i] ? A.question[i] : B.question[j];
+        if (A.question[i] && B.question[j] && strcmp(A.question[i], B.question[j])) {
+            fprintf(stderr, "salign eval: %s \"%s\": the two files give different questions\n",
+                    A.by_id[i] ? "id" : "question", A.key[i]);
+            rc = CLI_FAIL;
+            break;
+        }
+        if (g.n) {
+            cJSON *obj = cJSON_CreateObject();
+            if (obj) cJSON_AddStringToObject(obj, A.by_id[i] ? "id" : "question", A.key[i]);
+            char where[600];
+            snprintf(where, sizeof where, "%s: %s \"%.60s\"", o->a, A.by_id[i] ? "id" : "question", A.key[i]);
+            long k = obj ? gold_index(&g, obj, where) : -1;
+            cJSON_Delete(obj);
+            if (k < 0) {
+                rc = CLI_FAIL;
+                break;
+            }
+            if (!p->question) p->question = g.question[k];
+            p->reference = g.solution[k];
+        }
+        if (!p->question) {
+            fprintf(stderr, "salign eval: id \"%s\" has no question text: add \"question\" to the answer files or give "
+                            "--gold FILE\n", A.key[i]);
+            rc = CLI_FAIL;
+        }
+    }
+    if (!rc && o->out && !(ui.out = fopen(o->out, "w"))) {
+        fprintf(stderr, "salign eval: %s: cannot write: %s\n", o->out, strerror(errno));
+        rc = CLI_FAIL;
+    }
+    if (!rc) rc = make_judge(o, &model, &judge);
+    struct sa_judge_run_stats st = {0};
+    enum sa_status s = SA_STATUS_OK;
+    if (!rc) {
+        struct sa_judge_run_params rp = sa_judge_run_default_params();
+        rp.retries = o->retries;
+        rp.cache_path = o->cache;
+        rp.n_boot = o->n_boot;
+        rp.boot_seed = o->seed;
+        rp.cancel = judge_cancel;
+        rp.on_pair = judge_on_pair;
+        rp.user = &ui;
+        ui.n = A.n;
+        ui.t0 = now_s();
+        judge_interrupted = 0;
+        struct sigaction sa = {0}, old;
+        sa.sa_handler = on_sigint;
+        sigaction(SIGINT, &sa, &old);
+        s = sa_judge_run(judge, prompt, pairs, A.n, &rp, &st);
+        sigaction(SIGINT, &old, NULL);
+        if (s == SA_STATUS_CANCELLED) {
+            fprintf(stderr, "salign eval: interrupted after %zu of %zu pairs%s\n", st.n_pairs, A.n,
+                    o->cache ? "; run the same command again to resume from the cache" : "");
+            rc = CLI_FAIL;
+        } else if (s) {
+            rc = cli_fail("eval judge");
+        }
+    }
+    if (ui.out && (fclose(ui.out) || ui.failed_write) && !rc) {
+        fprintf(stderr, "salign eval: %s: write error\n", o->out);
+        rc = CLI_FAIL;
+    }
+    if (!rc) {
+        const struct sa_eval_winrate *w = &st.wr;
+        if (o->json) {
+            cJSON *j = cJSON_CreateObject();
+            if (o->label) cJSON_AddStringToObject(j, "label", o->label);
+            cJSON_AddStringToObject(j, "aspect", o->aspect);
+            cJSON_AddStringToObject(j, "judge", sa_judge_id(judge));
+            cJSON_AddStringToObject(j, "a", o->a);
+            cJSON_AddStringToObject(j, "b", o->b);
+            cJSON_AddNumberToObject(j, "pairs", (double)st.n_pairs);
+            cJSON_AddNumberToObject(j, "win", (double)w->n_win);
+            cJSON_AddNumberToObject(j, "loss", (double)w->n_loss);
+            cJSON_AddNumberToObject(j, "equal", (double)w->n_equal);
+            cJSON_AddNumberToObject(j, "invalid", (double)w->n_invalid);
+            cJSON_AddNumberToObject(j, "win_rate", w->rate);
+            cJSON *ci = cJSON_AddArrayToObject(j, "ci95");
+            cJSON_AddItemToArray(ci, cJSON_CreateNumber(w->lo));
+            cJSON_AddItemToArray(ci, cJSON_CreateNumber(w->hi));
+            cJSON_AddNumberToObject(j, "boot", o->n_boot);
+            cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+            cJSON_AddNumberToObject(j, "requests", (double)st.n_requests);
+            cJSON_AddNumberToObject(j, "cached", (double)st.n_cached);
+            cJSON_AddNumberToObject(j, "retries", (double)st.n_retries);
+            cJSON_AddNumberToObject(j, "invalid_orders", (double)st.n_invalid_orders);
+            char *txt = cJSON_PrintUnformatted(j);
+            cJSON_Delete(j);
+            if (txt) printf("%s\n", txt);
+            free(txt);
+        } else {
+            printf("judge %s, aspect %s, %zu pairs (%s vs %s)\n", sa_judge_id(judge), o->aspect, st.n_pairs, o->a, o->b);
+            printf("win rate %.2f, 95%% CI [%.2f, %.2f] (W %zu, L %zu, E %zu; %zu invalid pairs not counted)\n", w->rate,
+                   w->lo, w->hi, w->n_win, w->n_loss, w->n_equal, w->n_invalid);
+            printf("judge requests %zu, from the cache %zu, retries %zu, orders left unparsable %zu\n", st.n_requests,
+                   st.n_cached, st.n_retries, st.n_invalid_orders);
+        }
+    }
+    sa_judge_free(judge);
+    sa_model_free(model);
+    sa_judge_prompt_free(prompt);
+    free(pairs);
+    gold_free(&g);
+    answer_set_free(&A);
+    answer_set_free(&B);
+    free(prompt_path);
+    free(gold_path);
+    return rc;
+}
+
+static bool parse_u64(const char *s, unsigned long long lo, unsigned long long hi, unsigned long long *out) {
+    char *e;
+    errno = 0;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (errno || *e || !*s || *s == '-' || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+static int cmd_eval_judge(int argc, char **argv) {
+    enum {
+        OPT_A = 256, OPT_B, OPT_JUDGE, OPT_ASPECT, OPT_PROMPT, OPT_CACHE, OPT_OUT, OPT_RETRIES, OPT_JSON, OPT_GOLD,
+        OPT_DATA, OPT_TMPL, OPT_JMODEL, OPT_MAXTOK, OPT_THREADS, OPT_CTX, OPT_BOOT, OPT_SEED, OPT_RTEMP, OPT_LABEL,
+        OPT_QUIET,
+    };
+    static const struct option opts[] = {
+        {"a", required_argument, NULL, OPT_A},
+        {"b", required_argument, NULL, OPT_B},
+        {"judge", required_argument, NULL, OPT_JUDGE},
+        {"aspect", required_argument, NULL, OPT_ASPECT},
+        {"prompt", required_argument, NULL, OPT_PROMPT},
+        {"cache", required_argument, NULL, OPT_CACHE},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"gold", required_argument, NULL, OPT_GOLD},
+        {"data", required_argument, NULL, OPT_DATA},
+        {"judge-template", required_argument, NULL, OPT_TMPL},
+        {"judge-model", required_argument, NULL, OPT_JMODEL},
+        {"max-tokens", required_argument, NULL, OPT_MAXTOK},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"ctx-size", required_argument, NULL, OPT_CTX},
+        {"boot", required_argument, NULL, OPT_BOOT},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"retry-temp", required_argument, NULL, OPT_RTEMP},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct judge_opts o = {.max_tokens = 512, .retries = 2, .n_boot = 1000, .retry_temp = 0.7f};
+    optind = 1;
+    opterr = 0;
+    int c;
+    unsigned long long v;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return CLI_OK;
+        }
+        if (c == ':') return cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
+        if (c == '?') return cli_usage_error("eval", "judge: unknown option '%s'", argv[optind - 1]);
+        switch (c) {
+        case OPT_A: o.a = optarg; break;
+        case OPT_B: o.b = optarg; break;
+        case OPT_JUDGE: o.judge = optarg; break;
+        case OPT_ASPECT: o.aspect = optarg; break;
+        case OPT_PROMPT: o.prompt = optarg; break;
+        case OPT_CACHE: o.cache = optarg; break;
+        case OPT_OUT: o.out = optarg; break;
+        case OPT_JSON: o.json = true; break;
+        case OPT_GOLD: o.gold = optarg; break;
+        case OPT_DATA: o.data = optarg; break;
+        case OPT_TMPL: o.tmpl = optarg; break;
+        case OPT_JMODEL: o.judge_model = optarg; break;
+        case OPT_LABEL: o.label = optarg; break;
+        case OPT_QUIET: o.quiet = true; break;
+        case OPT_RETRIES:
+            if (!parse_u64(optarg, 0, 100, &v)) return cli_usage_error("eval", "--retries: '%s' is not in [0, 100]", optarg);
+            o.retries = (uint32_t)v;
+            break;
+        case OPT_MAXTOK:
+            if (!parse_u64(optarg, 1, 1 << 20, &v)) return cli_usage_error("eval", "--max-tokens: '%s' is not in [1, 1048576]", optarg);
+            o.max_tokens = (int32_t)v;
+            break;
+        case OPT_THREADS:
+            if (!parse_u64(optarg, 0, 1024, &v)) return cli_usage_error("eval", "--threads: '%s' is not in [0, 1024]", optarg);
+            o.n_threads = (int)v;
+            break;
+        case OPT_CTX:
+            if (!parse_u64(optarg, 0, 1 << 24, &v)) return cli_usage_error("eval", "--ctx-size: '%s' is not a token count", optarg);
+            o.n_ctx = (int32_t)v;
+            break;
+        case OPT_BOOT:
+            if (!parse_u64(optarg, 2, 10000000, &v)) return cli_usage_error("eval", "--boot: '%s' is not in [2, 10000000]", optarg);
+            o.n_boot = (uint32_t)v;
+            break;
+        case OPT_SEED:
+            if (!parse_u64(optarg, 0, ULLONG_MAX, &v)) return cli_usage_error("eval", "--seed: '%s' is not an integer >= 0", optarg);
+            o.seed = v;
+            break;
+        case OPT_RTEMP: {
+            char *e;
+            errno = 0;
+            o.retry_temp = strtof(optarg, &e);
+            if (errno || *e || !*optarg || !(o.retry_temp > 0 && o.retry_temp <= 10))
+                return cli_usage_error("eval", "--retry-temp: '%s' is not in (0, 10]", optarg);
+            break;
+        }
+        }
+    }
+    if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    if (!o.a || !o.b) return cli_usage_error("eval", "judge: give both --a FILE and --b FILE");
+    if (!o.judge) return cli_usage_error("eval", "judge: missing --judge MODEL|URL");
+    if (!o.aspect) return cli_usage_error("eval", "judge: missing --aspect helpful|harmless|math");
+    return eval_judge(&o);
+}
+
+/* ---- report ------------------------------------------------------------------------------- */
+
+static int cmd_eval_report(int argc, char **argv) {
+    enum { OPT_RESULTS = 256, OPT_OUT, OPT_TITLE, OPT_MAXR };
+    static const struct option opts[] = {
+        {"results", required_argument, NULL, OPT_RESULTS}, {"out", required_argument, NULL, OPT_OUT},
+        {"title", required_argument, NULL, OPT_TITLE},     {"max-round", required_argument, NULL, OPT_MAXR},
+        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
+    };
+    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    if (!inputs) return cli_fail("out of memory");
+    size_t n = 0;
+    const char *out = NULL;
+    struct sa_report_params rp = sa_report_default_params();
+    optind = 1;
+    opterr = 0;
+    int c, rc = -1;
+    unsigned long long v;
+    while (rc < 0 && (c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            rc = CLI_OK;
+        } else if (c == ':') rc = cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
+        else if (c == '?') rc = cli_usage_error("eval", "report: unknown option '%s'", argv[optind - 1]);
+        else if (c == OPT_RESULTS) inputs[n++] = optarg;
+        else if (c == OPT_OUT) out = optarg;
+        else if (c == OPT_TITLE) rp.title = optarg;
+        else if (c == OPT_MAXR) {
+            if (!parse_u64(optarg, 0, 1000000, &v)) rc = cli_usage_error("eval", "--max-round: '%s' is not a round", optarg);
+            rp.max_round = (int32_t)v;
+        }
+    }
+    /* --results DIR|FILES: the files after the option (until the next option) count too */
+    while (rc < 0 && optind < argc) {
+        if (argv[optind][0] == '-') rc = cli_usage_error("eval", "report: put options before the result files ('%s')", argv[optind]);
+        else inputs[n++] = argv[optind++];
+    }
+    if (rc < 0 && !n) rc = cli_usage_error("eval", "report: missing --results DIR|FILES");
+    if (rc < 0 && !out) rc = cli_usage_error("eval", "report: missing --out report.md");
+    if (rc < 0) {
+        struct sa_report_summary sum;
+        if (sa_eval_report(inputs, n, out, &rp, &sum)) rc = cli_fail("eval report");
+        else {
+            printf("wrote %s: %zu accuracy results (%zu by round), %zu win rates, %zu traces, %zu plots", out,
+                   sum.n_accuracy, sum.n_rounds, sum.n_winrate, sum.n_traces, sum.n_plots);
+            if (sum.n_skipped) printf("; %zu files skipped (listed in the report)", sum.n_skipped);
+            printf("\n");
+            rc = CLI_OK;
+        }
+    }
+    free(inputs);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -416,6 +1038,8 @@ int cmd_eval(int argc, char **argv) {
         usage(stdout);
         return CLI_OK;
     }
+    if (!strcmp(cmd, "judge")) return cmd_eval_judge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return cmd_eval_report(argc - 1, argv + 1);
     bool is_math = !strcmp(cmd, "math"), is_win = !strcmp(cmd, "winrate");
     if (!is_math && !is_win) return cli_usage_error("eval", "unknown command '%s'", cmd);
     enum { OPT_DATA = 256, OPT_ANSWERS, OPT_GOLD, OPT_PER_ROUND, OPT_DETAILS, OPT_JSON, OPT_JUDG, OPT_BOOT, OPT_SEED };
