@@ -60,7 +60,15 @@ const char *sa_matmul_kernel_name(enum sa_cpu_path path, enum sa_dtype wtype);
  * are batched or chunked (ref and avx2 always are). Process-wide; set it while no product
  * runs. $SALIGN_BATCH_INVARIANT=1 turns it on at start. */
 void sa_cpu_set_batch_invariant(bool on);
+/* True when the process-wide switch or the calling thread's switch is on. */
 bool sa_cpu_batch_invariant(void);
+/* The same for the products and attention the calling thread starts, whatever the
+ * process-wide switch says (src/pipeline/speculative.c turns it on around the aligner's
+ * decoding only). The workers of a sa_threadpool_run take on the caller's value for that
+ * run, so work handed to the pool inherits it. Returns the previous per-thread value so
+ * that a scope can restore it. Off in every new thread. */
+bool sa_cpu_set_thread_batch_invariant(bool on);
+bool sa_cpu_thread_batch_invariant(void); /* the calling thread's switch alone */
 /* The same for a product with T activation rows: the prefill GEMM ("gemm_q4_K.avx512vnni")
  * where the path has one for wtype and T reaches its threshold (or batch invariance is on),
  * else as sa_matmul_kernel_name. */

@@ -23,6 +23,9 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static const char *const g_path_names[SA_CPU_PATH_COUNT] = {"ref", "avx2", "avx512"};
 static atomic_bool g_batch_invariant;
+/* per thread: the aligner's copy-speculation turns it on for its own decoding only
+ * (src/pipeline/speculative.c), leaving other threads' contexts on the fast dot kernels */
+static _Thread_local bool tl_batch_invariant;
 
 static void init_paths(void) {
     g_available[SA_CPU_PATH_REF] = true;
@@ -67,13 +70,23 @@ void sa_cpu_set_batch_invariant(bool on) {
 
 bool sa_cpu_batch_invariant(void) {
     pthread_once(&g_once, init_paths);
-    return atomic_load(&g_batch_invariant);
+    return atomic_load(&g_batch_invariant) || tl_batch_invariant;
+}
+
+bool sa_cpu_thread_batch_invariant(void) { return tl_batch_invariant; }
+
+bool sa_cpu_set_thread_batch_invariant(bool on) {
+    bool was = tl_batch_invariant;
+    tl_batch_invariant = on;
+    return was;
 }
 
 /* The path's GEMM for a product with T rows, or NULL: the dot kernels. */
 static sa_gemm_fn gemm_for(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T) {
     const struct sa_cpu_gemm *g = &g_kernels[path].gemm[wtype];
-    return g->fn && (T >= g->min_T || atomic_load_explicit(&g_batch_invariant, memory_order_relaxed)) ? g->fn : NULL;
+    return g->fn && (T >= g->min_T || tl_batch_invariant || atomic_load_explicit(&g_batch_invariant, memory_order_relaxed))
+               ? g->fn
+               : NULL;
 }
 
 enum sa_cpu_path sa_cpu_path_active(void) {
