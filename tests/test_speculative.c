@@ -2,7 +2,9 @@
  * SmolLM2-135M-Instruct standing in for the aligner: the aligner template in the model's
  * chat template over sentence records built from GSM8K test problems, drafts = y1's tokens
  * (every other case with a token-level corruption so that the model leaves the draft).
- * Greedy: speculation gives exactly plain greedy decoding's tokens; the end-of-generation
+ * Greedy: speculation gives exactly plain greedy decoding's tokens (decoded one at a time on
+ * a subset, teacher-forced on all, after a bit-for-bit batch-invariance check), also with
+ * the model's own output as the draft; the end-of-generation
  * token inside the draft, max_tokens, a full context and bad arguments; sampling: the
  * first tokens' distribution equals plain sampling (chi-square against the exact
  * distribution), and temperature -> 0 gives the greedy tokens.

@@ -207,7 +207,7 @@ static enum sa_status generate(struct spec *s, const struct sa_spec_params *p, s
             /* y is not in the cache: forget the rows fed after position p0 + i */
             if ((rc = sa_ctx_truncate(ctx, p0 + i + 1))) goto end;
             /* re-align after a miss, or when a copied span ran out (when the draft ran out
-             * the model most likely ends its turn: no guess) */
+             * the model most likely ends its turn: only the free guesses below) */
             if (p->use_draft && (!acc || (sm.i >= sm.n && !sm.is_draft))) {
                 /* y in the draft; else, on the first miss, the guess that y replaced
                  * draft[cursor] (a substitution, the likeliest edit); else a span of the
@@ -234,7 +234,7 @@ static enum sa_status generate(struct spec *s, const struct sa_spec_params *p, s
          * up to SPEC_FREE_ROWS tokens costs about what a one-token pass does (the weights are
          * read once either way): the draft where the output left it, else what followed y
          * the last time it occurred */
-        if (p->use_draft && sm.i >= sm.n) {
+        if (p->use_draft && !p->fast_kernels && sm.i >= sm.n) {
             if (cursor < s->n_draft) {
                 sm = (struct stream){.tok = s->draft, .n = s->n_draft, .i = cursor, .is_draft = true};
             } else {

@@ -44,8 +44,10 @@ struct sa_spec_params sa_spec_default_params(void);
 
 struct sa_spec_stats {
     int32_t n_generated;     /* tokens produced (excluding the end-of-generation token) */
-    int32_t n_draft;         /* draft tokens the model's choice was compared with */
-    int32_t n_accepted;      /* of those, the ones the model chose (acceptance = n_accepted / n_draft) */
+    int32_t n_draft;         /* proposals the model's choice was compared with: draft tokens, and
+                              * after a miss spans looked up in the prompt and output */
+    int32_t n_accepted;      /* of those, the ones the model chose (acceptance = n_accepted / n_draft;
+                              * the EOG counts when a proposal was the EOG) */
     int32_t n_forward;       /* forward passes (decode calls) made by this call */
     bool hit_eog;            /* stopped at an end-of-generation token */
 };
@@ -58,7 +60,7 @@ struct sa_spec_stats {
  * On return the cache holds the prompt followed by the first n generated tokens, where
  * n_generated - 1 <= n <= n_generated (a token that was only sampled is not decoded: no
  * forward pass is spent on it) and never the end-of-generation token; rejected draft
- * positions are rolled back. sa_ctx_logits is then invalid unless n == n_generated.
+ * positions are rolled back. sa_ctx_logits may be NULL afterwards (a rollback).
  * Errors: SA_STATUS_BAD_ARGUMENT (NULL, max_tokens <= 0, a draft id out of range, no
  * logits in ctx, or the context full: as sa_ctx_decode), SA_STATUS_CANCELLED (the
  * context's abort callback), SA_STATUS_NO_MEMORY; `out` then holds the tokens generated
