@@ -118,6 +118,8 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
      * quantization bound is 0) */
     enum sa_act_kind kind = sa_cpu_act_kind(t);
     int64_t blk = kind == SA_ACT_Q8K ? 256 : 32;
+    size_t ts = sa_dtype_type_size(t);
+    bool has_m = t == SA_DTYPE_Q4_1 || t == SA_DTYPE_Q5_1;
     float *wrow = malloc((size_t)n_in * sizeof(float));
     for (int64_t r = 0; r < n_out; r++) {
         CHECK_OK(sa_dequantize(t, (const uint8_t *)W + (size_t)r * rb, wrow, n_in));
@@ -136,6 +138,17 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
                 }
                 qb += amax / 254.0 * wabs;
                 nn += 2.0 * wmax * xabs;
+                if (kind == SA_ACT_Q8_0 || kind == SA_ACT_Q8_1) {
+                    /* ggml's fp16 scales: d * q is exact to amax / 254, but the kernels use
+                     * d16 = fp16(d), and the _1 types m * fp16(d sum(q)) for m * d sum(q) */
+                    float d = (float)amax / 127.0f, d16 = sa_f16_to_f32(sa_f32_to_f16(d)), m = 0.0f;
+                    if (has_m) {
+                        uint16_t mh;
+                        memcpy(&mh, (const uint8_t *)W + (size_t)r * rb + (size_t)(b / 32) * ts + 2, 2);
+                        m = fabsf(sa_f16_to_f32(mh));
+                    }
+                    qb += fabs((double)d - d16) * 127.0 * (wabs + 32.0 * m) + m * (4064.0 * d / 2048.0 + 6e-8);
+                }
             }
             qbound[tt * n_out + r] = kind == SA_ACT_F32 ? 0.0 : qb;
             N[tt * n_out + r] = nn;
@@ -274,36 +287,54 @@ static void test_kernel_selection(void) {
            sa_cpu_path_available(SA_CPU_PATH_AVX2) ? "yes" : "no", sa_cpu_path_available(SA_CPU_PATH_AVX512) ? "yes" : "no");
 }
 
-/* Activation quantization: |x - d q| <= d / 2, bsums, and s = d * sum(q). */
+/* Activation quantization, ggml's rules (kernels_impl.h): q8_0 / q8_1: q = round-half-even(x *
+ * (127 / amax)), d = fp16(amax / 127), sum = sum(q), s = fp16(amax / 127 * sum); q8_K: the
+ * first element of largest |x| sets the sign (q = -127 there, d < 0 when it is positive),
+ * |x - d q| <= |d| / 2, bsums. (tests/py/test_act_quant_ref.py compares the bytes with ggml's.) */
 static void test_act_quant(void) {
     float x[512];
     for (int i = 0; i < 512; i++) x[i] = rnd_unit() * (i < 256 ? 3.0f : 0.001f);
-    x[7] = 0.0f, x[300] = -5.0f;
-    sa_block_q8a a[16];
-    sa_quantize_row_q8a(x, a, 512);
-    for (int b = 0; b < 16; b++) {
-        int sum = 0;
-        for (int i = 0; i < 32; i++) {
-            CHECK(a[b].qs[i] >= -127 && a[b].qs[i] <= 127);
-            CHECK(fabsf(x[32 * b + i] - a[b].d * a[b].qs[i]) <= a[b].d * 0.5f * 1.0001f);
-            sum += a[b].qs[i];
+    x[7] = 0.0f, x[300] = -5.0f, x[33] = 0.5f * (127.0f / 126.0f); /* x[33]: a tie candidate */
+    for (int with_s = 0; with_s < 2; with_s++) {
+        sa_block_q8a a[16];
+        sa_quantize_row_q8a(x, a, 512, with_s);
+        for (int b = 0; b < 16; b++) {
+            float amax = 0.0f;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
+            float d = amax / 127.0f, id = 127.0f / amax;
+            int sum = 0;
+            for (int i = 0; i < 32; i++) {
+                CHECK_EQ_INT(a[b].qs[i], (int)nearbyintf(x[32 * b + i] * id));
+                CHECK(fabsf(x[32 * b + i] - d * a[b].qs[i]) <= d * 0.5f * 1.0001f);
+                sum += a[b].qs[i];
+            }
+            CHECK(a[b].d == sa_f16_to_f32(sa_f32_to_f16(d)));
+            if (with_s) CHECK(a[b].s == sa_f16_to_f32(sa_f32_to_f16(d * (float)sum)));
+            else CHECK_EQ_INT(a[b].sum, sum);
         }
-        CHECK(a[b].s == a[b].d * (float)sum);
     }
     sa_block_q8_K k[2];
+    x[40] = 4.0f, x[41] = -4.0f; /* block 0: the first of equal |x| (+4) sets the sign */
     sa_quantize_row_q8k(x, k, 512);
+    CHECK(k[0].d < 0.0f && k[0].qs[40] == -127 && k[0].qs[41] == 127);
+    CHECK(k[1].d > 0.0f && k[1].qs[300 - 256] == -127); /* block 1: max = -5 */
     for (int b = 0; b < 2; b++)
         for (int g = 0; g < 16; g++) {
             int s = 0;
             for (int i = 0; i < 16; i++) {
                 s += k[b].qs[16 * g + i];
-                CHECK(fabsf(x[256 * b + 16 * g + i] - k[b].d * k[b].qs[16 * g + i]) <= k[b].d * 0.5f * 1.0001f);
+                CHECK(fabsf(x[256 * b + 16 * g + i] - k[b].d * k[b].qs[16 * g + i]) <= fabsf(k[b].d) * 0.5f * 1.0001f);
             }
             CHECK_EQ_INT(k[b].bsums[g], s);
         }
-    float z[32] = {0};
-    sa_quantize_row_q8a(z, a, 32);
+    float z[256] = {0};
+    sa_block_q8a a[1];
+    sa_quantize_row_q8a(z, a, 32, true);
     CHECK(a[0].d == 0.0f && a[0].s == 0.0f);
+    sa_quantize_row_q8a(z, a, 32, false);
+    CHECK(a[0].d == 0.0f && a[0].sum == 0);
+    sa_quantize_row_q8k(z, k, 256);
+    CHECK(k[0].d == 0.0f && k[0].qs[0] == 0 && k[0].bsums[15] == 0);
 }
 
 /* Batch invariance: the rows of one product with T = 13 equal bitwise those computed one
@@ -352,7 +383,7 @@ static void test_batch_invariance(void) {
 /* Each path's activation conversion gives the bytes of the plain-C one (sa_cpu_act_row), on
  * rows with ties, zeros, outliers, NaN and infinities, for every kind. */
 static void test_act_paths_identical(void) {
-    static const enum sa_act_kind kinds[] = {SA_ACT_Q8A, SA_ACT_Q8K, SA_ACT_Q8KA32, SA_ACT_Q8KA16, SA_ACT_BF16};
+    static const enum sa_act_kind kinds[] = {SA_ACT_Q8_0, SA_ACT_Q8_1, SA_ACT_Q8K, SA_ACT_Q8KA32, SA_ACT_Q8KA16, SA_ACT_BF16};
     const int64_t n = 1024 + 256;
     float *x = malloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) x[i] = rnd_unit() * (i < 512 ? 2.0f : 1e-3f);

@@ -8,15 +8,19 @@ Two kinds of files:
   library; cached under build/test-cache/): nothing is quantized on either side, so this
   checks the transformer itself: top-1 agreement 100%, mean KL(ref || ours) < 1e-5, greedy
   continuations identical.
-* The quantized files as shipped. Both engines quantize the activations to 8 bits before
-  the quantized matrix products, with different block scales (ggml: f16, ours: f32), which
-  alone moves the logits by a KL of ~1e-3 to 1e-2 on these tiny models. The test measures
-  that noise floor on llama.cpp itself (quantized file vs its F32 copy, identical weights)
-  and, since ours adds a noise source of the same size, allows twice that: mean KL <
-  max(1e-3, 2 x floor); top-1 >= 92%. Greedy 64-token
-  continuations: llama.cpp itself, quantized vs F32 copy, agrees on only 3 of 10 SmolLM2
-  prompts, so instead of a count the test requires that every divergence happens at a
-  near-tie of the reference (its top-2 logit margin < NEAR_TIE); the count is printed.
+* The quantized files as shipped. Our 8-bit activations are ggml's, byte for byte (q8_0,
+  q8_1, q8_K; tests/py/test_act_quant_ref.py), and every per-block integer sum is ggml's, so
+  the two engines differ only in the order of float operations (matrix-product lanes,
+  norms, attention, exp). Through the activation quantization of the next layers such
+  float-level differences grow to tenths of a logit on these small models: llama.cpp
+  itself, run with flash attention on instead of off (a pure change of float order in
+  attention), moves SmolLM2-135M Q4_1 by a mean KL of ~3.7e-3, top-1 95%. The bounds are
+  therefore the issue's (top-1 >= 99%, mean KL < 1e-3, greedy 64-token continuations
+  identical for >= 9 of 10 prompts) where llama.cpp agrees with itself that well, and else
+  llama.cpp's own spread (flash attention on vs off, measured in the same run) with a
+  margin: top-1 >= its top-1 - 2%, KL < 1.5 x its KL, greedy matches >= its count - 2. Every
+  greedy divergence must also happen where llama.cpp's top-2 margin is small (a divergence
+  at a clear choice is a bug, not noise).
 """
 import os
 import sys
@@ -115,10 +119,10 @@ def f32_copy(src):
 class Ref:
     """llama.cpp on one GGUF: all-position logits and greedy continuations."""
 
-    def __init__(self, path):
+    def __init__(self, path, flash_attn=False):
         import llama_cpp
         self.llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, logits_all=True, n_threads=THREADS,
-                                   type_k=0, type_v=0, verbose=False)  # f32 KV cache, as ours
+                                   type_k=0, type_v=0, flash_attn=flash_attn, verbose=False)  # f32 KV cache, as ours
 
     def tokenize(self, text):
         return self.llm.tokenize(text.encode(), add_bos=True)
@@ -161,12 +165,16 @@ def ours_greedy(ctx, toks, n, eos):
     return out
 
 
-def compare(path, floor, n_prompts, n_greedy):
-    """Runs both engines on `path`. Returns a dict: top1, kl, floor (KL of llama.cpp on
-    `path` vs llama.cpp on its F32 copy, when asked), matches (identical greedy
+def first_divergence(a, b):
+    return next(i for i in range(min(len(a), len(b)) + 1) if i >= min(len(a), len(b)) or a[i] != b[i])
+
+
+def compare(path, self_noise, n_prompts, n_greedy):
+    """Runs both engines on `path`. Returns a dict: top1, kl, matches (identical greedy
     continuations), worst_margin (largest top-2 logit margin of the reference at a step
-    where the continuations diverged: a divergence at a near-tie is quantization noise, one
-    at a clear choice is a bug)."""
+    where the continuations diverged), and with self_noise the same four for llama.cpp
+    with flash attention on against llama.cpp with it off (self_top1, self_kl,
+    self_matches, self_margin): how far llama.cpp moves when only its float order changes."""
     ref = Ref(path)
     toks = ref.tokenize(TEXT)[:N_POS]
     assert len(toks) == N_POS, "text gives only %d tokens" % len(toks)
@@ -178,16 +186,14 @@ def compare(path, floor, n_prompts, n_greedy):
     t0 = time.time()
     lo = ctx.decode_all(toks)
     t_ours = time.time() - t0
-    r = dict(top1=float((lr.argmax(-1) == lo.argmax(-1)).mean()), kl=float(kl_rows(lr, lo).mean()), floor=None,
-             matches=0, worst_margin=0.0)
+    r = dict(top1=float((lr.argmax(-1) == lo.argmax(-1)).mean()), kl=float(kl_rows(lr, lo).mean()), matches=0,
+             worst_margin=0.0, self_top1=None, self_kl=None, self_matches=0, self_margin=0.0)
     del lo
-    if floor:  # llama.cpp's own activation-quantization noise on these weights
-        ref32 = Ref(f32_copy(path))
-        l32 = ref32.logits(toks)
-        r["floor"] = float(kl_rows(lr, l32).mean())
-        r["floor_top1"] = float((lr.argmax(-1) == l32.argmax(-1)).mean())
-        ref32.close()
-        del l32
+    ref2 = Ref(path, flash_attn=True) if self_noise else None
+    if ref2:
+        l2 = ref2.logits(toks)
+        r["self_top1"], r["self_kl"] = float((lr.argmax(-1) == l2.argmax(-1)).mean()), float(kl_rows(lr, l2).mean())
+        del l2
     del lr
     eos = ref.llm.token_eos()
     for p in PROMPTS[:n_prompts]:
@@ -196,12 +202,21 @@ def compare(path, floor, n_prompts, n_greedy):
         if a == b:
             r["matches"] += 1
         else:
-            j = next(i for i in range(min(len(a), len(b)) + 1) if i >= min(len(a), len(b)) or a[i] != b[i])
-            r["worst_margin"] = max(r["worst_margin"], margins[min(j, len(margins) - 1)])
-    print("  %s: top1 %.4f (floor %s)  mean KL %.3g  noise floor %s  greedy-%d identical %d/%d, worst divergence margin %.3g"
+            r["worst_margin"] = max(r["worst_margin"], margins[min(first_divergence(a, b), len(margins) - 1)])
+        if ref2:
+            c, _ = ref2.greedy(pt, n_greedy)
+            if a == c:
+                r["self_matches"] += 1
+            else:
+                r["self_margin"] = max(r["self_margin"], margins[min(first_divergence(a, c), len(margins) - 1)])
+    print("  %s: top1 %.4f  mean KL %.3g  greedy-%d identical %d/%d (worst divergence margin %.3g)"
           "  (prefill %d tok: llama.cpp %.1fs, ours %.1fs)"
-          % (os.path.basename(path), r["top1"], "%.4f" % r["floor_top1"] if floor else "-", r["kl"], "%.3g" % r["floor"] if r["floor"] is not None else "-",
-             n_greedy, r["matches"], n_prompts, r["worst_margin"], N_POS, t_ref, t_ours), flush=True)
+          % (os.path.basename(path), r["top1"], r["kl"], n_greedy, r["matches"], n_prompts, r["worst_margin"], N_POS,
+             t_ref, t_ours), flush=True)
+    if ref2:
+        print("  llama.cpp flash-attn on vs off: top1 %.4f  mean KL %.3g  greedy identical %d/%d (worst margin %.3g)"
+              % (r["self_top1"], r["self_kl"], r["self_matches"], n_prompts, r["self_margin"]), flush=True)
+        ref2.close()
     ctx.close()
     model.close()
     ref.close()
@@ -215,22 +230,23 @@ def model_file(name):
     return os.path.join(d, files[0])
 
 
-# Largest top-2 margin (logits) of the reference at which a quantized greedy run may diverge.
+# Largest top-2 margin (logits) of the reference at which a quantized greedy run may diverge
+# (or 1.5 x llama.cpp's own, when its flash-attention run diverges at a larger one).
 NEAR_TIE = 1.0
 
 
-def check_quantized(path, floor=True, n_prompts=len(PROMPTS), n_greedy=N_GREEDY):
-    r = compare(path, floor, n_prompts, n_greedy)
-    # Two independent noise sources (theirs and ours), each about llama.cpp's own (quantized
-    # vs F32): KL within twice the floor. Top-1: our 8-bit activations flip more near-ties
-    # than ggml's on Gemma 3's K-quants (measured: 93.4% vs llama.cpp's own 98.0%, while an
-    # exact f32 product on the same weights reproduces llama.cpp's F32 logits to KL 3e-7),
-    # so the bound is a fixed 92%.
-    top1_min = 0.92
+def check_quantized(path, n_prompts=len(PROMPTS), n_greedy=N_GREEDY):
+    r = compare(path, True, n_prompts, n_greedy)
+    # the issue's bounds, or llama.cpp's own float-order spread with a margin (module docstring)
+    top1_min = min(0.99, r["self_top1"] - 0.02)
+    kl_max = max(1e-3, 1.5 * r["self_kl"])
+    greedy_min = min(-(-9 * n_prompts // 10), r["self_matches"] - 2)
     assert r["top1"] >= top1_min, "top-1 agreement %.4f < %.4f" % (r["top1"], top1_min)
-    kl_max = max(1e-3, 2 * r["floor"]) if floor else 5e-3
-    assert r["kl"] < kl_max, "mean KL %.3g above %.3g (noise floor %s)" % (r["kl"], kl_max, r["floor"])
-    assert r["worst_margin"] < NEAR_TIE, "a greedy run diverged where llama.cpp's top-2 margin was %.3g" % r["worst_margin"]
+    assert r["kl"] < kl_max, "mean KL %.3g above %.3g (llama.cpp's own: %.3g)" % (r["kl"], kl_max, r["self_kl"])
+    assert r["matches"] >= greedy_min, "greedy continuations identical for %d/%d prompts < %d" % (
+        r["matches"], n_prompts, greedy_min)
+    near_tie = max(NEAR_TIE, 1.5 * r["self_margin"])
+    assert r["worst_margin"] < near_tie, "a greedy run diverged where llama.cpp's top-2 margin was %.3g" % r["worst_margin"]
 
 
 def check_f32(path, n_prompts, n_greedy):
@@ -262,15 +278,14 @@ def test_gemma3_f32():
 
 @test
 def test_qwen_ggufs():
-    """Qwen GGUFs in the cache up to 1 GB (none is required; no F32 copy: fixed KL bound)."""
+    """Qwen GGUFs in the cache up to 1 GB (none is required)."""
     d = models_dir()
     for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
         if "qwen" in name.lower() and os.path.isdir(os.path.join(d, name)):
             for f in sorted(os.listdir(os.path.join(d, name))):
                 path = os.path.join(d, name, f)
                 if f.endswith(".gguf") and os.path.getsize(path) < 1 << 30:
-                    check_quantized(path, floor=False, n_prompts=10 if FULL else 5,
-                                    n_greedy=N_GREEDY if FULL else 32)
+                    check_quantized(path, n_prompts=10 if FULL else 5, n_greedy=N_GREEDY if FULL else 32)
 
 
 @test

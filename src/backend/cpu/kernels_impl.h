@@ -10,20 +10,33 @@
 
 #include <string.h>
 
-/* Activations for the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0):
- * q = round(x / d), d = amax / 127 (so |q| <= 127, never -128), s = d * sum(q).
- * s lets the kernels use unsigned weight nibbles and fold the -8/-16 offsets of the _0
- * types and the mins of the _1 types into one multiply per block (ggml's Q8_1 trick).
- * d and s are f32 (not f16 as in ggml's Q8_0/Q8_1): one less rounding. 40 bytes. */
+/* Activations for the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): ggml's q8_0 and
+ * q8_1 as the x86 build of llama.cpp makes them (ref: ggml-cpu arch/x86 quants.c
+ * quantize_row_q8_0 / quantize_row_q8_1), so that every per-block integer sum is ggml's:
+ * amax = max |x|, q = round-half-even(x * (127 / amax)) (note: 127 / amax, not 1 / d),
+ * saturated to int8 (NaN or infinite products give -128, as cvtps2dq + packs), d = fp16(amax /
+ * 127). Stored widened to f32 (exactly the fp16 value) so that the kernels need no conversion.
+ * The second field depends on the kind:
+ *  SA_ACT_Q8_0 (Q4_0, Q5_0, Q8_0 weights): sum = sum(q), so that the weights' offsets (-8,
+ *    -16, and the +128 of the GEMM's unsigned Q8_0) fold into the exact integer block sum,
+ *    which ggml computes with signed products;
+ *  SA_ACT_Q8_1 (Q4_1, Q5_1): s = fp16(amax / 127 * sum(q)) (the f32 d, not the rounded one),
+ *    which ggml multiplies by the weight block's min m.
+ * 40 bytes. */
 typedef struct {
-    float d, s;
+    float d;
+    union {
+        float s;     /* SA_ACT_Q8_1, and the SA_ACT_Q8KA32 kind below */
+        int32_t sum; /* SA_ACT_Q8_0 */
+    };
     int8_t qs[32];
 } sa_block_q8a;
 
-/* The same for 16-element blocks: the prefill GEMM's activations for Q2_K/Q3_K/Q6_K, whose
- * sub-block scales cover 16 elements. 24 bytes. */
+/* The prefill GEMM's 16-element blocks (Q2_K/Q3_K/Q6_K, whose sub-block scales cover 16
+ * elements): the q8_K quants regrouped, d = the q8_K d, sum = sum(q). 24 bytes. */
 typedef struct {
-    float d, s;
+    float d;
+    int32_t sum;
     int8_t qs[16];
 } sa_block_q8a16;
 
@@ -31,13 +44,14 @@ typedef struct {
  * every path that has that kernel kind). */
 enum sa_act_kind {
     SA_ACT_F32,    /* X as is (F32, F16, BF16 and the dequantizing fallback) */
-    SA_ACT_Q8A,    /* sa_block_q8a per 32 elements */
-    SA_ACT_Q8K,    /* sa_block_q8_K per 256 elements (K-quants) */
+    SA_ACT_Q8_0,   /* sa_block_q8a per 32 elements, with sum */
+    SA_ACT_Q8K,    /* sa_block_q8_K per 256 elements (K-quants), ggml's q8_K */
     /* prefill GEMM kinds (sa_gemm_fn): */
     SA_ACT_Q8KA32, /* sa_block_q8a per 32: X quantized as sa_block_q8_K (one d per 256, the
-                    * same qs), stored as 8 blocks with d = d_K, s = d_K * (sum of its 32 qs) */
+                    * same qs), stored as 8 blocks with d = d_K, sum = the sum of its 32 qs */
     SA_ACT_Q8KA16, /* sa_block_q8a16 per 16: the same with 16 blocks per 256 */
     SA_ACT_BF16,   /* bf16 (round to nearest even), rows padded with zeros to an even length */
+    SA_ACT_Q8_1,   /* sa_block_q8a per 32 elements, with s */
 };
 
 /* out[j] = dot(weight row `w` of n elements, activation row j at (char *)x + j * x_stride)
@@ -97,7 +111,11 @@ enum sa_act_kind sa_cpu_gemm_act_kind(enum sa_dtype wtype); /* of the prefill GE
 size_t sa_cpu_act_row_bytes(enum sa_act_kind kind, int64_t n);
 /* Converts one row of n elements of X into `kind` (not SA_ACT_F32). */
 void sa_cpu_act_row(enum sa_act_kind kind, const float *x, void *y, int64_t n);
-void sa_quantize_row_q8a(const float *x, sa_block_q8a *y, int64_t n); /* n % 32 == 0 */
+/* n % 32 == 0; with_s: the SA_ACT_Q8_1 form (s), else SA_ACT_Q8_0 (sum) */
+void sa_quantize_row_q8a(const float *x, sa_block_q8a *y, int64_t n, bool with_s);
+/* ggml's quantize_row_q8_K_ref, byte for byte: max = the first element of largest |x|,
+ * iscale = -127 / max, q = min(127, nearest_int(iscale * x)), d = 1 / iscale (so d < 0 when
+ * max > 0: d * q still approximates x), bsums = sums of 16. All-zero block: d = 0, qs = 0. */
 void sa_quantize_row_q8k(const float *x, sa_block_q8_K *y, int64_t n); /* n % 256 == 0 */
 /* The same quants as sa_quantize_row_q8k, in 32- or 16-element blocks (SA_ACT_Q8KA32/16). */
 void sa_quantize_row_q8ka32(const float *x, sa_block_q8a *y, int64_t n);   /* n % 256 == 0 */

@@ -2,7 +2,10 @@
  * row: f32 for F32/F16/BF16, 8-bit (sa_block_q8a / sa_block_q8_K) for the quantized types.
  * These define the integer algorithm that the SIMD kernels (arch/) must reproduce: the same
  * integer sums per block, combined with the same float factors (only the order of the float
- * additions differs). Formats: quant_blocks_impl.h; ref: ggml-quants.c dequantize_row_*. */
+ * additions differs). They are ggml's per-block sums (ref: ggml-cpu quants.c
+ * ggml_vec_dot_*_generic): signed weights for the _0 types (the offset folded in through the
+ * activation block's integer sum), d_w * d_x * sum + m * s for the _1 types, and the K-quants'
+ * sub-block scales and mins in integers per super-block. Formats: quant_blocks_impl.h. */
 #include "backend/cpu/kernels_impl.h"
 
 static float dot1_f32(int64_t n, const void *w, const void *x) {
@@ -60,8 +63,8 @@ static float dot1_q4_0(int64_t n, const void *w, const void *x) {
     float s = 0.0f;
     for (int64_t b = 0; b < n / 32; b++) {
         float d = sa_cpu_f16_to_f32(bw[b].d);
-        int sumi = sum_nibbles(bw[b].qs, 0, 0, bx[b].qs);
-        s += d * bx[b].d * (float)sumi - 8.0f * d * bx[b].s; /* w = d * (u - 8) */
+        int sumi = sum_nibbles(bw[b].qs, 0, 0, bx[b].qs) - 8 * bx[b].sum; /* w = d * (u - 8) */
+        s += d * bx[b].d * (float)sumi;
     }
     return s;
 }
@@ -86,8 +89,8 @@ static float dot1_q5_0(int64_t n, const void *w, const void *x) {
         float d = sa_cpu_f16_to_f32(bw[b].d);
         uint32_t qh;
         memcpy(&qh, bw[b].qh, 4);
-        int sumi = sum_nibbles(bw[b].qs, qh, 16, bx[b].qs);
-        s += d * bx[b].d * (float)sumi - 16.0f * d * bx[b].s; /* w = d * (u - 16) */
+        int sumi = sum_nibbles(bw[b].qs, qh, 16, bx[b].qs) - 16 * bx[b].sum; /* w = d * (u - 16) */
+        s += d * bx[b].d * (float)sumi;
     }
     return s;
 }

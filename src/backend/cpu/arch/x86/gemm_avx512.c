@@ -34,8 +34,10 @@ SA_INLINE float ldf(const void *p) {
 
 /* ---- integer panels: weights as unsigned bytes u, w = D * u + M per block of BS ----
  * Panel block (one BS-element block of the 16 rows): u8 [BS/4][16 rows][4], then f32 D[16],
- * then f32 M[16]. Activation block (sa_block_q8a / sa_block_q8a16): f32 dx, f32 sx = dx *
- * sum(q), int8 q[BS]. Output: sum over blocks of (D dx) * sum(u q) + M sx. */
+ * then f32 M[16]. Activation block (sa_block_q8a / sa_block_q8a16): f32 dx, then sum(q)
+ * (int32) or s (f32, SA_ACT_Q8_1), int8 q[BS]. Output: sum over blocks of (D dx) * (sum(u q) +
+ * OFF sum(q)) for the types whose M is a fixed multiple OFF of D (exact integer offsets, as
+ * ggml's signed sums), else (D dx) * sum(u q) + M sx (tile_int). */
 
 /* Unpackers: one stored block (QK elements) of one row into u[QK] (element order) and the
  * D, M of its QK / BS blocks. Each reproduces the weights of kernels_ref.c exactly:
@@ -210,15 +212,21 @@ SA_INLINE void transpose16(__m512i v[16]) {
         }                                                                                          \
     }
 
-/* y[j][0..15] (+)= the panel's nblk blocks against activation rows x + j * xs, j < J. */
-SA_INLINE void tile_int(const uint8_t *panel, int64_t nblk, int BS, const uint8_t *x, size_t xs, int J, float *y,
-                        size_t ys, __mmask16 m, int accumulate) {
+/* y[j][0..15] (+)= the panel's nblk blocks against activation rows x + j * xs, j < J.
+ * Per block, one of (see sa_block_q8a):
+ *  OFF != 0 (weights D (u + OFF), OFF a fixed integer: Q8_0 -128, Q4_0 -8, Q5_0 -16, Q3_K -4,
+ *    Q6_K -32): f += (sum(u x) + OFF sum(x)) * (D dx), the exact integer block sum of the
+ *    signed weights, as ggml;
+ *  OFF == 0, min_s (Q4_1/Q5_1, SA_ACT_Q8_1): f += sum(u x) * (D dx); f += M * s;
+ *  OFF == 0, !min_s (Q2_K/Q4_K/Q5_K, SA_ACT_Q8KA*): the same with s = dx * sum(x). */
+SA_INLINE void tile_int(const uint8_t *panel, int64_t nblk, int BS, int OFF, int min_s, const uint8_t *x, size_t xs,
+                        int J, float *y, size_t ys, __mmask16 m, int accumulate) {
     const size_t pblk = (size_t)BS * 16 + 128, ablk = 8 + (size_t)BS;
     __m512 f[JT];
     _Pragma("GCC unroll 8") for (int j = 0; j < J; j++) f[j] = accumulate ? _mm512_maskz_loadu_ps(m, y + j * ys) : _mm512_setzero_ps();
     for (int64_t b = 0; b < nblk; b++, panel += pblk, x += ablk) {
         __m512i s[JT];
-        _Pragma("GCC unroll 8") for (int j = 0; j < J; j++) s[j] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8") for (int j = 0; j < J; j++) s[j] = OFF ? _mm512_set1_epi32(OFF * ld32(x + j * xs + 4)) : _mm512_setzero_si512();
         _Pragma("GCC unroll 8") for (int g = 0; g < BS / 4; g++) {
             __m512i w = _mm512_load_si512((const void *)(panel + 64 * g));
             _Pragma("GCC unroll 8") for (int j = 0; j < J; j++) s[j] = _mm512_dpbusd_epi32(s[j], w, _mm512_set1_epi32(ld32(x + j * xs + 8 + 4 * g)));
@@ -227,28 +235,36 @@ SA_INLINE void tile_int(const uint8_t *panel, int64_t nblk, int BS, const uint8_
         _Pragma("GCC unroll 8") for (int j = 0; j < J; j++) {
             const uint8_t *xj = x + j * xs;
             f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j]), _mm512_mul_ps(D, _mm512_set1_ps(ldf(xj))), f[j]);
-            f[j] = _mm512_fmadd_ps(M, _mm512_set1_ps(ldf(xj + 4)), f[j]);
+            if (!OFF) f[j] = _mm512_fmadd_ps(M, _mm512_set1_ps(min_s ? ldf(xj + 4) : ldf(xj) * (float)ld32(xj + 4)), f[j]);
         }
     }
     _Pragma("GCC unroll 8") for (int j = 0; j < J; j++) _mm512_mask_storeu_ps(y + j * ys, m, f[j]);
 }
 
-#define SA_TILE_INT(BS)                                                                            \
-    static void tile_int##BS(const uint8_t *panel, int64_t nblk, const uint8_t *x, size_t xs, int J, float *y, size_t ys, \
-                             __mmask16 m, int acc) {                                               \
+#define SA_TILE_INT(name, BS, OFF, MIN_S)                                                          \
+    static void name(const uint8_t *panel, int64_t nblk, const uint8_t *x, size_t xs, int J, float *y, size_t ys, \
+                     __mmask16 m, int acc) {                                                       \
         switch (J) {                                                                               \
-        case 1: tile_int(panel, nblk, BS, x, xs, 1, y, ys, m, acc); break;                         \
-        case 2: tile_int(panel, nblk, BS, x, xs, 2, y, ys, m, acc); break;                         \
-        case 3: tile_int(panel, nblk, BS, x, xs, 3, y, ys, m, acc); break;                         \
-        case 4: tile_int(panel, nblk, BS, x, xs, 4, y, ys, m, acc); break;                         \
-        case 5: tile_int(panel, nblk, BS, x, xs, 5, y, ys, m, acc); break;                         \
-        case 6: tile_int(panel, nblk, BS, x, xs, 6, y, ys, m, acc); break;                         \
-        case 7: tile_int(panel, nblk, BS, x, xs, 7, y, ys, m, acc); break;                         \
-        default: tile_int(panel, nblk, BS, x, xs, 8, y, ys, m, acc); break;                        \
+        case 1: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 1, y, ys, m, acc); break;             \
+        case 2: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 2, y, ys, m, acc); break;             \
+        case 3: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 3, y, ys, m, acc); break;             \
+        case 4: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 4, y, ys, m, acc); break;             \
+        case 5: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 5, y, ys, m, acc); break;             \
+        case 6: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 6, y, ys, m, acc); break;             \
+        case 7: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 7, y, ys, m, acc); break;             \
+        default: tile_int(panel, nblk, BS, OFF, MIN_S, x, xs, 8, y, ys, m, acc); break;            \
         }                                                                                          \
     }
-SA_TILE_INT(32)
-SA_TILE_INT(16)
+SA_TILE_INT(tile_q8_0, 32, -128, 0)
+SA_TILE_INT(tile_q4_0, 32, -8, 0)
+SA_TILE_INT(tile_q5_0, 32, -16, 0)
+SA_TILE_INT(tile_q4_1, 32, 0, 1)
+SA_TILE_INT(tile_q5_1, 32, 0, 1)
+SA_TILE_INT(tile_q4_K, 32, 0, 0)
+SA_TILE_INT(tile_q5_K, 32, 0, 0)
+SA_TILE_INT(tile_q2_K, 16, 0, 0)
+SA_TILE_INT(tile_q3_K, 16, -4, 0)
+SA_TILE_INT(tile_q6_K, 16, -32, 0)
 
 typedef void (*pack_fn)(const struct sa_gemm_args *a, int64_t r0, int nr, int64_t b0, int64_t nb, uint8_t *panel);
 typedef void (*tile_fn)(const uint8_t *panel, int64_t nblk, const uint8_t *x, size_t xs, int J, float *y, size_t ys,
@@ -282,7 +298,7 @@ static void gemm_drive(const struct sa_gemm_args *a, int64_t r0, int64_t r1, int
     SA_PACK_INT(T, QK, BS)                                                                         \
     static void gemm_##T(const struct sa_gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) { \
         gemm_drive(a, r0, r1, t0, t1, a->n_in / (QK), (size_t)((QK) / (BS)) * ((BS) * 16 + 128),   \
-                   (size_t)((QK) / (BS)) * (8 + (BS)), pack_##T, tile_int##BS, (QK) / (BS));       \
+                   (size_t)((QK) / (BS)) * (8 + (BS)), pack_##T, tile_##T, (QK) / (BS));           \
     }
 SA_GEMM_INT(q8_0, 32, 32)
 SA_GEMM_INT(q4_0, 32, 32)
@@ -417,50 +433,67 @@ static void gemm_bf16(const struct sa_gemm_args *a, int64_t r0, int64_t r1, int6
 /* ---- activation conversion: the bytes of quant_act.c (same IEEE operations, no FMA
  * contraction: -std=c11 implies -ffp-contract=off), 16 elements at a time ---- */
 
-/* round_i(x * id) clamped to [-127, 127] (quant_act.c) */
-SA_INLINE __m512i q8_16(__m512 x, __m512 id) {
-    __m512 f = _mm512_add_ps(_mm512_mul_ps(x, id), _mm512_set1_ps(12582912.0f));
-    __m512i i = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(f), _mm512_set1_epi32(0x007fffff)),
-                                 _mm512_set1_epi32(0x00400000));
-    return _mm512_max_epi32(_mm512_min_epi32(i, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
-}
 /* max(m, |x|) per lane, NaN in x ignored (max_ps returns its second operand on NaN) */
 SA_INLINE __m512 max_abs16(__m512 m, __m512 x) {
     return _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff))), m);
 }
-SA_INLINE float inv_or_0(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
+SA_INLINE float round_f16(float v) { return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)); }
 
-static void act_q8a(const float *x, sa_block_q8a *y, int64_t n) {
+/* ggml's q8_0 / q8_1 (quant_act.c sa_quantize_row_q8a): cvtps2dq (round to nearest even,
+ * NaN and overflow to INT32_MIN) then vpmovsdb (saturating), as ggml's cvtps_epi32 + packs */
+static void act_q8a(const float *x, sa_block_q8a *y, int64_t n, bool with_s) {
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
         __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
         float amax = _mm512_reduce_max_ps(max_abs16(max_abs16(_mm512_setzero_ps(), x0), x1));
         float d = amax / 127.0f;
-        __m512 id = _mm512_set1_ps(inv_or_0(d));
-        __m512i q0 = q8_16(x0, id), q1 = q8_16(x1, id);
-        _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtepi32_epi8(q0));
-        _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtepi32_epi8(q1));
-        y[b].d = d;
-        y[b].s = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+        __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x0, id)));
+        __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x1, id)));
+        _mm_storeu_si128((__m128i *)y[b].qs, q0);
+        _mm_storeu_si128((__m128i *)(y[b].qs + 16), q1);
+        int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(q0), _mm512_cvtepi8_epi32(q1)));
+        y[b].d = round_f16(d);
+        if (with_s) y[b].s = round_f16(d * (float)sum);
+        else y[b].sum = sum;
     }
 }
 
-/* One super-block of 256 as sa_quantize_row_q8k; qs and bsums out, d returned. */
+/* One super-block of 256 as sa_quantize_row_q8k (ggml's q8_K); qs and bsums out, d returned. */
 static float act_q8k_block(const float *x, int8_t *qs, int16_t *bsums) {
     __m512 m = _mm512_setzero_ps();
     for (int g = 0; g < 16; g++) m = max_abs16(m, _mm512_loadu_ps(x + 16 * g));
-    float d = _mm512_reduce_max_ps(m) / 127.0f;
-    __m512 id = _mm512_set1_ps(inv_or_0(d));
-    for (int g = 0; g < 16; g++) {
-        __m512i q = q8_16(_mm512_loadu_ps(x + 16 * g), id);
-        _mm_storeu_si128((__m128i *)(qs + 16 * g), _mm512_cvtepi32_epi8(q));
-        bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
+    float amax = _mm512_reduce_max_ps(m);
+    if (amax == 0.0f) {
+        memset(qs, 0, 256);
+        memset(bsums, 0, 32);
+        return 0.0f;
     }
-    return d;
+    float max = amax; /* the first element of largest |x|, with its sign */
+    for (int g = 0; g < 16; g++) {
+        __mmask16 k = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * g)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+        if (k) {
+            max = x[16 * g + __builtin_ctz(k)];
+            break;
+        }
+    }
+    float iscale = -127.0f / max;
+    __m512 is = _mm512_set1_ps(iscale);
+    for (int g = 0; g < 16; g++) {
+        /* nearest_int: the low mantissa bits of x * iscale + 1.5 * 2^23, then min(127, q) */
+        __m512 f = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), is), _mm512_set1_ps(12582912.0f));
+        __m512i i = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(f), _mm512_set1_epi32(0x007fffff)),
+                                     _mm512_set1_epi32(0x00400000));
+        __m128i q = _mm512_cvtepi32_epi8(_mm512_min_epi32(i, _mm512_set1_epi32(127))); /* truncating, as C's int8 store */
+        _mm_storeu_si128((__m128i *)(qs + 16 * g), q);
+        bsums[g] = (int16_t)_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(q));
+    }
+    return 1.0f / iscale;
 }
 
 static void act_row_avx512(enum sa_act_kind kind, const float *x, void *y, int64_t n) {
     switch (kind) {
-    case SA_ACT_Q8A: act_q8a(x, y, n); return;
+    case SA_ACT_Q8_0: act_q8a(x, y, n, false); return;
+    case SA_ACT_Q8_1: act_q8a(x, y, n, true); return;
     case SA_ACT_Q8K:
         for (int64_t b = 0; b < n / 256; b++) {
             sa_block_q8_K *o = (sa_block_q8_K *)y + b;
@@ -477,10 +510,9 @@ static void act_row_avx512(enum sa_act_kind kind, const float *x, void *y, int64
             int16_t bsums[16];
             float d = act_q8k_block(x + 256 * b, qs, bsums);
             for (int j = 0; j < 256 / bs; j++, out += blk_bytes) {
-                int sum = bs == 32 ? bsums[2 * j] + bsums[2 * j + 1] : bsums[j];
-                float s = d * (float)sum;
+                int32_t sum = bs == 32 ? bsums[2 * j] + bsums[2 * j + 1] : bsums[j];
                 memcpy(out, &d, 4);
-                memcpy(out + 4, &s, 4);
+                memcpy(out + 4, &sum, 4);
                 memcpy(out + 8, qs + bs * j, (size_t)bs);
             }
         }
@@ -526,97 +558,5 @@ void sa_cpu_gemm_avx512(struct sa_cpu_kernels *k, bool has_bf16) {
 #undef SET
 }
 #else
-/* ---- activation conversion: the bytes of quant_act.c (same IEEE operations, no FMA
- * contraction: -std=c11 implies -ffp-contract=off), 16 elements at a time ---- */
-
-/* round_i(x * id) clamped to [-127, 127] (quant_act.c) */
-SA_INLINE __m512i q8_16(__m512 x, __m512 id) {
-    __m512 f = _mm512_add_ps(_mm512_mul_ps(x, id), _mm512_set1_ps(12582912.0f));
-    __m512i i = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(f), _mm512_set1_epi32(0x007fffff)),
-                                 _mm512_set1_epi32(0x00400000));
-    return _mm512_max_epi32(_mm512_min_epi32(i, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
-}
-/* max(m, |x|) per lane, NaN in x ignored (max_ps returns its second operand on NaN) */
-SA_INLINE __m512 max_abs16(__m512 m, __m512 x) {
-    return _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff))), m);
-}
-SA_INLINE float inv_or_0(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
-
-static void act_q8a(const float *x, sa_block_q8a *y, int64_t n) {
-    for (int64_t b = 0; b < n / 32; b++, x += 32) {
-        __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-        float amax = _mm512_reduce_max_ps(max_abs16(max_abs16(_mm512_setzero_ps(), x0), x1));
-        float d = amax / 127.0f;
-        __m512 id = _mm512_set1_ps(inv_or_0(d));
-        __m512i q0 = q8_16(x0, id), q1 = q8_16(x1, id);
-        _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtepi32_epi8(q0));
-        _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtepi32_epi8(q1));
-        y[b].d = d;
-        y[b].s = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-    }
-}
-
-/* One super-block of 256 as sa_quantize_row_q8k; qs and bsums out, d returned. */
-static float act_q8k_block(const float *x, int8_t *qs, int16_t *bsums) {
-    __m512 m = _mm512_setzero_ps();
-    for (int g = 0; g < 16; g++) m = max_abs16(m, _mm512_loadu_ps(x + 16 * g));
-    float d = _mm512_reduce_max_ps(m) / 127.0f;
-    __m512 id = _mm512_set1_ps(inv_or_0(d));
-    for (int g = 0; g < 16; g++) {
-        __m512i q = q8_16(_mm512_loadu_ps(x + 16 * g), id);
-        _mm_storeu_si128((__m128i *)(qs + 16 * g), _mm512_cvtepi32_epi8(q));
-        bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
-    }
-    return d;
-}
-
-static void act_row_avx512(enum sa_act_kind kind, const float *x, void *y, int64_t n) {
-    switch (kind) {
-    case SA_ACT_Q8A: act_q8a(x, y, n); return;
-    case SA_ACT_Q8K:
-        for (int64_t b = 0; b < n / 256; b++) {
-            sa_block_q8_K *o = (sa_block_q8_K *)y + b;
-            o->d = act_q8k_block(x + 256 * b, o->qs, o->bsums);
-        }
-        return;
-    case SA_ACT_Q8KA32:
-    case SA_ACT_Q8KA16: {
-        int bs = kind == SA_ACT_Q8KA32 ? 32 : 16;
-        size_t blk_bytes = 8 + (size_t)bs;
-        uint8_t *out = y;
-        for (int64_t b = 0; b < n / 256; b++) {
-            int8_t qs[256];
-            int16_t bsums[16];
-            float d = act_q8k_block(x + 256 * b, qs, bsums);
-            for (int j = 0; j < 256 / bs; j++, out += blk_bytes) {
-                int sum = bs == 32 ? bsums[2 * j] + bsums[2 * j + 1] : bsums[j];
-                float s = d * (float)sum;
-                memcpy(out, &d, 4);
-                memcpy(out + 4, &s, 4);
-                memcpy(out + 8, qs + bs * j, (size_t)bs);
-            }
-        }
-        return;
-    }
-    case SA_ACT_BF16: { /* integer rounding to nearest even, as sa_convert_row_bf16 */
-        uint16_t *o = y;
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16) {
-            __m512i u = _mm512_loadu_si512((const void *)(x + i));
-            __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                    _mm512_set1_epi32(0x7f800000));
-            __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                                                              _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
-            r = _mm512_mask_mov_epi32(_mm512_srli_epi32(r, 16), nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-            _mm256_storeu_si256((__m256i *)(o + i), _mm512_cvtepi32_epi16(r));
-        }
-        sa_convert_row_bf16(x + i, o + i, n - i); /* the tail, and the zero pad of odd n */
-        return;
-    }
-    default: sa_cpu_act_row(kind, x, y, n); return;
-    }
-}
-
-void sa_cpu_gemm_avx512(struct sa_cpu_kernels *k, bool has_bf16) {
-    k->act_row = act_row_avx512; (void)k, (void)has_bf16; }
+void sa_cpu_gemm_avx512(struct sa_cpu_kernels *k, bool has_bf16) { (void)k, (void)has_bf16; }
 #endif

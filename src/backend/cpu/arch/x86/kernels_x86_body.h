@@ -141,8 +141,10 @@ SA_INLINE void dot_q8_0_n(int64_t n, const void *w, const void *x, size_t xs, in
 }
 SA_DOT_WRAP(dot_q8_0)
 
-/* Q4_0/Q4_1/Q5_0/Q5_1: unsigned quants u (<= 31) times x, then per block
- * d * dx * sum + off * s with off = -8d, m, -16d, m (s = dx * sum(x), see sa_block_q8a). */
+/* Q4_0/Q4_1/Q5_0/Q5_1. _0 types: the signed weights u + OFF (OFF = -8, -16) times x through
+ * the sign trick, times d * dx (exact: two halves), the same int32 lanes and float operations
+ * as ggml's vec_dot_q4_0_q8_0 (so T = 1 results are ggml's bits); _1 types: unsigned quants u
+ * (<= 31) times x, d * dx * sum(u x) + m * s (see sa_block_q8a), as ggml's q4_1_q8_1. */
 #define SA_DOT_Q32(T, BT, HAS_QH, HAS_M, OFF)                                                      \
     SA_INLINE void dot_##T##_n(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) { \
         const BT *bw = w;                                                                          \
@@ -153,21 +155,24 @@ SA_DOT_WRAP(dot_q8_0)
             __m256i u = nibbles32(bw[b].qs);                                                       \
             if (HAS_QH) u = _mm256_or_si256(u, bit5_32((const uint8_t *)&bw[b] + 2 * (1 + HAS_M))); \
             float d = f16(bw[b].d);                                                                \
-            float off = HAS_M ? f16(*((const uint16_t *)&bw[b] + 1)) : (OFF) * d;                  \
+            float m = HAS_M ? f16(*((const uint16_t *)&bw[b] + 1)) : 0.0f;                         \
+            __m256i ws = _mm256_add_epi8(u, _mm256_set1_epi8((char)(OFF))); /* _0: signed weights */ \
             _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) {                                 \
                 const sa_block_q8a *bx = XROW(sa_block_q8a, x, xs, j) + b;                         \
-                __m256i p = dot_us8(_mm256_setzero_si256(), u, _mm256_loadu_si256((const __m256i *)bx->qs)); \
+                __m256i q = _mm256_loadu_si256((const __m256i *)bx->qs);                           \
+                __m256i p = HAS_M ? dot_us8(_mm256_setzero_si256(), u, q)                          \
+                                  : dot_us8(_mm256_setzero_si256(), _mm256_sign_epi8(ws, ws), _mm256_sign_epi8(q, ws)); \
                 acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * bx->d), _mm256_cvtepi32_ps(p), acc[j]); \
-                corr[j] += off * bx->s;                                                            \
+                if (HAS_M) corr[j] += m * bx->s;                                                   \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) out[j] = hsum_ps(acc[j]) + corr[j];   \
     }                                                                                              \
     SA_DOT_WRAP(dot_##T)
-SA_DOT_Q32(q4_0, sa_block_q4_0, 0, 0, -8.0f)
-SA_DOT_Q32(q4_1, sa_block_q4_1, 0, 1, 0.0f)
-SA_DOT_Q32(q5_0, sa_block_q5_0, 1, 0, -16.0f)
-SA_DOT_Q32(q5_1, sa_block_q5_1, 1, 1, 0.0f)
+SA_DOT_Q32(q4_0, sa_block_q4_0, 0, 0, -8)
+SA_DOT_Q32(q4_1, sa_block_q4_1, 0, 1, 0)
+SA_DOT_Q32(q5_0, sa_block_q5_0, 1, 0, -16)
+SA_DOT_Q32(q5_1, sa_block_q5_1, 1, 1, 0)
 
 /* ---- K-quants x sa_block_q8_K ---- */
 
