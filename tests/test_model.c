@@ -309,6 +309,150 @@ static void test_attention_naive(void) {
     CHECK_MSG(worst < 1e-5, "attention differs from the naive loop by %g", worst);
 }
 
+/* A deterministic pseudo-random float in [-1, 1). */
+static float frand(uint32_t *st) {
+    *st = *st * 1664525u + 1013904223u;
+    return (float)((*st >> 8) & 0xFFFFFF) / 8388608.0f - 1.0f;
+}
+
+/* The fast attention kernels (tiled and decode, AVX2 and AVX-512 where this CPU has them,
+ * 1 and 3 threads) against the plain-C reference over T, pos0, GQA ratios, head sizes,
+ * sliding windows and soft-capping; and the tiled kernel's batch invariance: T tokens at
+ * once give the same bits as one token at a time, on any thread count. */
+static void test_attention_fast(void) {
+    struct cfg {
+        int T, pos0, H, Hkv, D, window;
+        float softcap;
+    } cfgs[] = {
+        {1, 0, 9, 3, 64, 0, 0},      {1, 130, 9, 3, 64, 0, 0},   {1, 77, 4, 1, 256, 16, 0},  {1, 40, 8, 8, 32, 0, 30},
+        {3, 0, 9, 3, 64, 0, 0},      {3, 5, 4, 2, 16, 2, 0},     {17, 0, 4, 1, 256, 0, 0},   {17, 9, 9, 3, 64, 5, 0},
+        {64, 0, 8, 8, 64, 0, 0},     {64, 37, 6, 2, 128, 0, 50}, {64, 3, 40, 1, 64, 0, 0},   {300, 0, 9, 3, 64, 0, 0},
+        {300, 12, 4, 1, 256, 100, 0}, {300, 200, 2, 2, 64, 1, 0}, {17, 4, 9, 3, 40, 0, 0},
+    };
+    struct sa_threadpool *tp = NULL;
+    CHECK_OK(sa_threadpool_init(3, &tp));
+    enum sa_cpu_path paths[] = {SA_CPU_PATH_AVX2, SA_CPU_PATH_AVX512};
+    for (size_t ci = 0; ci < (sizeof cfgs / sizeof cfgs[0]); ci++) {
+        const struct cfg c = cfgs[ci];
+        const int N = c.pos0 + c.T;
+        const size_t nq = (size_t)c.T * c.H * c.D, nkv = (size_t)N * c.Hkv * c.D;
+        float *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k), *v = malloc(nkv * sizeof *v);
+        float *ref = malloc(nq * sizeof *ref), *out = malloc(nq * sizeof *out), *out2 = malloc(nq * sizeof *out2);
+        float *scratch = malloc((size_t)3 * N * sizeof *scratch);
+        uint32_t st = 1234 + (uint32_t)ci;
+        for (size_t i = 0; i < nq; i++) q[i] = 3.0f * frand(&st); /* scores of a few units: peaked softmax */
+        for (size_t i = 0; i < nkv; i++) k[i] = frand(&st);
+        for (size_t i = 0; i < nkv; i++) v[i] = frand(&st);
+        struct sa_attn_args a = {.q = q, .k = k, .v = v, .out = ref, .T = c.T, .pos0 = c.pos0, .n_head = c.H,
+                                 .n_head_kv = c.Hkv, .head_dim = c.D, .window = c.window,
+                                 .scale = 1.0f / sqrtf((float)c.D), .softcap = c.softcap, .scratch = scratch,
+                                 .scratch_stride = N, .n_scratch = 3};
+        sa_op_attention_ref(NULL, &a);
+        for (size_t pi = 0; pi < (sizeof paths / sizeof paths[0]); pi++) {
+            if (!sa_cpu_path_available(paths[pi])) continue;
+            for (int kern = SA_ATTN_TILED; kern <= SA_ATTN_DECODE; kern++) {
+                if (kern == SA_ATTN_DECODE && c.T != 1) continue;
+                for (int threaded = 0; threaded < 2; threaded++) {
+                    a.out = threaded ? out2 : out;
+                    sa_op_attention_path(threaded ? tp : NULL, &a, paths[pi], (enum sa_attn_kernel)kern);
+                    double worst = max_diff(a.out, ref, (int64_t)nq);
+                    CHECK_MSG(worst < (c.softcap > 0 ? 5e-6 : 1e-6), "T %d pos0 %d H %d/%d D %d window %d softcap %g, %s %s: differs from the "
+                              "reference by %g", c.T, c.pos0, c.H, c.Hkv, c.D, c.window, (double)c.softcap,
+                              sa_cpu_path_name(paths[pi]), kern == SA_ATTN_TILED ? "tiled" : "decode", worst);
+                }
+                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: 1 and 3 threads differ", ci,
+                          sa_cpu_path_name(paths[pi]));
+            }
+            /* batch invariance of the tiled kernel: one token at a time, same bits */
+            for (int t = 0; t < c.T; t++) {
+                struct sa_attn_args a1 = a;
+                a1.q = q + (size_t)t * c.H * c.D;
+                a1.out = out2 + (size_t)t * c.H * c.D;
+                a1.T = 1;
+                a1.pos0 = c.pos0 + t;
+                sa_op_attention_path(NULL, &a1, paths[pi], SA_ATTN_TILED);
+            }
+            a.out = out;
+            sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_TILED);
+            CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: tiled attention is not batch-invariant", ci,
+                      sa_cpu_path_name(paths[pi]));
+        }
+        free(q), free(k), free(v), free(ref), free(out), free(out2), free(scratch);
+    }
+    sa_threadpool_free(tp);
+}
+
+/* The fused row ops (SIMD where the CPU has it) against the plain ops they replace, and
+ * bitwise the same on 1 and 3 threads and for one row at a time. */
+static void test_fused_ops(void) {
+    enum { T = 40, E = 576, F = 1536, H = 9, HKV = 3, D = 64 };
+    struct sa_threadpool *tp = NULL;
+    CHECK_OK(sa_threadpool_init(3, &tp));
+    uint32_t st = 99;
+    float *x = malloc(sizeof(float) * T * F), *r = malloc(sizeof(float) * T * F), *u = malloc(sizeof(float) * T * F);
+    float *w = malloc(sizeof(float) * F), *w2 = malloc(sizeof(float) * F);
+    float *x1 = malloc(sizeof(float) * T * F), *r1 = malloc(sizeof(float) * T * F), *y1 = malloc(sizeof(float) * T * F);
+    float *x2 = malloc(sizeof(float) * T * F), *r2 = malloc(sizeof(float) * T * F), *y2 = malloc(sizeof(float) * T * F);
+    float *x3 = malloc(sizeof(float) * T * F), *r3 = malloc(sizeof(float) * T * F), *y3 = malloc(sizeof(float) * T * F);
+    for (int i = 0; i < T * F; i++) x[i] = 40.0f * frand(&st), r[i] = 8.0f * frand(&st), u[i] = frand(&st);
+    for (int i = 0; i < F; i++) w[i] = 1.0f + 0.5f * frand(&st), w2[i] = 1.0f + 0.5f * frand(&st);
+    /* add_norm: r = norm(r) * w2; x += r; y = norm(x) * w */
+    memcpy(x1, x, sizeof(float) * T * E), memcpy(r1, r, sizeof(float) * T * E);
+    sa_op_rmsnorm(r1, r1, w2, T, E, 1e-5f);
+    sa_op_add(x1, r1, T * E);
+    sa_op_rmsnorm(y1, x1, w, T, E, 1e-5f);
+    memcpy(x2, x, sizeof(float) * T * E), memcpy(r2, r, sizeof(float) * T * E);
+    sa_op_add_norm(tp, x2, r2, w2, y2, w, T, E, 1e-5f);
+    memcpy(x3, x, sizeof(float) * T * E), memcpy(r3, r, sizeof(float) * T * E);
+    for (int t = 0; t < T; t++) sa_op_add_norm(NULL, x3 + t * E, r3 + t * E, w2, y3 + t * E, w, 1, E, 1e-5f);
+    CHECK_MSG(max_diff(x1, x2, T * E) < 1e-5 && max_diff(y1, y2, T * E) < 1e-5, "add_norm differs: %g %g",
+              max_diff(x1, x2, T * E), max_diff(y1, y2, T * E));
+    CHECK(!memcmp(y2, y3, sizeof(float) * T * E) && !memcmp(x2, x3, sizeof(float) * T * E));
+    /* GLU: relative to the reference */
+    for (int gelu = 0; gelu < 2; gelu++) {
+        for (int i = 0; i < T * F; i++) x1[i] = 6.0f * frand(&st);
+        if (gelu) sa_op_geglu(y1, x1, u, T * F);
+        else sa_op_swiglu(y1, x1, u, T * F);
+        sa_op_glu(tp, y2, x1, u, T, F, gelu);
+        for (int t = 0; t < T; t++) sa_op_glu(NULL, y3 + t * F, x1 + t * F, u + t * F, 1, F, gelu);
+        double worst = 0;
+        for (int i = 0; i < T * F; i++) {
+            double d = fabs((double)y1[i] - y2[i]) / (fabs(x1[i] * u[i]) + 1e-30);
+            worst = d > worst || d != d ? d : worst;
+        }
+        CHECK_MSG(worst < 1e-6, "%s differs from the reference by %g (relative to |g u|)", gelu ? "geglu" : "swiglu", worst);
+        CHECK(!memcmp(y2, y3, sizeof(float) * T * F));
+    }
+    /* qk_prep: biases, per-head norms, RoPE */
+    const int32_t pos[T] = {0};
+    int32_t p2[T];
+    for (int t = 0; t < T; t++) p2[t] = 1000 + 7 * t + pos[0];
+    float inv_freq[D / 2];
+    for (int i = 0; i < D / 2; i++) inv_freq[i] = (float)pow(10000.0, -2.0 * i / D);
+    for (int mode = 0; mode <= 2; mode += 2) {
+        for (int i = 0; i < T * H * D; i++) x1[i] = x2[i] = x3[i] = frand(&st);
+        for (int i = 0; i < T * HKV * D; i++) r1[i] = r2[i] = r3[i] = frand(&st), u[i] = frand(&st);
+        memcpy(y1, u, sizeof(float) * T * HKV * D), memcpy(y2, u, sizeof(float) * T * HKV * D);
+        sa_op_add_bias(x1, w, T, H * D), sa_op_add_bias(r1, w2, T, HKV * D), sa_op_add_bias(y1, w, T, HKV * D);
+        sa_op_rmsnorm(x1, x1, w2, T * H, D, 1e-6f), sa_op_rmsnorm(r1, r1, w, T * HKV, D, 1e-6f);
+        sa_op_rope(x1, p2, T, H, D, D, inv_freq, (enum sa_rope_mode)mode);
+        sa_op_rope(r1, p2, T, HKV, D, D, inv_freq, (enum sa_rope_mode)mode);
+        struct sa_qk_args a = {.q = x2, .k = r2, .v = y2, .bq = w, .bk = w2, .bv = w, .q_norm = w2, .k_norm = w,
+                               .pos = p2, .T = T, .n_head = H, .n_head_kv = HKV, .head_dim = D, .n_rot = D,
+                               .inv_freq = inv_freq, .mode = (enum sa_rope_mode)mode, .eps = 1e-6f};
+        sa_op_qk_prep(tp, &a);
+        CHECK_MSG(max_diff(x1, x2, T * H * D) < 1e-5 && max_diff(r1, r2, T * HKV * D) < 1e-5 &&
+                  max_diff(y1, y2, T * HKV * D) == 0, "qk_prep (mode %d) differs: %g %g %g", mode,
+                  max_diff(x1, x2, T * H * D), max_diff(r1, r2, T * HKV * D), max_diff(y1, y2, T * HKV * D));
+        a.q = x3, a.k = r3, a.v = u, a.T = 1;
+        for (int t = 0; t < T; t++, a.q += H * D, a.k += HKV * D, a.v += HKV * D, a.pos++) sa_op_qk_prep(NULL, &a);
+        CHECK(!memcmp(x2, x3, sizeof(float) * T * H * D) && !memcmp(r2, r3, sizeof(float) * T * HKV * D));
+    }
+    free(x), free(r), free(u), free(w), free(w2), free(x1), free(r1), free(y1), free(x2), free(r2), free(y2);
+    free(x3), free(r3), free(y3);
+    sa_threadpool_free(tp);
+}
+
 int main(void) {
     /* Bitwise equality across batching (rollback, prefix reuse, chunked prefill) is the
      * engine's guarantee in batch-invariant mode; the default fast mode uses a prefill GEMM
@@ -316,6 +460,8 @@ int main(void) {
     sa_cpu_set_batch_invariant(true);
     RUN(test_rope_permutation);
     RUN(test_attention_naive);
+    RUN(test_attention_fast);
+    RUN(test_fused_ops);
     RUN(test_load);
     RUN(test_batch_vs_single);
     RUN(test_rollback);

@@ -1,7 +1,6 @@
 /* ops_impl.h: the element-wise and attention operations of the transformer forward pass,
  * in plain C over f32 rows (the matrix products live in the CPU backend: sa_matmul).
- * Shapes are given as (rows, cols), row-major. Attention is threaded over (token, head)
- * pairs through sa_threadpool_run. */
+ * Shapes are given as (rows, cols), row-major. */
 #ifndef SA_OPS_IMPL_H
 #define SA_OPS_IMPL_H
 
@@ -43,6 +42,33 @@ void sa_op_scale(float *x, float s, int64_t n);
 /* x = cap * tanh(x / cap), n floats (logit soft-capping). */
 void sa_op_softcap(float *x, float cap, int64_t n);
 
+/* ---- fused ops of the forward pass: threaded over rows (tokens) when there are enough
+ * elements to pay for a pool run, else on the caller; SIMD where the CPU path has it. A row's
+ * result depends only on the row (not on T or the thread count). tp may be NULL. ---- */
+
+/* For each of T rows of n floats: when r is not NULL, r = rmsnorm(r) * post_w in place (when
+ * post_w is not NULL) and x += r; then, when y is not NULL, y = rmsnorm(x) * w. */
+void sa_op_add_norm(struct sa_threadpool *tp, float *x, float *r, const float *post_w, float *y, const float *w,
+                    int64_t T, int64_t n, float eps);
+/* y = act(g) * u over T rows of n (act: GELU-tanh when gelu, else SiLU); y may equal g. */
+void sa_op_glu(struct sa_threadpool *tp, float *y, const float *g, const float *u, int64_t T, int64_t n, bool gelu);
+
+/* The steps between the Q/K/V products and attention, per token: biases (when not NULL),
+ * per-head RMSNorm of Q and K (q_norm/k_norm: (head_dim) or NULL), RoPE of Q and K. */
+struct sa_qk_args {
+    float *q;        /* (T, n_head, head_dim) */
+    float *k, *v;    /* (T, n_head_kv, head_dim) */
+    const float *bq; /* (n_head*head_dim) or NULL */
+    const float *bk, *bv; /* (n_head_kv*head_dim) or NULL */
+    const float *q_norm, *k_norm;
+    const int32_t *pos; /* (T) */
+    int64_t T, n_head, n_head_kv, head_dim, n_rot;
+    const float *inv_freq; /* (n_rot/2) */
+    enum sa_rope_mode mode;
+    float eps;
+};
+void sa_op_qk_prep(struct sa_threadpool *tp, const struct sa_qk_args *a);
+
 /* Causal multi-head attention with grouped-query heads over a KV cache.
  *   q:   (T, n_head, head_dim) queries of the tokens at positions pos0 .. pos0+T-1
  *   k,v: (n_kv_rows, n_head_kv, head_dim) cache rows; rows 0 .. pos0+T-1 are filled
@@ -60,6 +86,23 @@ struct sa_attn_args {
     int64_t scratch_stride; /* floats per share in scratch (>= pos0 + T) */
     int64_t n_scratch;      /* rows of scratch: >= the pool's share count */
 };
+/* The fastest kernel this CPU has (sa_cpu_path_active: $SALIGN_CPU=ref selects the
+ * reference): tiled online-softmax attention (AVX2/AVX-512) threaded over (KV head, query
+ * block) items; for T == 1 a decode kernel (dot products along head_dim), except in
+ * batch-invariant mode (sa_cpu_batch_invariant), where every T runs the tiled kernel so
+ * that a query's output does not depend on how tokens are batched. The fast kernels are
+ * tested against sa_op_attention_ref with explicit tolerances (tests/test_model.c). */
 void sa_op_attention(struct sa_threadpool *tp, const struct sa_attn_args *a);
+/* Plain C, threaded over (token, head) pairs: the reference. */
+void sa_op_attention_ref(struct sa_threadpool *tp, const struct sa_attn_args *a);
+enum sa_attn_kernel {
+    SA_ATTN_AUTO = 0, /* as sa_op_attention */
+    SA_ATTN_TILED,    /* the tiled kernel for every T */
+    SA_ATTN_DECODE,   /* the decode kernel (T must be 1) */
+};
+/* sa_op_attention on a given CPU path (tests, benchmarks); a path without a kernel for this
+ * head_dim (not a multiple of its vector width, or > 256) runs the reference. */
+void sa_op_attention_path(struct sa_threadpool *tp, const struct sa_attn_args *a, enum sa_cpu_path path,
+                          enum sa_attn_kernel kernel);
 
 #endif

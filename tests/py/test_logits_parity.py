@@ -256,36 +256,38 @@ def check_f32(path, n_prompts, n_greedy):
     assert r["matches"] == n_prompts, "greedy continuations identical for only %d/%d prompts" % (r["matches"], n_prompts)
 
 
+# The suite's default run is sized for CI (2 cores, the whole suite under 25 minutes): every
+# model is checked on the 256-token text, with fewer greedy prompts and tokens.
+# SA_PARITY_FULL=1 runs the issue's full protocol (10 prompts x 64 tokens everywhere).
 @test
 def test_smollm2_q4_1():
-    check_quantized(model_file("smollm2-135m-instruct"))
+    check_quantized(model_file("smollm2-135m-instruct"), n_prompts=10 if FULL else 5,
+                    n_greedy=N_GREEDY if FULL else 32)
 
 
 @test
 def test_smollm2_f32():
-    check_f32(model_file("smollm2-135m-instruct"), 10 if FULL else 4, N_GREEDY if FULL else 32)
+    check_f32(model_file("smollm2-135m-instruct"), 10 if FULL else 3, N_GREEDY if FULL else 16)
 
 
 @test
 def test_gemma3_q4_k_m():
-    check_quantized(model_file("gemma3-270m"), n_prompts=10 if FULL else 5)
+    check_quantized(model_file("gemma3-270m"), n_prompts=10 if FULL else 3, n_greedy=N_GREEDY if FULL else 16)
 
 
 @test
 def test_gemma3_f32():
-    check_f32(model_file("gemma3-270m"), 10 if FULL else 3, N_GREEDY if FULL else 16)  # 262144 x 640 f32 output
+    check_f32(model_file("gemma3-270m"), 10 if FULL else 2, N_GREEDY if FULL else 8)  # 262144 x 640 f32 output
 
 
 @test
-def test_qwen_ggufs():
-    """Qwen GGUFs in the cache up to 1 GB (none is required)."""
-    d = models_dir()
-    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-        if "qwen" in name.lower() and os.path.isdir(os.path.join(d, name)):
-            for f in sorted(os.listdir(os.path.join(d, name))):
-                path = os.path.join(d, name, f)
-                if f.endswith(".gguf") and os.path.getsize(path) < 1 << 30:
-                    check_quantized(path, n_prompts=10 if FULL else 5, n_greedy=N_GREEDY if FULL else 32)
+def test_qwen2_5_coder_0_5b():
+    """The Qwen2.5 model setup pulls (the 1.5B one, if cached, only with SA_PARITY_FULL=1)."""
+    names = ["qwen2.5-coder-0.5b-instruct"] + (["qwen2.5-coder-1.5b-instruct"] if FULL else [])
+    for name in names:
+        if name != names[0] and not os.path.isdir(os.path.join(models_dir(), name)):
+            continue
+        check_quantized(model_file(name), n_prompts=10 if FULL else 3, n_greedy=N_GREEDY if FULL else 16)
 
 
 @test

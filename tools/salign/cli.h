@@ -19,6 +19,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_align(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_bench_pipeline(int argc, char **argv); /* `salign bench pipeline`, dispatched by cmd_bench */
 
 /* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. */
 int cli_fail(const char *what);

@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"convert", cmd_convert, "re-encode a model as GGUF or safetensors (f32, f16, bf16, q8_0)"},
     {"eval", cmd_eval, "score math answers (accuracy, per round) and judged win rates"},
     {"data", cmd_data, "build, split and check the aligner's training records"},
+    {"bench", cmd_bench, "measure prompt processing and decode speed (tokens/s), like llama-bench"},
     {"train", cmd_train, "fine-tune a model into an aligner (full or LoRA), with checkpoints"},
 };
 

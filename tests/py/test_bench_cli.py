@@ -1,0 +1,51 @@
+"""test_bench_cli.py: `salign bench` as a black box: --help, exit 2 on bad options, exit 1
+on a missing model, and a tiny run on SmolLM2-135M whose table and JSON (the fields
+bench/engine_vs_llama_cpp.sh reads, the same as bench/peer_llama_cpp.py's) are well formed.
+The speed itself is measured by bench/engine_vs_llama_cpp.sh, not here."""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import SALIGN, main, models_dir, test  # noqa: E402
+
+SMOL = os.path.join(models_dir(), "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def run(*args):
+    return subprocess.run([SALIGN, "bench", *args], capture_output=True, text=True, timeout=300)
+
+
+@test
+def test_help_and_usage_errors():
+    r = run("--help")
+    assert r.returncode == 0 and "Usage: salign bench" in r.stdout, r
+    for bad in (["--bogus"], ["-m", SMOL, "-t", "0"], ["-m", SMOL, "-t", "1,"], ["-m", SMOL, "-t", "x"],
+                ["-m", SMOL, "-p", "-3"], ["-m", SMOL, "--reps", "0"], ["-m", SMOL, "-p", "0", "-n", "0"],
+                ["-m"], [], ["-m", SMOL, "extra"]):
+        r = run(*bad)
+        assert r.returncode == 2, (bad, r.returncode, r.stderr)
+        assert "salign bench" in r.stderr, (bad, r.stderr)
+    r = run("-m", "/nonexistent/model.gguf")
+    assert r.returncode == 1, r
+
+
+@test
+def test_tiny_run_json_and_table():
+    assert os.path.exists(SMOL), "missing %s (salign pull smollm2-135m-instruct)" % SMOL
+    r = run("-m", SMOL, "-p", "8", "-n", "4", "-t", "1,2", "--reps", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["threads"] for x in rows] == [1, 2], rows
+    for x in rows:
+        assert x["engine"] == "salign" and x["model"] == os.path.basename(SMOL), x
+        assert x["pp"] == 8 and x["tg"] == 4 and x["pp_tok_s"] > 0 and x["tg_tok_s"] > 0, x
+    r = run("-m", SMOL, "-p", "0", "-n", "3", "-t", "1", "--reps", "1")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any("| tg3" in ln for ln in lines) and not any("| pp" in ln for ln in lines), r.stdout
+
+
+if __name__ == "__main__":
+    main()

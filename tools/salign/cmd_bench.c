@@ -1,0 +1,231 @@
+/* cmd_bench.c: `salign bench -m MODEL`: the engine's speed the way llama-bench measures it:
+ * prompt processing (pp: P tokens in batches of n_batch from an empty cache) and text
+ * generation (tg: N tokens decoded one at a time after one token of context), in tokens
+ * per second, for each thread count. bench/engine_vs_llama_cpp.sh runs it next to
+ * llama.cpp (bench/peer_llama_cpp.py) on the same GGUF. `salign bench pipeline` is
+ * cmd_bench_pipeline.c. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "sa/sa.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: salign bench -m MODEL [OPTIONS]\n"
+            "       salign bench pipeline --upstream MODEL --aligner MODEL [OPTIONS]  (see its --help)\n\n"
+            "Measures prompt processing (pp) and decode (tg) speed in tokens/s, like llama-bench:\n"
+            "pp evaluates P tokens from an empty cache in batches of n_batch; tg decodes N tokens\n"
+            "one at a time after one token of context. The tokens are a fixed pseudo-random\n"
+            "sequence (the same as bench/peer_llama_cpp.py). Each test runs once to warm up,\n"
+            "then --reps times; the best and the mean are reported.\n\n"
+            "  -m, --model MODEL     a .gguf file, a Hugging Face directory or a cached model name\n"
+            "  -p, --n-prompt P      prompt tokens (default 512; 0 skips pp)\n"
+            "  -n, --n-gen N         generated tokens (default 128; 0 skips tg)\n"
+            "  -b, --batch-size B    tokens per forward pass for pp (default: P)\n"
+            "  -t, --threads LIST    comma-separated thread counts (default 1,2)\n"
+            "  -r, --reps R          measured repetitions (default 3)\n"
+            "      --json            one JSON object per thread count instead of the table\n"
+            "  -h, --help            this help\n\n"
+            "'salign bench pipeline --help': the Stream Aligner pipeline's speed (stream vs Aligner, speculation, KV reuse).\n\n"
+            "Example:\n"
+            "  salign bench -m smollm2-135m-instruct -t 1,2 --reps 5\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+#define MAX_THREAD_SETTINGS 16
+
+struct result {
+    double pp_best, pp_mean, pp_sd, tg_best, tg_mean, tg_sd;
+};
+
+static void stats(const double *v, int n, double *best, double *mean, double *sd) {
+    double b = 0, s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) {
+        b = v[i] > b ? v[i] : b;
+        s += v[i];
+    }
+    const double m = s / n;
+    for (int i = 0; i < n; i++) s2 += (v[i] - m) * (v[i] - m);
+    *best = b;
+    *mean = m;
+    *sd = n > 1 ? sqrt(s2 / (n - 1)) : 0.0;
+}
+
+/* One thread setting: warm-up, then reps of pp and tg. Returns 0 or CLI_FAIL. */
+static int run_setting(const struct sa_model *model, const int32_t *toks, int P, int N, int B, int threads, int reps,
+                       struct result *r) {
+    struct sa_ctx_params cp = sa_ctx_default_params();
+    cp.n_ctx = P + N + 8;
+    cp.n_batch = B > 0 ? B : 1;
+    cp.n_threads = threads;
+    struct sa_ctx *ctx = NULL;
+    if (sa_ctx_init(model, &cp, &ctx)) return cli_fail("bench");
+    double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
+    int rc = CLI_OK;
+    if (!pp || !tg) {
+        rc = CLI_FAIL;
+        fprintf(stderr, "salign bench: out of memory\n");
+        goto done;
+    }
+    for (int rep = -1; rep < reps; rep++) { /* rep -1: warm-up (page faults, pool start) */
+        if (P > 0) {
+            if (sa_ctx_truncate(ctx, 0)) goto fail;
+            const double t0 = now_s();
+            if (sa_ctx_decode(ctx, toks, P, NULL)) goto fail;
+            if (rep >= 0) pp[rep] = P / (now_s() - t0);
+        }
+        if (N > 0) {
+            if (sa_ctx_truncate(ctx, 0) || sa_ctx_decode(ctx, toks, 1, NULL)) goto fail;
+            const double t0 = now_s();
+            for (int i = 0; i < N; i++)
+                if (sa_ctx_decode(ctx, toks + (i + 1) % (P > 1 ? P : 2), 1, NULL)) goto fail;
+            if (rep >= 0) tg[rep] = N / (now_s() - t0);
+        }
+    }
+    if (P > 0) stats(pp, reps, &r->pp_best, &r->pp_mean, &r->pp_sd);
+    if (N > 0) stats(tg, reps, &r->tg_best, &r->tg_mean, &r->tg_sd);
+    goto done;
+fail:
+    rc = cli_fail("bench");
+done:
+    free(pp);
+    free(tg);
+    sa_ctx_free(ctx);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "pipeline")) /* the pipeline's speed: cmd_bench_pipeline.c */
+        return cmd_bench_pipeline(argc - 1, argv + 1);
+    enum { OPT_JSON = 256 };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},      {"n-prompt", required_argument, NULL, 'p'},
+        {"n-gen", required_argument, NULL, 'n'},      {"batch-size", required_argument, NULL, 'b'},
+        {"threads", required_argument, NULL, 't'},    {"reps", required_argument, NULL, 'r'},
+        {"json", no_argument, NULL, OPT_JSON},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    if (argc >= 2 && !strcmp(argv[1], "pipeline")) return cmd_bench_pipeline(argc - 1, argv + 1);
+    const char *model_arg = NULL, *threads_arg = "1,2";
+    long P = 512, N = 128, B = 0, reps = 3;
+    bool json = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:p:n:b:t:r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_arg = optarg; break;
+        case 'p':
+            if (!parse_int(optarg, 0, 1 << 20, &P)) return cli_usage_error("bench", "bad --n-prompt '%s'", optarg);
+            break;
+        case 'n':
+            if (!parse_int(optarg, 0, 1 << 20, &N)) return cli_usage_error("bench", "bad --n-gen '%s'", optarg);
+            break;
+        case 'b':
+            if (!parse_int(optarg, 1, 1 << 20, &B)) return cli_usage_error("bench", "bad --batch-size '%s'", optarg);
+            break;
+        case 't': threads_arg = optarg; break;
+        case 'r':
+            if (!parse_int(optarg, 1, 1000, &reps)) return cli_usage_error("bench", "bad --reps '%s'", optarg);
+            break;
+        case OPT_JSON: json = true; break;
+        case 'h': usage(stdout); return CLI_OK;
+        case ':':
+        default: {
+            const char *arg = argv[optind - 1];
+            char shorts[3] = {'-', (char)optopt, 0};
+            const char *what = !strncmp(arg, "--", 2) || !optopt ? arg : shorts;
+            return c == ':' ? cli_usage_error("bench", "option '%s' needs a value", what)
+                            : cli_usage_error("bench", "unknown option '%s'", what);
+        }
+        }
+    }
+    if (optind < argc) {
+        if (model_arg || optind + 1 < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+        model_arg = argv[optind]; /* `salign bench MODEL` works too */
+    }
+    if (!model_arg) return cli_usage_error("bench", "missing -m MODEL");
+    if (P == 0 && N == 0) return cli_usage_error("bench", "nothing to measure: -p and -n are both 0");
+    int thr[MAX_THREAD_SETTINGS], n_thr = 0;
+    for (const char *s = threads_arg; *s;) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 1024 || (*end && *end != ',') || n_thr == MAX_THREAD_SETTINGS)
+            return cli_usage_error("bench", "bad --threads '%s' (a list like 1,2)", threads_arg);
+        thr[n_thr++] = (int)v;
+        s = *end ? end + 1 : end;
+        if (*end && !*s) return cli_usage_error("bench", "bad --threads '%s' (a list like 1,2)", threads_arg);
+    }
+    if (n_thr == 0) return cli_usage_error("bench", "bad --threads '%s' (a list like 1,2)", threads_arg);
+    if (B == 0) B = P > 0 ? P : 1;
+
+    char *path = NULL;
+    if (sa_hub_resolve(model_arg, NULL, &path)) return cli_fail(model_arg);
+    struct sa_model_params mp = sa_model_default_params();
+    mp.load_tokenizer = false;
+    struct sa_model *model = NULL;
+    if (sa_model_load(path, &mp, &model)) {
+        int rc = cli_fail(path);
+        free(path);
+        return rc;
+    }
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const int32_t V = sa_model_n_vocab(model);
+    const int32_t n_tok = P > 2 ? (int32_t)P : 2;
+    int32_t *toks = malloc((size_t)n_tok * sizeof *toks);
+    int rc = CLI_OK;
+    if (!toks) {
+        fprintf(stderr, "salign bench: out of memory\n");
+        rc = CLI_FAIL;
+        goto out;
+    }
+    /* the peer's prompt: ordinary tokens away from the special ones at both ends */
+    for (int32_t i = 0; i < n_tok; i++)
+        toks[i] = V > 1500 ? (int32_t)(((int64_t)i * 7919 + 13) % (V - 1000) + 500) : (int32_t)(((int64_t)i * 7919 + 13) % V);
+    if (!json) {
+        printf("model: %s (%.1f MiB, %.1f M params)\n", base, sa_model_n_bytes(model) / 1048576.0,
+               sa_model_n_params(model) / 1e6);
+        printf("| threads | test   |   t/s (best) |   t/s (mean +- sd) |\n");
+        printf("|--------:|--------|-------------:|-------------------:|\n");
+        fflush(stdout);
+    }
+    for (int i = 0; i < n_thr; i++) {
+        struct result r = {0};
+        if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, &r))) break;
+        if (json) {
+            printf("{\"engine\": \"salign\", \"model\": \"%s\", \"threads\": %d, \"pp\": %ld, \"tg\": %ld, "
+                   "\"n_batch\": %ld, \"reps\": %ld, \"pp_tok_s\": %.1f, \"tg_tok_s\": %.1f, \"pp_mean\": %.1f, "
+                   "\"tg_mean\": %.1f}\n",
+                   base, thr[i], P, N, B, reps, r.pp_best, r.tg_best, r.pp_mean, r.tg_mean);
+        } else {
+            if (P > 0)
+                printf("| %7d | pp%-4ld | %12.1f | %9.1f +- %5.1f |\n", thr[i], P, r.pp_best, r.pp_mean, r.pp_sd);
+            if (N > 0)
+                printf("| %7d | tg%-4ld | %12.1f | %9.1f +- %5.1f |\n", thr[i], N, r.tg_best, r.tg_mean, r.tg_sd);
+        }
+        fflush(stdout);
+    }
+out:
+    free(toks);
+    sa_model_free(model);
+    free(path);
+    return rc;
+}
