@@ -10,7 +10,7 @@
 # made by llama.cpp's own quantizer from the BF16 file (dev tool only; skipped if it fails).
 #   bench/engine_vs_llama_cpp.sh [MODEL.gguf ...]
 #   env: THREADS=1,2 PP=512 TG=128 REPS=3 ROUNDS=2 BUILD=build SA_PYTHON=.venv/bin/python
-set -u
+set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PY=${SA_PYTHON:-.venv/bin/python}
