@@ -86,4 +86,10 @@ size_t sa_utf8_valid_prefix(const char *s, size_t n);
 /* Length in bytes of a UTF-8 sequence from its lead byte (0 for a continuation/invalid byte). */
 int sa_utf8_seq_len(unsigned char lead);
 
+/* Parses a prompt file (the files in docs/prompts/: '#' comment lines, then optional "[system]"
+ * and "[user]" sections; text with no marker is the user message). On success *system and
+ * *user are malloc'd, trimmed, the user message non-empty; `name` labels error messages. */
+SA_NODISCARD enum sa_status sa_prompt_file_parse(const char *text, size_t len, const char *name, char **system,
+                                                 char **user, bool *has_system);
+
 #endif

@@ -37,73 +37,14 @@ static bool is_ws(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* A copy of s[0..n) without leading blank lines and trailing whitespace. */
-static char *trimmed_copy(const char *s, size_t n) {
-    size_t a = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\n') a = i + 1;
-        else if (!is_ws(s[i])) break;
-    }
-    while (n > a && is_ws(s[n - 1])) n--;
-    return strndup(s + a, n - a);
-}
-
-static bool line_is(const char *s, size_t n, const char *word) {
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
-    return n == strlen(word) && !memcmp(s, word, n);
-}
-
 enum sa_status sa_annot_prompt_parse(const char *text, size_t len, const char *name, struct sa_annot_prompt **out) {
     *out = NULL;
     if (!text) return sa_error(SA_STATUS_BAD_ARGUMENT, "annotator prompt: NULL text");
     if (!name) name = "annotator prompt";
-    if (sa_utf8_valid_prefix(text, len) != len || memchr(text, 0, len))
-        return sa_error(SA_STATUS_BAD_FILE, "%s: not valid UTF-8 text", name);
-    size_t pos = 0;
-    while (pos < len && text[pos] == '#') { /* the comment header */
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        pos = nl ? (size_t)(nl - text) + 1 : len;
-    }
-    const size_t body = pos;
-    size_t start[2] = {0, 0}, end[2] = {0, 0}; /* 0 system, 1 user: [start, end) */
-    bool seen[2] = {false, false};
-    int cur = -1;
-    while (pos < len || (pos == len && cur >= 0)) {
-        const char *nl = pos < len ? memchr(text + pos, '\n', len - pos) : NULL;
-        size_t e = nl ? (size_t)(nl - text) : len;
-        int which = line_is(text + pos, e - pos, "[system]") ? 0 : line_is(text + pos, e - pos, "[user]") ? 1 : -1;
-        if (which >= 0) {
-            if (cur >= 0) end[cur] = pos;
-            else
-                for (size_t i = body; i < pos; i++)
-                    if (!is_ws(text[i]))
-                        return sa_error(SA_STATUS_BAD_FILE, "%s: text before the first [system]/[user] line", name);
-            if (seen[which])
-                return sa_error(SA_STATUS_BAD_FILE, "%s: a second [%s] section", name, which ? "user" : "system");
-            seen[which] = true;
-            cur = which;
-            start[which] = nl ? e + 1 : len;
-        }
-        if (!nl) break;
-        pos = e + 1;
-    }
-    if (cur >= 0) end[cur] = len;
-    if (!seen[0] && !seen[1]) {
-        seen[1] = true;
-        start[1] = body;
-        end[1] = len;
-    }
     struct sa_annot_prompt *p = calloc(1, sizeof *p);
     if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    p->system = seen[0] ? trimmed_copy(text + start[0], end[0] - start[0]) : strdup("");
-    p->user = seen[1] ? trimmed_copy(text + start[1], end[1] - start[1]) : strdup("");
-    if (!p->system || !p->user) {
-        sa_annot_prompt_free(p);
-        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    }
-    enum sa_status s = SA_STATUS_OK;
-    if (seen[0] && !*p->system) s = sa_error(SA_STATUS_BAD_FILE, "%s: the [system] section is empty", name);
-    else if (!*p->user) s = sa_error(SA_STATUS_BAD_FILE, "%s: no user message (a [user] section)", name);
+    bool has_system;
+    enum sa_status s = sa_prompt_file_parse(text, len, name, &p->system, &p->user, &has_system);
     static const char *const required[] = {"{question}", "{prefix}", "{sentence}"};
     for (size_t i = 0; i < SA_ARRAY_LEN(required) && !s; i++)
         if (!strstr(p->user, required[i]))

@@ -50,82 +50,18 @@ void sa_judge_prompt_free(struct sa_judge_prompt *p) {
     free(p);
 }
 
-/* A copy of s[0..n) without leading blank lines and trailing whitespace. */
-static char *trimmed_copy(const char *s, size_t n) {
-    size_t a = 0;
-    for (size_t i = 0; i < n; i++) { /* drop whole blank lines at the start */
-        if (s[i] == '\n') a = i + 1;
-        else if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') break;
-    }
-    while (n > a && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) n--;
-    return strndup(s + a, n - a);
-}
-
-static bool line_is(const char *s, size_t n, const char *word) {
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
-    return n == strlen(word) && !memcmp(s, word, n);
-}
-
 enum sa_status sa_judge_prompt_parse(const char *text, size_t len, const char *name, struct sa_judge_prompt **out) {
     *out = NULL;
     if (!text) return sa_error(SA_STATUS_BAD_ARGUMENT, "judge prompt: NULL text");
     if (!name) name = "judge prompt";
-    if (sa_utf8_valid_prefix(text, len) != len || memchr(text, 0, len))
-        return sa_error(SA_STATUS_BAD_FILE, "%s: not valid UTF-8 text", name);
-    /* the '#' header: comment lines before anything else */
-    size_t pos = 0;
-    while (pos < len && text[pos] == '#') {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        pos = nl ? (size_t)(nl - text) + 1 : len;
-    }
-    /* sections: a "[system]" or "[user]" line starts one; text before the first is user */
-    const char *sec_start[2] = {NULL, NULL}; /* 0 system, 1 user */
-    size_t sec_len[2] = {0, 0};
-    int cur = -1, n_markers = 0;
-    size_t body_start = pos, cur_start = pos;
-    while (pos <= len) {
-        const char *nl = pos < len ? memchr(text + pos, '\n', len - pos) : NULL;
-        size_t end = nl ? (size_t)(nl - text) : len;
-        int which = line_is(text + pos, end - pos, "[system]") ? 0 : line_is(text + pos, end - pos, "[user]") ? 1 : -1;
-        if (which >= 0) {
-            if (cur >= 0) sec_len[cur] = pos - cur_start;
-            else if (n_markers == 0) {
-                for (size_t i = body_start; i < pos; i++)
-                    if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '\n')
-                        return sa_error(SA_STATUS_BAD_FILE, "%s: text before the first [system]/[user] line", name);
-            }
-            if (sec_start[which])
-                return sa_error(SA_STATUS_BAD_FILE, "%s: a second [%s] section", name, which ? "user" : "system");
-            n_markers++;
-            cur = which;
-            cur_start = nl ? end + 1 : len;
-            sec_start[which] = text + cur_start;
-        }
-        if (!nl) break;
-        pos = end + 1;
-    }
-    if (cur >= 0) sec_len[cur] = len - cur_start;
-    if (n_markers == 0) {
-        sec_start[1] = text + body_start;
-        sec_len[1] = len - body_start;
-    }
     struct sa_judge_prompt *p = calloc(1, sizeof *p);
     if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    p->system = sec_start[0] ? trimmed_copy(sec_start[0], sec_len[0]) : strdup("");
-    p->user = sec_start[1] ? trimmed_copy(sec_start[1], sec_len[1]) : strdup("");
-    if (!p->system || !p->user) {
-        sa_judge_prompt_free(p);
-        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    }
-    enum sa_status s = SA_STATUS_OK;
-    if (sec_start[0] && !*p->system) s = sa_error(SA_STATUS_BAD_FILE, "%s: the [system] section is empty", name);
-    else if (!*p->user) s = sa_error(SA_STATUS_BAD_FILE, "%s: no user message (a [user] section)", name);
-    else {
-        static const char *const required[] = {"{question}", "{answer_a}", "{answer_b}"};
-        for (size_t i = 0; i < SA_ARRAY_LEN(required) && !s; i++)
-            if (!strstr(p->user, required[i]))
-                s = sa_error(SA_STATUS_BAD_FILE, "%s: the user message has no %s placeholder", name, required[i]);
-    }
+    bool has_system;
+    enum sa_status s = sa_prompt_file_parse(text, len, name, &p->system, &p->user, &has_system);
+    static const char *const required[] = {"{question}", "{answer_a}", "{answer_b}"};
+    for (size_t i = 0; i < SA_ARRAY_LEN(required) && !s; i++)
+        if (!strstr(p->user, required[i]))
+            s = sa_error(SA_STATUS_BAD_FILE, "%s: the user message has no %s placeholder", name, required[i]);
     if (s) {
         sa_judge_prompt_free(p);
         return s;
