@@ -394,6 +394,67 @@ static void test_mode_aligner(void) {
     setup_free(&st);
 }
 
+/* The Aligner on an answer written before: no upstream at all. */
+static void test_revise_given_answer(void) {
+    static const char *const replies[] = {"  Fixed: 2 + 2 = 4.  ", "2 + 2 = 4."};
+    struct setup st;
+    setup_init(&st, SKY, 4, 7);
+    st.pp.mode = SA_PIPELINE_ALIGNER;
+    st.pp.upstream = NULL;
+    st.pp.upstream_format = SA_CHAT_FORMAT_UNKNOWN; /* not needed without an upstream */
+    st.fa.replies = replies;
+    st.fa.n_replies = 2;
+    struct sa_pipeline *pl = NULL;
+    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    struct events ev = {0};
+    struct sa_pipeline_callbacks cb = {on_sentence, cancel_hook, &ev};
+    struct sa_pipeline_result r;
+    CHECK(sa_pipeline_run(pl, "Q", &cb, &r) == SA_STATUS_BAD_ARGUMENT); /* nothing to run */
+    CHECK(strstr(sa_last_error(), "revise_answer") != NULL);
+    sa_pipeline_result_free(&r);
+    CHECK_OK(sa_pipeline_revise_answer(pl, "What is 2 + 2?", "\n 2 + 2 = 5.\n", &cb, &r));
+    CHECK_EQ_INT(st.fa.n_calls, 1);
+    CHECK_EQ_INT(st.fa.kinds[0], SA_PIPELINE_REQ_ANSWER);
+    CHECK_EQ_STR(st.fa.lasts[0], "2 + 2 = 5."); /* stripped, as an upstream's answer is */
+    CHECK_EQ_STR(r.upstream_answer, "2 + 2 = 5.");
+    CHECK_EQ_STR(r.answer, "Fixed: 2 + 2 = 4.");
+    CHECK_EQ_INT(r.n_rounds, 1);
+    CHECK_EQ_INT(r.n_copied, 0);
+    CHECK_EQ_INT(r.upstream_tokens, 0);
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_DONE);
+    CHECK_EQ_INT(ev.n, 1);
+    CHECK_EQ_INT(st.fu.n_start, 0);
+    sa_pipeline_result_free(&r);
+    events_free(&ev);
+    memset(&ev, 0, sizeof ev);
+    /* a copy */
+    CHECK_OK(sa_pipeline_revise_answer(pl, "What is 2 + 2?", "2 + 2 = 4.", &cb, &r));
+    CHECK_EQ_INT(r.n_copied, 1);
+    CHECK_EQ_STR(r.answer, "2 + 2 = 4.");
+    sa_pipeline_result_free(&r);
+    /* bad arguments */
+    CHECK(sa_pipeline_revise_answer(pl, "Q", NULL, &cb, &r) == SA_STATUS_BAD_ARGUMENT);
+    sa_pipeline_result_free(&r);
+    CHECK(sa_pipeline_revise_answer(pl, "Q", "bad \xff utf-8", &cb, &r) == SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "answer") != NULL);
+    sa_pipeline_result_free(&r);
+    sa_pipeline_free(pl);
+    events_free(&ev);
+    /* other modes need an upstream; revise_answer needs the aligner mode */
+    st.pp.mode = SA_PIPELINE_STREAM;
+    pl = NULL;
+    CHECK(sa_pipeline_init(&st.pp, &pl) == SA_STATUS_BAD_ARGUMENT && !pl);
+    CHECK(strstr(sa_last_error(), "needs an upstream") != NULL);
+    st.pp.upstream = st.up;
+    st.pp.upstream_format = SA_CHAT_FORMAT_CHATML;
+    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    CHECK(sa_pipeline_revise_answer(pl, "Q", "A.", NULL, &r) == SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "not 'aligner'") != NULL);
+    sa_pipeline_result_free(&r);
+    sa_pipeline_free(pl);
+    setup_free(&st);
+}
+
 static void test_mode_continue(void) {
     static const char *const replies[] = {"The sky looks blue."};
     struct setup st;
@@ -666,6 +727,7 @@ int main(void) {
     RUN(test_cancel);
     RUN(test_mode_upstream);
     RUN(test_mode_aligner);
+    RUN(test_revise_given_answer);
     RUN(test_mode_continue);
     RUN(test_finish_in_one_chunk);
     RUN(test_joining_cjk_and_lines);

@@ -77,7 +77,8 @@ typedef enum sa_status (*sa_pipeline_aligner_fn)(void *user, const struct sa_pip
 struct sa_pipeline_params {
     enum sa_pipeline_mode mode;
 
-    /* ---- the upstream: exactly one of upstream_model and upstream ---- */
+    /* ---- the upstream: exactly one of upstream_model and upstream (ALIGNER mode: also none,
+       to revise given answers with sa_pipeline_revise_answer) ---- */
     const struct sa_model *upstream_model; /* a local model (borrowed; must outlive the pipeline):
                                               the pipeline makes a context and a local upstream */
     struct sa_upstream *upstream;          /* any other upstream, e.g. sa_upstream_remote_init or a
@@ -202,6 +203,16 @@ void sa_pipeline_free(struct sa_pipeline *pl);
  * (remote: NETWORK, TIMEOUT, BAD_JSON with the server's message). */
 SA_NODISCARD enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question,
                                             const struct sa_pipeline_callbacks *cb, struct sa_pipeline_result *result);
+
+/* The Aligner baseline on an answer written before (by any model, at any time): the aligner
+ * rewrites `answer` once, as in ALIGNER mode, without running an upstream. Only for a pipeline
+ * made with mode ALIGNER; such a pipeline may have no upstream at all (then sa_pipeline_run
+ * refuses). The result is filled as by sa_pipeline_run (upstream_answer: `answer` stripped;
+ * upstream counters 0); the callback sees one piece. Errors: BAD_ARGUMENT (NULL argument,
+ * another mode, invalid UTF-8), and the aligner's. */
+SA_NODISCARD enum sa_status sa_pipeline_revise_answer(struct sa_pipeline *pl, const char *question,
+                                                      const char *answer, const struct sa_pipeline_callbacks *cb,
+                                                      struct sa_pipeline_result *result);
 
 /* ---- the local upstream (src/pipeline/local_upstream.c) ---- */
 

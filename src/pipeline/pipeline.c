@@ -123,8 +123,11 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
     const struct sa_pipeline_params *p = params;
     if ((unsigned)p->mode > SA_PIPELINE_UPSTREAM)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: unknown mode %d", (int)p->mode);
-    if (!p->upstream_model == !p->upstream)
+    if (p->upstream_model && p->upstream)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: give exactly one of upstream_model and upstream");
+    if (!p->upstream_model && !p->upstream && p->mode != SA_PIPELINE_ALIGNER)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: mode '%s' needs an upstream (upstream_model or upstream)",
+                        sa_pipeline_mode_name(p->mode));
     if (needs_aligner(p) && !p->aligner_model && !p->aligner_fn)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: mode '%s' needs an aligner (aligner_model or aligner_fn)",
                         sa_pipeline_mode_name(p->mode));
@@ -157,11 +160,11 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
                                    &pl->own_up, &pl->up_local);
         pl->up = pl->own_up;
         pl->len_tok = sa_model_tokenizer(p->upstream_model);
-    } else if (!s) {
+    } else if (!s && p->upstream) {
         pl->up = p->upstream;
         if (pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN && pl->up_tmpl) pl->up_fmt = sa_chat_template_detect(pl->up_tmpl, NULL);
     }
-    if (!s && pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN)
+    if (!s && pl->up && pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN)
         s = sa_error(SA_STATUS_UNSUPPORTED, "pipeline: the upstream's chat format is unknown: name it "
                                             "(chatml, gemma, llama3) or give its template");
     if (p->upstream_tokenizer) pl->len_tok = p->upstream_tokenizer;
@@ -701,23 +704,30 @@ static enum sa_status run_stream(struct sa_pipeline *pl) {
     }
 }
 
-/* The Aligner baseline: the whole upstream answer, rewritten once, emitted as one piece. */
-static enum sa_status run_aligner(struct sa_pipeline *pl) {
+/* The Aligner baseline: the whole upstream answer (or `given`, an answer written before),
+ * rewritten once, emitted as one piece. */
+static enum sa_status run_aligner(struct sa_pipeline *pl, const char *given) {
     struct sa_pipeline_result *r = pl->res;
-    char *prompt = NULL;
-    size_t plen = 0;
-    enum sa_status s = upstream_prompt(pl, &prompt, &plen);
-    struct read_out ro;
-    if (!s)
-        s = read_upstream(pl, pl->up, prompt, plen, pl->p.max_length, pl->p.upstream_temp, pl->p.seed, READ_COLLECT,
-                          &ro);
-    free(prompt);
-    if (s) return s;
-    r->upstream_tokens += ro.n_tokens;
-    r->upstream_prefill += ro.n_prefill;
-    r->upstream_ms += ro.ms;
-    r->upstream_answer = sa_join_strip(ro.piece, ro.len);
-    free(ro.piece);
+    struct read_out ro = {0};
+    enum sa_status s = SA_STATUS_OK;
+    if (given) {
+        r->upstream_answer = sa_join_strip(given, strlen(given));
+        ro.finish = SA_UPSTREAM_FINISH_STOP;
+    } else {
+        char *prompt = NULL;
+        size_t plen = 0;
+        s = upstream_prompt(pl, &prompt, &plen);
+        if (!s)
+            s = read_upstream(pl, pl->up, prompt, plen, pl->p.max_length, pl->p.upstream_temp, pl->p.seed,
+                              READ_COLLECT, &ro);
+        free(prompt);
+        if (s) return s;
+        r->upstream_tokens += ro.n_tokens;
+        r->upstream_prefill += ro.n_prefill;
+        r->upstream_ms += ro.ms;
+        r->upstream_answer = sa_join_strip(ro.piece, ro.len);
+        free(ro.piece);
+    }
     if (!r->upstream_answer) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     struct revision rv;
     if ((s = revise(pl, SA_PIPELINE_REQ_ANSWER, r->upstream_answer, &rv))) return s;
@@ -750,12 +760,8 @@ static enum sa_status run_aligner(struct sa_pipeline *pl) {
     return s;
 }
 
-enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question, const struct sa_pipeline_callbacks *cb,
-                               struct sa_pipeline_result *result) {
-    if (result) memset(result, 0, sizeof *result);
-    if (!pl || !question || !result) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_run: NULL argument");
-    if (sa_utf8_valid_prefix(question, strlen(question)) != strlen(question))
-        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: the question is not valid UTF-8");
+static enum sa_status pipeline_run(struct sa_pipeline *pl, const char *question, const char *given,
+                                   const struct sa_pipeline_callbacks *cb, struct sa_pipeline_result *result) {
     pl->cb = cb;
     pl->question = question;
     pl->res = result;
@@ -768,7 +774,7 @@ enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question, con
         switch (pl->p.mode) {
         case SA_PIPELINE_STREAM:
         case SA_PIPELINE_CONTINUE: s = run_stream(pl); break;
-        case SA_PIPELINE_ALIGNER: s = run_aligner(pl); break;
+        case SA_PIPELINE_ALIGNER: s = run_aligner(pl, given); break;
         case SA_PIPELINE_UPSTREAM: s = write_rest(pl, false); break;
         }
     }
@@ -792,4 +798,34 @@ enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question, con
     pl->res = NULL;
     pl->question = NULL;
     return s;
+}
+
+static enum sa_status check_text(const char *what, const char *text) {
+    if (sa_utf8_valid_prefix(text, strlen(text)) != strlen(text))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: the %s is not valid UTF-8", what);
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question, const struct sa_pipeline_callbacks *cb,
+                               struct sa_pipeline_result *result) {
+    if (result) memset(result, 0, sizeof *result);
+    if (!pl || !question || !result) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_run: NULL argument");
+    if (!pl->up)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_run: the pipeline has no upstream "
+                                                "(sa_pipeline_revise_answer revises a given answer)");
+    enum sa_status s = check_text("question", question);
+    return s ? s : pipeline_run(pl, question, NULL, cb, result);
+}
+
+enum sa_status sa_pipeline_revise_answer(struct sa_pipeline *pl, const char *question, const char *answer,
+                                         const struct sa_pipeline_callbacks *cb, struct sa_pipeline_result *result) {
+    if (result) memset(result, 0, sizeof *result);
+    if (!pl || !question || !answer || !result)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_revise_answer: NULL argument");
+    if (pl->p.mode != SA_PIPELINE_ALIGNER)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_revise_answer: the pipeline's mode is '%s', not 'aligner'",
+                        sa_pipeline_mode_name(pl->p.mode));
+    enum sa_status s = check_text("question", question);
+    if (!s) s = check_text("answer", answer);
+    return s ? s : pipeline_run(pl, question, answer, cb, result);
 }

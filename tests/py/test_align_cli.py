@@ -83,6 +83,51 @@ def upstream_and_aligner_modes():
 
 
 @test
+def aligner_on_given_answers():
+    """--mode aligner --answers: the Aligner revises answers written before, with no upstream;
+    the same revision as when it reads the upstream's answer live."""
+    d = tmpdir()
+    inp, ups, outp = (os.path.join(d, n) for n in ("gq.jsonl", "gu.jsonl", "ga.jsonl"))
+    for p in (ups, outp):
+        if os.path.exists(p):
+            os.remove(p)
+    with open(inp, "w") as f:
+        f.write(json.dumps({"id": "a", "question": "What is 12 times 7?"}) + "\n")
+        f.write(json.dumps({"id": 3, "question": "What is 2 + 2?"}) + "\n")
+    ok([SALIGN, "align", "--upstream", NAME, "--mode", "upstream", "--input", inp, "--output", ups,
+        "--max-length", "40", "-t", "2"])
+    ok([SALIGN, "align", "--aligner", NAME, "--mode", "aligner", "--answers", ups, "--input", inp, "--output", outp,
+        "-t", "2"])
+    up, al = jsonl(ups), jsonl(outp)
+    assert [r["id"] for r in al] == ["a", 3], al
+    for u, a in zip(up, al):
+        assert a["upstream_answer"] == u["answer"] and a["rounds"] == 1 and a["upstream_tokens"] == 0, (u, a)
+    live, _ = ok(BASE + ["-p", "What is 12 times 7?", "--mode", "aligner", "--json", "--max-length", "40"])
+    assert json.loads(live)["answer"] == al[0]["answer"], (live, al[0])
+    # a question without an answer in the file, a malformed answers file, wrong combinations
+    with open(inp, "a") as f:
+        f.write(json.dumps({"id": 9, "question": "Why?"}) + "\n")
+    rc, _, err = run([SALIGN, "align", "--aligner", NAME, "--mode", "aligner", "--answers", ups, "--input", inp,
+                      "--output", outp])
+    assert rc == 1 and "no answer with id 9" in err, err
+    bad = os.path.join(d, "bad.jsonl")
+    with open(bad, "w") as f:
+        f.write('{"id": 1, "answer": "x"}\n{"id": 1, "answer": "y"}\n')
+    rc, _, err = run([SALIGN, "align", "--aligner", NAME, "--mode", "aligner", "--answers", bad, "--input", inp,
+                      "--output", outp])
+    assert rc == 1 and "second answer for id 1" in err, err
+    with open(bad, "w") as f:
+        f.write('{"id": 1}\n')
+    rc, _, err = run([SALIGN, "align", "--aligner", NAME, "--mode", "aligner", "--answers", bad, "--input", inp,
+                      "--output", outp])
+    assert rc == 1 and "bad.jsonl:1" in err, err
+    rc, _, err = run([SALIGN, "align", "--aligner", NAME, "--answers", ups, "--input", inp, "--output", outp])
+    assert rc == 2 and "--mode aligner" in err, err
+    rc, _, err = run(BASE + ["--mode", "aligner", "--answers", ups, "--input", inp, "--output", outp])
+    assert rc == 2 and "one of --upstream and --answers" in err, err
+
+
+@test
 def batch_resumes():
     d = tmpdir()
     inp, outp, trace = (os.path.join(d, n) for n in ("q.jsonl", "a.jsonl", "bt.jsonl"))

@@ -79,6 +79,9 @@ static void usage(FILE *f) {
             "  --input FILE              JSONL questions: {\"id\", \"question\"} (or \"prompt\",\n"
             "                            \"problem\"); id defaults to the 0-based line index\n"
             "  --output FILE             JSONL answers (appended; ids already there are skipped)\n"
+            "  --answers FILE            aligner mode without an upstream: revise the answers of\n"
+            "                            FILE (JSONL {\"id\", \"answer\"}, e.g. an --output of\n"
+            "                            --mode upstream), matched to --input by id\n"
             "  -v, --verbose             metrics on stderr\n"
             "  -h, --help                this help\n\n"
             "Exit status: 0 ok, 1 runtime failure (model, server, file), 2 usage, 130 interrupted.\n");
@@ -87,7 +90,7 @@ static void usage(FILE *f) {
 struct align_opts {
     const char *upstream_extra;
     const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *aligner, *system, *aligner_system;
-    const char *prompt, *trace, *input, *output;
+    const char *prompt, *trace, *input, *output, *answers;
     bool show_edits, json, verbose;
     int32_t timeout_ms;
     struct sa_pipeline_params pp;
@@ -117,7 +120,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         "--aligner-system",
         "--mode", "--rounds", "--continue-with", "--max-rounds", "--max-length", "--max-sentence-tokens",
         "--max-aligner-tokens", "--unit", "--temp", "--top-p", "--aligner-temp", "--seed", "-t", "--threads", "-c",
-        "--ctx-size", "--timeout-ms", "-p", "--prompt", "--trace", "--input", "--output"};
+        "--ctx-size", "--timeout-ms", "-p", "--prompt", "--trace", "--input", "--output", "--answers"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -148,6 +151,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         else if (!strcmp(a, "--trace")) o->trace = v;
         else if (!strcmp(a, "--input")) o->input = v;
         else if (!strcmp(a, "--output")) o->output = v;
+        else if (!strcmp(a, "--answers")) o->answers = v;
         else if (!strcmp(a, "--mode")) {
             int m = sa_pipeline_mode_from_name(v);
             ok = m >= 0;
@@ -178,7 +182,12 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         }
         if (!ok) return cli_usage_error("align", "bad value for %s: '%s'", a, v);
     }
-    if (!o->upstream) return cli_usage_error("align", "no upstream (--upstream MODEL|URL)");
+    if (o->answers && o->pp.mode != SA_PIPELINE_ALIGNER)
+        return cli_usage_error("align", "--answers is for --mode aligner");
+    if (o->answers && !o->input) return cli_usage_error("align", "--answers needs --input FILE");
+    if (o->answers && o->upstream)
+        return cli_usage_error("align", "--answers replaces the upstream: give one of --upstream and --answers");
+    if (!o->upstream && !o->answers) return cli_usage_error("align", "no upstream (--upstream MODEL|URL)");
     const bool need_aligner = o->pp.mode != SA_PIPELINE_UPSTREAM &&
                               !(o->pp.mode == SA_PIPELINE_CONTINUE && o->pp.continue_rounds == 0 &&
                                 o->pp.continue_with == SA_PIPELINE_CONTINUE_UPSTREAM);
@@ -362,6 +371,66 @@ static int read_done(const char *path, struct keyset *done) {
     return 0;
 }
 
+/* --answers: the answers to revise, by id key (parallel to ids.k). */
+struct answer_map {
+    struct keyset ids;
+    char **text;
+};
+static const char *answer_map_get(const struct answer_map *m, const char *k) {
+    for (size_t i = 0; i < m->ids.n; i++)
+        if (!strcmp(m->ids.k[i], k)) return m->text[i];
+    return NULL;
+}
+static void answer_map_free(struct answer_map *m) {
+    for (size_t i = 0; i < m->ids.n; i++) free(m->text[i]);
+    free(m->text);
+    keyset_free(&m->ids);
+}
+/* Every non-blank line must be an object with an "id" and an "answer" string; an id may
+ * appear once. */
+static int read_answers(const char *path, struct answer_map *m) {
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    int rc = 0;
+    size_t lineno = 0;
+    for (char *line = text; !rc && line && *line; lineno++) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        char *cur = line;
+        line = nl ? nl + 1 : NULL;
+        if (strspn(cur, " \t\r") == strlen(cur)) continue;
+        cJSON *j = cJSON_Parse(cur);
+        const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
+        const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "answer") : NULL;
+        char *k = id ? id_key(id) : NULL;
+        char *t = cJSON_IsString(a) ? strdup(a->valuestring) : NULL;
+        char **grown = NULL;
+        if (!id || !cJSON_IsString(a)) {
+            fprintf(stderr, "salign align: %s:%zu: not a JSON object with an \"id\" and an \"answer\" string\n", path,
+                    lineno + 1);
+            rc = CLI_FAIL;
+        } else if (!k || !t || !(grown = realloc(m->text, (m->ids.n + 1) * sizeof *grown))) {
+            fprintf(stderr, "salign align: out of memory\n");
+            rc = CLI_FAIL;
+        } else if (m->text = grown, answer_map_get(m, k)) {
+            fprintf(stderr, "salign align: %s:%zu: a second answer for id %s\n", path, lineno + 1, k);
+            rc = CLI_FAIL;
+        } else if (keyset_add(&m->ids, k)) {
+            fprintf(stderr, "salign align: out of memory\n");
+            rc = CLI_FAIL;
+        } else {
+            m->text[m->ids.n - 1] = t;
+            k = t = NULL;
+        }
+        free(k);
+        free(t);
+        cJSON_Delete(j);
+    }
+    free(text);
+    return rc;
+}
+
 /* Keeps only the trace lines of finished questions, so that a resumed run does not write a
  * (question, round) twice. */
 static int prune_trace(const char *path, const struct keyset *done) {
@@ -399,7 +468,9 @@ static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *t
     size_t len = 0;
     if (cli_read_file(o->input, &text, &len)) return cli_fail(o->input);
     struct keyset done = {0};
-    int rc = read_done(o->output, &done);
+    struct answer_map given = {0};
+    int rc = o->answers ? read_answers(o->answers, &given) : 0;
+    if (!rc) rc = read_done(o->output, &done);
     if (!rc && o->trace) {
         fclose(trace);
         trace = NULL;
@@ -443,11 +514,21 @@ static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *t
             cJSON_Delete(j);
             continue;
         }
+        const char *ans = o->answers && k ? answer_map_get(&given, k) : NULL;
+        if (o->answers && !ans) {
+            fprintf(stderr, "salign align: %s:%zu: no answer with id %s in %s\n", o->input, lineno + 1, k ? k : "?",
+                    o->answers);
+            free(k);
+            cJSON_Delete(own_id);
+            cJSON_Delete(j);
+            rc = CLI_FAIL;
+            break;
+        }
         free(k);
         struct run_ctx rcx = {.o = o, .trace = trace, .id = id, .question = q};
         struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = interrupted, .user = &rcx};
         struct sa_pipeline_result r;
-        enum sa_status s = sa_pipeline_run(pl, q, &cb, &r);
+        enum sa_status s = ans ? sa_pipeline_revise_answer(pl, q, ans, &cb, &r) : sa_pipeline_run(pl, q, &cb, &r);
         if (s == SA_STATUS_CANCELLED) {
             fprintf(stderr, "salign align: interrupted; %zu answer(s) written to %s (run again to resume)\n", n_run,
                     o->output);
@@ -480,6 +561,7 @@ static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *t
     if (out) fclose(out);
     if (trace) fclose(trace);
     keyset_free(&done);
+    answer_map_free(&given);
     free(text);
     return rc;
 }
@@ -510,7 +592,9 @@ int cmd_align(int argc, char **argv) {
     struct sa_pipeline_params pp = o.pp;
     pp.system = o.system;
     pp.aligner_system = o.aligner_system;
-    if (is_url(o.upstream)) {
+    if (o.answers) {
+        /* no upstream: the answers are given */
+    } else if (is_url(o.upstream)) {
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
         if (o.upstream_template) {
             enum sa_chat_format f = sa_chat_format_from_name(o.upstream_template);
@@ -556,7 +640,7 @@ int cmd_align(int argc, char **argv) {
         pp.upstream_model = up_model;
     }
     if (o.aligner && o.pp.mode != SA_PIPELINE_UPSTREAM) {
-        if (!is_url(o.upstream) && !strcmp(o.aligner, o.upstream)) al_model = NULL; /* share the weights */
+        if (o.upstream && !is_url(o.upstream) && !strcmp(o.aligner, o.upstream)) al_model = NULL; /* share the weights */
         else if ((rc = load_cached(o.aligner, o.pp.n_threads, &al_model))) goto done;
         pp.aligner_model = al_model ? al_model : up_model;
     }
