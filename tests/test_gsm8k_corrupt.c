@@ -5,6 +5,7 @@
  * dropped is the next true step. Also: the rewrite ratio, determinism, stripping of the
  * calculator annotations, prefixes, eos, and the rules on hand-made steps. */
 #define _GNU_SOURCE
+#include "core/core_impl.h"
 #include "sa/records.h"
 
 #include "harness.h"
@@ -393,10 +394,64 @@ static void test_rules_by_hand(void) {
     sa_records_free(&r);
 }
 
+/* Whole-answer records show the same corruptions as the sentence records of the same seed:
+ * the answer is the join of each step's `last` (a dropped step left out), the correction the
+ * join of the true steps; problems with no rewritten step are copies. */
+static void test_whole_answer(void) {
+    if (!load_train()) return;
+    size_t cut = 0, lines = 0; /* the first 300 problems */
+    while (cut < train_len && lines < 300)
+        if (train_text[cut++] == '\n') lines++;
+    struct sa_gsm8k_params p = sa_gsm8k_default_params();
+    p.seed = 77;
+    struct sa_records sent, whole;
+    sa_records_init(&sent);
+    sa_records_init(&whole);
+    struct sa_gsm8k_stats st_s, st_w;
+    CHECK_OK(sa_gsm8k_to_records(train_text, cut, "train", &p, &sent, &st_s));
+    p.whole_answer = true;
+    CHECK_OK(sa_gsm8k_to_records(train_text, cut, "train", &p, &whole, &st_w));
+    CHECK_EQ_INT(whole.n, 300);
+    CHECK_EQ_INT(st_w.n_answers, 300);
+    CHECK_EQ_INT(st_s.n_answers, 0);
+    for (int k = 0; k < SA_GSM8K_N_RULES; k++) CHECK_EQ_INT(st_w.n_by_rule[k], st_s.n_by_rule[k]);
+    size_t j = 0, n_copy = 0, n_mismatch = 0;
+    for (size_t i = 0; i < whole.n && j < sent.n; i++) {
+        const struct sa_record *w = &whole.items[i];
+        CHECK(w->kind == SA_RECORD_ANSWER && w->eos == -1 && !w->prefix && !w->last);
+        struct sa_buf shown, truth;
+        sa_buf_init(&shown, 0);
+        sa_buf_init(&truth, 0);
+        bool any_bad = false;
+        for (; j < sent.n && !strcmp(sent.items[j].question, w->question); j++) {
+            const struct sa_record *x = &sent.items[j];
+            enum sa_gsm8k_rule rule = rule_of(x);
+            any_bad |= rule != SA_GSM8K_COPY;
+            if (rule != SA_GSM8K_DROPPED)
+                CHECK_OK(shown.len ? sa_buf_printf(&shown, "\n%s", x->last) : sa_buf_puts(&shown, x->last));
+            CHECK_OK(truth.len ? sa_buf_printf(&truth, "\n%s", x->correction) : sa_buf_puts(&truth, x->correction));
+        }
+        n_mismatch += strcmp(w->answer, shown.data ? shown.data : "") != 0 ||
+                      strcmp(w->correction, truth.data ? truth.data : "") != 0;
+        n_copy += !any_bad;
+        CHECK_EQ_INT(!strcmp(w->answer, w->correction), !any_bad);
+        CHECK((strstr(w->source, ":answer:0_of_") != NULL) == !any_bad);
+        sa_buf_free(&shown);
+        sa_buf_free(&truth);
+    }
+    CHECK_EQ_INT(j, sent.n);
+    CHECK_EQ_INT(n_mismatch, 0);
+    printf("whole-answer: %zu of 300 problems without a rewritten step\n", n_copy);
+    CHECK(n_copy > 0 && n_copy < 60);
+    sa_records_free(&sent);
+    sa_records_free(&whole);
+}
+
 int main(void) {
     RUN(test_rules_by_hand);
     RUN(test_every_rewrite);
     RUN(test_ratio_determinism_strip);
+    RUN(test_whole_answer);
     free(train_text);
     return harness_summary();
 }

@@ -110,6 +110,11 @@ struct sa_gsm8k_params {
     bool keep_calc;       /* keep the <<a*b=c>> calculator annotations; default false (stripped) */
     bool answer_step;     /* the "#### N" line becomes the last step "The answer is N."; default true */
     bool with_solution;   /* fill "solution" with the whole (stripped) reference solution; default false */
+    bool whole_answer;    /* one whole-answer record per problem (the Aligner baseline's data) instead of
+                             one sentence record per step: "answer" is the solution with every step
+                             that a sentence record would corrupt shown corrupted (a dropped step left
+                             out), "correction" the true solution; the same seed draws the same
+                             corruptions as the sentence records; default false */
 };
 struct sa_gsm8k_params sa_gsm8k_default_params(void);
 
@@ -117,6 +122,7 @@ struct sa_gsm8k_stats {
     size_t n_problems, n_steps;
     size_t n_by_rule[SA_GSM8K_N_RULES]; /* records per rule (copy included) */
     size_t n_fallback;                  /* steps drawn for a rewrite that no rule applied to */
+    size_t n_answers;                   /* whole-answer records (whole_answer) */
 };
 
 /* Builds one sentence record per step of each GSM8K problem of `jsonl` ({"question",

@@ -656,6 +656,11 @@ enum sa_status sa_gsm8k_to_records(const char *jsonl, size_t len, const char *na
         if (!st && p.with_solution && !(solution = join_steps(pr.steps, pr.n, p.keep_calc)))
             st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
         if (!st) S->n_problems++;
+        /* whole-answer records: the answer shows each step as its sentence record's `last`
+         * would (a dropped step is left out), the correction is the true solution */
+        struct sa_buf shown;
+        sa_buf_init(&shown, 0);
+        size_t n_bad = 0;
         for (size_t i = 0; !st && i < pr.n; i++) {
             S->n_steps++;
             /* a step drawn for a rewrite that no rule applies to is owed: the next step
@@ -702,6 +707,18 @@ enum sa_status sa_gsm8k_to_records(const char *jsonl, size_t len, const char *na
                 free(corrupted);
                 break;
             }
+            if (p.whole_answer) {
+                char *piece = rule == SA_GSM8K_DROPPED ? NULL : maybe_strip(corrupted ? corrupted : pr.steps[i],
+                                                                                p.keep_calc);
+                if (rule != SA_GSM8K_DROPPED &&
+                    (!piece || (shown.len && sa_buf_puts(&shown, "\n")) || sa_buf_puts(&shown, piece)))
+                    st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
+                free(piece);
+                free(corrupted);
+                if (!st) S->n_by_rule[rule]++;
+                n_bad += rule != SA_GSM8K_COPY;
+                continue;
+            }
             char *prefix = join_steps(pr.steps, i, p.keep_calc);
             char *correction = maybe_strip(pr.steps[i], p.keep_calc);
             const char *last_src = rule == SA_GSM8K_DROPPED ? pr.steps[i + 1] : corrupted ? corrupted : pr.steps[i];
@@ -726,6 +743,25 @@ enum sa_status sa_gsm8k_to_records(const char *jsonl, size_t len, const char *na
             free(last);
             free(corrupted);
         }
+        if (!st && p.whole_answer) {
+            char *truth = join_steps(pr.steps, pr.n, p.keep_calc);
+            char source[96];
+            snprintf(source, sizeof source, "gsm8k:%zu:answer:%zu_of_%zu_rewritten", line_no, n_bad, pr.n);
+            if (!truth || sa_buf_puts(&shown, "")) st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
+            if (!st) {
+                struct sa_record rec = {.kind = SA_RECORD_ANSWER,
+                                        .question = jq->valuestring,
+                                        .answer = shown.data,
+                                        .correction = truth,
+                                        .solution = solution,
+                                        .source = source,
+                                        .eos = -1};
+                st = sa_records_push(out, &rec);
+            }
+            if (!st) S->n_answers++;
+            free(truth);
+        }
+        sa_buf_free(&shown);
         free(solution);
         problem_free(&pr);
         cJSON_Delete(o);

@@ -35,6 +35,10 @@ static void usage(FILE *f) {
             "      --keep-calc           keep the <<a*b=c>> calculator annotations (default: stripped)\n"
             "      --no-answer-step      drop the '#### N' line instead of the step \"The answer is N.\"\n"
             "      --solution            add the whole reference solution to each record\n"
+            "      --whole-answer        one whole-answer record {question, answer, correction} per\n"
+            "                            problem (the Aligner baseline's data): the steps the same\n"
+            "                            seed would corrupt shown corrupted, the true solution as\n"
+            "                            the correction\n"
             "      --json-array          write a JSON array instead of JSONL\n"
             "  split --input FILE --dev-fraction F --train OUT --dev OUT [--seed S]\n"
             "      split records by question (no question in both files); seed default 0\n"
@@ -100,7 +104,7 @@ static int write_records(const char *path, const struct sa_records *r, enum sa_r
 }
 
 enum {
-    OPT_INPUT = 256, OPT_OUT, OPT_SEED, OPT_RATIO, OPT_KEEP_CALC, OPT_NO_ANSWER_STEP, OPT_SOLUTION,
+    OPT_INPUT = 256, OPT_OUT, OPT_SEED, OPT_RATIO, OPT_KEEP_CALC, OPT_NO_ANSWER_STEP, OPT_SOLUTION, OPT_WHOLE,
     OPT_JSON_ARRAY, OPT_DEV_FRACTION, OPT_TRAIN, OPT_DEV, OPT_KIND,
     OPT_PROMPTS, OPT_UPSTREAM, OPT_ANNOTATOR, OPT_REF_FIELD, OPT_MAX_ROUNDS, OPT_RETRIES, OPT_PROMPT,
     OPT_MAX_TOKENS, OPT_MAX_SENT_TOKENS, OPT_UP_TMPL, OPT_AN_TMPL, OPT_UP_MODEL, OPT_AN_MODEL, OPT_TEMP,
@@ -115,6 +119,7 @@ static const struct option opts[] = {
     {"keep-calc", no_argument, NULL, OPT_KEEP_CALC},
     {"no-answer-step", no_argument, NULL, OPT_NO_ANSWER_STEP},
     {"solution", no_argument, NULL, OPT_SOLUTION},
+    {"whole-answer", no_argument, NULL, OPT_WHOLE},
     {"json-array", no_argument, NULL, OPT_JSON_ARRAY},
     {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
     {"train", required_argument, NULL, OPT_TRAIN},
@@ -148,7 +153,7 @@ static bool allowed(const char *cmd, int opt) {
     if (opt == OPT_INPUT) return true;
     if (!strcmp(cmd, "from-gsm8k"))
         return opt == OPT_OUT || opt == OPT_SEED || opt == OPT_RATIO || opt == OPT_KEEP_CALC ||
-               opt == OPT_NO_ANSWER_STEP || opt == OPT_SOLUTION || opt == OPT_JSON_ARRAY;
+               opt == OPT_NO_ANSWER_STEP || opt == OPT_SOLUTION || opt == OPT_WHOLE || opt == OPT_JSON_ARRAY;
     if (!strcmp(cmd, "split"))
         return opt == OPT_SEED || opt == OPT_DEV_FRACTION || opt == OPT_TRAIN || opt == OPT_DEV || opt == OPT_JSON_ARRAY;
     if (!strcmp(cmd, "check")) return opt == OPT_KIND;
@@ -166,10 +171,11 @@ static int from_gsm8k(const char *input, const char *out, const struct sa_gsm8k_
     if (sa_gsm8k_to_records(text, len, input, p, &r, &st)) rc = cli_fail("from-gsm8k");
     if (rc == CLI_OK) rc = write_records(out, &r, f);
     if (rc == CLI_OK) {
-        fprintf(stderr, "salign data: %zu records from %zu problems:", r.n, st.n_problems);
+        fprintf(stderr, "salign data: %zu %srecords from %zu problems (steps:", r.n,
+                p->whole_answer ? "whole-answer " : "", st.n_problems);
         for (int k = 0; k < SA_GSM8K_N_RULES; k++)
             fprintf(stderr, " %s %zu%s", sa_gsm8k_rule_str((enum sa_gsm8k_rule)k), st.n_by_rule[k],
-                    k + 1 < SA_GSM8K_N_RULES ? "," : "\n");
+                    k + 1 < SA_GSM8K_N_RULES ? "," : ")\n");
     }
     sa_records_free(&r);
     free(text);
@@ -488,6 +494,7 @@ int cmd_data(int argc, char **argv) {
         case OPT_KEEP_CALC: p.keep_calc = true; break;
         case OPT_NO_ANSWER_STEP: p.answer_step = false; break;
         case OPT_SOLUTION: p.with_solution = true; break;
+        case OPT_WHOLE: p.whole_answer = true; break;
         case OPT_JSON_ARRAY: fmt = SA_RECORDS_JSON_ARRAY; break;
         case OPT_DEV_FRACTION:
             if (!parse_fraction(optarg, &frac))
