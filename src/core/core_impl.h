@@ -91,5 +91,14 @@ int sa_utf8_seq_len(unsigned char lead);
  * *user are malloc'd, trimmed, the user message non-empty; `name` labels error messages. */
 SA_NODISCARD enum sa_status sa_prompt_file_parse(const char *text, size_t len, const char *name, char **system,
                                                  char **user, bool *has_system);
+/* sa_prompt_file_parse, then an error (SA_STATUS_BAD_FILE, naming it) for each of the
+ * n_required placeholders ("{question}", ...) missing from the user message. */
+SA_NODISCARD enum sa_status sa_prompt_file_parse_with(const char *text, size_t len, const char *name,
+                                                      const char *const *required, size_t n_required, char **system,
+                                                      char **user);
+/* The placeholders names[k] of tmpl replaced by values[k], in one pass: text inside a value is
+ * never read as a placeholder; other "{...}" (LaTeX) stays as written. *out is malloc'd. */
+SA_NODISCARD enum sa_status sa_prompt_fill(const char *tmpl, const char *const *names, const char *const *values,
+                                           size_t n, char **out);
 
 #endif

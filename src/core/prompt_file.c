@@ -88,3 +88,47 @@ enum sa_status sa_prompt_file_parse(const char *text, size_t len, const char *na
     *has_system = seen[0];
     return SA_STATUS_OK;
 }
+
+enum sa_status sa_prompt_file_parse_with(const char *text, size_t len, const char *name, const char *const *required,
+                                         size_t n_required, char **system, char **user) {
+    bool has_system;
+    enum sa_status s = sa_prompt_file_parse(text, len, name, system, user, &has_system);
+    for (size_t i = 0; i < n_required && !s; i++)
+        if (!strstr(*user, required[i]))
+            s = sa_error(SA_STATUS_BAD_FILE, "%s: the user message has no %s placeholder", name, required[i]);
+    if (s) {
+        free(*system);
+        free(*user);
+        *system = *user = NULL;
+    }
+    return s;
+}
+
+enum sa_status sa_prompt_fill(const char *tmpl, const char *const *names, const char *const *values, size_t n,
+                              char **out) {
+    *out = NULL;
+    struct sa_buf b;
+    sa_buf_init(&b, 0);
+    enum sa_status s = sa_buf_append(&b, "", 0);
+    for (const char *q = tmpl; !s && *q;) {
+        size_t k = n;
+        if (*q == '{')
+            for (k = 0; k < n; k++)
+                if (!strncmp(q, names[k], strlen(names[k]))) break;
+        if (k < n) {
+            s = sa_buf_puts(&b, values[k]);
+            q += strlen(names[k]);
+        } else {
+            const char *next = strchr(q + 1, '{');
+            size_t m = next ? (size_t)(next - q) : strlen(q);
+            s = sa_buf_append(&b, q, m);
+            q += m;
+        }
+    }
+    if (s) {
+        sa_buf_free(&b);
+        return s;
+    }
+    *out = sa_buf_take(&b, NULL);
+    return SA_STATUS_OK;
+}

@@ -43,12 +43,9 @@ enum sa_status sa_annot_prompt_parse(const char *text, size_t len, const char *n
     if (!name) name = "annotator prompt";
     struct sa_annot_prompt *p = calloc(1, sizeof *p);
     if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    bool has_system;
-    enum sa_status s = sa_prompt_file_parse(text, len, name, &p->system, &p->user, &has_system);
     static const char *const required[] = {"{question}", "{prefix}", "{sentence}"};
-    for (size_t i = 0; i < SA_ARRAY_LEN(required) && !s; i++)
-        if (!strstr(p->user, required[i]))
-            s = sa_error(SA_STATUS_BAD_FILE, "%s: the user message has no %s placeholder", name, required[i]);
+    enum sa_status s = sa_prompt_file_parse_with(text, len, name, required, SA_ARRAY_LEN(required), &p->system,
+                                                 &p->user);
     if (s) {
         sa_annot_prompt_free(p);
         return s;
@@ -82,32 +79,9 @@ enum sa_status sa_annot_prompt_render(const struct sa_annot_prompt *p, const cha
     *out = NULL;
     if (!p || !question || !prefix || !sentence)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "annotator prompt: a NULL question, prefix or sentence");
-    const char *names[] = {"{question}", "{prefix}", "{sentence}", "{reference}"};
-    const char *values[] = {question, prefix, sentence, reference ? reference : SA_ANNOT_NO_REFERENCE};
-    struct sa_buf b;
-    sa_buf_init(&b, 0);
-    enum sa_status s = sa_buf_append(&b, "", 0);
-    for (const char *q = p->user; !s && *q;) {
-        size_t k = SA_ARRAY_LEN(names);
-        if (*q == '{')
-            for (k = 0; k < SA_ARRAY_LEN(names); k++)
-                if (!strncmp(q, names[k], strlen(names[k]))) break;
-        if (k < SA_ARRAY_LEN(names)) {
-            s = sa_buf_puts(&b, values[k]);
-            q += strlen(names[k]);
-        } else {
-            const char *next = strchr(q + 1, '{');
-            size_t n = next ? (size_t)(next - q) : strlen(q);
-            s = sa_buf_append(&b, q, n);
-            q += n;
-        }
-    }
-    if (s) {
-        sa_buf_free(&b);
-        return s;
-    }
-    *out = sa_buf_take(&b, NULL);
-    return SA_STATUS_OK;
+    const char *const names[] = {"{question}", "{prefix}", "{sentence}", "{reference}"};
+    const char *const values[] = {question, prefix, sentence, reference ? reference : SA_ANNOT_NO_REFERENCE};
+    return sa_prompt_fill(p->user, names, values, SA_ARRAY_LEN(names), out);
 }
 
 /* ---- the annotator's answer ------------------------------------------------------- */
