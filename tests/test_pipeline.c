@@ -455,6 +455,51 @@ static void test_revise_given_answer(void) {
     setup_free(&st);
 }
 
+/* One revision outside the loop, as a STREAM round asks it. */
+static void test_revise_one_sentence(void) {
+    static const char *const replies[] = {" 2 + 2 = 4.\n", "", NULL};
+    struct setup st;
+    setup_init(&st, SKY, 4, 7);
+    st.pp.mode = SA_PIPELINE_ALIGNER;
+    st.pp.upstream = NULL;
+    st.fa.replies = replies;
+    st.fa.n_replies = 3;
+    struct sa_pipeline *pl = NULL;
+    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    struct sa_pipeline_result r;
+    CHECK_OK(sa_pipeline_revise_sentence(pl, "What is 2 + 2?", "First line.\n", " 2 + 2 = 5. ", &r));
+    CHECK_EQ_INT(st.fa.kinds[0], SA_PIPELINE_REQ_SENTENCE);
+    CHECK_EQ_STR(st.fa.prefixes[0], "First line.\n");
+    CHECK_EQ_STR(st.fa.lasts[0], "2 + 2 = 5.");
+    CHECK_EQ_STR(r.answer, "2 + 2 = 4.");
+    CHECK(r.n_rounds == 1 && r.n_copied == 0 && r.stop == SA_PIPELINE_STOP_DONE);
+    sa_pipeline_result_free(&r);
+    CHECK_OK(sa_pipeline_revise_sentence(pl, "Q", "", "Keep me.", &r)); /* an empty revision */
+    CHECK_EQ_STR(r.answer, "");
+    CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_ALIGNER_EMPTY);
+    sa_pipeline_result_free(&r);
+    CHECK_OK(sa_pipeline_revise_sentence(pl, "Q", "", "Keep me.", &r)); /* NULL reply: a copy */
+    CHECK_EQ_STR(r.answer, "Keep me.");
+    CHECK_EQ_INT(r.n_copied, 1);
+    sa_pipeline_result_free(&r);
+    CHECK(sa_pipeline_revise_sentence(pl, "Q", NULL, "x", &r) == SA_STATUS_BAD_ARGUMENT);
+    sa_pipeline_result_free(&r);
+    CHECK(sa_pipeline_revise_sentence(pl, "Q", "\xc3", "x", &r) == SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "prefix") != NULL);
+    sa_pipeline_result_free(&r);
+    sa_pipeline_free(pl);
+    /* a pipeline without an aligner */
+    st.pp.mode = SA_PIPELINE_UPSTREAM;
+    st.pp.upstream = st.up;
+    st.pp.aligner_fn = NULL;
+    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    CHECK(sa_pipeline_revise_sentence(pl, "Q", "", "x", &r) == SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "no aligner") != NULL);
+    sa_pipeline_result_free(&r);
+    sa_pipeline_free(pl);
+    setup_free(&st);
+}
+
 static void test_mode_continue(void) {
     static const char *const replies[] = {"The sky looks blue."};
     struct setup st;
@@ -728,6 +773,7 @@ int main(void) {
     RUN(test_mode_upstream);
     RUN(test_mode_aligner);
     RUN(test_revise_given_answer);
+    RUN(test_revise_one_sentence);
     RUN(test_mode_continue);
     RUN(test_finish_in_one_chunk);
     RUN(test_joining_cjk_and_lines);

@@ -214,6 +214,18 @@ SA_NODISCARD enum sa_status sa_pipeline_revise_answer(struct sa_pipeline *pl, co
                                                       const char *answer, const struct sa_pipeline_callbacks *cb,
                                                       struct sa_pipeline_result *result);
 
+/* One Stream Aligner revision, outside the loop: the aligner revises `last` given the question
+ * and the answer so far (`prefix`, as the loop would pass it: the corrected sentences with
+ * their separators), exactly as in a STREAM round (same input text, same decoding). For
+ * measuring an aligner on records (salign eval aligner). Any pipeline with an aligner (an
+ * ALIGNER-mode pipeline needs no upstream). result->answer: the revision without its outer
+ * whitespace; n_rounds 1; n_copied 1 when it equals `last` stripped; stop DONE (or
+ * ALIGNER_EMPTY for an empty revision); aligner counters and total_ms. Errors: BAD_ARGUMENT
+ * (NULL argument, no aligner, invalid UTF-8), and the aligner's. */
+SA_NODISCARD enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *question,
+                                                        const char *prefix, const char *last,
+                                                        struct sa_pipeline_result *result);
+
 /* ---- the local upstream (src/pipeline/local_upstream.c) ---- */
 
 /* An upstream (sa/upstream.h) over a local model: each start tokenizes the rendered prompt

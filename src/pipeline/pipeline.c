@@ -829,3 +829,44 @@ enum sa_status sa_pipeline_revise_answer(struct sa_pipeline *pl, const char *que
     if (!s) s = check_text("answer", answer);
     return s ? s : pipeline_run(pl, question, answer, cb, result);
 }
+
+enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *question, const char *prefix,
+                                           const char *last, struct sa_pipeline_result *result) {
+    if (result) memset(result, 0, sizeof *result);
+    if (!pl || !question || !prefix || !last || !result)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_revise_sentence: NULL argument");
+    if (!pl->p.aligner_fn && !pl->al_ctx)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_revise_sentence: the pipeline has no aligner (mode '%s')",
+                        sa_pipeline_mode_name(pl->p.mode));
+    enum sa_status s = check_text("question", question);
+    if (!s) s = check_text("prefix", prefix);
+    if (!s) s = check_text("sentence", last);
+    if (s) return s;
+    pl->cb = NULL;
+    pl->question = question;
+    pl->res = result;
+    pl->t0 = sa_time_now();
+    sa_buf_clear(&pl->answer);
+    s = sa_buf_append(&pl->answer, prefix, strlen(prefix));
+    if (!s && pl->al_smp) sa_sampler_reset(pl->al_smp);
+    char *y1 = s ? NULL : sa_join_strip(last, strlen(last));
+    if (!s && !y1) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    struct revision rv = {0};
+    if (!s) s = revise(pl, SA_PIPELINE_REQ_SENTENCE, y1, &rv);
+    if (!s) {
+        result->answer = rv.text;
+        result->len = strlen(rv.text);
+        rv.text = NULL;
+        result->n_rounds = 1;
+        result->n_copied = !strcmp(y1, result->answer);
+        result->copy_rate = result->n_copied;
+        result->stop = result->len ? SA_PIPELINE_STOP_DONE : SA_PIPELINE_STOP_ALIGNER_EMPTY;
+        result->n_tokens = count_tokens(pl, result->answer, result->len);
+    }
+    revision_free(&rv);
+    free(y1);
+    result->total_ms = ms_since(pl->t0);
+    pl->res = NULL;
+    pl->question = NULL;
+    return s;
+}

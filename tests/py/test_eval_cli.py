@@ -217,5 +217,56 @@ def data_from_gsm8k_and_split():
     assert "bad.jsonl:2: field \"prefix\" is a number, expected a string" in p.stderr, p.stderr
 
 
+@test
+def aligner_rates_on_records():
+    """salign eval aligner: the rates agree with the per-record details, the details with the
+    definitions (kept: revision == last; fixed: revision == correction), whole-answer records
+    run as the Aligner baseline, and the same records give the same revisions twice."""
+    from harness import models_dir
+    model = os.path.join(models_dir(), "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert os.path.exists(model), "missing %s: run scripts/setup.sh" % model
+    d = tmpdir()
+    recs = os.path.join(d, "al_recs.jsonl")
+    q = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    write_jsonl(recs, [
+        {"question": q, "prefix": "", "last": "Tom has 3 + 4 = 7 apples.", "correction": "Tom has 3 + 4 = 7 apples.",
+         "source": "t:0:copy"},
+        {"question": q, "prefix": "Tom has 3 + 4 = 7 apples.", "last": "The answer is 8.",
+         "correction": "The answer is 7.", "source": "t:1:off_by_one"},
+        {"question": q, "answer": "Tom has 3 + 4 = 8 apples.\nThe answer is 8.",
+         "correction": "Tom has 3 + 4 = 7 apples.\nThe answer is 7.", "source": "t:answer:2_of_2_rewritten"},
+    ])
+    det = os.path.join(d, "al_det.jsonl")
+    out = run("eval", "aligner", "--aligner", model, "--records", recs, "--details", det, "--json", "-t", "2").stdout
+    r = json.loads(out)
+    rows = [json.loads(x) for x in open(det)]
+    assert [x["kind"] for x in rows] == ["copy", "rewrite", "rewrite"], rows
+    src = [json.loads(x) for x in open(recs)]
+    for x, rec in zip(rows, src):
+        draft = (rec.get("last") or rec.get("answer")).strip()
+        if x["kind"] == "copy":
+            assert x["kept"] == (x["revision"] == draft), x
+        else:
+            assert x["changed"] == (x["revision"] != draft) and x["fixed"] == (x["revision"] == rec["correction"]), x
+    assert r["evaluated"] == 3 and r["kept"]["n"] == 1 and r["changed"]["n"] == 2, r
+    assert r["kept"]["count"] == sum(x.get("kept", False) for x in rows), r
+    assert r["changed"]["count"] == sum(x.get("changed", False) for x in rows), r
+    assert r["fixed"]["count"] == sum(x.get("fixed", False) for x in rows), r
+    assert 0 <= r["kept"]["ci95"][0] <= r["kept"]["rate"] <= r["kept"]["ci95"][1] <= 1, r
+    assert sorted(x["label"] for x in r["by_label"]) == ["2_of_2_rewritten", "copy", "off_by_one"], r
+    again = run("eval", "aligner", "--aligner", model, "--records", recs, "--details", det + "2", "--no-spec",
+                "-t", "2").stdout
+    assert "3 records (1 copy, 2 rewrite)" in again, again
+    assert [json.loads(x)["revision"] for x in open(det + "2")] == [x["revision"] for x in rows]  # speculation is lossless
+    # errors: missing options (exit 2), a broken record file (exit 1)
+    p = run("eval", "aligner", "--records", recs, code=2)
+    assert "--aligner" in p.stderr, p.stderr
+    bad = os.path.join(d, "al_bad.jsonl")
+    with open(bad, "w") as f:
+        f.write('{"question": "q", "prefix": "", "last": 3, "correction": "x"}\n')
+    p = run("eval", "aligner", "--aligner", model, "--records", bad, code=1)
+    assert "al_bad.jsonl:1" in p.stderr, p.stderr
+
+
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_eval_aligner(int argc, char **argv); /* `salign eval aligner`, dispatched by cmd_eval */
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_align(int argc, char **argv);

@@ -5,6 +5,7 @@
  *   judge    asks a judge model (local or a server) to compare two answer files pair by
  *            pair in both orders, with a resumable cache, and reports the win rate
  *   report   a Markdown report with SVG plots from the JSON results and traces
+ *   aligner  kept / changed / fixed rates of an aligner on held-out records (cmd_eval_aligner.c)
  * File formats: docs/EVAL.md. */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -63,7 +64,10 @@ static void usage(FILE *f) {
             "      --threads N, --ctx-size N, --label TEXT (for the report), --quiet\n"
             "  report --results DIR|FILE... --out report.md [--title TEXT] [--max-round N]\n"
             "      Markdown report with SVG plots (next to it) from eval math/judge/winrate --json\n"
-            "      outputs and pipeline traces (salign align --trace)\n\n"
+            "      outputs and pipeline traces (salign align --trace)\n"
+            "  aligner --aligner MODEL --records FILE [OPTIONS]\n"
+            "      the aligner on held-out records: kept rate on copy records, changed and fixed\n"
+            "      rates on rewrite records (salign eval aligner --help)\n\n"
             "Options:\n"
             "  --json                print one JSON object instead of text\n"
             "  -h, --help            show this help\n");
@@ -1040,6 +1044,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!strcmp(cmd, "judge")) return cmd_eval_judge(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cmd_eval_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "aligner")) return cmd_eval_aligner(argc - 1, argv + 1);
     bool is_math = !strcmp(cmd, "math"), is_win = !strcmp(cmd, "winrate");
     if (!is_math && !is_win) return cli_usage_error("eval", "unknown command '%s'", cmd);
     enum { OPT_DATA = 256, OPT_ANSWERS, OPT_GOLD, OPT_PER_ROUND, OPT_DETAILS, OPT_JSON, OPT_JUDG, OPT_BOOT, OPT_SEED };

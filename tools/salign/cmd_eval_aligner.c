@@ -1,0 +1,279 @@
+/* cmd_eval_aligner.c: `salign eval aligner`: how an aligner treats held-out records, run
+ * through the pipeline's own revision code (the input text, chat template and decoding of a
+ * Stream Aligner round, or of the Aligner baseline for whole-answer records).
+ *   copy records (last == correction):     kept rate = revision == last
+ *   rewrite records (last != correction):  changed rate = revision != last,
+ *                                          fixed rate = revision == correction
+ * each with a 95% Wilson interval, overall and per record source label (the text after the
+ * last ':' of "source", e.g. the corruption rule of `salign data from-gsm8k`). */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "generate.h"
+#include "sa/sa.h"
+#include "sa/eval.h"
+#include "sa/pipeline.h"
+#include "sa/records.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: salign eval aligner --aligner MODEL --records FILE [OPTIONS]\n\n"
+            "Asks the aligner to revise each record's sentence (sentence records, as in a Stream\n"
+            "Aligner round) or answer (whole-answer records, as the Aligner baseline), greedy, and\n"
+            "reports: on copy records (last == correction) the kept rate (revision == last); on\n"
+            "rewrite records the changed rate (revision != last) and the fixed rate (revision ==\n"
+            "correction), with 95%% Wilson intervals, overall and per source label.\n\n"
+            "  --aligner MODEL        the aligner (path or cached name)\n"
+            "  --records FILE         records (JSONL or a JSON array; docs/EVAL.md)\n"
+            "  --max N                the first N records only\n"
+            "  --details FILE         one JSONL line per record: index, source, kind, revision,\n"
+            "                         kept/changed, fixed, tokens, ms\n"
+            "  --aligner-system TEXT  a system message for the aligner (default none)\n"
+            "  --no-spec              no copy-speculation (same output, slower)\n"
+            "  -t, --threads N        compute threads (default: all cores)\n"
+            "  -c, --ctx-size N       context size (default 4096)\n"
+            "  --json                 print one JSON object\n"
+            "  -h, --help             this help\n");
+}
+
+/* The label of a record: the text after the last ':' of its source, "" without one. */
+static const char *label_of(const struct sa_record *r) {
+    if (!r->source) return "";
+    const char *c = strrchr(r->source, ':');
+    return c ? c + 1 : r->source;
+}
+
+#define MAX_LABELS 32
+struct tally {
+    char *label; /* NULL: overall */
+    size_t n_copy, n_kept, n_rewrite, n_changed, n_fixed;
+};
+
+static void tally_add(struct tally *t, bool is_copy, bool kept, bool fixed) {
+    if (is_copy) {
+        t->n_copy++;
+        t->n_kept += kept;
+    } else {
+        t->n_rewrite++;
+        t->n_changed += !kept;
+        t->n_fixed += fixed;
+    }
+}
+
+static struct sa_eval_accuracy rate(size_t k, size_t n) {
+    struct sa_eval_accuracy a = {.n = n, .n_correct = k, .acc = 0, .lo = 0, .hi = 1};
+    bool *v = n ? calloc(n, sizeof *v) : NULL;
+    if (n && !v) return a;
+    for (size_t i = 0; i < k && i < n; i++) v[i] = true;
+    a = sa_eval_accuracy(v, n);
+    free(v);
+    return a;
+}
+
+static cJSON *rate_json(size_t k, size_t n) {
+    struct sa_eval_accuracy a = rate(k, n);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "n", (double)n);
+    cJSON_AddNumberToObject(j, "count", (double)k);
+    cJSON_AddNumberToObject(j, "rate", a.acc);
+    cJSON *ci = cJSON_AddArrayToObject(j, "ci95");
+    cJSON_AddItemToArray(ci, cJSON_CreateNumber(a.lo));
+    cJSON_AddItemToArray(ci, cJSON_CreateNumber(a.hi));
+    return j;
+}
+
+static cJSON *tally_json(const struct tally *t) {
+    cJSON *j = cJSON_CreateObject();
+    if (t->label) cJSON_AddStringToObject(j, "label", t->label);
+    cJSON_AddItemToObject(j, "kept", rate_json(t->n_kept, t->n_copy));
+    cJSON_AddItemToObject(j, "changed", rate_json(t->n_changed, t->n_rewrite));
+    cJSON_AddItemToObject(j, "fixed", rate_json(t->n_fixed, t->n_rewrite));
+    return j;
+}
+
+static void print_rate(const char *what, size_t k, size_t n) {
+    if (!n) return;
+    struct sa_eval_accuracy a = rate(k, n);
+    printf("  %-8s %5.1f%% (%zu/%zu) [%.1f, %.1f]", what, 100 * a.acc, k, n, 100 * a.lo, 100 * a.hi);
+}
+
+static void print_tally(const struct tally *t) {
+    printf("%-12s", t->label ? t->label : "all");
+    print_rate("kept", t->n_kept, t->n_copy);
+    print_rate("changed", t->n_changed, t->n_rewrite);
+    print_rate("fixed", t->n_fixed, t->n_rewrite);
+    printf("\n");
+}
+
+struct opts {
+    const char *aligner, *records, *details, *aligner_system;
+    size_t max;
+    bool json, spec;
+    int n_threads;
+    int32_t n_ctx;
+};
+
+static int parse(int argc, char **argv, struct opts *o) {
+    enum { OPT_ALIGNER = 256, OPT_RECORDS, OPT_MAX, OPT_DETAILS, OPT_SYSTEM, OPT_NO_SPEC, OPT_JSON };
+    static const struct option lo[] = {
+        {"aligner", required_argument, NULL, OPT_ALIGNER}, {"records", required_argument, NULL, OPT_RECORDS},
+        {"max", required_argument, NULL, OPT_MAX},         {"details", required_argument, NULL, OPT_DETAILS},
+        {"aligner-system", required_argument, NULL, OPT_SYSTEM},
+        {"no-spec", no_argument, NULL, OPT_NO_SPEC},       {"json", no_argument, NULL, OPT_JSON},
+        {"threads", required_argument, NULL, 't'},         {"ctx-size", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
+    };
+    o->spec = true;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":t:c:h", lo, NULL)) != -1) {
+        char *end = NULL;
+        long v = 0;
+        switch (c) {
+        case OPT_ALIGNER: o->aligner = optarg; break;
+        case OPT_RECORDS: o->records = optarg; break;
+        case OPT_DETAILS: o->details = optarg; break;
+        case OPT_SYSTEM: o->aligner_system = optarg; break;
+        case OPT_NO_SPEC: o->spec = false; break;
+        case OPT_JSON: o->json = true; break;
+        case OPT_MAX:
+        case 't':
+        case 'c':
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < (c == OPT_MAX ? 1 : 0) || v > (1L << 24))
+                return cli_usage_error("eval", "aligner: bad value for %s: '%s'", argv[optind - 1], optarg);
+            if (c == OPT_MAX) o->max = (size_t)v;
+            else if (c == 't') o->n_threads = (int)v;
+            else o->n_ctx = (int32_t)v;
+            break;
+        case 'h': usage(stdout); return -1;
+        case ':': return cli_usage_error("eval", "aligner: %s needs a value", argv[optind - 1]);
+        default: return cli_usage_error("eval", "aligner: unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("eval", "aligner: unexpected argument '%s'", argv[optind]);
+    if (!o->aligner) return cli_usage_error("eval", "aligner: missing --aligner MODEL");
+    if (!o->records) return cli_usage_error("eval", "aligner: missing --records FILE");
+    return 0;
+}
+
+int cmd_eval_aligner(int argc, char **argv) {
+    struct opts o = {0};
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    struct sa_records recs;
+    sa_records_init(&recs);
+    if (sa_records_load(o.records, SA_RECORD_ANY, &recs)) return cli_fail(o.records);
+    struct sa_model *model = NULL;
+    struct sa_pipeline *pl = NULL;
+    FILE *details = NULL;
+    struct tally all = {0}, by[MAX_LABELS] = {{0}};
+    size_t n_labels = 0, n = o.max && o.max < recs.n ? o.max : recs.n;
+    if ((rc = gen_load_model(o.aligner, o.n_threads, &model))) goto done;
+    struct sa_pipeline_params pp = sa_pipeline_default_params();
+    pp.mode = SA_PIPELINE_ALIGNER;
+    pp.aligner_model = model;
+    pp.aligner_system = o.aligner_system;
+    pp.use_spec = o.spec;
+    pp.n_threads = o.n_threads;
+    pp.n_ctx = o.n_ctx;
+    if (sa_pipeline_init(&pp, &pl)) {
+        rc = cli_fail("pipeline");
+        goto done;
+    }
+    if (o.details && !(details = fopen(o.details, "w"))) {
+        fprintf(stderr, "salign eval: cannot open %s: %s\n", o.details, strerror(errno));
+        rc = CLI_FAIL;
+        goto done;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const struct sa_record *r = &recs.items[i];
+        const bool sentence = r->kind == SA_RECORD_SENTENCE;
+        const char *draft = sentence ? r->last : r->answer;
+        struct sa_pipeline_result res;
+        enum sa_status s = sentence ? sa_pipeline_revise_sentence(pl, r->question, r->prefix, r->last, &res)
+                                    : sa_pipeline_revise_answer(pl, r->question, r->answer, NULL, &res);
+        if (s) {
+            fprintf(stderr, "salign eval: record %zu: ", i + 1);
+            rc = cli_fail("aligner");
+            sa_pipeline_result_free(&res);
+            break;
+        }
+        /* compare as the pipeline does: without outer whitespace */
+        char *d = strndup(draft + strspn(draft, " \t\r\n"), strlen(draft));
+        char *c = strndup(r->correction + strspn(r->correction, " \t\r\n"), strlen(r->correction));
+        for (char *x = d ? d + strlen(d) : NULL; x && x > d && strchr(" \t\r\n", x[-1]);) *--x = 0;
+        for (char *x = c ? c + strlen(c) : NULL; x && x > c && strchr(" \t\r\n", x[-1]);) *--x = 0;
+        if (!d || !c) {
+            free(d);
+            free(c);
+            sa_pipeline_result_free(&res);
+            fprintf(stderr, "salign eval: out of memory\n");
+            rc = CLI_FAIL;
+            break;
+        }
+        const bool is_copy = !strcmp(d, c), kept = !strcmp(res.answer, d), fixed = !strcmp(res.answer, c);
+        tally_add(&all, is_copy, kept, fixed);
+        const char *lab = label_of(r);
+        size_t k = 0;
+        while (k < n_labels && strcmp(by[k].label, lab)) k++;
+        if (k == n_labels && n_labels < MAX_LABELS && (by[k].label = strdup(lab))) n_labels++;
+        if (k < n_labels) tally_add(&by[k], is_copy, kept, fixed);
+        if (details) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "index", (double)i);
+            if (r->source) cJSON_AddStringToObject(j, "source", r->source);
+            cJSON_AddStringToObject(j, "kind", is_copy ? "copy" : "rewrite");
+            cJSON_AddStringToObject(j, "revision", res.answer);
+            cJSON_AddBoolToObject(j, is_copy ? "kept" : "changed", is_copy ? kept : !kept);
+            if (!is_copy) cJSON_AddBoolToObject(j, "fixed", fixed);
+            cJSON_AddNumberToObject(j, "tokens", res.aligner_tokens);
+            cJSON_AddNumberToObject(j, "ms", res.total_ms);
+            char *line = cJSON_PrintUnformatted(j);
+            if (!line || fprintf(details, "%s\n", line) < 0) rc = CLI_FAIL;
+            free(line);
+            cJSON_Delete(j);
+        }
+        if (!o.json && isatty(2)) fprintf(stderr, "\r[%zu/%zu]", i + 1, n);
+        free(d);
+        free(c);
+        sa_pipeline_result_free(&res);
+    }
+    if (!o.json && isatty(2)) fprintf(stderr, "\n");
+    if (details && fclose(details) && !rc) rc = CLI_FAIL;
+    details = NULL;
+    if (rc == CLI_FAIL && o.details) fprintf(stderr, "salign eval: cannot write %s\n", o.details);
+    if (!rc) {
+        if (o.json) {
+            cJSON *j = tally_json(&all);
+            cJSON_AddStringToObject(j, "aligner", o.aligner);
+            cJSON_AddStringToObject(j, "records", o.records);
+            cJSON_AddNumberToObject(j, "evaluated", (double)n);
+            cJSON *arr = cJSON_AddArrayToObject(j, "by_label");
+            for (size_t k = 0; k < n_labels; k++) cJSON_AddItemToArray(arr, tally_json(&by[k]));
+            char *s = cJSON_PrintUnformatted(j);
+            if (s) printf("%s\n", s);
+            free(s);
+            cJSON_Delete(j);
+        } else {
+            printf("%zu records (%zu copy, %zu rewrite); 95%% Wilson intervals\n", n, all.n_copy, all.n_rewrite);
+            print_tally(&all);
+            for (size_t k = 0; k < n_labels; k++) print_tally(&by[k]);
+        }
+    }
+done:
+    if (details) fclose(details);
+    for (size_t k = 0; k < n_labels; k++) free(by[k].label);
+    sa_pipeline_free(pl);
+    sa_model_free(model);
+    sa_records_free(&recs);
+    return rc;
+}
