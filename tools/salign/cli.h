@@ -33,4 +33,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_read_file(const char *path, char **out, size_t *len);
 bool cli_file_exists(const char *path);
 
+/* The default prompt file `name` (docs/prompts/): $SALIGN_PROMPTS/, <repository of the
+ * executable>/docs/prompts/, <prefix>/share/salign/prompts/, ./docs/prompts/. malloc'd; NULL
+ * (with a message naming `cmd`) if none exists. */
+char *cli_default_prompt(const char *cmd, const char *name);
+
+/* Ctrl-C as a request to stop cleanly: cli_sigint_catch clears the flag and installs the
+ * handler (until cli_sigint_restore); cli_interrupted (a cancel hook: user unused) tells
+ * whether Ctrl-C came since. */
+void cli_sigint_catch(void);
+void cli_sigint_restore(void);
+bool cli_interrupted(void *user);
+
 #endif

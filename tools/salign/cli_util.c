@@ -1,11 +1,16 @@
 /* cli_util.c: small helpers shared by the subcommands. */
+#define _GNU_SOURCE
 #include "cli.h"
 #include "sa/status.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int cli_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
@@ -46,4 +51,54 @@ int cli_read_file(const char *path, char **out, size_t *len) {
 bool cli_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+char *cli_default_prompt(const char *cmd, const char *name) {
+    char *p = NULL;
+    const char *env = getenv("SALIGN_PROMPTS");
+    if (env && *env) {
+        if (asprintf(&p, "%s/%s", env, name) >= 0 && cli_file_exists(p)) return p;
+        free(p);
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *dir = dirname(dirname(exe)); /* <repo> for <repo>/build/salign, <prefix> for <prefix>/bin/salign */
+        const char *subs[] = {"docs/prompts", "share/salign/prompts"};
+        for (size_t i = 0; i < 2; i++) {
+            if (asprintf(&p, "%s/%s/%s", dir, subs[i], name) >= 0 && cli_file_exists(p)) return p;
+            free(p);
+        }
+    }
+    if (asprintf(&p, "docs/prompts/%s", name) >= 0 && cli_file_exists(p)) return p;
+    free(p);
+    fprintf(stderr, "salign %s: cannot find the default prompt %s (docs/prompts/ of the repository, or "
+                    "$SALIGN_PROMPTS): give --prompt FILE\n", cmd, name);
+    return NULL;
+}
+
+static volatile sig_atomic_t g_sigint;
+static struct sigaction g_old_sigint;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_sigint = 1;
+}
+
+void cli_sigint_catch(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    g_sigint = 0;
+    sigaction(SIGINT, &sa, &g_old_sigint);
+}
+
+void cli_sigint_restore(void) {
+    sigaction(SIGINT, &g_old_sigint, NULL);
+}
+
+bool cli_interrupted(void *user) {
+    (void)user;
+    return g_sigint != 0;
 }

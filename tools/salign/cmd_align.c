@@ -16,17 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t g_interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    g_interrupted = 1;
-}
-
-static bool interrupted(void *user) {
-    (void)user;
-    return g_interrupted != 0;
-}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -526,7 +515,7 @@ static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *t
         }
         free(k);
         struct run_ctx rcx = {.o = o, .trace = trace, .id = id, .question = q};
-        struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = interrupted, .user = &rcx};
+        struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = cli_interrupted, .user = &rcx};
         struct sa_pipeline_result r;
         enum sa_status s = ans ? sa_pipeline_revise_answer(pl, q, ans, &cb, &r) : sa_pipeline_run(pl, q, &cb, &r);
         if (s == SA_STATUS_CANCELLED) {
@@ -584,10 +573,7 @@ int cmd_align(int argc, char **argv) {
     char *tmpl_text = NULL;
     FILE *trace = NULL;
     int rc = CLI_OK;
-    struct sigaction sa = {0}, old_sa;
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_sa);
+    cli_sigint_catch();
 
     struct sa_pipeline_params pp = o.pp;
     pp.system = o.system;
@@ -627,11 +613,11 @@ int cmd_align(int argc, char **argv) {
         struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
         rp.base_url = o.upstream;
         rp.model = o.upstream_model;
-        rp.abort_cb = interrupted;
+        rp.abort_cb = cli_interrupted;
         rp.extra_body = o.upstream_extra;
         if (o.timeout_ms) rp.idle_timeout_ms = o.timeout_ms;
         if (sa_upstream_remote_init(&rp, &remote)) {
-            rc = g_interrupted ? 130 : cli_fail("upstream");
+            rc = cli_interrupted(NULL) ? 130 : cli_fail("upstream");
             goto done;
         }
         pp.upstream = remote;
@@ -660,7 +646,7 @@ int cmd_align(int argc, char **argv) {
     }
     struct run_ctx rcx = {.o = &o, .trace = trace, .question = o.prompt, .color = isatty(1) != 0,
                           .stream_text = !o.json};
-    struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = interrupted, .user = &rcx};
+    struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = cli_interrupted, .user = &rcx};
     struct sa_pipeline_result r;
     enum sa_status s = sa_pipeline_run(pl, o.prompt, &cb, &r);
     if (o.show_edits && !o.json && r.answer) printf("\n%s", r.answer);
@@ -692,6 +678,6 @@ done:
     sa_model_free(up_model);
     sa_model_free(tok_model);
     free(tmpl_text);
-    sigaction(SIGINT, &old_sa, NULL);
+    cli_sigint_restore();
     return rc;
 }

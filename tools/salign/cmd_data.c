@@ -237,41 +237,7 @@ static bool is_url(const char *s) {
 
 /* The default annotator prompt: $SALIGN_PROMPTS/, <repo of the executable>/docs/prompts/,
  * <prefix>/share/salign/prompts/, ./docs/prompts/. NULL (with a message) if none exists. */
-static char *default_annotator_prompt(void) {
-    const char *name = "annotator.txt";
-    char *p = NULL;
-    const char *env = getenv("SALIGN_PROMPTS");
-    if (env && *env) {
-        if (asprintf(&p, "%s/%s", env, name) >= 0 && cli_file_exists(p)) return p;
-        free(p);
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *dir = dirname(dirname(exe));
-        const char *subs[] = {"docs/prompts", "share/salign/prompts"};
-        for (size_t i = 0; i < 2; i++) {
-            if (asprintf(&p, "%s/%s/%s", dir, subs[i], name) >= 0 && cli_file_exists(p)) return p;
-            free(p);
-        }
-    }
-    if (asprintf(&p, "docs/prompts/%s", name) >= 0 && cli_file_exists(p)) return p;
-    free(p);
-    fprintf(stderr, "salign data: cannot find the default prompt %s (docs/prompts/ of the repository, or "
-                    "$SALIGN_PROMPTS): give --prompt FILE\n", name);
-    return NULL;
-}
 
-static volatile sig_atomic_t build_interrupted;
-static void build_on_sigint(int sig) {
-    (void)sig;
-    build_interrupted = 1;
-}
-static bool build_cancel(void *user) {
-    (void)user;
-    return build_interrupted != 0;
-}
 
 struct build_ui {
     bool tty;
@@ -319,7 +285,7 @@ static int make_annotator(const struct build_opts *o, struct sa_model *shared, s
         struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
         rp.base_url = o->annotator;
         rp.model = o->an_model;
-        rp.abort_cb = build_cancel;
+        rp.abort_cb = cli_interrupted;
         if (sa_upstream_remote_init(&rp, &up)) return cli_fail("annotator server");
         if (asprintf(&id, "remote:%s:%s", o->annotator, o->an_model ? o->an_model : "(only model)") < 0)
             rc = cli_fail("out of memory");
@@ -360,7 +326,7 @@ static int build(const struct build_opts *o) {
     char *prompt_path = NULL;
     int rc = CLI_OK;
     if (sa_data_prompts_load(o->prompts, o->ref_field, &prompts, &n)) return cli_fail("data build");
-    if (!o->prompt && !(prompt_path = default_annotator_prompt())) rc = CLI_FAIL;
+    if (!o->prompt && !(prompt_path = cli_default_prompt("data", "annotator.txt"))) rc = CLI_FAIL;
     if (!rc && sa_annot_prompt_load(o->prompt ? o->prompt : prompt_path, &prompt)) rc = cli_fail("data build");
 
     struct sa_data_build_params bp = sa_data_build_default_params();
@@ -377,7 +343,7 @@ static int build(const struct build_opts *o) {
             struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
             rp.base_url = o->upstream;
             rp.model = o->up_model;
-            rp.abort_cb = build_cancel;
+            rp.abort_cb = cli_interrupted;
             if (sa_upstream_remote_init(&rp, &remote)) rc = cli_fail("upstream");
             bp.pipeline.upstream = remote;
             bp.pipeline.upstream_format = f;
@@ -397,22 +363,18 @@ static int build(const struct build_opts *o) {
 
     struct build_ui ui = {.tty = isatty(2) != 0, .total = n};
     struct sa_data_build_stats st = {0};
-    struct sigaction sa = {0}, old_sa;
     if (!rc) {
         bp.annotator = annot;
         bp.prompt = prompt;
         bp.retries = o->retries;
         bp.out_path = o->out;
         bp.stop_after = o->stop_after;
-        bp.cancel = build_cancel;
+        bp.cancel = cli_interrupted;
         bp.on_progress = build_progress;
         bp.progress_user = &ui;
-        sa.sa_handler = build_on_sigint;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old_sa);
-        build_interrupted = 0;
+        cli_sigint_catch();
         enum sa_status s = sa_data_build_run(prompts, n, &bp, &st);
-        sigaction(SIGINT, &old_sa, NULL);
+        cli_sigint_restore();
         if (ui.tty && st.n_done) fprintf(stderr, "\n");
         if (s == SA_STATUS_CANCELLED) {
             fprintf(stderr, "salign data: interrupted; run the same command again to resume\n");

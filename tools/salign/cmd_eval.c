@@ -529,43 +529,12 @@ static size_t report_missing(const struct answer_set *x, const struct answer_set
     return n;
 }
 
-/* The default prompt of an aspect: $SALIGN_PROMPTS/, <repo of the executable>/docs/prompts/,
- * <prefix>/share/salign/prompts/, ./docs/prompts/. NULL (with a message) if none exists. */
 static char *default_prompt(const char *aspect) {
-    char name[64], *p = NULL;
+    char name[64];
     snprintf(name, sizeof name, "judge_%s.txt", aspect);
-    const char *env = getenv("SALIGN_PROMPTS");
-    if (env && *env) {
-        if (asprintf(&p, "%s/%s", env, name) >= 0 && cli_file_exists(p)) return p;
-        free(p);
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *dir = dirname(dirname(exe)); /* <repo> for <repo>/build/salign, <prefix> for <prefix>/bin/salign */
-        const char *subs[] = {"docs/prompts", "share/salign/prompts"};
-        for (size_t i = 0; i < 2; i++) {
-            if (asprintf(&p, "%s/%s/%s", dir, subs[i], name) >= 0 && cli_file_exists(p)) return p;
-            free(p);
-        }
-    }
-    if (asprintf(&p, "docs/prompts/%s", name) >= 0 && cli_file_exists(p)) return p;
-    free(p);
-    fprintf(stderr, "salign eval: cannot find the default prompt %s (docs/prompts/ of the repository, or "
-                    "$SALIGN_PROMPTS): give --prompt FILE\n", name);
-    return NULL;
+    return cli_default_prompt("eval", name);
 }
 
-static volatile sig_atomic_t judge_interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    judge_interrupted = 1;
-}
-static bool judge_cancel(void *user) {
-    (void)user;
-    return judge_interrupted != 0;
-}
 
 struct judge_ui {
     FILE *out;   /* --out: one JSONL line per pair, or NULL */
@@ -799,17 +768,14 @@ static int eval_judge(const struct judge_opts *o) {
         rp.cache_path = o->cache;
         rp.n_boot = o->n_boot;
         rp.boot_seed = o->seed;
-        rp.cancel = judge_cancel;
+        rp.cancel = cli_interrupted;
         rp.on_pair = judge_on_pair;
         rp.user = &ui;
         ui.n = A.n;
         ui.t0 = now_s();
-        judge_interrupted = 0;
-        struct sigaction sa = {0}, old;
-        sa.sa_handler = on_sigint;
-        sigaction(SIGINT, &sa, &old);
+        cli_sigint_catch();
         s = sa_judge_run(judge, prompt, pairs, A.n, &rp, &st);
-        sigaction(SIGINT, &old, NULL);
+        cli_sigint_restore();
         if (s == SA_STATUS_CANCELLED) {
             fprintf(stderr, "salign eval: interrupted after %zu of %zu pairs%s\n", st.n_pairs, A.n,
                     o->cache ? "; run the same command again to resume from the cache" : "");
