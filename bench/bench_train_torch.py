@@ -1,12 +1,16 @@
 """bench_train_torch.py: training throughput of SmolLM2-135M, ours (libsalign through ctypes:
-sa_train_model_step_batch + AdamW) against PyTorch fp32 (transformers, eager) on the same
-batch (4 x 256 random tokens, every position a target), in the same run, each configuration
-in its own process so that its peak memory (ru_maxrss) is its own.
+sa_train_model_step_batch + AdamW) against PyTorch (transformers, eager) on the same batch
+(4 x 256 random tokens, every position a target), in fp32 and in mixed precision (ours:
+precision bf16; PyTorch: torch.autocast("cpu", dtype=torch.bfloat16) around the forward and
+the loss, fp32 master weights and AdamW), in the same run, each configuration in its own
+process so that its peak memory (ru_maxrss) is its own, the configurations interleaved.
 
 usage: .venv/bin/python bench/bench_train_torch.py HF_DIR [--steps N] [--configs c1,c2,...]
   HF_DIR: the model as a Hugging Face directory (salign convert MODEL.gguf --to safetensors
-  --type f32 -o HF_DIR). configs: ours-full-1, ours-full-2, ours-lora-1, ours-lora-2,
-  torch-full-1, torch-full-2 (the number is the thread count)."""
+  --type f32 -o HF_DIR). configs: WHO-KIND-THREADS with WHO ours or torch, KIND full (fp32
+  full fine-tuning), bf16 (mixed-precision full fine-tuning) or, for ours, lora (fp32, rank
+  16); e.g. ours-full-1, torch-bf16-2. Default: torch-full, ours-full, torch-bf16, ours-bf16
+  with 1 then 2 threads."""
 import ctypes
 import json
 import os
@@ -28,13 +32,14 @@ def tokens():
     return tok, tgt
 
 
-def run_ours(d, lora, threads, steps):
+def run_ours(d, lora, threads, steps, bf16=False):
     sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
     import numpy as np
     from test_train_ref import LIB, ModelParams, Optim  # noqa: E402
     p = LIB.sa_train_model_default_params()
     p.lora_rank = 16 if lora else 0
     p.n_threads = threads
+    p.precision = 1 if bf16 else 0
     h = ctypes.c_void_p()
     assert LIB.sa_train_model_load(d.encode(), ctypes.byref(p), ctypes.byref(h)) == 0, LIB.sa_last_error()
     assert LIB.sa_train_model_reserve(h, B, T, None) == 0
@@ -53,7 +58,7 @@ def run_ours(d, lora, threads, steps):
     return times[1:], float(loss.value)
 
 
-def run_torch(d, threads, steps):
+def run_torch(d, threads, steps, bf16=False):
     sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
     import hf_compat  # noqa: F401
     import torch
@@ -69,8 +74,10 @@ def run_torch(d, threads, steps):
     for _ in range(steps + 1):
         t0 = time.time()
         opt.zero_grad()
-        logits = model(input_ids=tok, use_cache=False).logits
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1), ignore_index=-100)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(input_ids=tok, use_cache=False).logits
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]).float(), tgt.view(-1),
+                                                     ignore_index=-100)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -81,9 +88,9 @@ def run_torch(d, threads, steps):
 def child(d, cfg, steps):
     who, kind, thr = cfg.split("-")
     if who == "ours":
-        times, loss = run_ours(d, kind == "lora", int(thr), steps)
+        times, loss = run_ours(d, kind == "lora", int(thr), steps, kind == "bf16")
     else:
-        times, loss = run_torch(d, int(thr), steps)
+        times, loss = run_torch(d, int(thr), steps, kind == "bf16")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sec = sorted(times)[len(times) // 2]
     print(json.dumps({"config": cfg, "tok_s": B * T / sec, "sec_per_step": sec, "loss": loss, "peak_mib": rss}))
@@ -95,7 +102,7 @@ def main():
         return
     d = sys.argv[1]
     steps = 3
-    configs = "ours-full-1,ours-full-2,ours-lora-1,ours-lora-2,torch-full-1,torch-full-2"
+    configs = ",".join("%s-%d" % (c, t) for t in (1, 2) for c in ("torch-full", "ours-full", "torch-bf16", "ours-bf16"))
     args = sys.argv[2:]
     while args:
         if args[0] == "--steps":
@@ -103,7 +110,8 @@ def main():
         elif args[0] == "--configs":
             configs = args[1]
         args = args[2:]
-    print("SmolLM2-135M training step, batch %d x %d, median of %d steps after a warm-up step" % (B, T, steps))
+    print("SmolLM2-135M training step, batch %d x %d, median of %d steps after a warm-up step; load average %s"
+          % (B, T, steps, " ".join("%.2f" % x for x in os.getloadavg())))
     for cfg in configs.split(","):
         out = subprocess.run([sys.executable, __file__, "--child", d, cfg, str(steps)], capture_output=True, text=True)
         line = [x for x in out.stdout.splitlines() if x.startswith("{")]
@@ -113,6 +121,7 @@ def main():
         r = json.loads(line[-1])
         print("%-14s %7.1f tok/s  %6.2f s/step  loss %.4f  peak %6.0f MiB" % (cfg, r["tok_s"], r["sec_per_step"],
                                                                           r["loss"], r["peak_mib"]), flush=True)
+    print("load average at the end: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

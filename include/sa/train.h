@@ -35,6 +35,16 @@ enum {
 /* Parses "q,k,v,o,gate,up,down" (also "q_proj", ..., and "all"); false on an unknown name. */
 bool sa_lora_targets_parse(const char *s, uint32_t *out);
 
+/* Precision of the matrix products (issue 4, docs/TRAINING.md "Mixed precision"). FP32: f32
+ * everywhere. BF16: the forward and backward GEMMs of every linear layer, of the LM head and
+ * of attention round their inputs to bf16 and sum in f32 (AVX512-BF16 where the CPU has it),
+ * as PyTorch's CPU autocast to bfloat16 does; master weights, gradients, AdamW, norms,
+ * softmax and the loss stay f32. */
+enum sa_train_precision { SA_TRAIN_FP32 = 0, SA_TRAIN_BF16 = 1 };
+/* "fp32" / "bf16" (also "f32", "bfloat16"); false on an unknown name. */
+bool sa_train_precision_parse(const char *s, enum sa_train_precision *out);
+const char *sa_train_precision_name(enum sa_train_precision p); /* "fp32", "bf16" */
+
 struct sa_train_model_params {
     int32_t lora_rank;     /* 0: full fine-tuning; > 0: LoRA of this rank (base weights frozen) */
     float lora_alpha;      /* scale alpha / rank; 0: alpha = 2 * rank */
@@ -42,6 +52,7 @@ struct sa_train_model_params {
     uint32_t lora_targets; /* SA_LORA_* flags; 0: SA_LORA_ALL */
     uint64_t seed;         /* LoRA initialisation and dropout masks */
     int32_t n_threads;     /* threads for BLAS and the row-parallel ops; 0: 1 */
+    enum sa_train_precision precision; /* SA_TRAIN_FP32 (default) or SA_TRAIN_BF16 */
 };
 struct sa_train_model_params sa_train_model_default_params(void);
 

@@ -1,15 +1,27 @@
 /* attention.c: causal self-attention with grouped-query heads for training (forward and
  * backward; ops_train_impl.h). Per (sequence, query head) the score matrix S = scale Q K^T
- * and the products with V go through OpenBLAS sgemm (strided views of the (B, T, heads, D)
- * buffers, no copies); the masked softmax rows run on the thread pool. Only the log-sum-exp
- * of each row is kept between forward and backward: the backward recomputes the
- * probabilities (FlashAttention's recomputation, ref: Dao et al. 2022, sec. 3.1). */
+ * and the products with V go through OpenBLAS sgemm, or the bf16 GEMM under mixed precision
+ * (strided views of the (B, T, heads, D) buffers, no copies); the masked softmax rows run on
+ * the thread pool. Only the log-sum-exp of each row is kept between forward and backward: the
+ * backward recomputes the probabilities (FlashAttention's recomputation, ref: Dao et al. 2022, sec. 3.1). */
 #include "train/ops_train_impl.h"
 #include "core/core_impl.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+
+/* One product of the attention: OpenBLAS sgemm, or the bf16 GEMM (on tp's threads) when
+ * a->bf16 (mixed precision: bf16 products, f32 sums, as autocast's bf16 matmuls). */
+static void mm(const struct sa_tr_attn *a, struct sa_threadpool *tp, bool tA, bool tB, int64_t M, int64_t N,
+               int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+               int64_t ldc) {
+    if (a->bf16)
+        sa_tr_gemm_bf16(tp, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, (blasint)M,
+                    (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
 
 size_t sa_tr_attention_scratch_floats(int64_t T) { return 2 * (size_t)T * (size_t)T; }
 
@@ -87,13 +99,11 @@ void sa_tr_attention_fwd(struct sa_threadpool *tp, const struct sa_tr_attn *a, f
             const float *vh = v + b * T * ldk + (h / rep) * D;         // (T, D) stride ldk
             float *oh = out + b * T * ldq + h * D;                     // (T, D) stride ldq
             /* S (T, T) = scale * Q K^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)T, (blasint)T, (blasint)D, a->scale, qh,
-                        (blasint)ldq, kh, (blasint)ldk, 0.0f, S, (blasint)T);
+            mm(a, tp, false, true, T, T, D, a->scale, qh, ldq, kh, ldk, 0.0f, S, T);
             struct attn_rows r = {a, a->seg ? a->seg + b * T : NULL, S, NULL, lse + (b * NH + h) * T, NULL, NULL, NULL, ldq};
             sa_threadpool_run(tp, rows_fwd, &r);
             /* O (T, D) = P V */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)T, (blasint)D, (blasint)T, 1.0f, S,
-                        (blasint)T, vh, (blasint)ldk, 0.0f, oh, (blasint)ldq);
+            mm(a, tp, false, false, T, D, T, 1.0f, S, T, vh, ldk, 0.0f, oh, ldq);
         }
 }
 
@@ -108,19 +118,14 @@ void sa_tr_attention_bwd(struct sa_threadpool *tp, const struct sa_tr_attn *a, f
         for (int64_t h = 0; h < NH; h++) {
             int64_t qo = b * T * ldq + h * D, ko = b * T * ldk + (h / rep) * D;
             /* S = scale * Q K^T (recomputed), dP = dO V^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)T, (blasint)T, (blasint)D, a->scale, q + qo,
-                        (blasint)ldq, k + ko, (blasint)ldk, 0.0f, S, (blasint)T);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)T, (blasint)T, (blasint)D, 1.0f, dout + qo,
-                        (blasint)ldq, v + ko, (blasint)ldk, 0.0f, dP, (blasint)T);
+            mm(a, tp, false, true, T, T, D, a->scale, q + qo, ldq, k + ko, ldk, 0.0f, S, T);
+            mm(a, tp, false, true, T, T, D, 1.0f, dout + qo, ldq, v + ko, ldk, 0.0f, dP, T);
             struct attn_rows r = {a, a->seg ? a->seg + b * T : NULL, S, dP, NULL, lse + (b * NH + h) * T, out + qo,
                                   dout + qo, ldq};
             sa_threadpool_run(tp, rows_bwd, &r);
             /* dQ += dS K,  dK += dS^T Q,  dV += P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)T, (blasint)D, (blasint)T, 1.0f, dP,
-                        (blasint)T, k + ko, (blasint)ldk, 1.0f, dq + qo, (blasint)ldq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)T, (blasint)D, (blasint)T, 1.0f, dP,
-                        (blasint)T, q + qo, (blasint)ldq, 1.0f, dk + ko, (blasint)ldk);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)T, (blasint)D, (blasint)T, 1.0f, S,
-                        (blasint)T, dout + qo, (blasint)ldq, 1.0f, dv + ko, (blasint)ldk);
+            mm(a, tp, false, false, T, D, T, 1.0f, dP, T, k + ko, ldk, 1.0f, dq + qo, ldq);
+            mm(a, tp, true, false, T, D, T, 1.0f, dP, T, q + qo, ldq, 1.0f, dk + ko, ldk);
+            mm(a, tp, true, false, T, D, T, 1.0f, S, T, dout + qo, ldq, 1.0f, dv + ko, ldk);
         }
 }

@@ -81,6 +81,42 @@ void sa_tr_linear_fwd_ref(float *out, const float *inp, const float *W, const fl
 void sa_tr_linear_bwd_ref(float *dinp, float *dW, float *dbias, const float *dout, const float *inp, const float *W,
                           int64_t N, int64_t C, int64_t OC);
 
+/* ---- bf16 GEMM for mixed-precision training (gemm_bf16.c, gemm_bf16_avx512.c) ----
+ * C (M, N) = alpha op(A) op(B) + beta C (row-major; C not read when beta == 0), where every
+ * element of op(A) (M, K) and op(B) (K, N) is first rounded from f32 to bf16 (round to
+ * nearest even, NaN kept quiet: PyTorch's conversion) and the exact products are summed in
+ * f32. op(A) = A (lda >= K) or, with transA, A^T of a stored (K, M) A (lda >= M); likewise
+ * op(B) = B (K, N) or, with transB, B^T of a stored (N, K). Paths: AVX512-BF16 (vdpbf16ps,
+ * register tiles of 12 x 32, threads of tp), a portable one (blocks rounded to bf16 values in
+ * f32, then OpenBLAS sgemm), and the plain-C reference (double sums). AUTO picks AVX512-BF16
+ * when the CPU has it. Results do not depend on the number of threads. */
+enum sa_tr_gemm_path { SA_TR_GEMM_AUTO = 0, SA_TR_GEMM_REF, SA_TR_GEMM_GENERIC, SA_TR_GEMM_AVX512BF16 };
+uint16_t sa_tr_bf16_bits(float x);  /* bf16 bits of x (RNE) */
+float sa_tr_bf16_round(float x);    /* x rounded to the nearest bf16 value (RNE), as f32 */
+bool sa_tr_gemm_bf16_fast_available(void); /* the CPU has AVX512-BF16 (and this is x86-64) */
+void sa_tr_gemm_bf16(struct sa_threadpool *tp, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                     int64_t ldc);
+/* The same with a given path (AVX512BF16 falls back to GENERIC on a CPU without it). */
+void sa_tr_gemm_bf16_path(enum sa_tr_gemm_path path, struct sa_threadpool *tp, bool transA, bool transB, int64_t M,
+                          int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                          float beta, float *C, int64_t ldc);
+/* A pre-packed op(B) (K, N) for repeated products with the same B (the LM head's weights
+ * over its row chunks): bytes needed (0 when the CPU lacks AVX512-BF16: then use
+ * sa_tr_gemm_bf16), packing (op(B) = B, or B^T of a stored (N, K) with transB), and the
+ * product C = alpha op(A) op(B) + beta C with the same results as sa_tr_gemm_bf16. */
+size_t sa_tr_gemm_bf16_packed_bytes(int64_t K, int64_t N);
+void sa_tr_gemm_bf16_pack(struct sa_threadpool *tp, bool transB, int64_t K, int64_t N, const float *B, int64_t ldb,
+                          void *packed); /* packed: sa_tr_gemm_bf16_packed_bytes, 64-byte aligned */
+void sa_tr_gemm_bf16_prepacked(struct sa_threadpool *tp, bool transA, int64_t M, int64_t N, int64_t K, float alpha,
+                               const float *A, int64_t lda, const void *packed, float beta, float *C, int64_t ldc);
+/* sa_tr_linear_fwd / _bwd with their products through sa_tr_gemm_bf16 (bias and its
+ * gradient in f32). */
+void sa_tr_linear_fwd_bf16(struct sa_threadpool *tp, float *out, const float *inp, const float *W, const float *bias,
+                           int64_t N, int64_t C, int64_t OC);
+void sa_tr_linear_bwd_bf16(struct sa_threadpool *tp, float *dinp, float *dW, float *dbias, const float *dout,
+                           const float *inp, const float *W, int64_t N, int64_t C, int64_t OC);
+
 /* ---- rotary position embedding ----
  * Rotates the first n_rot dims of every head by angle pos[i] * inv_freq[k] for pair k
  * (dims n_rot..head_dim-1 pass through). inv_freq (n_rot/2) is the caller's table: plain
@@ -116,14 +152,16 @@ void sa_tr_rope_inv_freq(float *inv_freq, // (n_rot / 2)
  * The forward keeps only the log-sum-exp of each score row; the backward recomputes the
  * probabilities from q, k and lse (FlashAttention's recomputation: ref: Dao et al. 2022,
  * "FlashAttention", sec. 3.1), so no (B, n_head, T, T) tensor is stored.
- * The products run per (sequence, head) through OpenBLAS (its threads); the softmax rows
- * are split over tp's threads. Scratch: (T, T) score and gradient matrices of one head. */
+ * The products run per (sequence, head) through OpenBLAS (its threads), or, with bf16, the
+ * bf16 GEMM (tp's threads); the softmax rows are split over tp's threads. Scratch: (T, T) score and gradient matrices of one head. */
 struct sa_tr_attn {
     int64_t B, T, n_head, n_head_kv, head_dim;
     int64_t window;     /* 0: no window */
     float scale;
     const int32_t *seg; /* (B, T) segment ids, or NULL: one segment per sequence */
     float *scratch;     /* (sa_tr_attention_scratch_floats(T)) floats, overwritten */
+    bool bf16;          /* products through sa_tr_gemm_bf16 on tp's threads (mixed precision);
+                           softmax, lse and dS stay f32 */
 };
 size_t sa_tr_attention_scratch_floats(int64_t T); /* 2 * T * T */
 void sa_tr_attention_fwd(struct sa_threadpool *tp, const struct sa_tr_attn *a,
@@ -184,6 +222,9 @@ struct sa_tr_lora {
     float scale;    /* alpha / r */
     float dropout;  /* p in [0, 1); 0: no dropout */
     uint64_t seed;  /* dropout mask seed: change it every step (and per layer) */
+    bool bf16;      /* the frozen W's products through sa_tr_gemm_bf16 (mixed precision); the
+                       adapter's (rank r) stay f32 */
+    struct sa_threadpool *tp; /* threads of those bf16 products; may be NULL */
 };
 /* A ~ U(-1/sqrt(C), 1/sqrt(C)) (kaiming_uniform_ with a = sqrt(5), fan_in = C), B = 0. */
 void sa_tr_lora_init(float *A, float *B, int64_t C, int64_t OC, int64_t r, uint64_t seed);

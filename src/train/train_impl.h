@@ -82,6 +82,10 @@ struct sa_train_model {
     float *lora_dh, *lora_dxd;        // (N, r), (N, max C_in)
     float *logits, *losses, *xc, *dxc; // (R, V), (R), (R, C) x2: LM head chunk of R rows
     int64_t chunk_rows;
+    /* mixed precision with AVX512-BF16: the LM head's weights packed for the bf16 GEMM once
+     * per batch (forward: op(B) = W^T; backward dX: op(B) = W), reused by every row chunk */
+    void *head_pk_fwd, *head_pk_bwd;
+    size_t head_pk_bytes[2];
     /* threads and optimizer */
     struct sa_threadpool *tp;
     int n_threads;

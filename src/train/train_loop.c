@@ -199,6 +199,7 @@ static enum sa_status save_checkpoint(struct run *r, int64_t step, int64_t token
     cJSON_AddNumberToObject(j, "grad_accum", r->p->grad_accum);
     cJSON_AddNumberToObject(j, "n_train", (double)r->train.n);
     cJSON_AddNumberToObject(j, "lora_rank", r->p->model.lora_rank);
+    cJSON_AddStringToObject(j, "precision", sa_train_precision_name(r->p->model.precision));
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -253,6 +254,10 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
     bool same = strtoull(sd->valuestring, NULL, 10) == r->p->model.seed && (int64_t)tot->valuedouble == r->total &&
                 (int)bt->valuedouble == r->p->batch && (int)ga->valuedouble == r->p->grad_accum &&
                 (int64_t)nt->valuedouble == r->train.n;
+    /* checkpoints from before mixed precision have no "precision": fp32 */
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "precision");
+    enum sa_train_precision prec = SA_TRAIN_FP32;
+    bool prec_ok = !pr || (cJSON_IsString(pr) && sa_train_precision_parse(pr->valuestring, &prec));
     *step = (int64_t)st->valuedouble;
     *tokens = (int64_t)tk->valuedouble;
     cJSON_Delete(j);
@@ -261,6 +266,12 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
                         "--resume: the checkpoint in %s was made with other options (seed, batch, grad-accum, epochs or "
                         "data); resume with the same ones",
                         r->p->out);
+    if (!prec_ok) return sa_error(SA_STATUS_BAD_FILE, "%s: bad \"precision\"", sp);
+    if (prec != r->p->model.precision)
+        return sa_error(SA_STATUS_BAD_ARGUMENT,
+                        "--resume: the checkpoint in %s was trained with --precision %s; resume with the same "
+                        "precision (not %s)",
+                        r->p->out, sa_train_precision_name(prec), sa_train_precision_name(r->p->model.precision));
     return sa_train_model_load_state(r->m, dir);
 }
 
@@ -422,12 +433,13 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     if (!p->quiet)
         fprintf(stderr,
                 "salign train: %lld records: %lld train, %lld held out; %lld truncated, %lld dropped (max length %d)\n"
-                "salign train: %s, %lld parameters, %lld trainable (%s); %lld steps of %d x %d sequences, warmup %lld; "
-                "activations %.0f MiB\n",
+                "salign train: %s, %lld parameters, %lld trainable (%s, %s); %lld steps of %d x %d sequences, warmup "
+                "%lld; activations %.0f MiB\n",
                 (long long)res->n_records, (long long)r->train.n, (long long)r->eval.n, (long long)res->n_truncated,
                 (long long)res->n_dropped, p->max_length, r->m->cfg.arch_name, (long long)sa_train_model_n_params(r->m, false),
                 (long long)sa_train_model_n_params(r->m, true), p->model.lora_rank ? "LoRA" : "full fine-tuning",
-                (long long)r->total, p->batch, p->grad_accum, (long long)r->warmup, (double)bytes / (1 << 20));
+                sa_train_precision_name(p->model.precision), (long long)r->total, p->batch, p->grad_accum,
+                (long long)r->warmup, (double)bytes / (1 << 20));
     return SA_STATUS_OK;
 }
 

@@ -36,6 +36,16 @@ struct sa_train_model_params sa_train_model_default_params(void) {
     return p;
 }
 
+bool sa_train_precision_parse(const char *s, enum sa_train_precision *out) {
+    if (!s) return false;
+    if (!strcmp(s, "fp32") || !strcmp(s, "f32") || !strcmp(s, "float32")) *out = SA_TRAIN_FP32;
+    else if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16")) *out = SA_TRAIN_BF16;
+    else return false;
+    return true;
+}
+
+const char *sa_train_precision_name(enum sa_train_precision p) { return p == SA_TRAIN_BF16 ? "bf16" : "fp32"; }
+
 struct sa_train_optim sa_train_optim_default(void) {
     struct sa_train_optim o = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
     return o;
@@ -344,6 +354,8 @@ enum sa_status sa_train_model_load(const char *path, const struct sa_train_model
     if (!p.lora_targets) p.lora_targets = SA_LORA_ALL;
     if (p.lora_alpha <= 0) p.lora_alpha = 2.0f * (float)p.lora_rank;
     if (p.n_threads <= 0) p.n_threads = 1;
+    if (p.precision != SA_TRAIN_FP32 && p.precision != SA_TRAIN_BF16)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: unknown precision %d", (int)p.precision);
     if (!sa_file_exists(path)) return sa_error(SA_STATUS_NOT_FOUND, "%s: no such file or directory", path);
     struct sa_train_model *m = calloc(1, sizeof *m);
     if (!m) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -385,6 +397,8 @@ void sa_train_model_free(struct sa_train_model *m) {
     sa_adamw_free(&m->opt);
     sa_threadpool_free(m->tp);
     free(m->arena);
+    free(m->head_pk_fwd);
+    free(m->head_pk_bwd);
     free(m->x);
     free(m->inv_freq_global);
     free(m->inv_freq_local);
@@ -573,7 +587,8 @@ static inline float *G_(const struct sa_train_model *m, int32_t i) { return i >=
 static struct sa_tr_lora lora_of(const struct sa_train_model *m, int l, int j, uint64_t seed) {
     const struct tr_lin *ln = &m->layers[l].lin[j];
     struct sa_tr_lora L = {ln->C, ln->OC, m->p.lora_rank, m->lora_scale, m->p.lora_dropout,
-                           sa_tr_mix(seed ^ sa_tr_mix(0x10000ull + (uint64_t)(l * TR_N_LIN + j)))};
+                           sa_tr_mix(seed ^ sa_tr_mix(0x10000ull + (uint64_t)(l * TR_N_LIN + j))),
+                           m->p.precision == SA_TRAIN_BF16, m->tp};
     return L;
 }
 
@@ -584,7 +599,10 @@ static void lin_fwd(struct sa_train_model *m, int l, int j, float *out, const fl
         sa_tr_lora_fwd(&L, out, m->layers[l].lora_xd[j], m->layers[l].lora_h[j], inp, W_(m, ln->W), W_(m, ln->b),
                        W_(m, ln->A), W_(m, ln->B), N);
     } else {
-        sa_tr_linear_fwd(out, inp, W_(m, ln->W), W_(m, ln->b), N, ln->C, ln->OC);
+        if (m->p.precision == SA_TRAIN_BF16)
+            sa_tr_linear_fwd_bf16(m->tp, out, inp, W_(m, ln->W), W_(m, ln->b), N, ln->C, ln->OC);
+        else
+            sa_tr_linear_fwd(out, inp, W_(m, ln->W), W_(m, ln->b), N, ln->C, ln->OC);
     }
 }
 
@@ -596,7 +614,10 @@ static void lin_bwd(struct sa_train_model *m, int l, int j, float *dinp, const f
         sa_tr_lora_bwd(&L, dinp, G_(m, ln->A), G_(m, ln->B), m->lora_dh, L.dropout > 0 ? m->lora_dxd : NULL, dout, inp,
                        m->layers[l].lora_xd[j], m->layers[l].lora_h[j], W_(m, ln->W), W_(m, ln->A), W_(m, ln->B), N);
     } else {
-        sa_tr_linear_bwd(dinp, G_(m, ln->W), G_(m, ln->b), dout, inp, W_(m, ln->W), N, ln->C, ln->OC);
+        if (m->p.precision == SA_TRAIN_BF16)
+            sa_tr_linear_bwd_bf16(m->tp, dinp, G_(m, ln->W), G_(m, ln->b), dout, inp, W_(m, ln->W), N, ln->C, ln->OC);
+        else
+            sa_tr_linear_bwd(dinp, G_(m, ln->W), G_(m, ln->b), dout, inp, W_(m, ln->W), N, ln->C, ln->OC);
     }
 }
 
@@ -605,7 +626,7 @@ static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
 static struct sa_tr_attn attn_of(const struct sa_train_model *m, int l, int64_t B, int64_t T) {
     const struct sa_model_config *c = &m->cfg;
     struct sa_tr_attn a = {B, T, c->n_head, c->n_head_kv, c->head_dim, m->layers[l].sliding ? c->sliding_window : 0,
-                           m->attn_scale, NULL, m->attn_scratch};
+                           m->attn_scale, NULL, m->attn_scratch, m->p.precision == SA_TRAIN_BF16};
     return a;
 }
 
@@ -715,18 +736,45 @@ static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float 
     int64_t C = c->n_embd, V = c->n_vocab, R = m->chunk_rows;
     const float *Wout = W_(m, m->lm_head);
     float *dWout = G_(m, m->lm_head);
+    bool bf16 = m->p.precision == SA_TRAIN_BF16;
+    /* bf16 on AVX512-BF16: pack W once for all the chunks */
+    bool pk = bf16 && n_rows > R && sa_tr_gemm_bf16_packed_bytes(C, V) > 0;
+    if (pk) {
+        size_t bf = sa_tr_gemm_bf16_packed_bytes(C, V), bb = sa_tr_gemm_bf16_packed_bytes(V, C);
+        if (!m->head_pk_fwd || !m->head_pk_bwd || m->head_pk_bytes[0] < bf || m->head_pk_bytes[1] < bb) {
+            free(m->head_pk_fwd);
+            free(m->head_pk_bwd);
+            m->head_pk_fwd = aligned_alloc(64, (bf + 63) / 64 * 64);
+            m->head_pk_bwd = aligned_alloc(64, (bb + 63) / 64 * 64);
+            m->head_pk_bytes[0] = m->head_pk_fwd ? bf : 0;
+            m->head_pk_bytes[1] = m->head_pk_bwd ? bb : 0;
+        }
+        pk = m->head_pk_fwd && m->head_pk_bwd; /* out of memory: pack on the fly (same results) */
+    }
+    if (pk) {
+        sa_tr_gemm_bf16_pack(m->tp, true, C, V, Wout, C, m->head_pk_fwd);
+        if (grad) sa_tr_gemm_bf16_pack(m->tp, false, V, C, Wout, C, m->head_pk_bwd);
+    }
     double total = 0;
     for (int64_t r0 = 0; r0 < n_rows; r0 += R) {
         int64_t nr = SA_MIN(R, n_rows - r0);
         for (int64_t i = 0; i < nr; i++) memcpy(m->xc + i * C, m->xn_f + (int64_t)m->rows[r0 + i] * C, C * sizeof(float));
-        sa_tr_linear_fwd(m->logits, m->xc, Wout, NULL, nr, C, V);
+        if (pk) sa_tr_gemm_bf16_prepacked(m->tp, false, nr, V, C, 1.0f, m->xc, C, m->head_pk_fwd, 0.0f, m->logits, V);
+        else if (bf16) sa_tr_linear_fwd_bf16(m->tp, m->logits, m->xc, Wout, NULL, nr, C, V);
+        else sa_tr_linear_fwd(m->logits, m->xc, Wout, NULL, nr, C, V);
         float part;
         enum sa_status s = sa_tr_cross_entropy(m->tp, m->logits, m->losses, m->tg + r0, NULL, nr, V, denom, grad, &part);
         if (s) return s;
         total += part;
         if (!grad) continue;
         zero(m->dxc, nr * C);
-        sa_tr_linear_bwd(m->dxc, dWout, NULL, m->logits, m->xc, Wout, nr, C, V);
+        if (pk) {
+            /* dxc (nr, C) += dlogits (nr, V) @ W (V, C);  dW (V, C) += dlogits^T @ xc */
+            sa_tr_gemm_bf16_prepacked(m->tp, false, nr, C, V, 1.0f, m->logits, V, m->head_pk_bwd, 1.0f, m->dxc, C);
+            if (dWout) sa_tr_gemm_bf16(m->tp, true, false, V, C, nr, 1.0f, m->logits, V, m->xc, C, 1.0f, dWout, C);
+        } else if (bf16)
+            sa_tr_linear_bwd_bf16(m->tp, m->dxc, dWout, NULL, m->logits, m->xc, Wout, nr, C, V);
+        else sa_tr_linear_bwd(m->dxc, dWout, NULL, m->logits, m->xc, Wout, nr, C, V);
         for (int64_t i = 0; i < nr; i++) {
             float *d = m->dxn + (int64_t)m->rows[r0 + i] * C;
             const float *s2 = m->dxc + i * C;

@@ -25,12 +25,12 @@ i64 = ctypes.c_int64
 
 class Attn(ctypes.Structure):
     _fields_ = [("B", i64), ("T", i64), ("n_head", i64), ("n_head_kv", i64), ("head_dim", i64), ("window", i64),
-                ("scale", ctypes.c_float), ("seg", i32p), ("scratch", f32p)]
+                ("scale", ctypes.c_float), ("seg", i32p), ("scratch", f32p), ("bf16", ctypes.c_bool)]
 
 
 class Lora(ctypes.Structure):
     _fields_ = [("C", i64), ("OC", i64), ("r", i64), ("scale", ctypes.c_float), ("dropout", ctypes.c_float),
-                ("seed", ctypes.c_uint64)]
+                ("seed", ctypes.c_uint64), ("bf16", ctypes.c_bool), ("tp", ctypes.c_void_p)]
 
 
 class AdamwCfg(ctypes.Structure):

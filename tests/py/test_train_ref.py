@@ -26,7 +26,8 @@ TOL = 1e-4
 
 class ModelParams(ctypes.Structure):
     _fields_ = [("lora_rank", ctypes.c_int32), ("lora_alpha", ctypes.c_float), ("lora_dropout", ctypes.c_float),
-                ("lora_targets", ctypes.c_uint32), ("seed", ctypes.c_uint64), ("n_threads", ctypes.c_int32)]
+                ("lora_targets", ctypes.c_uint32), ("seed", ctypes.c_uint64), ("n_threads", ctypes.c_int32),
+                ("precision", ctypes.c_int32)]  # enum sa_train_precision: 0 fp32, 1 bf16
 
 
 class Tensor(ctypes.Structure):
@@ -277,7 +278,8 @@ def check_resume(extra, kill):
     subprocess.run(train_cmd(cut, extra + ["--resume"]), check=True, timeout=300)
     again = open(os.path.join(cut, "log.csv")).read()
     assert again == full, "resumed CSV differs:\n%s\n---\n%s" % (again, full)
-    print("  %s %d steps, %s, resumed: log.csv identical" % ("LoRA" if extra else "full", n_steps, how))
+    kind = ("LoRA" if "--lora" in extra else "full") + (" bf16" if "bf16" in extra else "")
+    print("  %s %d steps, %s, resumed: log.csv identical" % (kind, n_steps, how))
 
 
 @harness.test
@@ -293,6 +295,17 @@ def resume_lora_sigkill():
 @harness.test
 def resume_full_ft_sigkill():
     check_resume([], True)
+
+
+@harness.test
+def resume_bf16_and_precision_mismatch():
+    # mixed precision resumes bit for bit too (the bf16 GEMM is deterministic)
+    check_resume(["--precision", "bf16"], False)
+    cut = os.path.join(harness.tmpdir(), "run_cut")
+    r = subprocess.run(train_cmd(cut, ["--resume"]), capture_output=True, text=True)
+    assert r.returncode == 1 and "--precision bf16" in r.stderr, r.stderr
+    r = subprocess.run(train_cmd(cut, ["--resume", "--precision", "fp16"]), capture_output=True, text=True)
+    assert r.returncode == 2 and "--precision" in r.stderr, r.stderr
 
 
 @harness.test

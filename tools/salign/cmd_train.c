@@ -46,6 +46,8 @@ static void usage(FILE *f) {
             "      --resume            continue from DIR/checkpoint (same options)\n"
             "      --seed S            shuffling, LoRA init and dropout (default 0)\n"
             "  -t, --threads N         threads (default 1)\n"
+            "      --precision P       fp32 (default) or bf16: mixed precision, matrix products in\n"
+            "                          bf16 (AVX512-BF16), f32 weights, gradients and AdamW\n"
             "      --save-type T       safetensors type: f32 (default), f16, bf16\n"
             "      --gguf-type T       GGUF type: f32, f16 (default), bf16, q8_0, or none\n"
             "      --no-export         do not write DIR/model\n"
@@ -79,7 +81,7 @@ int cmd_train(int argc, char **argv) {
     enum {
         O_LORA = 256, O_ALPHA, O_DROP, O_TARGETS, O_EPOCHS, O_MAXSTEPS, O_LR, O_WARM, O_B1, O_B2, O_EPS, O_WD, O_CLIP,
         O_BATCH, O_GA, O_MAXLEN, O_MAXREC, O_EVFR, O_EVEV, O_SAVE, O_RESUME, O_SEED, O_STYPE, O_GTYPE, O_NOEXP, O_LOGEV,
-        O_STOP,
+        O_STOP, O_PREC,
     };
     static const struct option opts[] = {
         {"base", required_argument, NULL, 'b'},          {"data", required_argument, NULL, 'd'},
@@ -98,6 +100,7 @@ int cmd_train(int argc, char **argv) {
         {"save-type", required_argument, NULL, O_STYPE}, {"gguf-type", required_argument, NULL, O_GTYPE},
         {"no-export", no_argument, NULL, O_NOEXP},       {"log-every", required_argument, NULL, O_LOGEV},
         {"stop-after-steps", required_argument, NULL, O_STOP}, {"quiet", no_argument, NULL, 'q'},
+        {"precision", required_argument, NULL, O_PREC},
         {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
     };
     struct sa_train_params p = sa_train_default_params();
@@ -118,6 +121,7 @@ int cmd_train(int argc, char **argv) {
         case 'q': p.quiet = true; break;
         case 'h': usage(stdout); return CLI_OK;
         case 't': ok = parse_i64(a, 1, &iv) && iv <= 256, p.model.n_threads = (int32_t)iv; break;
+        case O_PREC: ok = sa_train_precision_parse(a, &p.model.precision); break;
         case O_LORA: ok = parse_i64(a, 0, &iv) && iv <= 4096, p.model.lora_rank = (int32_t)iv; break;
         case O_ALPHA: ok = parse_f(a, 1e-6, 1e6, &fv), p.model.lora_alpha = (float)fv; break;
         case O_DROP: ok = parse_f(a, 0, 0.99, &fv), p.model.lora_dropout = (float)fv; break;
