@@ -226,6 +226,11 @@ SA_NODISCARD enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, 
                                                         const char *prefix, const char *last,
                                                         struct sa_pipeline_result *result);
 
+/* Levenshtein distance between a[0..na) and b[0..nb) in Unicode characters (an invalid byte
+ * counts as one character; texts are cut at 4,096 characters): the numerator of the
+ * pipeline's edit_ratio. SIZE_MAX when out of memory. */
+size_t sa_edit_distance(const char *a, size_t na, const char *b, size_t nb);
+
 /* ---- the local upstream (src/pipeline/local_upstream.c) ---- */
 
 /* An upstream (sa/upstream.h) over a local model: each start tokenizes the rendered prompt

@@ -5,6 +5,7 @@
 #include "pipeline/pipeline_impl.h"
 
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 bool sa_join_is_space(unsigned char c) {
@@ -70,20 +71,16 @@ static size_t to_chars(const char *s, size_t n, uint32_t *cps, size_t cap) {
     return k;
 }
 
-double sa_join_edit_ratio(const char *a, size_t na, const char *b, size_t nb) {
+/* Levenshtein distance in characters; *longer gets the longer length. SIZE_MAX when out of
+ * memory. */
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb, size_t *longer) {
     uint32_t *ca = malloc(sizeof(uint32_t) * EDIT_MAX_CHARS), *cb = malloc(sizeof(uint32_t) * EDIT_MAX_CHARS);
     size_t *row = malloc(sizeof(size_t) * (EDIT_MAX_CHARS + 1));
-    double r = (na || nb) ? 1.0 : 0.0; /* out of memory: report "all different" unless equal */
-    if (!ca || !cb || !row) {
-        if (na == nb && (na == 0 || !memcmp(a, b, na))) r = 0.0;
-        goto done;
-    }
+    size_t r = SIZE_MAX;
+    *longer = 0;
+    if (!ca || !cb || !row) goto done;
     size_t la = to_chars(a, na, ca, EDIT_MAX_CHARS), lb = to_chars(b, nb, cb, EDIT_MAX_CHARS);
-    size_t longer = la > lb ? la : lb;
-    if (longer == 0) {
-        r = 0.0;
-        goto done;
-    }
+    *longer = la > lb ? la : lb;
     /* one row of the dynamic programme: row[j] = distance(a[0..i), b[0..j)) */
     for (size_t j = 0; j <= lb; j++) row[j] = j;
     for (size_t i = 1; i <= la; i++) {
@@ -98,10 +95,22 @@ double sa_join_edit_ratio(const char *a, size_t na, const char *b, size_t nb) {
             diag = up;
         }
     }
-    r = (double)row[lb] / (double)longer;
+    r = row[lb];
 done:
     free(ca);
     free(cb);
     free(row);
     return r;
+}
+
+size_t sa_edit_distance(const char *a, size_t na, const char *b, size_t nb) {
+    size_t longer;
+    return edit_distance(a, na, b, nb, &longer);
+}
+
+double sa_join_edit_ratio(const char *a, size_t na, const char *b, size_t nb) {
+    size_t longer, d = edit_distance(a, na, b, nb, &longer);
+    if (d == SIZE_MAX) /* out of memory: report "all different" unless equal */
+        return (na == nb && (na == 0 || !memcmp(a, b, na))) ? 0.0 : 1.0;
+    return longer ? (double)d / (double)longer : 0.0;
 }

@@ -217,6 +217,17 @@ def data_from_gsm8k_and_split():
     assert "bad.jsonl:2: field \"prefix\" is a number, expected a string" in p.stderr, p.stderr
 
 
+def lev(a, b):
+    """Levenshtein distance in Unicode characters (the reference for salign's)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
 @test
 def aligner_rates_on_records():
     """salign eval aligner: the rates agree with the per-record details, the details with the
@@ -248,10 +259,14 @@ def aligner_rates_on_records():
             assert x["kept"] == (x["revision"] == draft), x
         else:
             assert x["changed"] == (x["revision"] != draft) and x["fixed"] == (x["revision"] == rec["correction"]), x
+            assert x["distance_before"] == lev(draft, rec["correction"]), x
+            assert x["distance_after"] == lev(x["revision"], rec["correction"]), x
+            assert x["improved"] == (x["distance_after"] < x["distance_before"]), x
     assert r["evaluated"] == 3 and r["kept"]["n"] == 1 and r["changed"]["n"] == 2, r
     assert r["kept"]["count"] == sum(x.get("kept", False) for x in rows), r
     assert r["changed"]["count"] == sum(x.get("changed", False) for x in rows), r
     assert r["fixed"]["count"] == sum(x.get("fixed", False) for x in rows), r
+    assert r["improved"]["count"] == sum(x.get("improved", False) for x in rows), r
     assert 0 <= r["kept"]["ci95"][0] <= r["kept"]["rate"] <= r["kept"]["ci95"][1] <= 1, r
     assert sorted(x["label"] for x in r["by_label"]) == ["2_of_2_rewritten", "copy", "off_by_one"], r
     again = run("eval", "aligner", "--aligner", model, "--records", recs, "--details", det + "2", "--no-spec",

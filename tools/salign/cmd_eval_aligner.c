@@ -3,6 +3,8 @@
  * Stream Aligner round, or of the Aligner baseline for whole-answer records).
  *   copy records (last == correction):     kept rate = revision == last
  *   rewrite records (last != correction):  changed rate = revision != last,
+ *                                          improved rate = revision closer to the correction
+ *                                          than last (character edit distance),
  *                                          fixed rate = revision == correction
  * each with a 95% Wilson interval, overall and per record source label (the text after the
  * last ':' of "source", e.g. the corruption rule of `salign data from-gsm8k`). */
@@ -27,13 +29,14 @@ static void usage(FILE *f) {
             "Asks the aligner to revise each record's sentence (sentence records, as in a Stream\n"
             "Aligner round) or answer (whole-answer records, as the Aligner baseline), greedy, and\n"
             "reports: on copy records (last == correction) the kept rate (revision == last); on\n"
-            "rewrite records the changed rate (revision != last) and the fixed rate (revision ==\n"
+            "rewrite records the changed rate (revision != last), the improved rate (revision\n"
+            "closer to the correction than last, in characters) and the fixed rate (revision ==\n"
             "correction), with 95%% Wilson intervals, overall and per source label.\n\n"
             "  --aligner MODEL        the aligner (path or cached name)\n"
             "  --records FILE         records (JSONL or a JSON array; docs/EVAL.md)\n"
             "  --max N                the first N records only\n"
             "  --details FILE         one JSONL line per record: index, source, kind, revision,\n"
-            "                         kept/changed, fixed, tokens, ms\n"
+            "                         kept/changed, improved, fixed, distances, tokens, ms\n"
             "  --aligner-system TEXT  a system message for the aligner (default none)\n"
             "  --no-spec              no copy-speculation (same output, slower)\n"
             "  -t, --threads N        compute threads (default: all cores)\n"
@@ -52,16 +55,17 @@ static const char *label_of(const struct sa_record *r) {
 #define MAX_LABELS 32
 struct tally {
     char *label; /* NULL: overall */
-    size_t n_copy, n_kept, n_rewrite, n_changed, n_fixed;
+    size_t n_copy, n_kept, n_rewrite, n_changed, n_improved, n_fixed;
 };
 
-static void tally_add(struct tally *t, bool is_copy, bool kept, bool fixed) {
+static void tally_add(struct tally *t, bool is_copy, bool kept, bool improved, bool fixed) {
     if (is_copy) {
         t->n_copy++;
         t->n_kept += kept;
     } else {
         t->n_rewrite++;
         t->n_changed += !kept;
+        t->n_improved += improved;
         t->n_fixed += fixed;
     }
 }
@@ -93,6 +97,7 @@ static cJSON *tally_json(const struct tally *t) {
     if (t->label) cJSON_AddStringToObject(j, "label", t->label);
     cJSON_AddItemToObject(j, "kept", rate_json(t->n_kept, t->n_copy));
     cJSON_AddItemToObject(j, "changed", rate_json(t->n_changed, t->n_rewrite));
+    cJSON_AddItemToObject(j, "improved", rate_json(t->n_improved, t->n_rewrite));
     cJSON_AddItemToObject(j, "fixed", rate_json(t->n_fixed, t->n_rewrite));
     return j;
 }
@@ -107,6 +112,7 @@ static void print_tally(const struct tally *t) {
     printf("%-12s", t->label ? t->label : "all");
     print_rate("kept", t->n_kept, t->n_copy);
     print_rate("changed", t->n_changed, t->n_rewrite);
+    print_rate("improved", t->n_improved, t->n_rewrite);
     print_rate("fixed", t->n_fixed, t->n_rewrite);
     printf("\n");
 }
@@ -221,12 +227,15 @@ int cmd_eval_aligner(int argc, char **argv) {
             break;
         }
         const bool is_copy = !strcmp(d, c), kept = !strcmp(res.answer, d), fixed = !strcmp(res.answer, c);
-        tally_add(&all, is_copy, kept, fixed);
+        const size_t dist_draft = is_copy ? 0 : sa_edit_distance(d, strlen(d), c, strlen(c));
+        const size_t dist_rev = is_copy ? 0 : sa_edit_distance(res.answer, res.len, c, strlen(c));
+        const bool improved = !is_copy && dist_rev < dist_draft;
+        tally_add(&all, is_copy, kept, improved, fixed);
         const char *lab = label_of(r);
         size_t k = 0;
         while (k < n_labels && strcmp(by[k].label, lab)) k++;
         if (k == n_labels && n_labels < MAX_LABELS && (by[k].label = strdup(lab))) n_labels++;
-        if (k < n_labels) tally_add(&by[k], is_copy, kept, fixed);
+        if (k < n_labels) tally_add(&by[k], is_copy, kept, improved, fixed);
         if (details) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddNumberToObject(j, "index", (double)i);
@@ -234,7 +243,12 @@ int cmd_eval_aligner(int argc, char **argv) {
             cJSON_AddStringToObject(j, "kind", is_copy ? "copy" : "rewrite");
             cJSON_AddStringToObject(j, "revision", res.answer);
             cJSON_AddBoolToObject(j, is_copy ? "kept" : "changed", is_copy ? kept : !kept);
-            if (!is_copy) cJSON_AddBoolToObject(j, "fixed", fixed);
+            if (!is_copy) {
+                cJSON_AddBoolToObject(j, "improved", improved);
+                cJSON_AddBoolToObject(j, "fixed", fixed);
+                cJSON_AddNumberToObject(j, "distance_before", (double)dist_draft);
+                cJSON_AddNumberToObject(j, "distance_after", (double)dist_rev);
+            }
             cJSON_AddNumberToObject(j, "tokens", res.aligner_tokens);
             cJSON_AddNumberToObject(j, "ms", res.total_ms);
             char *line = cJSON_PrintUnformatted(j);
