@@ -1,6 +1,6 @@
 /* test_train.c: the training model and loop (src/train/train_*.c) on tiny random models
  * written here as safetensors + config.json: overfitting one batch (full fine-tuning and
- * LoRA, llama and gemma3), identical results with 1 and 2 threads, gradient accumulation,
+ * LoRA, llama and gemma3), identical results with 1, 2 and 3 threads (fp32 and bf16), gradient accumulation,
  * state save/restore, export (LoRA merged) and reload, the data path (chat template, loss
  * mask, left truncation of the prefix, drops, epoch order, padding). The PyTorch gradient
  * checks and the resume-after-kill test are in tests/py/test_train_ref.py. */
@@ -257,6 +257,82 @@ static void test_threads_and_accumulation(void) {
     sa_train_model_free(m);
 }
 
+/* The trainable values (or with grad, their gradients) as one vector. */
+static float *trainable_of(struct sa_train_model *m, bool grad, int64_t *n) {
+    float *g = grads_of(m, n);
+    int64_t k = 0;
+    for (int32_t i = 0; !grad && i < sa_train_model_n_tensors(m); i++) {
+        struct sa_train_tensor t;
+        sa_train_model_tensor(m, i, &t);
+        if (t.grad) memcpy(g + k, t.data, (size_t)t.n * sizeof *g), k += t.n;
+    }
+    return g;
+}
+
+/* Two steps (forward, backward, clipping, AdamW) with the given threads: losses, gradient
+ * norms, the gradients of the last step and the values after it. The batch (4 x 128) is
+ * large enough that every threaded op (norms, RoPE, GLU, residuals, embedding scatter-add,
+ * zeroing, the gradient norm and AdamW) splits its work. */
+struct thr_run {
+    float loss[2];
+    double gnorm[2];
+    float *grad, *val;
+    int64_t n;
+};
+static void thr_steps(const char *arch, enum sa_train_precision prec, int threads, struct thr_run *r) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tiny_%s_thr3", harness_tmpdir(), arch);
+    write_tiny(dir, arch);
+    struct sa_train_model_params mp = sa_train_model_default_params();
+    mp.precision = prec;
+    mp.n_threads = threads;
+    struct sa_train_model *m = NULL;
+    memset(r, 0, sizeof *r);
+    CHECK_OK(sa_train_model_load(dir, &mp, &m));
+    if (!m) return;
+    enum { B = 4, T = 128 };
+    static int32_t tok[B * T], tgt[B * T];
+    batch(tok, tgt, B, T, 11);
+    CHECK_OK(sa_train_model_reserve(m, B, T, NULL));
+    struct sa_train_optim o = sa_train_optim_default();
+    o.max_grad_norm = 0.5; /* clipping scales the gradients */
+    o.weight_decay = 0.1f;
+    for (int s = 0; s < 2; s++) {
+        sa_train_model_zero_grad(m);
+        CHECK_OK(sa_train_model_step_batch(m, tok, tgt, B, T, 0, true, (uint64_t)s, &r->loss[s]));
+        if (s == 1) r->grad = trainable_of(m, true, &r->n);
+        CHECK_OK(sa_train_model_adamw_step(m, &o, 1e-2f, &r->gnorm[s]));
+    }
+    r->val = trainable_of(m, false, &r->n);
+    sa_train_model_free(m);
+}
+
+/* 1, 2 and 3 threads give the same bits in fp32 and bf16 (llama; gemma3 adds its q/k norms,
+ * post-norms, GeGLU and the embedding scale). */
+static void test_threads_bit_identical(void) {
+    const char *archs[2] = {"llama", "gemma3"};
+    for (int a = 0; a < 2; a++)
+        for (int p = 0; p < 2; p++) {
+            enum sa_train_precision prec = p ? SA_TRAIN_BF16 : SA_TRAIN_FP32;
+            struct thr_run r1, rt;
+            thr_steps(archs[a], prec, 1, &r1);
+            CHECK(r1.gnorm[0] > 0.5 && r1.gnorm[1] > 0); /* the clipping ran */
+            for (int th = 2; th <= 3; th++) {
+                thr_steps(archs[a], prec, th, &rt);
+                bool same = rt.n == r1.n && r1.grad && rt.grad && !memcmp(r1.loss, rt.loss, sizeof r1.loss) &&
+                            !memcmp(r1.gnorm, rt.gnorm, sizeof r1.gnorm) &&
+                            !memcmp(r1.grad, rt.grad, (size_t)r1.n * sizeof(float)) &&
+                            !memcmp(r1.val, rt.val, (size_t)r1.n * sizeof(float));
+                CHECK_MSG(same, "%s %s: %d threads differ from 1 (loss %.9g vs %.9g)", archs[a], p ? "bf16" : "fp32", th,
+                          rt.loss[1], r1.loss[1]);
+                free(rt.grad);
+                free(rt.val);
+            }
+            free(r1.grad);
+            free(r1.val);
+        }
+}
+
 static void test_state_roundtrip_and_export(void) {
     char dir[512], ck[512], ex[512];
     snprintf(dir, sizeof dir, "%s/tiny_llama_st", harness_tmpdir());
@@ -440,6 +516,7 @@ int main(void) {
     RUN(test_overfit_lora_llama);
     RUN(test_overfit_full_gemma3);
     RUN(test_threads_and_accumulation);
+    RUN(test_threads_bit_identical);
     RUN(test_state_roundtrip_and_export);
     RUN(test_data);
     RUN(test_lora_targets);

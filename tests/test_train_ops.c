@@ -469,6 +469,108 @@ static void test_lora(void) {
     free(A), free(B);
 }
 
+/* The _tp variants over 1, 2 and 3 threads: the same bits as the plain ops (sizes above
+ * the thresholds below which they stay on one thread); the bf16 linear layer's bias terms
+ * the same with and without the pool. */
+static void test_ops_threads(void) {
+    enum { N = 96, H = 4, D = 32, C = H * D, V = 40, F = 3 * C };
+    float *x = rand_buf(N * C, 1.0f), *w = rand_buf(C, 1.0f), *dy = rand_buf(N * C, 1.0f);
+    float *g = rand_buf(N * F, 2.0f), *u = rand_buf(N * F, 1.0f), *dg = rand_buf(N * F, 1.0f);
+    float invf[D / 2];
+    sa_tr_rope_inv_freq(invf, D, 10000.0, 0, 0, 0, 0);
+    int32_t tok[N], pos[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7) % V), pos[i] = i % 37;
+    /* references: the plain ops */
+    float *ry = zeros(N * C), *rr = zeros(N), *rdx = rand_buf(N * C, 1.0f), *rdw = rand_buf(C, 1.0f);
+    float *ty = zeros(N * C), *tr = zeros(N), *tdx = malloc(N * C * sizeof(float)), *tdw = malloc(C * sizeof(float));
+    memcpy(tdx, rdx, N * C * sizeof(float));
+    memcpy(tdw, rdw, C * sizeof(float));
+    float *rdx0 = malloc(N * C * sizeof(float)), *rdw0 = malloc(C * sizeof(float));
+    memcpy(rdx0, rdx, N * C * sizeof(float));
+    memcpy(rdw0, rdw, C * sizeof(float));
+    sa_tr_rmsnorm_fwd(ry, rr, x, w, N, C, 1e-6f, true);
+    sa_tr_rmsnorm_bwd(rdx, rdw, dy, x, w, rr, N, C, true);
+    float *rq = zeros(N * C), *rdq = rand_buf(N * C, 1.0f), *rdq0 = malloc(N * C * sizeof(float));
+    memcpy(rdq0, rdq, N * C * sizeof(float));
+    sa_tr_rope_fwd(rq, x, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+    sa_tr_rope_bwd(rdq, dy, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+    float *ra[2], *rdg[2], *rdu[2];
+    for (int k = 0; k < 2; k++) {
+        ra[k] = zeros(N * F), rdg[k] = zeros(N * F), rdu[k] = zeros(N * F);
+        sa_tr_glu_fwd(ra[k], g, u, N * F, k ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
+        sa_tr_glu_bwd(rdg[k], rdu[k], dg, g, u, N * F, k ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
+    }
+    float *rres = zeros(N * C), *remb = zeros(V * C);
+    sa_tr_residual_fwd(rres, x, dy, N * C);
+    sa_tr_embedding_bwd(remb, dy, tok, N, C);
+    struct sa_param_ref pr[3] = {{x, g, N * F / 2, true}, {w, u, 1000, false}, {dy, dg, N * C, true}};
+    double rnorm = sa_grad_global_norm(pr, 3);
+    for (int th = 1; th <= 3; th++) {
+        struct sa_threadpool *tp = NULL;
+        if (th > 1) CHECK_OK(sa_threadpool_init(th, &tp));
+        memcpy(tdx, rdx0, N * C * sizeof(float));
+        memcpy(tdw, rdw0, C * sizeof(float));
+        sa_tr_rmsnorm_fwd_tp(tp, ty, tr, x, w, N, C, 1e-6f, true);
+        sa_tr_rmsnorm_bwd_tp(tp, tdx, tdw, dy, x, w, tr, N, C, true);
+        CHECK(!memcmp(ty, ry, N * C * sizeof(float)) && !memcmp(tr, rr, N * sizeof(float)));
+        CHECK(!memcmp(tdx, rdx, N * C * sizeof(float)) && !memcmp(tdw, rdw, C * sizeof(float)));
+        memcpy(tdx, rdq0, N * C * sizeof(float));
+        sa_tr_rope_fwd_tp(tp, ty, x, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+        sa_tr_rope_bwd_tp(tp, tdx, dy, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+        CHECK(!memcmp(ty, rq, N * C * sizeof(float)) && !memcmp(tdx, rdq, N * C * sizeof(float)));
+        for (int k = 0; k < 2; k++) {
+            float *ta = zeros(N * F), *tg = zeros(N * F), *tu = zeros(N * F);
+            sa_tr_glu_fwd_tp(tp, ta, g, u, N * F, k ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
+            sa_tr_glu_bwd_tp(tp, tg, tu, dg, g, u, N * F, k ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
+            CHECK(!memcmp(ta, ra[k], N * F * sizeof(float)) && !memcmp(tg, rdg[k], N * F * sizeof(float)) &&
+                  !memcmp(tu, rdu[k], N * F * sizeof(float)));
+            free(ta), free(tg), free(tu);
+        }
+        float *temb = zeros(V * C);
+        sa_tr_residual_fwd_tp(tp, ty, x, dy, N * C);
+        sa_tr_embedding_bwd_tp(tp, temb, dy, tok, N, C);
+        CHECK(!memcmp(ty, rres, N * C * sizeof(float)) && !memcmp(temb, remb, V * C * sizeof(float)));
+        free(temb);
+        CHECK(sa_grad_global_norm_tp(tp, pr, 3) == rnorm);
+        /* the bf16 linear layer's bias and bias gradient (f32, on the pool) */
+        float *y1 = zeros(N * F), *y2 = zeros(N * F), *dx1 = zeros(N * C), *dx2 = zeros(N * C);
+        float *db1 = zeros(F), *db2 = zeros(F), *W = rand_buf(F * C, 0.1f);
+        sa_tr_linear_fwd_bf16(NULL, y1, x, W, u, N, C, F);
+        sa_tr_linear_fwd_bf16(tp, y2, x, W, u, N, C, F);
+        sa_tr_linear_bwd_bf16(NULL, dx1, NULL, db1, dg, x, W, N, C, F);
+        sa_tr_linear_bwd_bf16(tp, dx2, NULL, db2, dg, x, W, N, C, F);
+        CHECK(!memcmp(y1, y2, N * F * sizeof(float)) && !memcmp(dx1, dx2, N * C * sizeof(float)) &&
+              !memcmp(db1, db2, F * sizeof(float)));
+        free(y1), free(y2), free(dx1), free(dx2), free(db1), free(db2), free(W);
+        sa_threadpool_free(tp);
+    }
+    /* clipping and AdamW: element-wise over the concatenation */
+    float *gs[2], *ps[2];
+    for (int t = 0; t < 2; t++) {
+        struct sa_threadpool *tp = NULL;
+        if (t) CHECK_OK(sa_threadpool_init(3, &tp));
+        gs[t] = malloc(N * F * sizeof(float)), ps[t] = malloc(N * F * sizeof(float));
+        memcpy(gs[t], g, N * F * sizeof(float));
+        memcpy(ps[t], u, N * F * sizeof(float));
+        struct sa_param_ref q[2] = {{ps[t], gs[t], 777, true}, {ps[t] + 777, gs[t] + 777, N * F - 777, false}};
+        struct sa_adamw opt;
+        CHECK_OK(sa_adamw_init(&opt, N * F));
+        struct sa_adamw_cfg cfg = sa_adamw_default_cfg();
+        for (int s = 0; s < 3; s++) {
+            memcpy(gs[t], g, N * F * sizeof(float)); /* norm ~ 90: clipped every step */
+            CHECK(sa_grad_clip_tp(tp, q, 2, 1.0) > 1.0);
+            CHECK_OK(sa_adamw_step_tp(tp, &opt, &cfg, 1e-3f, q, 2));
+        }
+        sa_adamw_free(&opt);
+        sa_threadpool_free(tp);
+    }
+    CHECK(!memcmp(gs[0], gs[1], N * F * sizeof(float)) && !memcmp(ps[0], ps[1], N * F * sizeof(float)));
+    for (int t = 0; t < 2; t++) free(gs[t]), free(ps[t]);
+    for (int k = 0; k < 2; k++) free(ra[k]), free(rdg[k]), free(rdu[k]);
+    free(x), free(w), free(dy), free(g), free(u), free(dg), free(ry), free(rr), free(rdx), free(rdw), free(ty), free(tr);
+    free(tdx), free(tdw), free(rdx0), free(rdw0), free(rq), free(rdq), free(rdq0), free(rres), free(remb);
+}
+
 int main(void) {
     sa_rng_seed(&rng, 42);
     RUN(test_embedding);
@@ -480,5 +582,6 @@ int main(void) {
     RUN(test_glu_residual);
     RUN(test_cross_entropy);
     RUN(test_lora);
+    RUN(test_ops_threads);
     return harness_summary();
 }

@@ -64,22 +64,59 @@ void sa_adamw_update(float *p, const float *g, float *m, float *v, int64_t n, fl
     }
 }
 
-enum sa_status sa_adamw_step(struct sa_adamw *opt, const struct sa_adamw_cfg *cfg, float lr,
-                             const struct sa_param_ref *params, int n_tensors) {
+/* Calls fn(params[i], j0, j1, off) for the pieces of the tensors that fall in [lo, hi) of
+ * their concatenation (off: where tensor i starts in it). */
+typedef void (*piece_fn)(void *ctx, const struct sa_param_ref *pr, int64_t j0, int64_t j1, int64_t off);
+static void for_pieces(const struct sa_param_ref *params, int n_tensors, int64_t lo, int64_t hi, piece_fn fn,
+                       void *ctx) {
+    int64_t off = 0;
+    for (int i = 0; i < n_tensors && off < hi; i++) {
+        int64_t n = params[i].n;
+        int64_t j0 = SA_MAX(lo - off, 0), j1 = SA_MIN(hi - off, n);
+        if (j1 > j0) fn(ctx, &params[i], j0, j1, off);
+        off += n;
+    }
+}
+
+struct adamw_task {
+    struct sa_adamw *opt;
+    const struct sa_adamw_cfg *cfg;
+    float lr;
+    const struct sa_param_ref *params;
+    int n_tensors;
+    int64_t total;
+};
+
+static void adamw_piece(void *ctx, const struct sa_param_ref *pr, int64_t j0, int64_t j1, int64_t off) {
+    const struct adamw_task *t = ctx;
+    sa_adamw_update(pr->data + j0, pr->grad + j0, t->opt->m + off + j0, t->opt->v + off + j0, j1 - j0, t->lr,
+                    t->cfg->beta1, t->cfg->beta2, t->cfg->eps, pr->decay ? t->cfg->weight_decay : 0.0f, t->opt->step);
+}
+
+static void adamw_run(void *ctx, int ith, int nth) {
+    struct adamw_task *t = ctx;
+    int64_t lo, hi;
+    sa_tr_share(t->total, 16, ith, nth, &lo, &hi);
+    for_pieces(t->params, t->n_tensors, lo, hi, adamw_piece, t);
+}
+
+enum sa_status sa_adamw_step_tp(struct sa_threadpool *tp, struct sa_adamw *opt, const struct sa_adamw_cfg *cfg,
+                                float lr, const struct sa_param_ref *params, int n_tensors) {
     int64_t total = 0;
     for (int i = 0; i < n_tensors; i++) total += params[i].n;
     if (total != opt->n_params)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "adamw: the tensors hold %lld parameters, the state %lld",
                         (long long)total, (long long)opt->n_params);
     opt->step++;
-    int64_t off = 0;
-    for (int i = 0; i < n_tensors; i++) {
-        const struct sa_param_ref *pr = &params[i];
-        sa_adamw_update(pr->data, pr->grad, opt->m + off, opt->v + off, pr->n, lr, cfg->beta1, cfg->beta2, cfg->eps,
-                        pr->decay ? cfg->weight_decay : 0.0f, opt->step);
-        off += pr->n;
-    }
+    /* element-wise: any split gives the same bits */
+    struct adamw_task t = {opt, cfg, lr, params, n_tensors, total};
+    sa_threadpool_run(total >= 16384 ? tp : NULL, adamw_run, &t);
     return SA_STATUS_OK;
+}
+
+enum sa_status sa_adamw_step(struct sa_adamw *opt, const struct sa_adamw_cfg *cfg, float lr,
+                             const struct sa_param_ref *params, int n_tensors) {
+    return sa_adamw_step_tp(NULL, opt, cfg, lr, params, n_tensors);
 }
 
 /* ---- state ---- */
@@ -149,22 +186,77 @@ enum sa_status sa_adamw_load(struct sa_adamw *opt, const char *path) {
 
 /* ---- clipping ---- */
 
-double sa_grad_global_norm(const struct sa_param_ref *params, int n_tensors) {
+struct norm_task {
+    const struct sa_param_ref *params;
+    int n_tensors;
+    int64_t total;
+    double part[SA_TR_NORM_CHUNKS]; /* sum of squares of each chunk */
+    float coef;                     /* clipping: the scale */
+};
+
+/* Four running sums (j0 + 4i + r) break the add latency chain; the pieces are fixed by the
+ * chunks and the tensors, so the order of the additions is too. */
+static void sumsq_piece(void *ctx, const struct sa_param_ref *pr, int64_t j0, int64_t j1, int64_t off) {
+    const float *g = pr->grad;
+    double s[4] = {0, 0, 0, 0};
+    int64_t j = j0;
+    for (; j + 4 <= j1; j += 4)
+        for (int r = 0; r < 4; r++) s[r] += (double)g[j + r] * g[j + r];
+    for (; j < j1; j++) s[0] += (double)g[j] * g[j];
+    *(double *)ctx += (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* Chunk k of SA_TR_NORM_CHUNKS: [total k / K, total (k+1) / K), whatever the threads. */
+static void norm_run(void *ctx, int ith, int nth) {
+    struct norm_task *t = ctx;
+    int64_t k0, k1;
+    sa_tr_share(SA_TR_NORM_CHUNKS, 1, ith, nth, &k0, &k1);
+    for (int64_t k = k0; k < k1; k++) {
+        double ss = 0.0;
+        for_pieces(t->params, t->n_tensors, t->total * k / SA_TR_NORM_CHUNKS, t->total * (k + 1) / SA_TR_NORM_CHUNKS,
+                   sumsq_piece, &ss);
+        t->part[k] = ss;
+    }
+}
+
+static void scale_piece(void *ctx, const struct sa_param_ref *pr, int64_t j0, int64_t j1, int64_t off) {
+    float c = *(const float *)ctx;
+    for (int64_t j = j0; j < j1; j++) pr->grad[j] *= c;
+}
+
+static void clip_run(void *ctx, int ith, int nth) {
+    struct norm_task *t = ctx;
+    int64_t lo, hi;
+    sa_tr_share(t->total, 16, ith, nth, &lo, &hi);
+    for_pieces(t->params, t->n_tensors, lo, hi, scale_piece, &t->coef);
+}
+
+double sa_grad_global_norm_tp(struct sa_threadpool *tp, const struct sa_param_ref *params, int n_tensors) {
+    struct norm_task t = {.params = params, .n_tensors = n_tensors};
+    for (int i = 0; i < n_tensors; i++) t.total += params[i].n;
+    sa_threadpool_run(t.total >= 16384 ? tp : NULL, norm_run, &t);
     double ss = 0.0;
-    for (int i = 0; i < n_tensors; i++)
-        for (int64_t j = 0; j < params[i].n; j++) ss += (double)params[i].grad[j] * params[i].grad[j];
+    for (int k = 0; k < SA_TR_NORM_CHUNKS; k++) ss += t.part[k];
     return sqrt(ss);
 }
 
-double sa_grad_clip(const struct sa_param_ref *params, int n_tensors, double max_norm) {
-    double norm = sa_grad_global_norm(params, n_tensors);
+double sa_grad_global_norm(const struct sa_param_ref *params, int n_tensors) {
+    return sa_grad_global_norm_tp(NULL, params, n_tensors);
+}
+
+double sa_grad_clip_tp(struct sa_threadpool *tp, const struct sa_param_ref *params, int n_tensors, double max_norm) {
+    double norm = sa_grad_global_norm_tp(tp, params, n_tensors);
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0) {
-        float c = (float)coef;
-        for (int i = 0; i < n_tensors; i++)
-            for (int64_t j = 0; j < params[i].n; j++) params[i].grad[j] *= c;
+        struct norm_task t = {.params = params, .n_tensors = n_tensors, .coef = (float)coef};
+        for (int i = 0; i < n_tensors; i++) t.total += params[i].n;
+        sa_threadpool_run(t.total >= 16384 ? tp : NULL, clip_run, &t);
     }
     return norm;
+}
+
+double sa_grad_clip(const struct sa_param_ref *params, int n_tensors, double max_norm) {
+    return sa_grad_clip_tp(NULL, params, n_tensors, max_norm);
 }
 
 /* ---- schedules (HF transformers optimization.py) ---- */

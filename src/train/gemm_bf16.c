@@ -205,13 +205,38 @@ void sa_tr_gemm_bf16_prepacked(struct sa_threadpool *tp, bool transA, int64_t M,
 
 /* ---- the linear layer with bf16 products (fp32 bias, fp32 outputs and gradients) ---- */
 
+/* The bias in f32 on tp's threads: the forward adds it to rows [lo, hi) of out; the backward
+ * sums dout over every row, in order, for its columns (the one-thread loop's additions). */
+struct bias_task {
+    float *out;
+    const float *bias;
+    int64_t N, OC;
+    bool bwd;
+};
+
+static void bias_run(void *ctx, int ith, int nth) {
+    const struct bias_task *t = ctx;
+    const int64_t OC = t->OC;
+    int64_t lo, hi;
+    if (!t->bwd) {
+        sa_tr_share(t->N, 1, ith, nth, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++)
+            for (int64_t o = 0; o < OC; o++) t->out[i * OC + o] += t->bias[o];
+    } else {
+        sa_tr_share(OC, 16, ith, nth, &lo, &hi);
+        for (int64_t i = 0; i < t->N; i++)
+            for (int64_t o = lo; o < hi; o++) t->out[o] += t->bias[i * OC + o];
+    }
+}
+
 void sa_tr_linear_fwd_bf16(struct sa_threadpool *tp, float *out, const float *inp, const float *W, const float *bias,
                            int64_t N, int64_t C, int64_t OC) {
     /* out (N, OC) = inp (N, C) @ W^T (C, OC) */
     sa_tr_gemm_bf16(tp, false, true, N, OC, C, 1.0f, inp, C, W, C, 0.0f, out, OC);
-    if (bias)
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t o = 0; o < OC; o++) out[i * OC + o] += bias[o];
+    if (bias) {
+        struct bias_task t = {out, bias, N, OC, false};
+        sa_threadpool_run(N * OC >= 8192 ? tp : NULL, bias_run, &t);
+    }
 }
 
 void sa_tr_linear_bwd_bf16(struct sa_threadpool *tp, float *dinp, float *dW, float *dbias, const float *dout,
@@ -220,7 +245,9 @@ void sa_tr_linear_bwd_bf16(struct sa_threadpool *tp, float *dinp, float *dW, flo
     sa_tr_gemm_bf16(tp, false, false, N, C, OC, 1.0f, dout, OC, W, C, 1.0f, dinp, C);
     /* dW (OC, C) += dout^T (OC, N) @ inp (N, C) */
     if (dW) sa_tr_gemm_bf16(tp, true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dW, C);
-    if (dbias)
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t o = 0; o < OC; o++) dbias[o] += dout[i * OC + o];
+    /* dbias (OC) += sum over the rows of dout */
+    if (dbias) {
+        struct bias_task t = {dbias, dout, N, OC, true};
+        sa_threadpool_run(N * OC >= 8192 && OC >= 32 ? tp : NULL, bias_run, &t);
+    }
 }

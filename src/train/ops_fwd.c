@@ -12,6 +12,13 @@
 void sa_tr_blas_set_threads(int n_threads) { openblas_set_num_threads(n_threads > 0 ? n_threads : 1); }
 int sa_tr_blas_threads(void) { return openblas_get_num_threads(); }
 
+void sa_tr_share(int64_t n, int64_t align, int ith, int nth, int64_t *lo, int64_t *hi) {
+    int64_t units = (n + align - 1) / align; /* whole groups of `align` items */
+    int64_t u0 = units * ith / nth, u1 = units * (ith + 1) / nth;
+    *lo = SA_MIN(n, u0 * align);
+    *hi = SA_MIN(n, u1 * align);
+}
+
 /* ---- embedding ---- */
 
 enum sa_status sa_tr_embedding_fwd(float *out, const int32_t *tokens, const float *table, int64_t N, int64_t C,
@@ -28,20 +35,43 @@ enum sa_status sa_tr_embedding_fwd(float *out, const int32_t *tokens, const floa
 
 /* ---- RMSNorm ---- */
 
-void sa_tr_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int64_t N, int64_t C, float eps,
-                       bool w_plus_one) {
-    for (int64_t i = 0; i < N; i++) {
-        const float *x = inp + i * C;
-        float *y = out + i * C;
+struct rms_fwd_task {
+    float *out, *rstd;
+    const float *inp, *w;
+    int64_t N, C;
+    float eps;
+    bool w_plus_one;
+};
+
+static void rms_fwd_run(void *ctx, int ith, int nth) {
+    const struct rms_fwd_task *t = ctx;
+    const int64_t C = t->C;
+    const float *w = t->w;
+    int64_t lo, hi;
+    sa_tr_share(t->N, 1, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        const float *x = t->inp + i * C;
+        float *y = t->out + i * C;
         double ss = 0.0;
         for (int64_t c = 0; c < C; c++) ss += (double)x[c] * x[c];
-        float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
-        rstd[i] = r;
+        float r = (float)(1.0 / sqrt(ss / (double)C + (double)t->eps));
+        t->rstd[i] = r;
         for (int64_t c = 0; c < C; c++) {
-            float wc = w ? (w_plus_one ? 1.0f + w[c] : w[c]) : 1.0f;
+            float wc = w ? (t->w_plus_one ? 1.0f + w[c] : w[c]) : 1.0f;
             y[c] = x[c] * r * wc;
         }
     }
+}
+
+void sa_tr_rmsnorm_fwd_tp(struct sa_threadpool *tp, float *out, float *rstd, const float *inp, const float *w, int64_t N,
+                          int64_t C, float eps, bool w_plus_one) {
+    struct rms_fwd_task t = {out, rstd, inp, w, N, C, eps, w_plus_one};
+    sa_threadpool_run(N * C >= 4096 ? tp : NULL, rms_fwd_run, &t);
+}
+
+void sa_tr_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int64_t N, int64_t C, float eps,
+                       bool w_plus_one) {
+    sa_tr_rmsnorm_fwd_tp(NULL, out, rstd, inp, w, N, C, eps, w_plus_one);
 }
 
 /* ---- linear ---- */
@@ -95,24 +125,52 @@ static void rope_head(float *y, const float *x, float p, const float *inv_freq, 
     for (int64_t d = n_rot; d < head_dim; d++) y[d] = acc ? y[d] + x[d] : x[d];
 }
 
+struct rope_task {
+    float *out;
+    const float *inp;
+    const int32_t *pos;
+    const float *inv_freq;
+    int64_t N, n_head, head_dim, n_rot;
+    enum sa_tr_rope_mode mode;
+    float sign;
+    bool acc;
+};
+
+static void rope_run(void *ctx, int ith, int nth) {
+    const struct rope_task *t = ctx;
+    int64_t lo, hi;
+    sa_tr_share(t->N, 1, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        for (int64_t h = 0; h < t->n_head; h++) {
+            int64_t off = (i * t->n_head + h) * t->head_dim;
+            rope_head(t->out + off, t->inp + off, (float)t->pos[i], t->inv_freq, t->head_dim, t->n_rot, t->mode, t->sign,
+                      t->acc);
+        }
+}
+
+void sa_tr_rope_fwd_tp(struct sa_threadpool *tp, float *out, const float *inp, const int32_t *pos, const float *inv_freq,
+                       int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode) {
+    SA_ASSERT(n_rot % 2 == 0 && n_rot <= head_dim);
+    struct rope_task t = {out, inp, pos, inv_freq, N, n_head, head_dim, n_rot, mode, 1.0f, false};
+    sa_threadpool_run(N * n_head * head_dim >= 4096 ? tp : NULL, rope_run, &t);
+}
+
+void sa_tr_rope_bwd_tp(struct sa_threadpool *tp, float *dinp, const float *dout, const int32_t *pos,
+                       const float *inv_freq, int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot,
+                       enum sa_tr_rope_mode mode) {
+    SA_ASSERT(n_rot % 2 == 0 && n_rot <= head_dim);
+    struct rope_task t = {dinp, dout, pos, inv_freq, N, n_head, head_dim, n_rot, mode, -1.0f, true};
+    sa_threadpool_run(N * n_head * head_dim >= 4096 ? tp : NULL, rope_run, &t);
+}
+
 void sa_tr_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int64_t N, int64_t n_head,
                     int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode) {
-    SA_ASSERT(n_rot % 2 == 0 && n_rot <= head_dim);
-    for (int64_t i = 0; i < N; i++)
-        for (int64_t h = 0; h < n_head; h++) {
-            int64_t off = (i * n_head + h) * head_dim;
-            rope_head(out + off, inp + off, (float)pos[i], inv_freq, head_dim, n_rot, mode, 1.0f, false);
-        }
+    sa_tr_rope_fwd_tp(NULL, out, inp, pos, inv_freq, N, n_head, head_dim, n_rot, mode);
 }
 
 void sa_tr_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int64_t N,
                     int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode) {
-    SA_ASSERT(n_rot % 2 == 0 && n_rot <= head_dim);
-    for (int64_t i = 0; i < N; i++)
-        for (int64_t h = 0; h < n_head; h++) {
-            int64_t off = (i * n_head + h) * head_dim;
-            rope_head(dinp + off, dout + off, (float)pos[i], inv_freq, head_dim, n_rot, mode, -1.0f, true);
-        }
+    sa_tr_rope_bwd_tp(NULL, dinp, dout, pos, inv_freq, N, n_head, head_dim, n_rot, mode);
 }
 
 void sa_tr_rope_inv_freq(float *inv_freq, int64_t n_rot, double base, double factor, double low_freq_factor,
@@ -143,16 +201,74 @@ static inline float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
-void sa_tr_glu_fwd(float *out, const float *gate, const float *up, int64_t n, enum sa_tr_glu kind) {
-    if (kind == SA_TR_GLU_SWIGLU) {
-        for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+/* An element-wise op over n floats (ranges of whole cache lines per thread). */
+struct ew_task {
+    float *o0, *o1;
+    const float *a, *b, *c;
+    int64_t n;
+    int kind;
+    float s;
+};
+#define EW_MIN 8192 /* below this many elements: one thread */
+#define EW_ALIGN 16
+
+static void glu_fwd_range(const struct ew_task *t, int64_t lo, int64_t hi) {
+    float *out = t->o0;
+    const float *gate = t->a, *up = t->b;
+    if (t->kind == SA_TR_GLU_SWIGLU) {
+        for (int64_t i = lo; i < hi; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
     } else {
-        for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
+        for (int64_t i = lo; i < hi; i++) out[i] = gelu_tanh(gate[i]) * up[i];
     }
 }
 
+static void glu_fwd_run(void *ctx, int ith, int nth) {
+    const struct ew_task *t = ctx;
+    int64_t lo, hi;
+    sa_tr_share(t->n, EW_ALIGN, ith, nth, &lo, &hi);
+    glu_fwd_range(t, lo, hi);
+}
+
+void sa_tr_glu_fwd_tp(struct sa_threadpool *tp, float *out, const float *gate, const float *up, int64_t n,
+                      enum sa_tr_glu kind) {
+    struct ew_task t = {out, NULL, gate, up, NULL, n, (int)kind, 0.0f};
+    sa_threadpool_run(n >= EW_MIN ? tp : NULL, glu_fwd_run, &t);
+}
+
+void sa_tr_glu_fwd(float *out, const float *gate, const float *up, int64_t n, enum sa_tr_glu kind) {
+    sa_tr_glu_fwd_tp(NULL, out, gate, up, n, kind);
+}
+
+static void residual_fwd_run(void *ctx, int ith, int nth) {
+    const struct ew_task *t = ctx;
+    int64_t lo, hi;
+    sa_tr_share(t->n, EW_ALIGN, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) t->o0[i] = t->a[i] + t->b[i];
+}
+
+void sa_tr_residual_fwd_tp(struct sa_threadpool *tp, float *out, const float *a, const float *b, int64_t n) {
+    struct ew_task t = {out, NULL, a, b, NULL, n, 0, 0.0f};
+    sa_threadpool_run(n >= EW_MIN ? tp : NULL, residual_fwd_run, &t);
+}
+
 void sa_tr_residual_fwd(float *out, const float *a, const float *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    sa_tr_residual_fwd_tp(NULL, out, a, b, n);
+}
+
+static void scale_run(void *ctx, int ith, int nth) {
+    const struct ew_task *t = ctx;
+    int64_t lo, hi;
+    sa_tr_share(t->n, EW_ALIGN, ith, nth, &lo, &hi);
+    if (hi <= lo) return;
+    if (t->s == 0.0f) memset(t->o0 + lo, 0, (size_t)(hi - lo) * sizeof(float));
+    else
+        for (int64_t i = lo; i < hi; i++) t->o0[i] *= t->s;
+}
+
+void sa_tr_scale_tp(struct sa_threadpool *tp, float *x, int64_t n, float s) {
+    if (s == 1.0f) return;
+    struct ew_task t = {x, NULL, NULL, NULL, NULL, n, 0, s};
+    sa_threadpool_run(n >= EW_MIN ? tp : NULL, scale_run, &t);
 }
 
 /* ---- cross-entropy ---- */

@@ -30,6 +30,16 @@
 void sa_tr_blas_set_threads(int n_threads);
 int sa_tr_blas_threads(void);
 
+/* ---- threads for the element-wise ops ----
+ * The _tp variants below split an op over tp's threads (tp may be NULL) and give the same
+ * bits as the plain op for any number of threads: element-wise work is split into
+ * contiguous ranges of rows or elements; a sum over rows (a norm weight's gradient, the
+ * embedding's scatter-add) is split over its output columns, each column still summed over
+ * the rows in order; the gradient norm sums fixed chunks (SA_TR_NORM_CHUNKS, independent
+ * of the threads), then adds the partial sums in order. */
+/* [*lo, *hi): share ith of nth of n items (ranges rounded to multiples of `align` items). */
+void sa_tr_share(int64_t n, int64_t align, int ith, int nth, int64_t *lo, int64_t *hi);
+
 /* ---- embedding ---- */
 /* out[i, :] = table[tokens[i], :]. Fails (SA_STATUS_BAD_ARGUMENT, nothing written beyond the
  * bad row) if a token is outside [0, V). */
@@ -42,6 +52,8 @@ void sa_tr_embedding_bwd(float *dtable,        // (V, C)
                          const float *dout,    // (N, C)
                          const int32_t *tokens, // (N)
                          int64_t N, int64_t C);
+void sa_tr_embedding_bwd_tp(struct sa_threadpool *tp, float *dtable, const float *dout, const int32_t *tokens, int64_t N,
+                            int64_t C);
 
 /* ---- RMSNorm ----
  * out = x * rstd * w',  rstd = 1 / sqrt(mean(x^2) + eps),  w' = w, or (1 + w) when
@@ -59,6 +71,10 @@ void sa_tr_rmsnorm_bwd(float *dinp,       // (N, C) +=
                        const float *w,    // (C) or NULL
                        const float *rstd, // (N) from the forward
                        int64_t N, int64_t C, bool w_plus_one);
+void sa_tr_rmsnorm_fwd_tp(struct sa_threadpool *tp, float *out, float *rstd, const float *inp, const float *w, int64_t N,
+                          int64_t C, float eps, bool w_plus_one);
+void sa_tr_rmsnorm_bwd_tp(struct sa_threadpool *tp, float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, int64_t N, int64_t C, bool w_plus_one);
 
 /* ---- linear: out = inp W^T + bias ----
  * W is stored like a PyTorch nn.Linear / GGUF tensor: OC rows of C. The fast versions use
@@ -137,6 +153,11 @@ void sa_tr_rope_bwd(float *dinp,            // (N, n_head, head_dim) +=
                     const float *dout,      // (N, n_head, head_dim)
                     const int32_t *pos, const float *inv_freq, int64_t N, int64_t n_head, int64_t head_dim,
                     int64_t n_rot, enum sa_tr_rope_mode mode);
+void sa_tr_rope_fwd_tp(struct sa_threadpool *tp, float *out, const float *inp, const int32_t *pos, const float *inv_freq,
+                       int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode);
+void sa_tr_rope_bwd_tp(struct sa_threadpool *tp, float *dinp, const float *dout, const int32_t *pos,
+                       const float *inv_freq, int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot,
+                       enum sa_tr_rope_mode mode);
 /* inv_freq[k] = base^(-2k/n_rot), then, when factor > 0, the llama3 rescaling (Llama 3.1's
  * rope_scaling {factor, low_freq_factor, high_freq_factor, original_max_position_embeddings},
  * as HF's _compute_llama3_parameters). Computed in double, stored as f32. */
@@ -192,6 +213,13 @@ void sa_tr_glu_bwd(float *dgate, // (n) +=
 /* ---- residual: out = a + b;  backward: da += dout, db += dout ---- */
 void sa_tr_residual_fwd(float *out, const float *a, const float *b, int64_t n);
 void sa_tr_residual_bwd(float *da, float *db, const float *dout, int64_t n);
+void sa_tr_glu_fwd_tp(struct sa_threadpool *tp, float *out, const float *gate, const float *up, int64_t n,
+                      enum sa_tr_glu kind);
+void sa_tr_glu_bwd_tp(struct sa_threadpool *tp, float *dgate, float *dup, const float *dout, const float *gate,
+                      const float *up, int64_t n, enum sa_tr_glu kind);
+void sa_tr_residual_fwd_tp(struct sa_threadpool *tp, float *out, const float *a, const float *b, int64_t n);
+/* x[i] *= s (s == 0: x = 0, the memset; s == 1: nothing) */
+void sa_tr_scale_tp(struct sa_threadpool *tp, float *x, int64_t n, float s);
 
 /* ---- softmax cross-entropy over the vocabulary, fused with its backward ----
  * Row i has loss_i = logsumexp(logits[i]) - logits[i, targets[i]], weight w_i = weights[i]
@@ -286,6 +314,10 @@ void sa_adamw_free(struct sa_adamw *opt); /* NULL or zeroed: nothing */
 /* One step with learning rate lr over the tensors (their n must add up to n_params). */
 SA_NODISCARD enum sa_status sa_adamw_step(struct sa_adamw *opt, const struct sa_adamw_cfg *cfg, float lr,
                                           const struct sa_param_ref *params, int n_tensors);
+/* The same with the parameters split over tp's threads (the same bits). */
+SA_NODISCARD enum sa_status sa_adamw_step_tp(struct sa_threadpool *tp, struct sa_adamw *opt,
+                                             const struct sa_adamw_cfg *cfg, float lr,
+                                             const struct sa_param_ref *params, int n_tensors);
 /* The element update, for one tensor's slice of the moments at step t (>= 1). */
 void sa_adamw_update(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
                      float eps, float weight_decay, int64_t t);
@@ -300,11 +332,16 @@ SA_NODISCARD enum sa_status sa_adamw_state_read(struct sa_adamw *opt, const void
 SA_NODISCARD enum sa_status sa_adamw_save(const struct sa_adamw *opt, const char *path);
 SA_NODISCARD enum sa_status sa_adamw_load(struct sa_adamw *opt, const char *path);
 
-/* Global L2 norm of all gradients (accumulated in double), as clip_grad_norm_ computes it. */
+/* Global L2 norm of all gradients (accumulated in double), as clip_grad_norm_ computes it:
+ * squares summed over SA_TR_NORM_CHUNKS fixed chunks of the concatenated gradients, the
+ * partial sums then added in order (the same bits for any number of threads). */
+#define SA_TR_NORM_CHUNKS 64
 double sa_grad_global_norm(const struct sa_param_ref *params, int n_tensors);
+double sa_grad_global_norm_tp(struct sa_threadpool *tp, const struct sa_param_ref *params, int n_tensors);
 /* torch.nn.utils.clip_grad_norm_: if the norm exceeds max_norm, scales every gradient by
  * max_norm / (norm + 1e-6). Returns the norm before clipping. */
 double sa_grad_clip(const struct sa_param_ref *params, int n_tensors, double max_norm);
+double sa_grad_clip_tp(struct sa_threadpool *tp, const struct sa_param_ref *params, int n_tensors, double max_norm);
 
 /* Learning-rate multipliers at `step` (0-based, the step about to be taken), as HF
  * transformers' schedules: linear warmup over warmup steps, then cosine to 0

@@ -621,7 +621,7 @@ static void lin_bwd(struct sa_train_model *m, int l, int j, float *dinp, const f
     }
 }
 
-static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
+static void zero(const struct sa_train_model *m, float *p, int64_t n) { sa_tr_scale_tp(m->tp, p, n, 0.0f); }
 
 static struct sa_tr_attn attn_of(const struct sa_train_model *m, int l, int64_t B, int64_t T) {
     const struct sa_model_config *c = &m->cfg;
@@ -637,36 +637,36 @@ static void layer_fwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
     bool p1 = c->arch == SA_ARCH_GEMMA3, gemma = p1;
     float eps = c->rms_eps, *x = m->x[l], *xo = m->x[l + 1];
     const float *invf = ly->sliding ? m->inv_freq_local : m->inv_freq_global;
-    sa_tr_rmsnorm_fwd(ly->xn1, ly->rstd1, x, W_(m, ly->attn_norm), N, C, eps, p1);
+    sa_tr_rmsnorm_fwd_tp(m->tp, ly->xn1, ly->rstd1, x, W_(m, ly->attn_norm), N, C, eps, p1);
     lin_fwd(m, l, TR_LIN_Q, c->qk_norm ? ly->q_pre : ly->q, ly->xn1, N, seed);
     lin_fwd(m, l, TR_LIN_K, c->qk_norm ? ly->k_pre : ly->k, ly->xn1, N, seed);
     lin_fwd(m, l, TR_LIN_V, ly->v, ly->xn1, N, seed);
     if (c->qk_norm) {
-        sa_tr_rmsnorm_fwd(ly->q, ly->q_rstd, ly->q_pre, W_(m, ly->q_norm), N * H, D, eps, p1);
-        sa_tr_rmsnorm_fwd(ly->k, ly->k_rstd, ly->k_pre, W_(m, ly->k_norm), N * KV, D, eps, p1);
+        sa_tr_rmsnorm_fwd_tp(m->tp, ly->q, ly->q_rstd, ly->q_pre, W_(m, ly->q_norm), N * H, D, eps, p1);
+        sa_tr_rmsnorm_fwd_tp(m->tp, ly->k, ly->k_rstd, ly->k_pre, W_(m, ly->k_norm), N * KV, D, eps, p1);
     }
-    sa_tr_rope_fwd(ly->q, ly->q, m->pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
-    sa_tr_rope_fwd(ly->k, ly->k, m->pos, invf, N, KV, D, D, SA_TR_ROPE_NEOX);
+    sa_tr_rope_fwd_tp(m->tp, ly->q, ly->q, m->pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+    sa_tr_rope_fwd_tp(m->tp, ly->k, ly->k, m->pos, invf, N, KV, D, D, SA_TR_ROPE_NEOX);
     struct sa_tr_attn a = attn_of(m, l, B, T);
     sa_tr_attention_fwd(m->tp, &a, ly->att, ly->lse, ly->q, ly->k, ly->v);
     if (gemma) {
         lin_fwd(m, l, TR_LIN_O, ly->o_raw, ly->att, N, seed);
-        sa_tr_rmsnorm_fwd(m->tmp, ly->o_rstd, ly->o_raw, W_(m, ly->post_attn_norm), N, C, eps, p1);
+        sa_tr_rmsnorm_fwd_tp(m->tp, m->tmp, ly->o_rstd, ly->o_raw, W_(m, ly->post_attn_norm), N, C, eps, p1);
     } else {
         lin_fwd(m, l, TR_LIN_O, m->tmp, ly->att, N, seed);
     }
-    sa_tr_residual_fwd(ly->x_mid, x, m->tmp, N * C);
-    sa_tr_rmsnorm_fwd(ly->xn2, ly->rstd2, ly->x_mid, W_(m, ly->ffn_norm), N, C, eps, p1);
+    sa_tr_residual_fwd_tp(m->tp, ly->x_mid, x, m->tmp, N * C);
+    sa_tr_rmsnorm_fwd_tp(m->tp, ly->xn2, ly->rstd2, ly->x_mid, W_(m, ly->ffn_norm), N, C, eps, p1);
     lin_fwd(m, l, TR_LIN_GATE, ly->gate, ly->xn2, N, seed);
     lin_fwd(m, l, TR_LIN_UP, ly->up, ly->xn2, N, seed);
-    sa_tr_glu_fwd(m->act, ly->gate, ly->up, N * F, gemma ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
+    sa_tr_glu_fwd_tp(m->tp, m->act, ly->gate, ly->up, N * F, gemma ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
     if (gemma) {
         lin_fwd(m, l, TR_LIN_DOWN, ly->d_raw, m->act, N, seed);
-        sa_tr_rmsnorm_fwd(m->tmp, ly->d_rstd, ly->d_raw, W_(m, ly->post_ffw_norm), N, C, eps, p1);
+        sa_tr_rmsnorm_fwd_tp(m->tp, m->tmp, ly->d_rstd, ly->d_raw, W_(m, ly->post_ffw_norm), N, C, eps, p1);
     } else {
         lin_fwd(m, l, TR_LIN_DOWN, m->tmp, m->act, N, seed);
     }
-    sa_tr_residual_fwd(xo, ly->x_mid, m->tmp, N * C);
+    sa_tr_residual_fwd_tp(m->tp, xo, ly->x_mid, m->tmp, N * C);
 }
 
 /* m->dres holds dL/dx[l+1] on entry and dL/dx[l] on return. */
@@ -680,54 +680,58 @@ static void layer_bwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
     const float *dd = m->dres;
     /* MLP */
     if (gemma) {
-        zero(m->dtmp, N * C);
-        sa_tr_rmsnorm_bwd(m->dtmp, G_(m, ly->post_ffw_norm), m->dres, ly->d_raw, W_(m, ly->post_ffw_norm), ly->d_rstd, N,
-                          C, p1);
+        zero(m, m->dtmp, N * C);
+        sa_tr_rmsnorm_bwd_tp(m->tp, m->dtmp, G_(m, ly->post_ffw_norm), m->dres, ly->d_raw, W_(m, ly->post_ffw_norm),
+                             ly->d_rstd, N, C, p1);
         dd = m->dtmp;
     }
-    sa_tr_glu_fwd(m->act, ly->gate, ly->up, N * F, glu); /* recomputed rather than stored */
-    zero(m->dact, N * F);
+    sa_tr_glu_fwd_tp(m->tp, m->act, ly->gate, ly->up, N * F, glu); /* recomputed rather than stored */
+    zero(m, m->dact, N * F);
     lin_bwd(m, l, TR_LIN_DOWN, m->dact, dd, m->act, N, seed);
-    zero(m->dgate, N * F);
-    zero(m->dup, N * F);
-    sa_tr_glu_bwd(m->dgate, m->dup, m->dact, ly->gate, ly->up, N * F, glu);
-    zero(m->dxn, N * C);
+    zero(m, m->dgate, N * F);
+    zero(m, m->dup, N * F);
+    sa_tr_glu_bwd_tp(m->tp, m->dgate, m->dup, m->dact, ly->gate, ly->up, N * F, glu);
+    zero(m, m->dxn, N * C);
     lin_bwd(m, l, TR_LIN_GATE, m->dxn, m->dgate, ly->xn2, N, seed);
     lin_bwd(m, l, TR_LIN_UP, m->dxn, m->dup, ly->xn2, N, seed);
-    sa_tr_rmsnorm_bwd(m->dres, G_(m, ly->ffn_norm), m->dxn, ly->x_mid, W_(m, ly->ffn_norm), ly->rstd2, N, C, p1);
+    sa_tr_rmsnorm_bwd_tp(m->tp, m->dres, G_(m, ly->ffn_norm), m->dxn, ly->x_mid, W_(m, ly->ffn_norm), ly->rstd2, N, C,
+                         p1);
     /* attention */
     dd = m->dres;
     if (gemma) {
-        zero(m->dtmp, N * C);
-        sa_tr_rmsnorm_bwd(m->dtmp, G_(m, ly->post_attn_norm), m->dres, ly->o_raw, W_(m, ly->post_attn_norm), ly->o_rstd,
-                          N, C, p1);
+        zero(m, m->dtmp, N * C);
+        sa_tr_rmsnorm_bwd_tp(m->tp, m->dtmp, G_(m, ly->post_attn_norm), m->dres, ly->o_raw, W_(m, ly->post_attn_norm),
+                             ly->o_rstd, N, C, p1);
         dd = m->dtmp;
     }
-    zero(m->datt, N * H * D);
+    zero(m, m->datt, N * H * D);
     lin_bwd(m, l, TR_LIN_O, m->datt, dd, ly->att, N, seed);
-    zero(m->dq, N * H * D);
-    zero(m->dk, N * KV * D);
-    zero(m->dv, N * KV * D);
+    zero(m, m->dq, N * H * D);
+    zero(m, m->dk, N * KV * D);
+    zero(m, m->dv, N * KV * D);
     struct sa_tr_attn a = attn_of(m, l, B, T);
     sa_tr_attention_bwd(m->tp, &a, m->dq, m->dk, m->dv, m->datt, ly->att, ly->lse, ly->q, ly->k, ly->v);
-    zero(m->dq2, N * H * D);
-    zero(m->dk2, N * KV * D);
-    sa_tr_rope_bwd(m->dq2, m->dq, m->pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
-    sa_tr_rope_bwd(m->dk2, m->dk, m->pos, invf, N, KV, D, D, SA_TR_ROPE_NEOX);
+    zero(m, m->dq2, N * H * D);
+    zero(m, m->dk2, N * KV * D);
+    sa_tr_rope_bwd_tp(m->tp, m->dq2, m->dq, m->pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+    sa_tr_rope_bwd_tp(m->tp, m->dk2, m->dk, m->pos, invf, N, KV, D, D, SA_TR_ROPE_NEOX);
     float *dqf = m->dq2, *dkf = m->dk2;
     if (c->qk_norm) {
-        zero(m->dq, N * H * D);
-        zero(m->dk, N * KV * D);
-        sa_tr_rmsnorm_bwd(m->dq, G_(m, ly->q_norm), m->dq2, ly->q_pre, W_(m, ly->q_norm), ly->q_rstd, N * H, D, p1);
-        sa_tr_rmsnorm_bwd(m->dk, G_(m, ly->k_norm), m->dk2, ly->k_pre, W_(m, ly->k_norm), ly->k_rstd, N * KV, D, p1);
+        zero(m, m->dq, N * H * D);
+        zero(m, m->dk, N * KV * D);
+        sa_tr_rmsnorm_bwd_tp(m->tp, m->dq, G_(m, ly->q_norm), m->dq2, ly->q_pre, W_(m, ly->q_norm), ly->q_rstd, N * H,
+                             D, p1);
+        sa_tr_rmsnorm_bwd_tp(m->tp, m->dk, G_(m, ly->k_norm), m->dk2, ly->k_pre, W_(m, ly->k_norm), ly->k_rstd, N * KV,
+                             D, p1);
         dqf = m->dq;
         dkf = m->dk;
     }
-    zero(m->dxn, N * C);
+    zero(m, m->dxn, N * C);
     lin_bwd(m, l, TR_LIN_Q, m->dxn, dqf, ly->xn1, N, seed);
     lin_bwd(m, l, TR_LIN_K, m->dxn, dkf, ly->xn1, N, seed);
     lin_bwd(m, l, TR_LIN_V, m->dxn, m->dv, ly->xn1, N, seed);
-    sa_tr_rmsnorm_bwd(m->dres, G_(m, ly->attn_norm), m->dxn, m->x[l], W_(m, ly->attn_norm), ly->rstd1, N, C, p1);
+    sa_tr_rmsnorm_bwd_tp(m->tp, m->dres, G_(m, ly->attn_norm), m->dxn, m->x[l], W_(m, ly->attn_norm), ly->rstd1, N, C,
+                         p1);
 }
 
 /* LM head and loss over the rows with a target, in chunks; with grad, dL/dxn_f into m->dxn. */
@@ -767,7 +771,7 @@ static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float 
         if (s) return s;
         total += part;
         if (!grad) continue;
-        zero(m->dxc, nr * C);
+        zero(m, m->dxc, nr * C);
         if (pk) {
             /* dxc (nr, C) += dlogits (nr, V) @ W (V, C);  dW (V, C) += dlogits^T @ xc */
             sa_tr_gemm_bf16_prepacked(m->tp, false, nr, C, V, 1.0f, m->logits, V, m->head_pk_bwd, 1.0f, m->dxc, C);
@@ -808,22 +812,21 @@ enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t
         for (int64_t t = 0; t < T; t++) m->pos[b * T + t] = (int32_t)t;
     enum sa_status s = sa_tr_embedding_fwd(m->x[0], tokens, W_(m, m->embd), N, C, c->n_vocab);
     if (s) return s;
-    if (c->arch == SA_ARCH_GEMMA3)
-        for (int64_t i = 0; i < N * C; i++) m->x[0][i] *= m->embd_scale;
+    if (c->arch == SA_ARCH_GEMMA3) sa_tr_scale_tp(m->tp, m->x[0], N * C, m->embd_scale);
     for (int l = 0; l < c->n_layer; l++) layer_fwd(m, l, B, T, dropout_seed);
     bool p1 = c->arch == SA_ARCH_GEMMA3;
-    sa_tr_rmsnorm_fwd(m->xn_f, m->rstd_f, m->x[c->n_layer], W_(m, m->out_norm), N, C, c->rms_eps, p1);
-    if (grad) zero(m->dxn, N * C);
+    sa_tr_rmsnorm_fwd_tp(m->tp, m->xn_f, m->rstd_f, m->x[c->n_layer], W_(m, m->out_norm), N, C, c->rms_eps, p1);
+    if (grad) zero(m, m->dxn, N * C);
     if ((s = head_loss(m, n_rows, denom, grad, loss))) return s;
     if (!grad) return SA_STATUS_OK;
-    zero(m->dres, N * C);
-    sa_tr_rmsnorm_bwd(m->dres, G_(m, m->out_norm), m->dxn, m->x[c->n_layer], W_(m, m->out_norm), m->rstd_f, N, C, p1);
+    zero(m, m->dres, N * C);
+    sa_tr_rmsnorm_bwd_tp(m->tp, m->dres, G_(m, m->out_norm), m->dxn, m->x[c->n_layer], W_(m, m->out_norm), m->rstd_f, N,
+                         C, p1);
     for (int l = c->n_layer - 1; l >= 0; l--) layer_bwd(m, l, B, T, dropout_seed);
     float *dE = G_(m, m->embd);
     if (dE) {
-        if (c->arch == SA_ARCH_GEMMA3)
-            for (int64_t i = 0; i < N * C; i++) m->dres[i] *= m->embd_scale;
-        sa_tr_embedding_bwd(dE, m->dres, tokens, N, C);
+        if (c->arch == SA_ARCH_GEMMA3) sa_tr_scale_tp(m->tp, m->dres, N * C, m->embd_scale);
+        sa_tr_embedding_bwd_tp(m->tp, dE, m->dres, tokens, N, C);
     }
     return SA_STATUS_OK;
 }
@@ -853,10 +856,11 @@ enum sa_status sa_train_model_adamw_step(struct sa_train_model *m, const struct 
     struct sa_param_ref *refs = malloc((size_t)m->n_t * sizeof *refs);
     if (!refs) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     int n = collect_params(m, refs);
-    double norm = o->max_grad_norm > 0 ? sa_grad_clip(refs, n, o->max_grad_norm) : sa_grad_global_norm(refs, n);
+    double norm = o->max_grad_norm > 0 ? sa_grad_clip_tp(m->tp, refs, n, o->max_grad_norm)
+                                       : sa_grad_global_norm_tp(m->tp, refs, n);
     if (grad_norm) *grad_norm = norm;
     struct sa_adamw_cfg cfg = {lr, o->beta1, o->beta2, o->eps, o->weight_decay};
-    s = sa_adamw_step(&m->opt, &cfg, lr, refs, n);
+    s = sa_adamw_step_tp(m->tp, &m->opt, &cfg, lr, refs, n);
     free(refs);
     return s;
 }
