@@ -540,6 +540,27 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
     return s;
 }
 
+/* The event of an aligned piece: y1 (what the aligner saw), the upstream's read and the
+ * revision's counters (text fields are filled by emit). */
+static struct sa_pipeline_sentence aligned_event(const char *y1, const struct read_out *ro,
+                                                 const struct revision *rv) {
+    struct sa_pipeline_sentence ev = {0};
+    ev.aligned = true;
+    ev.original = y1;
+    ev.copied = !strcmp(y1, rv->text);
+    ev.edit_ratio = ev.copied ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv->text, strlen(rv->text));
+    ev.upstream_done = ro->finish == SA_UPSTREAM_FINISH_STOP;
+    ev.upstream_tokens = ro->n_tokens;
+    ev.upstream_prefill = ro->n_prefill;
+    ev.upstream_ms = ro->ms;
+    ev.aligner_tokens = rv->n_tokens;
+    ev.aligner_draft = rv->n_draft;
+    ev.aligner_accepted = rv->n_accepted;
+    ev.aligner_prefill = rv->n_prefill;
+    ev.aligner_ms = rv->ms;
+    return ev;
+}
+
 /* ---- the modes ---- */
 
 static int32_t budget(const struct sa_pipeline *pl) {
@@ -677,20 +698,7 @@ static enum sa_status run_stream(struct sa_pipeline *pl) {
             r->stop = SA_PIPELINE_STOP_ALIGNER_EMPTY;
             return SA_STATUS_OK;
         }
-        struct sa_pipeline_sentence ev = {0};
-        ev.aligned = true;
-        ev.original = y1;
-        ev.copied = !strcmp(y1, rv.text);
-        ev.edit_ratio = ev.copied ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv.text, strlen(rv.text));
-        ev.upstream_done = ro.finish == SA_UPSTREAM_FINISH_STOP;
-        ev.upstream_tokens = ro.n_tokens;
-        ev.upstream_prefill = ro.n_prefill;
-        ev.upstream_ms = ro.ms;
-        ev.aligner_tokens = rv.n_tokens;
-        ev.aligner_draft = rv.n_draft;
-        ev.aligner_accepted = rv.n_accepted;
-        ev.aligner_prefill = rv.n_prefill;
-        ev.aligner_ms = rv.ms;
+        struct sa_pipeline_sentence ev = aligned_event(y1, &ro, &rv);
         r->n_copied += ev.copied;
         s = emit(pl, ro.piece, ro.lead, rv.text, strlen(rv.text), &ev);
         revision_free(&rv);
@@ -737,22 +745,7 @@ static enum sa_status run_aligner(struct sa_pipeline *pl, const char *given) {
         r->stop = SA_PIPELINE_STOP_ALIGNER_EMPTY;
         return SA_STATUS_OK;
     }
-    struct sa_pipeline_sentence ev = {0};
-    ev.aligned = true;
-    ev.original = r->upstream_answer;
-    ev.copied = !strcmp(r->upstream_answer, rv.text);
-    ev.edit_ratio = ev.copied ? 0.0
-                              : sa_join_edit_ratio(r->upstream_answer, strlen(r->upstream_answer), rv.text,
-                                                   strlen(rv.text));
-    ev.upstream_done = ro.finish == SA_UPSTREAM_FINISH_STOP;
-    ev.upstream_tokens = ro.n_tokens;
-    ev.upstream_prefill = ro.n_prefill;
-    ev.upstream_ms = ro.ms;
-    ev.aligner_tokens = rv.n_tokens;
-    ev.aligner_draft = rv.n_draft;
-    ev.aligner_accepted = rv.n_accepted;
-    ev.aligner_prefill = rv.n_prefill;
-    ev.aligner_ms = rv.ms;
+    struct sa_pipeline_sentence ev = aligned_event(r->upstream_answer, &ro, &rv);
     r->n_copied = ev.copied;
     s = emit(pl, "", 0, rv.text, strlen(rv.text), &ev);
     revision_free(&rv);
