@@ -70,13 +70,10 @@ static void tally_add(struct tally *t, bool is_copy, bool kept, bool improved, b
     }
 }
 
+/* k of n with the 95% Wilson interval (as sa_eval_accuracy). */
 static struct sa_eval_accuracy rate(size_t k, size_t n) {
-    struct sa_eval_accuracy a = {.n = n, .n_correct = k, .acc = 0, .lo = 0, .hi = 1};
-    bool *v = n ? calloc(n, sizeof *v) : NULL;
-    if (n && !v) return a;
-    for (size_t i = 0; i < k && i < n; i++) v[i] = true;
-    a = sa_eval_accuracy(v, n);
-    free(v);
+    struct sa_eval_accuracy a = {.n = n, .n_correct = k, .acc = n ? (double)k / (double)n : 0.0};
+    sa_eval_wilson(k, n, 1.959963984540054, &a.lo, &a.hi);
     return a;
 }
 
