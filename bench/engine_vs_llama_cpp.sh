@@ -10,6 +10,9 @@
 # made by llama.cpp's own quantizer from the BF16 file (dev tool only; skipped if it fails).
 #   bench/engine_vs_llama_cpp.sh [MODEL.gguf ...]
 #   env: THREADS=1,2 PP=512 TG=128 REPS=3 ROUNDS=2 BUILD=build SA_PYTHON=.venv/bin/python
+#        MMAP=1 (0: both engines copy the weights into memory at load: salign --no-mmap,
+#        llama.cpp use_mmap=False; streaming a private copy is ~20% faster here than the file
+#        mapping, for both engines: docs/BENCHMARKS.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -20,6 +23,9 @@ PP=${PP:-512}
 TG=${TG:-128}
 REPS=${REPS:-3}
 ROUNDS=${ROUNDS:-2}
+MMAP=${MMAP:-1}
+NOMMAP=()
+[ "$MMAP" = 0 ] && NOMMAP=(--no-mmap)
 CACHE=$BUILD/bench-models
 SALIGN=$BUILD/salign
 mkdir -p "$CACHE"
@@ -60,13 +66,13 @@ fi
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-echo "# threads $THREADS, pp $PP, tg $TG, best of $REPS reps x $ROUNDS rounds; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# threads $THREADS, pp $PP, tg $TG, mmap $MMAP, best of $REPS reps x $ROUNDS rounds; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in "${models[@]}"; do
   for t in ${THREADS//,/ }; do
     for r in $(seq "$ROUNDS"); do
-      "$SALIGN" bench -m "$m" -p "$PP" -n "$TG" -t "$t" -r "$REPS" --json | tee -a "$results" >&2 ||
+      "$SALIGN" bench -m "$m" -p "$PP" -n "$TG" -t "$t" -r "$REPS" "${NOMMAP[@]}" --json | tee -a "$results" >&2 ||
         echo "salign bench failed on $m" >&2
-      "$PY" bench/peer_llama_cpp.py "$m" --threads "$t" --pp "$PP" --tg "$TG" --reps "$REPS" 2>/dev/null |
+      "$PY" bench/peer_llama_cpp.py "$m" --threads "$t" --pp "$PP" --tg "$TG" --reps "$REPS" "${NOMMAP[@]}" 2>/dev/null |
         tee -a "$results" >&2 || echo "llama.cpp failed on $m" >&2
     done
   done

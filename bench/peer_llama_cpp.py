@@ -11,10 +11,10 @@ import os
 import time
 
 
-def measure(path, threads, n_pp, n_tg, reps):
+def measure(path, threads, n_pp, n_tg, reps, use_mmap=True):
     from llama_cpp import Llama
     llm = Llama(model_path=path, n_ctx=n_pp + n_tg + 8, n_batch=n_pp, n_ubatch=n_pp,
-                n_threads=threads, n_threads_batch=threads, verbose=False, logits_all=False)
+                n_threads=threads, n_threads_batch=threads, verbose=False, logits_all=False, use_mmap=use_mmap)
     n_vocab = llm.n_vocab()
     # deterministic pseudo-random prompt of ordinary tokens (like llama-bench)
     toks = [(i * 7919 + 13) % (n_vocab - 1000) + 500 for i in range(n_pp)]
@@ -42,10 +42,11 @@ def main():
     ap.add_argument("--pp", type=int, default=512)
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-mmap", action="store_true", help="load the weights into memory (llama-bench -mmp 0)")
     a = ap.parse_args()
     for t in [int(x) for x in a.threads.split(",")]:
-        pp, tg = measure(a.model, t, a.pp, a.tg, a.reps)
-        print(json.dumps({"engine": "llama.cpp", "model": os.path.basename(a.model), "threads": t,
+        pp, tg = measure(a.model, t, a.pp, a.tg, a.reps, not a.no_mmap)
+        print(json.dumps({"engine": "llama.cpp", "model": os.path.basename(a.model), "threads": t, "mmap": not a.no_mmap,
                           "pp": a.pp, "tg": a.tg, "pp_tok_s": round(pp, 1), "tg_tok_s": round(tg, 1)}),
               flush=True)
 

@@ -39,12 +39,30 @@ def test_tiny_run_json_and_table():
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["threads"] for x in rows] == [1, 2], rows
     for x in rows:
-        assert x["engine"] == "salign" and x["model"] == os.path.basename(SMOL), x
+        assert x["engine"] == "salign" and x["model"] == os.path.basename(SMOL) and x["mmap"] is True, x
         assert x["pp"] == 8 and x["tg"] == 4 and x["pp_tok_s"] > 0 and x["tg_tok_s"] > 0, x
     r = run("-m", SMOL, "-p", "0", "-n", "3", "-t", "1", "--reps", "1")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert any("| tg3" in ln for ln in lines) and not any("| pp" in ln for ln in lines), r.stdout
+
+
+@test
+def test_no_mmap():
+    """--no-mmap and SALIGN_NO_MMAP=1 load the weights into memory; the JSON says which, and
+    greedy generation gives the same text either way."""
+    r = run("-m", SMOL, "-p", "4", "-n", "2", "-t", "1", "--reps", "1", "--no-mmap", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["mmap"] is False, r.stdout
+    env = dict(os.environ, SALIGN_NO_MMAP="1")
+    r = subprocess.run([SALIGN, "bench", "-m", SMOL, "-p", "4", "-n", "2", "-t", "1", "--reps", "1", "--json"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["mmap"] is False, (r.stdout, r.stderr)
+    gen = [SALIGN, "generate", "-m", SMOL, "-p", "The capital of France is", "-n", "16", "-t", "1", "--temp", "0"]
+    a = subprocess.run(gen, capture_output=True, text=True, timeout=300)
+    b = subprocess.run(gen, capture_output=True, text=True, timeout=300, env=env)
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
+    assert a.stdout == b.stdout and len(a.stdout) > 10, (a.stdout, b.stdout)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,11 @@ bool cli_file_exists(const char *path);
  * (with a message naming `cmd`) if none exists. */
 char *cli_default_prompt(const char *cmd, const char *name);
 
+/* $SALIGN_NO_MMAP set and not "0": every command loads weights into memory instead of
+ * mapping the model file (sa_model_params.use_mmap = false). Decode of a 16-bit model
+ * streams its weights; a private copy streams ~20% faster than the file mapping here. */
+bool cli_no_mmap(void);
+
 /* Ctrl-C as a request to stop cleanly: cli_sigint_catch clears the flag and installs the
  * handler (until cli_sigint_restore); cli_interrupted (a cancel hook: user unused) tells
  * whether Ctrl-C came since. */

@@ -12,6 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+bool cli_no_mmap(void) {
+    const char *e = getenv("SALIGN_NO_MMAP");
+    return e && *e && strcmp(e, "0");
+}
+
 int cli_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
     FILE *f = fopen(path, "rb");

@@ -29,6 +29,8 @@ static void usage(FILE *f) {
             "  -b, --batch-size B    tokens per forward pass for pp (default: P)\n"
             "  -t, --threads LIST    comma-separated thread counts (default 1,2)\n"
             "  -r, --reps R          measured repetitions (default 3)\n"
+            "      --no-mmap         copy the weights into memory at load instead of mapping the file\n"
+            "                        (llama-bench -mmp 0; also SALIGN_NO_MMAP=1 for every command)\n"
             "      --json            one JSON object per thread count instead of the table\n"
             "  -h, --help            this help\n\n"
             "'salign bench pipeline --help': the Stream Aligner pipeline's speed (stream vs Aligner, speculation, KV reuse).\n\n"
@@ -115,18 +117,19 @@ done:
 int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "pipeline")) /* the pipeline's speed: cmd_bench_pipeline.c */
         return cmd_bench_pipeline(argc - 1, argv + 1);
-    enum { OPT_JSON = 256 };
+    enum { OPT_JSON = 256, OPT_NO_MMAP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},      {"n-prompt", required_argument, NULL, 'p'},
         {"n-gen", required_argument, NULL, 'n'},      {"batch-size", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'},    {"reps", required_argument, NULL, 'r'},
         {"json", no_argument, NULL, OPT_JSON},        {"help", no_argument, NULL, 'h'},
+        {"no-mmap", no_argument, NULL, OPT_NO_MMAP},
         {NULL, 0, NULL, 0},
     };
     if (argc >= 2 && !strcmp(argv[1], "pipeline")) return cmd_bench_pipeline(argc - 1, argv + 1);
     const char *model_arg = NULL, *threads_arg = "1,2";
     long P = 512, N = 128, B = 0, reps = 3;
-    bool json = false;
+    bool json = false, use_mmap = !cli_no_mmap();
     int c;
     optind = 1;
     opterr = 0;
@@ -147,6 +150,7 @@ int cmd_bench(int argc, char **argv) {
             if (!parse_int(optarg, 1, 1000, &reps)) return cli_usage_error("bench", "bad --reps '%s'", optarg);
             break;
         case OPT_JSON: json = true; break;
+        case OPT_NO_MMAP: use_mmap = false; break;
         case 'h': usage(stdout); return CLI_OK;
         case ':':
         default: {
@@ -181,6 +185,7 @@ int cmd_bench(int argc, char **argv) {
     if (sa_hub_resolve(model_arg, NULL, &path)) return cli_fail(model_arg);
     struct sa_model_params mp = sa_model_default_params();
     mp.load_tokenizer = false;
+    mp.use_mmap = use_mmap;
     struct sa_model *model = NULL;
     if (sa_model_load(path, &mp, &model)) {
         int rc = cli_fail(path);
@@ -211,10 +216,10 @@ int cmd_bench(int argc, char **argv) {
         struct result r = {0};
         if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, &r))) break;
         if (json) {
-            printf("{\"engine\": \"salign\", \"model\": \"%s\", \"threads\": %d, \"pp\": %ld, \"tg\": %ld, "
+            printf("{\"engine\": \"salign\", \"model\": \"%s\", \"threads\": %d, \"mmap\": %s, \"pp\": %ld, \"tg\": %ld, "
                    "\"n_batch\": %ld, \"reps\": %ld, \"pp_tok_s\": %.1f, \"tg_tok_s\": %.1f, \"pp_mean\": %.1f, "
                    "\"tg_mean\": %.1f}\n",
-                   base, thr[i], P, N, B, reps, r.pp_best, r.tg_best, r.pp_mean, r.tg_mean);
+                   base, thr[i], use_mmap ? "true" : "false", P, N, B, reps, r.pp_best, r.tg_best, r.pp_mean, r.tg_mean);
         } else {
             if (P > 0)
                 printf("| %7d | pp%-4ld | %12.1f | %9.1f +- %5.1f |\n", thr[i], P, r.pp_best, r.pp_mean, r.pp_sd);

@@ -96,6 +96,7 @@ int gen_load_model(const char *ref, int n_threads, struct sa_model **out) {
     if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
     struct sa_model_params mp = sa_model_default_params();
     mp.n_threads = n_threads;
+    mp.use_mmap = !cli_no_mmap();
     enum sa_status s = sa_model_load(path, &mp, out);
     free(path);
     if (s) return cli_fail("loading the model");
