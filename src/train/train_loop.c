@@ -115,6 +115,7 @@ struct run {
     int32_t pad;
     FILE *csv;
     struct history hist;
+    double eval_before; /* held-out loss before step 1 (NaN: none; read back from log.csv on resume) */
     char path[4096];
 };
 
@@ -297,6 +298,7 @@ static enum sa_status csv_truncate(struct run *r, int64_t step) {
             while (copy && nf < 8 && (q = strsep(&p, ","))) f[nf++] = q;
             double loss = nf > 2 && *f[2] ? strtod(f[2], NULL) : NAN, ev = nf > 6 && *f[6] ? strtod(f[6], NULL) : NAN;
             s = hist_set(&r->hist, st, loss, ev);
+            if (st == 0 && !isnan(ev)) r->eval_before = ev; /* the run's held-out loss before step 1 */
             free(copy);
         }
         header = false;
@@ -467,7 +469,9 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
     int64_t start = 0, tokens = 0;
     if (!s && p.resume) {
         s = load_checkpoint(&r, &start, &tokens);
+        r.eval_before = NAN;
         if (!s) s = csv_truncate(&r, start);
+        if (!s) res->eval_loss_before = r.eval_before;
         if (!s && !p.quiet) fprintf(stderr, "salign train: resumed at step %lld of %lld\n", (long long)start, (long long)r.total);
     }
     if (!s) {

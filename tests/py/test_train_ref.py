@@ -275,7 +275,14 @@ def check_resume(extra, kill):
     else:
         subprocess.run(train_cmd(cut, extra + ["--stop-after-steps", "7"]), check=True, timeout=300)
         how = "--stop-after-steps 7"
-    subprocess.run(train_cmd(cut, extra + ["--resume"]), check=True, timeout=300)
+    cmd = train_cmd(cut, extra + ["--resume"])
+    if kill:
+        subprocess.run(cmd, check=True, timeout=300)
+    else:  # not quiet: the closing line gives the held-out loss before training, read back from log.csv
+        r = subprocess.run([a for a in cmd if a != "-q"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        before = full.splitlines()[1].split(",")[-1]
+        assert "held-out loss %.4f -> " % float(before) in r.stderr, (before, r.stderr[-400:])
     again = open(os.path.join(cut, "log.csv")).read()
     assert again == full, "resumed CSV differs:\n%s\n---\n%s" % (again, full)
     kind = ("LoRA" if "--lora" in extra else "full") + (" bf16" if "bf16" in extra else "")
