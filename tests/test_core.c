@@ -2,7 +2,9 @@
 #include "core/core_impl.h"
 #include "harness.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_status_messages(void) {
     CHECK_EQ_STR(sa_status_str(SA_STATUS_BAD_FILE), "bad file");
@@ -96,11 +98,42 @@ static void test_files(void) {
     CHECK(strstr(sa_last_error(), "/nonexistent/x") != NULL);
 }
 
+/* The no-mmap load path: a whole file read into weight memory (2 MiB-aligned when large),
+ * byte for byte, NUL-terminated; missing files and directories are errors, not crashes. */
+static void test_read_file_weights(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/w.bin", harness_tmpdir());
+    size_t n = (3u << 20) + 77; /* over 2 MiB and not a multiple of it */
+    unsigned char *data = malloc(n);
+    CHECK(data != NULL);
+    for (size_t i = 0; i < n; i++) data[i] = (unsigned char)(i * 131 + (i >> 9));
+    CHECK_OK(sa_write_file_atomic(path, data, n));
+    char *p = NULL;
+    size_t len = 0;
+    CHECK_OK(sa_read_file_weights(path, &p, &len));
+    CHECK_EQ_INT(len, n);
+    CHECK(memcmp(p, data, n) == 0);
+    CHECK_EQ_INT(p[n], 0);
+    CHECK_EQ_INT((uintptr_t)p % (2u << 20), 0);
+    free(p);
+    void *small = sa_alloc_weights(0);
+    CHECK(small != NULL);
+    free(small);
+    CHECK(sa_read_file_weights("/nonexistent/w.bin", &p, &len) == SA_STATUS_IO && p == NULL);
+    CHECK(sa_read_file_weights(harness_tmpdir(), &p, &len) == SA_STATUS_IO && p == NULL);
+    CHECK_OK(sa_write_file_atomic(path, "", 0));
+    CHECK_OK(sa_read_file_weights(path, &p, &len));
+    CHECK_EQ_INT(len, 0);
+    free(p);
+    free(data);
+}
+
 int main(void) {
     RUN(test_status_messages);
     RUN(test_buf);
     RUN(test_sha256_vectors);
     RUN(test_utf8);
     RUN(test_files);
+    RUN(test_read_file_weights);
     return harness_summary();
 }

@@ -53,6 +53,14 @@ SA_NODISCARD enum sa_status sa_read_file(const char *path, size_t max_size, char
 /* Writes atomically: to path.tmp, fsync, rename. */
 SA_NODISCARD enum sa_status sa_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* n bytes for weights: blocks of 2 MiB or more are 2 MiB-aligned and advised to use
+ * transparent huge pages (madvise), so that streaming them (decode) walks few TLB entries;
+ * smaller ones are plain malloc. Released with free(). NULL when out of memory. */
+void *sa_alloc_weights(size_t n);
+/* Reads a whole file into sa_alloc_weights memory (plus a NUL after the last byte; caller
+ * frees with free()). */
+SA_NODISCARD enum sa_status sa_read_file_weights(const char *path, char **out, size_t *len);
+
 /* Read-only mapping of a whole file. */
 struct sa_file_map {
     const uint8_t *data; /* (size) bytes; NULL when size == 0 */

@@ -146,6 +146,53 @@ enum sa_status sa_read_file(const char *path, size_t max_size, char **out, size_
     return *out ? SA_STATUS_OK : sa_error(SA_STATUS_NO_MEMORY, "out of memory");
 }
 
+void *sa_alloc_weights(size_t n) {
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge) return malloc(n ? n : 1);
+    if (n > SIZE_MAX - huge) return NULL;
+    size_t rounded = (n + huge - 1) / huge * huge; /* aligned_alloc: a multiple of the alignment */
+    void *p = aligned_alloc(huge, rounded);
+#ifdef MADV_HUGEPAGE
+    if (p) (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: a kernel without THP ignores it */
+#endif
+    return p;
+}
+
+enum sa_status sa_read_file_weights(const char *path, char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size >= SIZE_MAX) {
+        close(fd);
+        return sa_error(SA_STATUS_IO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    char *buf = sa_alloc_weights(size + 1);
+    if (!buf) {
+        close(fd);
+        return sa_error(SA_STATUS_NO_MEMORY, "%s: out of memory reading %zu bytes (use the file mapping)", path, size);
+    }
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, SA_MIN(size - got, (size_t)1 << 30));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : 0;
+            close(fd);
+            free(buf);
+            return e ? sa_error(SA_STATUS_IO, "%s: read error: %s", path, strerror(e))
+                     : sa_error(SA_STATUS_IO, "%s: the file shrank while being read", path);
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[size] = 0;
+    *out = buf;
+    *len = size;
+    return SA_STATUS_OK;
+}
+
 enum sa_status sa_write_file_atomic(const char *path, const void *data, size_t len) {
     size_t pl = strlen(path);
     char *tmp = malloc(pl + 8);

@@ -49,7 +49,7 @@ static void *owned_alloc(struct sa_model *m, size_t n) {
         m->owned = p;
         m->cap_owned = cap;
     }
-    void *b = malloc(n ? n : 1);
+    void *b = sa_alloc_weights(n);
     if (b) m->owned[m->n_owned++] = b;
     return b;
 }
@@ -363,7 +363,7 @@ static enum sa_status open_source(struct loader *L, const char *path, const stru
         } else {
             char *buf = NULL;
             size_t len = 0;
-            if ((s = sa_read_file(path, 0, &buf, &len))) return s;
+            if ((s = sa_read_file_weights(path, &buf, &len))) return s;
             if (!owned_alloc(m, 0)) { /* reserve a slot, then swap the buffer in */
                 free(buf);
                 return sa_error(SA_STATUS_NO_MEMORY, "out of memory");

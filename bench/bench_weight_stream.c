@@ -1,0 +1,73 @@
+/* bench_weight_stream.c: how fast one decode-style product (T = 1, sa_matmul, BF16 rows of
+ * N_IN) streams a model file's bytes, from (a) the read-only file mapping (what the engine
+ * uses by default, and llama.cpp too), (b) a private copy in ordinary memory (`--no-mmap`,
+ * SALIGN_NO_MMAP=1), (c) a private copy advised to use transparent huge pages. The bytes are
+ * read as BF16 weights whatever the file holds (speed does not depend on the values).
+ * Prints GB/s, the best of REPS passes over the whole file, per source and thread count.
+ * usage: bench_weight_stream FILE [N_IN (576)] [REPS (5)]
+ * docs/BENCHMARKS.md, "Decode of 16-bit models and the file mapping". */
+#define _GNU_SOURCE
+#include "backend/cpu/cpu_impl.h"
+#include "core/core_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static double gbps(struct sa_threadpool *tp, const void *W, int64_t n_in, int64_t n_out, const float *X, float *Y,
+                   void *scratch, int reps) {
+    double best = 1e9;
+    for (int r = 0; r < reps; r++) {
+        double t0 = sa_time_now();
+        sa_matmul(tp, SA_DTYPE_BF16, W, n_in, n_out, X, 1, Y, scratch);
+        best = SA_MIN(best, sa_time_now() - t0);
+    }
+    return (double)n_in * 2 * (double)n_out / best * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_weight_stream FILE [N_IN (576)] [REPS (5)]\n");
+        return 2;
+    }
+    int64_t n_in = argc > 2 ? atoll(argv[2]) : 576;
+    int reps = argc > 3 ? atoi(argv[3]) : 5;
+    if (n_in <= 0 || n_in % 2 || reps <= 0) {
+        fprintf(stderr, "bench_weight_stream: N_IN must be even and positive, REPS positive\n");
+        return 2;
+    }
+    struct sa_file_map fm;
+    if (sa_file_map_open(argv[1], &fm) != SA_STATUS_OK) {
+        fprintf(stderr, "bench_weight_stream: %s\n", sa_last_error());
+        return 1;
+    }
+    int64_t n_out = (int64_t)(fm.size / (size_t)(n_in * 2));
+    size_t bytes = (size_t)(n_out * n_in * 2);
+    size_t huge = (size_t)2 << 20, rounded = (bytes + huge - 1) / huge * huge;
+    uint8_t *copy = malloc(bytes), *copy_huge = aligned_alloc(huge, rounded);
+    float *X = malloc((size_t)n_in * sizeof(float)), *Y = malloc((size_t)n_out * sizeof(float));
+    void *scratch = malloc((size_t)n_in * 4);
+    struct sa_threadpool *pools[2] = {NULL, NULL};
+    if (n_out <= 0 || !copy || !copy_huge || !X || !Y || !scratch || sa_threadpool_init(2, &pools[1]) != SA_STATUS_OK) {
+        fprintf(stderr, "bench_weight_stream: file too small or out of memory\n");
+        return 1;
+    }
+    madvise(copy_huge, rounded, MADV_HUGEPAGE);
+    memcpy(copy, fm.data, bytes);
+    memcpy(copy_huge, fm.data, bytes);
+    for (int64_t i = 0; i < n_in; i++) X[i] = 1.0f / (float)(i + 1);
+    const void *src[3] = {fm.data, copy, copy_huge};
+    const char *name[3] = {"file mapping", "private copy", "copy, huge pages"};
+    printf("%s: %.1f MB as %lld x %lld BF16, path %s; GB/s, best of %d\n", argv[1], bytes / 1e6, (long long)n_out,
+           (long long)n_in, sa_cpu_path_name(sa_cpu_path_active()), reps);
+    printf("%-17s %9s %9s\n", "source", "1 thread", "2 threads");
+    for (int round = 0; round < 2; round++) /* twice, interleaved: a load change hits all three */
+        for (int s = 0; s < 3; s++)
+            printf("%-17s %9.1f %9.1f\n", name[s], gbps(NULL, src[s], n_in, n_out, X, Y, scratch, reps),
+                   gbps(pools[1], src[s], n_in, n_out, X, Y, scratch, reps));
+    sa_threadpool_free(pools[1]);
+    free(scratch), free(Y), free(X), free(copy_huge), free(copy);
+    sa_file_map_close(&fm);
+    return 0;
+}
