@@ -124,11 +124,16 @@ struct sa_pipeline_params {
                              is evaluated from scratch (for the benchmark) */
     int n_threads;        /* compute threads of the local contexts; 0: all cores */
     int32_t n_ctx;        /* tokens of each local context; 0: min(4096, trained context) */
+    bool token_healing;   /* a local model continuing the answer gets its prompt's last token
+                             back to rewrite (sa_upstream_gen_params.heal_bytes; default true):
+                             without it, a prefix cut at ":" before a line break ends in a
+                             token the model never wrote there (docs/internals/pipeline.md) */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
- * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0. */
+ * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
+ * token healing on. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */

@@ -35,9 +35,16 @@ struct sa_upstream_gen_params {
     const char *const *stop; /* n_stop stop strings (non-empty UTF-8; borrowed for the
                                 duration of start); NULL when n_stop is 0 */
     size_t n_stop;
+    size_t heal_bytes;       /* token healing (local upstream; servers ignore it): the last
+                                heal_bytes of the prompt are the answer being continued. When
+                                the prompt's last token lies within them, it is taken back and
+                                the first new token must begin with its text (that text is not
+                                returned again). A prefix cut at a sentence boundary can end
+                                in a token the model never wrote there (":" where it wrote
+                                ":\n\n"); healing lets it write its own. 0: off */
 };
 
-/* max_tokens 256, temperature 0 (greedy), top_p 1, no seed, no stop strings. */
+/* max_tokens 256, temperature 0 (greedy), top_p 1, no seed, no stop strings, no healing. */
 struct sa_upstream_gen_params sa_upstream_gen_default_params(void);
 
 /* Why a generation ended. Add values only at the end. */

@@ -9,6 +9,7 @@
 #include "sa/sampler.h"
 #include "sa/tokenizer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,14 @@ struct sa_local_upstream {
     struct sa_buf chunk;         /* text of the chunk returned last */
     int32_t pending;             /* sampled, returned, not yet in the cache; -1: none */
     int32_t max_tokens;
+    /* token healing (sa_upstream_gen_params.heal_bytes) */
+    char heal[64];               /* the text of the prompt token taken back; the first new
+                                    token must begin with it */
+    size_t heal_len;             /* 0: no healing this generation */
+    size_t skip;                 /* output bytes still to drop (the healed text, given already) */
+    float *masked;               /* (n_vocab) logits with the disallowed tokens at -inf */
+    char *pieces;                /* every token's text, concatenated (built on first use) */
+    uint32_t *piece_off;         /* (n_vocab + 1) offsets into pieces */
     struct sa_local_upstream_stats st;
 };
 
@@ -31,6 +40,9 @@ static void lu_free(void *impl) {
     struct sa_local_upstream *lu = impl;
     if (!lu) return;
     sa_buf_free(&lu->chunk);
+    free(lu->masked);
+    free(lu->pieces);
+    free(lu->piece_off);
     sa_detok_stream_free(lu->ds);
     sa_sampler_free(lu->smp);
     if (lu->own_ctx) sa_ctx_free(lu->ctx);
@@ -85,6 +97,65 @@ enum sa_status sa_local_tokenize_prompt(const struct sa_tokenizer *tok, const ch
     return SA_STATUS_OK;
 }
 
+/* The text of every token (control tokens: none), once per upstream: what the healing mask
+ * compares against. */
+static enum sa_status lu_pieces(struct sa_local_upstream *lu) {
+    if (lu->pieces) return SA_STATUS_OK;
+    const int32_t nv = sa_model_n_vocab(lu->model);
+    struct sa_buf b;
+    sa_buf_init(&b, 0);
+    uint32_t *off = malloc(sizeof(uint32_t) * ((size_t)nv + 1));
+    if (!off) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    char buf[256];
+    enum sa_status s = SA_STATUS_OK;
+    for (int32_t id = 0; id < nv && !s; id++) {
+        off[id] = (uint32_t)b.len;
+        size_t n = id < sa_tokenizer_n_vocab(lu->tok) ? sa_token_to_piece(lu->tok, id, false, buf, sizeof buf) : 0;
+        if (n > sizeof buf) n = 0; /* longer than any healed text can match: never allowed */
+        s = sa_buf_append(&b, buf, n);
+    }
+    off[nv] = (uint32_t)b.len;
+    if (!s && !b.data) s = sa_buf_append(&b, "", 0);
+    if (s || b.len > UINT32_MAX) {
+        free(off);
+        sa_buf_free(&b);
+        return s ? s : sa_error(SA_STATUS_ERROR, "local upstream: vocabulary text too large");
+    }
+    lu->pieces = sa_buf_take(&b, NULL);
+    lu->piece_off = off;
+    return SA_STATUS_OK;
+}
+
+/* Token healing: takes the prompt's last token back when its text is the end of the answer
+ * being continued (the last heal_bytes of the prompt), is whole UTF-8 and is not a control
+ * token. Sets lu->heal and returns the new token count. */
+static size_t lu_heal(struct sa_local_upstream *lu, const int32_t *ids, size_t n, const char *prompt, size_t prompt_len,
+                      size_t heal_bytes) {
+    lu->heal_len = lu->skip = 0;
+    if (heal_bytes == 0 || n < 2) return n;
+    const int32_t last = ids[n - 1];
+    if (sa_tokenizer_attr(lu->tok, last) & (SA_TOKEN_CONTROL | SA_TOKEN_USER_DEFINED | SA_TOKEN_UNKNOWN)) return n;
+    size_t len = sa_token_to_piece(lu->tok, last, false, lu->heal, sizeof lu->heal);
+    if (len == 0 || len > sizeof lu->heal || len > heal_bytes || len > prompt_len ||
+        memcmp(prompt + prompt_len - len, lu->heal, len) || sa_utf8_valid_prefix(lu->heal, len) != len)
+        return n;
+    if (lu_pieces(lu)) return n; /* out of memory: generate without healing */
+    lu->heal_len = lu->skip = len;
+    return n - 1;
+}
+
+/* The logits of the first token after healing: those whose text does not begin with the
+ * healed text set to -inf (the taken-back token itself always qualifies). */
+static const float *lu_heal_mask(struct sa_local_upstream *lu, const float *logits, int32_t n_vocab) {
+    if (!lu->masked && !(lu->masked = malloc(sizeof(float) * (size_t)n_vocab))) return NULL;
+    for (int32_t id = 0; id < n_vocab; id++) {
+        uint32_t a = lu->piece_off[id], b = lu->piece_off[id + 1];
+        bool ok = b - a >= lu->heal_len && !memcmp(lu->pieces + a, lu->heal, lu->heal_len);
+        lu->masked[id] = ok ? logits[id] : -INFINITY;
+    }
+    return lu->masked;
+}
+
 static enum sa_status lu_start(void *impl, const char *prompt, size_t prompt_len, const struct sa_upstream_gen_params *p) {
     struct sa_local_upstream *lu = impl;
     if (p->n_stop)
@@ -104,6 +175,7 @@ static enum sa_status lu_start(void *impl, const char *prompt, size_t prompt_len
                         "local upstream: the prompt has %zu tokens; the context holds %d (raise n_ctx or lower max_length)",
                         n, (int)sa_ctx_n_ctx(lu->ctx));
     }
+    n = lu_heal(lu, all, n, prompt, prompt_len, p->heal_bytes);
     lu->pending = -1;
     memset(&lu->st, 0, sizeof lu->st);
     lu->st.n_prompt = (int32_t)n;
@@ -151,6 +223,9 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
         } else {
             const float *logits = sa_ctx_logits(lu->ctx);
             if (!logits) return sa_error(SA_STATUS_ERROR, "local upstream: no logits to sample from");
+            if (lu->heal_len && lu->st.n_generated == 0 &&
+                !(logits = lu_heal_mask(lu, logits, n_vocab)))
+                return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
             if ((s = sa_sampler_sample(lu->smp, logits, n_vocab, &id))) return s;
             lu->st.n_generated++;
             n_tok++;
@@ -171,6 +246,10 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
         sa_sampler_accept(lu->smp, id);
         lu->pending = id;
         if ((s = sa_detok_stream_push(lu->ds, id, &piece, &plen))) return s;
+        if (lu->skip && plen) { /* the healed text: already in the answer */
+            size_t k = SA_MIN(lu->skip, plen);
+            piece += k, plen -= k, lu->skip -= k;
+        }
         if (plen) {
             if ((s = sa_buf_append(&lu->chunk, piece, plen))) return s;
             out->text = lu->chunk.data;

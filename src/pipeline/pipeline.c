@@ -76,6 +76,7 @@ struct sa_pipeline_params sa_pipeline_default_params(void) {
         .upstream_top_p = 1.0f,
         .use_spec = true,
         .kv_reuse = true,
+        .token_healing = true,
     };
 }
 
@@ -352,6 +353,9 @@ static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *
     gp.temperature = temp;
     gp.top_p = pl->p.upstream_top_p;
     gp.seed = temp > 0 ? seed : SA_UPSTREAM_SEED_NONE;
+    /* token healing when the prompt ends with the answer being continued */
+    if (pl->p.token_healing && base && prompt_len >= base && !memcmp(prompt + prompt_len - base, pl->answer.data, base))
+        gp.heal_bytes = base;
     double t_up = sa_time_now();
     const double t_start = t_up;
     if ((s = sa_upstream_start(up, prompt, prompt_len, &gp))) return s;

@@ -56,6 +56,8 @@ static void usage(FILE *f) {
             "  --seed S                  sampling seed (default 0)\n"
             "  --no-spec                 no copy-speculation in the aligner\n"
             "  --no-kv-reuse             evaluate every prompt from scratch (benchmarks)\n"
+            "  --no-token-healing        continue the answer from its re-tokenized text as it is\n"
+            "                            (default: a local model rewrites the prompt's last token)\n"
             "  -t, --threads N           compute threads (default: all cores)\n"
             "  -c, --ctx-size N          context size of each local model (default 4096)\n"
             "  --timeout-ms N            remote: idle timeout (default 60000)\n"
@@ -121,6 +123,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = true; continue; }
         if (!strcmp(a, "--no-spec")) { o->pp.use_spec = false; continue; }
         if (!strcmp(a, "--no-kv-reuse")) { o->pp.kv_reuse = false; continue; }
+        if (!strcmp(a, "--no-token-healing")) { o->pp.token_healing = false; continue; }
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
         if (!known) return cli_usage_error("align", "unknown argument '%s'", a);
@@ -283,6 +286,7 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
     cJSON_AddNumberToObject(j, "aligner_ms", r->aligner_ms);
     cJSON_AddBoolToObject(j, "speculation", o->pp.use_spec);
     cJSON_AddBoolToObject(j, "kv_reuse", o->pp.kv_reuse);
+    cJSON_AddBoolToObject(j, "token_healing", o->pp.token_healing);
     return j;
 }
 
