@@ -204,6 +204,14 @@ static enum sa_status lu_start(void *impl, const char *prompt, size_t prompt_len
     return lu_sampler(lu, p);
 }
 
+/* Appends decoded text to the chunk, less the healed bytes not yet dropped (the answer has
+ * them already): on every path, the final flush included. */
+static enum sa_status lu_append(struct sa_local_upstream *lu, const char *piece, size_t plen) {
+    size_t k = SA_MIN(lu->skip, plen);
+    lu->skip -= k;
+    return plen > k ? sa_buf_append(&lu->chunk, piece + k, plen - k) : SA_STATUS_OK;
+}
+
 static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
     struct sa_local_upstream *lu = impl;
     const int32_t n_vocab = sa_model_n_vocab(lu->model);
@@ -235,7 +243,7 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
         size_t plen;
         if (fin != SA_UPSTREAM_FINISH_NONE) {
             if ((s = sa_detok_stream_flush(lu->ds, &piece, &plen))) return s;
-            if (plen && (s = sa_buf_append(&lu->chunk, piece, plen))) return s;
+            if ((s = lu_append(lu, piece, plen))) return s;
             if ((s = sa_buf_append(&lu->chunk, "", 0))) return s;
             out->text = lu->chunk.data;
             out->len = lu->chunk.len;
@@ -246,12 +254,9 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
         sa_sampler_accept(lu->smp, id);
         lu->pending = id;
         if ((s = sa_detok_stream_push(lu->ds, id, &piece, &plen))) return s;
-        if (lu->skip && plen) { /* the healed text: already in the answer */
-            size_t k = SA_MIN(lu->skip, plen);
-            piece += k, plen -= k, lu->skip -= k;
-        }
-        if (plen) {
-            if ((s = sa_buf_append(&lu->chunk, piece, plen))) return s;
+        const size_t before = lu->chunk.len;
+        if ((s = lu_append(lu, piece, plen))) return s;
+        if (lu->chunk.len > before) {
             out->text = lu->chunk.data;
             out->len = lu->chunk.len;
             out->n_tokens = n_tok;
