@@ -3,17 +3,24 @@
  * uses by default, and llama.cpp too), (b) a private copy in ordinary memory (`--no-mmap`,
  * SALIGN_NO_MMAP=1), (c) a private copy advised to use transparent huge pages. The bytes are
  * read as BF16 weights whatever the file holds (speed does not depend on the values).
- * Prints GB/s, the best of REPS passes over the whole file, per source and thread count.
- * usage: bench_weight_stream FILE [N_IN (576)] [REPS (5)]
+ * Prints GB/s, the best of REPS passes over the whole file, per source and thread count,
+ * and how much of the file mapping the kernel maps with 2 MiB pages (FilePmdMapped): pages
+ * that a write left in the page cache are 4 KiB folios, pages read from disk large ones.
+ * --drop-cache first drops the file's pages from the page cache (sa_file_drop_cache), so the
+ * mapping reads them back from disk.
+ * usage: bench_weight_stream FILE [N_IN (576)] [REPS (5)] [--drop-cache]
  * docs/BENCHMARKS.md, "Decode of 16-bit models and the file mapping". */
 #define _GNU_SOURCE
 #include "backend/cpu/cpu_impl.h"
 #include "core/core_impl.h"
 
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static double gbps(struct sa_threadpool *tp, const void *W, int64_t n_in, int64_t n_out, const float *X, float *Y,
                    void *scratch, int reps) {
@@ -26,10 +33,27 @@ static double gbps(struct sa_threadpool *tp, const void *W, int64_t n_in, int64_
     return (double)n_in * 2 * (double)n_out / best * 1e-9;
 }
 
+/* kB of this process's file mappings mapped with PMD (2 MiB) entries, -1 if unknown. */
+static long file_pmd_mapped_kb(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "FilePmdMapped: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
 int main(int argc, char **argv) {
+    bool drop = argc > 2 && !strcmp(argv[argc - 1], "--drop-cache");
+    if (drop) argc--;
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_weight_stream FILE [N_IN (576)] [REPS (5)]\n");
+        fprintf(stderr, "usage: bench_weight_stream FILE [N_IN (576)] [REPS (5)] [--drop-cache]\n");
         return 2;
+    }
+    if (drop) {
+        int fd = open(argv[1], O_RDONLY);
+        if (fd >= 0) sa_file_drop_cache(fd), close(fd);
     }
     int64_t n_in = argc > 2 ? atoll(argv[2]) : 576;
     int reps = argc > 3 ? atoi(argv[3]) : 5;
@@ -61,6 +85,8 @@ int main(int argc, char **argv) {
     const char *name[3] = {"file mapping", "private copy", "copy, huge pages"};
     printf("%s: %.1f MB as %lld x %lld BF16, path %s; GB/s, best of %d\n", argv[1], bytes / 1e6, (long long)n_out,
            (long long)n_in, sa_cpu_path_name(sa_cpu_path_active()), reps);
+    printf("page cache %s; file mapping: %.1f MB of %.1f MB in 2 MiB pages\n",
+           drop ? "dropped first (read from disk)" : "as it was", file_pmd_mapped_kb() / 1e3, fm.size / 1e6);
     printf("%-17s %9s %9s\n", "source", "1 thread", "2 threads");
     for (int round = 0; round < 2; round++) /* twice, interleaved: a load change hits all three */
         for (int s = 0; s < 3; s++)

@@ -64,9 +64,16 @@ EOF
   [ -f "$qkm" ] && models+=("$qkm")
 fi
 
+# Both engines map the same page-cache pages, whose folio sizes (how many TLB entries a
+# pass over the weights walks) depend on how the pages got there: start from the state of
+# a file read from disk, for every file (docs/BENCHMARKS.md, "Page-cache folios").
+"$PY" -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "${models[@]}"
+
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-echo "# threads $THREADS, pp $PP, tg $TG, mmap $MMAP, best of $REPS reps x $ROUNDS rounds; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# threads $THREADS, pp $PP, tg $TG, mmap $MMAP, best of $REPS reps x $ROUNDS rounds, page cache of the files dropped first; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in "${models[@]}"; do
   for t in ${THREADS//,/ }; do
     for r in $(seq "$ROUNDS"); do

@@ -2,10 +2,38 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+long harness_resident_pages(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    struct stat st;
+    long r = -1;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (size_t)st.st_size, np = (n + page - 1) / page;
+        void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+        unsigned char *vec = malloc(np);
+        if (p != MAP_FAILED && vec && mincore(p, n, vec) == 0) {
+            r = 0;
+            for (size_t i = 0; i < np; i++) r += vec[i] & 1;
+        }
+        free(vec);
+        if (p != MAP_FAILED) munmap(p, n);
+    }
+    close(fd);
+    return r;
+}
+
+bool harness_on_tmpfs(const char *path) {
+    struct statfs fs;
+    return statfs(path, &fs) == 0 && fs.f_type == 0x01021994; /* TMPFS_MAGIC */
+}
 
 int harness_check_failed;
 static int n_passed, n_failed;

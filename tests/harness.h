@@ -17,6 +17,10 @@ void harness_run(const char *name, void (*fn)(void));
 int harness_summary(void);
 /* Directory of the shared data (../shared/data from the repo root, or $SA_SHARED_DATA). */
 const char *harness_shared_data(void);
+/* Pages of the file at path now in the page cache (mincore on a mapping of it); -1 on error. */
+long harness_resident_pages(const char *path);
+/* Whether path is on tmpfs (where the page cache is the file and cannot be dropped). */
+bool harness_on_tmpfs(const char *path);
 /* A fresh temporary directory for this test binary (under tests/tmp/ or $TMPDIR). */
 const char *harness_tmpdir(void);
 

@@ -1,10 +1,15 @@
 /* test_core.c: core helpers: status messages, byte buffer, SHA-256, UTF-8, files. */
+#define _GNU_SOURCE /* mincore */
 #include "core/core_impl.h"
 #include "harness.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static void test_status_messages(void) {
     CHECK_EQ_STR(sa_status_str(SA_STATUS_BAD_FILE), "bad file");
@@ -128,6 +133,50 @@ static void test_read_file_weights(void) {
     free(data);
 }
 
+/* Large files are mapped at a 2 MiB-aligned address (so that large page-cache folios can be
+ * mapped whole), byte for byte, with nothing left mapped after the last page. */
+static void test_file_map_aligned(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/m.bin", harness_tmpdir());
+    size_t n = (5u << 20) + 333, page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *data = malloc(n);
+    CHECK(data != NULL);
+    for (size_t i = 0; i < n; i++) data[i] = (unsigned char)(i * 7 + (i >> 11));
+    CHECK_OK(sa_write_file_atomic(path, data, n));
+    struct sa_file_map m;
+    CHECK_OK(sa_file_map_open(path, &m));
+    CHECK_EQ_INT(m.size, n);
+    CHECK_EQ_INT((uintptr_t)m.data % (2u << 20), 0);
+    CHECK(memcmp(m.data, data, n) == 0);
+    unsigned char vec[1];
+    const uint8_t *after = m.data + (n + page - 1) / page * page; /* the reservation's tail was given back */
+    CHECK(mincore((void *)after, page, vec) != 0 && errno == ENOMEM);
+    sa_file_map_close(&m);
+    free(data);
+}
+
+/* sa_file_drop_cache: a written file's pages leave the page cache (not on tmpfs, where the
+ * page cache is the file). */
+static void test_file_drop_cache(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/d.bin", harness_tmpdir());
+    size_t n = 1u << 20;
+    char *data = calloc(1, n);
+    CHECK(data != NULL);
+    CHECK_OK(sa_write_file_atomic(path, data, n));
+    free(data);
+    if (harness_on_tmpfs(path)) {
+        printf("  (tmpfs: the page cache is the file, nothing to drop)\n");
+        return;
+    }
+    CHECK(harness_resident_pages(path) > 0); /* just written: cached */
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    sa_file_drop_cache(fd);
+    close(fd);
+    CHECK_EQ_INT(harness_resident_pages(path), 0);
+}
+
 int main(void) {
     RUN(test_status_messages);
     RUN(test_buf);
@@ -135,5 +184,7 @@ int main(void) {
     RUN(test_utf8);
     RUN(test_files);
     RUN(test_read_file_weights);
+    RUN(test_file_map_aligned);
+    RUN(test_file_drop_cache);
     return harness_summary();
 }

@@ -61,7 +61,16 @@ void *sa_alloc_weights(size_t n);
  * frees with free()). */
 SA_NODISCARD enum sa_status sa_read_file_weights(const char *path, char **out, size_t *len);
 
-/* Read-only mapping of a whole file. */
+/* After a model file was written and fsync'd: drops its pages from the page cache, so that
+ * the first reader brings them back from disk. Pages that a write left in the cache keep
+ * whatever folio sizes the writes made, often small, for as long as they stay cached; pages
+ * read from disk come as large folios (up to 2 MiB on ext4 and xfs of recent kernels), which
+ * a mapping of the file reaches through one TLB entry each, so that decode streams them
+ * faster (docs/BENCHMARKS.md, "Page-cache folios"). Advice only: errors are ignored. */
+void sa_file_drop_cache(int fd);
+
+/* Read-only mapping of a whole file: at a 2 MiB-aligned address advised for transparent
+ * huge pages (files of 2 MiB or more), so that large page-cache folios are mapped whole. */
 struct sa_file_map {
     const uint8_t *data; /* (size) bytes; NULL when size == 0 */
     size_t size;

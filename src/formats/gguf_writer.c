@@ -334,6 +334,7 @@ enum sa_status sa_gguf_writer_write(struct sa_gguf_writer *w, const char *path) 
     errno = 0;
     int err = o.err;
     if (!err && (fflush(o.f) != 0 || fsync(fileno(o.f)) != 0)) err = errno ? errno : EIO;
+    if (!err) sa_file_drop_cache(fileno(o.f)); /* read back from disk as large folios: core_impl.h */
     if (fclose(o.f) != 0 && !err) err = errno ? errno : EIO;
     if (!err && rename(tmp, path) != 0) err = errno;
     if (err) {

@@ -207,6 +207,7 @@ static enum sa_status write_tmp(const struct sa_st_writer *w, const struct wt **
     sa_buf_free(&hdr);
     for (int64_t k = 0; k < n && !s; k++) s = write_all(fd, idx[k]->data, idx[k]->n_bytes, tmp);
     if (!s && fsync(fd) != 0) s = sa_error(SA_STATUS_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (!s) sa_file_drop_cache(fd); /* read back from disk as large folios: core_impl.h */
     if (close(fd) != 0 && !s) s = sa_error(SA_STATUS_IO, "%s: close failed: %s", tmp, strerror(errno));
     if (s) unlink(tmp);
     return s;

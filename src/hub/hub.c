@@ -466,6 +466,7 @@ static enum sa_status fsync_path(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
     int r = fsync(fd);
+    if (r == 0) sa_file_drop_cache(fd); /* read back from disk as large folios: core_impl.h */
     close(fd);
     return r == 0 ? SA_STATUS_OK : sa_error(SA_STATUS_IO, "%s: fsync failed: %s", path, strerror(errno));
 }
