@@ -1,7 +1,8 @@
 /* bench_weight_stream.c: how fast one decode-style product (T = 1, sa_matmul, BF16 rows of
  * N_IN) streams a model file's bytes, from (a) the read-only file mapping (what the engine
  * uses by default, and llama.cpp too), (b) a private copy in ordinary memory (`--no-mmap`,
- * SALIGN_NO_MMAP=1), (c) a private copy advised to use transparent huge pages. The bytes are
+ * SALIGN_NO_MMAP=1), (c) a private copy advised to use transparent huge pages; and, as the
+ * ceiling of one core, plain loads of (c) with no arithmetic ("loads only"). The bytes are
  * read as BF16 weights whatever the file holds (speed does not depend on the values).
  * Prints GB/s, the best of REPS passes over the whole file, per source and thread count,
  * and how much of the file mapping the kernel maps with 2 MiB pages (FilePmdMapped): pages
@@ -32,6 +33,48 @@ static double gbps(struct sa_threadpool *tp, const void *W, int64_t n_in, int64_
     }
     return (double)n_in * 2 * (double)n_out / best * 1e-9;
 }
+
+/* The ceiling: the same bytes read with plain 64-byte loads (AVX-512; 32-byte with AVX2), no
+ * arithmetic but an XOR per load in four independent chains, from the huge-page copy. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static uint64_t xor_stream512(const uint8_t *p, size_t n) {
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    for (size_t i = 0; i + 256 <= n; i += 256) {
+        a = _mm512_xor_si512(a, _mm512_loadu_si512(p + i));
+        b = _mm512_xor_si512(b, _mm512_loadu_si512(p + i + 64));
+        c = _mm512_xor_si512(c, _mm512_loadu_si512(p + i + 128));
+        d = _mm512_xor_si512(d, _mm512_loadu_si512(p + i + 192));
+    }
+    return (uint64_t)_mm512_reduce_or_epi64(_mm512_xor_si512(_mm512_xor_si512(a, b), _mm512_xor_si512(c, d)));
+}
+__attribute__((target("avx2"))) static uint64_t xor_stream256(const uint8_t *p, size_t n) {
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (size_t i = 0; i + 128 <= n; i += 128) {
+        a = _mm256_xor_si256(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+        b = _mm256_xor_si256(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+        c = _mm256_xor_si256(c, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
+        d = _mm256_xor_si256(d, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
+    }
+    a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
+    return (uint64_t)_mm256_extract_epi64(a, 0) ^ (uint64_t)_mm256_extract_epi64(a, 3);
+}
+static double ceiling_gbps(const uint8_t *p, size_t n, int reps) {
+    bool w512 = __builtin_cpu_supports("avx512f");
+    if (!w512 && !__builtin_cpu_supports("avx2")) return 0.0;
+    double best = 1e9;
+    volatile uint64_t sink = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = sa_time_now();
+        sink ^= w512 ? xor_stream512(p, n) : xor_stream256(p, n);
+        best = SA_MIN(best, sa_time_now() - t0);
+    }
+    (void)sink;
+    return (double)n / best * 1e-9;
+}
+#else
+static double ceiling_gbps(const uint8_t *p, size_t n, int reps) { return (void)p, (void)n, (void)reps, 0.0; }
+#endif
 
 /* kB of this process's file mappings mapped with PMD (2 MiB) entries, -1 if unknown. */
 static long file_pmd_mapped_kb(void) {
@@ -88,10 +131,12 @@ int main(int argc, char **argv) {
     printf("page cache %s; file mapping: %.1f MB of %.1f MB in 2 MiB pages\n",
            drop ? "dropped first (read from disk)" : "as it was", file_pmd_mapped_kb() / 1e3, fm.size / 1e6);
     printf("%-17s %9s %9s\n", "source", "1 thread", "2 threads");
-    for (int round = 0; round < 2; round++) /* twice, interleaved: a load change hits all three */
+    for (int round = 0; round < 2; round++) { /* twice, interleaved: a load change hits all */
         for (int s = 0; s < 3; s++)
             printf("%-17s %9.1f %9.1f\n", name[s], gbps(NULL, src[s], n_in, n_out, X, Y, scratch, reps),
                    gbps(pools[1], src[s], n_in, n_out, X, Y, scratch, reps));
+        printf("%-17s %9.1f %9s\n", "loads only", ceiling_gbps(copy_huge, bytes, reps), "-");
+    }
     sa_threadpool_free(pools[1]);
     free(scratch), free(Y), free(X), free(copy_huge), free(copy);
     sa_file_map_close(&fm);
