@@ -380,6 +380,38 @@ static void test_batch_invariance(void) {
     }
 }
 
+/* The decode row loops (sa_dot_rows_fn) give, row by row, the bits of the dot kernel with
+ * nx = 1, for every type and path that has them, on an odd number of rows. */
+static void test_rows_kernels(void) {
+    int n_checked = 0;
+    for (size_t k = 0; k < SA_ARRAY_LEN(all_types); k++) {
+        enum sa_dtype t = all_types[k];
+        int64_t n_in = sa_dtype_block_size(t) == 256 ? 512 : 320, n_out = 37;
+        for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+            if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+            const struct sa_cpu_kernel *kern = &sa_cpu_kernels_of((enum sa_cpu_path)p)->k[t];
+            if (!kern->rows) continue;
+            CHECK(kern->dot != NULL);
+            size_t rb;
+            void *W = make_weights(t, n_in, n_out, &rb);
+            float *X = make_x(1, n_in), Y[37], Yd[37];
+            enum sa_act_kind kind = sa_cpu_act_kind(t);
+            void *xa = X;
+            if (kind != SA_ACT_F32) {
+                xa = malloc(sa_cpu_act_row_bytes(kind, n_in));
+                sa_cpu_act_row(kind, X, xa, n_in);
+            }
+            kern->rows(n_in, W, rb, n_out, xa, Y);
+            for (int64_t r = 0; r < n_out; r++) kern->dot(n_in, (const char *)W + (size_t)r * rb, xa, 0, 1, &Yd[r]);
+            CHECK_MSG(!memcmp(Y, Yd, sizeof Y), "%s: rows kernel differs from dot", kern->name);
+            n_checked++;
+            if (xa != X) free(xa);
+            free(X), free(W);
+        }
+    }
+    CHECK(n_checked > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2)); /* the x86 paths have them */
+}
+
 /* Each path's activation conversion gives the bytes of the plain-C one (sa_cpu_act_row), on
  * rows with ties, zeros, outliers, NaN and infinities, for every kind. */
 static void test_act_paths_identical(void) {
@@ -441,6 +473,7 @@ int main(void) {
     RUN(test_act_paths_identical);
     RUN(test_edge_cases);
     RUN(test_batch_invariance);
+    RUN(test_rows_kernels);
     RUN(test_all_types_paths);
     for (int i = 0; i < 3; i++) sa_threadpool_free(pools[i]);
     return harness_summary();

@@ -59,6 +59,10 @@ enum sa_act_kind {
  * rows (the 1 x 4 micro-kernel of prefill). x is in the type's activation kind. */
 #define SA_DOT_MAX_X 4
 typedef void (*sa_dot_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
+/* Decode (one activation row x): y[r] = dot(weight row r at (char *)w + r * w_row_bytes, x)
+ * for r < n_rows, each bit-identical to the dot kernel with nx = 1 (the same inlined code,
+ * with the row loop inside the kernel: no call per row of a few hundred bytes). */
+typedef void (*sa_dot_rows_fn)(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y);
 
 /* Prefill GEMM (T >= its min_T, or any T in batch-invariant mode): Y[t][r] for rows r in [r0, r1) of W and activation
  * rows t in [t0, t1), r0 a multiple of SA_GEMM_ROWS. xa holds all T activation rows in the
@@ -77,8 +81,9 @@ struct sa_gemm_args {
 typedef void (*sa_gemm_fn)(const struct sa_gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 
 struct sa_cpu_kernel {
-    sa_dot_fn dot;    /* NULL: no direct kernel (dequantizing fallback) */
-    const char *name; /* e.g. "q4_0.q8a.avx2" (tests, bench) */
+    sa_dot_fn dot;       /* NULL: no direct kernel (dequantizing fallback) */
+    const char *name;    /* e.g. "q4_0.q8a.avx2" (tests, bench) */
+    sa_dot_rows_fn rows; /* NULL: `dot` row by row */
 };
 struct sa_cpu_gemm {
     sa_gemm_fn fn;    /* NULL: prefill runs `dot` on 1 x 4 tiles */
@@ -100,6 +105,8 @@ void sa_cpu_kernels_avx2(struct sa_cpu_kernels *k);
 void sa_cpu_kernels_avx512(struct sa_cpu_kernels *k);
 /* The activation conversion of a path (matmul.c; tests compare it with sa_cpu_act_row). */
 sa_act_row_fn sa_cpu_act_row_of(enum sa_cpu_path path);
+/* A path's kernel table (tests). */
+const struct sa_cpu_kernels *sa_cpu_kernels_of(enum sa_cpu_path path);
 /* Adds the prefill GEMMs (arch/x86/gemm_avx512.c) and the AVX512 activation conversion to
  * the avx512 table; the BF16 GEMM only when has_bf16 (avx512_bf16: vdpbf16ps). */
 void sa_cpu_gemm_avx512(struct sa_cpu_kernels *k, bool has_bf16);

@@ -254,7 +254,7 @@ REF_KERNEL(q5_K)
 REF_KERNEL(q6_K)
 
 void sa_cpu_kernels_ref(struct sa_cpu_kernels *k) {
-#define SET(T, fn) k->k[SA_DTYPE_##T] = (struct sa_cpu_kernel){dot_##fn, #fn ".ref"}
+#define SET(T, fn) k->k[SA_DTYPE_##T] = (struct sa_cpu_kernel){dot_##fn, #fn ".ref", NULL}
     SET(F32, f32);
     SET(F16, f16);
     SET(BF16, bf16);

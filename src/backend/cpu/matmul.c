@@ -114,6 +114,12 @@ sa_act_row_fn sa_cpu_act_row_of(enum sa_cpu_path path) {
     return g_kernels[path].act_row ? g_kernels[path].act_row : sa_cpu_act_row;
 }
 
+const struct sa_cpu_kernels *sa_cpu_kernels_of(enum sa_cpu_path path) {
+    pthread_once(&g_once, init_paths);
+    SA_ASSERT((unsigned)path < SA_CPU_PATH_COUNT);
+    return &g_kernels[path];
+}
+
 /* Types sa_dequantize handles (dtype.h): everything known except the integer types and F64. */
 bool sa_matmul_supported(enum sa_dtype wtype) {
     pthread_once(&g_once, init_paths);
@@ -164,6 +170,7 @@ struct mm_ctx {
     enum sa_dtype wtype;
     enum sa_act_kind act;
     sa_dot_fn dot;     /* NULL: fallback */
+    sa_dot_rows_fn rows; /* T = 1: the row loop inside the kernel (NULL: dot per row) */
     sa_dot_fn dot_f32; /* the path's F32 kernel, for the fallback */
     sa_gemm_fn gemm;   /* non-NULL: prefill GEMM in tiles of SA_GEMM_ROWS rows x t_block */
     sa_act_row_fn act_row;
@@ -187,6 +194,11 @@ static void quantize_task(void *p, int ith, int nth) {
 
 static void rows_direct(const struct mm_ctx *c, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
     float out[SA_DOT_MAX_X];
+    if (t1 - t0 == 1 && c->rows) { /* decode */
+        c->rows(c->n_in, c->W + (size_t)r0 * c->w_row_bytes, c->w_row_bytes, r1 - r0,
+                (const char *)c->xa + (size_t)t0 * c->x_row_bytes, c->Y + t0 * c->n_out + r0);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *w = c->W + (size_t)r * c->w_row_bytes;
         for (int64_t t = t0; t < t1; t += SA_DOT_MAX_X) {
@@ -255,6 +267,7 @@ void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dty
         .gemm = gemm,
         .act_row = g_kernels[path].act_row ? g_kernels[path].act_row : sa_cpu_act_row,
         .dot = g_kernels[path].k[wtype].dot,
+        .rows = g_kernels[path].k[wtype].rows,
         .dot_f32 = g_kernels[path].k[SA_DTYPE_F32].dot,
         .W = W,
         .w_row_bytes = row_bytes(wtype, n_in),

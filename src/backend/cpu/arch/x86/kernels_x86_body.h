@@ -74,6 +74,9 @@ SA_INLINE __m256i bit5_32(const uint8_t *qh) {
         case 3: name##_n(n, w, x, xs, 3, out); break;                                              \
         default: name##_n(n, w, x, xs, 4, out); break;                                             \
         }                                                                                          \
+    }                                                                                              \
+    static void name##_rows(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y) { \
+        for (int64_t r = 0; r < n_rows; r++) name##_n(n, (const char *)w + (size_t)r * w_row_bytes, x, 0, 1, y + r); \
     }
 
 /* ---- f32 activations: F32, F16, BF16 weights (FMA) ---- */
@@ -282,7 +285,7 @@ SA_DOT_WRAP(dot_q6_K)
 #define SA_X86_CAT(a, b) SA_X86_CAT2(a, b)
 
 void SA_X86_CAT(sa_cpu_kernels_, SA_X86_SUFFIX)(struct sa_cpu_kernels *k) {
-#define SET(T, fn) k->k[SA_DTYPE_##T] = (struct sa_cpu_kernel){fn, #fn "." SA_X86_NAME}
+#define SET(T, fn) k->k[SA_DTYPE_##T] = (struct sa_cpu_kernel){fn, #fn "." SA_X86_NAME, fn##_rows}
     SET(F32, dot_f32);
     SET(F16, dot_f16);
     SET(BF16, dot_bf16);
