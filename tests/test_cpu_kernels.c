@@ -381,12 +381,14 @@ static void test_batch_invariance(void) {
 }
 
 /* The decode row loops (sa_dot_rows_fn) give, row by row, the bits of the dot kernel with
- * nx = 1, for every type and path that has them, on an odd number of rows. */
+ * nx = 1, for every type and path that has them, on an odd number of rows; Q4_0/Q5_0 also
+ * with rows of 513 blocks (their row loop's lane sums hold 512: the dot kernel takes over). */
 static void test_rows_kernels(void) {
     int n_checked = 0;
-    for (size_t k = 0; k < SA_ARRAY_LEN(all_types); k++) {
-        enum sa_dtype t = all_types[k];
+    for (size_t k = 0; k < SA_ARRAY_LEN(all_types) + 2; k++) {
+        enum sa_dtype t = k < SA_ARRAY_LEN(all_types) ? all_types[k] : k == SA_ARRAY_LEN(all_types) ? SA_DTYPE_Q4_0 : SA_DTYPE_Q5_0;
         int64_t n_in = sa_dtype_block_size(t) == 256 ? 512 : 320, n_out = 37;
+        if (k >= SA_ARRAY_LEN(all_types)) n_in = 513 * 32;
         for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
             if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
             const struct sa_cpu_kernel *kern = &sa_cpu_kernels_of((enum sa_cpu_path)p)->k[t];

@@ -65,8 +65,11 @@ SA_INLINE __m256i bit5_32(const uint8_t *qh) {
 #define XROW(T, x, xs, j) ((const T *)((const char *)(x) + (size_t)(j) * (xs)))
 
 /* Expands name##_n (an always-inline kernel with an nx parameter) into a dot function with
- * nx fixed per call, so the activation loop is unrolled and its accumulators stay in registers. */
-#define SA_DOT_WRAP(name)                                                                          \
+ * nx fixed per call, so the activation loop is unrolled and its accumulators stay in
+ * registers (SA_DOT_WRAP_DOT), and the decode row loop (sa_dot_rows_fn) around its nx = 1
+ * code (SA_DOT_ROWS); SA_DOT_WRAP: both. */
+#define SA_DOT_WRAP(name) SA_DOT_WRAP_DOT(name) SA_DOT_ROWS(name)
+#define SA_DOT_WRAP_DOT(name)                                                                      \
     static void name(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {     \
         switch (nx) {                                                                              \
         case 1: name##_n(n, w, x, xs, 1, out); break;                                              \
@@ -74,7 +77,8 @@ SA_INLINE __m256i bit5_32(const uint8_t *qh) {
         case 3: name##_n(n, w, x, xs, 3, out); break;                                              \
         default: name##_n(n, w, x, xs, 4, out); break;                                             \
         }                                                                                          \
-    }                                                                                              \
+    }
+#define SA_DOT_ROWS(name)                                                                          \
     static void name##_rows(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y) { \
         for (int64_t r = 0; r < n_rows; r++) name##_n(n, (const char *)w + (size_t)r * w_row_bytes, x, 0, 1, y + r); \
     }
@@ -171,11 +175,48 @@ SA_DOT_WRAP(dot_q8_0)
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) out[j] = hsum_ps(acc[j]) + corr[j];   \
     }                                                                                              \
-    SA_DOT_WRAP(dot_##T)
+    SA_DOT_WRAP_DOT(dot_##T)
 SA_DOT_Q32(q4_0, sa_block_q4_0, 0, 0, -8)
 SA_DOT_Q32(q4_1, sa_block_q4_1, 0, 1, 0)
 SA_DOT_Q32(q5_0, sa_block_q5_0, 1, 0, -16)
 SA_DOT_Q32(q5_1, sa_block_q5_1, 1, 1, 0)
+SA_DOT_ROWS(dot_q4_1)
+SA_DOT_ROWS(dot_q5_1)
+
+/* Decode rows of Q4_0/Q5_0 without the sign trick: the unsigned quants u times x, started
+ * from OFF times the activation's sums per int32 lane (4 consecutive elements), computed
+ * once per call for all rows. The lanes are the same integers as sum (u + OFF) x in
+ * dot_T_n, so the results are its bits (test_rows_kernels), with 4 instructions fewer per
+ * block. Rows longer than SA_ROWS_MAX_BLOCKS blocks (16 KiB of lane sums on the stack) take
+ * dot_T_n. */
+#define SA_ROWS_MAX_BLOCKS 512
+#define SA_ROWS_Q32_0(T, BT, HAS_QH, OFF)                                                          \
+    static void dot_##T##_rows(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y) { \
+        const int64_t nb = n / 32;                                                                 \
+        const sa_block_q8a *bx = x;                                                                \
+        if (nb > SA_ROWS_MAX_BLOCKS) {                                                             \
+            for (int64_t r = 0; r < n_rows; r++) dot_##T##_n(n, (const char *)w + (size_t)r * w_row_bytes, x, 0, 1, y + r); \
+            return;                                                                                \
+        }                                                                                          \
+        __m256i off[SA_ROWS_MAX_BLOCKS];                                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            __m256i sum4 = dot_us8(_mm256_setzero_si256(), _mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)bx[b].qs)); \
+            off[b] = _mm256_mullo_epi32(sum4, _mm256_set1_epi32(OFF));                             \
+        }                                                                                          \
+        for (int64_t r = 0; r < n_rows; r++) {                                                     \
+            const BT *bw = (const BT *)((const char *)w + (size_t)r * w_row_bytes);                \
+            __m256 acc = _mm256_setzero_ps();                                                      \
+            for (int64_t b = 0; b < nb; b++) {                                                     \
+                __m256i u = nibbles32(bw[b].qs);                                                   \
+                if (HAS_QH) u = _mm256_or_si256(u, bit5_32((const uint8_t *)&bw[b] + 2));          \
+                __m256i p = dot_us8(off[b], u, _mm256_loadu_si256((const __m256i *)bx[b].qs));    \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(bw[b].d) * bx[b].d), _mm256_cvtepi32_ps(p), acc); \
+            }                                                                                      \
+            y[r] = hsum_ps(acc);                                                                   \
+        }                                                                                          \
+    }
+SA_ROWS_Q32_0(q4_0, sa_block_q4_0, 0, -8)
+SA_ROWS_Q32_0(q5_0, sa_block_q5_0, 1, -16)
 
 /* ---- K-quants x sa_block_q8_K ---- */
 
