@@ -11,8 +11,8 @@
 #   bench/engine_vs_llama_cpp.sh [MODEL.gguf ...]
 #   env: THREADS=1,2 PP=512 TG=128 REPS=3 ROUNDS=2 BUILD=build SA_PYTHON=.venv/bin/python
 #        MMAP=1 (0: both engines copy the weights into memory at load: salign --no-mmap,
-#        llama.cpp use_mmap=False; streaming a private copy is ~20% faster here than the file
-#        mapping, for both engines: docs/BENCHMARKS.md)
+#        llama.cpp use_mmap=False; with the files read from disk, as here, mapping and copy
+#        stream about as fast: docs/BENCHMARKS.md, "Page-cache folios")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
