@@ -133,6 +133,16 @@ static void test_read_file_weights(void) {
     free(data);
 }
 
+/* Lines of /proc/self/maps (-1 if unreadable). */
+static long count_mappings(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    long n = 0;
+    for (int c; (c = fgetc(f)) != EOF;) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
 /* Large files are mapped at a 2 MiB-aligned address (so that large page-cache folios can be
  * mapped whole), byte for byte, with nothing left mapped after the last page. */
 static void test_file_map_aligned(void) {
@@ -151,6 +161,18 @@ static void test_file_map_aligned(void) {
     unsigned char vec[1];
     const uint8_t *after = m.data + (n + page - 1) / page * page; /* the reservation's tail was given back */
     CHECK(mincore((void *)after, page, vec) != 0 && errno == ENOMEM);
+    sa_file_map_close(&m);
+    /* nothing of the 2 MiB reservation is left behind: the process's mappings do not grow */
+    long before = count_mappings();
+    for (int i = 0; i < 200; i++) {
+        CHECK_OK(sa_file_map_open(path, &m));
+        sa_file_map_close(&m);
+    }
+    CHECK_EQ_INT(count_mappings(), before);
+    /* exactly 2 MiB: no partial page after the end */
+    CHECK_OK(sa_write_file_atomic(path, data, 2u << 20));
+    CHECK_OK(sa_file_map_open(path, &m));
+    CHECK(m.size == (2u << 20) && (uintptr_t)m.data % (2u << 20) == 0 && memcmp(m.data, data, m.size) == 0);
     sa_file_map_close(&m);
     free(data);
 }
