@@ -462,11 +462,13 @@ static char *dir_of(const char *path) {
     return d;
 }
 
-static enum sa_status fsync_path(const char *path) {
+/* fsync, then drop the file's pages from the page cache (sa_file_drop_cache): a pulled
+ * model is read back from disk in large folios. */
+static enum sa_status fsync_and_uncache(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
     int r = fsync(fd);
-    if (r == 0) sa_file_drop_cache(fd); /* read back from disk as large folios: core_impl.h */
+    if (r == 0) sa_file_drop_cache(fd);
     close(fd);
     return r == 0 ? SA_STATUS_OK : sa_error(SA_STATUS_IO, "%s: fsync failed: %s", path, strerror(errno));
 }
@@ -488,7 +490,7 @@ static enum sa_status pull_known(const struct sa_hub_source *src, const char *pa
     char *tmp = s ? NULL : sa_hub_path_join(work, src->model->file_name);
     if (!s && !tmp) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     if (!s) s = sa_pypi_fetch(src, work, tmp, p);
-    if (!s) s = fsync_path(tmp);
+    if (!s) s = fsync_and_uncache(tmp);
     if (!s && rename(tmp, path) != 0)
         s = sa_error(SA_STATUS_IO, "%s: cannot rename into place: %s", path, strerror(errno));
     if (!s) sa_hub_stamp_write(path, src->model->sha256);
@@ -528,7 +530,7 @@ static enum sa_status pull_url(const char *ref, const char *url, const char *pat
             }
             break;
         }
-        if ((s = fsync_path(part))) break;
+        if ((s = fsync_and_uncache(part))) break;
         if (rename(part, path) != 0) {
             s = sa_error(SA_STATUS_IO, "%s: cannot rename into place: %s", path, strerror(errno));
             break;

@@ -169,10 +169,10 @@ size_t sa_matmul_scratch_bytes(enum sa_dtype wtype, int64_t n_in, int64_t T) {
 struct mm_ctx {
     enum sa_dtype wtype;
     enum sa_act_kind act;
-    sa_dot_fn dot;     /* NULL: fallback */
+    sa_dot_fn dot;       /* NULL: fallback */
     sa_dot_rows_fn rows; /* T = 1: the row loop inside the kernel (NULL: dot per row) */
-    sa_dot_fn dot_f32; /* the path's F32 kernel, for the fallback */
-    sa_gemm_fn gemm;   /* non-NULL: prefill GEMM in tiles of SA_GEMM_ROWS rows x t_block */
+    sa_dot_fn dot_f32;   /* the path's F32 kernel, for the fallback */
+    sa_gemm_fn gemm;     /* non-NULL: prefill GEMM in tiles of SA_GEMM_ROWS rows x t_block */
     sa_act_row_fn act_row;
     const uint8_t *W;  /* (n_out, w_row_bytes) */
     size_t w_row_bytes;
