@@ -70,12 +70,18 @@ def streamed_text_equals_answer_and_edits():
     assert edits.endswith("\n" + out), (edits, out)
 
 
+# A question whose greedy answer (SmolLM2-135M Q4_1) is short and the same for our engine under
+# other float orders of its kernels and for llama.cpp (checked 2026-11-27: many others, such as
+# "What is 12 times 7?", flip at a near tie when a kernel's order of additions changes).
+STABLE_Q, STABLE_A = "How many days are in a week?", "A week is approximately 7 days."
+
+
 @test
 def upstream_and_aligner_modes():
-    q = "What is 12 times 7?"
+    q = STABLE_Q
     up, _ = ok([SALIGN, "align", "--upstream", NAME, "-p", q, "--mode", "upstream", "--max-length", "40", "--json"])
     u = json.loads(up)
-    assert u["rounds"] == 0 and u["answer"] == "12 times 7 is 72." and u["stop"] == "upstream_end", u
+    assert u["rounds"] == 0 and u["answer"] == STABLE_A and u["stop"] == "upstream_end", u
     al, _ = ok(BASE + ["-p", q, "--mode", "aligner", "--json", "--max-length", "40"])
     a = json.loads(al)
     assert a["upstream_answer"] == u["answer"] and a["rounds"] == 1 and a["sentences"] == 1, a
@@ -224,13 +230,13 @@ def remote_equals_local():
     srv = Server()
     try:
         remote = [SALIGN, "align", "-t", "2", "--upstream", srv.base, "--upstream-tokenizer", NAME] + NO_PENALTY
-        for q in ("What is 12 times 7?", "Count from one to five in words."):
+        for q in (STABLE_Q, "Count from one to five in words."):
             lu, _ = ok([SALIGN, "align", "-t", "2", "--upstream", NAME, "-p", q, "--mode", "upstream",
                         "--max-length", "40"])
             ru, _ = ok(remote + ["-p", q, "--mode", "upstream", "--max-length", "40"])
             assert lu == ru and lu.strip(), (q, lu, ru)
         # the aligned answer: one round, the upstream's end of turn seen through the server
-        q = "What is 12 times 7?"
+        q = STABLE_Q
         lt, rt = os.path.join(tmpdir(), "lt.jsonl"), os.path.join(tmpdir(), "rt.jsonl")
         la, _ = ok(BASE + ["-p", q, "--max-rounds", "3", "--json", "--trace", lt])
         ra, _ = ok(remote + ["--aligner", NAME, "-p", q, "--max-rounds", "3", "--json", "--trace", rt])
