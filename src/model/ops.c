@@ -174,6 +174,14 @@ SA_INLINE float hsum_avx2(__m256 v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+/* the sums of a, b, c, d (8 lanes each) as one vector of 4 */
+SA_INLINE __m128 hsum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m256 x = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b)); /* per 128: a02 b02 a13 b13 */
+    const __m256 y = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+    const __m256 z = _mm256_add_ps(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2))); /* per 128: a b c d */
+    return _mm_add_ps(_mm256_castps256_ps128(z), _mm256_extractf128_ps(z, 1));
+}
 #include "model/ops_x86_body.h"
 #undef W
 #undef JR
@@ -225,6 +233,15 @@ SA_INLINE float hsum_avx2(__m256 v) {
 #define VMAND(a, b) ((__mmask16)((a) & (b)))
 #define VSELECT(m, a, b) _mm512_mask_blend_ps(m, b, a)
 #define VHSUM(v) _mm512_reduce_add_ps(v)
+/* the sums of a, b, c, d (16 lanes each) as one vector of 4 */
+SA_INLINE __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
+    const __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b)); /* per 128: a02 b02 a13 b13 */
+    const __m512 y = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    const __m512 z = _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2))); /* per 128: a b c d */
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(z), _mm512_extractf32x8_ps(z, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
 #include "model/ops_x86_body.h"
 #pragma GCC pop_options
 

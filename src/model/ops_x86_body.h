@@ -227,19 +227,18 @@ static void FN(attn_decode_head)(const struct sa_attn_args *a, int64_t h, float 
     const float *q = a->q + h * D;
     const float *k = a->k + lo * kvs + g * D, *v = a->v + lo * kvs + g * D;
     int64_t j = 0;
-    for (; j + 4 <= n; j += 4) { /* four independent chains */
-        VF s0 = VZERO(), s1 = VZERO(), s2 = VZERO(), s3 = VZERO();
+    const __m128 scale4 = _mm_set1_ps(a->scale);
+    for (; j + 8 <= n; j += 8) { /* eight independent chains, reduced four keys at a time */
+        VF s[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) s[i] = VZERO();
         for (int64_t d = 0; d < D; d += W) {
             const VF qv = VLOAD(q + d);
-            s0 = VFMA(qv, VLOAD(k + (j + 0) * kvs + d), s0);
-            s1 = VFMA(qv, VLOAD(k + (j + 1) * kvs + d), s1);
-            s2 = VFMA(qv, VLOAD(k + (j + 2) * kvs + d), s2);
-            s3 = VFMA(qv, VLOAD(k + (j + 3) * kvs + d), s3);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) s[i] = VFMA(qv, VLOAD(k + (j + i) * kvs + d), s[i]);
         }
-        sc[j + 0] = VHSUM(s0) * a->scale;
-        sc[j + 1] = VHSUM(s1) * a->scale;
-        sc[j + 2] = VHSUM(s2) * a->scale;
-        sc[j + 3] = VHSUM(s3) * a->scale;
+        _mm_storeu_ps(sc + j, _mm_mul_ps(FN(hsum4)(s[0], s[1], s[2], s[3]), scale4));
+        _mm_storeu_ps(sc + j + 4, _mm_mul_ps(FN(hsum4)(s[4], s[5], s[6], s[7]), scale4));
     }
     for (; j < n; j++) {
         VF s0 = VZERO();
@@ -265,20 +264,25 @@ static void FN(attn_decode_head)(const struct sa_attn_args *a, int64_t h, float 
     const float inv = 1.0f / sum;
     float *o = a->out + h * D;
     int64_t c = 0;
-    for (; c + 4 * W <= D; c += 4 * W) {
-        VF o0 = VZERO(), o1 = VZERO(), o2 = VZERO(), o3 = VZERO();
-        for (j = 0; j < n; j++) {
-            const VF pb = VSET1(sc[j]);
-            const float *vr = v + j * kvs + c;
-            o0 = VFMA(pb, VLOAD(vr), o0);
-            o1 = VFMA(pb, VLOAD(vr + W), o1);
-            o2 = VFMA(pb, VLOAD(vr + 2 * W), o2);
-            o3 = VFMA(pb, VLOAD(vr + 3 * W), o3);
+    for (; c + 4 * W <= D; c += 4 * W) { /* even and odd keys in two sets of four chains */
+        VF oa[4], ob[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) oa[i] = ob[i] = VZERO();
+        for (j = 0; j + 2 <= n; j += 2) {
+            const VF pa = VSET1(sc[j]), pb = VSET1(sc[j + 1]);
+            const float *va = v + j * kvs + c, *vb = va + kvs;
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) oa[i] = VFMA(pa, VLOAD(va + i * W), oa[i]);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) ob[i] = VFMA(pb, VLOAD(vb + i * W), ob[i]);
         }
-        VSTORE(o + c, VMUL(o0, VSET1(inv)));
-        VSTORE(o + c + W, VMUL(o1, VSET1(inv)));
-        VSTORE(o + c + 2 * W, VMUL(o2, VSET1(inv)));
-        VSTORE(o + c + 3 * W, VMUL(o3, VSET1(inv)));
+        if (j < n) {
+            const VF pa = VSET1(sc[j]);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) oa[i] = VFMA(pa, VLOAD(v + j * kvs + c + i * W), oa[i]);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) VSTORE(o + c + i * W, VMUL(VADD(oa[i], ob[i]), VSET1(inv)));
     }
     for (; c < D; c += W) {
         VF o0 = VZERO();
