@@ -146,8 +146,11 @@ enum sa_status sa_read_file(const char *path, size_t max_size, char **out, size_
     return *out ? SA_STATUS_OK : sa_error(SA_STATUS_NO_MEMORY, "out of memory");
 }
 
+/* the transparent huge page of x86-64 (PMD size): alignment of weight memory and mappings */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
 void *sa_alloc_weights(size_t n) {
-    const size_t huge = (size_t)2 << 20;
+    const size_t huge = HUGE_PAGE_BYTES;
     if (n < huge) return malloc(n ? n : 1);
     if (n > SIZE_MAX - huge) return NULL;
     size_t rounded = (n + huge - 1) / huge * huge; /* aligned_alloc: a multiple of the alignment */
@@ -244,7 +247,7 @@ void sa_file_drop_cache(int fd) {
  * each, and streaming the weights (decode) walks 512x fewer page-table entries. Pages that
  * some earlier reader brought in as small folios stay small. Falls back to a plain mapping. */
 static void *map_file_aligned(int fd, size_t size) {
-    const size_t huge = (size_t)2 << 20;
+    const size_t huge = HUGE_PAGE_BYTES;
     if (size < huge) return mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     uint8_t *res = mmap(NULL, size + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (res == MAP_FAILED) return mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
