@@ -5,6 +5,7 @@
 #define SA_OPS_IMPL_H
 
 #include "backend/cpu/cpu_impl.h"
+#include "formats/arch_impl.h" /* enum sa_rope_mode */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,12 +13,6 @@
 /* y = x / sqrt(mean(x^2) + eps) * w, for each of n_rows rows of n floats. w: (n), or NULL
  * for no weight. y may equal x. */
 void sa_op_rmsnorm(float *y, const float *x, const float *w, int64_t n_rows, int64_t n, float eps);
-
-enum sa_rope_mode {
-    SA_ROPE_NORMAL = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama.cpp's mode 0, used
-                         * with the GGUF llama weights whose Q/K rows were permuted */
-    SA_ROPE_NEOX = 2,   /* rotate halves (x[i], x[i + n_rot/2]): HF rotate_half */
-};
 
 /* Rotary position embedding in place. x: (T, n_head, head_dim); pos: (T) positions;
  * inv_freq: (n_rot/2) angular frequencies (radians per position) for the rotated pairs;
