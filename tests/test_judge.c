@@ -7,7 +7,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include "sa/chat.h"
-#include "sa/eval.h"
+#include "sa/judge.h"
 #include "sa/upstream.h"
 
 #include <cJSON.h>
