@@ -23,8 +23,9 @@ enum sa_judge_aspect {
 };
 /* "helpful", "harmless", "math". */
 const char *sa_judge_aspect_name(enum sa_judge_aspect a);
-/* false when `name` is none of the names above. */
-bool sa_judge_aspect_from_name(const char *name, enum sa_judge_aspect *out);
+/* The aspect named `name` (one of the names above) into *out. Errors:
+ * SA_STATUS_BAD_ARGUMENT (NULL or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_judge_aspect_from_name(const char *name, enum sa_judge_aspect *out);
 
 /* A judge prompt: an optional system message and a user message with the placeholders
  * {question}, {answer_a}, {answer_b} (required) and {reference} (optional). File format

@@ -21,11 +21,13 @@ const char *sa_arch_name(enum sa_arch a) {
     return (unsigned)a < SA_ARRAY_LEN(arch_names) ? arch_names[a] : "unknown";
 }
 
-enum sa_arch sa_arch_from_name(const char *name) {
-    if (!name) return SA_ARCH_UNKNOWN;
-    for (size_t i = 1; i < SA_ARRAY_LEN(arch_names); i++)
-        if (!strcmp(name, arch_names[i])) return (enum sa_arch)i;
-    return SA_ARCH_UNKNOWN;
+enum sa_status sa_arch_from_name(const char *name, enum sa_arch *out) {
+    for (size_t i = 1; name && i < SA_ARRAY_LEN(arch_names); i++)
+        if (!strcmp(name, arch_names[i])) {
+            *out = (enum sa_arch)i;
+            return SA_STATUS_OK;
+        }
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown architecture '%s' (llama, qwen2, qwen3, gemma3)", name ? name : "(null)");
 }
 
 void sa_model_config_defaults(struct sa_model_config *c, enum sa_arch arch) {
@@ -174,7 +176,8 @@ static void infer_llama3(const struct sa_gguf *g, struct sa_model_config *c) {
 enum sa_status sa_model_config_from_gguf(const struct sa_gguf *g, struct sa_model_config *c) {
     char *arch = sa_gguf_get_string(g, "general.architecture");
     if (!arch) return sa_error(SA_STATUS_BAD_FILE, "GGUF: missing general.architecture");
-    enum sa_arch a = sa_arch_from_name(arch);
+    enum sa_arch a = SA_ARCH_UNKNOWN;
+    if (sa_arch_from_name(arch, &a)) a = SA_ARCH_UNKNOWN; /* reported below, with the supported ones */
     sa_model_config_defaults(c, a);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", arch);
     if (a == SA_ARCH_UNKNOWN) {

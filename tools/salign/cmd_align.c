@@ -145,9 +145,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         else if (!strcmp(a, "--output")) o->output = v;
         else if (!strcmp(a, "--answers")) o->answers = v;
         else if (!strcmp(a, "--mode")) {
-            int m = sa_pipeline_mode_from_name(v);
-            ok = m >= 0;
-            if (ok) o->pp.mode = (enum sa_pipeline_mode)m;
+            ok = sa_pipeline_mode_from_name(v, &o->pp.mode) == SA_STATUS_OK;
         } else if (!strcmp(a, "--continue-with")) {
             ok = !strcmp(v, "aligner") || !strcmp(v, "upstream");
             o->pp.continue_with = !strcmp(v, "upstream") ? SA_PIPELINE_CONTINUE_UPSTREAM : SA_PIPELINE_CONTINUE_ALIGNER;
@@ -587,8 +585,8 @@ int cmd_align(int argc, char **argv) {
     } else if (is_url(o.upstream)) {
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
         if (o.upstream_template) {
-            enum sa_chat_format f = sa_chat_format_from_name(o.upstream_template);
-            if (f == SA_CHAT_FORMAT_UNKNOWN) {
+            enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
+            if (sa_chat_format_from_name(o.upstream_template, &f) != SA_STATUS_OK) {
                 size_t tl = 0;
                 if (cli_read_file(o.upstream_template, &tmpl_text, &tl)) {
                     fprintf(stderr, "salign align: --upstream-template '%s' is neither a chat format (chatml, gemma, "

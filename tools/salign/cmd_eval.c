@@ -610,7 +610,8 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
     struct sa_upstream *up = NULL;
     char *model_id = NULL, *tmpl = NULL, *arch = NULL;
     int rc = CLI_OK;
-    enum sa_chat_format named = o->tmpl ? sa_chat_format_from_name(o->tmpl) : SA_CHAT_FORMAT_UNKNOWN;
+    enum sa_chat_format named = SA_CHAT_FORMAT_UNKNOWN; /* stays UNKNOWN when o->tmpl is a file, not a name */
+    if (o->tmpl && sa_chat_format_from_name(o->tmpl, &named) != SA_STATUS_OK) named = SA_CHAT_FORMAT_UNKNOWN;
     bool remote = !strncmp(o->judge, "http://", 7) || !strncmp(o->judge, "https://", 8);
     if (remote) {
         if (!o->tmpl)
@@ -681,7 +682,7 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
 
 static int eval_judge(const struct judge_opts *o) {
     enum sa_judge_aspect aspect;
-    if (!sa_judge_aspect_from_name(o->aspect, &aspect))
+    if (sa_judge_aspect_from_name(o->aspect, &aspect) != SA_STATUS_OK)
         return cli_usage_error("eval", "--aspect: '%s' is not helpful, harmless or math", o->aspect);
     struct answer_set A = {.path = o->a}, B = {.path = o->b};
     struct gold g = {0};
