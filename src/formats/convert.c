@@ -841,6 +841,8 @@ static enum sa_status st_to_st(const struct sa_safetensors *st, const char *dir,
 }
 
 static bool is_gguf_file(const char *path) {
+    struct stat sb; /* not a regular file (a FIFO would block fopen): not GGUF; opening it says why */
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
     FILE *f = fopen(path, "rb");
     char magic[4] = {0};
     if (!f) return false;
