@@ -710,9 +710,8 @@ static enum sa_status read_hf_config(const char *dir, struct sa_model_config *c)
     size_t len;
     if (!path) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     snprintf(path, n, "%s/config.json", dir);
-    enum sa_status s = sa_read_file(path, 16u << 20, &text, &len);
-    if (!s) s = sa_model_config_from_hf_json(text, len, c);
-    if (s) s = sa_error_wrap(s, "%s", path);
+    enum sa_status s = sa_read_file(path, 16u << 20, &text, &len); /* names the path */
+    if (!s && (s = sa_model_config_from_hf_json(text, len, c))) s = sa_error_wrap(s, "%s", path);
     free(text);
     free(path);
     return s;

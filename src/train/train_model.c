@@ -248,7 +248,7 @@ static enum sa_status load_hf_extras(struct sa_train_model *m, const char *dir) 
     snprintf(tc, sizeof tc, "%s/tokenizer_config.json", dir);
     if (!m->base_gguf && sa_file_exists(tj) &&
         (s = sa_tokenizer_load_hf(tj, sa_file_exists(tc) ? tc : NULL, &m->tok)))
-        return sa_error_wrap(s, "%s", tj);
+        return s; /* its messages name the file */
     for (int i = 0; i < m->n_side && !m->chat_template; i++) {
         if (!strcmp(m->side[i].name, "chat_template.jinja")) {
             m->chat_template = strdup(m->side[i].data);

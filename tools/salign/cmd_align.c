@@ -345,7 +345,7 @@ static int read_done(const char *path, struct keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     for (char *line = text; line && *line;) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = 0;
@@ -382,7 +382,7 @@ static void answer_map_free(struct answer_map *m) {
 static int read_answers(const char *path, struct answer_map *m) {
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     int rc = 0;
     size_t lineno = 0;
     for (char *line = text; !rc && line && *line; lineno++) {
@@ -428,7 +428,7 @@ static int prune_trace(const char *path, const struct keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp", path) < 0) {
         free(text);
@@ -457,7 +457,7 @@ static int prune_trace(const char *path, const struct keyset *done) {
 static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *trace) {
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(o->input, &text, &len)) return cli_fail(o->input);
+    if (cli_read_file(o->input, &text, &len)) return cli_fail(NULL);
     struct keyset done = {0};
     struct answer_map given = {0};
     int rc = o->answers ? read_answers(o->answers, &given) : 0;

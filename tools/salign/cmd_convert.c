@@ -111,7 +111,7 @@ int cmd_convert(int argc, char **argv) {
     p.log = log_line;
     p.log_user = &quiet;
     char *in_path = NULL; /* a known name resolves to its cached file */
-    if (sa_hub_resolve(in, NULL, &in_path)) return cli_fail(in);
+    if (sa_hub_resolve(in, NULL, &in_path)) return cli_fail(NULL);
     enum sa_status st = sa_convert(in_path, out, &p);
     free(in_path);
     if (st) return cli_fail("convert");

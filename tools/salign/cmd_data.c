@@ -257,7 +257,7 @@ static void build_progress(void *user, const struct sa_data_build_stats *st) {
 static int local_model_id(const char *ref, char **id) {
     char *path = NULL;
     struct stat st;
-    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     const char *base = strrchr(path, '/');
     int rc = CLI_OK;
     if (stat(path, &st) || asprintf(id, "local:%s:%lld", base ? base + 1 : path, (long long)st.st_size) < 0)

@@ -590,7 +590,7 @@ struct judge_opts {
 /* The chat template text of a GGUF file (tokenizer.chat_template), for a remote judge. */
 static int template_from_gguf(const char *ref, char **tmpl, char **arch) {
     char *path = NULL;
-    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     struct sa_gguf *g = NULL;
     enum sa_status s = sa_gguf_open(path, &g);
     free(path);
@@ -636,7 +636,7 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
     } else {
         char *path = NULL;
         struct stat st;
-        if (sa_hub_resolve(o->judge, NULL, &path) != SA_STATUS_OK) return cli_fail(o->judge);
+        if (sa_hub_resolve(o->judge, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
         struct sa_model_params mp = sa_model_default_params();
         mp.n_threads = o->n_threads;
         if (sa_model_load(path, &mp, model)) rc = cli_fail("loading the judge model");

@@ -170,7 +170,7 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (!base || !p.data || !p.out) return cli_usage_error("train", "--base, --data and --out are required");
     char *path = NULL;
-    if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(base);
+    if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     p.base = path;
     struct sa_train_result r;
     enum sa_status s = sa_train_run(&p, &r);
