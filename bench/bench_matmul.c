@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
            "kernel T=512", "T=1 1th", "T=1 2th", "T=512 1th", "T=512 2th");
     for (int k = 0; k < n_types; k++) {
         enum sa_dtype t;
-        if (!sa_dtype_from_name(names[k], &t) || !sa_matmul_supported(t)) {
+        if (sa_dtype_from_name(names[k], &t) != SA_STATUS_OK || !sa_matmul_supported(t)) {
             fprintf(stderr, "bench_matmul: unknown or unsupported type %s\n", names[k]);
             continue;
         }

@@ -26,7 +26,9 @@ static void test_table(void) {
     for (int i = 0; i < sa_arch_count(); i++) {
         const struct sa_arch_info *ai = sa_arch_at(i);
         CHECK(sa_arch_info(ai->arch) == ai);
-        CHECK_EQ_INT(sa_arch_from_name(ai->name), ai->arch);
+        enum sa_arch got = SA_ARCH_UNKNOWN;
+        CHECK_OK(sa_arch_from_name(ai->name, &got));
+        CHECK_EQ_INT(got, ai->arch);
         CHECK_EQ_STR(sa_arch_name(ai->arch), ai->name);
         /* HF weights always run NEOX RoPE; GGUF ones NORMAL exactly when llama.cpp permutes */
         CHECK_EQ_INT(sa_arch_rope_mode(ai->arch, SA_NAMES_HF), SA_ROPE_NEOX);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_status_messages(void) {
@@ -133,6 +134,26 @@ static void test_read_file_weights(void) {
     free(data);
 }
 
+/* A FIFO given as a model file (issue 16): open() of a FIFO without a writer blocked
+ * forever. Both ways of loading weights now refuse it at once, saying what it is. The alarm
+ * kills this test program (a failure) should either block again. */
+static void test_fifo_refused(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.fifo", harness_tmpdir());
+    unlink(path);
+    CHECK(mkfifo(path, 0600) == 0);
+    alarm(30);
+    struct sa_file_map m;
+    CHECK_EQ_INT(sa_file_map_open(path, &m), SA_STATUS_IO);
+    CHECK(strstr(sa_last_error(), "not a regular file (a FIFO)") && strstr(sa_last_error(), path));
+    char *p = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(sa_read_file_weights(path, &p, &len), SA_STATUS_IO);
+    CHECK(strstr(sa_last_error(), "a FIFO") && p == NULL);
+    alarm(0);
+    unlink(path);
+}
+
 /* Lines of /proc/self/maps (-1 if unreadable). */
 static long count_mappings(void) {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -206,6 +227,7 @@ int main(void) {
     RUN(test_utf8);
     RUN(test_files);
     RUN(test_read_file_weights);
+    RUN(test_fifo_refused);
     RUN(test_file_map_aligned);
     RUN(test_file_drop_cache);
     return harness_summary();

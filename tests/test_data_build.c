@@ -6,7 +6,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include "sa/data_build.h"
-#include "sa/eval.h"
+#include "sa/judge.h"
 #include "sa/records.h"
 #include "sa/upstream.h"
 

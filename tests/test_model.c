@@ -3,7 +3,8 @@
  * on one model, argument errors; and the ops: RoPE layouts (HF llama Q/K permutation +
  * normal RoPE == rotate-half RoPE), attention against a naive loop. The logits themselves
  * are checked against llama.cpp and PyTorch in tests/py/test_logits_parity.py and
- * tests/py/test_hf_parity.py. */
+ * tests/py/test_hf_parity.py. Also a tiny GGUF written here whose weights are NaN: the first
+ * decode says so (issue 16). */
 #include "harness.h"
 #include "backend/cpu/cpu_impl.h"
 #include "model/ops_impl.h"
@@ -202,6 +203,82 @@ static void test_errors(void) {
     sa_ctx_free(ctx);
     sa_ctx_free(NULL);
     sa_model_free(NULL);
+}
+
+/* A tiny llama GGUF (1 layer, n_embd 8, 2 heads, n_ff 16, vocab 32, f32) with small
+ * deterministic weights; `poison` names a tensor whose values are all NaN ("*": every
+ * tensor; NULL: none). */
+static void write_tiny_gguf(const char *path, const char *poison) {
+    enum { E = 8, F = 16, V = 32 };
+    static float embd[V * E], out[V * E], norm[E], wq[E * E], wk[E * E], wv[E * E], wo[E * E], gate[F * E],
+        up[F * E], down[E * F];
+    static const struct {
+        const char *name;
+        float *data;
+        int64_t n_in, n_out; /* ne[0], ne[1] (n_out 1: a vector) */
+    } ts[] = {
+        {"token_embd.weight", embd, E, V},      {"output_norm.weight", norm, E, 1},
+        {"output.weight", out, E, V},           {"blk.0.attn_norm.weight", norm, E, 1},
+        {"blk.0.attn_q.weight", wq, E, E},      {"blk.0.attn_k.weight", wk, E, E},
+        {"blk.0.attn_v.weight", wv, E, E},      {"blk.0.attn_output.weight", wo, E, E},
+        {"blk.0.ffn_norm.weight", norm, E, 1},  {"blk.0.ffn_gate.weight", gate, E, F},
+        {"blk.0.ffn_up.weight", up, E, F},      {"blk.0.ffn_down.weight", down, F, E},
+    };
+    struct sa_gguf_writer *w = NULL;
+    CHECK_OK(sa_gguf_writer_init(&w));
+    if (!w) return;
+    CHECK_OK(sa_gguf_writer_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.block_count", 1));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.embedding_length", E));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.feed_forward_length", F));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.attention.head_count", 2));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.context_length", 64));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.vocab_size", V));
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        int64_t n = ts[i].n_in * ts[i].n_out;
+        bool nan = poison && (!strcmp(poison, "*") || !strcmp(poison, ts[i].name));
+        for (int64_t k = 0; k < n; k++)
+            ts[i].data[k] = nan ? NAN : ts[i].data == norm ? 1.0f : (float)((k * 7 + (int64_t)i * 3) % 11 - 5) * 0.05f;
+        int64_t ne[4] = {ts[i].n_in, ts[i].n_out, 1, 1};
+        CHECK_OK(sa_gguf_writer_add_tensor(w, ts[i].name, SA_DTYPE_F32, ts[i].n_out == 1 ? 1 : 2, ne, ts[i].data));
+    }
+    CHECK_OK(sa_gguf_writer_write(w, path));
+    sa_gguf_writer_free(w);
+}
+
+/* Issue 16: a GGUF whose weights are NaN loaded and "generated" empty text with exit 0. The
+ * first decode of a context checks the logits and says what is wrong. */
+static void test_nan_weights(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nan.gguf", harness_tmpdir());
+    static const char *const poisons[] = {NULL, "*", "token_embd.weight", "blk.0.ffn_down.weight", "output.weight"};
+    for (size_t i = 0; i < sizeof poisons / sizeof poisons[0]; i++) {
+        write_tiny_gguf(path, poisons[i]);
+        struct sa_model_params mp = sa_model_default_params();
+        mp.load_tokenizer = false;
+        mp.n_threads = 1;
+        struct sa_model *m = NULL;
+        CHECK_OK(sa_model_load(path, &mp, &m));
+        if (!m) continue;
+        struct sa_ctx_params cp = sa_ctx_default_params();
+        cp.n_threads = 1;
+        struct sa_ctx *ctx = NULL;
+        CHECK_OK(sa_ctx_init(m, &cp, &ctx));
+        int32_t toks[3] = {1, 5, 9};
+        float logits[32];
+        enum sa_status s = ctx ? sa_ctx_decode(ctx, toks, 3, logits) : SA_STATUS_ERROR;
+        if (!poisons[i]) {
+            CHECK_OK(s);
+            for (int k = 0; k < 32; k++) CHECK(isfinite(logits[k]));
+        } else {
+            CHECK_MSG(s == SA_STATUS_BAD_FILE, "%s NaN: status %d (%s)", poisons[i], s, sa_last_error());
+            CHECK(strstr(sa_last_error(), "NaN") != NULL);
+            CHECK_EQ_INT(sa_ctx_len(ctx), 0);
+            CHECK(sa_ctx_logits(ctx) == NULL);
+        }
+        sa_ctx_free(ctx);
+        sa_model_free(m);
+    }
 }
 
 /* use_mmap = false: weights read into memory, same logits. */
@@ -468,6 +545,7 @@ int main(void) {
     RUN(test_prefix_reuse);
     RUN(test_two_contexts);
     RUN(test_errors);
+    RUN(test_nan_weights);
     RUN(test_cancel);
     RUN(test_no_mmap);
     free(g_fresh);

@@ -629,8 +629,12 @@ static void test_init_errors(void) {
     CHECK_OK(sa_pipeline_init(&st.pp, &pl));
     sa_pipeline_free(pl);
     setup_free(&st);
-    CHECK_EQ_INT(sa_pipeline_mode_from_name("continue"), SA_PIPELINE_CONTINUE);
-    CHECK_EQ_INT(sa_pipeline_mode_from_name("nope"), -1);
+    enum sa_pipeline_mode mode = SA_PIPELINE_STREAM;
+    CHECK_OK(sa_pipeline_mode_from_name("continue", &mode));
+    CHECK_EQ_INT(mode, SA_PIPELINE_CONTINUE);
+    CHECK_EQ_INT(sa_pipeline_mode_from_name("nope", &mode), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'nope'") != NULL);
+    CHECK_EQ_INT(mode, SA_PIPELINE_CONTINUE);
     CHECK_EQ_STR(sa_pipeline_stop_name(SA_PIPELINE_STOP_MAX_LENGTH), "max_length");
 }
 

@@ -506,9 +506,19 @@ static void test_data(void) {
 
 static void test_lora_targets(void) {
     uint32_t f;
-    CHECK(sa_lora_targets_parse("q,k,v,o,gate,up,down", &f) && f == SA_LORA_ALL);
-    CHECK(sa_lora_targets_parse("q_proj,v_proj", &f) && f == (SA_LORA_Q | SA_LORA_V));
-    CHECK(!sa_lora_targets_parse("q,,v", &f) && !sa_lora_targets_parse("qq", &f) && !sa_lora_targets_parse("", &f));
+    CHECK(sa_lora_targets_parse("q,k,v,o,gate,up,down", &f) == SA_STATUS_OK && f == SA_LORA_ALL);
+    CHECK(sa_lora_targets_parse("q_proj,v_proj", &f) == SA_STATUS_OK && f == (SA_LORA_Q | SA_LORA_V));
+    CHECK_EQ_INT(sa_lora_targets_parse("q,,v", &f), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_lora_targets_parse("qq", &f), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'qq'") != NULL);
+    CHECK_EQ_INT(sa_lora_targets_parse("", &f), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(f, SA_LORA_Q | SA_LORA_V); /* unchanged on error */
+    enum sa_train_precision pr = SA_TRAIN_FP32;
+    CHECK(sa_train_precision_from_name("bfloat16", &pr) == SA_STATUS_OK && pr == SA_TRAIN_BF16);
+    CHECK(sa_train_precision_from_name("f32", &pr) == SA_STATUS_OK && pr == SA_TRAIN_FP32);
+    CHECK_EQ_INT(sa_train_precision_from_name("fp8", &pr), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_train_precision_from_name(NULL, &pr), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(pr, SA_TRAIN_FP32);
 }
 
 int main(void) {

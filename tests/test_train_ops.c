@@ -13,7 +13,7 @@
 #include "harness.h"
 #include "core/core_impl.h"
 #include "sa/status.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 #include "train/ops_train_impl.h"
 
 #include <stdint.h>

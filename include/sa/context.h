@@ -54,7 +54,9 @@ const int32_t *sa_ctx_tokens(const struct sa_ctx *ctx);
  * forward pass) and computes the logits of the last one. logits_out: NULL, or n_vocab
  * floats the caller owns, receiving the last token's logits (also kept: sa_ctx_logits).
  * Errors: SA_STATUS_BAD_ARGUMENT (n <= 0, a token id out of range, len + n > n_ctx: the
- * message says so), SA_STATUS_CANCELLED. On error the context keeps its previous length. */
+ * message says so), SA_STATUS_CANCELLED, SA_STATUS_BAD_FILE (the first decode of a context
+ * gave NaN or infinite logits: the model's weights hold NaN/Inf; checked once per context).
+ * On error the context keeps its previous length. */
 SA_NODISCARD enum sa_status sa_ctx_decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_out);
 /* Same, with the logits of every appended position: logits_all is (n, n_vocab) floats,
  * caller-owned (row i belongs to tokens[i]). */

@@ -2,7 +2,7 @@
  * upstream and an annotator. The upstream answers each prompt sentence by sentence (the
  * pipeline, sa/pipeline.h, with the annotator as its aligner_fn, so the prefix follows the
  * corrected sentences exactly as at inference); the annotator (any engine behind struct
- * sa_judge, sa/eval.h) answers "CORRECTION: [[...]]" and "EOS: [[TRUE|FALSE]]" for each
+ * sa_judge, sa/judge.h) answers "CORRECTION: [[...]]" and "EOS: [[TRUE|FALSE]]" for each
  * sentence. Output is append-only JSONL with a checkpoint sidecar: an interrupted build
  * resumes without losing or duplicating records (the checkpoint rules: src/data/build.c).
  * The default annotator prompt and its placeholders: docs/prompts/annotator.txt. */

@@ -34,9 +34,11 @@ enum sa_pipeline_mode {
     SA_PIPELINE_ALIGNER = 2,  /* the Aligner baseline: the whole answer, rewritten once */
     SA_PIPELINE_UPSTREAM = 3, /* the upstream alone, streamed sentence by sentence */
 };
-/* "stream", "continue", "aligner", "upstream" (and back; -1 for an unknown name). */
+/* "stream", "continue", "aligner", "upstream" ("unknown" for another value). */
 const char *sa_pipeline_mode_name(enum sa_pipeline_mode m);
-int sa_pipeline_mode_from_name(const char *name);
+/* The mode named `name` (one of the names above) into *out. Errors: SA_STATUS_BAD_ARGUMENT
+ * (NULL or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_pipeline_mode_from_name(const char *name, enum sa_pipeline_mode *out);
 
 enum sa_pipeline_continue_with {
     SA_PIPELINE_CONTINUE_ALIGNER = 0,  /* the aligner model writes the rest (its own chat template,

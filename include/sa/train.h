@@ -32,8 +32,10 @@ enum {
     SA_LORA_DOWN = 1 << 6,
     SA_LORA_ALL = (1 << 7) - 1,
 };
-/* Parses "q,k,v,o,gate,up,down" (also "q_proj", ..., and "all"); false on an unknown name. */
-bool sa_lora_targets_parse(const char *s, uint32_t *out);
+/* Parses a comma-separated list of "q", "k", "v", "o", "gate", "up", "down" (also "q_proj",
+ * ..., and "all") into SA_LORA_* flags in *out. Errors: SA_STATUS_BAD_ARGUMENT (NULL, empty,
+ * an empty or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_lora_targets_parse(const char *s, uint32_t *out);
 
 /* Precision of the matrix products (issue 4, docs/TRAINING.md "Mixed precision"). FP32: f32
  * everywhere. BF16: the forward and backward GEMMs of every linear layer, of the LM head and
@@ -41,8 +43,9 @@ bool sa_lora_targets_parse(const char *s, uint32_t *out);
  * as PyTorch's CPU autocast to bfloat16 does; master weights, gradients, AdamW, norms,
  * softmax and the loss stay f32. */
 enum sa_train_precision { SA_TRAIN_FP32 = 0, SA_TRAIN_BF16 = 1 };
-/* "fp32" / "bf16" (also "f32", "bfloat16"); false on an unknown name. */
-bool sa_train_precision_parse(const char *s, enum sa_train_precision *out);
+/* The precision named "fp32" or "bf16" (also "f32", "float32", "bfloat16") into *out.
+ * Errors: SA_STATUS_BAD_ARGUMENT (NULL or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_train_precision_from_name(const char *name, enum sa_train_precision *out);
 const char *sa_train_precision_name(enum sa_train_precision p); /* "fp32", "bf16" */
 
 struct sa_train_model_params {

@@ -9,7 +9,7 @@
 #include "sa/records.h"
 
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <cJSON.h>
 #include <ctype.h>

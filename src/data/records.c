@@ -5,7 +5,7 @@
 #include "sa/records.h"
 
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <cJSON.h>
 #include <math.h>

@@ -26,13 +26,13 @@ const char *sa_judge_aspect_name(enum sa_judge_aspect a) {
     return (unsigned)a < SA_ARRAY_LEN(aspect_names) ? aspect_names[a] : "unknown";
 }
 
-bool sa_judge_aspect_from_name(const char *name, enum sa_judge_aspect *out) {
+enum sa_status sa_judge_aspect_from_name(const char *name, enum sa_judge_aspect *out) {
     for (size_t i = 0; name && i < SA_ARRAY_LEN(aspect_names); i++)
         if (!strcmp(name, aspect_names[i])) {
             *out = (enum sa_judge_aspect)i;
-            return true;
+            return SA_STATUS_OK;
         }
-    return false;
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown judge aspect '%s' (helpful, harmless, math)", name ? name : "(null)");
 }
 
 /* ---- prompt files ------------------------------------------------------------------- */

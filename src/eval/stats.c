@@ -6,7 +6,7 @@
 #include "sa/eval.h"
 
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <cJSON.h>
 #include <math.h>

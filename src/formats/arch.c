@@ -110,10 +110,16 @@ const char *sa_arch_name(enum sa_arch a) {
     return ai ? ai->name : "unknown";
 }
 
-enum sa_arch sa_arch_from_name(const char *name) {
+enum sa_status sa_arch_from_name(const char *name, enum sa_arch *out) {
     for (size_t i = 0; name && i < SA_ARRAY_LEN(arch_table); i++)
-        if (!strcmp(name, arch_table[i].name)) return arch_table[i].arch;
-    return SA_ARCH_UNKNOWN;
+        if (!strcmp(name, arch_table[i].name)) {
+            *out = arch_table[i].arch;
+            return SA_STATUS_OK;
+        }
+    char names[128] = "";
+    for (size_t i = 0; i < SA_ARRAY_LEN(arch_table); i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", arch_table[i].name);
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown architecture '%s' (%s)", name ? name : "(null)", names);
 }
 
 /* ---- tensor names ---- */

@@ -662,9 +662,8 @@ static enum sa_status read_hf_config(const char *dir, struct sa_model_config *c)
     size_t len;
     if (!path) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     snprintf(path, n, "%s/config.json", dir);
-    enum sa_status s = sa_read_file(path, 16u << 20, &text, &len);
-    if (!s) s = sa_model_config_from_hf_json(text, len, c);
-    if (s) s = sa_error_wrap(s, "%s", path);
+    enum sa_status s = sa_read_file(path, 16u << 20, &text, &len); /* names the path */
+    if (!s && (s = sa_model_config_from_hf_json(text, len, c))) s = sa_error_wrap(s, "%s", path);
     free(text);
     free(path);
     return s;
@@ -793,6 +792,8 @@ static enum sa_status st_to_st(const struct sa_safetensors *st, const char *dir,
 }
 
 static bool is_gguf_file(const char *path) {
+    struct stat sb; /* not a regular file (a FIFO would block fopen): not GGUF; opening it says why */
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
     FILE *f = fopen(path, "rb");
     char magic[4] = {0};
     if (!f) return false;

@@ -138,7 +138,8 @@ static void infer_llama3(const struct sa_gguf *g, struct sa_model_config *c) {
 enum sa_status sa_model_config_from_gguf(const struct sa_gguf *g, struct sa_model_config *c) {
     char *arch = sa_gguf_get_string(g, "general.architecture");
     if (!arch) return sa_error(SA_STATUS_BAD_FILE, "GGUF: missing general.architecture");
-    enum sa_arch a = sa_arch_from_name(arch);
+    enum sa_arch a = SA_ARCH_UNKNOWN;
+    if (sa_arch_from_name(arch, &a)) a = SA_ARCH_UNKNOWN; /* reported below, with the supported ones */
     sa_model_config_defaults(c, a);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", arch);
     if (a == SA_ARCH_UNKNOWN) {

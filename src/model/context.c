@@ -5,6 +5,7 @@
 
 #include "core/core_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,21 @@ static enum sa_status decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t 
         }
         memcpy(ctx->tokens + ctx->len, tokens + i, (size_t)T * sizeof(int32_t));
         ctx->len += T;
+    }
+    if (!ctx->logits_checked) {
+        /* once per context, not per token: weights holding NaN or Inf (a damaged or badly
+         * converted file) make every logit NaN, which sampling would turn into token 0 or an
+         * empty answer without a word (issue 16) */
+        int32_t bad = 0;
+        for (int32_t v = 0; v < V; v++) bad += !isfinite(ctx->logits[v]);
+        if (bad) {
+            ctx->len = len0;
+            return sa_error(SA_STATUS_BAD_FILE,
+                            "the model computes NaN or infinite logits (%d of %d) on its first decode: its weights "
+                            "hold NaN or Inf (HINT: the file is damaged or was converted wrongly; download or convert it again)",
+                            bad, V);
+        }
+        ctx->logits_checked = true;
     }
     ctx->have_logits = true;
     if (logits_out) memcpy(logits_out, ctx->logits, (size_t)V * sizeof(float));

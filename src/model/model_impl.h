@@ -60,6 +60,7 @@ struct sa_ctx {
     struct sa_threadpool *tp;
     int32_t n_ctx, n_batch, len;
     bool have_logits;
+    bool logits_checked;   /* the first logits were checked for NaN/Inf (once per context) */
     /* everything below points into one arena (`arena`, arena_bytes) */
     void *arena;
     size_t arena_bytes;

@@ -307,7 +307,7 @@ static enum sa_status open_source(struct loader *L, const char *path, const stru
     enum sa_status s;
     if (!is_dir(path)) {
         if (p->use_mmap) {
-            if ((s = sa_gguf_open(path, &m->gguf))) return sa_error_wrap(s, "%s", path);
+            if ((s = sa_gguf_open(path, &m->gguf))) return s; /* its messages name the path */
         } else {
             char *buf = NULL;
             size_t len = 0;
@@ -335,13 +335,13 @@ static enum sa_status open_source(struct loader *L, const char *path, const stru
     s = sa_model_config_from_hf_json(json, len, &m->cfg);
     free(json);
     if (s) return sa_error_wrap(s, "%s", cpath);
-    if ((s = sa_safetensors_open(path, &m->st))) return sa_error_wrap(s, "%s", path);
+    if ((s = sa_safetensors_open(path, &m->st))) return s; /* its messages name the file */
     L->hf = true;
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", path);
     snprintf(tcpath, sizeof tcpath, "%s/tokenizer_config.json", path);
     if (p->load_tokenizer && sa_file_exists(tpath)) {
         if ((s = sa_tokenizer_load_hf(tpath, sa_file_exists(tcpath) ? tcpath : NULL, &m->tok)))
-            return sa_error_wrap(s, "%s", tpath);
+            return s; /* its messages name the file */
     }
     m->chat_template = hf_chat_template(path);
     return SA_STATUS_OK;

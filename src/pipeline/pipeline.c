@@ -52,10 +52,14 @@ const char *sa_pipeline_mode_name(enum sa_pipeline_mode m) {
     return (unsigned)m < SA_ARRAY_LEN(mode_names) ? mode_names[m] : "unknown";
 }
 
-int sa_pipeline_mode_from_name(const char *name) {
+enum sa_status sa_pipeline_mode_from_name(const char *name, enum sa_pipeline_mode *out) {
     for (size_t i = 0; name && i < SA_ARRAY_LEN(mode_names); i++)
-        if (!strcmp(name, mode_names[i])) return (int)i;
-    return -1;
+        if (!strcmp(name, mode_names[i])) {
+            *out = (enum sa_pipeline_mode)i;
+            return SA_STATUS_OK;
+        }
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown pipeline mode '%s' (stream, continue, aligner, upstream)",
+                    name ? name : "(null)");
 }
 
 const char *sa_pipeline_stop_name(enum sa_pipeline_stop s) {

@@ -258,7 +258,7 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
     /* checkpoints from before mixed precision have no "precision": fp32 */
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "precision");
     enum sa_train_precision prec = SA_TRAIN_FP32;
-    bool prec_ok = !pr || (cJSON_IsString(pr) && sa_train_precision_parse(pr->valuestring, &prec));
+    bool prec_ok = !pr || (cJSON_IsString(pr) && !sa_train_precision_from_name(pr->valuestring, &prec));
     *step = (int64_t)st->valuedouble;
     *tokens = (int64_t)tk->valuedouble;
     cJSON_Delete(j);

@@ -37,12 +37,11 @@ struct sa_train_model_params sa_train_model_default_params(void) {
     return p;
 }
 
-bool sa_train_precision_parse(const char *s, enum sa_train_precision *out) {
-    if (!s) return false;
-    if (!strcmp(s, "fp32") || !strcmp(s, "f32") || !strcmp(s, "float32")) *out = SA_TRAIN_FP32;
-    else if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16")) *out = SA_TRAIN_BF16;
-    else return false;
-    return true;
+enum sa_status sa_train_precision_from_name(const char *name, enum sa_train_precision *out) {
+    if (name && (!strcmp(name, "fp32") || !strcmp(name, "f32") || !strcmp(name, "float32"))) *out = SA_TRAIN_FP32;
+    else if (name && (!strcmp(name, "bf16") || !strcmp(name, "bfloat16"))) *out = SA_TRAIN_BF16;
+    else return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown training precision '%s' (fp32, bf16)", name ? name : "(null)");
+    return SA_STATUS_OK;
 }
 
 const char *sa_train_precision_name(enum sa_train_precision p) { return p == SA_TRAIN_BF16 ? "bf16" : "fp32"; }
@@ -52,14 +51,20 @@ struct sa_train_optim sa_train_optim_default(void) {
     return o;
 }
 
-bool sa_lora_targets_parse(const char *s, uint32_t *out) {
+static enum sa_status bad_targets(const char *list) {
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "bad LoRA target list '%s' (comma-separated q, k, v, o, gate, up, down, all)",
+                    list ? list : "(null)");
+}
+
+enum sa_status sa_lora_targets_parse(const char *list, uint32_t *out) {
     static const char *names[TR_N_LIN] = {"q", "k", "v", "o", "gate", "up", "down"};
     uint32_t f = 0;
-    if (!s || !*s) return false;
+    const char *s = list;
+    if (!s || !*s) return bad_targets(list);
     while (*s) {
         size_t n = strcspn(s, ",");
         char w[32];
-        if (n == 0 || n >= sizeof w) return false;
+        if (n == 0 || n >= sizeof w) return bad_targets(list);
         memcpy(w, s, n);
         w[n] = 0;
         size_t wl = strlen(w);
@@ -68,13 +73,13 @@ bool sa_lora_targets_parse(const char *s, uint32_t *out) {
         for (int i = 0; i < TR_N_LIN; i++)
             if (!strcmp(w, names[i])) hit = i;
         if (!strcmp(w, "all")) f |= SA_LORA_ALL;
-        else if (hit < 0) return false;
+        else if (hit < 0) return bad_targets(list);
         else f |= 1u << hit;
         s += n;
         if (*s == ',') s++;
     }
     *out = f;
-    return true;
+    return SA_STATUS_OK;
 }
 
 /* ---- tensors ---- */
@@ -257,7 +262,7 @@ static enum sa_status load_hf_extras(struct sa_train_model *m, const char *dir) 
     snprintf(tc, sizeof tc, "%s/tokenizer_config.json", dir);
     if (!m->base_gguf && sa_file_exists(tj) &&
         (s = sa_tokenizer_load_hf(tj, sa_file_exists(tc) ? tc : NULL, &m->tok)))
-        return sa_error_wrap(s, "%s", tj);
+        return s; /* its messages name the file */
     for (int i = 0; i < m->n_side && !m->chat_template; i++) {
         if (!strcmp(m->side[i].name, "chat_template.jinja")) {
             m->chat_template = strdup(m->side[i].data);

@@ -23,7 +23,9 @@ int cmd_align(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_pipeline(int argc, char **argv); /* `salign bench pipeline`, dispatched by cmd_bench */
 
-/* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. */
+/* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. what NULL:
+ * "salign: <sa_last_error()>", for errors whose message already names the file or model
+ * (sa_read_file, sa_hub_resolve, sa_gguf_open, ...: naming it again printed it twice). */
 int cli_fail(const char *what);
 /* Prints "salign CMD: msg" and "Try 'salign CMD --help'." to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -145,9 +145,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         else if (!strcmp(a, "--output")) o->output = v;
         else if (!strcmp(a, "--answers")) o->answers = v;
         else if (!strcmp(a, "--mode")) {
-            int m = sa_pipeline_mode_from_name(v);
-            ok = m >= 0;
-            if (ok) o->pp.mode = (enum sa_pipeline_mode)m;
+            ok = sa_pipeline_mode_from_name(v, &o->pp.mode) == SA_STATUS_OK;
         } else if (!strcmp(a, "--continue-with")) {
             ok = !strcmp(v, "aligner") || !strcmp(v, "upstream");
             o->pp.continue_with = !strcmp(v, "upstream") ? SA_PIPELINE_CONTINUE_UPSTREAM : SA_PIPELINE_CONTINUE_ALIGNER;
@@ -347,7 +345,7 @@ static int read_done(const char *path, struct keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     for (char *line = text; line && *line;) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = 0;
@@ -384,7 +382,7 @@ static void answer_map_free(struct answer_map *m) {
 static int read_answers(const char *path, struct answer_map *m) {
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     int rc = 0;
     size_t lineno = 0;
     for (char *line = text; !rc && line && *line; lineno++) {
@@ -430,7 +428,7 @@ static int prune_trace(const char *path, const struct keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp", path) < 0) {
         free(text);
@@ -459,7 +457,7 @@ static int prune_trace(const char *path, const struct keyset *done) {
 static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *trace) {
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(o->input, &text, &len)) return cli_fail(o->input);
+    if (cli_read_file(o->input, &text, &len)) return cli_fail(NULL);
     struct keyset done = {0};
     struct answer_map given = {0};
     int rc = o->answers ? read_answers(o->answers, &given) : 0;
@@ -587,8 +585,8 @@ int cmd_align(int argc, char **argv) {
     } else if (is_url(o.upstream)) {
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
         if (o.upstream_template) {
-            enum sa_chat_format f = sa_chat_format_from_name(o.upstream_template);
-            if (f == SA_CHAT_FORMAT_UNKNOWN) {
+            enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
+            if (sa_chat_format_from_name(o.upstream_template, &f) != SA_STATUS_OK) {
                 size_t tl = 0;
                 if (cli_read_file(o.upstream_template, &tmpl_text, &tl)) {
                     fprintf(stderr, "salign align: --upstream-template '%s' is neither a chat format (chatml, gemma, "

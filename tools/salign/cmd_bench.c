@@ -182,13 +182,13 @@ int cmd_bench(int argc, char **argv) {
     if (B == 0) B = P > 0 ? P : 1;
 
     char *path = NULL;
-    if (sa_hub_resolve(model_arg, NULL, &path)) return cli_fail(model_arg);
+    if (sa_hub_resolve(model_arg, NULL, &path)) return cli_fail(NULL);
     struct sa_model_params mp = sa_model_default_params();
     mp.load_tokenizer = false;
     mp.use_mmap = use_mmap;
     struct sa_model *model = NULL;
     if (sa_model_load(path, &mp, &model)) {
-        int rc = cli_fail(path);
+        int rc = cli_fail("loading the model"); /* as generate: the file's errors name it */
         free(path);
         return rc;
     }

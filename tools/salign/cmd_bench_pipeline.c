@@ -154,7 +154,7 @@ static int read_questions(const char *path, int n, char **q) {
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(path, &text, &len)) {
-        cli_fail(path);
+        cli_fail(NULL);
         return -1;
     }
     int got = 0, lineno = 0;

@@ -590,7 +590,7 @@ struct judge_opts {
 /* The chat template text of a GGUF file (tokenizer.chat_template), for a remote judge. */
 static int template_from_gguf(const char *ref, char **tmpl, char **arch) {
     char *path = NULL;
-    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     struct sa_gguf *g = NULL;
     enum sa_status s = sa_gguf_open(path, &g);
     free(path);
@@ -610,7 +610,8 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
     struct sa_upstream *up = NULL;
     char *model_id = NULL, *tmpl = NULL, *arch = NULL;
     int rc = CLI_OK;
-    enum sa_chat_format named = o->tmpl ? sa_chat_format_from_name(o->tmpl) : SA_CHAT_FORMAT_UNKNOWN;
+    enum sa_chat_format named = SA_CHAT_FORMAT_UNKNOWN; /* stays UNKNOWN when o->tmpl is a file, not a name */
+    if (o->tmpl && sa_chat_format_from_name(o->tmpl, &named) != SA_STATUS_OK) named = SA_CHAT_FORMAT_UNKNOWN;
     bool remote = !strncmp(o->judge, "http://", 7) || !strncmp(o->judge, "https://", 8);
     if (remote) {
         if (!o->tmpl)
@@ -635,7 +636,7 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
     } else {
         char *path = NULL;
         struct stat st;
-        if (sa_hub_resolve(o->judge, NULL, &path) != SA_STATUS_OK) return cli_fail(o->judge);
+        if (sa_hub_resolve(o->judge, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
         struct sa_model_params mp = sa_model_default_params();
         mp.n_threads = o->n_threads;
         if (sa_model_load(path, &mp, model)) rc = cli_fail("loading the judge model");
@@ -681,7 +682,7 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
 
 static int eval_judge(const struct judge_opts *o) {
     enum sa_judge_aspect aspect;
-    if (!sa_judge_aspect_from_name(o->aspect, &aspect))
+    if (sa_judge_aspect_from_name(o->aspect, &aspect) != SA_STATUS_OK)
         return cli_usage_error("eval", "--aspect: '%s' is not helpful, harmless or math", o->aspect);
     struct answer_set A = {.path = o->a}, B = {.path = o->b};
     struct gold g = {0};

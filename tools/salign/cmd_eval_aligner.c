@@ -174,7 +174,7 @@ int cmd_eval_aligner(int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_OK : rc;
     struct sa_records recs;
     sa_records_init(&recs);
-    if (sa_records_load(o.records, SA_RECORD_ANY, &recs)) return cli_fail(o.records);
+    if (sa_records_load(o.records, SA_RECORD_ANY, &recs)) return cli_fail(NULL);
     struct sa_model *model = NULL;
     struct sa_pipeline *pl = NULL;
     FILE *details = NULL;

@@ -93,7 +93,7 @@ int gen_parse_opt(const char *cmd, int argc, char **argv, int *i, struct gen_opt
 int gen_load_model(const char *ref, int n_threads, struct sa_model **out) {
     *out = NULL;
     char *path = NULL;
-    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     struct sa_model_params mp = sa_model_default_params();
     mp.n_threads = n_threads;
     mp.use_mmap = !cli_no_mmap();

@@ -121,11 +121,11 @@ int cmd_train(int argc, char **argv) {
         case 'q': p.quiet = true; break;
         case 'h': usage(stdout); return CLI_OK;
         case 't': ok = parse_i64(a, 1, &iv) && iv <= 256, p.model.n_threads = (int32_t)iv; break;
-        case O_PREC: ok = sa_train_precision_parse(a, &p.model.precision); break;
+        case O_PREC: ok = sa_train_precision_from_name(a, &p.model.precision) == SA_STATUS_OK; break;
         case O_LORA: ok = parse_i64(a, 0, &iv) && iv <= 4096, p.model.lora_rank = (int32_t)iv; break;
         case O_ALPHA: ok = parse_f(a, 1e-6, 1e6, &fv), p.model.lora_alpha = (float)fv; break;
         case O_DROP: ok = parse_f(a, 0, 0.99, &fv), p.model.lora_dropout = (float)fv; break;
-        case O_TARGETS: ok = sa_lora_targets_parse(a, &p.model.lora_targets); break;
+        case O_TARGETS: ok = sa_lora_targets_parse(a, &p.model.lora_targets) == SA_STATUS_OK; break;
         case O_EPOCHS: ok = parse_i64(a, 1, &iv) && iv <= 100000, p.epochs = (int32_t)iv; break;
         case O_MAXSTEPS: ok = parse_i64(a, 1, &p.max_steps); break;
         case O_LR: ok = parse_f(a, 1e-12, 10, &fv), p.lr = (float)fv; break;
@@ -148,14 +148,15 @@ int cmd_train(int argc, char **argv) {
         case O_SEED: ok = parse_i64(a, 0, &iv), p.model.seed = (uint64_t)iv; break;
         case O_NOEXP: p.no_export = true; break;
         case O_STYPE:
-            ok = sa_dtype_from_name(a, &p.st_type) &&
+            ok = sa_dtype_from_name(a, &p.st_type) == SA_STATUS_OK &&
                  (p.st_type == SA_DTYPE_F32 || p.st_type == SA_DTYPE_F16 || p.st_type == SA_DTYPE_BF16);
             break;
         case O_GTYPE:
             if (!strcmp(a, "none")) p.gguf_type = SA_DTYPE_COUNT;
             else
-                ok = sa_dtype_from_name(a, &p.gguf_type) && (p.gguf_type == SA_DTYPE_F32 || p.gguf_type == SA_DTYPE_F16 ||
-                                                              p.gguf_type == SA_DTYPE_BF16 || p.gguf_type == SA_DTYPE_Q8_0);
+                ok = sa_dtype_from_name(a, &p.gguf_type) == SA_STATUS_OK &&
+                     (p.gguf_type == SA_DTYPE_F32 || p.gguf_type == SA_DTYPE_F16 || p.gguf_type == SA_DTYPE_BF16 ||
+                      p.gguf_type == SA_DTYPE_Q8_0);
             break;
         case ':': return cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
@@ -169,7 +170,7 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (!base || !p.data || !p.out) return cli_usage_error("train", "--base, --data and --out are required");
     char *path = NULL;
-    if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(base);
+    if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     p.base = path;
     struct sa_train_result r;
     enum sa_status s = sa_train_run(&p, &r);
