@@ -1,7 +1,8 @@
 /* test_core.c: core helpers: status messages, the log callback, byte buffer, SHA-256, UTF-8,
- * files. */
+ * files, the SVG writer. */
 #define _GNU_SOURCE /* mincore */
 #include "core/core_impl.h"
+#include "core/svg_impl.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -304,6 +305,46 @@ static void test_file_drop_cache(void) {
     CHECK_EQ_INT(harness_resident_pages(path), 0);
 }
 
+/* ---- the SVG writer (core/svg.c) ---- */
+
+static void test_svg(void) {
+    struct sa_svg g;
+    sa_svg_init(&g);
+    sa_svg_printf(&g, "<svg w=\"%d\">\n", 120);
+    const struct sa_svg_frame f = {10, 0, 110, 100, 0, 4, 0, 2};
+    CHECK_NEAR(sa_svg_fx(&f, 1), 35, 1e-12);
+    CHECK_NEAR(sa_svg_fy(&f, 1.5), 25, 1e-12);
+    const double y[5] = {0, 1, NAN, 2, 0.5}, x[2] = {2, 4}, y2[2] = {1, 2};
+    sa_svg_polyline(&g, &f, NULL, y, 5, "fill=\"none\" stroke=\"red\""); /* x = index, NaN left out */
+    sa_svg_markers(&g, &f, NULL, y, 2, "blue");
+    sa_svg_polyline(&g, &f, x, y2, 2, "class=\"s\"");
+    sa_svg_text(&g, 5, 6.25, "middle", 11, NULL, "a<b & \"c\" \xc3\xa9\x01\xff'");
+    sa_svg_text(&g, 1, 2, "end", 10, "font-weight=\"bold\"", "T");
+    char path[600];
+    snprintf(path, sizeof path, "%s/t.svg", harness_tmpdir());
+    CHECK_OK(sa_svg_finish(&g, path));
+    char *text = NULL;
+    size_t len;
+    CHECK_OK(sa_read_file(path, 0, &text, &len));
+    CHECK_EQ_STR(text, "<svg w=\"120\">\n"
+                       "<polyline fill=\"none\" stroke=\"red\" points=\"10.0,100.0 35.0,50.0 85.0,0.0 110.0,75.0 \"/>\n"
+                       "<circle cx=\"10.0\" cy=\"100.0\" r=\"3\" fill=\"blue\"/>\n"
+                       "<circle cx=\"35.0\" cy=\"50.0\" r=\"3\" fill=\"blue\"/>\n"
+                       "<polyline class=\"s\" points=\"60.0,50.0 110.0,0.0 \"/>\n"
+                       "<text x=\"5.0\" y=\"6.2\" text-anchor=\"middle\" font-size=\"11\">"
+                       "a&lt;b &amp; &quot;c&quot; \xc3\xa9 ?&apos;</text>\n"
+                       "<text x=\"1.0\" y=\"2.0\" text-anchor=\"end\" font-size=\"10\" font-weight=\"bold\">T</text>\n"
+                       "</svg>\n");
+    free(text);
+    CHECK_NEAR(sa_svg_nice_step(10, 5), 2, 1e-12);
+    CHECK_NEAR(sa_svg_nice_step(0.7, 5), 0.1, 1e-12);
+    CHECK_NEAR(sa_svg_nice_step(0, 5), 1, 0);
+    /* a write that fails reports it */
+    sa_svg_init(&g);
+    sa_svg_printf(&g, "<svg>");
+    CHECK(sa_svg_finish(&g, "/nonexistent-dir/x.svg") != SA_STATUS_OK);
+}
+
 int main(void) {
     RUN(test_status_messages);
     RUN(test_log_callback);
@@ -315,5 +356,6 @@ int main(void) {
     RUN(test_read_file_weights);
     RUN(test_file_map_aligned);
     RUN(test_file_drop_cache);
+    RUN(test_svg);
     return harness_summary();
 }
