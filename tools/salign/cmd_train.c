@@ -253,7 +253,7 @@ int cmd_train(int argc, char **argv) {
         return 130;
     }
     if (s) return cli_fail("train");
-    if (!p.quiet) {
+    if (!ui.quiet) {
         fprintf(stderr, "salign train: %lld/%lld steps, loss %.4f -> %.4f", (long long)r.steps, (long long)r.total_steps,
                 r.first_loss, r.last_loss);
         if (!isnan(r.eval_loss_before) || !isnan(r.eval_loss_after))
