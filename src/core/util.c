@@ -1,4 +1,4 @@
-/* util.c: assertions, logging, byte buffer, files, mapping, directories, time, UTF-8. */
+/* util.c: byte buffer, files, mapping, directories, time, UTF-8. */
 #define _GNU_SOURCE
 #include "core_impl.h"
 
@@ -12,37 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-_Noreturn void sa_assert_fail(const char *file, int line, const char *expr) {
-    fprintf(stderr, "salign: %s:%d: assertion failed: %s\n", file, line, expr);
-    fflush(stderr);
-    abort();
-}
-
-static int log_threshold(void) {
-    static int level = -1;
-    if (level < 0) {
-        const char *e = getenv("SALIGN_LOG");
-        level = SA_LOG_WARN;
-        if (e) {
-            if (!strcmp(e, "error")) level = SA_LOG_ERROR;
-            else if (!strcmp(e, "info")) level = SA_LOG_INFO;
-            else if (!strcmp(e, "debug")) level = SA_LOG_DEBUG;
-        }
-    }
-    return level;
-}
-
-void sa_log(enum sa_log_level level, const char *fmt, ...) {
-    static const char *names[] = {"error", "warning", "info", "debug"};
-    if ((int)level > log_threshold()) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "salign: %s: ", names[level]);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ---- byte buffer ---- */
 
