@@ -53,7 +53,8 @@ SA_NODISCARD enum sa_status sa_records_push(struct sa_records *r, const struct s
 
 /* Parses records from a JSON array (the text starts with '[') or JSONL (one object a line,
  * blank lines skipped; the rules of sa_jsonl_parse, sa/jsonl.h: no text after an object,
- * valid UTF-8, no \u0000), appending to *out. Empty text gives no records (OK). `name` (a path, or NULL) starts the messages.
+ * valid UTF-8, no \u0000), appending to *out; empty text gives no records (OK). `name` (a
+ * path, or NULL) starts the messages.
  * `expect`: the kind every record must have (SA_RECORD_ANY: each record's kind is
  * decided by its fields: "last" -> sentence, "answer" -> answer). Unknown fields are
  * ignored; optional fields may be null. Errors: SA_STATUS_BAD_JSON with a message naming

@@ -45,9 +45,9 @@ static enum sa_status annot_prompt_new(const char *text, size_t len, const char 
     *out = NULL;
     struct sa_annot_prompt *p = calloc(1, sizeof *p);
     if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    enum sa_status s = text ? sa_prompt_template_parse(text, len, name, annot_required, SA_ARRAY_LEN(annot_required), &p->t)
-                            : sa_prompt_template_load(path, "annotator prompt", annot_required,
-                                                      SA_ARRAY_LEN(annot_required), &p->t);
+    const size_t n_req = SA_ARRAY_LEN(annot_required);
+    enum sa_status s = text ? sa_prompt_template_parse(text, len, name, annot_required, n_req, &p->t)
+                            : sa_prompt_template_load(path, "annotator prompt", annot_required, n_req, &p->t);
     if (s) {
         sa_annot_prompt_free(p);
         return s;

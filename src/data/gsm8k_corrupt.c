@@ -641,8 +641,10 @@ static enum sa_status problem_records(void *user, const struct sa_jsonl_item *it
     const cJSON *o = it->object;
     const cJSON *jq = cJSON_GetObjectItemCaseSensitive(o, "question");
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(o, "answer");
-    if (!cJSON_IsString(jq)) return sa_error(SA_STATUS_BAD_JSON, "%s: field \"question\" missing or not a string", where);
-    if (!cJSON_IsString(ja)) return sa_error(SA_STATUS_BAD_JSON, "%s: field \"answer\" missing or not a string", where);
+    if (!cJSON_IsString(jq))
+        return sa_error(SA_STATUS_BAD_JSON, "%s: field \"question\" missing or not a string", where);
+    if (!cJSON_IsString(ja))
+        return sa_error(SA_STATUS_BAD_JSON, "%s: field \"answer\" missing or not a string", where);
     struct problem pr = {0};
     enum sa_status st = split_steps(ja->valuestring, p.answer_step, where, &pr);
     char *solution = NULL;

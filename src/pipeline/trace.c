@@ -56,8 +56,10 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
     const struct {
         uint32_t bit;
         const char *key, *value;
-    } strs[] = {{SA_TRACE_QUESTION, "question", r->question}, {SA_TRACE_ANSWER_SO_FAR, "answer_so_far", r->answer_so_far},
-                {SA_TRACE_Y1, "y1", r->y1},                   {SA_TRACE_Y2, "y2", r->y2},
+    } strs[] = {{SA_TRACE_QUESTION, "question", r->question},
+                {SA_TRACE_ANSWER_SO_FAR, "answer_so_far", r->answer_so_far},
+                {SA_TRACE_Y1, "y1", r->y1},
+                {SA_TRACE_Y2, "y2", r->y2},
                 {SA_TRACE_TEXT, "text", r->text}};
     for (size_t i = 0; i < SA_ARRAY_LEN(strs); i++)
         if ((r->has & strs[i].bit) && !strs[i].value)
@@ -160,7 +162,8 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
                 {SA_TRACE_TEXT, "text", &r.text}};
     for (size_t i = 0; i < SA_ARRAY_LEN(strs); i++) {
         if (!(j = field(o, strs[i].key))) continue;
-        if (!cJSON_IsString(j)) return sa_error(SA_STATUS_BAD_JSON, "%s: field \"%s\" must be a string", where, strs[i].key);
+        if (!cJSON_IsString(j))
+            return sa_error(SA_STATUS_BAD_JSON, "%s: field \"%s\" must be a string", where, strs[i].key);
         *strs[i].dst = j->valuestring;
         r.has |= strs[i].bit;
     }
