@@ -67,7 +67,8 @@ struct sa_data_prompt {
     char *reference;
 };
 
-/* Reads prompts from JSONL ({"question": "...", ...} one a line; blank lines skipped).
+/* Reads prompts from JSONL ({"question": "...", ...} one a line; blank lines skipped; read by
+ * sa_jsonl_load, sa/jsonl.h; a file without any prompt is an error).
  * reference_field (NULL: none) names the string field holding the reference solution
  * ("answer" for GSM8K); a line without it is an error. GSM8K calculator annotations
  * "<<...>>" are stripped from references. *prompts (malloc'd, *n entries): free with

@@ -59,6 +59,15 @@ enum sa_pipeline_stop {
 /* "none", "upstream_end", "aligner_empty", "max_length", "max_rounds", "cancelled", "done". */
 const char *sa_pipeline_stop_name(enum sa_pipeline_stop s);
 
+/* The aligner's input text, byte for byte (Stream Aligner):
+ *   "##Question: {q} | ##Answer_Prefix: {prefix} | ##Answer_Last_Sentence: {last} | ##Your_Revision: "
+ * (a trailing space): what the pipeline asks the aligner, and what its training records are
+ * rendered as (sa_record_input). *out is malloc'd. Errors: SA_STATUS_BAD_ARGUMENT (NULL),
+ * NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_aligner_input(const char *question, const char *prefix, const char *last, char **out);
+/* The Aligner baseline's input: "##Question: {q}\n##Answer: {answer}\n##Correction: ". */
+SA_NODISCARD enum sa_status sa_aligner_baseline_input(const char *question, const char *answer, char **out);
+
 /* What the aligner is asked (for a test double or a custom aligner: aligner_fn). */
 enum sa_pipeline_request_kind {
     SA_PIPELINE_REQ_SENTENCE = 0, /* revise `last` given question and prefix (Stream Aligner input) */

@@ -4,6 +4,8 @@
  * histogram. The input formats are in docs/EVAL.md ("Report"). */
 #define _GNU_SOURCE
 #include "sa/eval.h"
+#include "sa/jsonl.h"
+#include "sa/pipeline_trace.h"
 
 #include "core/core_impl.h"
 #include "core/svg_impl.h"
@@ -209,26 +211,26 @@ static bool push_d(double **arr, size_t n, double v) {
     return true;
 }
 
-/* One line of a pipeline trace (`salign align --trace`). */
-static enum sa_status trace_line(struct trace_res *t, const cJSON *o, const char *where) {
-    double rd = 0, er, up = 0, al = 0;
-    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(o, "round");
-    if (jr && (!num(o, "round", &rd) || rd != floor(rd) || rd < 0 || rd > 1e6))
-        return sa_error(SA_STATUS_BAD_JSON, "%s: \"round\" must be an integer >= 0", where);
-    const cJSON *jal = cJSON_GetObjectItemCaseSensitive(o, "aligned");
-    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(o, "copied");
-    bool has_er = cJSON_GetObjectItemCaseSensitive(o, "edit_ratio") != NULL;
-    if (has_er && (!num(o, "edit_ratio", &er) || er < 0 || er > 1))
-        return sa_error(SA_STATUS_BAD_JSON, "%s: \"edit_ratio\" must be a number in [0, 1]", where);
-    bool aligned = jal ? cJSON_IsTrue(jal) : has_er;
+/* One line of a pipeline trace (`salign align --trace`, read by sa_trace_read); lines
+ * without edit_ratio, upstream_ms or aligner_ms are not counted (not "known"). */
+static enum sa_status trace_line(void *user, const struct sa_trace_round *r, const char *where) {
+    struct trace_res *t = user;
+    const uint32_t known = SA_TRACE_EDIT_RATIO | SA_TRACE_UPSTREAM_MS | SA_TRACE_ALIGNER_MS;
+    if (!(r->has & known)) return SA_STATUS_OK;
+    /* rounds index the latency slots: bounded here, where they become memory */
+    double rd = (r->has & SA_TRACE_ROUND) ? r->round : 0;
+    if (rd > 1e6) return sa_error(SA_STATUS_BAD_JSON, "%s: \"round\" %.0f is over 1000000", where, rd);
+    bool has_er = r->has & SA_TRACE_EDIT_RATIO;
+    double er = r->edit_ratio;
+    bool aligned = (r->has & SA_TRACE_ALIGNED) ? r->aligned : has_er;
     if (aligned && has_er) {
         if (!push_d(&t->edit, t->n_edit, er)) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
         t->n_edit++;
-        t->n_copied += cJSON_IsTrue(jc) || er == 0;
+        t->n_copied += ((r->has & SA_TRACE_COPIED) && r->copied) || er == 0;
     }
-    bool has_up = num(o, "upstream_ms", &up), has_al = num(o, "aligner_ms", &al);
+    bool has_up = r->has & SA_TRACE_UPSTREAM_MS, has_al = r->has & SA_TRACE_ALIGNER_MS;
+    double up = has_up ? r->upstream_ms : 0, al = has_al ? r->aligner_ms : 0;
     if (has_up || has_al) {
-        if (up < 0 || al < 0) return sa_error(SA_STATUS_BAD_JSON, "%s: negative milliseconds", where);
         size_t n = t->n_lat;
         if (!push_d(&t->tot, n, up + al) || !push_d(&t->up, n, up) || !push_d(&t->al, n, al))
             return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -250,38 +252,23 @@ static enum sa_status trace_line(struct trace_res *t, const cJSON *o, const char
     return SA_STATUS_OK;
 }
 
-/* *is_trace 1: the text is a trace (added to r); 0: it is not one (nothing added). */
+/* Stops (SA_STATUS_CANCELLED) at the first line with a field only traces have. */
+static enum sa_status sniff_trace(void *user, const struct sa_jsonl_item *it) {
+    (void)user;
+    static const char *const keys[] = {"edit_ratio", "upstream_ms", "aligner_ms"};
+    for (size_t k = 0; k < SA_ARRAY_LEN(keys); k++)
+        if (cJSON_GetObjectItemCaseSensitive(it->object, keys[k])) return SA_STATUS_CANCELLED;
+    return SA_STATUS_OK;
+}
+
+/* *is_trace 1: the text is a trace (added to r); 0: it is not one (nothing added). A trace
+ * is JSONL where a line with edit_ratio, upstream_ms or aligner_ms comes before any line
+ * that fails to read; from there on, every line must be a good trace line. */
 static enum sa_status read_trace(struct report *r, const char *text, size_t len, const char *path, int *is_trace) {
     *is_trace = 0;
+    if (sa_jsonl_parse(text, len, path, 0, sniff_trace, NULL, NULL) != SA_STATUS_CANCELLED) return SA_STATUS_OK;
     struct trace_res t = {0};
-    enum sa_status s = SA_STATUS_OK;
-    size_t line = 0, n_known = 0;
-    for (size_t pos = 0; pos < len && !s;) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len, a = pos;
-        pos = end + 1;
-        line++;
-        while (a < end && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-        if (a == end) continue;
-        cJSON *o = cJSON_ParseWithLength(text + a, end - a);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            if (n_known == 0) goto not_trace; /* not JSONL at all */
-            s = sa_error(SA_STATUS_BAD_JSON, "%s:%zu: not a JSON object", path, line);
-            break;
-        }
-        bool known = cJSON_GetObjectItemCaseSensitive(o, "edit_ratio") ||
-                     cJSON_GetObjectItemCaseSensitive(o, "upstream_ms") ||
-                     cJSON_GetObjectItemCaseSensitive(o, "aligner_ms");
-        n_known += known;
-        if (known) {
-            char where[512];
-            snprintf(where, sizeof where, "%s:%zu", path, line);
-            s = trace_line(&t, o, where);
-        }
-        cJSON_Delete(o);
-    }
-    if (!s && n_known == 0) goto not_trace;
+    enum sa_status s = sa_trace_read(text, len, path, trace_line, &t, NULL);
     if (!s && (!(t.label = file_stem(path)) || !grow((void **)&r->tr, r->n_tr, sizeof *r->tr)))
         s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     if (s) {
@@ -290,9 +277,6 @@ static enum sa_status read_trace(struct report *r, const char *text, size_t len,
     }
     r->tr[r->n_tr++] = t;
     *is_trace = 1;
-    return SA_STATUS_OK;
-not_trace:
-    trace_free(&t);
     return SA_STATUS_OK;
 }
 

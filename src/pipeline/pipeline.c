@@ -9,7 +9,6 @@
 #include "pipeline/speculative_impl.h"
 #include "sa/model.h"
 #include "sa/model_config.h"
-#include "sa/records.h"
 #include "sa/sampler.h"
 #include "sa/tokenizer.h"
 

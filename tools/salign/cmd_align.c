@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "generate.h"
 #include "sa/pipeline.h"
+#include "sa/pipeline_trace.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -224,34 +225,16 @@ static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
     if (rc->o->show_edits) print_edit(rc, s);
     else if (rc->stream_text) fwrite(s->text, 1, s->len, stdout);
     fflush(stdout);
-    if (rc->trace) {
-        cJSON *j = cJSON_CreateObject();
-        if (rc->id) cJSON_AddItemToObject(j, "id", cJSON_Duplicate(rc->id, 1));
-        cJSON_AddStringToObject(j, "question", rc->question);
-        cJSON_AddNumberToObject(j, "round", s->index);
-        cJSON_AddStringToObject(j, "answer_so_far", s->answer);
-        cJSON_AddStringToObject(j, "y1", s->original);
-        const char *y2 = s->text;
-        while (*y2 == ' ' || *y2 == '\t' || *y2 == '\n' || *y2 == '\r' || *y2 == '\f' || *y2 == '\v') y2++;
-        cJSON_AddStringToObject(j, "y2", y2);     /* the revision */
-        cJSON_AddStringToObject(j, "text", s->text); /* what was appended: separator + revision */
-        cJSON_AddBoolToObject(j, "aligned", s->aligned);
-        cJSON_AddBoolToObject(j, "copied", s->copied);
-        cJSON_AddNumberToObject(j, "edit_ratio", s->edit_ratio);
-        cJSON_AddBoolToObject(j, "eos", s->upstream_done);
-        cJSON_AddNumberToObject(j, "upstream_tokens", s->upstream_tokens);
-        cJSON_AddNumberToObject(j, "upstream_prefill", s->upstream_prefill);
-        cJSON_AddNumberToObject(j, "upstream_ms", s->upstream_ms);
-        cJSON_AddNumberToObject(j, "aligner_tokens", s->aligner_tokens);
-        cJSON_AddNumberToObject(j, "aligner_draft", s->aligner_draft);
-        cJSON_AddNumberToObject(j, "aligner_accepted", s->aligner_accepted);
-        cJSON_AddNumberToObject(j, "aligner_prefill", s->aligner_prefill);
-        cJSON_AddNumberToObject(j, "aligner_ms", s->aligner_ms);
-        cJSON_AddNumberToObject(j, "t_ms", s->t_ms);
-        char *line = cJSON_PrintUnformatted(j);
-        cJSON_Delete(j);
-        if (!line || fprintf(rc->trace, "%s\n", line) < 0 || fflush(rc->trace)) rc->failed_write = true;
+    if (rc->trace) { /* the trace line (sa/pipeline_trace.h) */
+        char *id_json = rc->id ? cJSON_PrintUnformatted(rc->id) : NULL;
+        struct sa_trace_round r = sa_trace_round_of_sentence(s, id_json, rc->question);
+        char *line = NULL;
+        size_t n = 0;
+        if ((rc->id && !id_json) || sa_trace_round_format(&r, &line, &n) || fwrite(line, 1, n, rc->trace) != n ||
+            fflush(rc->trace))
+            rc->failed_write = true;
         free(line);
+        free(id_json);
     }
     return true;
 }

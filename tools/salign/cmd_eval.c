@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "sa/sa.h"
 #include "sa/eval.h"
+#include "sa/jsonl.h"
 #include "sa/pipeline.h"
 
 #include <cJSON.h>
@@ -75,36 +76,25 @@ static void usage(FILE *f) {
 
 /* ---- JSONL helper ------------------------------------------------------------------------ */
 
-/* Calls fn for each non-blank line's JSON object; stops at the first error (returns it). */
-typedef int (*line_fn)(cJSON *o, const char *where, void *ud);
+/* Calls fn for each object of a JSONL file (read by sa_jsonl_load: blank lines skipped, one
+ * object a line, errors naming the file and line; a file without any object is an error, not
+ * "0/0"); stops at the first error (returns it). */
+typedef int (*line_fn)(const cJSON *o, const char *where, void *ud);
+struct each_ctx {
+    line_fn fn;
+    void *ud;
+    int rc;
+};
+static enum sa_status each_line(void *user, const struct sa_jsonl_item *it) {
+    struct each_ctx *c = user;
+    c->rc = c->fn(it->object, it->where, c->ud);
+    return c->rc == CLI_OK ? SA_STATUS_OK : SA_STATUS_CANCELLED;
+}
 static int each_jsonl(const char *path, line_fn fn, void *ud) {
-    char *text = NULL;
-    size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail("eval");
-    int rc = CLI_OK;
-    size_t pos = 0, line = 0;
-    while (rc == CLI_OK && pos < len) {
-        size_t e = pos;
-        while (e < len && text[e] != '\n') e++;
-        line++;
-        size_t a = pos, b = e;
-        pos = e + 1;
-        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
-        if (a == b) continue;
-        char where[600];
-        snprintf(where, sizeof where, "%s:%zu", path, line);
-        cJSON *o = cJSON_ParseWithLength(text + a, b - a);
-        if (!o || !cJSON_IsObject(o)) {
-            fprintf(stderr, "salign eval: %s: not a JSON object\n", where);
-            rc = CLI_FAIL;
-        } else {
-            rc = fn(o, where, ud);
-        }
-        cJSON_Delete(o);
-    }
-    free(text);
-    return rc;
+    struct each_ctx c = {fn, ud, CLI_OK};
+    enum sa_status st = sa_jsonl_load(path, SA_JSONL_NOT_EMPTY, each_line, &c, NULL);
+    if (st == SA_STATUS_CANCELLED && c.rc != CLI_OK) return c.rc; /* fn printed why */
+    return st ? cli_fail("eval") : CLI_OK;
 }
 
 static const char *str_field(const cJSON *o, const char *k) {
@@ -156,7 +146,7 @@ static void gold_free(struct gold *g) {
     free(g->id);
 }
 
-static int gold_line(cJSON *o, const char *where, void *ud) {
+static int gold_line(const cJSON *o, const char *where, void *ud) {
     struct gold *g = ud;
     if (g->n == g->cap) {
         size_t cap = g->cap ? 2 * g->cap : 1024;
@@ -284,7 +274,7 @@ static void print_json_str(FILE *f, const char *s) {
     cJSON_Delete(j);
 }
 
-static int answer_line(cJSON *o, const char *where, void *ud) {
+static int answer_line(const cJSON *o, const char *where, void *ud) {
     struct answers *A = ud;
     long i = gold_index(A->g, o, where);
     if (i < 0) return CLI_FAIL;
@@ -415,7 +405,7 @@ struct judgments {
     size_t n, cap;
 };
 
-static int judgment_line(cJSON *obj, const char *where, void *ud) {
+static int judgment_line(const cJSON *obj, const char *where, void *ud) {
     struct judgments *J = ud;
     const char *ab = str_field(obj, "ab"), *ba = str_field(obj, "ba");
     if (!ab) return field_error(where, "missing string field \"ab\" (the judge's text, ours shown as A)");
@@ -471,7 +461,7 @@ static void answer_set_free(struct answer_set *a) {
     free(a->by_id);
 }
 
-static int answer_set_line(cJSON *o, const char *where, void *ud) {
+static int answer_set_line(const cJSON *o, const char *where, void *ud) {
     struct answer_set *A = ud;
     if (A->n == A->cap) {
         size_t cap = A->cap ? 2 * A->cap : 256;
