@@ -11,6 +11,7 @@
 #include "sa/sa.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,15 +30,21 @@ static const char *model_path(void) {
     return buf;
 }
 
-static struct sa_ctx *new_ctx(int32_t n_ctx, int32_t n_batch) {
+/* A context in batch-invariant mode: bitwise equality across batching (rollback, prefix
+ * reuse, chunked prefill) is the engine's guarantee in that mode; the default fast mode runs
+ * other kernels for one token than for a batch (docs/internals/cpu_backend.md). */
+static struct sa_ctx *new_ctx_mode(int32_t n_ctx, int32_t n_batch, bool batch_invariant) {
     struct sa_ctx_params p = sa_ctx_default_params();
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.n_threads = 2;
+    p.batch_invariant = batch_invariant;
     struct sa_ctx *ctx = NULL;
     CHECK_OK(sa_ctx_init(g_model, &p, &ctx));
     return ctx;
 }
+
+static struct sa_ctx *new_ctx(int32_t n_ctx, int32_t n_batch) { return new_ctx_mode(n_ctx, n_batch, true); }
 
 static double max_diff(const float *a, const float *b, int64_t n) {
     double m = 0;
@@ -183,6 +190,81 @@ static void test_two_contexts(void) {
     sa_ctx_free(c);
 }
 
+/* The rows of a sequence decoded one token at a time (N_TOK, vocab) */
+static float *decode_one_by_one(struct sa_ctx *ctx) {
+    float *rows = malloc((size_t)N_TOK * g_vocab * sizeof(float));
+    if (!rows || sa_ctx_truncate(ctx, 0)) return rows;
+    for (int i = 0; i < N_TOK; i++)
+        if (sa_ctx_decode(ctx, g_tokens + i, 1, rows + (size_t)i * g_vocab)) break;
+    return rows;
+}
+
+/* sa_ctx_params.batch_invariant: token by token and in one batch give the same bits when it
+ * is true (g_fresh: one batch of N_TOK in such a context). When it is false, one-token
+ * decoding runs the decode kernels (attention, and the dot products on avx512), which add in
+ * another order: on any path but ref the bits differ, so a context that ignored the
+ * parameter fails one of the two checks. */
+static void test_batch_invariant_param(void) {
+    if (!g_model) return;
+    struct sa_ctx *inv = new_ctx_mode(64, 64, true), *fast = new_ctx_mode(64, 64, false);
+    if (!inv || !fast) return;
+    float *a = decode_one_by_one(inv), *b = decode_one_by_one(fast);
+    const size_t bytes = (size_t)N_TOK * g_vocab * sizeof(float);
+    CHECK_MSG(!memcmp(a, g_fresh, bytes), "batch-invariant: token by token differs from one batch by %g",
+              max_diff(a, g_fresh, (int64_t)N_TOK * g_vocab));
+    const double d = max_diff(b, g_fresh, (int64_t)N_TOK * g_vocab);
+    printf("    default mode, token by token vs one batch: max |diff| %g (%s path)\n", d,
+           sa_cpu_path_name(sa_cpu_path_active()));
+    CHECK(d < 5.0); /* float rounding only */
+    if (sa_cpu_path_active() != SA_CPU_PATH_REF) CHECK_MSG(d > 0, "the default mode ran the batch-invariant kernels");
+    /* a batch is the same in both modes (T = N_TOK runs the batched kernels either way) */
+    float *c = malloc(bytes);
+    CHECK_OK(sa_ctx_truncate(fast, 0));
+    CHECK_OK(sa_ctx_decode_all(fast, g_tokens, N_TOK, c));
+    CHECK(!memcmp(c, g_fresh, bytes));
+    free(a), free(b), free(c);
+    sa_ctx_free(inv);
+    sa_ctx_free(fast);
+}
+
+/* Contexts with different settings on different threads at the same time (a server's
+ * contexts): each gives the bits it gives alone, so no setting leaks between them. */
+struct mode_run {
+    struct sa_ctx *ctx;
+    const float *want; /* (N_TOK, vocab) */
+    int n_same;        /* repetitions that gave exactly `want` */
+};
+
+static void *mode_thread(void *p) {
+    struct mode_run *r = p;
+    for (int rep = 0; rep < 3; rep++) {
+        float *rows = decode_one_by_one(r->ctx);
+        r->n_same += rows && !memcmp(rows, r->want, (size_t)N_TOK * g_vocab * sizeof(float));
+        free(rows);
+    }
+    return NULL;
+}
+
+static void test_modes_in_parallel(void) {
+    if (!g_model) return;
+    struct sa_ctx *inv = new_ctx_mode(64, 64, true), *fast = new_ctx_mode(64, 64, false);
+    if (!inv || !fast) return;
+    float *fast_alone = decode_one_by_one(fast);
+    struct mode_run ri = {inv, g_fresh, 0}, rf = {fast, fast_alone, 0};
+    pthread_t ti, tf;
+    CHECK(pthread_create(&ti, NULL, mode_thread, &ri) == 0);
+    CHECK(pthread_create(&tf, NULL, mode_thread, &rf) == 0);
+    pthread_join(ti, NULL);
+    pthread_join(tf, NULL);
+    CHECK_MSG(ri.n_same == 3, "batch-invariant context beside a default one: %d of 3 runs gave its bits", ri.n_same);
+    CHECK_MSG(rf.n_same == 3, "default context beside a batch-invariant one: %d of 3 runs gave its bits", rf.n_same);
+    if (sa_cpu_path_active() != SA_CPU_PATH_REF)
+        CHECK(memcmp(fast_alone, g_fresh, (size_t)N_TOK * g_vocab * sizeof(float)) != 0); /* the two differ */
+    free(fast_alone);
+    sa_ctx_free(inv);
+    sa_ctx_free(fast);
+}
+
 static void test_errors(void) {
     struct sa_model *m = NULL;
     CHECK(sa_model_load("/nonexistent/model.gguf", NULL, &m) != SA_STATUS_OK && m == NULL);
@@ -295,6 +377,7 @@ static void test_no_mmap(void) {
     struct sa_ctx_params p = sa_ctx_default_params();
     p.n_ctx = 16;
     p.n_threads = 2;
+    p.batch_invariant = true;
     struct sa_ctx *ctx = NULL;
     CHECK_OK(sa_ctx_init(m, &p, &ctx));
     float *l = malloc((size_t)g_vocab * sizeof(float));
@@ -317,6 +400,7 @@ static void test_cancel(void) {
     struct sa_ctx_params p = sa_ctx_default_params();
     p.n_ctx = 32;
     p.n_threads = 1;
+    p.batch_invariant = true;
     int calls = 0;
     p.abort_cb = abort_now;
     p.abort_user = &calls;
@@ -453,6 +537,21 @@ static void test_attention_fast(void) {
             sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_TILED);
             CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: tiled attention is not batch-invariant", ci,
                       sa_cpu_path_name(paths[pi]));
+            /* the automatic choice follows a.batch_invariant: for T = 1 the tiled kernel when it
+             * is true, else the decode kernel */
+            if (c.T == 1) {
+                struct sa_attn_args a1 = a;
+                a1.out = out2;
+                a1.batch_invariant = true;
+                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: batch-invariant T = 1 is not the tiled kernel",
+                          ci, sa_cpu_path_name(paths[pi]));
+                sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_DECODE);
+                a1.batch_invariant = false;
+                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: default T = 1 is not the decode kernel", ci,
+                          sa_cpu_path_name(paths[pi]));
+            }
         }
         free(q), free(k), free(v), free(ref), free(out), free(out2), free(scratch);
     }
@@ -531,10 +630,6 @@ static void test_fused_ops(void) {
 }
 
 int main(void) {
-    /* Bitwise equality across batching (rollback, prefix reuse, chunked prefill) is the
-     * engine's guarantee in batch-invariant mode; the default fast mode uses a prefill GEMM
-     * whose summation order differs from the decode kernel (docs/internals/cpu_backend.md). */
-    sa_cpu_set_batch_invariant(true);
     RUN(test_rope_permutation);
     RUN(test_attention_naive);
     RUN(test_attention_fast);
@@ -544,6 +639,8 @@ int main(void) {
     RUN(test_rollback);
     RUN(test_prefix_reuse);
     RUN(test_two_contexts);
+    RUN(test_batch_invariant_param);
+    RUN(test_modes_in_parallel);
     RUN(test_errors);
     RUN(test_nan_weights);
     RUN(test_cancel);

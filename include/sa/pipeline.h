@@ -139,12 +139,18 @@ struct sa_pipeline_params {
                              back to rewrite (sa_upstream_gen_params.heal_bytes; default true):
                              without it, a prefix cut at ":" before a line break ends in a
                              token the model never wrote there (docs/internals/pipeline.md) */
+    bool batch_invariant; /* the local contexts' sa_ctx_params.batch_invariant (default false):
+                             true makes a prompt evaluated from scratch and one extended from a
+                             kept cache give the same bits, so kv_reuse and use_spec change the
+                             speed only, at the cost of slower one-token decoding (avx512).
+                             Copy-speculation verifies with the batch-invariant kernels either
+                             way (docs/internals/speculation.md). */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
- * token healing on. */
+ * token healing on, batch_invariant false. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */

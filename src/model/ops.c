@@ -297,7 +297,7 @@ void sa_op_attention_path(struct sa_threadpool *tp, const struct sa_attn_args *a
     if ((avx512 || avx2) && D <= SA_ATTN_MAX_D) {
         struct attn_run r = {.a = a, .avx512 = avx512, .group = a->n_head / a->n_head_kv};
         const int64_t lanes = avx512 ? 32 : 16;
-        if (kernel == SA_ATTN_AUTO) kernel = a->T == 1 && !sa_cpu_batch_invariant() ? SA_ATTN_DECODE : SA_ATTN_TILED;
+        if (kernel == SA_ATTN_AUTO) kernel = a->T == 1 && !a->batch_invariant ? SA_ATTN_DECODE : SA_ATTN_TILED;
         if (kernel == SA_ATTN_DECODE) {
             SA_ASSERT(a->T == 1);
             r.decode = true;

@@ -80,18 +80,20 @@ struct sa_attn_args {
     float *scratch;
     int64_t scratch_stride; /* floats per share in scratch (>= pos0 + T) */
     int64_t n_scratch;      /* rows of scratch: >= the pool's share count */
+    bool batch_invariant;   /* true: the tiled kernel for every T (the context's
+                               sa_ctx_params.batch_invariant, or a call that asks for it) */
 };
 /* The fastest kernel this CPU has (sa_cpu_path_active: $SALIGN_CPU=ref selects the
  * reference): tiled online-softmax attention (AVX2/AVX-512) threaded over (KV head, query
- * block) items; for T == 1 a decode kernel (dot products along head_dim), except in
- * batch-invariant mode (sa_cpu_batch_invariant), where every T runs the tiled kernel so
- * that a query's output does not depend on how tokens are batched. The fast kernels are
- * tested against sa_op_attention_ref with explicit tolerances (tests/test_model.c). */
+ * block) items; for T == 1 a decode kernel (dot products along head_dim), except when
+ * a->batch_invariant is true, where every T runs the tiled kernel so that a query's output
+ * does not depend on how tokens are batched. The fast kernels are tested against
+ * sa_op_attention_ref with explicit tolerances (tests/test_model.c). */
 void sa_op_attention(struct sa_threadpool *tp, const struct sa_attn_args *a);
 /* Plain C, threaded over (token, head) pairs: the reference. */
 void sa_op_attention_ref(struct sa_threadpool *tp, const struct sa_attn_args *a);
 enum sa_attn_kernel {
-    SA_ATTN_AUTO = 0, /* as sa_op_attention */
+    SA_ATTN_AUTO = 0, /* as sa_op_attention (a->batch_invariant decides for T == 1) */
     SA_ATTN_TILED,    /* the tiled kernel for every T */
     SA_ATTN_DECODE,   /* the decode kernel (T must be 1) */
 };

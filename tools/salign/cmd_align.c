@@ -60,6 +60,9 @@ static void usage(FILE *f) {
             "  --no-token-healing        continue the answer from its re-tokenized text as it is\n"
             "                            (default: a local model rewrites the prompt's last token)\n"
             "  -t, --threads N           compute threads (default: all cores)\n"
+            "  --batch-invariant         bitwise batch-invariant kernels in the local models\n"
+            "                            (slower one-token decoding; --no-kv-reuse then changes\n"
+            "                            the speed only)\n"
             "  -c, --ctx-size N          context size of each local model (default 4096)\n"
             "  --timeout-ms N            remote: idle timeout (default 60000)\n"
             "Output:\n"
@@ -125,6 +128,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         if (!strcmp(a, "--no-spec")) { o->pp.use_spec = false; continue; }
         if (!strcmp(a, "--no-kv-reuse")) { o->pp.kv_reuse = false; continue; }
         if (!strcmp(a, "--no-token-healing")) { o->pp.token_healing = false; continue; }
+        if (!strcmp(a, "--batch-invariant")) { o->pp.batch_invariant = true; continue; }
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
         if (!known) return cli_usage_error("align", "unknown argument '%s'", a);

@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "  -r, --reps R          measured repetitions (default 3)\n"
             "      --no-mmap         copy the weights into memory at load instead of mapping the file\n"
             "                        (llama-bench -mmp 0; also SALIGN_NO_MMAP=1 for every command)\n"
+            "      --batch-invariant bitwise batch-invariant kernels (sa_ctx_params.batch_invariant)\n"
             "      --json            one JSON object per thread count instead of the table\n"
             "  -h, --help            this help\n\n"
             "'salign bench pipeline --help': the Stream Aligner pipeline's speed (stream vs Aligner, speculation, KV reuse).\n\n"
@@ -73,8 +74,9 @@ static void stats(const double *v, int n, double *best, double *mean, double *sd
 
 /* One thread setting: warm-up, then reps of pp and tg. Returns 0 or CLI_FAIL. */
 static int run_setting(const struct sa_model *model, const int32_t *toks, int P, int N, int B, int threads, int reps,
-                       struct result *r) {
+                       bool batch_invariant, struct result *r) {
     struct sa_ctx_params cp = sa_ctx_default_params();
+    cp.batch_invariant = batch_invariant;
     cp.n_ctx = P + N + 8;
     cp.n_batch = B > 0 ? B : 1;
     cp.n_threads = threads;
@@ -117,19 +119,19 @@ done:
 int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "pipeline")) /* the pipeline's speed: cmd_bench_pipeline.c */
         return cmd_bench_pipeline(argc - 1, argv + 1);
-    enum { OPT_JSON = 256, OPT_NO_MMAP };
+    enum { OPT_JSON = 256, OPT_NO_MMAP, OPT_BATCH_INVARIANT };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},      {"n-prompt", required_argument, NULL, 'p'},
         {"n-gen", required_argument, NULL, 'n'},      {"batch-size", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'},    {"reps", required_argument, NULL, 'r'},
         {"json", no_argument, NULL, OPT_JSON},        {"help", no_argument, NULL, 'h'},
-        {"no-mmap", no_argument, NULL, OPT_NO_MMAP},
+        {"no-mmap", no_argument, NULL, OPT_NO_MMAP},  {"batch-invariant", no_argument, NULL, OPT_BATCH_INVARIANT},
         {NULL, 0, NULL, 0},
     };
     if (argc >= 2 && !strcmp(argv[1], "pipeline")) return cmd_bench_pipeline(argc - 1, argv + 1);
     const char *model_arg = NULL, *threads_arg = "1,2";
     long P = 512, N = 128, B = 0, reps = 3;
-    bool json = false, use_mmap = !cli_no_mmap();
+    bool json = false, use_mmap = !cli_no_mmap(), batch_invariant = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -151,6 +153,7 @@ int cmd_bench(int argc, char **argv) {
             break;
         case OPT_JSON: json = true; break;
         case OPT_NO_MMAP: use_mmap = false; break;
+        case OPT_BATCH_INVARIANT: batch_invariant = true; break;
         case 'h': usage(stdout); return CLI_OK;
         case ':':
         default: {
@@ -214,7 +217,7 @@ int cmd_bench(int argc, char **argv) {
     }
     for (int i = 0; i < n_thr; i++) {
         struct result r = {0};
-        if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, &r))) break;
+        if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, batch_invariant, &r))) break;
         if (json) {
             printf("{\"engine\": \"salign\", \"model\": \"%s\", \"threads\": %d, \"mmap\": %s, \"pp\": %ld, \"tg\": %ld, "
                    "\"n_batch\": %ld, \"reps\": %ld, \"pp_tok_s\": %.1f, \"tg_tok_s\": %.1f, \"pp_mean\": %.1f, "

@@ -39,9 +39,9 @@ static void usage(FILE *f) {
             "  --max-rounds R          most corrected sentences per answer (default 6)\n"
             "  --max-length L          most tokens of an answer (default 256)\n"
             "  --unit sentence|line    what the upstream is cut at (default sentence)\n"
-            "  --batch-invariant       bitwise batch-invariant kernels everywhere\n"
-            "                          ($SALIGN_BATCH_INVARIANT=1): the stream answers must then be\n"
-            "                          identical with and without speculation and KV reuse\n"
+            "  --batch-invariant       bitwise batch-invariant kernels in every local context\n"
+            "                          (sa_pipeline_params.batch_invariant): the stream answers must\n"
+            "                          then be identical with and without speculation and KV reuse\n"
             "  --no-warmup             skip the untimed warm-up round\n"
             "  -t, --threads T         compute threads (default: all cores)\n"
             "  -c, --ctx-size N        context size of each local model (default 2048)\n"
@@ -232,8 +232,7 @@ static cJSON *report_json(const struct bench_opts *o, const char *questions, str
     cJSON_AddNumberToObject(j, "max_rounds", o->max_rounds);
     cJSON_AddNumberToObject(j, "max_length", o->max_length);
     cJSON_AddNumberToObject(j, "threads", o->n_threads);
-    const char *inv = getenv("SALIGN_BATCH_INVARIANT");
-    cJSON_AddBoolToObject(j, "batch_invariant", inv && *inv && strcmp(inv, "0"));
+    cJSON_AddBoolToObject(j, "batch_invariant", o->batch_invariant);
     cJSON *cfgs = cJSON_AddObjectToObject(j, "configs");
     for (int c = 0; c < CFG_COUNT; c++) {
         if (!cs[c].on) continue;
@@ -276,11 +275,10 @@ static cJSON *report_json(const struct bench_opts *o, const char *questions, str
 }
 
 static void report_table(const struct bench_opts *o, struct cfg_stats *cs, int n_q) {
-    const char *inv = getenv("SALIGN_BATCH_INVARIANT");
     char thr[32] = "all cores";
     if (o->n_threads > 0) snprintf(thr, sizeof thr, "%d thread(s)", o->n_threads);
     printf("upstream %s, aligner %s: %d question(s), max %d rounds, max %d tokens, %s%s\n", o->upstream, o->aligner,
-           n_q, o->max_rounds, o->max_length, thr, inv && *inv && strcmp(inv, "0") ? ", batch-invariant kernels" : "");
+           n_q, o->max_rounds, o->max_length, thr, o->batch_invariant ? ", batch-invariant kernels" : "");
     printf("| config         | first sentence ms | ms/token | pooled | tokens | rounds | copy | upstream prefill | "
            "aligner prefill | spec accepted      |\n");
     printf("|----------------|------------------:|---------:|-------:|-------:|-------:|-----:|-----------------:|"
@@ -320,8 +318,6 @@ int cmd_bench_pipeline(int argc, char **argv) {
     if (prc) return prc < 0 ? CLI_OK : prc;
     struct cfg_stats cs[CFG_COUNT] = {0};
     if ((prc = select_configs(o.configs, cs))) return prc;
-    /* before anything runs a product: the CPU backend reads it once, at its first use */
-    if (o.batch_invariant) setenv("SALIGN_BATCH_INVARIANT", "1", 1);
 
     char *default_q = NULL;
     const char *qpath = o.questions;
@@ -355,6 +351,7 @@ int cmd_bench_pipeline(int argc, char **argv) {
     base.unit = o.unit;
     base.n_threads = o.n_threads;
     base.n_ctx = o.n_ctx;
+    base.batch_invariant = o.batch_invariant;
     for (int c = 0; c < CFG_COUNT; c++) {
         if (!cs[c].on) continue;
         struct sa_pipeline_params p = base;

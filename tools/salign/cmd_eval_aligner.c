@@ -39,6 +39,7 @@ static void usage(FILE *f) {
             "                         kept/changed, improved, fixed, distances, tokens, ms\n"
             "  --aligner-system TEXT  a system message for the aligner (default none)\n"
             "  --no-spec              no copy-speculation (same output, slower)\n"
+            "  --batch-invariant      bitwise batch-invariant kernels (slower one-token decoding)\n"
             "  -t, --threads N        compute threads (default: all cores)\n"
             "  -c, --ctx-size N       context size (default 4096)\n"
             "  --json                 print one JSON object\n"
@@ -117,19 +118,20 @@ static void print_tally(const struct tally *t) {
 struct opts {
     const char *aligner, *records, *details, *aligner_system;
     size_t max;
-    bool json, spec;
+    bool json, spec, batch_invariant;
     int n_threads;
     int32_t n_ctx;
 };
 
 static int parse(int argc, char **argv, struct opts *o) {
-    enum { OPT_ALIGNER = 256, OPT_RECORDS, OPT_MAX, OPT_DETAILS, OPT_SYSTEM, OPT_NO_SPEC, OPT_JSON };
+    enum { OPT_ALIGNER = 256, OPT_RECORDS, OPT_MAX, OPT_DETAILS, OPT_SYSTEM, OPT_NO_SPEC, OPT_JSON, OPT_BATCH_INVARIANT };
     static const struct option lo[] = {
         {"aligner", required_argument, NULL, OPT_ALIGNER}, {"records", required_argument, NULL, OPT_RECORDS},
         {"max", required_argument, NULL, OPT_MAX},         {"details", required_argument, NULL, OPT_DETAILS},
         {"aligner-system", required_argument, NULL, OPT_SYSTEM},
         {"no-spec", no_argument, NULL, OPT_NO_SPEC},       {"json", no_argument, NULL, OPT_JSON},
         {"threads", required_argument, NULL, 't'},         {"ctx-size", required_argument, NULL, 'c'},
+        {"batch-invariant", no_argument, NULL, OPT_BATCH_INVARIANT},
         {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
     };
     o->spec = true;
@@ -146,6 +148,7 @@ static int parse(int argc, char **argv, struct opts *o) {
         case OPT_SYSTEM: o->aligner_system = optarg; break;
         case OPT_NO_SPEC: o->spec = false; break;
         case OPT_JSON: o->json = true; break;
+        case OPT_BATCH_INVARIANT: o->batch_invariant = true; break;
         case OPT_MAX:
         case 't':
         case 'c':
@@ -188,6 +191,7 @@ int cmd_eval_aligner(int argc, char **argv) {
     pp.use_spec = o.spec;
     pp.n_threads = o.n_threads;
     pp.n_ctx = o.n_ctx;
+    pp.batch_invariant = o.batch_invariant;
     if (sa_pipeline_init(&pp, &pl)) {
         rc = cli_fail("pipeline");
         goto done;

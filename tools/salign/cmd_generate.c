@@ -29,6 +29,7 @@ const char gen_opts_help[] =
     "  -n, --n-predict N   most tokens to generate (default 256)\n"
     "  -t, --threads N     compute threads (default: all cores)\n"
     "  -c, --ctx-size N    context size in tokens (default: what the prompt needs)\n"
+    "      --batch-invariant  bitwise batch-invariant kernels (slower one-token decoding)\n"
     "      --temp T        temperature, 0 = greedy (default 0.8)\n"
     "      --top-k K       keep the K most likely tokens, 0 = off (default 40)\n"
     "      --top-p P       nucleus sampling, 1 = off (default 0.95)\n"
@@ -55,6 +56,10 @@ static bool parse_float(const char *s, float *out) {
 
 int gen_parse_opt(const char *cmd, int argc, char **argv, int *i, struct gen_opts *o) {
     const char *a = argv[*i];
+    if (!strcmp(a, "--batch-invariant")) {
+        o->batch_invariant = true;
+        return 1;
+    }
     static const char *const with_value[] = {"-m", "--model", "--system", "-n", "--n-predict", "-t", "--threads",
                                              "-c", "--ctx-size", "--temp", "--top-k", "--top-p", "--min-p", "--seed"};
     bool known = false;
@@ -270,6 +275,7 @@ int cmd_generate(int argc, char **argv) {
     }
     struct sa_ctx_params cp = sa_ctx_default_params();
     cp.n_threads = o.n_threads;
+    cp.batch_invariant = o.batch_invariant;
     const int32_t n_train = sa_model_config(m)->n_ctx_train;
     cp.n_ctx = o.n_ctx > 0 ? o.n_ctx : (int32_t)n_ids + (o.n_predict > 0 ? o.n_predict : 1);
     if (o.n_ctx == 0 && n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;

@@ -16,12 +16,13 @@ struct gen_opts {
     int32_t n_predict;    /* -n: most tokens to generate */
     int n_threads;        /* -t: 0 = all cores */
     int32_t n_ctx;        /* -c: context size, 0 = fit (generate) or the model's (chat) */
+    bool batch_invariant; /* --batch-invariant: sa_ctx_params.batch_invariant */
     struct sa_sampler_params sp;
 };
 void gen_opts_init(struct gen_opts *o);
 
 /* Parses the option at argv[*i] if it is a shared one (-m, --system, -n, -t, -c, --temp,
- * --top-k, --top-p, --min-p, --seed), advancing *i past its value. Returns 1 if consumed,
+ * --top-k, --top-p, --min-p, --seed, --batch-invariant), advancing *i past its value. Returns 1 if consumed,
  * 0 if not a shared option, -1 on a bad value (the usage error was printed). */
 int gen_parse_opt(const char *cmd, int argc, char **argv, int *i, struct gen_opts *o);
 /* The option lines of the shared options, for --help. */
