@@ -21,7 +21,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HARNESS  := $(BUILD)/tests/harness.o
 
-.PHONY: all test asan fuzz fuzz-smoke bench clean
+.PHONY: all test asan fuzz fuzz-smoke install uninstall bench clean
 .SECONDARY:
 all: $(BUILD)/libsalign.a $(BUILD)/libsalign.so $(BUILD)/salign $(TEST_BIN)
 
@@ -33,9 +33,12 @@ $(BUILD)/libsalign.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# shared library: for the Python reference tests (ctypes) and other languages
+# shared library: for the Python reference tests (ctypes) and other languages. While the
+# version is 0.x any minor release may change the ABI, so the soname carries major.minor.
+VERSION := $(shell sed -n 's/^\#define SA_VERSION "\(.*\)"$$/\1/p' include/sa/sa.h)
+SONAME  := libsalign.so.$(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))
 $(BUILD)/libsalign.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/salign: $(CLI_OBJ) $(BUILD)/libsalign.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsalign.a $(LDLIBS)
@@ -94,6 +97,38 @@ $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/libsalign.a
 FUZZ_SECONDS ?= 15
 fuzz-smoke: fuzz
 	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/smoke.sh
+
+# ---- install: make install PREFIX=/usr/local (DESTDIR=... for staging), make uninstall ----
+PREFIX       ?= /usr/local
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+PUB_HDR      := $(sort $(wildcard include/sa/*.h))
+SO_FILE      := $(SONAME).$(word 3,$(subst ., ,$(VERSION)))
+# salign.pc, written at install time (it names the prefix). Libs.private is the link line
+# that the static libsalign.a needs (pkg-config --static --libs salign).
+SALIGN_PC    := 'prefix=$(PREFIX)' 'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
+    'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' '' 'Name: salign' \
+    'Description: Stream Aligner: LLM engine, aligner pipeline and training (stream-aligner)' \
+    'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lsalign' \
+    'Libs.private: $(strip $(LDLIBS))'
+
+install: $(BUILD)/libsalign.a $(BUILD)/libsalign.so $(BUILD)/salign
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/sa $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(PUB_HDR) $(DESTDIR)$(INCLUDEDIR)/sa/
+	install -m 644 $(BUILD)/libsalign.a $(DESTDIR)$(LIBDIR)/libsalign.a
+	install -m 755 $(BUILD)/libsalign.so $(DESTDIR)$(LIBDIR)/$(SO_FILE)
+	ln -sf $(SO_FILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsalign.so
+	printf '%s\n' $(SALIGN_PC) >$(DESTDIR)$(PKGCONFIGDIR)/salign.pc
+	install -m 755 $(BUILD)/salign $(DESTDIR)$(BINDIR)/salign
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/sa/,$(notdir $(PUB_HDR))) $(DESTDIR)$(BINDIR)/salign \
+	    $(DESTDIR)$(LIBDIR)/libsalign.a $(DESTDIR)$(LIBDIR)/libsalign.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	    $(DESTDIR)$(LIBDIR)/$(SO_FILE) $(DESTDIR)$(PKGCONFIGDIR)/salign.pc
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/sa 2>/dev/null
 
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
