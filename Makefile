@@ -1,10 +1,15 @@
 # stream-aligner: one GNU Makefile (llm.c / redis style).
 #   make            build/libsalign.a, build/libsalign.so (for ctypes tests) and build/salign
 #   make test       build and run the whole suite (C tests + Python reference checks);
-#                   ends with "N passed, N failed"
+#                   ends with "N passed, N failed, N skipped"
 #   make asan       the C tests under AddressSanitizer + UBSan (build-asan/)
-#   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make fuzz       libFuzzer targets (clang, ASan + UBSan, the whole library) in build-fuzz/
+#   make fuzz-smoke each fuzz target FUZZ_SECONDS (15) on its corpus fuzz/corpus_<name>/;
+#                   any crash or sanitizer report fails (fuzz/smoke.sh)
+#   make install    PREFIX=/usr/local (DESTDIR=...): headers, libsalign.a, libsalign.so, the
+#                   CLI and salign.pc (pkg-config --cflags --libs salign); make uninstall
 #   make bench      benchmarks (bench/)
+# .ci/run runs set-up, make test, make asan and make fuzz-smoke, and sums their counts.
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
