@@ -315,7 +315,7 @@ static void test_file_drop_cache(void) {
     CHECK_OK(sa_write_file_atomic(path, data, n));
     free(data);
     if (harness_on_tmpfs(path)) {
-        printf("  (tmpfs: the page cache is the file, nothing to drop)\n");
+        harness_skip("tmpfs: the page cache is the file, nothing to drop");
         return;
     }
     CHECK(harness_resident_pages(path) > 0); /* just written: cached */
