@@ -19,8 +19,7 @@ static void mm(const struct sa_tr_attn *a, struct sa_threadpool *tp, bool tA, bo
     if (a->bf16)
         sa_tr_gemm_bf16(tp, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
-        cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, (blasint)M,
-                    (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+        sa_tr_sgemm(tp, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 size_t sa_tr_attention_scratch_floats(int64_t T) { return 2 * (size_t)T * (size_t)T; }

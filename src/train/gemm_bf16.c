@@ -9,7 +9,8 @@
  *     to the order of the sums);
  *   - reference: plain C loops, double sums.
  * Threads: the rectangle of C is split over tp's threads (column stripes of 32 when
- * N >= M, else row stripes of 12); each thread packs its own operands. */
+ * N >= M, else row stripes of 12; 256 and 64 on the portable path, one single-threaded
+ * OpenBLAS call each); each thread packs its own operands. */
 #include "train/gemm_bf16_impl.h"
 #include "train/ops_train_impl.h"
 #include "core/core_impl.h"
@@ -124,8 +125,17 @@ static void gemm_share(void *ctx, int ith, int nth) {
     if (a >= b) return;
     int64_t m0 = t->split_n ? 0 : a, m1 = t->split_n ? g->M : b;
     int64_t n0 = t->split_n ? a : 0, n1 = t->split_n ? b : g->N;
-    bool ok = t->path == SA_TR_GEMM_AVX512BF16 ? sa_tr_gemm_bf16_avx512_rect(g, m0, m1, n0, n1)
-                                               : generic_rect(g, m0, m1, n0, n1);
+    bool ok = true;
+    if (t->path == SA_TR_GEMM_AVX512BF16) ok = sa_tr_gemm_bf16_avx512_rect(g, m0, m1, n0, n1);
+    else /* one OpenBLAS call per unit, whatever the share: the same bits for any thread count */
+        for (int64_t u = u0; u < u1 && ok; u++) {
+            int64_t ua = SA_MIN(u * t->unit, lim), ub = SA_MIN((u + 1) * t->unit, lim);
+            ok = t->split_n ? generic_rect(g, 0, g->M, ua, ub) : generic_rect(g, ua, ub, 0, g->N);
+            if (!ok) { /* the reference for the rest of the share */
+                m0 = t->split_n ? 0 : ua;
+                n0 = t->split_n ? ua : 0;
+            }
+        }
     /* out of memory for the packing buffer (nothing written yet): the reference, which
      * allocates nothing (never with a pre-packed B: nothing to allocate then) */
     if (!ok) ref_rect(g, m0, m1, n0, n1);
@@ -148,14 +158,11 @@ void sa_tr_gemm_bf16_path(enum sa_tr_gemm_path path, struct sa_threadpool *tp, b
         return;
     }
     struct gemm_task t = {&g, path, N >= M, 0, 0};
-    t.unit = t.split_n ? SA_BF16_NR : SA_BF16_MR;
+    /* generic: stripes of 256 columns or 64 rows, each one single-threaded OpenBLAS call
+     * (ops_train_impl.h: OpenBLAS's own threading changes the bits with the thread count) */
+    t.unit = path == SA_TR_GEMM_GENERIC ? (t.split_n ? 256 : 64) : (t.split_n ? SA_BF16_NR : SA_BF16_MR);
     t.units = ((t.split_n ? N : M) + t.unit - 1) / t.unit;
-    if (path == SA_TR_GEMM_GENERIC) {
-        /* OpenBLAS threads itself: one share */
-        gemm_share(&t, 0, 1);
-    } else {
-        sa_threadpool_run(tp, gemm_share, &t);
-    }
+    sa_threadpool_run(tp, gemm_share, &t);
 }
 
 void sa_tr_gemm_bf16(struct sa_threadpool *tp, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,

@@ -38,7 +38,7 @@ void sa_tr_lora_fwd(const struct sa_tr_lora *l, float *out, float *xd, float *h,
                     const float *bias, const float *A, const float *B, int64_t N) {
     const int64_t C = l->C, OC = l->OC, r = l->r;
     if (l->bf16) sa_tr_linear_fwd_bf16(l->tp, out, inp, W, bias, N, C, OC);
-    else sa_tr_linear_fwd(out, inp, W, bias, N, C, OC);
+    else sa_tr_linear_fwd_tp(l->tp, out, inp, W, bias, N, C, OC);
     const float *src = inp;
     if (l->dropout > 0) {
         SA_ASSERT(xd && l->dropout < 1);
@@ -61,7 +61,7 @@ void sa_tr_lora_bwd(const struct sa_tr_lora *l, float *dinp, float *dA, float *d
     const int64_t C = l->C, OC = l->OC, r = l->r;
     /* through the frozen W: dinp += dout @ W */
     if (l->bf16) sa_tr_linear_bwd_bf16(l->tp, dinp, NULL, NULL, dout, inp, W, N, C, OC);
-    else sa_tr_linear_bwd(dinp, NULL, NULL, dout, inp, W, N, C, OC);
+    else sa_tr_linear_bwd_tp(l->tp, dinp, NULL, NULL, dout, inp, W, N, C, OC);
     /* dh (N, r) = scale * dout (N, OC) @ B (OC, r) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)N, (blasint)r, (blasint)OC, l->scale, dout,
                 (blasint)OC, B, (blasint)r, 0.0f, dh, (blasint)r);

@@ -94,13 +94,15 @@ void sa_tr_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *i
 
 void sa_tr_linear_bwd(float *dinp, float *dW, float *dbias, const float *dout, const float *inp, const float *W,
                       int64_t N, int64_t C, int64_t OC) {
+    sa_tr_linear_bwd_tp(NULL, dinp, dW, dbias, dout, inp, W, N, C, OC);
+}
+
+void sa_tr_linear_bwd_tp(struct sa_threadpool *tp, float *dinp, float *dW, float *dbias, const float *dout,
+                         const float *inp, const float *W, int64_t N, int64_t C, int64_t OC) {
     /* dinp (N, C) += dout (N, OC) @ W (OC, C) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)N, (blasint)C, (blasint)OC, 1.0f, dout,
-                (blasint)OC, W, (blasint)C, 1.0f, dinp, (blasint)C);
+    sa_tr_sgemm(tp, false, false, N, C, OC, 1.0f, dout, OC, W, C, 1.0f, dinp, C);
     /* dW (OC, C) += dout^T (OC, N) @ inp (N, C) */
-    if (dW)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)OC, (blasint)C, (blasint)N, 1.0f, dout,
-                    (blasint)OC, inp, (blasint)C, 1.0f, dW, (blasint)C);
+    if (dW) sa_tr_sgemm(tp, true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dW, C);
     if (dbias)
         for (int64_t i = 0; i < N; i++)
             for (int64_t o = 0; o < OC; o++) dbias[o] += dout[i * OC + o];

@@ -9,7 +9,53 @@
 #include <math.h>
 #include <string.h>
 
-void sa_tr_blas_set_threads(int n_threads) { openblas_set_num_threads(n_threads > 0 ? n_threads : 1); }
+void sa_tr_blas_set_threads(int n_threads) {
+    (void)n_threads;
+    openblas_set_num_threads(1); /* threads come from sa_tr_sgemm's stripes (ops_train_impl.h) */
+}
+
+/* Stripes of C: SGEMM_NS columns when N >= M, else SGEMM_MS rows; fixed by the shape. */
+enum { SGEMM_NS = 256, SGEMM_MS = 64 };
+struct sgemm_task {
+    bool tA, tB, split_n;
+    int64_t M, N, K, lda, ldb, ldc, n_stripes;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+};
+
+static void sgemm_stripe(const struct sgemm_task *t, int64_t s) {
+    const float *A = t->A, *B = t->B;
+    float *C = t->C;
+    int64_t M = t->M, N = t->N;
+    if (t->split_n) {
+        int64_t n0 = s * SGEMM_NS;
+        N = SA_MIN(SGEMM_NS, t->N - n0);
+        B += t->tB ? n0 * t->ldb : n0; /* op(B)[k][j] = tB ? B[j*ldb + k] : B[k*ldb + j] */
+        C += n0;
+    } else {
+        int64_t m0 = s * SGEMM_MS;
+        M = SA_MIN(SGEMM_MS, t->M - m0);
+        A += t->tA ? m0 : m0 * t->lda; /* op(A)[i][k] = tA ? A[k*lda + i] : A[i*lda + k] */
+        C += m0 * t->ldc;
+    }
+    cblas_sgemm(CblasRowMajor, t->tA ? CblasTrans : CblasNoTrans, t->tB ? CblasTrans : CblasNoTrans, (blasint)M,
+                (blasint)N, (blasint)t->K, t->alpha, A, (blasint)t->lda, B, (blasint)t->ldb, t->beta, C,
+                (blasint)t->ldc);
+}
+
+static void sgemm_run(void *ctx, int ith, int nth) {
+    const struct sgemm_task *t = ctx;
+    for (int64_t s = t->n_stripes * ith / nth; s < t->n_stripes * (ith + 1) / nth; s++) sgemm_stripe(t, s);
+}
+
+void sa_tr_sgemm(struct sa_threadpool *tp, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    struct sgemm_task t = {transA, transB, N >= M, M, N, K, lda, ldb, ldc, 0, alpha, beta, A, B, C};
+    t.n_stripes = t.split_n ? (N + SGEMM_NS - 1) / SGEMM_NS : (M + SGEMM_MS - 1) / SGEMM_MS;
+    sa_threadpool_run(t.n_stripes > 1 && M * N * K >= (1 << 18) ? tp : NULL, sgemm_run, &t);
+}
 int sa_tr_blas_threads(void) { return openblas_get_num_threads(); }
 
 void sa_tr_share(int64_t n, int64_t align, int ith, int nth, int64_t *lo, int64_t *hi) {
@@ -78,9 +124,13 @@ void sa_tr_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w
 
 void sa_tr_linear_fwd(float *out, const float *inp, const float *W, const float *bias, int64_t N, int64_t C,
                       int64_t OC) {
+    sa_tr_linear_fwd_tp(NULL, out, inp, W, bias, N, C, OC);
+}
+
+void sa_tr_linear_fwd_tp(struct sa_threadpool *tp, float *out, const float *inp, const float *W, const float *bias,
+                         int64_t N, int64_t C, int64_t OC) {
     /* out (N, OC) = inp (N, C) @ W^T (C, OC) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)N, (blasint)OC, (blasint)C, 1.0f, inp, (blasint)C,
-                W, (blasint)C, 0.0f, out, (blasint)OC);
+    sa_tr_sgemm(tp, false, true, N, OC, C, 1.0f, inp, C, W, C, 0.0f, out, OC);
     if (bias)
         for (int64_t i = 0; i < N; i++)
             for (int64_t o = 0; o < OC; o++) out[i * OC + o] += bias[o];

@@ -27,9 +27,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- threads for the BLAS products (OpenBLAS's own pool; a process-wide setting) ---- */
-void sa_tr_blas_set_threads(int n_threads);
+/* ---- the BLAS products ----
+ * OpenBLAS runs single-threaded (sa_tr_blas_set_threads sets it once, process-wide): its
+ * own threading changes the bits of some products with the thread count on some CPUs
+ * (seen on an AVX2 AMD EPYC with Debian's OpenBLAS 0.3.21: test_threads_bit_identical).
+ * sa_tr_sgemm splits C over tp's threads instead, in stripes fixed by the shape alone (never
+ * by the thread count), each one single-threaded OpenBLAS call, so a product gives the same
+ * bits for any number of threads. */
+void sa_tr_blas_set_threads(int n_threads); /* n_threads is ignored: always 1 */
 int sa_tr_blas_threads(void);
+/* C (M, N) = alpha op(A) op(B) + beta C, row-major; op(A) (M, K), op(B) (K, N). */
+void sa_tr_sgemm(struct sa_threadpool *tp, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* ---- threads for the element-wise ops ----
  * The _tp variants below split an op over tp's threads (tp may be NULL) and give the same
@@ -93,6 +102,11 @@ void sa_tr_linear_bwd(float *dinp,       // (N, C) +=
                       const float *inp,  // (N, C)
                       const float *W,    // (OC, C)
                       int64_t N, int64_t C, int64_t OC);
+/* The same on tp's threads (sa_tr_sgemm; tp may be NULL). */
+void sa_tr_linear_fwd_tp(struct sa_threadpool *tp, float *out, const float *inp, const float *W, const float *bias,
+                         int64_t N, int64_t C, int64_t OC);
+void sa_tr_linear_bwd_tp(struct sa_threadpool *tp, float *dinp, float *dW, float *dbias, const float *dout,
+                         const float *inp, const float *W, int64_t N, int64_t C, int64_t OC);
 void sa_tr_linear_fwd_ref(float *out, const float *inp, const float *W, const float *bias, int64_t N, int64_t C,
                           int64_t OC);
 void sa_tr_linear_bwd_ref(float *dinp, float *dW, float *dbias, const float *dout, const float *inp, const float *W,

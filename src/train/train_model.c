@@ -616,7 +616,7 @@ static void lin_fwd(struct sa_train_model *m, int l, int j, float *out, const fl
         if (m->p.precision == SA_TRAIN_BF16)
             sa_tr_linear_fwd_bf16(m->tp, out, inp, W_(m, ln->W), W_(m, ln->b), N, ln->C, ln->OC);
         else
-            sa_tr_linear_fwd(out, inp, W_(m, ln->W), W_(m, ln->b), N, ln->C, ln->OC);
+            sa_tr_linear_fwd_tp(m->tp, out, inp, W_(m, ln->W), W_(m, ln->b), N, ln->C, ln->OC);
     }
 }
 
@@ -631,7 +631,7 @@ static void lin_bwd(struct sa_train_model *m, int l, int j, float *dinp, const f
         if (m->p.precision == SA_TRAIN_BF16)
             sa_tr_linear_bwd_bf16(m->tp, dinp, G_(m, ln->W), G_(m, ln->b), dout, inp, W_(m, ln->W), N, ln->C, ln->OC);
         else
-            sa_tr_linear_bwd(dinp, G_(m, ln->W), G_(m, ln->b), dout, inp, W_(m, ln->W), N, ln->C, ln->OC);
+            sa_tr_linear_bwd_tp(m->tp, dinp, G_(m, ln->W), G_(m, ln->b), dout, inp, W_(m, ln->W), N, ln->C, ln->OC);
     }
 }
 
@@ -779,7 +779,7 @@ static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float 
         for (int64_t i = 0; i < nr; i++) memcpy(m->xc + i * C, m->xn_f + (int64_t)m->rows[r0 + i] * C, C * sizeof(float));
         if (pk) sa_tr_gemm_bf16_prepacked(m->tp, false, nr, V, C, 1.0f, m->xc, C, m->head_pk_fwd, 0.0f, m->logits, V);
         else if (bf16) sa_tr_linear_fwd_bf16(m->tp, m->logits, m->xc, Wout, NULL, nr, C, V);
-        else sa_tr_linear_fwd(m->logits, m->xc, Wout, NULL, nr, C, V);
+        else sa_tr_linear_fwd_tp(m->tp, m->logits, m->xc, Wout, NULL, nr, C, V);
         float part;
         enum sa_status s = sa_tr_cross_entropy(m->tp, m->logits, m->losses, m->tg + r0, NULL, nr, V, denom, grad, &part);
         if (s) return s;
@@ -792,7 +792,7 @@ static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float 
             if (dWout) sa_tr_gemm_bf16(m->tp, true, false, V, C, nr, 1.0f, m->logits, V, m->xc, C, 1.0f, dWout, C);
         } else if (bf16)
             sa_tr_linear_bwd_bf16(m->tp, m->dxc, dWout, NULL, m->logits, m->xc, Wout, nr, C, V);
-        else sa_tr_linear_bwd(m->dxc, dWout, NULL, m->logits, m->xc, Wout, nr, C, V);
+        else sa_tr_linear_bwd_tp(m->tp, m->dxc, dWout, NULL, m->logits, m->xc, Wout, nr, C, V);
         for (int64_t i = 0; i < nr; i++) {
             float *d = m->dxn + (int64_t)m->rows[r0 + i] * C;
             const float *s2 = m->dxc + i * C;
