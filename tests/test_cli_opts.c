@@ -271,7 +271,60 @@ static void test_help(void) {
 
 /* Every command: no name twice among the entries it accepts, and its --help (as printed by
  * `salign CMD --help`) lists each of them. */
+static void check_command(const struct cli_cmd *cmd) {
+    char *h = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&h, &len);
+    cli_help(f, cmd);
+    fclose(f);
+    CHECK_MSG(strstr(h, "Usage: salign "), "%s: no usage line", cmd->name);
+    bool has_help = false;
+    for (size_t i = 0; i < cmd->n_opts; i++) {
+        const struct cli_opt *o = &cmd->opts[i];
+        if (!cli_accepts(cmd, o)) continue;
+        CHECK_MSG(o->name || o->short_name, "%s: entry %zu has no name", cmd->name, i);
+        CHECK_MSG(o->help && *o->help, "%s: entry %zu has no help", cmd->name, i);
+        has_help |= o->kind == CLI_OPT_HELP;
+        char nm[80];
+        if (o->name) {
+            snprintf(nm, sizeof nm, "--%s", o->name);
+            CHECK_MSG(lists(h, nm), "salign %s --help does not list %s", cmd->name, nm);
+        }
+        if (o->short_name) {
+            snprintf(nm, sizeof nm, "-%c", o->short_name);
+            CHECK_MSG(lists(h, nm), "salign %s --help does not list %s", cmd->name, nm);
+        }
+        for (size_t k = i + 1; k < cmd->n_opts; k++) {
+            const struct cli_opt *q = &cmd->opts[k];
+            if (!cli_accepts(cmd, q)) continue;
+            CHECK_MSG(!o->name || !q->name || strcmp(o->name, q->name), "%s: --%s twice", cmd->name, o->name);
+            CHECK_MSG(!o->short_name || o->short_name != q->short_name, "%s: -%c twice", cmd->name, o->short_name);
+        }
+        if (o->kind == CLI_OPT_INT) CHECK_MSG(o->imin <= o->imax && (o->size == 8 || o->imax <= INT32_MAX),
+                                              "%s: --%s: bad range", cmd->name, o->name);
+        if (o->kind == CLI_OPT_UINT) CHECK_MSG(o->umin <= o->umax && (o->size == 8 || o->umax <= UINT32_MAX),
+                                               "%s: --%s: bad range", cmd->name, o->name);
+        if (o->kind == CLI_OPT_FLAG || o->kind == CLI_OPT_UNSET) CHECK(o->size == sizeof(bool));
+        if (o->kind == CLI_OPT_STR) CHECK(o->size == sizeof(const char *));
+    }
+    CHECK_MSG(has_help, "%s: no --help entry", cmd->name);
+    free(h);
+}
 
+static void test_every_command(void) {
+    const struct cli_cmd *cmds[] = {&cli_cmd_pull,  &cli_cmd_inspect, &cli_cmd_tokenize, &cli_cmd_convert,
+                                    &cli_cmd_generate, &cli_cmd_chat, &cli_cmd_align,    &cli_cmd_train,
+                                    &cli_cmd_bench, &cli_cmd_bench_pipeline};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) check_command(cmds[i]);
+    size_t n = 0;
+    for (size_t i = 0; cli_cmds_data[i]; i++, n++) check_command(cli_cmds_data[i]);
+    for (size_t i = 0; cli_cmds_eval[i]; i++, n++) check_command(cli_cmds_eval[i]);
+    CHECK_EQ_INT(n, 4 + 5); /* data: from-gsm8k split check build; eval: math winrate judge report aligner */
+    /* generate's own options are not chat's */
+    for (size_t i = 0; i < cli_cmd_chat.n_opts; i++)
+        if (cli_cmd_chat.opts[i].name && !strcmp(cli_cmd_chat.opts[i].name, "prompt"))
+            CHECK(!cli_accepts(&cli_cmd_chat, &cli_cmd_chat.opts[i]));
+}
 
 int main(void) {
     RUN(test_values_and_ranges);
@@ -279,5 +332,6 @@ int main(void) {
     RUN(test_missing_and_unknown);
     RUN(test_operands);
     RUN(test_help);
+    RUN(test_every_command);
     return harness_summary();
 }
