@@ -6,7 +6,8 @@
  *
  * Accepted forms: --name VALUE, --name=VALUE, -s VALUE, -sVALUE, grouped short flags (-qh),
  * `--` (the rest are operands), `-` (an operand). A later option overrides an earlier one.
- * Long names must be given in full (no abbreviations). */
+ * Long names must be given in full (no abbreviations). docs/internals/cli.md: how to add an
+ * option, and the error messages. */
 #ifndef SA_CLI_OPTS_H
 #define SA_CLI_OPTS_H
 

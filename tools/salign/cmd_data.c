@@ -309,7 +309,8 @@ static const struct cli_opt data_opts[] = {
     {"out", 0, CLI_OPT_STR, O(out), .mask = DATA_GSM8K | DATA_BUILD, .arg = "FILE", .help = "the output file"},
     {"seed", 0, CLI_OPT_UINT, O(seed), .mask = DATA_GSM8K | DATA_SPLIT | DATA_BUILD, .umax = UINT64_MAX,
      .arg = "S",
-     .help = "seed (default 0) of the corruptions (from-gsm8k), the split,\nor the annotator's retries and the upstream's sampling (build)"},
+     .help = "seed (default 0) of the corruptions (from-gsm8k), the split,\nor the annotator's retries and the "
+             "upstream's sampling (build)"},
     {"rewrite-ratio", 0, CLI_OPT_FLOAT, O(gsm8k.rewrite_ratio), .mask = DATA_GSM8K, .lo = 0, .hi = 1, .arg = "R",
      .help = "fraction of rewrite records, 0..1 (default 0.5)"},
     {"keep-calc", 0, CLI_OPT_FLAG, O(gsm8k.keep_calc), .mask = DATA_GSM8K,
