@@ -1,6 +1,7 @@
 /* cmd_generate.c: `salign generate`: one completion (or one chat turn with --chat) streamed
- * to stdout as it is sampled; --json prints the text and timings instead. Also the shared
- * option parsing, model loading and token loop of generate.h (used by `salign chat`). */
+ * to stdout as it is sampled; --json prints the text and timings instead. Also the option
+ * table it shares with `salign chat` (cli_cmd_generate, cli_cmd_chat), and the model loading
+ * and token loop of generate.h. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "generate.h"
