@@ -3,7 +3,8 @@
  * path sa_matmul picks ($SALIGN_CPU=ref|avx2|avx512 forces one). Each number is the best of
  * as many repetitions as fit in ~0.1 s (weights stay in cache for the small shapes, as they
  * do not in a real forward pass: an upper bound for those).
- * usage: bench_matmul [type ...]   (default: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q4_k q6_k) */
+ * usage: bench_matmul [--batch-invariant] [type ...]   (default: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0
+ * q4_k q6_k); --batch-invariant: every T runs the prefill GEMM (sa_matmul's batch_invariant). */
 #define _GNU_SOURCE
 #include "backend/cpu/cpu_impl.h"
 #include "core/core_impl.h"
@@ -66,12 +67,14 @@ static void *make_weights(enum sa_dtype t, int64_t n_in, int64_t n_out) {
     return w;
 }
 
+static bool g_invariant;
+
 static double bench_one(struct sa_threadpool *tp, enum sa_dtype t, const void *W, int64_t n_in, int64_t n_out,
                         const float *X, int64_t T, float *Y, void *scratch) {
     double best = 1e9, start = sa_time_now();
     do {
         double t0 = sa_time_now();
-        sa_matmul(tp, t, W, n_in, n_out, X, T, Y, scratch);
+        sa_matmul(tp, t, W, n_in, n_out, X, T, Y, scratch, g_invariant);
         best = SA_MIN(best, sa_time_now() - t0);
     } while (sa_time_now() - start < 0.1);
     return best;
@@ -79,6 +82,10 @@ static double bench_one(struct sa_threadpool *tp, enum sa_dtype t, const void *W
 
 int main(int argc, char **argv) {
     static const char *defaults[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q4_k", "q6_k"};
+    if (argc > 1 && !strcmp(argv[1], "--batch-invariant")) {
+        g_invariant = true;
+        argc--, argv++;
+    }
     int n_types = argc > 1 ? argc - 1 : (int)SA_ARRAY_LEN(defaults);
     const char **names = argc > 1 ? (const char **)argv + 1 : defaults;
     struct sa_threadpool *pools[2] = {NULL, NULL};
@@ -97,7 +104,7 @@ int main(int argc, char **argv) {
            "kernel T=512", "T=1 1th", "T=1 2th", "T=512 1th", "T=512 2th");
     for (int k = 0; k < n_types; k++) {
         enum sa_dtype t;
-        if (!sa_dtype_from_name(names[k], &t) || !sa_matmul_supported(t)) {
+        if (sa_dtype_from_name(names[k], &t) != SA_STATUS_OK || !sa_matmul_supported(t)) {
             fprintf(stderr, "bench_matmul: unknown or unsupported type %s\n", names[k]);
             continue;
         }
@@ -111,8 +118,9 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_matmul: out of memory\n");
                 return 1;
             }
-            printf("%-13s %-17s %-5s %-22s %-25s", sh->model, sh->what, names[k], sa_matmul_kernel_name(sa_cpu_path_active(), t),
-                   sa_matmul_kernel_name_t(sa_cpu_path_active(), t, T_max));
+            printf("%-13s %-17s %-5s %-22s %-25s", sh->model, sh->what, names[k],
+                   sa_matmul_kernel_name_t(sa_cpu_path_active(), t, 1, g_invariant),
+                   sa_matmul_kernel_name_t(sa_cpu_path_active(), t, T_max, g_invariant));
             for (int ti = 0; ti < 2; ti++) {
                 int64_t T = ti == 0 ? 1 : T_max;
                 for (int th = 0; th < 2; th++) {

@@ -28,7 +28,7 @@ static double gbps(struct sa_threadpool *tp, const void *W, int64_t n_in, int64_
     double best = 1e9;
     for (int r = 0; r < reps; r++) {
         double t0 = sa_time_now();
-        sa_matmul(tp, SA_DTYPE_BF16, W, n_in, n_out, X, 1, Y, scratch);
+        sa_matmul(tp, SA_DTYPE_BF16, W, n_in, n_out, X, 1, Y, scratch, false);
         best = SA_MIN(best, sa_time_now() - t0);
     }
     return (double)n_in * 2 * (double)n_out / best * 1e-9;

@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (sa_safetensors_find(st, t->name) != t) abort();
     }
     (void)sa_safetensors_metadata(st, "format");
+    (void)sum;
     sa_safetensors_free(st);
     return 0;
 }

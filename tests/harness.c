@@ -36,8 +36,9 @@ bool harness_on_tmpfs(const char *path) {
 }
 
 int harness_check_failed;
-static int n_passed, n_failed;
+static int n_passed, n_failed, n_skipped;
 static const char *current;
+static char skip_reason[256]; /* set by harness_skip in the current test, "" if none */
 
 void harness_fail(const char *file, int line, const char *fmt, ...) {
     va_list ap;
@@ -50,13 +51,25 @@ void harness_fail(const char *file, int line, const char *fmt, ...) {
     harness_check_failed++;
 }
 
+void harness_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(skip_reason, sizeof skip_reason, fmt, ap);
+    va_end(ap);
+    if (!skip_reason[0]) snprintf(skip_reason, sizeof skip_reason, "skipped");
+}
+
 void harness_run(const char *name, void (*fn)(void)) {
     current = name;
     harness_check_failed = 0;
+    skip_reason[0] = 0;
     fn();
     if (harness_check_failed) {
         n_failed++;
         printf("FAIL %s\n", name);
+    } else if (skip_reason[0]) {
+        n_skipped++;
+        printf("skip %s: %s\n", name, skip_reason);
     } else {
         n_passed++;
         printf("ok   %s\n", name);
@@ -65,8 +78,10 @@ void harness_run(const char *name, void (*fn)(void)) {
 }
 
 int harness_summary(void) {
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed ? 1 : 0;
+    bool none = !n_passed && !n_failed && !n_skipped;
+    if (none) printf("FAIL no test ran\n");
+    printf("%d passed, %d failed, %d skipped\n", n_passed, n_failed, n_skipped);
+    return n_failed || none ? 1 : 0;
 }
 
 const char *harness_shared_data(void) {

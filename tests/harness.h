@@ -1,7 +1,10 @@
 /* harness.h: a tiny test harness (in the spirit of redis testhelp.h). Each test binary
  * defines test functions, runs them with RUN(fn), and ends with `return harness_summary();`
- * which prints "N passed, N failed" (counted per test function) and returns the exit code.
- * Checks report file:line and keep going; a failed check fails the enclosing test. */
+ * which prints "N passed, N failed, N skipped" (counted per test function) and returns the
+ * exit code. Checks report file:line and keep going; a failed check fails the enclosing test.
+ * A test that cannot check what it is about here (no such CPU feature, no such file system)
+ * calls harness_skip(): it counts as skipped, not passed. A program that ends with nothing
+ * passed, failed or skipped fails (it tested nothing). */
 #ifndef SA_TESTS_HARNESS_H
 #define SA_TESTS_HARNESS_H
 
@@ -14,6 +17,9 @@ extern int harness_check_failed; /* checks failed in the current test */
 
 void harness_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void harness_run(const char *name, void (*fn)(void));
+/* Marks the current test skipped, with the reason printed on its line; a failed check in
+ * the same test still fails it. Return from the test after calling it. */
+void harness_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int harness_summary(void);
 /* Directory of the shared data (../shared/data from the repo root, or $SA_SHARED_DATA). */
 const char *harness_shared_data(void);

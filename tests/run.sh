@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/run.sh: runs every test program (build/tests/test_* and tests/py/test_*.py), each of
-# which ends with "N passed, N failed"; prints a line per program and the total, the last line
-# being "N passed, N failed". A program that crashes or prints no summary counts as 1 failure.
+# which ends with "N passed, N failed, N skipped" (tests/harness.h); prints a line per program
+# and the total, the last line being "N passed, N failed, N skipped". A program that crashes,
+# prints no summary, or runs nothing (0 passed, 0 failed, 0 skipped) counts as 1 failure.
 # SA_C_ONLY=1 skips the Python reference checks; SA_TEST_FILTER=regex selects programs.
 set -u
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ PY=${SA_PYTHON:-.venv/bin/python}
 TIMEOUT=${SA_TEST_TIMEOUT:-900}
 export SA_TEST_TMP=${SA_TEST_TMP:-tests/tmp}
 mkdir -p "$SA_TEST_TMP" "$BUILD/test-logs"
-total_p=0; total_f=0
+total_p=0; total_f=0; total_s=0
 progs=()
 for b in "$BUILD"/tests/test_*; do [ -x "$b" ] && progs+=("$b"); done
 if [ -z "${SA_C_ONLY:-}" ]; then
@@ -29,20 +30,22 @@ for prog in "${progs[@]}"; do
   rc=$?
   t1=$(date +%s)
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+  p=0; f=0; s=0
   if [ -n "$line" ]; then
     p=$(echo "$line" | awk '{print $1}'); f=$(echo "$line" | awk '{print $3}')
-  else
-    p=0; f=0
+    s=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) skipped.*/\1/p'); s=${s:-0}
   fi
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=$((f + 1)); fi
-  total_p=$((total_p + p)); total_f=$((total_f + f))
-  status="ok  "; [ "$f" -ne 0 ] && status="FAIL"
-  printf '%s %-32s %4d passed, %3d failed  (%ds)\n' "$status" "$name" "$p" "$f" $((t1 - t0))
+  if [ $((p + f + s)) -eq 0 ]; then f=1; fi # ran nothing
+  total_p=$((total_p + p)); total_f=$((total_f + f)); total_s=$((total_s + s))
+  status="ok  "; [ "$s" -ne 0 ] && status="skip"; [ "$f" -ne 0 ] && status="FAIL"
+  printf '%s %-32s %4d passed, %3d failed, %2d skipped  (%ds)\n' "$status" "$name" "$p" "$f" "$s" $((t1 - t0))
+  [ "$s" -ne 0 ] && grep -E '^skip ' "$log" | head -10 | sed 's/^/    | /'
   if [ "$f" -ne 0 ]; then
     grep -E '^(FAIL|    )' "$log" | head -40 | sed 's/^/    | /'
     [ $rc -ne 0 ] && [ -z "$line" ] && tail -15 "$log" | sed 's/^/    | /'
   fi
 done
 echo "suite time: $(( $(date +%s) - start_all ))s"
-echo "$total_p passed, $total_f failed"
-[ "$total_f" -eq 0 ]
+echo "$total_p passed, $total_f failed, $total_s skipped"
+[ "$total_f" -eq 0 ] && [ $((total_p + total_s)) -gt 0 ]

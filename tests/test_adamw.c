@@ -4,7 +4,7 @@
  * rate schedules. The comparison with torch.optim.AdamW is tests/py/test_train_ops_ref.py. */
 #include "core/core_impl.h"
 #include "harness.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 #include "train/ops_train_impl.h"
 
 #include <stdlib.h>

@@ -98,13 +98,21 @@ static void test_detect_and_names(void) {
     CHECK_EQ_INT(sa_chat_template_detect("", "qwen3"), SA_CHAT_FORMAT_CHATML);
     CHECK_EQ_INT(sa_chat_template_detect(NULL, "gemma2"), SA_CHAT_FORMAT_GEMMA);
     CHECK_EQ_INT(sa_chat_template_detect(NULL, NULL), SA_CHAT_FORMAT_UNKNOWN);
-    CHECK_EQ_INT(sa_chat_format_from_name("chatml"), SA_CHAT_FORMAT_CHATML);
-    CHECK_EQ_INT(sa_chat_format_from_name("gemma3"), SA_CHAT_FORMAT_GEMMA);
-    CHECK_EQ_INT(sa_chat_format_from_name("llama3"), SA_CHAT_FORMAT_LLAMA3);
-    CHECK_EQ_INT(sa_chat_format_from_name("vicuna"), SA_CHAT_FORMAT_UNKNOWN);
-    CHECK_EQ_INT(sa_chat_format_from_name(NULL), SA_CHAT_FORMAT_UNKNOWN);
-    for (int f = SA_CHAT_FORMAT_CHATML; f <= SA_CHAT_FORMAT_LLAMA3; f++)
-        CHECK_EQ_INT(sa_chat_format_from_name(sa_chat_format_name(f)), f);
+    enum sa_chat_format got = SA_CHAT_FORMAT_UNKNOWN;
+    CHECK_OK(sa_chat_format_from_name("chatml", &got));
+    CHECK_EQ_INT(got, SA_CHAT_FORMAT_CHATML);
+    CHECK_OK(sa_chat_format_from_name("gemma3", &got));
+    CHECK_EQ_INT(got, SA_CHAT_FORMAT_GEMMA);
+    CHECK_OK(sa_chat_format_from_name("llama3", &got));
+    CHECK_EQ_INT(got, SA_CHAT_FORMAT_LLAMA3);
+    CHECK_EQ_INT(sa_chat_format_from_name("vicuna", &got), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'vicuna'") && strstr(sa_last_error(), "chatml"));
+    CHECK_EQ_INT(got, SA_CHAT_FORMAT_LLAMA3); /* unchanged on error */
+    CHECK_EQ_INT(sa_chat_format_from_name(NULL, &got), SA_STATUS_BAD_ARGUMENT);
+    for (int f = SA_CHAT_FORMAT_CHATML; f <= SA_CHAT_FORMAT_LLAMA3; f++) {
+        CHECK_OK(sa_chat_format_from_name(sa_chat_format_name(f), &got));
+        CHECK_EQ_INT(got, f);
+    }
     CHECK_EQ_STR(sa_chat_format_name(SA_CHAT_FORMAT_UNKNOWN), "unknown");
     CHECK_EQ_STR(sa_chat_format_eot(SA_CHAT_FORMAT_CHATML), "<|im_end|>");
     CHECK_EQ_STR(sa_chat_format_eot(SA_CHAT_FORMAT_GEMMA), "<end_of_turn>");

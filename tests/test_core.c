@@ -1,14 +1,19 @@
-/* test_core.c: core helpers: status messages, byte buffer, SHA-256, UTF-8, files. */
+/* test_core.c: core helpers: status messages, the log callback, byte buffer, SHA-256, UTF-8,
+ * files, the SVG writer. */
 #define _GNU_SOURCE /* mincore */
 #include "core/core_impl.h"
+#include "core/svg_impl.h"
 #include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_status_messages(void) {
@@ -18,6 +23,108 @@ static void test_status_messages(void) {
     CHECK_EQ_STR(sa_last_error(), "x.gguf: bad magic");
     sa_error_wrap(s, "loading %s", "model");
     CHECK_EQ_STR(sa_last_error(), "loading model: x.gguf: bad magic");
+}
+
+/* ---- the log callback (sa_log_set) ---- */
+
+struct log_seen {
+    int n;
+    enum sa_log_level level;
+    char text[4096];
+    void *user;
+};
+static struct log_seen g_seen;
+
+static void log_keep(enum sa_log_level level, const char *text, void *user) {
+    g_seen.n++;
+    g_seen.level = level;
+    snprintf(g_seen.text, sizeof g_seen.text, "%s", text);
+    g_seen.user = user;
+}
+
+/* What sa_log writes to stderr (fd 2 redirected to a file for the call). */
+static char *stderr_of_log(enum sa_log_level level, const char *msg) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/stderr.txt", harness_tmpdir());
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (saved < 0 || fd < 0) return NULL;
+    dup2(fd, 2);
+    close(fd);
+    sa_log(level, "%s", msg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *text = NULL;
+    size_t len;
+    if (sa_read_file(path, 0, &text, &len)) return NULL;
+    return text;
+}
+
+static void test_log_callback(void) {
+    int tag;
+    /* the default: "salign: <level>: <text>" on stderr, as before the callback existed */
+    char *e = stderr_of_log(SA_LOG_WARN, "tokenizer: 7 ignored");
+    CHECK_EQ_STR(e, "salign: warning: tokenizer: 7 ignored\n");
+    free(e);
+    if (!getenv("SALIGN_LOG")) { /* the default threshold is warn */
+        e = stderr_of_log(SA_LOG_DEBUG, "not shown");
+        CHECK_EQ_STR(e, "");
+        free(e);
+    }
+    /* a callback gets every message, every level, with its user data; nothing on stderr */
+    sa_log_set(log_keep, &tag);
+    memset(&g_seen, 0, sizeof g_seen);
+    e = stderr_of_log(SA_LOG_WARN, "retrying in 2 s");
+    CHECK_EQ_STR(e, "");
+    free(e);
+    CHECK_EQ_INT(g_seen.n, 1);
+    CHECK_EQ_INT(g_seen.level, SA_LOG_WARN);
+    CHECK_EQ_STR(g_seen.text, "retrying in 2 s");
+    CHECK(g_seen.user == &tag);
+    sa_log(SA_LOG_DEBUG, "x = %d", 42);
+    CHECK_EQ_INT(g_seen.n, 2);
+    CHECK_EQ_INT(g_seen.level, SA_LOG_DEBUG);
+    CHECK_EQ_STR(g_seen.text, "x = 42");
+    /* a message longer than the formatting buffer arrives whole */
+    char big[3000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    sa_log(SA_LOG_ERROR, "%s|", big);
+    CHECK_EQ_INT(strlen(g_seen.text), sizeof big);
+    CHECK(g_seen.text[sizeof big - 1] == '|');
+    /* NULL restores the default */
+    sa_log_set(NULL, &tag);
+    e = stderr_of_log(SA_LOG_ERROR, "back");
+    CHECK_EQ_STR(e, "salign: error: back\n");
+    free(e);
+    CHECK_EQ_INT(g_seen.n, 3);
+    CHECK_EQ_STR(sa_log_level_name(SA_LOG_INFO), "info");
+    CHECK_EQ_STR(sa_log_level_name((enum sa_log_level)9), "unknown");
+}
+
+/* Threads log while the callback changes: every message reaches one of the callbacks. */
+static atomic_int g_count_a, g_count_b;
+static void log_count(enum sa_log_level level, const char *text, void *user) {
+    (void)level;
+    (void)text;
+    atomic_fetch_add((atomic_int *)user, 1);
+}
+static void *log_many(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 2000; i++) sa_log(SA_LOG_DEBUG, "message %d", i);
+    return NULL;
+}
+static void test_log_threads(void) {
+    atomic_store(&g_count_a, 0);
+    atomic_store(&g_count_b, 0);
+    sa_log_set(log_count, &g_count_a);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, log_many, NULL) == 0);
+    for (int i = 0; i < 200; i++) sa_log_set(log_count, i % 2 ? (void *)&g_count_a : (void *)&g_count_b);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    sa_log_set(NULL, NULL);
+    CHECK_EQ_INT(atomic_load(&g_count_a) + atomic_load(&g_count_b), 4 * 2000);
 }
 
 static void test_buf(void) {
@@ -133,6 +240,26 @@ static void test_read_file_weights(void) {
     free(data);
 }
 
+/* A FIFO given as a model file (issue 16): open() of a FIFO without a writer blocked
+ * forever. Both ways of loading weights now refuse it at once, saying what it is. The alarm
+ * kills this test program (a failure) should either block again. */
+static void test_fifo_refused(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.fifo", harness_tmpdir());
+    unlink(path);
+    CHECK(mkfifo(path, 0600) == 0);
+    alarm(30);
+    struct sa_file_map m;
+    CHECK_EQ_INT(sa_file_map_open(path, &m), SA_STATUS_IO);
+    CHECK(strstr(sa_last_error(), "not a regular file (a FIFO)") && strstr(sa_last_error(), path));
+    char *p = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(sa_read_file_weights(path, &p, &len), SA_STATUS_IO);
+    CHECK(strstr(sa_last_error(), "a FIFO") && p == NULL);
+    alarm(0);
+    unlink(path);
+}
+
 /* Lines of /proc/self/maps (-1 if unreadable). */
 static long count_mappings(void) {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -188,7 +315,7 @@ static void test_file_drop_cache(void) {
     CHECK_OK(sa_write_file_atomic(path, data, n));
     free(data);
     if (harness_on_tmpfs(path)) {
-        printf("  (tmpfs: the page cache is the file, nothing to drop)\n");
+        harness_skip("tmpfs: the page cache is the file, nothing to drop");
         return;
     }
     CHECK(harness_resident_pages(path) > 0); /* just written: cached */
@@ -199,14 +326,58 @@ static void test_file_drop_cache(void) {
     CHECK_EQ_INT(harness_resident_pages(path), 0);
 }
 
+/* ---- the SVG writer (core/svg.c) ---- */
+
+static void test_svg(void) {
+    struct sa_svg g;
+    sa_svg_init(&g);
+    sa_svg_printf(&g, "<svg w=\"%d\">\n", 120);
+    const struct sa_svg_frame f = {10, 0, 110, 100, 0, 4, 0, 2};
+    CHECK_NEAR(sa_svg_fx(&f, 1), 35, 1e-12);
+    CHECK_NEAR(sa_svg_fy(&f, 1.5), 25, 1e-12);
+    const double y[5] = {0, 1, NAN, 2, 0.5}, x[2] = {2, 4}, y2[2] = {1, 2};
+    sa_svg_polyline(&g, &f, NULL, y, 5, "fill=\"none\" stroke=\"red\""); /* x = index, NaN left out */
+    sa_svg_markers(&g, &f, NULL, y, 2, "blue");
+    sa_svg_polyline(&g, &f, x, y2, 2, "class=\"s\"");
+    sa_svg_text(&g, 5, 6.25, "middle", 11, NULL, "a<b & \"c\" \xc3\xa9\x01\xff'");
+    sa_svg_text(&g, 1, 2, "end", 10, "font-weight=\"bold\"", "T");
+    char path[600];
+    snprintf(path, sizeof path, "%s/t.svg", harness_tmpdir());
+    CHECK_OK(sa_svg_finish(&g, path));
+    char *text = NULL;
+    size_t len;
+    CHECK_OK(sa_read_file(path, 0, &text, &len));
+    CHECK_EQ_STR(text, "<svg w=\"120\">\n"
+                       "<polyline fill=\"none\" stroke=\"red\" points=\"10.0,100.0 35.0,50.0 85.0,0.0 110.0,75.0 \"/>\n"
+                       "<circle cx=\"10.0\" cy=\"100.0\" r=\"3\" fill=\"blue\"/>\n"
+                       "<circle cx=\"35.0\" cy=\"50.0\" r=\"3\" fill=\"blue\"/>\n"
+                       "<polyline class=\"s\" points=\"60.0,50.0 110.0,0.0 \"/>\n"
+                       "<text x=\"5.0\" y=\"6.2\" text-anchor=\"middle\" font-size=\"11\">"
+                       "a&lt;b &amp; &quot;c&quot; \xc3\xa9 ?&apos;</text>\n"
+                       "<text x=\"1.0\" y=\"2.0\" text-anchor=\"end\" font-size=\"10\" font-weight=\"bold\">T</text>\n"
+                       "</svg>\n");
+    free(text);
+    CHECK_NEAR(sa_svg_nice_step(10, 5), 2, 1e-12);
+    CHECK_NEAR(sa_svg_nice_step(0.7, 5), 0.1, 1e-12);
+    CHECK_NEAR(sa_svg_nice_step(0, 5), 1, 0);
+    /* a write that fails reports it */
+    sa_svg_init(&g);
+    sa_svg_printf(&g, "<svg>");
+    CHECK(sa_svg_finish(&g, "/nonexistent-dir/x.svg") != SA_STATUS_OK);
+}
+
 int main(void) {
     RUN(test_status_messages);
+    RUN(test_log_callback);
+    RUN(test_log_threads);
     RUN(test_buf);
     RUN(test_sha256_vectors);
     RUN(test_utf8);
     RUN(test_files);
     RUN(test_read_file_weights);
+    RUN(test_fifo_refused);
     RUN(test_file_map_aligned);
     RUN(test_file_drop_cache);
+    RUN(test_svg);
     return harness_summary();
 }

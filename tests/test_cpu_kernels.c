@@ -160,12 +160,12 @@ static void check_case(enum sa_dtype t, int64_t n_in, int64_t n_out, int64_t T, 
     uint8_t *scratch = malloc(sb + 64);
     for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
         if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
-        const char *kname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, t, T);
+        const char *kname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, t, T, false);
         bool bf16_act = sa_cpu_gemm_act_kind(t) == SA_ACT_BF16 && !strncmp(kname, "gemm_", 5);
         for (int th = 0; th < 3; th++) {
             memset(scratch, 0xA5, sb + 64);
             for (size_t i = 0; i < ny + 16; i++) Y[i] = -12345.0f;
-            sa_matmul_path((enum sa_cpu_path)p, pools[th], t, W, n_in, n_out, X, T, Y, sb ? scratch : NULL);
+            sa_matmul_path((enum sa_cpu_path)p, pools[th], t, W, n_in, n_out, X, T, Y, sb ? scratch : NULL, false);
             bool guard_ok = true;
             for (size_t i = 0; i < 64; i++) guard_ok &= scratch[sb + i] == 0xA5;
             for (size_t i = ny; i < ny + 16; i++) guard_ok &= Y[i] == -12345.0f;
@@ -218,7 +218,7 @@ static void test_all_types_paths(void) {
         /* n_in over one GEMM panel slice; 40 rows: a panel of 8 */
         check_case(t, 2816, 40, 9, pools);
         printf("    %-5s %-22s %-26s max |y-ref|/tol %.3f, max |y-refpath|/N %.2g\n", sa_dtype_name(t),
-               sa_matmul_kernel_name(sa_cpu_path_active(), t), sa_matmul_kernel_name_t(sa_cpu_path_active(), t, 64),
+               sa_matmul_kernel_name(sa_cpu_path_active(), t), sa_matmul_kernel_name_t(sa_cpu_path_active(), t, 64, false),
                worst_ref, worst_path);
         worst_ref = worst_path = 0;
     }
@@ -236,17 +236,17 @@ static void test_edge_cases(void) {
             void *W = make_weights(t, n_in, 1, &rb);
             float *X = calloc((size_t)(3 * n_in), sizeof(float)), Y[3] = {1, 1, 1};
             void *scratch = malloc(sa_matmul_scratch_bytes(t, n_in, 3) + 1);
-            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 1, X, 3, Y, scratch);
+            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 1, X, 3, Y, scratch, false);
             CHECK_MSG(Y[0] == 0.0f && Y[1] == 0.0f && Y[2] == 0.0f, "%s %s: zero x gives %g", sa_dtype_name(t),
                       sa_cpu_path_name((enum sa_cpu_path)p), Y[0]);
-            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 0, X, 3, Y, scratch); /* no rows: no-op */
+            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 0, X, 3, Y, scratch, false); /* no rows: no-op */
             free(scratch), free(X);
             /* the same through the prefill GEMMs (every min_T <= 16) */
             float Y17[17];
             for (int i = 0; i < 17; i++) Y17[i] = 1.0f;
             X = calloc((size_t)(17 * n_in), sizeof(float));
             scratch = malloc(sa_matmul_scratch_bytes(t, n_in, 17) + 1);
-            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 1, X, 17, Y17, scratch);
+            sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, 1, X, 17, Y17, scratch, false);
             for (int i = 0; i < 17; i++)
                 CHECK_MSG(Y17[i] == 0.0f, "%s %s T=17: zero x gives %g", sa_dtype_name(t), sa_cpu_path_name((enum sa_cpu_path)p), Y17[i]);
             free(scratch), free(X), free(W);
@@ -267,16 +267,14 @@ static void test_kernel_selection(void) {
                       sa_cpu_path_name((enum sa_cpu_path)p), name ? name : "(null)");
             if (p != SA_CPU_PATH_REF) CHECK_MSG(name && !strstr(name, ".ref"), "%s: %s", sa_cpu_path_name((enum sa_cpu_path)p), name);
             /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot */
-            const char *gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 64);
+            const char *gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 64, false);
             bool want_gemm = p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"));
             CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=64: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
-            CHECK_EQ_STR(sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1), name);
-            sa_cpu_set_batch_invariant(true);
-            gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1);
+            CHECK_EQ_STR(sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1, false), name);
+            gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1, true);
             CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=1, batch-invariant: %s",
                       sa_dtype_name(direct[k]), sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
-            sa_cpu_set_batch_invariant(false);
         }
     }
     CHECK(!sa_matmul_supported(SA_DTYPE_I32));
@@ -356,8 +354,8 @@ static void test_batch_invariance(void) {
         for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
             if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
             for (int mode = 0; mode < 2; mode++) {
-                sa_cpu_set_batch_invariant(mode == 1);
-                bool any_chunks = mode == 1 || strncmp(sa_matmul_kernel_name_t((enum sa_cpu_path)p, t, T), "gemm_", 5);
+                const bool inv = mode == 1;
+                bool any_chunks = inv || strncmp(sa_matmul_kernel_name_t((enum sa_cpu_path)p, t, T, false), "gemm_", 5);
                 /* 13 rows at once vs 1 + 5 + 7 (any_chunks), and 17 at once vs 8 + 9 */
                 static const int64_t small[] = {1, 5, 7}, big[] = {8, 9};
                 for (int v = 0; v < 2; v++) {
@@ -365,16 +363,15 @@ static void test_batch_invariance(void) {
                     int n_parts = v == 0 ? 3 : 2;
                     int64_t total = v == 0 ? 13 : 17;
                     if (v == 0 && !any_chunks) continue;
-                    sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, n_out, X, total, Y, scratch);
+                    sa_matmul_path((enum sa_cpu_path)p, pools[1], t, W, n_in, n_out, X, total, Y, scratch, inv);
                     for (int64_t i = 0, t0 = 0; i < n_parts; t0 += parts[i], i++)
                         sa_matmul_path((enum sa_cpu_path)p, pools[i % 3], t, W, n_in, n_out, X + t0 * n_in, parts[i],
-                                       Yc + t0 * n_out, scratch);
+                                       Yc + t0 * n_out, scratch, inv);
                     CHECK_MSG(!memcmp(Y, Yc, (size_t)(total * n_out) * sizeof(float)),
                               "%s %s, batch-invariant %d: %lld rows at once differ from chunks", sa_dtype_name(t),
                               sa_cpu_path_name((enum sa_cpu_path)p), mode, (long long)total);
                 }
             }
-            sa_cpu_set_batch_invariant(false);
         }
         free(scratch), free(Yc), free(Y), free(X), free(W);
     }

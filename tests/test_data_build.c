@@ -6,7 +6,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include "sa/data_build.h"
-#include "sa/eval.h"
+#include "sa/judge.h"
 #include "sa/records.h"
 #include "sa/upstream.h"
 
@@ -484,6 +484,17 @@ static void test_prompts_load(void) {
     fputs("{\"question\": 3}\n", f);
     fclose(f);
     CHECK_EQ_INT(sa_data_prompts_load(p, NULL, &v, &n), SA_STATUS_BAD_JSON);
+    /* issue 16: the one JSONL rule: no text after the object; an empty file is an error */
+    f = fopen(p, "w");
+    fputs("{\"question\": \"Q1?\"} {\"question\": \"Q2?\"}\n", f);
+    fclose(f);
+    CHECK_EQ_INT(sa_data_prompts_load(p, NULL, &v, &n), SA_STATUS_BAD_JSON);
+    CHECK(strstr(sa_last_error(), "prompts.jsonl:1: text after the JSON object") != NULL);
+    f = fopen(p, "w");
+    fputs("\n\n", f);
+    fclose(f);
+    CHECK_EQ_INT(sa_data_prompts_load(p, NULL, &v, &n), SA_STATUS_BAD_JSON);
+    CHECK(strstr(sa_last_error(), "no JSON objects") != NULL && v == NULL && n == 0);
     free(p);
 }
 

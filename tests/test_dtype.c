@@ -44,16 +44,19 @@ static void test_type_table(void) {
         CHECK_EQ_INT(sa_dtype_block_size(want[i].t), want[i].bs);
         CHECK_EQ_INT(sa_dtype_type_size(want[i].t), want[i].ts);
         enum sa_dtype back = SA_DTYPE_COUNT;
-        CHECK(sa_dtype_from_name(want[i].name, &back));
+        CHECK_OK(sa_dtype_from_name(want[i].name, &back));
         CHECK_EQ_INT(back, want[i].t);
     }
     enum sa_dtype t;
-    CHECK(sa_dtype_from_name("Q4_K", &t) && t == SA_DTYPE_Q4_K);
-    CHECK(sa_dtype_from_name("BF16", &t) && t == SA_DTYPE_BF16);
-    CHECK(!sa_dtype_from_name("q4", &t));
-    CHECK(!sa_dtype_from_name("q4_k_m", &t));
-    CHECK(!sa_dtype_from_name("", &t));
-    CHECK(!sa_dtype_from_name(NULL, &t));
+    CHECK(sa_dtype_from_name("Q4_K", &t) == SA_STATUS_OK && t == SA_DTYPE_Q4_K);
+    CHECK(sa_dtype_from_name("BF16", &t) == SA_STATUS_OK && t == SA_DTYPE_BF16);
+    CHECK_EQ_INT(sa_dtype_from_name("q4", &t), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'q4'") != NULL);
+    CHECK_EQ_INT(sa_dtype_from_name("q4_k_m", &t), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_dtype_from_name("", &t), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_dtype_from_name(NULL, &t), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(t, SA_DTYPE_BF16); /* unchanged on error */
+    CHECK_OK(sa_dtype_from_name("f16", NULL)); /* out may be NULL: a check */
     CHECK(sa_dtype_name((enum sa_dtype)4) == NULL);
     CHECK(sa_dtype_name((enum sa_dtype)1000) == NULL);
     CHECK_EQ_INT(sa_dtype_block_size((enum sa_dtype)17), 0);

@@ -379,7 +379,9 @@ static void test_rules_by_hand(void) {
         {"{\"answer\": \"#### 1\"}", "x.jsonl:1: field \"question\" missing"},
         {"\n{\"question\": \"q\", \"answer\": \"no gold\"}", "x.jsonl:2: field \"answer\" has no \"#### N\""},
         {"{\"question\": \"q\", \"answer\": \"#### \"}", "empty \"####\""},
-        {"nope", "x.jsonl:1: not a JSON object"},
+        {"nope", "x.jsonl:1: malformed JSON"}, /* the one JSONL reader's message (sa_jsonl_parse) */
+        {"{\"question\": \"q\", \"answer\": \"#### 1\"} x", "x.jsonl:1: text after the JSON object"},
+        {"{\"question\": \"How many\\u0000 eggs?\", \"answer\": \"#### 1\"}", "x.jsonl:1: a string holds \\u0000"},
         {"{\"question\": \"q\", \"answer\": \"#### 1\"}\n{\"question\": 1, \"answer\": \"#### 1\"}", "x.jsonl:2:"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -7,7 +7,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include "sa/chat.h"
-#include "sa/eval.h"
+#include "sa/judge.h"
 #include "sa/upstream.h"
 
 #include <cJSON.h>
@@ -102,8 +102,10 @@ static void test_prompt_parse(void) {
         sa_judge_prompt_free(p);
     }
     enum sa_judge_aspect a;
-    CHECK(sa_judge_aspect_from_name("harmless", &a) && a == SA_JUDGE_HARMLESS);
-    CHECK(!sa_judge_aspect_from_name("honest", &a));
+    CHECK(sa_judge_aspect_from_name("harmless", &a) == SA_STATUS_OK && a == SA_JUDGE_HARMLESS);
+    CHECK_EQ_INT(sa_judge_aspect_from_name("honest", &a), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'honest'") != NULL && a == SA_JUDGE_HARMLESS);
+    CHECK_EQ_INT(sa_judge_aspect_from_name(NULL, &a), SA_STATUS_BAD_ARGUMENT);
     CHECK_EQ_STR(sa_judge_aspect_name(SA_JUDGE_MATH), "math");
 }
 

@@ -3,7 +3,9 @@
  * answers of all 1,319 GSM8K test problems, and the accuracy / Wilson / bootstrap
  * statistics against values computed by hand. */
 #define _GNU_SOURCE
-#include "sa/eval.h"
+#include "sa/eval_stats.h"
+#include "sa/math_answer.h"
+#include "sa/trace.h"
 
 #include "harness.h"
 

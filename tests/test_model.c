@@ -3,13 +3,15 @@
  * on one model, argument errors; and the ops: RoPE layouts (HF llama Q/K permutation +
  * normal RoPE == rotate-half RoPE), attention against a naive loop. The logits themselves
  * are checked against llama.cpp and PyTorch in tests/py/test_logits_parity.py and
- * tests/py/test_hf_parity.py. */
+ * tests/py/test_hf_parity.py. Also a tiny GGUF written here whose weights are NaN: the first
+ * decode says so (issue 16). */
 #include "harness.h"
 #include "backend/cpu/cpu_impl.h"
 #include "model/ops_impl.h"
 #include "sa/sa.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,15 +30,21 @@ static const char *model_path(void) {
     return buf;
 }
 
-static struct sa_ctx *new_ctx(int32_t n_ctx, int32_t n_batch) {
+/* A context in batch-invariant mode: bitwise equality across batching (rollback, prefix
+ * reuse, chunked prefill) is the engine's guarantee in that mode; the default fast mode runs
+ * other kernels for one token than for a batch (docs/internals/cpu_backend.md). */
+static struct sa_ctx *new_ctx_mode(int32_t n_ctx, int32_t n_batch, bool batch_invariant) {
     struct sa_ctx_params p = sa_ctx_default_params();
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.n_threads = 2;
+    p.batch_invariant = batch_invariant;
     struct sa_ctx *ctx = NULL;
     CHECK_OK(sa_ctx_init(g_model, &p, &ctx));
     return ctx;
 }
+
+static struct sa_ctx *new_ctx(int32_t n_ctx, int32_t n_batch) { return new_ctx_mode(n_ctx, n_batch, true); }
 
 static double max_diff(const float *a, const float *b, int64_t n) {
     double m = 0;
@@ -182,6 +190,81 @@ static void test_two_contexts(void) {
     sa_ctx_free(c);
 }
 
+/* The rows of a sequence decoded one token at a time (N_TOK, vocab) */
+static float *decode_one_by_one(struct sa_ctx *ctx) {
+    float *rows = malloc((size_t)N_TOK * g_vocab * sizeof(float));
+    if (!rows || sa_ctx_truncate(ctx, 0)) return rows;
+    for (int i = 0; i < N_TOK; i++)
+        if (sa_ctx_decode(ctx, g_tokens + i, 1, rows + (size_t)i * g_vocab)) break;
+    return rows;
+}
+
+/* sa_ctx_params.batch_invariant: token by token and in one batch give the same bits when it
+ * is true (g_fresh: one batch of N_TOK in such a context). When it is false, one-token
+ * decoding runs the decode kernels (attention, and the dot products on avx512), which add in
+ * another order: on any path but ref the bits differ, so a context that ignored the
+ * parameter fails one of the two checks. */
+static void test_batch_invariant_param(void) {
+    if (!g_model) return;
+    struct sa_ctx *inv = new_ctx_mode(64, 64, true), *fast = new_ctx_mode(64, 64, false);
+    if (!inv || !fast) return;
+    float *a = decode_one_by_one(inv), *b = decode_one_by_one(fast);
+    const size_t bytes = (size_t)N_TOK * g_vocab * sizeof(float);
+    CHECK_MSG(!memcmp(a, g_fresh, bytes), "batch-invariant: token by token differs from one batch by %g",
+              max_diff(a, g_fresh, (int64_t)N_TOK * g_vocab));
+    const double d = max_diff(b, g_fresh, (int64_t)N_TOK * g_vocab);
+    printf("    default mode, token by token vs one batch: max |diff| %g (%s path)\n", d,
+           sa_cpu_path_name(sa_cpu_path_active()));
+    CHECK(d < 5.0); /* float rounding only */
+    if (sa_cpu_path_active() != SA_CPU_PATH_REF) CHECK_MSG(d > 0, "the default mode ran the batch-invariant kernels");
+    /* a batch is the same in both modes (T = N_TOK runs the batched kernels either way) */
+    float *c = malloc(bytes);
+    CHECK_OK(sa_ctx_truncate(fast, 0));
+    CHECK_OK(sa_ctx_decode_all(fast, g_tokens, N_TOK, c));
+    CHECK(!memcmp(c, g_fresh, bytes));
+    free(a), free(b), free(c);
+    sa_ctx_free(inv);
+    sa_ctx_free(fast);
+}
+
+/* Contexts with different settings on different threads at the same time (a server's
+ * contexts): each gives the bits it gives alone, so no setting leaks between them. */
+struct mode_run {
+    struct sa_ctx *ctx;
+    const float *want; /* (N_TOK, vocab) */
+    int n_same;        /* repetitions that gave exactly `want` */
+};
+
+static void *mode_thread(void *p) {
+    struct mode_run *r = p;
+    for (int rep = 0; rep < 3; rep++) {
+        float *rows = decode_one_by_one(r->ctx);
+        r->n_same += rows && !memcmp(rows, r->want, (size_t)N_TOK * g_vocab * sizeof(float));
+        free(rows);
+    }
+    return NULL;
+}
+
+static void test_modes_in_parallel(void) {
+    if (!g_model) return;
+    struct sa_ctx *inv = new_ctx_mode(64, 64, true), *fast = new_ctx_mode(64, 64, false);
+    if (!inv || !fast) return;
+    float *fast_alone = decode_one_by_one(fast);
+    struct mode_run ri = {inv, g_fresh, 0}, rf = {fast, fast_alone, 0};
+    pthread_t ti, tf;
+    CHECK(pthread_create(&ti, NULL, mode_thread, &ri) == 0);
+    CHECK(pthread_create(&tf, NULL, mode_thread, &rf) == 0);
+    pthread_join(ti, NULL);
+    pthread_join(tf, NULL);
+    CHECK_MSG(ri.n_same == 3, "batch-invariant context beside a default one: %d of 3 runs gave its bits", ri.n_same);
+    CHECK_MSG(rf.n_same == 3, "default context beside a batch-invariant one: %d of 3 runs gave its bits", rf.n_same);
+    if (sa_cpu_path_active() != SA_CPU_PATH_REF)
+        CHECK(memcmp(fast_alone, g_fresh, (size_t)N_TOK * g_vocab * sizeof(float)) != 0); /* the two differ */
+    free(fast_alone);
+    sa_ctx_free(inv);
+    sa_ctx_free(fast);
+}
+
 static void test_errors(void) {
     struct sa_model *m = NULL;
     CHECK(sa_model_load("/nonexistent/model.gguf", NULL, &m) != SA_STATUS_OK && m == NULL);
@@ -204,6 +287,82 @@ static void test_errors(void) {
     sa_model_free(NULL);
 }
 
+/* A tiny llama GGUF (1 layer, n_embd 8, 2 heads, n_ff 16, vocab 32, f32) with small
+ * deterministic weights; `poison` names a tensor whose values are all NaN ("*": every
+ * tensor; NULL: none). */
+static void write_tiny_gguf(const char *path, const char *poison) {
+    enum { E = 8, F = 16, V = 32 };
+    static float embd[V * E], out[V * E], norm[E], wq[E * E], wk[E * E], wv[E * E], wo[E * E], gate[F * E],
+        up[F * E], down[E * F];
+    static const struct {
+        const char *name;
+        float *data;
+        int64_t n_in, n_out; /* ne[0], ne[1] (n_out 1: a vector) */
+    } ts[] = {
+        {"token_embd.weight", embd, E, V},      {"output_norm.weight", norm, E, 1},
+        {"output.weight", out, E, V},           {"blk.0.attn_norm.weight", norm, E, 1},
+        {"blk.0.attn_q.weight", wq, E, E},      {"blk.0.attn_k.weight", wk, E, E},
+        {"blk.0.attn_v.weight", wv, E, E},      {"blk.0.attn_output.weight", wo, E, E},
+        {"blk.0.ffn_norm.weight", norm, E, 1},  {"blk.0.ffn_gate.weight", gate, E, F},
+        {"blk.0.ffn_up.weight", up, E, F},      {"blk.0.ffn_down.weight", down, F, E},
+    };
+    struct sa_gguf_writer *w = NULL;
+    CHECK_OK(sa_gguf_writer_init(&w));
+    if (!w) return;
+    CHECK_OK(sa_gguf_writer_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.block_count", 1));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.embedding_length", E));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.feed_forward_length", F));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.attention.head_count", 2));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.context_length", 64));
+    CHECK_OK(sa_gguf_writer_set_u32(w, "llama.vocab_size", V));
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        int64_t n = ts[i].n_in * ts[i].n_out;
+        bool nan = poison && (!strcmp(poison, "*") || !strcmp(poison, ts[i].name));
+        for (int64_t k = 0; k < n; k++)
+            ts[i].data[k] = nan ? NAN : ts[i].data == norm ? 1.0f : (float)((k * 7 + (int64_t)i * 3) % 11 - 5) * 0.05f;
+        int64_t ne[4] = {ts[i].n_in, ts[i].n_out, 1, 1};
+        CHECK_OK(sa_gguf_writer_add_tensor(w, ts[i].name, SA_DTYPE_F32, ts[i].n_out == 1 ? 1 : 2, ne, ts[i].data));
+    }
+    CHECK_OK(sa_gguf_writer_write(w, path));
+    sa_gguf_writer_free(w);
+}
+
+/* Issue 16: a GGUF whose weights are NaN loaded and "generated" empty text with exit 0. The
+ * first decode of a context checks the logits and says what is wrong. */
+static void test_nan_weights(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nan.gguf", harness_tmpdir());
+    static const char *const poisons[] = {NULL, "*", "token_embd.weight", "blk.0.ffn_down.weight", "output.weight"};
+    for (size_t i = 0; i < sizeof poisons / sizeof poisons[0]; i++) {
+        write_tiny_gguf(path, poisons[i]);
+        struct sa_model_params mp = sa_model_default_params();
+        mp.load_tokenizer = false;
+        mp.n_threads = 1;
+        struct sa_model *m = NULL;
+        CHECK_OK(sa_model_load(path, &mp, &m));
+        if (!m) continue;
+        struct sa_ctx_params cp = sa_ctx_default_params();
+        cp.n_threads = 1;
+        struct sa_ctx *ctx = NULL;
+        CHECK_OK(sa_ctx_init(m, &cp, &ctx));
+        int32_t toks[3] = {1, 5, 9};
+        float logits[32];
+        enum sa_status s = ctx ? sa_ctx_decode(ctx, toks, 3, logits) : SA_STATUS_ERROR;
+        if (!poisons[i]) {
+            CHECK_OK(s);
+            for (int k = 0; k < 32; k++) CHECK(isfinite(logits[k]));
+        } else {
+            CHECK_MSG(s == SA_STATUS_BAD_FILE, "%s NaN: status %d (%s)", poisons[i], s, sa_last_error());
+            CHECK(strstr(sa_last_error(), "NaN") != NULL);
+            CHECK_EQ_INT(sa_ctx_len(ctx), 0);
+            CHECK(sa_ctx_logits(ctx) == NULL);
+        }
+        sa_ctx_free(ctx);
+        sa_model_free(m);
+    }
+}
+
 /* use_mmap = false: weights read into memory, same logits. */
 static void test_no_mmap(void) {
     if (!g_model) return;
@@ -218,6 +377,7 @@ static void test_no_mmap(void) {
     struct sa_ctx_params p = sa_ctx_default_params();
     p.n_ctx = 16;
     p.n_threads = 2;
+    p.batch_invariant = true;
     struct sa_ctx *ctx = NULL;
     CHECK_OK(sa_ctx_init(m, &p, &ctx));
     float *l = malloc((size_t)g_vocab * sizeof(float));
@@ -240,6 +400,7 @@ static void test_cancel(void) {
     struct sa_ctx_params p = sa_ctx_default_params();
     p.n_ctx = 32;
     p.n_threads = 1;
+    p.batch_invariant = true;
     int calls = 0;
     p.abort_cb = abort_now;
     p.abort_user = &calls;
@@ -376,6 +537,21 @@ static void test_attention_fast(void) {
             sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_TILED);
             CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: tiled attention is not batch-invariant", ci,
                       sa_cpu_path_name(paths[pi]));
+            /* the automatic choice follows a.batch_invariant: for T = 1 the tiled kernel when it
+             * is true, else the decode kernel */
+            if (c.T == 1) {
+                struct sa_attn_args a1 = a;
+                a1.out = out2;
+                a1.batch_invariant = true;
+                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: batch-invariant T = 1 is not the tiled kernel",
+                          ci, sa_cpu_path_name(paths[pi]));
+                sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_DECODE);
+                a1.batch_invariant = false;
+                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: default T = 1 is not the decode kernel", ci,
+                          sa_cpu_path_name(paths[pi]));
+            }
         }
         free(q), free(k), free(v), free(ref), free(out), free(out2), free(scratch);
     }
@@ -454,10 +630,6 @@ static void test_fused_ops(void) {
 }
 
 int main(void) {
-    /* Bitwise equality across batching (rollback, prefix reuse, chunked prefill) is the
-     * engine's guarantee in batch-invariant mode; the default fast mode uses a prefill GEMM
-     * whose summation order differs from the decode kernel (docs/internals/cpu_backend.md). */
-    sa_cpu_set_batch_invariant(true);
     RUN(test_rope_permutation);
     RUN(test_attention_naive);
     RUN(test_attention_fast);
@@ -467,7 +639,10 @@ int main(void) {
     RUN(test_rollback);
     RUN(test_prefix_reuse);
     RUN(test_two_contexts);
+    RUN(test_batch_invariant_param);
+    RUN(test_modes_in_parallel);
     RUN(test_errors);
+    RUN(test_nan_weights);
     RUN(test_cancel);
     RUN(test_no_mmap);
     free(g_fresh);

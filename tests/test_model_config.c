@@ -358,9 +358,14 @@ static void test_hf_broken(void) {
 }
 
 static void test_names(void) {
-    CHECK_EQ_INT(sa_arch_from_name("qwen3"), SA_ARCH_QWEN3);
-    CHECK_EQ_INT(sa_arch_from_name("gpt2"), SA_ARCH_UNKNOWN);
-    CHECK_EQ_INT(sa_arch_from_name(NULL), SA_ARCH_UNKNOWN);
+    enum sa_arch a = SA_ARCH_UNKNOWN;
+    CHECK_OK(sa_arch_from_name("qwen3", &a));
+    CHECK_EQ_INT(a, SA_ARCH_QWEN3);
+    CHECK_EQ_INT(sa_arch_from_name("gpt2", &a), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'gpt2'") != NULL);
+    CHECK_EQ_INT(a, SA_ARCH_QWEN3);
+    CHECK_EQ_INT(sa_arch_from_name("unknown", &a), SA_STATUS_BAD_ARGUMENT); /* the name of no architecture */
+    CHECK_EQ_INT(sa_arch_from_name(NULL, &a), SA_STATUS_BAD_ARGUMENT);
     CHECK_EQ_STR(sa_arch_name(SA_ARCH_GEMMA3), "gemma3");
     CHECK_EQ_STR(sa_arch_name((enum sa_arch)99), "unknown");
     struct sa_model_config c;

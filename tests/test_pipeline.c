@@ -629,8 +629,12 @@ static void test_init_errors(void) {
     CHECK_OK(sa_pipeline_init(&st.pp, &pl));
     sa_pipeline_free(pl);
     setup_free(&st);
-    CHECK_EQ_INT(sa_pipeline_mode_from_name("continue"), SA_PIPELINE_CONTINUE);
-    CHECK_EQ_INT(sa_pipeline_mode_from_name("nope"), -1);
+    enum sa_pipeline_mode mode = SA_PIPELINE_STREAM;
+    CHECK_OK(sa_pipeline_mode_from_name("continue", &mode));
+    CHECK_EQ_INT(mode, SA_PIPELINE_CONTINUE);
+    CHECK_EQ_INT(sa_pipeline_mode_from_name("nope", &mode), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'nope'") != NULL);
+    CHECK_EQ_INT(mode, SA_PIPELINE_CONTINUE);
     CHECK_EQ_STR(sa_pipeline_stop_name(SA_PIPELINE_STOP_MAX_LENGTH), "max_length");
 }
 
@@ -685,6 +689,7 @@ static struct real_run real_run(struct sa_model *m, enum sa_pipeline_mode mode, 
     pp.mode = mode;
     pp.upstream_model = m;
     pp.aligner_model = aligner;
+    pp.batch_invariant = true; /* see main */
     if (!aligner && fa) {
         pp.aligner_fn = fake_align;
         pp.aligner_user = fa;
@@ -772,6 +777,7 @@ static char *qwen_run(struct sa_model *m, enum sa_pipeline_mode mode, bool heali
     struct sa_pipeline_params pp = sa_pipeline_default_params();
     pp.mode = mode;
     pp.upstream_model = m;
+    pp.batch_invariant = true; /* see main */
     if (mode == SA_PIPELINE_STREAM) {
         pp.aligner_fn = fake_align;
         pp.aligner_user = &copy;
@@ -832,9 +838,9 @@ static void test_token_healing_qwen(void) {
 }
 
 int main(void) {
-    /* bitwise-reproducible logits however tokens are batched: a prompt evaluated from scratch
-     * and one extended from a kept cache must give the same tokens */
-    setenv("SALIGN_BATCH_INVARIANT", "1", 1);
+    /* The pipelines over real models set batch_invariant: bitwise-reproducible logits
+     * however tokens are batched, so that a prompt evaluated from scratch and one extended
+     * from a kept cache give the same tokens. */
     RUN(test_stream_copy);
     RUN(test_first_prompt_and_system);
     RUN(test_rewrite_whitespace);

@@ -148,6 +148,11 @@ static const struct bad_case bad_cases[] = {
     {"[" S1 "]\n[]", SA_RECORD_ANY, "b.jsonl:2:1: text after the JSON array"},
     {"[" S1 ",]", SA_RECORD_ANY, "b.jsonl:1:"},
     {"\n\n  [1", SA_RECORD_ANY, "b.jsonl:3:"},
+    /* issue 16: a \u0000 would cut the question there: rejected, naming the line or element */
+    {S1 "\n{\"question\": \"What is\\u0000 2+2?\", \"prefix\": \"\", \"last\": \"l\", \"correction\": \"c\"}", SA_RECORD_ANY,
+     "b.jsonl:2: a string holds \\u0000"},
+    {"[" S1 ",\n{\"question\": \"q\", \"prefix\": \"\\u0000\", \"last\": \"l\", \"correction\": \"c\"}]", SA_RECORD_ANY,
+     "b.jsonl:2:"},
 };
 
 static void test_broken_corpus(void) {
@@ -172,6 +177,17 @@ static void test_broken_corpus(void) {
         sa_records_free(&t);
     }
     CHECK(sa_records_load("/nonexistent/x.jsonl", SA_RECORD_ANY, &r) == SA_STATUS_IO);
+    /* issue 16: an empty records file is an error (parsing empty text stays fine) */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/empty.jsonl", harness_tmpdir());
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("\n \n", f);
+        fclose(f);
+    }
+    CHECK(sa_records_load(path, SA_RECORD_ANY, &r) == SA_STATUS_BAD_JSON);
+    CHECK(strstr(sa_last_error(), "empty.jsonl: no records") != NULL);
+    CHECK_EQ_INT(r.n, 1);
     sa_records_free(&r);
 }
 

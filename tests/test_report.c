@@ -6,7 +6,7 @@
  * tests/py/test_eval_judge_cli.py. */
 #define _GNU_SOURCE
 #include "harness.h"
-#include "sa/eval.h"
+#include "sa/report.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
-#include "backend/cpu/cpu_impl.h"
+#include "model/context_impl.h"
 #include "pipeline/speculative_impl.h"
 #include "core/core_impl.h"
 #include "sa/records.h"
@@ -187,18 +187,17 @@ static void test_setup(void) {
 
 /* Bitwise batch invariance of the engine in the mode the call turns on (what makes the
  * teacher-forced check below equivalent to plain decoding): 8 tokens after a prompt in one
- * pass and one at a time give the same logits, bit for bit. */
+ * pass and one at a time give the same logits, bit for bit, in calls that ask for the
+ * batch-invariant kernels (sa_ctx_decode_with) on a context whose own mode is the default. */
 static void test_batch_invariance(void) {
     if (!g_ctx || g_n_cases < 8) return;
     const struct tcase *c = &g_cases[1];
     float *a = malloc((size_t)8 * g_vocab * sizeof(float)), *b = malloc((size_t)8 * g_vocab * sizeof(float));
     const int32_t n = c->n_draft < 8 ? c->n_draft : 8;
     CHECK(reset_to_prompt(c));
-    const bool was = sa_cpu_set_thread_batch_invariant(true);
-    CHECK_OK(sa_ctx_decode_all(g_ctx, c->draft, n, a));
+    CHECK_OK(sa_ctx_decode_with(g_ctx, c->draft, n, a, NULL, true));
     CHECK_OK(sa_ctx_truncate(g_ctx, (int32_t)c->n_prompt));
-    for (int32_t i = 0; i < n; i++) CHECK_OK(sa_ctx_decode(g_ctx, c->draft + i, 1, b + (size_t)i * g_vocab));
-    sa_cpu_set_thread_batch_invariant(was);
+    for (int32_t i = 0; i < n; i++) CHECK_OK(sa_ctx_decode_with(g_ctx, c->draft + i, 1, NULL, b + (size_t)i * g_vocab, true));
     CHECK_MSG(!memcmp(a, b, (size_t)n * g_vocab * sizeof(float)), "batched and one-at-a-time logits differ");
     free(a);
     free(b);
@@ -218,9 +217,7 @@ static bool plain_greedy_agrees(const struct tcase *c, const struct sa_ivec *out
         if (l0[v] > l0[first]) first = v;
     if (out->len == 0) return eog && sa_tokenizer_is_eog(g_tok, first);
     if (first != out->data[0]) return false;
-    const bool was = sa_cpu_set_thread_batch_invariant(true);
-    const enum sa_status s = sa_ctx_decode_all(g_ctx, out->data, (int32_t)out->len, rows);
-    sa_cpu_set_thread_batch_invariant(was);
+    const enum sa_status s = sa_ctx_decode_with(g_ctx, out->data, (int32_t)out->len, rows, NULL, true);
     if (s) return false;
     for (size_t j = 0; j < out->len; j++) {
         const float *r = rows + j * (size_t)g_vocab;
@@ -468,8 +465,6 @@ static void test_bad_arguments(void) {
     CHECK_EQ_INT(sa_spec_generate(fresh, NULL, 0, &p, &out, NULL), SA_STATUS_BAD_ARGUMENT);
     CHECK_EQ_INT(out.len, 0);
     CHECK_EQ_INT(sa_ctx_len(fresh), 1);
-    /* the per-thread switch is restored */
-    CHECK(!sa_cpu_batch_invariant() || getenv("SALIGN_BATCH_INVARIANT"));
     sa_ctx_free(fresh);
 }
 
@@ -562,12 +557,10 @@ static void test_sampling_distribution(void) {
     static float logits_y1[MAX_CAND][49152];
     CHECK(g_vocab <= 49152);
     if (g_vocab > 49152) return;
-    const bool was = sa_cpu_set_thread_batch_invariant(true);
     for (size_t i = 0; i < n1; i++) {
         CHECK_OK(sa_ctx_truncate(g_ctx, (int32_t)c->n_prompt));
-        CHECK_OK(sa_ctx_decode(g_ctx, &id1[i], 1, logits_y1[i]));
+        CHECK_OK(sa_ctx_decode_with(g_ctx, &id1[i], 1, NULL, logits_y1[i], true));
     }
-    sa_cpu_set_thread_batch_invariant(was);
     int32_t best = 0;
     for (int32_t v = 1; v < g_vocab; v++)
         if (logits_y1[second][v] > logits_y1[second][best]) best = v;

@@ -2,8 +2,9 @@
  * written here as safetensors + config.json: overfitting one batch (full fine-tuning and
  * LoRA, llama and gemma3), identical results with 1, 2 and 3 threads (fp32 and bf16), gradient accumulation,
  * state save/restore, export (LoRA merged) and reload, the data path (chat template, loss
- * mask, left truncation of the prefix, drops, epoch order, padding). The PyTorch gradient
- * checks and the resume-after-kill test are in tests/py/test_train_ref.py. */
+ * mask, left truncation of the prefix, drops, epoch order, padding), the run's progress
+ * reports and cancel hook (a cancelled run checkpoints and resumes exactly). The PyTorch
+ * gradient checks and the resume-after-kill test are in tests/py/test_train_ref.py. */
 #include "harness.h"
 #include "sa/sa.h"
 #include "sa/train.h"
@@ -15,16 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A random model directory: V 64, C 32, 2 layers, 4 heads, 2 kv heads, F 64. */
-static void write_tiny(const char *dir, const char *arch) {
-    bool gemma = !strcmp(arch, "gemma3");
+/* A random model directory: V 64 (or `vocab`, then with tied embeddings), C 32, 2 layers,
+ * 4 heads, 2 kv heads, F 64. */
+static void write_tiny_v(const char *dir, const char *arch, int vocab) {
+    bool gemma = !strcmp(arch, "gemma3"), tied = gemma || vocab != 64;
     char cfg[1024];
     snprintf(cfg, sizeof cfg,
-             "{\"architectures\": [\"%s\"], \"model_type\": \"%s\", \"vocab_size\": 64, \"hidden_size\": 32,"
+             "{\"architectures\": [\"%s\"], \"model_type\": \"%s\", \"vocab_size\": %d, \"hidden_size\": 32,"
              " \"intermediate_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4,"
              " \"num_key_value_heads\": 2, \"head_dim\": 8, \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-6,"
              " \"rope_theta\": 10000.0, \"tie_word_embeddings\": %s %s}",
-             gemma ? "Gemma3ForCausalLM" : "LlamaForCausalLM", gemma ? "gemma3_text" : "llama", gemma ? "true" : "false",
+             gemma ? "Gemma3ForCausalLM" : "LlamaForCausalLM", gemma ? "gemma3_text" : "llama", vocab, tied ? "true" : "false",
              gemma ? ", \"sliding_window\": 4, \"sliding_window_pattern\": 2, \"query_pre_attn_scalar\": 8,"
                      " \"rope_local_base_freq\": 10000.0, \"hidden_activation\": \"gelu_pytorch_tanh\"" : "");
     CHECK_OK(sa_mkdir_p(dir, 0755));
@@ -33,7 +35,7 @@ static void write_tiny(const char *dir, const char *arch) {
     CHECK_OK(sa_write_file_atomic(path, cfg, strlen(cfg)));
     struct sa_st_writer *w;
     CHECK_OK(sa_st_writer_init(&w));
-    static float store[200000];
+    static float store[1700000];
     int64_t used = 0;
     uint64_t x = 12345;
     char names[64][96];
@@ -52,7 +54,7 @@ static void write_tiny(const char *dir, const char *arch) {
     } while (0)
 #define ADD(nm, d0, d1, nd, norm) ADD5(nm, d0, d1, nd, norm, 0.4f)
     char nm[96];
-    ADD("model.embed_tokens.weight", 64, 32, 2, false);
+    ADD("model.embed_tokens.weight", vocab, 32, 2, false);
     for (int l = 0; l < 2; l++) {
         const char *lin[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
@@ -70,12 +72,13 @@ static void write_tiny(const char *dir, const char *arch) {
     }
     ADD("model.norm.weight", 32, 1, 1, true);
     /* a large LM head: LoRA (head frozen) can then reach confident logits on random targets */
-    if (!gemma) ADD5("lm_head.weight", 64, 32, 2, false, 2.0f);
+    if (!tied) ADD5("lm_head.weight", 64, 32, 2, false, 2.0f);
 #undef ADD
 #undef ADD5
     CHECK_OK(sa_st_writer_write_dir(w, dir, 0));
     sa_st_writer_free(w);
 }
+static void write_tiny(const char *dir, const char *arch) { write_tiny_v(dir, arch, 64); }
 
 static void batch(int32_t *tok, int32_t *tgt, int64_t B, int64_t T, uint64_t seed) {
     uint64_t x = seed;
@@ -403,22 +406,32 @@ static void test_state_roundtrip_and_export(void) {
 
 /* ---- data: a tiny model with SmolLM2's tokenizer and chat template ---- */
 
-static struct sa_train_model *tiny_with_tokenizer(void) {
-    char base[600], dir[512], gg[600];
+/* Writes the GGUF of a tiny model of `vocab` ids with SmolLM2's tokenizer into `gg`; false
+ * without SmolLM2. */
+static bool tiny_tok_gguf(int vocab, char *gg, size_t n) {
+    char base[600], dir[512];
     const char *models = getenv("SALIGN_MODELS");
     char home[400];
     snprintf(home, sizeof home, "%s/.cache/salign", getenv("HOME") ? getenv("HOME") : ".");
     snprintf(base, sizeof base, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", models ? models : home);
     CHECK_MSG(sa_file_exists(base), "missing model %s (run scripts/setup.sh)", base);
-    snprintf(dir, sizeof dir, "%s/tiny_tok", harness_tmpdir());
-    write_tiny(dir, "llama");
+    if (!sa_file_exists(base)) return false;
+    snprintf(dir, sizeof dir, "%s/tiny_tok_%d", harness_tmpdir(), vocab);
+    write_tiny_v(dir, "llama", vocab);
     /* vocabulary of 64 ids is too small for SmolLM2's tokenizer: the data path needs only
      * the tokenizer, so the GGUF pairs it with a model whose embedding is checked lazily */
-    snprintf(gg, sizeof gg, "%s/tiny_tok.gguf", harness_tmpdir());
+    snprintf(gg, n, "%s/tiny_tok_%d.gguf", harness_tmpdir(), vocab);
     struct sa_convert_params cp = sa_convert_default_params();
     cp.type = SA_DTYPE_F32;
     cp.tokenizer_gguf = base;
-    CHECK_OK(sa_convert(dir, gg, &cp));
+    enum sa_status s = sa_convert(dir, gg, &cp);
+    CHECK_OK(s);
+    return s == SA_STATUS_OK;
+}
+
+static struct sa_train_model *tiny_with_tokenizer(void) {
+    char gg[600];
+    if (!tiny_tok_gguf(64, gg, sizeof gg)) return NULL;
     struct sa_train_model *m = NULL;
     CHECK_OK(sa_train_model_load(gg, NULL, &m));
     return m;
@@ -506,9 +519,176 @@ static void test_data(void) {
 
 static void test_lora_targets(void) {
     uint32_t f;
-    CHECK(sa_lora_targets_parse("q,k,v,o,gate,up,down", &f) && f == SA_LORA_ALL);
-    CHECK(sa_lora_targets_parse("q_proj,v_proj", &f) && f == (SA_LORA_Q | SA_LORA_V));
-    CHECK(!sa_lora_targets_parse("q,,v", &f) && !sa_lora_targets_parse("qq", &f) && !sa_lora_targets_parse("", &f));
+    CHECK(sa_lora_targets_parse("q,k,v,o,gate,up,down", &f) == SA_STATUS_OK && f == SA_LORA_ALL);
+    CHECK(sa_lora_targets_parse("q_proj,v_proj", &f) == SA_STATUS_OK && f == (SA_LORA_Q | SA_LORA_V));
+    CHECK_EQ_INT(sa_lora_targets_parse("q,,v", &f), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_lora_targets_parse("qq", &f), SA_STATUS_BAD_ARGUMENT);
+    CHECK(strstr(sa_last_error(), "'qq'") != NULL);
+    CHECK_EQ_INT(sa_lora_targets_parse("", &f), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(f, SA_LORA_Q | SA_LORA_V); /* unchanged on error */
+    enum sa_train_precision pr = SA_TRAIN_FP32;
+    CHECK(sa_train_precision_from_name("bfloat16", &pr) == SA_STATUS_OK && pr == SA_TRAIN_BF16);
+    CHECK(sa_train_precision_from_name("f32", &pr) == SA_STATUS_OK && pr == SA_TRAIN_FP32);
+    CHECK_EQ_INT(sa_train_precision_from_name("fp8", &pr), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(sa_train_precision_from_name(NULL, &pr), SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_INT(pr, SA_TRAIN_FP32);
+}
+
+/* ---- the run (sa_train_run): progress reports, cancel, exact resume ---- */
+
+struct run_watch {
+    int n_start, n_eval, n_resumed, n_export, n_steps, n_ckpt, n_bad;
+    int64_t last_step, last_tokens;
+    int cancel_after;     /* cancel at the 2nd poll after this many STEP reports; -1: never */
+    int polls_since_step; /* cancel polls since the last STEP report */
+};
+
+static void watch_progress(void *user, const struct sa_train_progress *pr) {
+    struct run_watch *w = user;
+    switch (pr->event) {
+    case SA_TRAIN_EVENT_START:
+        w->n_start++;
+        if (!(pr->n_records == 16 && pr->n_train + pr->n_eval == 16 && pr->n_eval > 0 && pr->arch &&
+              pr->n_trainable > 0 && pr->n_params >= pr->n_trainable && pr->activation_bytes > 0))
+            w->n_bad++;
+        break;
+    case SA_TRAIN_EVENT_EVAL:
+        w->n_eval++;
+        if (!(pr->eval_loss > 0) || w->n_steps) w->n_bad++;
+        break;
+    case SA_TRAIN_EVENT_RESUMED: w->n_resumed++; break;
+    case SA_TRAIN_EVENT_EXPORT: w->n_export++; break;
+    case SA_TRAIN_EVENT_STEP:
+        w->n_steps++;
+        w->polls_since_step = 0;
+        /* one report per step, in order; the fields of log.csv; log_step every 2 and the last */
+        if (pr->step != w->last_step + 1 || !(pr->loss > 0) || !(pr->lr >= 0) || !(pr->grad_norm > 0) ||
+            pr->tokens <= w->last_tokens || !(pr->tokens_per_s > 0) || !(pr->eta_s >= 0) ||
+            pr->last != (pr->step == pr->total_steps) || pr->log_step != (pr->step % 2 == 0 || pr->last) ||
+            pr->checkpoint != pr->last || isnan(pr->eval_loss) != !pr->last)
+            w->n_bad++;
+        w->n_ckpt += pr->checkpoint;
+        w->last_step = pr->step;
+        w->last_tokens = pr->tokens;
+        break;
+    }
+}
+
+static bool watch_cancel(void *user) {
+    struct run_watch *w = user;
+    w->polls_since_step++;
+    return w->cancel_after >= 0 && w->n_steps >= w->cancel_after && w->polls_since_step >= 2;
+}
+
+static struct sa_train_params run_params(const char *gg, const char *data, const char *out, struct run_watch *w) {
+    struct sa_train_params p = sa_train_default_params();
+    p.base = gg;
+    p.data = data;
+    p.out = out;
+    p.epochs = 2;
+    p.batch = 2;
+    p.grad_accum = 2; /* two cancel polls per step: a cancel can come between micro-batches */
+    p.max_length = 160;
+    p.eval_fraction = 0.25;
+    p.log_every = 2;
+    p.lr = 1e-3f;
+    p.no_export = true;
+    p.model.n_threads = 1;
+    p.on_progress = watch_progress;
+    p.progress_user = w;
+    p.cancel = watch_cancel;
+    p.cancel_user = w;
+    return p;
+}
+
+static char *read_at(const char *dir, const char *name) {
+    char path[700], *text = NULL;
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return sa_read_file(path, 0, &text, &len) ? NULL : text;
+}
+
+static int count_of(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, what)); p++) n++;
+    return n;
+}
+
+static void test_run_progress_cancel_resume(void) {
+    /* the whole vocabulary of the tokenizer (tied embeddings): the run trains on real text */
+    char gg[600];
+    if (!tiny_tok_gguf(49152, gg, sizeof gg)) return;
+    char data[600], a[600], b[600], c[600];
+    snprintf(data, sizeof data, "%s/run.jsonl", harness_tmpdir());
+    struct sa_buf j;
+    sa_buf_init(&j, 0);
+    for (int i = 0; i < 16; i++)
+        CHECK_OK(sa_buf_printf(&j, "{\"question\": \"How many apples in basket %d?\", \"prefix\": \"There are %d baskets.\", "
+                                   "\"last\": \"So %d + 1 = %d.\", \"correction\": \"So %d + 1 = %d.\"}\n",
+                               i, i + 2, i, i + 2, i, i + 1));
+    CHECK_OK(sa_write_file_atomic(data, j.data, j.len));
+    sa_buf_free(&j);
+    snprintf(a, sizeof a, "%s/run_a", harness_tmpdir());
+    snprintf(b, sizeof b, "%s/run_b", harness_tmpdir());
+    snprintf(c, sizeof c, "%s/run_c", harness_tmpdir());
+
+    /* A: uninterrupted; a report per step, nothing cancelled */
+    struct run_watch wa = {.cancel_after = -1};
+    struct sa_train_params p = run_params(gg, data, a, &wa);
+    struct sa_train_result ra;
+    CHECK_OK(sa_train_run(&p, &ra));
+    CHECK(ra.total_steps == 6 && ra.steps == 6 && !ra.stopped_early);
+    CHECK_EQ_INT(wa.n_start, 1);
+    CHECK_EQ_INT(wa.n_eval, 1);
+    CHECK_EQ_INT(wa.n_steps, 6);
+    CHECK_EQ_INT(wa.n_ckpt, 1);
+    CHECK_EQ_INT(wa.n_resumed + wa.n_export, 0);
+    CHECK_EQ_INT(wa.n_bad, 0);
+    char *svg = read_at(a, "loss.svg");
+    const char *head = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"360\"";
+    CHECK(svg && !strncmp(svg, head, strlen(head)));
+    CHECK_EQ_INT(count_of(svg, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\""), 1);
+    CHECK_EQ_INT(count_of(svg, "<circle "), 2); /* held-out loss before and after */
+    CHECK(svg && strstr(svg, "</svg>\n") && !strstr(svg, "nan"));
+    free(svg);
+
+    /* B: cancelled between the two micro-batches of step 4: CANCELLED, a checkpoint of step 3,
+     * and --resume finishes with the log of the uninterrupted run */
+    struct run_watch wb = {.cancel_after = 3};
+    p = run_params(gg, data, b, &wb);
+    struct sa_train_result rb;
+    CHECK_EQ_INT(sa_train_run(&p, &rb), SA_STATUS_CANCELLED);
+    CHECK(strstr(sa_last_error(), "cancelled after step 3 of 6") != NULL);
+    CHECK(rb.steps == 3 && rb.stopped_early);
+    CHECK_EQ_INT(wb.n_steps, 3);
+    CHECK_EQ_INT(wb.n_bad, 0);
+    char *latest = read_at(b, "checkpoint/latest");
+    CHECK_EQ_STR(latest, "ckpt-000003\n");
+    free(latest);
+    struct run_watch wq = {.cancel_after = -1};
+    p = run_params(gg, data, b, &wq);
+    p.resume = true;
+    p.quiet = true; /* no reports */
+    CHECK_OK(sa_train_run(&p, &rb));
+    CHECK(rb.steps == 6 && !rb.stopped_early);
+    CHECK_EQ_INT(wq.n_start + wq.n_eval + wq.n_steps + wq.n_resumed, 0);
+    CHECK(wq.polls_since_step == 6); /* cancel is still polled: 3 steps x 2 micro-batches */
+    char *log_a = read_at(a, "log.csv"), *log_b = read_at(b, "log.csv");
+    CHECK(log_a && log_b && count_of(log_a, "\n") == 8);
+    CHECK_EQ_STR(log_b, log_a);
+    free(log_a);
+    free(log_b);
+
+    /* C: cancelled during the held-out loss before the first step: no checkpoint */
+    struct run_watch wc = {.cancel_after = 0};
+    p = run_params(gg, data, c, &wc);
+    struct sa_train_result rc;
+    CHECK_EQ_INT(sa_train_run(&p, &rc), SA_STATUS_CANCELLED);
+    CHECK(strstr(sa_last_error(), "before the first step") != NULL);
+    CHECK(rc.steps == 0 && wc.n_steps == 0 && wc.n_eval == 0);
+    char *none = read_at(c, "checkpoint/latest");
+    CHECK(none == NULL);
+    free(none);
 }
 
 int main(void) {
@@ -521,5 +701,6 @@ int main(void) {
     RUN(test_data);
     RUN(test_lora_targets);
     RUN(test_bf16_follows_fp32);
+    RUN(test_run_progress_cancel_resume);
     return harness_summary();
 }

@@ -103,7 +103,7 @@ static void test_gemm_generic(void) { check_path(SA_TR_GEMM_GENERIC, NULL, "gene
 
 static void test_gemm_avx512(void) {
     if (!sa_tr_gemm_bf16_fast_available()) {
-        printf("  (no AVX512-BF16 on this CPU: the portable path is used)\n");
+        harness_skip("no AVX512-BF16 on this CPU: the portable path is used");
         return;
     }
     check_path(SA_TR_GEMM_AVX512BF16, NULL, "avx512bf16");
@@ -130,7 +130,7 @@ static void test_gemm_avx512(void) {
 /* a pre-packed B gives the same bits as packing on the fly */
 static void test_prepacked(void) {
     if (!sa_tr_gemm_bf16_packed_bytes(8, 8)) {
-        printf("  (no AVX512-BF16: no pre-packed path)\n");
+        harness_skip("no AVX512-BF16: no pre-packed path");
         return;
     }
     static const struct shape shapes[] = {{7, 2100, 300}, {130, 45, 777}, {1, 33, 1}, {40, 64, 513}};

@@ -13,7 +13,7 @@
 #include "harness.h"
 #include "core/core_impl.h"
 #include "sa/status.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 #include "train/ops_train_impl.h"
 
 #include <stdint.h>
@@ -203,11 +203,19 @@ static void test_linear_blas_vs_ref(void) {
 
 /* ---- rope ---- */
 
+/* sa_rope_inv_freq (the rule inference and training share): plain, or llama3 when factor > 0. */
+static void rope_freqs(float *inv, int64_t n_rot, double base, double factor, double low, double high, double orig) {
+    struct sa_rope_params p = {.n_rot = n_rot, .base = base, .factor = factor, .low_freq_factor = low,
+                               .high_freq_factor = high, .orig_ctx = orig,
+                               .scaling = factor > 0 ? SA_ROPE_SCALING_LLAMA3 : SA_ROPE_SCALING_NONE};
+    sa_rope_inv_freq(&p, inv);
+}
+
 struct rope_ctx {
     float *out, *inp, *inv_freq;
     int32_t *pos;
     int64_t N, NH, D, n_rot;
-    enum sa_tr_rope_mode mode;
+    enum sa_rope_mode mode;
 };
 static void rope_fwd(void *p) {
     struct rope_ctx *r = p;
@@ -216,10 +224,10 @@ static void rope_fwd(void *p) {
 
 static void test_rope(void) {
     for (int m = 0; m < 2; m++) {
-        struct rope_ctx r = {.N = 5, .NH = 3, .D = 10, .n_rot = 8, .mode = m ? SA_TR_ROPE_NEOX : SA_TR_ROPE_INTERLEAVED};
+        struct rope_ctx r = {.N = 5, .NH = 3, .D = 10, .n_rot = 8, .mode = m ? SA_ROPE_NEOX : SA_ROPE_NORMAL};
         int32_t pos[5] = {0, 1, 2, 7, 100};
         float inv[4];
-        sa_tr_rope_inv_freq(inv, r.n_rot, 10000.0, 0, 0, 0, 0);
+        rope_freqs(inv, r.n_rot, 10000.0, 0, 0, 0, 0);
         r.pos = pos, r.inv_freq = inv;
         r.inp = rand_buf(r.N * r.NH * r.D, 1.0f), r.out = zeros(r.N * r.NH * r.D);
         int64_t n = r.N * r.NH * r.D;
@@ -238,8 +246,8 @@ static void test_rope(void) {
     }
     /* llama3 scaling: high frequencies kept, low ones divided by the factor */
     float f0[32], f1[32];
-    sa_tr_rope_inv_freq(f0, 64, 500000.0, 0, 0, 0, 0);
-    sa_tr_rope_inv_freq(f1, 64, 500000.0, 8.0, 1.0, 4.0, 8192.0);
+    rope_freqs(f0, 64, 500000.0, 0, 0, 0, 0);
+    rope_freqs(f1, 64, 500000.0, 8.0, 1.0, 4.0, 8192.0);
     CHECK(f0[0] == f1[0]);
     CHECK_NEAR(f1[31], f0[31] / 8.0, 1e-6 * f0[31]);
 }
@@ -477,7 +485,7 @@ static void test_ops_threads(void) {
     float *x = rand_buf(N * C, 1.0f), *w = rand_buf(C, 1.0f), *dy = rand_buf(N * C, 1.0f);
     float *g = rand_buf(N * F, 2.0f), *u = rand_buf(N * F, 1.0f), *dg = rand_buf(N * F, 1.0f);
     float invf[D / 2];
-    sa_tr_rope_inv_freq(invf, D, 10000.0, 0, 0, 0, 0);
+    rope_freqs(invf, D, 10000.0, 0, 0, 0, 0);
     int32_t tok[N], pos[N];
     for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7) % V), pos[i] = i % 37;
     /* references: the plain ops */
@@ -492,8 +500,8 @@ static void test_ops_threads(void) {
     sa_tr_rmsnorm_bwd(rdx, rdw, dy, x, w, rr, N, C, true);
     float *rq = zeros(N * C), *rdq = rand_buf(N * C, 1.0f), *rdq0 = malloc(N * C * sizeof(float));
     memcpy(rdq0, rdq, N * C * sizeof(float));
-    sa_tr_rope_fwd(rq, x, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
-    sa_tr_rope_bwd(rdq, dy, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+    sa_tr_rope_fwd(rq, x, pos, invf, N, H, D, D, SA_ROPE_NEOX);
+    sa_tr_rope_bwd(rdq, dy, pos, invf, N, H, D, D, SA_ROPE_NEOX);
     float *ra[2], *rdg[2], *rdu[2];
     for (int k = 0; k < 2; k++) {
         ra[k] = zeros(N * F), rdg[k] = zeros(N * F), rdu[k] = zeros(N * F);
@@ -515,8 +523,8 @@ static void test_ops_threads(void) {
         CHECK(!memcmp(ty, ry, N * C * sizeof(float)) && !memcmp(tr, rr, N * sizeof(float)));
         CHECK(!memcmp(tdx, rdx, N * C * sizeof(float)) && !memcmp(tdw, rdw, C * sizeof(float)));
         memcpy(tdx, rdq0, N * C * sizeof(float));
-        sa_tr_rope_fwd_tp(tp, ty, x, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
-        sa_tr_rope_bwd_tp(tp, tdx, dy, pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
+        sa_tr_rope_fwd_tp(tp, ty, x, pos, invf, N, H, D, D, SA_ROPE_NEOX);
+        sa_tr_rope_bwd_tp(tp, tdx, dy, pos, invf, N, H, D, D, SA_ROPE_NEOX);
         CHECK(!memcmp(ty, rq, N * C * sizeof(float)) && !memcmp(tdx, rdq, N * C * sizeof(float)));
         for (int k = 0; k < 2; k++) {
             float *ta = zeros(N * F), *tg = zeros(N * F), *tu = zeros(N * F);

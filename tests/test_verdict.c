@@ -1,6 +1,6 @@
 /* test_verdict.c: judge verdict parsing (well-formed, repeated, conflicting, malformed),
  * the both-order aggregation table, and the win rate with its seeded bootstrap interval. */
-#include "sa/eval.h"
+#include "sa/verdict.h"
 
 #include "harness.h"
 

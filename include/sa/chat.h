@@ -46,9 +46,9 @@ struct sa_chat_msg {
  * SA_CHAT_FORMAT_UNKNOWN when neither says (e.g. arch "llama" alone is ambiguous). */
 enum sa_chat_format sa_chat_template_detect(const char *tmpl, const char *arch);
 
-/* "chatml", "gemma" (also "gemma2", "gemma3"), "llama3"; SA_CHAT_FORMAT_UNKNOWN for
- * anything else or NULL. */
-enum sa_chat_format sa_chat_format_from_name(const char *name);
+/* The format named "chatml", "gemma" (also "gemma2", "gemma3") or "llama3" into *out.
+ * Errors: SA_STATUS_BAD_ARGUMENT (NULL or any other name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_chat_format_from_name(const char *name, enum sa_chat_format *out);
 /* Static name of a format ("chatml", ...; "unknown"). Never NULL. */
 const char *sa_chat_format_name(enum sa_chat_format fmt);
 /* Static end-of-turn marker: "<|im_end|>", "<end_of_turn>", "<|eot_id|>"; "" for UNKNOWN.

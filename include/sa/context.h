@@ -30,9 +30,22 @@ struct sa_ctx_params {
     int n_threads;      /* compute threads; 0: all cores */
     sa_abort_fn abort_cb; /* may be NULL */
     void *abort_user;
+    /* Bitwise batch invariance of this context's forward passes. false (the default): the
+     * fastest kernels; a one-token decode runs other products and another attention kernel
+     * than a batch of tokens, which add in another order, so a token's logits depend (by float
+     * rounding, ~0.5-1 logit on SmolLM2-135M through the 8-bit activation quantization) on how
+     * many tokens were computed with it, and a greedy near-tie can flip. true: every forward
+     * pass runs the batched kernels (the prefill GEMM and the tiled attention, T = 1 too), so
+     * a token's logits are the same bits whether it was decoded alone, in a batch or in other
+     * chunks (n_batch), after the same cached tokens. Cost: one-token decoding, on avx512 about
+     * 1.3-2.5x slower products (SmolLM2-135M Q4_1 ~36 instead of ~61 tok/s); on avx2 and ref
+     * only the one-token attention kernel changes. Prefill costs the same. Each context
+     * has its own setting: contexts with different settings may run at the same time on
+     * different threads. docs/internals/cpu_backend.md. */
+    bool batch_invariant;
 };
 
-/* n_ctx 0, n_batch 0, n_threads 0, no abort callback. */
+/* n_ctx 0, n_batch 0, n_threads 0, no abort callback, batch_invariant false. */
 struct sa_ctx_params sa_ctx_default_params(void);
 
 /* Creates a context over `model` (borrowed: it must outlive the context). `params` may be
@@ -54,7 +67,9 @@ const int32_t *sa_ctx_tokens(const struct sa_ctx *ctx);
  * forward pass) and computes the logits of the last one. logits_out: NULL, or n_vocab
  * floats the caller owns, receiving the last token's logits (also kept: sa_ctx_logits).
  * Errors: SA_STATUS_BAD_ARGUMENT (n <= 0, a token id out of range, len + n > n_ctx: the
- * message says so), SA_STATUS_CANCELLED. On error the context keeps its previous length. */
+ * message says so), SA_STATUS_CANCELLED, SA_STATUS_BAD_FILE (the first decode of a context
+ * gave NaN or infinite logits: the model's weights hold NaN/Inf; checked once per context).
+ * On error the context keeps its previous length. */
 SA_NODISCARD enum sa_status sa_ctx_decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_out);
 /* Same, with the logits of every appended position: logits_all is (n, n_vocab) floats,
  * caller-owned (row i belongs to tokens[i]). */

@@ -2,7 +2,7 @@
  * upstream and an annotator. The upstream answers each prompt sentence by sentence (the
  * pipeline, sa/pipeline.h, with the annotator as its aligner_fn, so the prefix follows the
  * corrected sentences exactly as at inference); the annotator (any engine behind struct
- * sa_judge, sa/eval.h) answers "CORRECTION: [[...]]" and "EOS: [[TRUE|FALSE]]" for each
+ * sa_judge, sa/judge.h) answers "CORRECTION: [[...]]" and "EOS: [[TRUE|FALSE]]" for each
  * sentence. Output is append-only JSONL with a checkpoint sidecar: an interrupted build
  * resumes without losing or duplicating records (the checkpoint rules: src/data/build.c).
  * The default annotator prompt and its placeholders: docs/prompts/annotator.txt. */
@@ -67,7 +67,8 @@ struct sa_data_prompt {
     char *reference;
 };
 
-/* Reads prompts from JSONL ({"question": "...", ...} one a line; blank lines skipped).
+/* Reads prompts from JSONL ({"question": "...", ...} one a line; blank lines skipped; read by
+ * sa_jsonl_load, sa/jsonl.h; a file without any prompt is an error).
  * reference_field (NULL: none) names the string field holding the reference solution
  * ("answer" for GSM8K); a line without it is an error. GSM8K calculator annotations
  * "<<...>>" are stripped from references. *prompts (malloc'd, *n entries): free with

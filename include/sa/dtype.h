@@ -41,8 +41,9 @@ enum sa_dtype {
 
 /* Lower-case name ("q4_k", "bf16"), or NULL for an unknown value. */
 const char *sa_dtype_name(enum sa_dtype t);
-/* Parses a name ("f16", "Q8_0", case-insensitive); false if unknown. */
-bool sa_dtype_from_name(const char *name, enum sa_dtype *out);
+/* The type named `name` ("f16", "Q8_0", case-insensitive) into *out (may be NULL: only
+ * checks). Errors: SA_STATUS_BAD_ARGUMENT (NULL or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_dtype_from_name(const char *name, enum sa_dtype *out);
 /* True for the values above that this library knows (layout and dequantization). */
 bool sa_dtype_is_known(uint32_t t);
 /* Elements per block (1 for plain types), bytes per block. 0 for unknown types. */

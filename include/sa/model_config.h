@@ -70,7 +70,10 @@ SA_NODISCARD enum sa_status sa_model_config_from_gguf(const struct sa_gguf *g, s
 SA_NODISCARD enum sa_status sa_model_config_from_hf_json(const char *json, size_t len, struct sa_model_config *c);
 /* Checks ranges and consistency (positive sizes, divisibility); message names the field. */
 SA_NODISCARD enum sa_status sa_model_config_validate(const struct sa_model_config *c);
-enum sa_arch sa_arch_from_name(const char *name);
+/* The architecture named "llama", "qwen2", "qwen3" or "gemma3" into *out. Errors:
+ * SA_STATUS_BAD_ARGUMENT (NULL or another name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_arch_from_name(const char *name, enum sa_arch *out);
+/* "llama", "qwen2", "qwen3", "gemma3"; "unknown" for SA_ARCH_UNKNOWN or another value. */
 const char *sa_arch_name(enum sa_arch a);
 
 #ifdef __cplusplus

@@ -34,9 +34,11 @@ enum sa_pipeline_mode {
     SA_PIPELINE_ALIGNER = 2,  /* the Aligner baseline: the whole answer, rewritten once */
     SA_PIPELINE_UPSTREAM = 3, /* the upstream alone, streamed sentence by sentence */
 };
-/* "stream", "continue", "aligner", "upstream" (and back; -1 for an unknown name). */
+/* "stream", "continue", "aligner", "upstream" ("unknown" for another value). */
 const char *sa_pipeline_mode_name(enum sa_pipeline_mode m);
-int sa_pipeline_mode_from_name(const char *name);
+/* The mode named `name` (one of the names above) into *out. Errors: SA_STATUS_BAD_ARGUMENT
+ * (NULL or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_pipeline_mode_from_name(const char *name, enum sa_pipeline_mode *out);
 
 enum sa_pipeline_continue_with {
     SA_PIPELINE_CONTINUE_ALIGNER = 0,  /* the aligner model writes the rest (its own chat template,
@@ -56,6 +58,15 @@ enum sa_pipeline_stop {
 };
 /* "none", "upstream_end", "aligner_empty", "max_length", "max_rounds", "cancelled", "done". */
 const char *sa_pipeline_stop_name(enum sa_pipeline_stop s);
+
+/* The aligner's input text, byte for byte (Stream Aligner):
+ *   "##Question: {q} | ##Answer_Prefix: {prefix} | ##Answer_Last_Sentence: {last} | ##Your_Revision: "
+ * (a trailing space): what the pipeline asks the aligner, and what its training records are
+ * rendered as (sa_record_input). *out is malloc'd. Errors: SA_STATUS_BAD_ARGUMENT (NULL),
+ * NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_aligner_input(const char *question, const char *prefix, const char *last, char **out);
+/* The Aligner baseline's input: "##Question: {q}\n##Answer: {answer}\n##Correction: ". */
+SA_NODISCARD enum sa_status sa_aligner_baseline_input(const char *question, const char *answer, char **out);
 
 /* What the aligner is asked (for a test double or a custom aligner: aligner_fn). */
 enum sa_pipeline_request_kind {
@@ -128,12 +139,18 @@ struct sa_pipeline_params {
                              back to rewrite (sa_upstream_gen_params.heal_bytes; default true):
                              without it, a prefix cut at ":" before a line break ends in a
                              token the model never wrote there (docs/internals/pipeline.md) */
+    bool batch_invariant; /* the local contexts' sa_ctx_params.batch_invariant (default false):
+                             true makes a prompt evaluated from scratch and one extended from a
+                             kept cache give the same bits, so kv_reuse and use_spec change the
+                             speed only, at the cost of slower one-token decoding (avx512).
+                             Copy-speculation verifies with the batch-invariant kernels either
+                             way (docs/internals/speculation.md). */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
- * token healing on. */
+ * token healing on, batch_invariant false. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */

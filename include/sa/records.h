@@ -2,12 +2,13 @@
  *   sentence-level (Stream Aligner): {"question", "prefix", "last", "correction",
  *                                     optional "solution", "eos", "source"}
  *   whole-answer (Aligner baseline): {"question", "answer", "correction", optional "source"}
- * read from and written to JSONL or a JSON array; the aligner's input templates; a split by
+ * read from and written to JSONL or a JSON array; a record's aligner input; a split by
  * question; and rule-based sentence records built from GSM8K solutions. docs/EVAL.md has
  * the field rules and the GSM8K corruption rules. */
 #ifndef SA_RECORDS_H
 #define SA_RECORDS_H
 
+#include "sa/pipeline.h" /* sa_aligner_input: the format records are rendered in */
 #include "sa/status.h"
 
 #include <stdbool.h>
@@ -51,7 +52,9 @@ void sa_records_free(struct sa_records *r);
 SA_NODISCARD enum sa_status sa_records_push(struct sa_records *r, const struct sa_record *rec);
 
 /* Parses records from a JSON array (the text starts with '[') or JSONL (one object a line,
- * blank lines skipped), appending to *out. `name` (a path, or NULL) starts the messages.
+ * blank lines skipped; the rules of sa_jsonl_parse, sa/jsonl.h: no text after an object,
+ * valid UTF-8, no \u0000), appending to *out; empty text gives no records (OK). `name` (a
+ * path, or NULL) starts the messages.
  * `expect`: the kind every record must have (SA_RECORD_ANY: each record's kind is
  * decided by its fields: "last" -> sentence, "answer" -> answer). Unknown fields are
  * ignored; optional fields may be null. Errors: SA_STATUS_BAD_JSON with a message naming
@@ -59,7 +62,9 @@ SA_NODISCARD enum sa_status sa_records_push(struct sa_records *r, const struct s
  * is a number, expected a string"); on error *out is left as it was before the call. */
 SA_NODISCARD enum sa_status sa_records_parse(const char *text, size_t len, const char *name,
                                              enum sa_record_kind expect, struct sa_records *out);
-/* sa_records_parse over a file's content. */
+/* sa_records_parse over a file's content; a file without any record (empty, or only blank
+ * lines, or "[]") is an error (SA_STATUS_BAD_JSON "<path>: no records ..."): training or
+ * checking nothing is a mistake, not "0/0". */
 SA_NODISCARD enum sa_status sa_records_load(const char *path, enum sa_record_kind expect, struct sa_records *out);
 
 enum sa_records_format {
@@ -74,13 +79,8 @@ SA_NODISCARD enum sa_status sa_records_serialize(const struct sa_records *r, enu
 /* Writes r to path atomically (path.tmp then rename). */
 SA_NODISCARD enum sa_status sa_records_save(const char *path, const struct sa_records *r, enum sa_records_format f);
 
-/* The aligner's input text, byte for byte (Stream Aligner):
- *   "##Question: {q} | ##Answer_Prefix: {prefix} | ##Answer_Last_Sentence: {last} | ##Your_Revision: "
- * (a trailing space). *out is malloc'd. Errors: SA_STATUS_BAD_ARGUMENT (NULL), NO_MEMORY. */
-SA_NODISCARD enum sa_status sa_aligner_input(const char *question, const char *prefix, const char *last, char **out);
-/* The Aligner baseline's input: "##Question: {q}\n##Answer: {answer}\n##Correction: ". */
-SA_NODISCARD enum sa_status sa_aligner_baseline_input(const char *question, const char *answer, char **out);
-/* The input of a record by its kind (one of the two above). */
+/* The aligner input of a record by its kind: sa_aligner_input (sentence) or
+ * sa_aligner_baseline_input (answer), the pipeline's formats (sa/pipeline.h). */
 SA_NODISCARD enum sa_status sa_record_input(const struct sa_record *rec, char **out);
 
 /* Splits by question: the distinct questions are shuffled with `seed` and the first

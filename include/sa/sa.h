@@ -1,4 +1,5 @@
-/* sa.h: umbrella header of the salign library (stream-aligner). */
+/* sa.h: umbrella header of the salign library (stream-aligner): every public header of
+ * include/sa/ (tests/py/test_public_headers.py checks that none is left out). */
 #ifndef SA_SA_H
 #define SA_SA_H
 
@@ -17,6 +18,16 @@
 #include "sa/segment.h"
 #include "sa/upstream.h"
 #include "sa/pipeline.h"
+#include "sa/records.h"
+#include "sa/data_build.h"
+#include "sa/train.h"
+#include "sa/math_answer.h"
+#include "sa/eval_stats.h"
+#include "sa/verdict.h"
+#include "sa/trace.h"
+#include "sa/judge.h"
+#include "sa/report.h"
+#include "sa/eval.h"
 
 #define SA_VERSION "0.1.0"
 

@@ -32,8 +32,10 @@ enum {
     SA_LORA_DOWN = 1 << 6,
     SA_LORA_ALL = (1 << 7) - 1,
 };
-/* Parses "q,k,v,o,gate,up,down" (also "q_proj", ..., and "all"); false on an unknown name. */
-bool sa_lora_targets_parse(const char *s, uint32_t *out);
+/* Parses a comma-separated list of "q", "k", "v", "o", "gate", "up", "down" (also "q_proj",
+ * ..., and "all") into SA_LORA_* flags in *out. Errors: SA_STATUS_BAD_ARGUMENT (NULL, empty,
+ * an empty or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_lora_targets_parse(const char *s, uint32_t *out);
 
 /* Precision of the matrix products (issue 4, docs/TRAINING.md "Mixed precision"). FP32: f32
  * everywhere. BF16: the forward and backward GEMMs of every linear layer, of the LM head and
@@ -41,8 +43,9 @@ bool sa_lora_targets_parse(const char *s, uint32_t *out);
  * as PyTorch's CPU autocast to bfloat16 does; master weights, gradients, AdamW, norms,
  * softmax and the loss stay f32. */
 enum sa_train_precision { SA_TRAIN_FP32 = 0, SA_TRAIN_BF16 = 1 };
-/* "fp32" / "bf16" (also "f32", "bfloat16"); false on an unknown name. */
-bool sa_train_precision_parse(const char *s, enum sa_train_precision *out);
+/* The precision named "fp32" or "bf16" (also "f32", "float32", "bfloat16") into *out.
+ * Errors: SA_STATUS_BAD_ARGUMENT (NULL or unknown name; *out unchanged). */
+SA_NODISCARD enum sa_status sa_train_precision_from_name(const char *name, enum sa_train_precision *out);
 const char *sa_train_precision_name(enum sa_train_precision p); /* "fp32", "bf16" */
 
 struct sa_train_model_params {
@@ -140,6 +143,41 @@ SA_NODISCARD enum sa_status sa_train_model_export(const struct sa_train_model *m
 
 /* ---- the run ---- */
 
+/* What a progress report tells (sa_train_params.on_progress). */
+enum sa_train_event {
+    SA_TRAIN_EVENT_START = 0,   /* the data and the model are ready: the setup fields below */
+    SA_TRAIN_EVENT_RESUMED = 1, /* a checkpoint was loaded: step = its step */
+    SA_TRAIN_EVENT_EVAL = 2,    /* the held-out loss before the first step: eval_loss */
+    SA_TRAIN_EVENT_STEP = 3,    /* an optimizer step is done, logged to log.csv (and checkpointed
+                                   when `checkpoint`) */
+    SA_TRAIN_EVENT_EXPORT = 4,  /* the model is about to be written to `path` */
+};
+
+/* One progress report. Fields that do not belong to the event are 0 (NaN for the losses). */
+struct sa_train_progress {
+    enum sa_train_event event;
+    int64_t step;          /* steps done in total (after a resume: including the earlier ones) */
+    int64_t total_steps;
+    double epoch;          /* STEP: epochs done (a fraction), as in log.csv */
+    double loss;           /* STEP: train loss of the step (mean over its target tokens) */
+    double lr;             /* STEP: learning rate of the step */
+    double grad_norm;      /* STEP: global gradient norm before clipping */
+    int64_t tokens;        /* STEP: tokens processed in total, as in log.csv */
+    double tokens_per_s;   /* STEP: tokens of this process per second of its steps */
+    double eta_s;          /* STEP: seconds left at this process' mean step time */
+    double eval_loss;      /* EVAL, STEP: held-out loss (NaN: not evaluated at this step) */
+    bool log_step;         /* STEP: every log_every steps and the last: a line when not on a terminal */
+    bool last;             /* STEP: the last step of the run */
+    bool checkpoint;       /* STEP: a checkpoint of this step was written */
+    const char *path;      /* EXPORT: the model directory (valid during the call) */
+    /* START: the setup */
+    int64_t n_records, n_train, n_eval, n_truncated, n_dropped;
+    const char *arch;      /* architecture name (valid during the call) */
+    int64_t n_params, n_trainable;
+    int64_t warmup_steps;
+    uint64_t activation_bytes; /* the activation arena */
+};
+
 struct sa_train_params {
     const char *base;        /* model path (.gguf or HF directory) */
     const char *data;        /* records: JSONL or a JSON array (sentence or whole-answer) */
@@ -156,14 +194,26 @@ struct sa_train_params {
     double eval_fraction;    /* held-out share of the questions: 0.05 (0: no evaluation) */
     int32_t eval_every;      /* steps between evaluations; 0: only at the end */
     int32_t save_every;      /* steps between checkpoints; 0: only at the end */
-    int32_t log_every;       /* steps between progress lines when not on a terminal: 10 */
+    int32_t log_every;       /* steps between progress reports with log_step set (and the
+                                last step): 10; 0: none */
     int64_t max_steps;       /* stop after this many steps in total; 0: epochs decide */
     int64_t stop_after_steps; /* debug: exit the run (after checkpointing) once this many steps
                                 were taken in this process; 0: off */
     bool resume;             /* continue from `out`/checkpoint */
-    bool quiet;              /* no progress output */
+    bool quiet;              /* on_progress is not called */
     enum sa_dtype st_type, gguf_type; /* export types (sa_train_export_params) */
     bool no_export;
+    /* Called on the calling thread for each event (may be NULL). The library prints nothing:
+     * `salign train` draws its progress lines from these reports. The report is valid during
+     * the call only. */
+    void (*on_progress)(void *user, const struct sa_train_progress *pr);
+    void *progress_user;
+    /* Polled on the calling thread before each micro-batch and each held-out batch (may be
+     * NULL): true stops the run with SA_STATUS_CANCELLED after writing a checkpoint of the
+     * last finished step (unless one exists: a run cancelled before its first step keeps the
+     * checkpoint it resumed from, or has none), so that --resume continues it exactly. */
+    bool (*cancel)(void *user);
+    void *cancel_user;
 };
 struct sa_train_params sa_train_default_params(void);
 
@@ -175,11 +225,15 @@ struct sa_train_result {
     int64_t n_records, n_train, n_eval, n_truncated, n_dropped;
     int64_t tokens;           /* tokens processed by this process */
     double seconds;           /* wall time of the steps of this process */
-    bool stopped_early;       /* stop_after_steps hit */
+    bool stopped_early;       /* stop_after_steps hit (status OK) or cancelled (status CANCELLED) */
     int64_t peak_rss_kb;      /* peak resident memory of the process */
 };
 
-/* Trains as described by p; progress on stderr. */
+/* Trains as described by p: reports progress through p->on_progress, writes log.csv, loss.svg
+ * and the checkpoints under p->out, exports the model to p->out/model (unless no_export or
+ * stopped early). res is filled also on errors (the steps taken so far). Errors: BAD_ARGUMENT
+ * (parameters, a checkpoint of other options), CANCELLED (p->cancel: the checkpoint of the
+ * last finished step is written), the model's, data's and files' errors. */
 SA_NODISCARD enum sa_status sa_train_run(const struct sa_train_params *p, struct sa_train_result *res);
 
 #ifdef __cplusplus

@@ -21,8 +21,10 @@ _Noreturn void sa_assert_fail(const char *file, int line, const char *expr);
 #define SA_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define SA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Logging to stderr; level from $SALIGN_LOG (error|warn|info|debug), default warn. */
-enum sa_log_level { SA_LOG_ERROR, SA_LOG_WARN, SA_LOG_INFO, SA_LOG_DEBUG };
+/* Logs a printf-style message (no trailing newline) through the callback of sa_log_set
+ * (sa/status.h); the default writes "salign: <level>: <message>" to stderr up to $SALIGN_LOG
+ * (error|warn|info|debug, default warn). The library's one way to tell the user something
+ * that is not a status. */
 void sa_log(enum sa_log_level level, const char *fmt, ...) SA_PRINTF(2, 3);
 
 /* Overflow-checked size arithmetic: return false on overflow. */

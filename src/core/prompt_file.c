@@ -1,9 +1,11 @@
 /* prompt_file.c: the format of the replaceable prompt files (the files in docs/prompts/): optional
  * '#' comment lines at the top, then "[system]" and "[user]" sections (each at most once;
  * text without any section marker is the user message), each trimmed of leading blank
- * lines and trailing whitespace. Shared by the judge (src/eval) and the annotator (src/data). */
+ * lines and trailing whitespace; and the prompt template type built on it, shared by the judge
+ * (src/eval) and the annotator (src/data). */
 #define _GNU_SOURCE
 #include "core_impl.h"
+#include "prompt_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -131,4 +133,32 @@ enum sa_status sa_prompt_fill(const char *tmpl, const char *const *names, const 
     }
     *out = sa_buf_take(&b, NULL);
     return SA_STATUS_OK;
+}
+
+enum sa_status sa_prompt_template_parse(const char *text, size_t len, const char *name, const char *const *required,
+                                        size_t n_required, struct sa_prompt_template *out) {
+    memset(out, 0, sizeof *out);
+    enum sa_status s = sa_prompt_file_parse_with(text, len, name, required, n_required, &out->system, &out->user);
+    if (s) return s;
+    out->needs_reference = strstr(out->user, "{reference}") != NULL;
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_prompt_template_load(const char *path, const char *what, const char *const *required,
+                                       size_t n_required, struct sa_prompt_template *out) {
+    memset(out, 0, sizeof *out);
+    char *text = NULL;
+    size_t len = 0;
+    enum sa_status s = sa_read_file(path, 1 << 20, &text, &len);
+    if (s) return sa_error_wrap(s, "%s", what);
+    s = sa_prompt_template_parse(text, len, path, required, n_required, out);
+    free(text);
+    return s;
+}
+
+void sa_prompt_template_free(struct sa_prompt_template *t) {
+    if (!t) return;
+    free(t->system);
+    free(t->user);
+    memset(t, 0, sizeof *t);
 }

@@ -1,4 +1,4 @@
-/* util.c: assertions, logging, byte buffer, files, mapping, directories, time, UTF-8. */
+/* util.c: byte buffer, files, mapping, directories, time, UTF-8. */
 #define _GNU_SOURCE
 #include "core_impl.h"
 
@@ -12,37 +12,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-_Noreturn void sa_assert_fail(const char *file, int line, const char *expr) {
-    fprintf(stderr, "salign: %s:%d: assertion failed: %s\n", file, line, expr);
-    fflush(stderr);
-    abort();
-}
-
-static int log_threshold(void) {
-    static int level = -1;
-    if (level < 0) {
-        const char *e = getenv("SALIGN_LOG");
-        level = SA_LOG_WARN;
-        if (e) {
-            if (!strcmp(e, "error")) level = SA_LOG_ERROR;
-            else if (!strcmp(e, "info")) level = SA_LOG_INFO;
-            else if (!strcmp(e, "debug")) level = SA_LOG_DEBUG;
-        }
-    }
-    return level;
-}
-
-void sa_log(enum sa_log_level level, const char *fmt, ...) {
-    static const char *names[] = {"error", "warning", "info", "debug"};
-    if ((int)level > log_threshold()) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "salign: %s: ", names[level]);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ---- byte buffer ---- */
 
@@ -146,6 +115,32 @@ enum sa_status sa_read_file(const char *path, size_t max_size, char **out, size_
     return *out ? SA_STATUS_OK : sa_error(SA_STATUS_NO_MEMORY, "out of memory");
 }
 
+/* Opens a file that must be regular (model weights: mapped or read whole). O_NONBLOCK: a
+ * FIFO without a writer would otherwise block open() forever (issue 16); fstat then refuses
+ * anything but a regular file, saying what it is. On a regular file O_NONBLOCK changes
+ * nothing. */
+static enum sa_status open_regular(const char *path, int *fd_out, struct stat *st) {
+    *fd_out = -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return sa_error(SA_STATUS_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        const char *what = S_ISFIFO(st->st_mode)                           ? "a FIFO"
+                           : S_ISDIR(st->st_mode)                          ? "a directory"
+                           : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device"
+                           : S_ISSOCK(st->st_mode)                         ? "a socket"
+                                                                           : "not a plain file";
+        close(fd);
+        return sa_error(SA_STATUS_IO, "%s: not a regular file (%s); give the path of the model file itself", path, what);
+    }
+    *fd_out = fd;
+    return SA_STATUS_OK;
+}
+
 /* the transparent huge page of x86-64 (PMD size): alignment of weight memory and mappings */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
 
@@ -164,12 +159,13 @@ void *sa_alloc_weights(size_t n) {
 enum sa_status sa_read_file_weights(const char *path, char **out, size_t *len) {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size >= SIZE_MAX) {
+    enum sa_status s = open_regular(path, &fd, &st);
+    if (s) return s;
+    if (st.st_size < 0 || (uint64_t)st.st_size >= SIZE_MAX) {
         close(fd);
-        return sa_error(SA_STATUS_IO, "%s: not a regular file", path);
+        return sa_error(SA_STATUS_IO, "%s: size %lld does not fit in memory", path, (long long)st.st_size);
     }
     size_t size = (size_t)st.st_size, got = 0;
     char *buf = sa_alloc_weights(size + 1);
@@ -268,17 +264,10 @@ static void *map_file_aligned(int fd, size_t size) {
 
 enum sa_status sa_file_map_open(const char *path, struct sa_file_map *m) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return sa_error(SA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return sa_error(SA_STATUS_IO, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return sa_error(SA_STATUS_IO, "%s: not a regular file", path);
-    }
+    enum sa_status s = open_regular(path, &fd, &st);
+    if (s) return s;
     m->size = (size_t)st.st_size;
     if (m->size) {
         void *p = map_file_aligned(fd, m->size);

@@ -5,9 +5,11 @@
 #define _GNU_SOURCE
 #include "sa/data_build.h"
 #include "sa/eval.h"
+#include "sa/jsonl.h"
 #include "sa/records.h"
 
 #include "core/core_impl.h"
+#include "core/prompt_impl.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -20,16 +22,16 @@
 
 /* ---- the annotator prompt --------------------------------------------------------- */
 
+/* The annotator's prompt is a prompt template (src/core/prompt_file.c) with its placeholders. */
 struct sa_annot_prompt {
-    char *system; /* "" when none */
-    char *user;
-    bool needs_reference;
+    struct sa_prompt_template t;
 };
+
+static const char *const annot_required[] = {"{question}", "{prefix}", "{sentence}"};
 
 void sa_annot_prompt_free(struct sa_annot_prompt *p) {
     if (!p) return;
-    free(p->system);
-    free(p->user);
+    sa_prompt_template_free(&p->t);
     free(p);
 }
 
@@ -37,41 +39,39 @@ static bool is_ws(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-enum sa_status sa_annot_prompt_parse(const char *text, size_t len, const char *name, struct sa_annot_prompt **out) {
+/* Parses (text != NULL) or loads (path) an annotator prompt. */
+static enum sa_status annot_prompt_new(const char *text, size_t len, const char *name, const char *path,
+                                       struct sa_annot_prompt **out) {
     *out = NULL;
-    if (!text) return sa_error(SA_STATUS_BAD_ARGUMENT, "annotator prompt: NULL text");
-    if (!name) name = "annotator prompt";
     struct sa_annot_prompt *p = calloc(1, sizeof *p);
     if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    static const char *const required[] = {"{question}", "{prefix}", "{sentence}"};
-    enum sa_status s = sa_prompt_file_parse_with(text, len, name, required, SA_ARRAY_LEN(required), &p->system,
-                                                 &p->user);
+    const size_t n_req = SA_ARRAY_LEN(annot_required);
+    enum sa_status s = text ? sa_prompt_template_parse(text, len, name, annot_required, n_req, &p->t)
+                            : sa_prompt_template_load(path, "annotator prompt", annot_required, n_req, &p->t);
     if (s) {
         sa_annot_prompt_free(p);
         return s;
     }
-    p->needs_reference = strstr(p->user, "{reference}") != NULL;
     *out = p;
     return SA_STATUS_OK;
 }
 
-enum sa_status sa_annot_prompt_load(const char *path, struct sa_annot_prompt **out) {
+enum sa_status sa_annot_prompt_parse(const char *text, size_t len, const char *name, struct sa_annot_prompt **out) {
     *out = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    enum sa_status s = sa_read_file(path, 1 << 20, &text, &len);
-    if (s) return sa_error_wrap(s, "annotator prompt");
-    s = sa_annot_prompt_parse(text, len, path, out);
-    free(text);
-    return s;
+    if (!text) return sa_error(SA_STATUS_BAD_ARGUMENT, "annotator prompt: NULL text");
+    return annot_prompt_new(text, len, name ? name : "annotator prompt", NULL, out);
+}
+
+enum sa_status sa_annot_prompt_load(const char *path, struct sa_annot_prompt **out) {
+    return annot_prompt_new(NULL, 0, NULL, path, out);
 }
 
 const char *sa_annot_prompt_system(const struct sa_annot_prompt *p) {
-    return p->system;
+    return p->t.system;
 }
 
 bool sa_annot_prompt_needs_reference(const struct sa_annot_prompt *p) {
-    return p->needs_reference;
+    return p->t.needs_reference;
 }
 
 enum sa_status sa_annot_prompt_render(const struct sa_annot_prompt *p, const char *question, const char *prefix,
@@ -81,7 +81,7 @@ enum sa_status sa_annot_prompt_render(const struct sa_annot_prompt *p, const cha
         return sa_error(SA_STATUS_BAD_ARGUMENT, "annotator prompt: a NULL question, prefix or sentence");
     const char *const names[] = {"{question}", "{prefix}", "{sentence}", "{reference}"};
     const char *const values[] = {question, prefix, sentence, reference ? reference : SA_ANNOT_NO_REFERENCE};
-    return sa_prompt_fill(p->user, names, values, SA_ARRAY_LEN(names), out);
+    return sa_prompt_fill(p->t.user, names, values, SA_ARRAY_LEN(names), out);
 }
 
 /* ---- the annotator's answer ------------------------------------------------------- */
@@ -181,59 +181,48 @@ void sa_data_prompts_free(struct sa_data_prompt *prompts, size_t n) {
     free(prompts);
 }
 
+struct prompts_ctx {
+    const char *reference_field;
+    struct sa_data_prompt *v; /* (n, cap) */
+    size_t n, cap;
+};
+
+static enum sa_status prompt_line(void *user, const struct sa_jsonl_item *it) {
+    struct prompts_ctx *c = user;
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(it->object, "question");
+    const cJSON *r = c->reference_field ? cJSON_GetObjectItemCaseSensitive(it->object, c->reference_field) : NULL;
+    if (!cJSON_IsString(q) || !*q->valuestring)
+        return sa_error(SA_STATUS_BAD_JSON, "%s: field \"question\" is missing or not a non-empty string", it->where);
+    if (c->reference_field && !cJSON_IsString(r))
+        return sa_error(SA_STATUS_BAD_JSON, "%s: field \"%s\" (--reference-field) is missing or not a string",
+                        it->where, c->reference_field);
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? 2 * c->cap : 64;
+        struct sa_data_prompt *nvp = realloc(c->v, nc * sizeof *nvp);
+        if (!nvp) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        c->v = nvp;
+        c->cap = nc;
+    }
+    struct sa_data_prompt *p = &c->v[c->n++];
+    p->question = strdup(q->valuestring);
+    p->reference = r ? sa_gsm8k_strip_calc(r->valuestring) : NULL;
+    if (!p->question || (r && !p->reference)) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    return SA_STATUS_OK;
+}
+
 enum sa_status sa_data_prompts_load(const char *path, const char *reference_field, struct sa_data_prompt **prompts,
                                     size_t *n) {
     *prompts = NULL;
     *n = 0;
-    char *text = NULL;
-    size_t len = 0;
-    enum sa_status s = sa_read_file(path, (size_t)1 << 32, &text, &len);
-    if (s) return sa_error_wrap(s, "prompts");
-    struct sa_data_prompt *v = NULL;
-    size_t nv = 0, cap = 0, line = 0;
-    for (char *pos = text; !s && pos < text + len;) {
-        char *nl = memchr(pos, '\n', (size_t)(text + len - pos));
-        char *e = nl ? nl : text + len;
-        line++;
-        char *a = pos;
-        pos = nl ? nl + 1 : text + len;
-        while (a < e && is_ws(*a)) a++;
-        if (a == e) continue;
-        cJSON *j = cJSON_ParseWithLength(a, (size_t)(e - a));
-        const cJSON *q = j ? cJSON_GetObjectItemCaseSensitive(j, "question") : NULL;
-        const cJSON *r = j && reference_field ? cJSON_GetObjectItemCaseSensitive(j, reference_field) : NULL;
-        if (!j || !cJSON_IsObject(j)) s = sa_error(SA_STATUS_BAD_JSON, "%s:%zu: not a JSON object", path, line);
-        else if (!cJSON_IsString(q) || !*q->valuestring)
-            s = sa_error(SA_STATUS_BAD_JSON, "%s:%zu: field \"question\" is missing or not a non-empty string", path,
-                         line);
-        else if (reference_field && !cJSON_IsString(r))
-            s = sa_error(SA_STATUS_BAD_JSON, "%s:%zu: field \"%s\" (--reference-field) is missing or not a string",
-                         path, line, reference_field);
-        if (!s && nv == cap) {
-            size_t nc = cap ? 2 * cap : 64;
-            struct sa_data_prompt *nvp = realloc(v, nc * sizeof *v);
-            if (!nvp) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-            else {
-                v = nvp;
-                cap = nc;
-            }
-        }
-        if (!s) {
-            struct sa_data_prompt *p = &v[nv];
-            p->question = strdup(q->valuestring);
-            p->reference = r ? sa_gsm8k_strip_calc(r->valuestring) : NULL;
-            nv++;
-            if (!p->question || (r && !p->reference)) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-        }
-        cJSON_Delete(j);
-    }
-    free(text);
+    struct prompts_ctx c = {.reference_field = reference_field};
+    enum sa_status s = sa_jsonl_load(path, SA_JSONL_NOT_EMPTY, prompt_line, &c, NULL);
+    if (s == SA_STATUS_IO) s = sa_error_wrap(s, "prompts");
     if (s) {
-        sa_data_prompts_free(v, nv);
+        sa_data_prompts_free(c.v, c.n);
         return s;
     }
-    *prompts = v;
-    *n = nv;
+    *prompts = c.v;
+    *n = c.n;
     return SA_STATUS_OK;
 }
 
@@ -534,8 +523,8 @@ static void fingerprint(const struct sa_data_prompt *prompts, size_t n, const st
     }
     const char *id = sa_judge_id(p->annotator);
     sa_sha256_update(&h, id, strlen(id) + 1);
-    sa_sha256_update(&h, p->prompt->system, strlen(p->prompt->system) + 1);
-    sa_sha256_update(&h, p->prompt->user, strlen(p->prompt->user) + 1);
+    sa_sha256_update(&h, p->prompt->t.system, strlen(p->prompt->t.system) + 1);
+    sa_sha256_update(&h, p->prompt->t.user, strlen(p->prompt->t.user) + 1);
     sa_sha256_final(&h, d);
     sa_sha256_hex(d, hex);
     hex[32] = 0;

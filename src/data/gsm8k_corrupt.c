@@ -8,8 +8,10 @@
 #define _GNU_SOURCE
 #include "sa/records.h"
 
+#include "sa/jsonl.h"
+
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -620,152 +622,158 @@ static char *join_steps(char **steps, size_t n, bool keep) {
 
 static const unsigned rule_weight[SA_GSM8K_N_RULES] = {0, 3, 3, 2, 2};
 
+struct gsm8k_ctx {
+    const struct sa_gsm8k_params *p;
+    struct sa_gsm8k_stats *S;
+    struct sa_rng rng;
+    size_t debt; /* steps drawn for a rewrite that no rule applied to, still owed */
+    struct sa_records *out;
+};
+
+/* One problem: its sentence records (or its whole-answer record). */
+static enum sa_status problem_records(void *user, const struct sa_jsonl_item *it) {
+    struct gsm8k_ctx *c = user;
+    const struct sa_gsm8k_params p = *c->p;
+    struct sa_gsm8k_stats *S = c->S;
+    struct sa_records *out = c->out;
+    const char *where = it->where;
+    const size_t line_no = it->line;
+    const cJSON *o = it->object;
+    const cJSON *jq = cJSON_GetObjectItemCaseSensitive(o, "question");
+    const cJSON *ja = cJSON_GetObjectItemCaseSensitive(o, "answer");
+    if (!cJSON_IsString(jq))
+        return sa_error(SA_STATUS_BAD_JSON, "%s: field \"question\" missing or not a string", where);
+    if (!cJSON_IsString(ja))
+        return sa_error(SA_STATUS_BAD_JSON, "%s: field \"answer\" missing or not a string", where);
+    struct problem pr = {0};
+    enum sa_status st = split_steps(ja->valuestring, p.answer_step, where, &pr);
+    char *solution = NULL;
+    if (!st && p.with_solution && !(solution = join_steps(pr.steps, pr.n, p.keep_calc)))
+        st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
+    if (!st) S->n_problems++;
+    /* whole-answer records: the answer shows each step as its sentence record's `last`
+     * would (a dropped step is left out), the correction is the true solution */
+    struct sa_buf shown;
+    sa_buf_init(&shown, 0);
+    size_t n_bad = 0;
+    for (size_t i = 0; !st && i < pr.n; i++) {
+        S->n_steps++;
+        /* a step drawn for a rewrite that no rule applies to is owed: the next step
+         * that a rule applies to is rewritten even if drawn as a copy */
+        bool want = sa_rng_uniform(&c->rng) < p.rewrite_ratio, paying = false;
+        if (!want && c->debt > 0) want = paying = true;
+        enum sa_gsm8k_rule rule = SA_GSM8K_COPY;
+        char *corrupted = NULL;
+        if (want) {
+            unsigned w[SA_GSM8K_N_RULES];
+            memcpy(w, rule_weight, sizeof w);
+            if (i + 1 >= pr.n) w[SA_GSM8K_DROPPED] = 0;
+            for (;;) {
+                unsigned tot = 0;
+                for (int r = 0; r < SA_GSM8K_N_RULES; r++) tot += w[r];
+                if (tot == 0) break;
+                size_t x = rng_below(&c->rng, tot);
+                int r = 1;
+                while (x >= w[r]) x -= w[r++];
+                uint64_t seed = sa_rng_next(&c->rng);
+                if (r == SA_GSM8K_DROPPED) {
+                    rule = SA_GSM8K_DROPPED;
+                    break;
+                }
+                enum sa_status cs = sa_gsm8k_corrupt_step(pr.steps[i], (enum sa_gsm8k_rule)r, seed, &corrupted);
+                if (cs == SA_STATUS_OK) {
+                    rule = (enum sa_gsm8k_rule)r;
+                    break;
+                }
+                if (cs != SA_STATUS_NOT_FOUND) {
+                    st = cs;
+                    break;
+                }
+                w[r] = 0;
+            }
+            if (rule == SA_GSM8K_COPY && !paying) {
+                c->debt++;
+                S->n_fallback++;
+            } else if (rule != SA_GSM8K_COPY && paying) {
+                c->debt--;
+            }
+        }
+        if (st) {
+            free(corrupted);
+            break;
+        }
+        if (p.whole_answer) {
+            char *piece = rule == SA_GSM8K_DROPPED ? NULL : maybe_strip(corrupted ? corrupted : pr.steps[i],
+                                                                            p.keep_calc);
+            if (rule != SA_GSM8K_DROPPED &&
+                (!piece || (shown.len && sa_buf_puts(&shown, "\n")) || sa_buf_puts(&shown, piece)))
+                st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
+            free(piece);
+            free(corrupted);
+            if (!st) S->n_by_rule[rule]++;
+            n_bad += rule != SA_GSM8K_COPY;
+            continue;
+        }
+        char *prefix = join_steps(pr.steps, i, p.keep_calc);
+        char *correction = maybe_strip(pr.steps[i], p.keep_calc);
+        const char *last_src = rule == SA_GSM8K_DROPPED ? pr.steps[i + 1] : corrupted ? corrupted : pr.steps[i];
+        char *last = maybe_strip(last_src, p.keep_calc);
+        char source[96];
+        snprintf(source, sizeof source, "gsm8k:%zu:%zu:%s", line_no, i, sa_gsm8k_rule_str(rule));
+        if (!prefix || !correction || !last) st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
+        if (!st) {
+            struct sa_record rec = {.kind = SA_RECORD_SENTENCE,
+                                    .question = jq->valuestring,
+                                    .prefix = prefix,
+                                    .last = last,
+                                    .correction = correction,
+                                    .solution = solution,
+                                    .source = source,
+                                    .eos = i + 1 == pr.n};
+            st = sa_records_push(out, &rec);
+        }
+        if (!st) S->n_by_rule[rule]++;
+        free(prefix);
+        free(correction);
+        free(last);
+        free(corrupted);
+    }
+    if (!st && p.whole_answer) {
+        char *truth = join_steps(pr.steps, pr.n, p.keep_calc);
+        char source[96];
+        snprintf(source, sizeof source, "gsm8k:%zu:answer:%zu_of_%zu_rewritten", line_no, n_bad, pr.n);
+        if (!truth || sa_buf_puts(&shown, "")) st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
+        if (!st) {
+            struct sa_record rec = {.kind = SA_RECORD_ANSWER,
+                                    .question = jq->valuestring,
+                                    .answer = shown.data,
+                                    .correction = truth,
+                                    .solution = solution,
+                                    .source = source,
+                                    .eos = -1};
+            st = sa_records_push(out, &rec);
+        }
+        if (!st) S->n_answers++;
+        free(truth);
+    }
+    sa_buf_free(&shown);
+    free(solution);
+    problem_free(&pr);
+    return st;
+}
+
 enum sa_status sa_gsm8k_to_records(const char *jsonl, size_t len, const char *name, const struct sa_gsm8k_params *prm,
                                    struct sa_records *out, struct sa_gsm8k_stats *stats) {
     struct sa_gsm8k_params p = prm ? *prm : sa_gsm8k_default_params();
     if (!(p.rewrite_ratio >= 0 && p.rewrite_ratio <= 1))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "gsm8k: rewrite ratio %g is not in [0, 1]", p.rewrite_ratio);
     if (!out || (!jsonl && len)) return sa_error(SA_STATUS_BAD_ARGUMENT, "gsm8k: NULL argument");
-    if (!name) name = "gsm8k";
-    struct sa_gsm8k_stats st_local = {0}, *S = stats ? stats : &st_local;
-    memset(S, 0, sizeof *S);
-    struct sa_rng rng;
-    sa_rng_seed(&rng, p.seed);
-    size_t n0 = out->n, pos = 0, line_no = 0, debt = 0;
-    enum sa_status st = SA_STATUS_OK;
-    while (!st && pos < len) {
-        size_t e = pos;
-        while (e < len && jsonl[e] != '\n') e++;
-        line_no++;
-        size_t a = pos, b = e;
-        pos = e + 1;
-        while (a < b && (jsonl[a] == ' ' || jsonl[a] == '\t' || jsonl[a] == '\r')) a++;
-        while (b > a && (jsonl[b - 1] == ' ' || jsonl[b - 1] == '\t' || jsonl[b - 1] == '\r')) b--;
-        if (a == b) continue;
-        char where[512];
-        snprintf(where, sizeof where, "%s:%zu", name, line_no);
-        cJSON *o = cJSON_ParseWithLength(jsonl + a, b - a);
-        const cJSON *jq = o ? cJSON_GetObjectItemCaseSensitive(o, "question") : NULL;
-        const cJSON *ja = o ? cJSON_GetObjectItemCaseSensitive(o, "answer") : NULL;
-        if (!o || !cJSON_IsObject(o)) st = sa_error(SA_STATUS_BAD_JSON, "%s: not a JSON object", where);
-        else if (!cJSON_IsString(jq)) st = sa_error(SA_STATUS_BAD_JSON, "%s: field \"question\" missing or not a string", where);
-        else if (!cJSON_IsString(ja)) st = sa_error(SA_STATUS_BAD_JSON, "%s: field \"answer\" missing or not a string", where);
-        struct problem pr = {0};
-        if (!st) st = split_steps(ja->valuestring, p.answer_step, where, &pr);
-        char *solution = NULL;
-        if (!st && p.with_solution && !(solution = join_steps(pr.steps, pr.n, p.keep_calc)))
-            st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
-        if (!st) S->n_problems++;
-        /* whole-answer records: the answer shows each step as its sentence record's `last`
-         * would (a dropped step is left out), the correction is the true solution */
-        struct sa_buf shown;
-        sa_buf_init(&shown, 0);
-        size_t n_bad = 0;
-        for (size_t i = 0; !st && i < pr.n; i++) {
-            S->n_steps++;
-            /* a step drawn for a rewrite that no rule applies to is owed: the next step
-             * that a rule applies to is rewritten even if drawn as a copy */
-            bool want = sa_rng_uniform(&rng) < p.rewrite_ratio, paying = false;
-            if (!want && debt > 0) want = paying = true;
-            enum sa_gsm8k_rule rule = SA_GSM8K_COPY;
-            char *corrupted = NULL;
-            if (want) {
-                unsigned w[SA_GSM8K_N_RULES];
-                memcpy(w, rule_weight, sizeof w);
-                if (i + 1 >= pr.n) w[SA_GSM8K_DROPPED] = 0;
-                for (;;) {
-                    unsigned tot = 0;
-                    for (int r = 0; r < SA_GSM8K_N_RULES; r++) tot += w[r];
-                    if (tot == 0) break;
-                    size_t x = rng_below(&rng, tot);
-                    int r = 1;
-                    while (x >= w[r]) x -= w[r++];
-                    uint64_t seed = sa_rng_next(&rng);
-                    if (r == SA_GSM8K_DROPPED) {
-                        rule = SA_GSM8K_DROPPED;
-                        break;
-                    }
-                    enum sa_status cs = sa_gsm8k_corrupt_step(pr.steps[i], (enum sa_gsm8k_rule)r, seed, &corrupted);
-                    if (cs == SA_STATUS_OK) {
-                        rule = (enum sa_gsm8k_rule)r;
-                        break;
-                    }
-                    if (cs != SA_STATUS_NOT_FOUND) {
-                        st = cs;
-                        break;
-                    }
-                    w[r] = 0;
-                }
-                if (rule == SA_GSM8K_COPY && !paying) {
-                    debt++;
-                    S->n_fallback++;
-                } else if (rule != SA_GSM8K_COPY && paying) {
-                    debt--;
-                }
-            }
-            if (st) {
-                free(corrupted);
-                break;
-            }
-            if (p.whole_answer) {
-                char *piece = rule == SA_GSM8K_DROPPED ? NULL : maybe_strip(corrupted ? corrupted : pr.steps[i],
-                                                                                p.keep_calc);
-                if (rule != SA_GSM8K_DROPPED &&
-                    (!piece || (shown.len && sa_buf_puts(&shown, "\n")) || sa_buf_puts(&shown, piece)))
-                    st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
-                free(piece);
-                free(corrupted);
-                if (!st) S->n_by_rule[rule]++;
-                n_bad += rule != SA_GSM8K_COPY;
-                continue;
-            }
-            char *prefix = join_steps(pr.steps, i, p.keep_calc);
-            char *correction = maybe_strip(pr.steps[i], p.keep_calc);
-            const char *last_src = rule == SA_GSM8K_DROPPED ? pr.steps[i + 1] : corrupted ? corrupted : pr.steps[i];
-            char *last = maybe_strip(last_src, p.keep_calc);
-            char source[96];
-            snprintf(source, sizeof source, "gsm8k:%zu:%zu:%s", line_no, i, sa_gsm8k_rule_str(rule));
-            if (!prefix || !correction || !last) st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
-            if (!st) {
-                struct sa_record rec = {.kind = SA_RECORD_SENTENCE,
-                                        .question = jq->valuestring,
-                                        .prefix = prefix,
-                                        .last = last,
-                                        .correction = correction,
-                                        .solution = solution,
-                                        .source = source,
-                                        .eos = i + 1 == pr.n};
-                st = sa_records_push(out, &rec);
-            }
-            if (!st) S->n_by_rule[rule]++;
-            free(prefix);
-            free(correction);
-            free(last);
-            free(corrupted);
-        }
-        if (!st && p.whole_answer) {
-            char *truth = join_steps(pr.steps, pr.n, p.keep_calc);
-            char source[96];
-            snprintf(source, sizeof source, "gsm8k:%zu:answer:%zu_of_%zu_rewritten", line_no, n_bad, pr.n);
-            if (!truth || sa_buf_puts(&shown, "")) st = sa_error(SA_STATUS_NO_MEMORY, "gsm8k: out of memory");
-            if (!st) {
-                struct sa_record rec = {.kind = SA_RECORD_ANSWER,
-                                        .question = jq->valuestring,
-                                        .answer = shown.data,
-                                        .correction = truth,
-                                        .solution = solution,
-                                        .source = source,
-                                        .eos = -1};
-                st = sa_records_push(out, &rec);
-            }
-            if (!st) S->n_answers++;
-            free(truth);
-        }
-        sa_buf_free(&shown);
-        free(solution);
-        problem_free(&pr);
-        cJSON_Delete(o);
-    }
+    struct sa_gsm8k_stats st_local = {0};
+    struct gsm8k_ctx c = {.p = &p, .S = stats ? stats : &st_local, .out = out};
+    memset(c.S, 0, sizeof *c.S);
+    sa_rng_seed(&c.rng, p.seed);
+    size_t n0 = out->n;
+    enum sa_status st = sa_jsonl_parse(jsonl, len, name ? name : "gsm8k", 0, problem_records, &c, NULL);
     if (st) {
         /* leave *out as it was: drop what this call appended */
         for (size_t i = n0; i < out->n; i++) {

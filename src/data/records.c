@@ -1,11 +1,15 @@
-/* records.c: the aligner's training records: reading (JSONL or a JSON array, every field
- * checked, errors naming the line/element and the field), writing, the input templates of
- * Stream Aligner and of the Aligner baseline, and a split by question. */
+/* records.c: the aligner's training records: reading (JSONL or a JSON array through
+ * sa_jsonl_parse, every field checked, errors naming the line/element and the field),
+ * writing, a record's aligner input (the templates are the pipeline's), and a split by
+ * question. */
 #define _GNU_SOURCE
 #include "sa/records.h"
 
+#include "sa/jsonl.h"
+#include "sa/pipeline.h"
+
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -72,16 +76,6 @@ enum sa_status sa_records_push(struct sa_records *r, const struct sa_record *rec
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-static const char *json_type_name(const cJSON *j) {
-    if (cJSON_IsNull(j)) return "null";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsObject(j)) return "an object";
-    return "invalid";
-}
-
 /* A string field: required (missing -> error) or optional (missing/null -> NULL). */
 static enum sa_status get_str(const cJSON *o, const char *field, bool required, const char *where, char **out) {
     *out = NULL;
@@ -92,10 +86,8 @@ static enum sa_status get_str(const cJSON *o, const char *field, bool required, 
     }
     if (!cJSON_IsString(j) || !j->valuestring)
         return sa_error(SA_STATUS_BAD_JSON, "%s: field \"%s\" is %s, expected a string", where, field,
-                        json_type_name(j));
-    size_t n = strlen(j->valuestring);
-    if (sa_utf8_valid_prefix(j->valuestring, n) != n)
-        return sa_error(SA_STATUS_BAD_JSON, "%s: field \"%s\" is not valid UTF-8", where, field);
+                        sa_jsonl_type_name(j));
+    /* UTF-8 and \u0000 were checked by the reader (sa_jsonl_parse) */
     *out = strdup(j->valuestring);
     return *out ? SA_STATUS_OK : sa_error(SA_STATUS_NO_MEMORY, "%s: out of memory", where);
 }
@@ -104,7 +96,6 @@ static enum sa_status record_from_json(const cJSON *o, const char *where, enum s
                                        struct sa_record *rec) {
     memset(rec, 0, sizeof *rec);
     rec->eos = -1;
-    if (!cJSON_IsObject(o)) return sa_error(SA_STATUS_BAD_JSON, "%s: expected a JSON object, got %s", where, json_type_name(o));
     enum sa_record_kind kind = expect;
     if (kind == SA_RECORD_ANY) {
         if (cJSON_GetObjectItemCaseSensitive(o, "last")) kind = SA_RECORD_SENTENCE;
@@ -130,7 +121,7 @@ static enum sa_status record_from_json(const cJSON *o, const char *where, enum s
     if (eos && !cJSON_IsNull(eos)) {
         if (!cJSON_IsBool(eos)) {
             st = sa_error(SA_STATUS_BAD_JSON, "%s: field \"eos\" is %s, expected true or false", where,
-                          json_type_name(eos));
+                          sa_jsonl_type_name(eos));
             goto fail;
         }
         rec->eos = cJSON_IsTrue(eos) ? 1 : 0;
@@ -159,88 +150,29 @@ static enum sa_status take_record(struct sa_records *r, struct sa_record *rec) {
     return SA_STATUS_OK;
 }
 
-/* Line and column (1-based) of text[off]. */
-static void line_col(const char *text, size_t off, size_t *line, size_t *col) {
-    *line = 1;
-    size_t ls = 0;
-    for (size_t i = 0; i < off; i++)
-        if (text[i] == '\n') {
-            (*line)++;
-            ls = i + 1;
-        }
-    *col = off - ls + 1;
-}
-
 static void truncate_to(struct sa_records *r, size_t n) {
     for (size_t i = n; i < r->n; i++) record_free(&r->items[i]);
     r->n = n;
 }
 
+struct parse_ctx {
+    enum sa_record_kind expect;
+    struct sa_records *out;
+};
+
+static enum sa_status on_record(void *user, const struct sa_jsonl_item *it) {
+    struct parse_ctx *c = user;
+    struct sa_record rec;
+    enum sa_status st = record_from_json(it->object, it->where, c->expect, &rec);
+    return st ? st : take_record(c->out, &rec);
+}
+
 enum sa_status sa_records_parse(const char *text, size_t len, const char *name, enum sa_record_kind expect,
                                 struct sa_records *out) {
     if (!out || (!text && len)) return sa_error(SA_STATUS_BAD_ARGUMENT, "records: NULL argument");
-    if (!name) name = "records";
-    size_t n0 = out->n, pos = 0;
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) pos = 3;
-    size_t first = pos;
-    while (first < len && (text[first] == ' ' || text[first] == '\t' || text[first] == '\r' || text[first] == '\n'))
-        first++;
-    enum sa_status st = SA_STATUS_OK;
-    char where[512];
-    if (first < len && text[first] == '[') {
-        const char *end = NULL;
-        cJSON *arr = cJSON_ParseWithLengthOpts(text + pos, len - pos, &end, false);
-        if (!arr) {
-            size_t off = end && end >= text ? (size_t)(end - text) : pos, line, col;
-            line_col(text, SA_MIN(off, len), &line, &col);
-            return sa_error(SA_STATUS_BAD_JSON, "%s:%zu:%zu: malformed JSON", name, line, col);
-        }
-        /* nothing but spaces may follow the array */
-        for (size_t i = (size_t)(end - text); i < len; i++)
-            if (!(text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n' || text[i] == 0)) {
-                size_t line, col;
-                line_col(text, i, &line, &col);
-                cJSON_Delete(arr);
-                return sa_error(SA_STATUS_BAD_JSON, "%s:%zu:%zu: text after the JSON array", name, line, col);
-            }
-        size_t idx = 0;
-        for (const cJSON *e = arr->child; e; e = e->next, idx++) {
-            snprintf(where, sizeof where, "%s: element %zu", name, idx);
-            struct sa_record rec;
-            if ((st = record_from_json(e, where, expect, &rec)) || (st = take_record(out, &rec))) break;
-        }
-        cJSON_Delete(arr);
-    } else {
-        size_t line_no = 0;
-        while (pos < len) {
-            size_t e = pos;
-            while (e < len && text[e] != '\n') e++;
-            line_no++;
-            size_t a = pos, b = e;
-            while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-            while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
-            pos = e + 1;
-            if (a == b) continue;
-            const char *jend = NULL;
-            cJSON *o = cJSON_ParseWithLengthOpts(text + a, b - a, &jend, false);
-            if (!o) {
-                size_t col = jend && jend >= text + a ? (size_t)(jend - (text + a)) + 1 : 1;
-                st = sa_error(SA_STATUS_BAD_JSON, "%s:%zu: malformed JSON near column %zu", name, line_no, col);
-                break;
-            }
-            if (jend && jend < text + b) {
-                cJSON_Delete(o);
-                st = sa_error(SA_STATUS_BAD_JSON, "%s:%zu: text after the JSON object (one object a line)", name,
-                              line_no);
-                break;
-            }
-            snprintf(where, sizeof where, "%s:%zu", name, line_no);
-            struct sa_record rec;
-            st = record_from_json(o, where, expect, &rec);
-            cJSON_Delete(o);
-            if (st || (st = take_record(out, &rec))) break;
-        }
-    }
+    size_t n0 = out->n;
+    struct parse_ctx c = {expect, out};
+    enum sa_status st = sa_jsonl_parse(text, len, name ? name : "records", SA_JSONL_ARRAY, on_record, &c, NULL);
     if (st) truncate_to(out, n0);
     return st;
 }
@@ -250,8 +182,12 @@ enum sa_status sa_records_load(const char *path, enum sa_record_kind expect, str
     size_t len = 0;
     enum sa_status st = sa_read_file(path, 0, &text, &len);
     if (st) return st;
+    size_t n0 = out ? out->n : 0;
     st = sa_records_parse(text, len, path, expect, out);
     free(text);
+    /* a file of no records is a mistake (a wrong path, a failed export), not an empty data set */
+    if (!st && out->n == n0)
+        st = sa_error(SA_STATUS_BAD_JSON, "%s: no records (the file is empty or holds only blank lines)", path);
     return st;
 }
 
@@ -312,28 +248,7 @@ enum sa_status sa_records_save(const char *path, const struct sa_records *r, enu
     return st;
 }
 
-/* ---- input templates -------------------------------------------------------------------- */
-
-enum sa_status sa_aligner_input(const char *question, const char *prefix, const char *last, char **out) {
-    *out = NULL;
-    if (!question || !prefix || !last) return sa_error(SA_STATUS_BAD_ARGUMENT, "aligner input: NULL field");
-    if (asprintf(out, "##Question: %s | ##Answer_Prefix: %s | ##Answer_Last_Sentence: %s | ##Your_Revision: ",
-                 question, prefix, last) < 0) {
-        *out = NULL;
-        return sa_error(SA_STATUS_NO_MEMORY, "aligner input: out of memory");
-    }
-    return SA_STATUS_OK;
-}
-
-enum sa_status sa_aligner_baseline_input(const char *question, const char *answer, char **out) {
-    *out = NULL;
-    if (!question || !answer) return sa_error(SA_STATUS_BAD_ARGUMENT, "aligner input: NULL field");
-    if (asprintf(out, "##Question: %s\n##Answer: %s\n##Correction: ", question, answer) < 0) {
-        *out = NULL;
-        return sa_error(SA_STATUS_NO_MEMORY, "aligner input: out of memory");
-    }
-    return SA_STATUS_OK;
-}
+/* ---- input templates (the formats themselves are the pipeline's: src/pipeline/aligner_input.c) */
 
 enum sa_status sa_record_input(const struct sa_record *rec, char **out) {
     *out = NULL;

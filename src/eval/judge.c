@@ -9,6 +9,7 @@
 #include "sa/upstream.h"
 
 #include "core/core_impl.h"
+#include "core/prompt_impl.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -26,65 +27,63 @@ const char *sa_judge_aspect_name(enum sa_judge_aspect a) {
     return (unsigned)a < SA_ARRAY_LEN(aspect_names) ? aspect_names[a] : "unknown";
 }
 
-bool sa_judge_aspect_from_name(const char *name, enum sa_judge_aspect *out) {
+enum sa_status sa_judge_aspect_from_name(const char *name, enum sa_judge_aspect *out) {
     for (size_t i = 0; name && i < SA_ARRAY_LEN(aspect_names); i++)
         if (!strcmp(name, aspect_names[i])) {
             *out = (enum sa_judge_aspect)i;
-            return true;
+            return SA_STATUS_OK;
         }
-    return false;
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown judge aspect '%s' (helpful, harmless, math)", name ? name : "(null)");
 }
 
 /* ---- prompt files ------------------------------------------------------------------- */
 
+/* The judge's prompt is a prompt template (src/core/prompt_file.c) with its placeholders. */
 struct sa_judge_prompt {
-    char *system; /* "" when none */
-    char *user;
-    bool needs_reference;
+    struct sa_prompt_template t;
 };
+
+static const char *const judge_required[] = {"{question}", "{answer_a}", "{answer_b}"};
 
 void sa_judge_prompt_free(struct sa_judge_prompt *p) {
     if (!p) return;
-    free(p->system);
-    free(p->user);
+    sa_prompt_template_free(&p->t);
     free(p);
+}
+
+/* Parses (text != NULL) or loads (path) a judge prompt. */
+static enum sa_status judge_prompt_new(const char *text, size_t len, const char *name, const char *path,
+                                       struct sa_judge_prompt **out) {
+    *out = NULL;
+    struct sa_judge_prompt *p = calloc(1, sizeof *p);
+    if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    const size_t n_req = SA_ARRAY_LEN(judge_required);
+    enum sa_status s = text ? sa_prompt_template_parse(text, len, name, judge_required, n_req, &p->t)
+                            : sa_prompt_template_load(path, "judge prompt", judge_required, n_req, &p->t);
+    if (s) {
+        sa_judge_prompt_free(p);
+        return s;
+    }
+    *out = p;
+    return SA_STATUS_OK;
 }
 
 enum sa_status sa_judge_prompt_parse(const char *text, size_t len, const char *name, struct sa_judge_prompt **out) {
     *out = NULL;
     if (!text) return sa_error(SA_STATUS_BAD_ARGUMENT, "judge prompt: NULL text");
-    if (!name) name = "judge prompt";
-    struct sa_judge_prompt *p = calloc(1, sizeof *p);
-    if (!p) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    static const char *const required[] = {"{question}", "{answer_a}", "{answer_b}"};
-    enum sa_status s = sa_prompt_file_parse_with(text, len, name, required, SA_ARRAY_LEN(required), &p->system,
-                                                 &p->user);
-    if (s) {
-        sa_judge_prompt_free(p);
-        return s;
-    }
-    p->needs_reference = strstr(p->user, "{reference}") != NULL;
-    *out = p;
-    return SA_STATUS_OK;
+    return judge_prompt_new(text, len, name ? name : "judge prompt", NULL, out);
 }
 
 enum sa_status sa_judge_prompt_load(const char *path, struct sa_judge_prompt **out) {
-    *out = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    enum sa_status s = sa_read_file(path, 1 << 20, &text, &len);
-    if (s) return sa_error_wrap(s, "judge prompt");
-    s = sa_judge_prompt_parse(text, len, path, out);
-    free(text);
-    return s;
+    return judge_prompt_new(NULL, 0, NULL, path, out);
 }
 
 const char *sa_judge_prompt_system(const struct sa_judge_prompt *p) {
-    return p->system;
+    return p->t.system;
 }
 
 bool sa_judge_prompt_needs_reference(const struct sa_judge_prompt *p) {
-    return p->needs_reference;
+    return p->t.needs_reference;
 }
 
 enum sa_status sa_judge_prompt_render(const struct sa_judge_prompt *p, const char *question, const char *answer_a,
@@ -92,12 +91,12 @@ enum sa_status sa_judge_prompt_render(const struct sa_judge_prompt *p, const cha
     *out = NULL;
     if (!p || !question || !answer_a || !answer_b)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "judge prompt: a NULL question or answer");
-    if (p->needs_reference && !reference)
+    if (p->t.needs_reference && !reference)
         return sa_error(SA_STATUS_BAD_ARGUMENT,
                         "the judge prompt uses {reference}: give a reference solution for every pair");
     const char *const names[] = {"{question}", "{answer_a}", "{answer_b}", "{reference}"};
     const char *const values[] = {question, answer_a, answer_b, reference ? reference : ""};
-    return sa_prompt_fill(p->user, names, values, SA_ARRAY_LEN(names), out);
+    return sa_prompt_fill(p->t.user, names, values, SA_ARRAY_LEN(names), out);
 }
 
 /* ---- the engine wrapper ----------------------------------------------------------- */

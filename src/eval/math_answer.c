@@ -4,7 +4,7 @@
  * benchmark's is_equiv (Hendrycks et al. 2021) and Minerva's normalize_final_answer
  * (Lewkowycz et al. 2022); docs/EVAL.md lists them. */
 #define _GNU_SOURCE
-#include "sa/eval.h"
+#include "sa/math_answer.h"
 
 #include "core/core_impl.h"
 

@@ -4,8 +4,11 @@
  * histogram. The input formats are in docs/EVAL.md ("Report"). */
 #define _GNU_SOURCE
 #include "sa/eval.h"
+#include "sa/jsonl.h"
+#include "sa/pipeline_trace.h"
 
 #include "core/core_impl.h"
+#include "core/svg_impl.h"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -208,26 +211,26 @@ static bool push_d(double **arr, size_t n, double v) {
     return true;
 }
 
-/* One line of a pipeline trace (`salign align --trace`). */
-static enum sa_status trace_line(struct trace_res *t, const cJSON *o, const char *where) {
-    double rd = 0, er, up = 0, al = 0;
-    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(o, "round");
-    if (jr && (!num(o, "round", &rd) || rd != floor(rd) || rd < 0 || rd > 1e6))
-        return sa_error(SA_STATUS_BAD_JSON, "%s: \"round\" must be an integer >= 0", where);
-    const cJSON *jal = cJSON_GetObjectItemCaseSensitive(o, "aligned");
-    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(o, "copied");
-    bool has_er = cJSON_GetObjectItemCaseSensitive(o, "edit_ratio") != NULL;
-    if (has_er && (!num(o, "edit_ratio", &er) || er < 0 || er > 1))
-        return sa_error(SA_STATUS_BAD_JSON, "%s: \"edit_ratio\" must be a number in [0, 1]", where);
-    bool aligned = jal ? cJSON_IsTrue(jal) : has_er;
+/* One line of a pipeline trace (`salign align --trace`, read by sa_trace_read); lines
+ * without edit_ratio, upstream_ms or aligner_ms are not counted (not "known"). */
+static enum sa_status trace_line(void *user, const struct sa_trace_round *r, const char *where) {
+    struct trace_res *t = user;
+    const uint32_t known = SA_TRACE_EDIT_RATIO | SA_TRACE_UPSTREAM_MS | SA_TRACE_ALIGNER_MS;
+    if (!(r->has & known)) return SA_STATUS_OK;
+    /* rounds index the latency slots: bounded here, where they become memory */
+    double rd = (r->has & SA_TRACE_ROUND) ? r->round : 0;
+    if (rd > 1e6) return sa_error(SA_STATUS_BAD_JSON, "%s: \"round\" %.0f is over 1000000", where, rd);
+    bool has_er = r->has & SA_TRACE_EDIT_RATIO;
+    double er = r->edit_ratio;
+    bool aligned = (r->has & SA_TRACE_ALIGNED) ? r->aligned : has_er;
     if (aligned && has_er) {
         if (!push_d(&t->edit, t->n_edit, er)) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
         t->n_edit++;
-        t->n_copied += cJSON_IsTrue(jc) || er == 0;
+        t->n_copied += ((r->has & SA_TRACE_COPIED) && r->copied) || er == 0;
     }
-    bool has_up = num(o, "upstream_ms", &up), has_al = num(o, "aligner_ms", &al);
+    bool has_up = r->has & SA_TRACE_UPSTREAM_MS, has_al = r->has & SA_TRACE_ALIGNER_MS;
+    double up = has_up ? r->upstream_ms : 0, al = has_al ? r->aligner_ms : 0;
     if (has_up || has_al) {
-        if (up < 0 || al < 0) return sa_error(SA_STATUS_BAD_JSON, "%s: negative milliseconds", where);
         size_t n = t->n_lat;
         if (!push_d(&t->tot, n, up + al) || !push_d(&t->up, n, up) || !push_d(&t->al, n, al))
             return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -249,38 +252,23 @@ static enum sa_status trace_line(struct trace_res *t, const cJSON *o, const char
     return SA_STATUS_OK;
 }
 
-/* *is_trace 1: the text is a trace (added to r); 0: it is not one (nothing added). */
+/* Stops (SA_STATUS_CANCELLED) at the first line with a field only traces have. */
+static enum sa_status sniff_trace(void *user, const struct sa_jsonl_item *it) {
+    (void)user;
+    static const char *const keys[] = {"edit_ratio", "upstream_ms", "aligner_ms"};
+    for (size_t k = 0; k < SA_ARRAY_LEN(keys); k++)
+        if (cJSON_GetObjectItemCaseSensitive(it->object, keys[k])) return SA_STATUS_CANCELLED;
+    return SA_STATUS_OK;
+}
+
+/* *is_trace 1: the text is a trace (added to r); 0: it is not one (nothing added). A trace
+ * is JSONL where a line with edit_ratio, upstream_ms or aligner_ms comes before any line
+ * that fails to read; from there on, every line must be a good trace line. */
 static enum sa_status read_trace(struct report *r, const char *text, size_t len, const char *path, int *is_trace) {
     *is_trace = 0;
+    if (sa_jsonl_parse(text, len, path, 0, sniff_trace, NULL, NULL) != SA_STATUS_CANCELLED) return SA_STATUS_OK;
     struct trace_res t = {0};
-    enum sa_status s = SA_STATUS_OK;
-    size_t line = 0, n_known = 0;
-    for (size_t pos = 0; pos < len && !s;) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len, a = pos;
-        pos = end + 1;
-        line++;
-        while (a < end && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-        if (a == end) continue;
-        cJSON *o = cJSON_ParseWithLength(text + a, end - a);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            if (n_known == 0) goto not_trace; /* not JSONL at all */
-            s = sa_error(SA_STATUS_BAD_JSON, "%s:%zu: not a JSON object", path, line);
-            break;
-        }
-        bool known = cJSON_GetObjectItemCaseSensitive(o, "edit_ratio") ||
-                     cJSON_GetObjectItemCaseSensitive(o, "upstream_ms") ||
-                     cJSON_GetObjectItemCaseSensitive(o, "aligner_ms");
-        n_known += known;
-        if (known) {
-            char where[512];
-            snprintf(where, sizeof where, "%s:%zu", path, line);
-            s = trace_line(&t, o, where);
-        }
-        cJSON_Delete(o);
-    }
-    if (!s && n_known == 0) goto not_trace;
+    enum sa_status s = sa_trace_read(text, len, path, trace_line, &t, NULL);
     if (!s && (!(t.label = file_stem(path)) || !grow((void **)&r->tr, r->n_tr, sizeof *r->tr)))
         s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     if (s) {
@@ -289,9 +277,6 @@ static enum sa_status read_trace(struct report *r, const char *text, size_t len,
     }
     r->tr[r->n_tr++] = t;
     *is_trace = 1;
-    return SA_STATUS_OK;
-not_trace:
-    trace_free(&t);
     return SA_STATUS_OK;
 }
 
@@ -384,64 +369,7 @@ static enum sa_status read_dir(struct report *r, const char *dir) {
     return s;
 }
 
-/* ---- the SVG writer ------------------------------------------------------------------- */
-
-struct svg {
-    struct sa_buf b;
-    enum sa_status s; /* the first error; later writes are skipped */
-};
-
-static void svg_printf(struct svg *g, const char *fmt, ...) SA_PRINTF(2, 3);
-static void svg_printf(struct svg *g, const char *fmt, ...) {
-    if (g->s) return;
-    va_list ap;
-    va_start(ap, fmt);
-    char *p = NULL;
-    int n = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        g->s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-        return;
-    }
-    g->s = sa_buf_append(&g->b, p, (size_t)n);
-    free(p);
-}
-
-/* XML-escaped text */
-static void svg_escaped(struct svg *g, const char *s) {
-    for (; *s && !g->s; s++) {
-        switch (*s) {
-        case '&': svg_printf(g, "&amp;"); break;
-        case '<': svg_printf(g, "&lt;"); break;
-        case '>': svg_printf(g, "&gt;"); break;
-        case '"': svg_printf(g, "&quot;"); break;
-        case '\'': svg_printf(g, "&apos;"); break;
-        default:
-            if ((unsigned char)*s < 0x20 && *s != '\t') {
-                svg_printf(g, " "); /* not allowed in XML 1.0 */
-            } else if ((unsigned char)*s >= 0x80) { /* whole valid UTF-8 sequences, else '?' */
-                int l = sa_utf8_seq_len((unsigned char)*s);
-                size_t rest = strnlen(s, 4);
-                if (l > 0 && (size_t)l <= rest && sa_utf8_valid_prefix(s, (size_t)l) == (size_t)l) {
-                    g->s = sa_buf_append(&g->b, s, (size_t)l);
-                    s += l - 1;
-                } else {
-                    svg_printf(g, "?");
-                }
-            } else {
-                g->s = sa_buf_append(&g->b, s, 1);
-            }
-        }
-    }
-}
-
-static void svg_text(struct svg *g, double x, double y, const char *anchor, double size, const char *extra,
-                     const char *text) {
-    svg_printf(g, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"%.0f\"%s%s>", x, y, anchor, size,
-               extra ? " " : "", extra ? extra : "");
-    svg_escaped(g, text);
-    svg_printf(g, "</text>\n");
-}
+/* ---- the charts (drawn with the SVG writer of core/svg_impl.h) ------------------------ */
 
 /* label cut to at most max_chars characters (whole UTF-8 sequences) + "..." when cut. */
 static void short_label(char *dst, size_t size, const char *src, size_t max_chars) {
@@ -461,111 +389,83 @@ static const char *const palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"
 
 enum { SVG_W = 720, SVG_H = 400 };
 
-/* The plot area and its data ranges. */
-struct frame {
-    double x0, y0, x1, y1;         /* pixels: left, top, right, bottom */
-    double xmin, xmax, ymin, ymax; /* data */
-};
-static double fx(const struct frame *f, double x) {
-    return f->x0 + (x - f->xmin) / (f->xmax - f->xmin) * (f->x1 - f->x0);
-}
-static double fy(const struct frame *f, double y) {
-    return f->y1 - (y - f->ymin) / (f->ymax - f->ymin) * (f->y1 - f->y0);
-}
-
-/* A tick step of 1, 2 or 5 x 10^k giving about `want` intervals over `range`. */
-static double nice_step(double range, int want) {
-    if (!(range > 0)) return 1;
-    double raw = range / want, p = pow(10, floor(log10(raw))), m = raw / p;
-    return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
-}
-
-static void svg_begin(struct svg *g, const char *title) {
-    sa_buf_init(&g->b, 0);
-    g->s = SA_STATUS_OK;
-    svg_printf(g,
-               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-               "font-family=\"sans-serif\">\n"
-               "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
-               SVG_W, SVG_H, SVG_W, SVG_H, SVG_W, SVG_H);
-    svg_printf(g, "<title>");
-    svg_escaped(g, title);
-    svg_printf(g, "</title>\n");
-    svg_text(g, SVG_W / 2.0, 24, "middle", 16, "font-weight=\"bold\"", title);
+static void svg_begin(struct sa_svg *g, const char *title) {
+    sa_svg_init(g);
+    sa_svg_printf(g,
+                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+                  "font-family=\"sans-serif\">\n"
+                  "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
+                  SVG_W, SVG_H, SVG_W, SVG_H, SVG_W, SVG_H);
+    sa_svg_printf(g, "<title>");
+    sa_svg_escaped(g, title);
+    sa_svg_printf(g, "</title>\n");
+    sa_svg_text(g, SVG_W / 2.0, 24, "middle", 16, "font-weight=\"bold\"", title);
 }
 
 /* Y grid, ticks and labels, the axis titles, the frame. */
-static void svg_axes(struct svg *g, const struct frame *f, const char *xtitle, const char *ytitle) {
-    double step = nice_step(f->ymax - f->ymin, 5);
+static void svg_axes(struct sa_svg *g, const struct sa_svg_frame *f, const char *xtitle, const char *ytitle) {
+    double step = sa_svg_nice_step(f->ymax - f->ymin, 5);
     for (double y = ceil(f->ymin / step - 1e-9) * step; y <= f->ymax + 1e-9 * step; y += step) {
-        double py = fy(f, y);
-        svg_printf(g, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n", f->x0, py, f->x1,
-                   py);
+        double py = sa_svg_fy(f, y);
+        sa_svg_printf(g, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n", f->x0, py,
+                      f->x1, py);
         char lab[32];
         snprintf(lab, sizeof lab, "%g", fabs(y) < 1e-9 * step ? 0.0 : y);
-        svg_text(g, f->x0 - 6, py + 4, "end", 11, NULL, lab);
+        sa_svg_text(g, f->x0 - 6, py + 4, "end", 11, NULL, lab);
     }
-    svg_printf(g, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333333\"/>\n",
-               f->x0, f->y0, f->x1 - f->x0, f->y1 - f->y0);
-    if (xtitle) svg_text(g, (f->x0 + f->x1) / 2, SVG_H - 8, "middle", 12, NULL, xtitle);
+    sa_svg_printf(g, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333333\"/>\n",
+                  f->x0, f->y0, f->x1 - f->x0, f->y1 - f->y0);
+    if (xtitle) sa_svg_text(g, (f->x0 + f->x1) / 2, SVG_H - 8, "middle", 12, NULL, xtitle);
     if (ytitle) {
         char tr[96];
         snprintf(tr, sizeof tr, "transform=\"rotate(-90 16 %.1f)\"", (f->y0 + f->y1) / 2);
-        svg_text(g, 16, (f->y0 + f->y1) / 2, "middle", 12, tr, ytitle);
+        sa_svg_text(g, 16, (f->y0 + f->y1) / 2, "middle", 12, tr, ytitle);
     }
 }
 
-static void svg_legend(struct svg *g, const struct frame *f, const char *const *labels, size_t n) {
+static void svg_legend(struct sa_svg *g, const struct sa_svg_frame *f, const char *const *labels, size_t n) {
     double x = f->x1 + 12, y = f->y0 + 8;
     for (size_t i = 0; i < n; i++, y += 18) {
-        svg_printf(g, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", x, y, COLOR(i));
+        sa_svg_printf(g, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", x, y, COLOR(i));
         char lab[160];
         short_label(lab, sizeof lab, labels[i], 24);
-        svg_text(g, x + 16, y + 10, "start", 11, NULL, lab);
+        sa_svg_text(g, x + 16, y + 10, "start", 11, NULL, lab);
     }
-}
-
-static enum sa_status svg_finish(struct svg *g, const char *path) {
-    svg_printf(g, "</svg>\n");
-    enum sa_status s = g->s;
-    if (!s) s = sa_write_file_atomic(path, g->b.data, g->b.len);
-    sa_buf_free(&g->b);
-    return s;
 }
 
 /* Bars with 95% intervals, one per category, over [ymin, ymax] (a zero line if inside). */
 static enum sa_status bar_chart(const char *path, const char *title, const char *ytitle, const char *const *labels,
                                 const double *v, const double *lo, const double *hi, size_t n, double ymin,
                                 double ymax) {
-    struct svg g;
+    struct sa_svg g;
     svg_begin(&g, title);
-    struct frame f = {70, 44, SVG_W - 20, SVG_H - 90, 0, (double)n, ymin, ymax};
+    struct sa_svg_frame f = {70, 44, SVG_W - 20, SVG_H - 90, 0, (double)n, ymin, ymax};
     svg_axes(&g, &f, NULL, ytitle);
     double bw = (f.x1 - f.x0) / (double)n;
     for (size_t i = 0; i < n; i++) {
         double cx = f.x0 + bw * ((double)i + 0.5), w = SA_MIN(bw * 0.6, 80.0);
-        double base = fy(&f, SA_MAX(ymin, SA_MIN(0.0, ymax))), top = fy(&f, v[i]);
-        svg_printf(&g, "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
-                   cx - w / 2, SA_MIN(base, top), w, fabs(base - top), COLOR(i));
-        double plo = fy(&f, SA_MAX(lo[i], ymin)), phi = fy(&f, SA_MIN(hi[i], ymax));
-        svg_printf(&g,
-                   "<path class=\"interval\" d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" stroke=\"black\" "
-                   "stroke-width=\"1.5\" fill=\"none\"/>\n",
-                   cx, plo, phi, cx - 6, plo, cx + 6, cx - 6, phi, cx + 6);
+        double base = sa_svg_fy(&f, SA_MAX(ymin, SA_MIN(0.0, ymax))), top = sa_svg_fy(&f, v[i]);
+        sa_svg_printf(&g, "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
+                      cx - w / 2, SA_MIN(base, top), w, fabs(base - top), COLOR(i));
+        double plo = sa_svg_fy(&f, SA_MAX(lo[i], ymin)), phi = sa_svg_fy(&f, SA_MIN(hi[i], ymax));
+        sa_svg_printf(&g,
+                      "<path class=\"interval\" d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" stroke=\"black\" "
+                      "stroke-width=\"1.5\" fill=\"none\"/>\n",
+                      cx, plo, phi, cx - 6, plo, cx + 6, cx - 6, phi, cx + 6);
         char val[32];
         snprintf(val, sizeof val, "%.1f", v[i]);
-        svg_text(&g, cx + 10, top + (v[i] >= 0 ? -4 : 12), "start", 11, NULL, val);
+        sa_svg_text(&g, cx + 10, top + (v[i] >= 0 ? -4 : 12), "start", 11, NULL, val);
         char lab[160];
         short_label(lab, sizeof lab, labels[i], 24);
         char tr[96];
         snprintf(tr, sizeof tr, "transform=\"rotate(-20 %.1f %.1f)\"", cx, f.y1 + 16);
-        svg_text(&g, cx, f.y1 + 16, "end", 11, tr, lab);
+        sa_svg_text(&g, cx, f.y1 + 16, "end", 11, tr, lab);
     }
     if (ymin < 0 && ymax > 0)
-        svg_printf(&g, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333333\"/>\n", f.x0,
-                   fy(&f, 0), f.x1, fy(&f, 0));
-    return svg_finish(&g, path);
+        sa_svg_printf(&g, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333333\"/>\n", f.x0,
+                      sa_svg_fy(&f, 0), f.x1, sa_svg_fy(&f, 0));
+    return sa_svg_finish(&g, path);
 }
 
 /* One line per series over integer x; lo/hi (may be NULL) draw a shaded band. ymax <= ymin:
@@ -589,37 +489,37 @@ static enum sa_status line_chart(const char *path, const char *title, const char
     if (!(xmin <= xmax)) xmin = xmax = 0;
     if (xmax == xmin) xmax = xmin + 1;
     if (auto_y) ymax = ymax > ymin ? ymin + (ymax - ymin) * 1.1 : ymin + 1;
-    struct svg g;
+    struct sa_svg g;
     svg_begin(&g, title);
-    struct frame f = {70, 44, SVG_W - 170, SVG_H - 50, xmin, xmax, ymin, ymax};
+    struct sa_svg_frame f = {70, 44, SVG_W - 170, SVG_H - 50, xmin, xmax, ymin, ymax};
     svg_axes(&g, &f, xtitle, ytitle);
-    double step = SA_MAX(1.0, nice_step(xmax - xmin, 8));
+    double step = SA_MAX(1.0, sa_svg_nice_step(xmax - xmin, 8));
     for (double x = ceil(xmin / step) * step; x <= xmax + 1e-9; x += step) {
         char lab[32];
         snprintf(lab, sizeof lab, "%g", x);
-        svg_text(&g, fx(&f, x), f.y1 + 16, "middle", 11, NULL, lab);
+        sa_svg_text(&g, sa_svg_fx(&f, x), f.y1 + 16, "middle", 11, NULL, lab);
     }
     const char **labels = malloc((ns ? ns : 1) * sizeof *labels);
     if (!labels) g.s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     for (size_t i = 0; i < ns && !g.s; i++) {
         labels[i] = s[i].label;
         if (s[i].lo && s[i].hi && s[i].n > 1) {
-            svg_printf(&g, "<polygon class=\"band\" fill=\"%s\" fill-opacity=\"0.15\" stroke=\"none\" points=\"",
-                       COLOR(i));
-            for (size_t k = 0; k < s[i].n; k++) svg_printf(&g, "%.1f,%.1f ", fx(&f, s[i].x[k]), fy(&f, s[i].hi[k]));
-            for (size_t k = s[i].n; k-- > 0;) svg_printf(&g, "%.1f,%.1f ", fx(&f, s[i].x[k]), fy(&f, s[i].lo[k]));
-            svg_printf(&g, "\"/>\n");
+            sa_svg_printf(&g, "<polygon class=\"band\" fill=\"%s\" fill-opacity=\"0.15\" stroke=\"none\" points=\"",
+                          COLOR(i));
+            for (size_t k = 0; k < s[i].n; k++)
+                sa_svg_printf(&g, "%.1f,%.1f ", sa_svg_fx(&f, s[i].x[k]), sa_svg_fy(&f, s[i].hi[k]));
+            for (size_t k = s[i].n; k-- > 0;)
+                sa_svg_printf(&g, "%.1f,%.1f ", sa_svg_fx(&f, s[i].x[k]), sa_svg_fy(&f, s[i].lo[k]));
+            sa_svg_printf(&g, "\"/>\n");
         }
-        svg_printf(&g, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", COLOR(i));
-        for (size_t k = 0; k < s[i].n; k++) svg_printf(&g, "%.1f,%.1f ", fx(&f, s[i].x[k]), fy(&f, s[i].y[k]));
-        svg_printf(&g, "\"/>\n");
-        for (size_t k = 0; k < s[i].n; k++)
-            svg_printf(&g, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", fx(&f, s[i].x[k]),
-                       fy(&f, s[i].y[k]), COLOR(i));
+        char attrs[96];
+        snprintf(attrs, sizeof attrs, "class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"", COLOR(i));
+        sa_svg_polyline(&g, &f, s[i].x, s[i].y, s[i].n, attrs);
+        sa_svg_markers(&g, &f, s[i].x, s[i].y, s[i].n, COLOR(i));
     }
     if (!g.s) svg_legend(&g, &f, labels, ns);
     free(labels);
-    return svg_finish(&g, path);
+    return sa_svg_finish(&g, path);
 }
 
 /* Grouped bars: values[s * n_cat + c] for series s and category c. */
@@ -629,21 +529,21 @@ static enum sa_status grouped_bars(const char *path, const char *title, const ch
     double ymax = 0;
     for (size_t i = 0; i < ns * n_cat; i++) ymax = SA_MAX(ymax, values[i]);
     ymax = ymax > 0 ? SA_MIN(100.0, ymax * 1.1) : 1;
-    struct svg g;
+    struct sa_svg g;
     svg_begin(&g, title);
-    struct frame f = {70, 44, SVG_W - 170, SVG_H - 50, 0, (double)n_cat, 0, ymax};
+    struct sa_svg_frame f = {70, 44, SVG_W - 170, SVG_H - 50, 0, (double)n_cat, 0, ymax};
     svg_axes(&g, &f, xtitle, ytitle);
     double cw = (f.x1 - f.x0) / (double)n_cat, bw = cw * 0.8 / (double)(ns ? ns : 1);
     for (size_t c = 0; c < n_cat; c++) {
-        svg_text(&g, f.x0 + cw * ((double)c + 0.5), f.y1 + 16, "middle", 10, NULL, cats[c]);
+        sa_svg_text(&g, f.x0 + cw * ((double)c + 0.5), f.y1 + 16, "middle", 10, NULL, cats[c]);
         for (size_t s = 0; s < ns; s++) {
             double v = values[s * n_cat + c], x = f.x0 + cw * (double)c + cw * 0.1 + bw * (double)s;
-            svg_printf(&g, "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
-                       x, fy(&f, v), bw, f.y1 - fy(&f, v), COLOR(s));
+            sa_svg_printf(&g, "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
+                          x, sa_svg_fy(&f, v), bw, f.y1 - sa_svg_fy(&f, v), COLOR(s));
         }
     }
     svg_legend(&g, &f, labels, ns);
-    return svg_finish(&g, path);
+    return sa_svg_finish(&g, path);
 }
 
 /* ---- the Markdown report --------------------------------------------------------------- */

@@ -1,14 +1,14 @@
 /* stats.c: accuracy with a Wilson score interval (Wilson 1927; the interval of choice for
  * a proportion, sane at 0% and 100% where the normal approximation is not), a seeded
- * percentile bootstrap of a mean (Efron & Tibshirani 1993), and the reader of the
- * pipeline's per-round traces (docs/EVAL.md "Traces"). */
+ * percentile bootstrap of a mean (Efron & Tibshirani 1993), and the per-round answers of a
+ * pipeline trace (docs/EVAL.md "Traces"; the lines are read by sa_trace_read). */
 #define _GNU_SOURCE
 #include "sa/eval.h"
+#include "sa/pipeline_trace.h"
 
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
-#include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,71 +175,24 @@ static int cmp_round(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* One trace line; `where` is "name:line". */
-static enum sa_status trace_line(struct sa_trace *t, const char *line, size_t n, const char *where) {
-    const char *end = NULL;
-    cJSON *o = cJSON_ParseWithLengthOpts(line, n, &end, false);
-    if (!o) {
-        size_t col = end && end >= line ? (size_t)(end - line) + 1 : 1;
-        return sa_error(SA_STATUS_BAD_JSON, "%s: malformed JSON near column %zu", where, col);
-    }
-    enum sa_status st = SA_STATUS_OK;
-    char idbuf[32], *key = NULL;
-    const char *id = NULL, *question = NULL;
-    if (!cJSON_IsObject(o)) {
-        st = sa_error(SA_STATUS_BAD_JSON, "%s: expected a JSON object", where);
-        goto done;
-    }
-    cJSON *jid = cJSON_GetObjectItemCaseSensitive(o, "id");
-    cJSON *jq = cJSON_GetObjectItemCaseSensitive(o, "question");
-    cJSON *jr = cJSON_GetObjectItemCaseSensitive(o, "round");
-    cJSON *ja = cJSON_GetObjectItemCaseSensitive(o, "answer_so_far");
-    if (jid && !cJSON_IsNull(jid)) {
-        if (cJSON_IsString(jid)) id = jid->valuestring;
-        else if (cJSON_IsNumber(jid) && jid->valuedouble >= 0 && jid->valuedouble == floor(jid->valuedouble) &&
-                 jid->valuedouble < 9e15) {
-            snprintf(idbuf, sizeof idbuf, "%.0f", jid->valuedouble);
-            id = idbuf;
-        } else {
-            st = sa_error(SA_STATUS_BAD_JSON, "%s: field \"id\" must be a string or an integer >= 0", where);
-            goto done;
-        }
-    }
-    if (jq && !cJSON_IsNull(jq)) {
-        if (!cJSON_IsString(jq)) {
-            st = sa_error(SA_STATUS_BAD_JSON, "%s: field \"question\" must be a string", where);
-            goto done;
-        }
-        question = jq->valuestring;
-    }
-    if (!id && !question) {
-        st = sa_error(SA_STATUS_BAD_JSON, "%s: missing field \"id\" (or \"question\")", where);
-        goto done;
-    }
-    if (!jr) {
-        st = sa_error(SA_STATUS_BAD_JSON, "%s: missing field \"round\"", where);
-        goto done;
-    }
-    if (!cJSON_IsNumber(jr) || jr->valuedouble < 0 || jr->valuedouble != floor(jr->valuedouble) ||
-        jr->valuedouble > 1e9) {
-        st = sa_error(SA_STATUS_BAD_JSON, "%s: field \"round\" must be an integer >= 0", where);
-        goto done;
-    }
-    if (!ja) {
-        st = sa_error(SA_STATUS_BAD_JSON, "%s: missing field \"answer_so_far\"", where);
-        goto done;
-    }
-    if (!cJSON_IsString(ja)) {
-        st = sa_error(SA_STATUS_BAD_JSON, "%s: field \"answer_so_far\" must be a string", where);
-        goto done;
-    }
-    int32_t round = (int32_t)jr->valuedouble;
+/* One trace line (read by sa_trace_read, src/pipeline/trace.c): the fields the per-round
+ * accuracy needs. */
+static enum sa_status trace_line(void *user, const struct sa_trace_round *r, const char *where) {
+    struct sa_trace *t = user;
+    const char *id = (r->has & SA_TRACE_ID) ? r->id : NULL;
+    const char *question = (r->has & SA_TRACE_QUESTION) ? r->question : NULL;
+    if (!id && !question) return sa_error(SA_STATUS_BAD_JSON, "%s: missing field \"id\" (or \"question\")", where);
+    if (!(r->has & SA_TRACE_ROUND)) return sa_error(SA_STATUS_BAD_JSON, "%s: missing field \"round\"", where);
+    if (!(r->has & SA_TRACE_ANSWER_SO_FAR))
+        return sa_error(SA_STATUS_BAD_JSON, "%s: missing field \"answer_so_far\"", where);
+    int32_t round = r->round;
     size_t kl = strlen(id ? id : question) + 3;
-    key = malloc(kl);
+    char *key = malloc(kl);
     if (!key) goto oom;
     snprintf(key, kl, "%c:%s", id ? 'i' : 'q', id ? id : question);
     bool is_new;
     struct trace_q *q = trace_find(t, key, &is_new);
+    free(key);
     if (!q) goto oom;
     if (is_new) {
         if (id && !(q->id = strdup(id))) goto oom;
@@ -247,12 +200,10 @@ static enum sa_status trace_line(struct sa_trace *t, const char *line, size_t n,
     } else if (question && !q->question && !(q->question = strdup(question))) {
         goto oom;
     }
-    for (size_t r = 0; r < q->n_rounds; r++)
-        if (q->rounds[r].round == round) {
-            st = sa_error(SA_STATUS_BAD_JSON, "%s: round %d of question \"%s\" appears twice", where, (int)round,
-                          id ? id : "(by question)");
-            goto done;
-        }
+    for (size_t i = 0; i < q->n_rounds; i++)
+        if (q->rounds[i].round == round)
+            return sa_error(SA_STATUS_BAD_JSON, "%s: round %d of question \"%s\" appears twice", where, (int)round,
+                            id ? id : "(by question)");
     if (q->n_rounds == q->cap) {
         size_t cap = q->cap ? 2 * q->cap : 8;
         struct trace_round *rr = realloc(q->rounds, cap * sizeof *rr);
@@ -260,19 +211,15 @@ static enum sa_status trace_line(struct sa_trace *t, const char *line, size_t n,
         q->rounds = rr;
         q->cap = cap;
     }
-    char *ans = strdup(ja->valuestring);
+    char *ans = strdup(r->answer_so_far);
     if (!ans) goto oom;
     q->rounds[q->n_rounds++] = (struct trace_round){round, ans};
     if (!t->any || round < t->min_round) t->min_round = round;
     if (!t->any || round > t->max_round) t->max_round = round;
     t->any = true;
-    goto done;
+    return SA_STATUS_OK;
 oom:
-    st = sa_error(SA_STATUS_NO_MEMORY, "%s: out of memory", where);
-done:
-    free(key);
-    cJSON_Delete(o);
-    return st;
+    return sa_error(SA_STATUS_NO_MEMORY, "%s: out of memory", where);
 }
 
 enum sa_status sa_trace_parse(const char *text, size_t len, const char *name, struct sa_trace **out) {
@@ -281,25 +228,10 @@ enum sa_status sa_trace_parse(const char *text, size_t len, const char *name, st
     if (!name) name = "trace";
     struct sa_trace *t = calloc(1, sizeof *t);
     if (!t) return sa_error(SA_STATUS_NO_MEMORY, "trace: out of memory");
-    size_t pos = 0, line_no = 0;
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) pos = 3;
-    while (pos < len) {
-        size_t e = pos;
-        while (e < len && text[e] != '\n') e++;
-        line_no++;
-        size_t a = pos, b = e;
-        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
-        if (b > a) {
-            char where[512];
-            snprintf(where, sizeof where, "%s:%zu", name, line_no);
-            enum sa_status st = trace_line(t, text + a, b - a, where);
-            if (st) {
-                sa_trace_free(t);
-                return st;
-            }
-        }
-        pos = e + 1;
+    enum sa_status st = sa_trace_read(text, len, name, trace_line, t, NULL);
+    if (st) {
+        sa_trace_free(t);
+        return st;
     }
     for (size_t i = 0; i < t->n; i++) qsort(t->q[i].rounds, t->q[i].n_rounds, sizeof *t->q[i].rounds, cmp_round);
     *out = t;
@@ -314,6 +246,11 @@ enum sa_status sa_trace_load(const char *path, struct sa_trace **out) {
     if (st) return st;
     st = sa_trace_parse(text, len, path, out);
     free(text);
+    if (!st && (*out)->n == 0) { /* a file with no line is a mistake, not "0/0" */
+        sa_trace_free(*out);
+        *out = NULL;
+        st = sa_error(SA_STATUS_BAD_JSON, "%s: no trace lines (the file is empty or holds only blank lines)", path);
+    }
     return st;
 }
 

@@ -3,7 +3,8 @@
  * The judge prompts of Aligner / Stream Aligner ask for one final verdict in double
  * brackets; a judge that repeats the prompt's options ("[[A]] if ..., [[B]] if ...")
  * must not be read as a verdict, so different verdicts in one text make it invalid. */
-#include "sa/eval.h"
+#include "sa/eval_stats.h"
+#include "sa/verdict.h"
 
 #include "core/core_impl.h"
 

@@ -8,6 +8,7 @@
 #include "sa/convert.h"
 
 #include "core/core_impl.h"
+#include "formats/arch_impl.h"
 #include "formats/gguf_impl.h"
 #include "formats/model_config_impl.h"
 #include "formats/safetensors_impl.h"
@@ -53,72 +54,15 @@ static void note(const struct sa_convert_params *p, const char *fmt, ...) {
     else sa_log(SA_LOG_INFO, "%s", msg);
 }
 
-/* ---- tensor names: GGUF (llama.cpp) <-> Hugging Face ---- */
-
-#define ARCH_ALL 0xff
-#define ARCH_BIT(a) (1u << (a))
-#define ARCH_LQ (ARCH_BIT(SA_ARCH_LLAMA) | ARCH_BIT(SA_ARCH_QWEN2) | ARCH_BIT(SA_ARCH_QWEN3))
-
-static const struct {
-    const char *gguf, *hf; /* per-layer parts after "blk.N." / "model.layers.N." */
-    unsigned archs;
-} layer_names[] = {
-    {"attn_q", "self_attn.q_proj", ARCH_ALL},
-    {"attn_k", "self_attn.k_proj", ARCH_ALL},
-    {"attn_v", "self_attn.v_proj", ARCH_ALL},
-    {"attn_output", "self_attn.o_proj", ARCH_ALL},
-    {"attn_q_norm", "self_attn.q_norm", ARCH_ALL},
-    {"attn_k_norm", "self_attn.k_norm", ARCH_ALL},
-    {"ffn_gate", "mlp.gate_proj", ARCH_ALL},
-    {"ffn_up", "mlp.up_proj", ARCH_ALL},
-    {"ffn_down", "mlp.down_proj", ARCH_ALL},
-    {"attn_norm", "input_layernorm", ARCH_ALL},
-    {"ffn_norm", "post_attention_layernorm", ARCH_LQ},
-    {"post_attention_norm", "post_attention_layernorm", ARCH_BIT(SA_ARCH_GEMMA3)},
-    {"ffn_norm", "pre_feedforward_layernorm", ARCH_BIT(SA_ARCH_GEMMA3)},
-    {"post_ffw_norm", "post_feedforward_layernorm", ARCH_BIT(SA_ARCH_GEMMA3)},
-};
-
-static const struct {
-    const char *gguf, *hf;
-} top_names[] = {
-    {"token_embd", "model.embed_tokens"},
-    {"output_norm", "model.norm"},
-    {"output", "lm_head"},
-};
+/* ---- tensor names: GGUF (llama.cpp) <-> Hugging Face, from the architecture table ---- */
 
 /* Maps `name` ("<base>.weight"/"<base>.bias") from one naming to the other; false if unknown. */
 static bool map_name(enum sa_arch arch, const char *name, bool to_hf, char *out, size_t n) {
-    const char *dot = strrchr(name, '.');
-    if (!dot || (strcmp(dot, ".weight") && strcmp(dot, ".bias"))) return false;
-    size_t base_len = (size_t)(dot - name);
-    for (size_t i = 0; i < SA_ARRAY_LEN(top_names); i++) {
-        const char *from = to_hf ? top_names[i].gguf : top_names[i].hf;
-        const char *to = to_hf ? top_names[i].hf : top_names[i].gguf;
-        if (strlen(from) == base_len && !strncmp(name, from, base_len)) {
-            snprintf(out, n, "%s%s", to, dot);
-            return true;
-        }
-    }
-    const char *prefix = to_hf ? "blk." : "model.layers.";
-    size_t pl = strlen(prefix);
-    if (strncmp(name, prefix, pl)) return false;
-    char *end;
-    errno = 0;
-    long layer = strtol(name + pl, &end, 10);
-    if (end == name + pl || *end != '.' || layer < 0 || layer > 100000 || errno) return false;
-    const char *part = end + 1;
-    size_t part_len = (size_t)(dot - part);
-    for (size_t i = 0; i < SA_ARRAY_LEN(layer_names); i++) {
-        if (!(layer_names[i].archs & ARCH_BIT(arch))) continue;
-        const char *from = to_hf ? layer_names[i].gguf : layer_names[i].hf;
-        const char *to = to_hf ? layer_names[i].hf : layer_names[i].gguf;
-        if (strlen(from) == part_len && !strncmp(part, from, part_len)) {
-            snprintf(out, n, to_hf ? "model.layers.%ld.%s%s" : "blk.%ld.%s%s", layer, to, dot);
-            return true;
-        }
-    }
-    return false;
+    enum sa_tensor t;
+    int il;
+    const char *suffix;
+    return sa_arch_tensor_parse(arch, to_hf ? SA_NAMES_GGUF : SA_NAMES_HF, name, &t, &il, &suffix) &&
+           sa_arch_tensor_name(arch, to_hf ? SA_NAMES_HF : SA_NAMES_GGUF, t, il, suffix, out, n);
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -411,7 +355,9 @@ static enum sa_status set_arch_kv(struct sa_gguf_writer *w, const struct sa_mode
         snprintf(k, sizeof k, "%s.rope.scaling.type", a);
         if ((s = sa_gguf_writer_set_str(w, k, "linear")) || (s = KF32("rope.scaling.factor", c->rope_scale_factor))) return s;
     }
-    if (c->arch == SA_ARCH_GEMMA3 && c->sliding_window && (s = KU32("attention.sliding_window", c->sliding_window))) return s;
+    if (sa_arch_has(c->arch, SA_ARCH_F_SLIDING) && c->sliding_window &&
+        (s = KU32("attention.sliding_window", c->sliding_window)))
+        return s;
     if (c->final_logit_softcap > 0 && (s = KF32("final_logit_softcapping", c->final_logit_softcap))) return s;
     if (c->attn_logit_softcap > 0 && (s = KF32("attn_logit_softcapping", c->attn_logit_softcap))) return s;
 #undef KU32
@@ -464,11 +410,10 @@ static int64_t gguf_id(const struct sa_gguf *g, const char *key) {
 
 static cJSON *hf_config_json(const struct sa_model_config *c, const struct sa_gguf *g, enum sa_dtype type) {
     cJSON *j = cJSON_CreateObject(), *archs = cJSON_CreateArray();
-    static const char *classes[] = {"", "LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Gemma3ForCausalLM"};
-    static const char *types[] = {"", "llama", "qwen2", "qwen3", "gemma3_text"};
-    cJSON_AddItemToArray(archs, cJSON_CreateString(classes[c->arch]));
+    const struct sa_arch_info *ai = sa_arch_info(c->arch); /* validated config: never NULL */
+    cJSON_AddItemToArray(archs, cJSON_CreateString(ai->hf_class));
     cJSON_AddItemToObject(j, "architectures", archs);
-    cJSON_AddStringToObject(j, "model_type", types[c->arch]);
+    cJSON_AddStringToObject(j, "model_type", ai->hf_model_type);
     cJSON_AddItemToObject(j, "vocab_size", num(c->n_vocab));
     cJSON_AddItemToObject(j, "hidden_size", num(c->n_embd));
     cJSON_AddItemToObject(j, "intermediate_size", num(c->n_ff));
@@ -492,7 +437,7 @@ static cJSON *hf_config_json(const struct sa_model_config *c, const struct sa_gg
         cJSON_AddItemToObject(j, "rope_scaling", r);
     }
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_embeddings);
-    cJSON_AddBoolToObject(j, "attention_bias", c->arch == SA_ARCH_QWEN2 ? true : c->qkv_bias);
+    cJSON_AddBoolToObject(j, "attention_bias", (ai->flags & SA_ARCH_F_QKV_BIAS) ? true : c->qkv_bias);
     cJSON_AddItemToObject(j, "attention_dropout", num(0));
     cJSON_AddItemToObject(j, "initializer_range", num(0.02));
     cJSON_AddBoolToObject(j, "use_cache", true);
@@ -503,6 +448,7 @@ static cJSON *hf_config_json(const struct sa_model_config *c, const struct sa_gg
         cJSON_AddItemToObject(j, "sliding_window", num(c->sliding_window));
         cJSON_AddItemToObject(j, "rope_local_base_freq", fnum(c->rope_theta_local ? c->rope_theta_local : c->rope_theta));
         cJSON_AddItemToObject(j, "sliding_window_pattern", num(c->sliding_window_pattern));
+        /* the pattern as sa_layer_is_local reads it (0: no local layer), whatever the window */
         cJSON *lt = cJSON_CreateArray();
         for (int i = 0; i < c->n_layer; i++)
             cJSON_AddItemToArray(lt, cJSON_CreateString(c->sliding_window_pattern && (i + 1) % c->sliding_window_pattern
@@ -576,18 +522,24 @@ static void reverse_dims(int64_t *shape, uint32_t n_dims, const int64_t *from) {
     for (uint32_t d = 0; d < n_dims; d++) shape[d] = from[n_dims - 1 - d];
 }
 
-static bool is_gemma_norm(enum sa_arch a, const char *gguf_name) {
-    return a == SA_ARCH_GEMMA3 && ends_with(gguf_name, "norm.weight");
+/* Gemma: llama.cpp stores the norm weights as 1 + w (HF computes x * (1 + w)). */
+static bool norm_plus_one(enum sa_arch a, const char *gguf_name) {
+    enum sa_tensor t;
+    int il;
+    const char *suffix;
+    return sa_arch_has(a, SA_ARCH_F_NORM_PLUS_ONE) && sa_arch_tensor_parse(a, SA_NAMES_GGUF, gguf_name, &t, &il, &suffix) &&
+           !strcmp(suffix, ".weight") && sa_tensor_is_norm(t);
 }
 
-/* The Q/K permutation of llama.cpp's `llama` architecture (q: n_head, k: n_head_kv). */
+/* llama.cpp's Q/K row permutation (q: n_head, k: n_head_kv heads) of architectures that
+ * run NORMAL RoPE on GGUF weights (sa_arch_permute_qk). */
 static void set_perm(struct item *it, const struct sa_model_config *c, const char *gguf_name, enum perm dir) {
-    if (c->arch != SA_ARCH_LLAMA) return;
-    const char *part = strchr(gguf_name + 4, '.');
-    if (!part || strncmp(gguf_name, "blk.", 4)) return;
-    part++;
-    if (!strcmp(part, "attn_q.weight") || !strcmp(part, "attn_q.bias")) it->perm_heads = c->n_head;
-    else if (!strcmp(part, "attn_k.weight") || !strcmp(part, "attn_k.bias")) it->perm_heads = c->n_head_kv;
+    enum sa_tensor t;
+    int il;
+    const char *suffix;
+    if (!sa_arch_permute_qk(c->arch) || !sa_arch_tensor_parse(c->arch, SA_NAMES_GGUF, gguf_name, &t, &il, &suffix)) return;
+    if (t == SA_TENSOR_ATTN_Q) it->perm_heads = c->n_head;
+    else if (t == SA_TENSOR_ATTN_K) it->perm_heads = c->n_head_kv;
     else return;
     it->perm = dir;
 }
@@ -669,7 +621,7 @@ static enum sa_status gguf_to_st(const struct sa_gguf *g, const char *out, const
     struct plan pl = {0};
     for (int64_t i = 0; i < sa_gguf_n_tensors(g) && !s; i++) {
         const struct sa_gguf_tensor *t = sa_gguf_tensor(g, i);
-        if (!strcmp(t->name, "rope_freqs.weight")) {
+        if (!strcmp(t->name, SA_GGUF_ROPE_FREQS)) {
             note(p, "%s: skipped (transformers computes RoPE factors from config.json)", t->name);
             continue;
         }
@@ -680,7 +632,7 @@ static enum sa_status gguf_to_st(const struct sa_gguf *g, const char *out, const
             break;
         }
         set_perm(it, &c, t->name, PERM_TO_HF);
-        if (is_gemma_norm(c.arch, t->name)) it->add = -1.0f; /* llama.cpp stored 1 + w */
+        if (norm_plus_one(c.arch, t->name)) it->add = -1.0f; /* llama.cpp stored 1 + w */
         s = choose_type(p, it, false);
     }
     if (!s) s = sa_mkdir_p(out, 0755);
@@ -710,9 +662,8 @@ static enum sa_status read_hf_config(const char *dir, struct sa_model_config *c)
     size_t len;
     if (!path) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     snprintf(path, n, "%s/config.json", dir);
-    enum sa_status s = sa_read_file(path, 16u << 20, &text, &len);
-    if (!s) s = sa_model_config_from_hf_json(text, len, c);
-    if (s) s = sa_error_wrap(s, "%s", path);
+    enum sa_status s = sa_read_file(path, 16u << 20, &text, &len); /* names the path */
+    if (!s && (s = sa_model_config_from_hf_json(text, len, c))) s = sa_error_wrap(s, "%s", path);
     free(text);
     free(path);
     return s;
@@ -771,7 +722,7 @@ static enum sa_status st_to_gguf(const struct sa_safetensors *st, const struct s
         it->n_dims = t->n_dims;
         memcpy(it->shape, t->shape, sizeof it->shape);
         set_perm(it, c, it->name, PERM_TO_GGUF);
-        if (is_gemma_norm(c->arch, it->name)) it->add = 1.0f; /* llama.cpp's Gemma stores 1 + w */
+        if (norm_plus_one(c->arch, it->name)) it->add = 1.0f; /* llama.cpp's Gemma stores 1 + w */
         s = choose_type(p, it, true);
     }
     if (!s && c->rope_scaling == SA_ROPE_SCALING_LLAMA3) {
@@ -780,8 +731,8 @@ static enum sa_status st_to_gguf(const struct sa_safetensors *st, const struct s
         if (!(rope = malloc((size_t)c->head_dim / 2 * sizeof *rope))) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
         else if (!(s = plan_push(&pl, &it))) {
             sa_llama3_rope_factors(c, rope);
-            snprintf(it->name, sizeof it->name, "rope_freqs.weight");
-            it->src_name = "rope_freqs.weight";
+            snprintf(it->name, sizeof it->name, SA_GGUF_ROPE_FREQS);
+            it->src_name = SA_GGUF_ROPE_FREQS;
             it->src_type = it->dst_type = SA_DTYPE_F32;
             it->src = rope;
             it->n_dims = 1;
@@ -841,6 +792,8 @@ static enum sa_status st_to_st(const struct sa_safetensors *st, const char *dir,
 }
 
 static bool is_gguf_file(const char *path) {
+    struct stat sb; /* not a regular file (a FIFO would block fopen): not GGUF; opening it says why */
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
     FILE *f = fopen(path, "rb");
     char magic[4] = {0};
     if (!f) return false;

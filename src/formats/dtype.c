@@ -49,8 +49,8 @@ const char *sa_dtype_name(enum sa_dtype t) {
     return d ? d->name : NULL;
 }
 
-bool sa_dtype_from_name(const char *name, enum sa_dtype *out) {
-    if (!name) return false;
+enum sa_status sa_dtype_from_name(const char *name, enum sa_dtype *out) {
+    if (!name) return sa_error(SA_STATUS_BAD_ARGUMENT, "tensor type: NULL name");
     for (uint32_t t = 0; t < SA_DTYPE_COUNT; t++) {
         const char *n = dtype_table[t].name;
         if (!n) continue;
@@ -58,10 +58,10 @@ bool sa_dtype_from_name(const char *name, enum sa_dtype *out) {
         while (n[i] && name[i] && tolower((unsigned char)name[i]) == n[i]) i++;
         if (!n[i] && !name[i]) {
             if (out) *out = (enum sa_dtype)t;
-            return true;
+            return SA_STATUS_OK;
         }
     }
-    return false;
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown tensor type '%s'", name);
 }
 
 bool sa_dtype_is_known(uint32_t t) { return dtype_get(t) != NULL; }

@@ -6,6 +6,7 @@
 #include "sa/model_config.h"
 
 #include "core/core_impl.h"
+#include "formats/arch_impl.h"
 #include "formats/model_config_impl.h"
 #include "sa/gguf.h"
 
@@ -15,18 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const arch_names[] = {"unknown", "llama", "qwen2", "qwen3", "gemma3"};
-
-const char *sa_arch_name(enum sa_arch a) {
-    return (unsigned)a < SA_ARRAY_LEN(arch_names) ? arch_names[a] : "unknown";
-}
-
-enum sa_arch sa_arch_from_name(const char *name) {
-    if (!name) return SA_ARCH_UNKNOWN;
-    for (size_t i = 1; i < SA_ARRAY_LEN(arch_names); i++)
-        if (!strcmp(name, arch_names[i])) return (enum sa_arch)i;
-    return SA_ARCH_UNKNOWN;
-}
+/* sa_arch_name and sa_arch_from_name: src/formats/arch.c, from the architecture table. */
 
 void sa_model_config_defaults(struct sa_model_config *c, enum sa_arch arch) {
     memset(c, 0, sizeof *c);
@@ -39,44 +29,18 @@ void sa_model_config_defaults(struct sa_model_config *c, enum sa_arch arch) {
     c->rope_low_freq_factor = 1.0f;
     c->rope_high_freq_factor = 4.0f;
     c->rope_orig_ctx = 8192;
-    switch (arch) {
-    case SA_ARCH_QWEN2:
-        c->rms_eps = 1e-6f;
-        c->qkv_bias = true;
-        break;
-    case SA_ARCH_QWEN3:
-        c->rms_eps = 1e-6f;
-        c->qk_norm = true;
-        break;
-    case SA_ARCH_GEMMA3:
-        c->rms_eps = 1e-6f;
-        c->rope_theta = 1000000.0f;
-        c->rope_theta_local = 10000.0f;
-        c->qk_norm = true;
-        c->tie_embeddings = true;
-        c->sliding_window_pattern = 6;
-        c->embd_scale = true;
-        c->gelu_mlp = true;
-        break;
-    default:
-        break;
-    }
-}
-
-void sa_llama3_rope_factors(const struct sa_model_config *c, float *out) {
-    double lo_wavelen = c->rope_orig_ctx / c->rope_low_freq_factor;
-    double hi_wavelen = c->rope_orig_ctx / c->rope_high_freq_factor;
-    for (int i = 0; i < c->head_dim / 2; i++) {
-        double freq = 1.0 / pow(c->rope_theta, (2.0 * i) / c->head_dim);
-        double wavelen = 2 * M_PI / freq;
-        if (wavelen < hi_wavelen) out[i] = 1.0f;
-        else if (wavelen > lo_wavelen) out[i] = c->rope_scale_factor;
-        else {
-            double smooth = (c->rope_orig_ctx / wavelen - c->rope_low_freq_factor) /
-                            (c->rope_high_freq_factor - c->rope_low_freq_factor);
-            out[i] = (float)(1.0 / ((1 - smooth) / c->rope_scale_factor + smooth));
-        }
-    }
+    const struct sa_arch_info *ai = sa_arch_info(arch);
+    if (!ai) return;
+    c->rms_eps = ai->rms_eps;
+    c->rope_theta = ai->rope_theta;
+    c->rope_theta_local = ai->rope_theta_local;
+    c->sliding_window_pattern = ai->sliding_window_pattern;
+    c->qkv_bias = ai->flags & SA_ARCH_F_QKV_BIAS;
+    c->qk_norm = ai->flags & SA_ARCH_F_QK_NORM;
+    c->tie_embeddings = ai->flags & SA_ARCH_F_TIED;
+    c->embd_scale = ai->flags & SA_ARCH_F_EMBD_SCALE;
+    c->gelu_mlp = ai->flags & SA_ARCH_F_GELU_MLP;
+    /* norm_plus_one stays false: it describes HF weights (sa_model_config_from_hf_json) */
 }
 
 /* ---- validation ---- */
@@ -95,7 +59,7 @@ void sa_llama3_rope_factors(const struct sa_model_config *c, float *out) {
     } while (0)
 
 enum sa_status sa_model_config_validate(const struct sa_model_config *c) {
-    if (c->arch <= SA_ARCH_UNKNOWN || c->arch > SA_ARCH_GEMMA3)
+    if (!sa_arch_info(c->arch))
         return sa_error(SA_STATUS_UNSUPPORTED, "model config: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3)",
                         c->arch_name[0] ? c->arch_name : "?");
     RANGE_I(n_vocab, 1, 1 << 24);
@@ -151,7 +115,7 @@ static bool gg_f32(const struct sa_gguf *g, const char *arch, const char *suffix
 /* Llama 3 scaling is stored by llama.cpp as the rope_freqs.weight tensor of factors; we
  * recognize Meta's parameters (low 1, high 4, original 8192) from it. */
 static void infer_llama3(const struct sa_gguf *g, struct sa_model_config *c) {
-    const struct sa_gguf_tensor *t = sa_gguf_find_tensor(g, "rope_freqs.weight");
+    const struct sa_gguf_tensor *t = sa_gguf_find_tensor(g, SA_GGUF_ROPE_FREQS);
     if (!t || t->type != SA_DTYPE_F32 || t->n_dims != 1 || t->ne[0] != c->head_dim / 2 || c->head_dim > 4096) return;
     const float *f = t->data;
     struct sa_model_config k = *c;
@@ -174,7 +138,8 @@ static void infer_llama3(const struct sa_gguf *g, struct sa_model_config *c) {
 enum sa_status sa_model_config_from_gguf(const struct sa_gguf *g, struct sa_model_config *c) {
     char *arch = sa_gguf_get_string(g, "general.architecture");
     if (!arch) return sa_error(SA_STATUS_BAD_FILE, "GGUF: missing general.architecture");
-    enum sa_arch a = sa_arch_from_name(arch);
+    enum sa_arch a = SA_ARCH_UNKNOWN;
+    if (sa_arch_from_name(arch, &a)) a = SA_ARCH_UNKNOWN; /* reported below, with the supported ones */
     sa_model_config_defaults(c, a);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", arch);
     if (a == SA_ARCH_UNKNOWN) {
@@ -245,7 +210,7 @@ enum sa_status sa_model_config_from_gguf(const struct sa_gguf *g, struct sa_mode
         int32_t pat;
         if (gg_i32(g, arch, "attention.sliding_window_pattern", &pat)) c->sliding_window_pattern = pat;
         c->query_pre_attn_scalar = c->n_layer == 62 && c->n_head > 0 ? (float)(c->n_embd / c->n_head) : (float)c->head_dim;
-        c->norm_plus_one = false; /* the GGUF converter already added 1 to the norm weights */
+        /* norm_plus_one stays false: llama.cpp's converter already added 1 to the norm weights */
     }
     free(arch);
     if (s) return s;
@@ -360,27 +325,29 @@ static enum sa_status parse_hf(const cJSON *root, struct sa_model_config *c) {
     }
     if (mt && !cJSON_IsString(mt)) return sa_error(SA_STATUS_BAD_JSON, "config.json: \"model_type\" must be a string");
     const char *type = mt ? mt->valuestring : NULL;
-    static const struct { const char *model_type, *arch_class; enum sa_arch arch; } known[] = {
-        {"llama", "LlamaForCausalLM", SA_ARCH_LLAMA},
-        {"qwen2", "Qwen2ForCausalLM", SA_ARCH_QWEN2},
-        {"qwen3", "Qwen3ForCausalLM", SA_ARCH_QWEN3},
-        {"gemma3_text", "Gemma3ForCausalLM", SA_ARCH_GEMMA3},
-        {"gemma3", "Gemma3ForConditionalGeneration", SA_ARCH_GEMMA3},
-    };
     enum sa_arch a = SA_ARCH_UNKNOWN;
-    for (size_t i = 0; i < SA_ARRAY_LEN(known) && !a; i++)
-        if ((type && !strcmp(type, known[i].model_type)) || (!type && arch0 && !strcmp(arch0, known[i].arch_class)))
-            a = known[i].arch;
+    bool multimodal = false;
+    for (int i = 0; i < sa_arch_count() && !a; i++) {
+        const struct sa_arch_info *ai = sa_arch_at(i);
+        if (type ? !strcmp(type, ai->hf_model_type) : arch0 && !strcmp(arch0, ai->hf_class)) {
+            a = ai->arch;
+        } else if (ai->hf_model_type_mm &&
+                   (type ? !strcmp(type, ai->hf_model_type_mm) : arch0 && !strcmp(arch0, ai->hf_class_mm))) {
+            a = ai->arch;
+            multimodal = true;
+        }
+    }
     if (!a)
         return sa_error(SA_STATUS_UNSUPPORTED, "config.json: model type \"%.64s\" is not supported (llama, qwen2, qwen3, gemma3_text)",
                         type ? type : arch0 ? arch0 : "(none)");
     /* a multimodal Gemma 3 keeps the language model's settings in text_config */
     const cJSON *o = root;
-    if (type && !strcmp(type, "gemma3")) {
+    if (multimodal && type) {
         o = cJSON_GetObjectItemCaseSensitive(root, "text_config");
         if (!cJSON_IsObject(o)) return sa_error(SA_STATUS_BAD_JSON, "config.json: a \"gemma3\" config needs a \"text_config\" object");
     }
     sa_model_config_defaults(c, a);
+    c->norm_plus_one = sa_arch_has(a, SA_ARCH_F_NORM_PLUS_ONE); /* HF Gemma RMSNorm computes x * (1 + w) */
     bool req = a != SA_ARCH_GEMMA3; /* Gemma3TextConfig has defaults for everything */
     if (a == SA_ARCH_GEMMA3) {
         c->n_vocab = 262208;
@@ -393,7 +360,6 @@ static enum sa_status parse_hf(const cJSON *root, struct sa_model_config *c) {
         c->n_ctx_train = 131072;
         c->sliding_window = 4096;
         c->query_pre_attn_scalar = 256;
-        c->norm_plus_one = true; /* HF Gemma RMSNorm computes x * (1 + w) */
     } else {
         c->rms_eps = 1e-6f;
         c->n_ctx_train = 2048;

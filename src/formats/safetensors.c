@@ -178,10 +178,12 @@ static enum sa_status parse_file(struct sa_safetensors *st, const uint8_t *buf, 
                                  bool keep_meta) {
     if (size < 8) return sa_error(SA_STATUS_BAD_FILE, "%s: truncated (%zu bytes; a safetensors file starts with an 8-byte header size)", label, size);
     uint64_t n = rd_u64le(buf);
-    if (n > ST_MAX_HEADER) return sa_error(SA_STATUS_BAD_FILE, "%s: header size %llu exceeds the 100 MB limit", label, (unsigned long long)n);
+    /* the file's own size first: 8 bytes of garbage read as a length are mostly > 100 MB, and
+     * "larger than the file" is what is wrong with them */
     if (n > size - 8)
         return sa_error(SA_STATUS_BAD_FILE, "%s: header size %llu larger than the file (%zu bytes): truncated or not safetensors",
                         label, (unsigned long long)n, size);
+    if (n > ST_MAX_HEADER) return sa_error(SA_STATUS_BAD_FILE, "%s: header size %llu exceeds the 100 MB limit", label, (unsigned long long)n);
     if (n < 2 || buf[8] != '{') return sa_error(SA_STATUS_BAD_FILE, "%s: header is not a JSON object (not a safetensors file?)", label);
     const char *js = (const char *)buf + 8;
     if (memchr(js, 0, n) || sa_utf8_valid_prefix(js, n) != n)

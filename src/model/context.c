@@ -1,15 +1,19 @@
 /* context.c: inference contexts: one arena sized at init for the KV cache and the
  * activations of n_batch tokens, decode in chunks of n_batch, rollback (truncate) and
  * prompt evaluation with reuse of the longest common prefix of the cache. */
+#include "model/context_impl.h"
 #include "model/model_impl.h"
 
 #include "core/core_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct sa_ctx_params sa_ctx_default_params(void) {
-    struct sa_ctx_params p = {.n_ctx = 0, .n_batch = 0, .n_threads = 0, .abort_cb = NULL, .abort_user = NULL};
+    struct sa_ctx_params p = {
+        .n_ctx = 0, .n_batch = 0, .n_threads = 0, .abort_cb = NULL, .abort_user = NULL, .batch_invariant = false,
+    };
     return p;
 }
 
@@ -123,7 +127,8 @@ int32_t sa_ctx_len(const struct sa_ctx *ctx) { return ctx->len; }
 const int32_t *sa_ctx_tokens(const struct sa_ctx *ctx) { return ctx->tokens; }
 const float *sa_ctx_logits(const struct sa_ctx *ctx) { return ctx->have_logits ? ctx->logits : NULL; }
 
-static enum sa_status decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_all, float *logits_out) {
+static enum sa_status decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_all, float *logits_out,
+                             bool batch_invariant) {
     if (!ctx || !tokens || n <= 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_decode: no tokens");
     const int32_t V = ctx->model->cfg.n_vocab;
     if (n > ctx->n_ctx - ctx->len)
@@ -139,7 +144,7 @@ static enum sa_status decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t 
         const int32_t T = SA_MIN(ctx->n_batch, n - i);
         const bool last = i + T == n;
         enum sa_status s = sa_forward(ctx, tokens + i, T, logits_all ? logits_all + (int64_t)i * V : NULL,
-                                      last ? ctx->logits : NULL);
+                                      last ? ctx->logits : NULL, batch_invariant);
         if (s) {
             ctx->len = len0;
             return s;
@@ -147,18 +152,38 @@ static enum sa_status decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t 
         memcpy(ctx->tokens + ctx->len, tokens + i, (size_t)T * sizeof(int32_t));
         ctx->len += T;
     }
+    if (!ctx->logits_checked) {
+        /* once per context, not per token: weights holding NaN or Inf (a damaged or badly
+         * converted file) make every logit NaN, which sampling would turn into token 0 or an
+         * empty answer without a word (issue 16) */
+        int32_t bad = 0;
+        for (int32_t v = 0; v < V; v++) bad += !isfinite(ctx->logits[v]);
+        if (bad) {
+            ctx->len = len0;
+            return sa_error(SA_STATUS_BAD_FILE,
+                            "the model computes NaN or infinite logits (%d of %d) on its first decode: its weights "
+                            "hold NaN or Inf (HINT: the file is damaged or was converted wrongly; download or convert it again)",
+                            bad, V);
+        }
+        ctx->logits_checked = true;
+    }
     ctx->have_logits = true;
     if (logits_out) memcpy(logits_out, ctx->logits, (size_t)V * sizeof(float));
     return SA_STATUS_OK;
 }
 
 enum sa_status sa_ctx_decode(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_out) {
-    return decode(ctx, tokens, n, NULL, logits_out);
+    return decode(ctx, tokens, n, NULL, logits_out, ctx && ctx->params.batch_invariant);
 }
 
 enum sa_status sa_ctx_decode_all(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_all) {
     if (!logits_all) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_decode_all: logits_all is NULL");
-    return decode(ctx, tokens, n, logits_all, NULL);
+    return decode(ctx, tokens, n, logits_all, NULL, ctx && ctx->params.batch_invariant);
+}
+
+enum sa_status sa_ctx_decode_with(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_all,
+                                  float *logits_out, bool batch_invariant) {
+    return decode(ctx, tokens, n, logits_all, logits_out, batch_invariant || (ctx && ctx->params.batch_invariant));
 }
 
 enum sa_status sa_ctx_truncate(struct sa_ctx *ctx, int32_t n) {

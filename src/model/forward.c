@@ -16,9 +16,9 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* Y (T, w->n_out) = X (T, w->n_in) @ W^T */
-static void matmul(struct sa_ctx *ctx, const struct sa_weight *w, const float *X, int64_t T, float *Y) {
-    sa_matmul(ctx->tp, w->type, w->data, w->n_in, w->n_out, X, T, Y, ctx->mm_scratch);
+/* Y (T, w->n_out) = X (T, w->n_in) @ W^T; inv: batch-invariant kernels (sa_forward) */
+static void matmul(struct sa_ctx *ctx, const struct sa_weight *w, const float *X, int64_t T, float *Y, bool inv) {
+    sa_matmul(ctx->tp, w->type, w->data, w->n_in, w->n_out, X, T, Y, ctx->mm_scratch, inv);
 }
 
 /* Decode (T = 1) runs several products over the same or different inputs as ONE pool run:
@@ -40,6 +40,7 @@ struct mm_job {
 struct mm_multi {
     struct mm_job job[MULTI_MAX];
     int n_job;
+    bool batch_invariant;            /* the pass's kernel mode, for every share */
     int64_t chunk;                   /* rows per chunk */
     int64_t first_chunk[MULTI_MAX + 1]; /* chunk index where each job starts */
     atomic_llong next;
@@ -60,13 +61,13 @@ static void mm_multi_task(void *vctx, int ith, int nth) {
         uint64_t rb = 0;
         SA_ASSERT(sa_dtype_row_bytes(j->w->type, (uint64_t)j->w->n_in, &rb));
         sa_matmul(NULL, j->w->type, (const uint8_t *)j->w->data + (uint64_t)r0 * rb, j->w->n_in, nr, j->x, 1, j->y + r0,
-                  scratch);
+                  scratch, m->batch_invariant);
     }
 }
 
 /* The products of jobs[0..n) for one token: one pool run when the pool has several threads
  * and every job's scratch fits MULTI_SCRATCH, else one sa_matmul each. */
-static void matmul_decode_multi(struct sa_ctx *ctx, const struct mm_job *jobs, int n) {
+static void matmul_decode_multi(struct sa_ctx *ctx, const struct mm_job *jobs, int n, bool inv) {
     SA_ASSERT(n <= MULTI_MAX);
     bool fused = ctx->n_threads > 1 && n > 1;
     int64_t rows = 0;
@@ -75,10 +76,10 @@ static void matmul_decode_multi(struct sa_ctx *ctx, const struct mm_job *jobs, i
         rows += jobs[i].w->n_out;
     }
     if (!fused) {
-        for (int i = 0; i < n; i++) matmul(ctx, jobs[i].w, jobs[i].x, 1, jobs[i].y);
+        for (int i = 0; i < n; i++) matmul(ctx, jobs[i].w, jobs[i].x, 1, jobs[i].y, inv);
         return;
     }
-    struct mm_multi m = {.n_job = n};
+    struct mm_multi m = {.n_job = n, .batch_invariant = inv};
     /* about 4 chunks per thread, a multiple of 16 rows (the GEMM's panel) */
     m.chunk = (rows / (4 * ctx->n_threads) + 15) / 16 * 16;
     if (m.chunk < 32) m.chunk = 32;
@@ -90,17 +91,17 @@ static void matmul_decode_multi(struct sa_ctx *ctx, const struct mm_job *jobs, i
     sa_threadpool_run(ctx->tp, mm_multi_task, &m);
 }
 
-static void final_logits(struct sa_ctx *ctx, float *x, int64_t T, float *logits) {
+static void final_logits(struct sa_ctx *ctx, float *x, int64_t T, float *logits, bool inv) {
     const struct sa_model *m = ctx->model;
     const struct sa_model_config *c = &m->cfg;
     /* xb: (T, n_embd) normed final hidden states */
     sa_op_add_norm(ctx->tp, x, NULL, NULL, ctx->xb, m->output_norm, T, c->n_embd, c->rms_eps);
-    matmul(ctx, &m->output, ctx->xb, T, logits); /* (T, n_vocab) */
+    matmul(ctx, &m->output, ctx->xb, T, logits, inv); /* (T, n_vocab) */
     if (c->final_logit_softcap > 0.0f) sa_op_softcap(logits, c->final_logit_softcap, T * (int64_t)c->n_vocab);
 }
 
 enum sa_status sa_forward(struct sa_ctx *ctx, const int32_t *tokens, int32_t T, float *logits_rows,
-                          float *logits_last) {
+                          float *logits_last, bool inv) {
     const struct sa_model *m = ctx->model;
     const struct sa_model_config *c = &m->cfg;
     SA_ASSERT(T > 0 && T <= ctx->n_batch && ctx->len + T <= ctx->n_ctx);
@@ -137,11 +138,11 @@ enum sa_status sa_forward(struct sa_ctx *ctx, const int32_t *tokens, int32_t T, 
         /* ---- attention block (xb: normed x) ---- */
         if (T == 1) {
             const struct mm_job qkv[] = {{&ly->wq, xb, ctx->q}, {&ly->wk, xb, k_new}, {&ly->wv, xb, v_new}};
-            matmul_decode_multi(ctx, qkv, 3);
+            matmul_decode_multi(ctx, qkv, 3, inv);
         } else {
-            matmul(ctx, &ly->wq, xb, T, ctx->q); /* (T, H, D) */
-            matmul(ctx, &ly->wk, xb, T, k_new);
-            matmul(ctx, &ly->wv, xb, T, v_new);
+            matmul(ctx, &ly->wq, xb, T, ctx->q, inv); /* (T, H, D) */
+            matmul(ctx, &ly->wk, xb, T, k_new, inv);
+            matmul(ctx, &ly->wv, xb, T, v_new, inv);
         }
         const struct sa_qk_args qk = {
             .q = ctx->q, .k = k_new, .v = v_new, .bq = ly->bq, .bk = ly->bk, .bv = ly->bv, .q_norm = ly->q_norm,
@@ -154,23 +155,23 @@ enum sa_status sa_forward(struct sa_ctx *ctx, const int32_t *tokens, int32_t T, 
             .q = ctx->q, .k = kc, .v = vc, .out = ctx->att, .T = T, .pos0 = pos0, .n_head = H,
             .n_head_kv = Hkv, .head_dim = D, .window = ly->window, .scale = m->attn_scale,
             .softcap = c->attn_logit_softcap, .scratch = ctx->att_scratch, .scratch_stride = ctx->n_ctx,
-            .n_scratch = ctx->n_threads,
+            .n_scratch = ctx->n_threads, .batch_invariant = inv,
         };
         sa_op_attention(ctx->tp, &a);              /* att: (T, H, D) */
-        matmul(ctx, &ly->wo, ctx->att, T, xb2);    /* (T, E) */
+        matmul(ctx, &ly->wo, ctx->att, T, xb2, inv); /* (T, E) */
         /* xb2 = post_attn_norm(xb2); x += xb2; xb = ffn_norm(x) */
         sa_op_add_norm(ctx->tp, x, xb2, ly->post_attn_norm, xb, ly->ffn_norm, T, E, eps);
 
         /* ---- MLP block: down(act(gate(xb)) * up(xb)) ---- */
         if (T == 1) {
             const struct mm_job gu[] = {{&ly->w_gate, xb, ctx->hb}, {&ly->w_up, xb, ctx->hb2}};
-            matmul_decode_multi(ctx, gu, 2);
+            matmul_decode_multi(ctx, gu, 2, inv);
         } else {
-            matmul(ctx, &ly->w_gate, xb, T, ctx->hb); /* (T, F) */
-            matmul(ctx, &ly->w_up, xb, T, ctx->hb2);  /* (T, F) */
+            matmul(ctx, &ly->w_gate, xb, T, ctx->hb, inv); /* (T, F) */
+            matmul(ctx, &ly->w_up, xb, T, ctx->hb2, inv);  /* (T, F) */
         }
         sa_op_glu(ctx->tp, ctx->hb, ctx->hb, ctx->hb2, T, F, c->gelu_mlp);
-        matmul(ctx, &ly->w_down, ctx->hb, T, xb2); /* (T, E) */
+        matmul(ctx, &ly->w_down, ctx->hb, T, xb2, inv); /* (T, E) */
         /* xb2 = post_ffn_norm(xb2); x += xb2; xb = next layer's attn_norm(x) */
         const bool last = il + 1 == c->n_layer;
         sa_op_add_norm(ctx->tp, x, xb2, ly->post_ffn_norm, last ? NULL : xb, last ? NULL : m->layers[il + 1].attn_norm,
@@ -178,11 +179,11 @@ enum sa_status sa_forward(struct sa_ctx *ctx, const int32_t *tokens, int32_t T, 
     }
 
     if (logits_rows) {
-        final_logits(ctx, x, T, logits_rows); /* (T, n_vocab) */
+        final_logits(ctx, x, T, logits_rows, inv); /* (T, n_vocab) */
         if (logits_last)
             memcpy(logits_last, logits_rows + (int64_t)(T - 1) * c->n_vocab, (size_t)c->n_vocab * sizeof(float));
     } else if (logits_last) {
-        final_logits(ctx, x + (int64_t)(T - 1) * E, 1, logits_last); /* (1, n_vocab) */
+        final_logits(ctx, x + (int64_t)(T - 1) * E, 1, logits_last, inv); /* (1, n_vocab) */
     }
     return SA_STATUS_OK;
 }

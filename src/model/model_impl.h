@@ -60,6 +60,7 @@ struct sa_ctx {
     struct sa_threadpool *tp;
     int32_t n_ctx, n_batch, len;
     bool have_logits;
+    bool logits_checked;   /* the first logits were checked for NaN/Inf (once per context) */
     /* everything below points into one arena (`arena`, arena_bytes) */
     void *arena;
     size_t arena_bytes;
@@ -83,8 +84,9 @@ struct sa_ctx {
 
 /* Runs the forward pass for tokens[0..T) (T <= n_batch) at positions len..len+T-1,
  * writing K/V into the cache. logits_rows: NULL, or (T, n_vocab) for every row;
- * logits_last: NULL, or (n_vocab) for row T-1. Does not change ctx->len. */
+ * logits_last: NULL, or (n_vocab) for row T-1. batch_invariant: the kernels' mode for this
+ * pass (sa_ctx_params.batch_invariant). Does not change ctx->len. */
 SA_NODISCARD enum sa_status sa_forward(struct sa_ctx *ctx, const int32_t *tokens, int32_t T, float *logits_rows,
-                                       float *logits_last);
+                                       float *logits_last, bool batch_invariant);
 
 #endif

@@ -8,6 +8,7 @@
 #include "model/model_impl.h"
 
 #include "core/core_impl.h"
+#include "formats/arch_impl.h"
 #include "sa/gguf.h"
 #include "sa/safetensors.h"
 #include "sa/tokenizer.h"
@@ -185,45 +186,19 @@ static enum sa_status bind_vector(struct loader *L, const char *name, int64_t n,
     return SA_STATUS_OK;
 }
 
-/* ---- names ---- */
-enum role {
-    R_ATTN_NORM, R_WQ, R_WK, R_WV, R_WO, R_BQ, R_BK, R_BV, R_Q_NORM, R_K_NORM,
-    R_POST_ATTN_NORM, R_FFN_NORM, R_GATE, R_UP, R_DOWN, R_POST_FFN_NORM,
-};
+/* ---- names and layers, from the architecture table (formats/arch_impl.h) ---- */
 
-static void layer_name(const struct loader *L, enum role r, int il, char *buf, size_t cap) {
-    static const char *gguf[] = {
-        [R_ATTN_NORM] = "attn_norm.weight", [R_WQ] = "attn_q.weight", [R_WK] = "attn_k.weight",
-        [R_WV] = "attn_v.weight", [R_WO] = "attn_output.weight", [R_BQ] = "attn_q.bias",
-        [R_BK] = "attn_k.bias", [R_BV] = "attn_v.bias", [R_Q_NORM] = "attn_q_norm.weight",
-        [R_K_NORM] = "attn_k_norm.weight", [R_POST_ATTN_NORM] = "post_attention_norm.weight",
-        [R_FFN_NORM] = "ffn_norm.weight", [R_GATE] = "ffn_gate.weight", [R_UP] = "ffn_up.weight",
-        [R_DOWN] = "ffn_down.weight", [R_POST_FFN_NORM] = "post_ffw_norm.weight",
-    };
-    static const char *hf[] = {
-        [R_ATTN_NORM] = "input_layernorm.weight", [R_WQ] = "self_attn.q_proj.weight",
-        [R_WK] = "self_attn.k_proj.weight", [R_WV] = "self_attn.v_proj.weight",
-        [R_WO] = "self_attn.o_proj.weight", [R_BQ] = "self_attn.q_proj.bias", [R_BK] = "self_attn.k_proj.bias",
-        [R_BV] = "self_attn.v_proj.bias", [R_Q_NORM] = "self_attn.q_norm.weight",
-        [R_K_NORM] = "self_attn.k_norm.weight", [R_POST_ATTN_NORM] = "post_attention_layernorm.weight",
-        [R_FFN_NORM] = "post_attention_layernorm.weight", [R_GATE] = "mlp.gate_proj.weight",
-        [R_UP] = "mlp.up_proj.weight", [R_DOWN] = "mlp.down_proj.weight",
-        [R_POST_FFN_NORM] = "post_feedforward_layernorm.weight",
-    };
-    if (!L->hf) {
-        snprintf(buf, cap, "blk.%d.%s", il, gguf[r]);
-        return;
-    }
-    const char *s = hf[r];
-    /* In Gemma the pre-FFN norm has its own name; Llama's post_attention_layernorm is its
-     * pre-FFN norm. */
-    if (r == R_FFN_NORM && L->m->cfg.arch == SA_ARCH_GEMMA3) s = "pre_feedforward_layernorm.weight";
-    snprintf(buf, cap, "%smodel.layers.%d.%s", L->hf_prefix, il, s);
-}
-
-static void global_name(const struct loader *L, const char *gguf, const char *hf, char *buf, size_t cap) {
-    if (L->hf) snprintf(buf, cap, "%s%s", L->hf_prefix, hf);
-    else snprintf(buf, cap, "%s", gguf);
+/* The name of tensor t (layer il, or any for a global one) with suffix in the file's naming. */
+static const char *tensor_name(const struct loader *L, enum sa_tensor t, int il, const char *suffix, char *buf,
+                               size_t cap) {
+    const size_t pl = L->hf ? strlen(L->hf_prefix) : 0;
+    SA_ASSERT(pl < cap);
+    memcpy(buf, L->hf_prefix, pl);
+    /* only tensors the architecture has are asked for: its flags decide which */
+    const bool known = sa_arch_tensor_name(L->m->cfg.arch, L->hf ? SA_NAMES_HF : SA_NAMES_GGUF, t, il, suffix, buf + pl,
+                                           cap - pl);
+    SA_ASSERT(known);
+    return buf;
 }
 
 static enum sa_status bind_layer(struct loader *L, int il) {
@@ -235,83 +210,56 @@ static enum sa_status bind_layer(struct loader *L, int il) {
     const int64_t perm = L->permute_qk ? D : 0;
     char nm[256];
     enum sa_status s;
-#define NAME(r) (layer_name(L, (r), il, nm, sizeof nm), nm)
-    if ((s = bind_vector(L, NAME(R_ATTN_NORM), E, true, p1, 0, &ly->attn_norm))) return s;
-    if ((s = bind_matrix(L, NAME(R_WQ), E, nq, perm, &ly->wq))) return s;
-    if ((s = bind_matrix(L, NAME(R_WK), E, nkv, perm, &ly->wk))) return s;
-    if ((s = bind_matrix(L, NAME(R_WV), E, nkv, 0, &ly->wv))) return s;
-    if ((s = bind_matrix(L, NAME(R_WO), nq, E, 0, &ly->wo))) return s;
-    /* biases: required for qwen2, optional elsewhere (Llama attention_bias) */
+#define W(t) tensor_name(L, (t), il, ".weight", nm, sizeof nm)
+#define B(t) tensor_name(L, (t), il, ".bias", nm, sizeof nm)
+    if ((s = bind_vector(L, W(SA_TENSOR_ATTN_NORM), E, true, p1, 0, &ly->attn_norm))) return s;
+    if ((s = bind_matrix(L, W(SA_TENSOR_ATTN_Q), E, nq, perm, &ly->wq))) return s;
+    if ((s = bind_matrix(L, W(SA_TENSOR_ATTN_K), E, nkv, perm, &ly->wk))) return s;
+    if ((s = bind_matrix(L, W(SA_TENSOR_ATTN_V), E, nkv, 0, &ly->wv))) return s;
+    if ((s = bind_matrix(L, W(SA_TENSOR_ATTN_OUT), nq, E, 0, &ly->wo))) return s;
+    /* biases: required for qwen2 (and attention_bias), optional elsewhere */
     const bool need_bias = c->qkv_bias;
-    if ((s = bind_vector(L, NAME(R_BQ), nq, need_bias, false, perm, &ly->bq))) return s;
-    if ((s = bind_vector(L, NAME(R_BK), nkv, need_bias, false, perm, &ly->bk))) return s;
-    if ((s = bind_vector(L, NAME(R_BV), nkv, need_bias, false, 0, &ly->bv))) return s;
+    if ((s = bind_vector(L, B(SA_TENSOR_ATTN_Q), nq, need_bias, false, perm, &ly->bq))) return s;
+    if ((s = bind_vector(L, B(SA_TENSOR_ATTN_K), nkv, need_bias, false, perm, &ly->bk))) return s;
+    if ((s = bind_vector(L, B(SA_TENSOR_ATTN_V), nkv, need_bias, false, 0, &ly->bv))) return s;
     if (c->qk_norm) {
-        if ((s = bind_vector(L, NAME(R_Q_NORM), D, true, p1, 0, &ly->q_norm))) return s;
-        if ((s = bind_vector(L, NAME(R_K_NORM), D, true, p1, 0, &ly->k_norm))) return s;
+        if ((s = bind_vector(L, W(SA_TENSOR_ATTN_Q_NORM), D, true, p1, 0, &ly->q_norm))) return s;
+        if ((s = bind_vector(L, W(SA_TENSOR_ATTN_K_NORM), D, true, p1, 0, &ly->k_norm))) return s;
     }
-    const bool gemma = c->arch == SA_ARCH_GEMMA3;
-    if (gemma && (s = bind_vector(L, NAME(R_POST_ATTN_NORM), E, true, p1, 0, &ly->post_attn_norm))) return s;
-    if ((s = bind_vector(L, NAME(R_FFN_NORM), E, true, p1, 0, &ly->ffn_norm))) return s;
-    if ((s = bind_matrix(L, NAME(R_GATE), E, c->n_ff, 0, &ly->w_gate))) return s;
-    if ((s = bind_matrix(L, NAME(R_UP), E, c->n_ff, 0, &ly->w_up))) return s;
-    if ((s = bind_matrix(L, NAME(R_DOWN), c->n_ff, E, 0, &ly->w_down))) return s;
-    if (gemma && (s = bind_vector(L, NAME(R_POST_FFN_NORM), E, true, p1, 0, &ly->post_ffn_norm))) return s;
-#undef NAME
-    /* Gemma 3: layer il is global when (il + 1) % pattern == 0, else a sliding-window
-     * layer with the local RoPE base (HF Gemma3TextConfig.sliding_window_pattern; llama.cpp
-     * set_swa_pattern). */
-    ly->window = 0;
-    ly->rope_set = 0;
-    if (gemma && c->sliding_window > 0) {
-        const int pattern = c->sliding_window_pattern > 0 ? c->sliding_window_pattern : 6;
-        if ((il + 1) % pattern != 0) {
-            ly->window = c->sliding_window;
-            ly->rope_set = 1;
-        }
-    }
+    const bool post = sa_arch_has(c->arch, SA_ARCH_F_POST_NORMS);
+    if (post && (s = bind_vector(L, W(SA_TENSOR_ATTN_POST_NORM), E, true, p1, 0, &ly->post_attn_norm))) return s;
+    if ((s = bind_vector(L, W(SA_TENSOR_FFN_NORM), E, true, p1, 0, &ly->ffn_norm))) return s;
+    if ((s = bind_matrix(L, W(SA_TENSOR_FFN_GATE), E, c->n_ff, 0, &ly->w_gate))) return s;
+    if ((s = bind_matrix(L, W(SA_TENSOR_FFN_UP), E, c->n_ff, 0, &ly->w_up))) return s;
+    if ((s = bind_matrix(L, W(SA_TENSOR_FFN_DOWN), c->n_ff, E, 0, &ly->w_down))) return s;
+    if (post && (s = bind_vector(L, W(SA_TENSOR_FFN_POST_NORM), E, true, p1, 0, &ly->post_ffn_norm))) return s;
+#undef W
+#undef B
+    /* local (sliding-window) layers: their window and the local RoPE table */
+    ly->window = sa_layer_window(c, il);
+    ly->rope_set = sa_layer_is_local(c, il) ? 1 : 0;
     return SA_STATUS_OK;
 }
 
-/* RoPE angular frequencies inv_freq[i] = base^(-2i/n_rot), with scaling. ref: HF
- * modeling_rope_utils.py (_compute_default_rope_parameters, _compute_llama3_parameters);
- * llama.cpp divides by the rope_freqs.weight factors of Llama 3.1 GGUFs. */
-static enum sa_status make_inv_freq(struct loader *L, float base, bool scaled, float **out) {
+/* RoPE frequencies of the global (local false) or local layers (sa_rope_inv_freq); the
+ * global ones of a GGUF divide by its rope_freqs.weight factors when it has them, as
+ * llama.cpp does for Llama 3.1. */
+static enum sa_status make_inv_freq(struct loader *L, bool local, float **out) {
     struct sa_model *m = L->m;
-    const struct sa_model_config *c = &m->cfg;
     const int64_t half = m->n_rot / 2;
     float *f = owned_alloc(m, (size_t)half * sizeof(float));
     if (!f) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    const float *factors = NULL;
-    if (scaled && m->gguf) {
+    struct sa_rope_params p = sa_rope_params_of(&m->cfg, local);
+    p.n_rot = m->n_rot;
+    if (!local && m->gguf) {
         struct tinfo ti;
-        if (find_tensor(L, "rope_freqs.weight", &ti)) {
+        if (find_tensor(L, SA_GGUF_ROPE_FREQS, &ti)) {
             if (ti.type != SA_DTYPE_F32 || n_elems(&ti) != (uint64_t)half)
-                return sa_error(SA_STATUS_BAD_FILE, "tensor 'rope_freqs.weight': expected %lld f32 values", (long long)half);
-            factors = ti.data;
+                return sa_error(SA_STATUS_BAD_FILE, "tensor '" SA_GGUF_ROPE_FREQS "': expected %lld f32 values", (long long)half);
+            p.factors = ti.data;
         }
     }
-    for (int64_t i = 0; i < half; i++) {
-        double inv = pow((double)base, -(double)(2 * i) / (double)m->n_rot);
-        if (scaled) {
-            if (factors) {
-                inv /= (double)factors[i];
-            } else if (c->rope_scaling == SA_ROPE_SCALING_LLAMA3) {
-                const double factor = c->rope_scale_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
-                const double old_ctx = c->rope_orig_ctx;
-                const double lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
-                const double wavelen = 2.0 * M_PI / inv;
-                if (wavelen > lo_wavelen) {
-                    inv /= factor;
-                } else if (wavelen >= hi_wavelen) { /* medium: interpolate */
-                    const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
-                    inv = (1.0 - smooth) * inv / factor + smooth * inv;
-                }
-            }
-            if (c->rope_scaling == SA_ROPE_SCALING_LINEAR && c->rope_scale_factor > 0) inv /= c->rope_scale_factor;
-        }
-        f[i] = (float)inv;
-    }
+    sa_rope_inv_freq(&p, f);
     *out = f;
     return SA_STATUS_OK;
 }
@@ -359,7 +307,7 @@ static enum sa_status open_source(struct loader *L, const char *path, const stru
     enum sa_status s;
     if (!is_dir(path)) {
         if (p->use_mmap) {
-            if ((s = sa_gguf_open(path, &m->gguf))) return sa_error_wrap(s, "%s", path);
+            if ((s = sa_gguf_open(path, &m->gguf))) return s; /* its messages name the path */
         } else {
             char *buf = NULL;
             size_t len = 0;
@@ -387,13 +335,13 @@ static enum sa_status open_source(struct loader *L, const char *path, const stru
     s = sa_model_config_from_hf_json(json, len, &m->cfg);
     free(json);
     if (s) return sa_error_wrap(s, "%s", cpath);
-    if ((s = sa_safetensors_open(path, &m->st))) return sa_error_wrap(s, "%s", path);
+    if ((s = sa_safetensors_open(path, &m->st))) return s; /* its messages name the file */
     L->hf = true;
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", path);
     snprintf(tcpath, sizeof tcpath, "%s/tokenizer_config.json", path);
     if (p->load_tokenizer && sa_file_exists(tpath)) {
         if ((s = sa_tokenizer_load_hf(tpath, sa_file_exists(tcpath) ? tcpath : NULL, &m->tok)))
-            return sa_error_wrap(s, "%s", tpath);
+            return s; /* its messages name the file */
     }
     m->chat_template = hf_chat_template(path);
     return SA_STATUS_OK;
@@ -443,7 +391,7 @@ enum sa_status sa_model_load(const char *path, const struct sa_model_params *par
     if (s) goto fail;
     struct sa_model_config *c = &m->cfg;
     if ((s = sa_model_config_validate(c))) goto fail;
-    if (c->arch != SA_ARCH_LLAMA && c->arch != SA_ARCH_QWEN2 && c->arch != SA_ARCH_QWEN3 && c->arch != SA_ARCH_GEMMA3) {
+    if (!sa_arch_info(c->arch)) {
         s = sa_error(SA_STATUS_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3)", path,
                      c->arch_name);
         goto fail;
@@ -461,16 +409,18 @@ enum sa_status sa_model_load(const char *path, const struct sa_model_params *par
     if (L.hf && !sa_safetensors_find(m->st, "model.embed_tokens.weight") &&
         sa_safetensors_find(m->st, "language_model.model.embed_tokens.weight"))
         L.hf_prefix = "language_model.";
-    m->rope_mode = c->arch == SA_ARCH_LLAMA ? SA_ROPE_NORMAL : SA_ROPE_NEOX;
-    L.permute_qk = L.hf && c->arch == SA_ARCH_LLAMA;
+    /* GGUF weights run the architecture's RoPE pairing; HF ones of an architecture that
+     * llama.cpp permutes are permuted the same way at load, so both run the same mode */
+    m->rope_mode = sa_arch_rope_mode(c->arch, SA_NAMES_GGUF);
+    L.permute_qk = L.hf && sa_arch_permute_qk(c->arch);
     m->n_rot = c->head_dim;
 
     char nm[256];
-    global_name(&L, "token_embd.weight", "model.embed_tokens.weight", nm, sizeof nm);
+    tensor_name(&L, SA_TENSOR_TOKEN_EMBD, -1, ".weight", nm, sizeof nm);
     if ((s = bind_matrix(&L, nm, c->n_embd, c->n_vocab, 0, &m->tok_embd))) goto fail;
-    global_name(&L, "output_norm.weight", "model.norm.weight", nm, sizeof nm);
+    tensor_name(&L, SA_TENSOR_OUTPUT_NORM, -1, ".weight", nm, sizeof nm);
     if ((s = bind_vector(&L, nm, c->n_embd, true, L.hf && c->norm_plus_one, 0, &m->output_norm))) goto fail;
-    global_name(&L, "output.weight", "lm_head.weight", nm, sizeof nm);
+    tensor_name(&L, SA_TENSOR_OUTPUT, -1, ".weight", nm, sizeof nm);
     struct tinfo ti;
     if (find_tensor(&L, nm, &ti)) {
         if ((s = bind_matrix(&L, nm, c->n_embd, c->n_vocab, 0, &m->output))) goto fail;
@@ -485,13 +435,9 @@ enum sa_status sa_model_load(const char *path, const struct sa_model_params *par
     for (int il = 0; il < c->n_layer; il++)
         if ((s = bind_layer(&L, il))) goto fail;
 
-    if ((s = make_inv_freq(&L, c->rope_theta, true, &m->inv_freq[0]))) goto fail;
-    /* Gemma 3 local layers: their own base, no scaling (HF rotary_emb_local). */
-    const float local_base = c->rope_theta_local > 0 ? c->rope_theta_local : c->rope_theta;
-    if ((s = make_inv_freq(&L, local_base, c->arch != SA_ARCH_GEMMA3, &m->inv_freq[1]))) goto fail;
-    const float qpas = c->arch == SA_ARCH_GEMMA3 && c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar
-                                                                                  : (float)c->head_dim;
-    m->attn_scale = 1.0f / sqrtf(qpas);
+    if ((s = make_inv_freq(&L, false, &m->inv_freq[0]))) goto fail;
+    if ((s = make_inv_freq(&L, true, &m->inv_freq[1]))) goto fail;
+    m->attn_scale = sa_attn_scale(c);
     if (!p.use_mmap && m->st && (s = copy_mapped(m))) goto fail;
     sa_threadpool_free(L.tp);
     *out = m;

@@ -145,6 +145,9 @@ void sa_op_attention_ref(struct sa_threadpool *tp, const struct sa_attn_args *a)
 /* AVX2 + FMA: 8 lanes, 16 registers */
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#if defined(__clang__) /* clang ignores the GCC pragma (the fuzz build) */
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
 #define W 8
 #define JR 4
 #define RR 2
@@ -205,11 +208,17 @@ SA_INLINE __m128 hsum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
 #undef VMAND
 #undef VSELECT
 #undef VHSUM
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 /* AVX-512: 16 lanes, 32 registers, mask registers */
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512vl")
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl"))), apply_to = function)
+#endif
 #define W 16
 #define JR 8
 #define RR 4
@@ -243,6 +252,9 @@ SA_INLINE __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 #include "model/ops_x86_body.h"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 /* One run of the fast attention: work items taken from an atomic counter (a share may run
@@ -297,7 +309,7 @@ void sa_op_attention_path(struct sa_threadpool *tp, const struct sa_attn_args *a
     if ((avx512 || avx2) && D <= SA_ATTN_MAX_D) {
         struct attn_run r = {.a = a, .avx512 = avx512, .group = a->n_head / a->n_head_kv};
         const int64_t lanes = avx512 ? 32 : 16;
-        if (kernel == SA_ATTN_AUTO) kernel = a->T == 1 && !sa_cpu_batch_invariant() ? SA_ATTN_DECODE : SA_ATTN_TILED;
+        if (kernel == SA_ATTN_AUTO) kernel = a->T == 1 && !a->batch_invariant ? SA_ATTN_DECODE : SA_ATTN_TILED;
         if (kernel == SA_ATTN_DECODE) {
             SA_ASSERT(a->T == 1);
             r.decode = true;

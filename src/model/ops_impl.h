@@ -5,6 +5,7 @@
 #define SA_OPS_IMPL_H
 
 #include "backend/cpu/cpu_impl.h"
+#include "formats/arch_impl.h" /* enum sa_rope_mode */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,12 +13,6 @@
 /* y = x / sqrt(mean(x^2) + eps) * w, for each of n_rows rows of n floats. w: (n), or NULL
  * for no weight. y may equal x. */
 void sa_op_rmsnorm(float *y, const float *x, const float *w, int64_t n_rows, int64_t n, float eps);
-
-enum sa_rope_mode {
-    SA_ROPE_NORMAL = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama.cpp's mode 0, used
-                         * with the GGUF llama weights whose Q/K rows were permuted */
-    SA_ROPE_NEOX = 2,   /* rotate halves (x[i], x[i + n_rot/2]): HF rotate_half */
-};
 
 /* Rotary position embedding in place. x: (T, n_head, head_dim); pos: (T) positions;
  * inv_freq: (n_rot/2) angular frequencies (radians per position) for the rotated pairs;
@@ -85,18 +80,20 @@ struct sa_attn_args {
     float *scratch;
     int64_t scratch_stride; /* floats per share in scratch (>= pos0 + T) */
     int64_t n_scratch;      /* rows of scratch: >= the pool's share count */
+    bool batch_invariant;   /* true: the tiled kernel for every T (the context's
+                               sa_ctx_params.batch_invariant, or a call that asks for it) */
 };
 /* The fastest kernel this CPU has (sa_cpu_path_active: $SALIGN_CPU=ref selects the
  * reference): tiled online-softmax attention (AVX2/AVX-512) threaded over (KV head, query
- * block) items; for T == 1 a decode kernel (dot products along head_dim), except in
- * batch-invariant mode (sa_cpu_batch_invariant), where every T runs the tiled kernel so
- * that a query's output does not depend on how tokens are batched. The fast kernels are
- * tested against sa_op_attention_ref with explicit tolerances (tests/test_model.c). */
+ * block) items; for T == 1 a decode kernel (dot products along head_dim), except when
+ * a->batch_invariant is true, where every T runs the tiled kernel so that a query's output
+ * does not depend on how tokens are batched. The fast kernels are tested against
+ * sa_op_attention_ref with explicit tolerances (tests/test_model.c). */
 void sa_op_attention(struct sa_threadpool *tp, const struct sa_attn_args *a);
 /* Plain C, threaded over (token, head) pairs: the reference. */
 void sa_op_attention_ref(struct sa_threadpool *tp, const struct sa_attn_args *a);
 enum sa_attn_kernel {
-    SA_ATTN_AUTO = 0, /* as sa_op_attention */
+    SA_ATTN_AUTO = 0, /* as sa_op_attention (a->batch_invariant decides for T == 1) */
     SA_ATTN_TILED,    /* the tiled kernel for every T */
     SA_ATTN_DECODE,   /* the decode kernel (T must be 1) */
 };

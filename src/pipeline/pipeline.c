@@ -9,7 +9,6 @@
 #include "pipeline/speculative_impl.h"
 #include "sa/model.h"
 #include "sa/model_config.h"
-#include "sa/records.h"
 #include "sa/sampler.h"
 #include "sa/tokenizer.h"
 
@@ -52,10 +51,14 @@ const char *sa_pipeline_mode_name(enum sa_pipeline_mode m) {
     return (unsigned)m < SA_ARRAY_LEN(mode_names) ? mode_names[m] : "unknown";
 }
 
-int sa_pipeline_mode_from_name(const char *name) {
+enum sa_status sa_pipeline_mode_from_name(const char *name, enum sa_pipeline_mode *out) {
     for (size_t i = 0; name && i < SA_ARRAY_LEN(mode_names); i++)
-        if (!strcmp(name, mode_names[i])) return (int)i;
-    return -1;
+        if (!strcmp(name, mode_names[i])) {
+            *out = (enum sa_pipeline_mode)i;
+            return SA_STATUS_OK;
+        }
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown pipeline mode '%s' (stream, continue, aligner, upstream)",
+                    name ? name : "(null)");
 }
 
 const char *sa_pipeline_stop_name(enum sa_pipeline_stop s) {
@@ -157,8 +160,8 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
     if (!s && p->upstream_model) {
         if (!pl->up_tmpl) pl->up_tmpl = sa_model_chat_template(p->upstream_model);
         if (pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN) pl->up_fmt = model_format(p->upstream_model);
-        s = sa_local_upstream_init(p->upstream_model, NULL, p->n_ctx, p->n_threads, pl_abort, pl, p->kv_reuse,
-                                   &pl->own_up, &pl->up_local);
+        s = sa_local_upstream_init(p->upstream_model, NULL, p->n_ctx, p->n_threads, pl_abort, pl, p->batch_invariant,
+                                   p->kv_reuse, &pl->own_up, &pl->up_local);
         pl->up = pl->own_up;
         pl->len_tok = sa_model_tokenizer(p->upstream_model);
     } else if (!s && p->upstream) {
@@ -186,6 +189,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
             cp.n_threads = p->n_threads;
             cp.abort_cb = pl_abort;
             cp.abort_user = pl;
+            cp.batch_invariant = p->batch_invariant;
             s = sa_ctx_init(am, &cp, &pl->al_ctx);
         }
         if (!s && p->aligner_temp > 0) {
@@ -195,7 +199,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
             s = sa_sampler_init(&sp, sa_model_n_vocab(am), &pl->al_smp);
         }
         if (!s && p->mode == SA_PIPELINE_CONTINUE && p->continue_with == SA_PIPELINE_CONTINUE_ALIGNER)
-            s = sa_local_upstream_init(am, pl->al_ctx, 0, 0, NULL, NULL, p->kv_reuse, &pl->al_up, &pl->al_local);
+            s = sa_local_upstream_init(am, pl->al_ctx, 0, 0, NULL, NULL, false, p->kv_reuse, &pl->al_up, &pl->al_local);
         if (!pl->len_tok) pl->len_tok = pl->al_tok;
     }
     if (!s) {

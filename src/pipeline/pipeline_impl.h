@@ -25,11 +25,12 @@ struct sa_local_upstream_stats {
 };
 
 /* Creates a local upstream. ctx: an existing context to use (borrowed; NULL: the upstream
- * makes and owns one over `model` with n_ctx/n_threads/abort). *impl (may be NULL) receives
- * the impl for sa_local_upstream_stats; it lives as long as the wrapper. */
+ * makes and owns one over `model` with n_ctx/n_threads/abort/batch_invariant, as in
+ * sa_ctx_params). *impl (may be NULL) receives the impl for sa_local_upstream_stats; it
+ * lives as long as the wrapper. */
 SA_NODISCARD enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ctx *ctx, int32_t n_ctx,
                                                    int n_threads, sa_abort_fn abort_cb, void *abort_user,
-                                                   bool kv_reuse, struct sa_upstream **out,
+                                                   bool batch_invariant, bool kv_reuse, struct sa_upstream **out,
                                                    struct sa_local_upstream **impl);
 void sa_local_upstream_stats(const struct sa_local_upstream *lu, struct sa_local_upstream_stats *st);
 void sa_local_upstream_set_kv_reuse(struct sa_local_upstream *lu, bool on);

@@ -6,8 +6,8 @@
  * docs/internals/speculation.md. */
 #include "pipeline/speculative_impl.h"
 
-#include "backend/cpu/cpu_impl.h"
 #include "core/core_impl.h"
+#include "model/context_impl.h"
 #include "sa/model.h"
 #include "sa/tokenizer.h"
 
@@ -254,7 +254,8 @@ static enum sa_status generate(struct spec *s, const struct sa_spec_params *p, s
         p0 = sa_ctx_len(ctx);
         n_rows = k + 1;
         st->n_forward++;
-        if ((rc = sa_ctx_decode_all(ctx, batch, n_rows, rows))) break;
+        /* batch invariance for this call's passes only: see the header and the doc */
+        if ((rc = sa_ctx_decode_with(ctx, batch, n_rows, rows, NULL, !p->fast_kernels))) break;
     }
 end:
     free(rows);
@@ -284,10 +285,5 @@ enum sa_status sa_spec_generate(struct sa_ctx *ctx, const int32_t *draft, int32_
         if (draft[i] < 0 || draft[i] >= s.V)
             return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_spec_generate: draft token %d at %d is out of range [0, %d)",
                             draft[i], i, s.V);
-    /* batch invariance for this thread's products only: see the header and the doc */
-    bool was = false;
-    if (!p->fast_kernels) was = sa_cpu_set_thread_batch_invariant(true);
-    enum sa_status rc = generate(&s, p, out, st);
-    if (!p->fast_kernels) sa_cpu_set_thread_batch_invariant(was);
-    return rc;
+    return generate(&s, p, out, st);
 }

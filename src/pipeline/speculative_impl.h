@@ -30,13 +30,14 @@ struct sa_spec_params {
                                   * call runs its chain on each position and calls
                                   * sa_sampler_accept for each generated token (not the EOG) */
     int32_t max_draft;           /* most draft tokens verified per forward pass; 0: SA_SPEC_MAX_DRAFT_DEFAULT */
-    bool fast_kernels;           /* false (the default): every product of this call runs the
-                                  * batch-invariant kernels, so a token's logits do not depend on
-                                  * how many tokens were computed with it and use_draft changes
-                                  * the speed only. true: the engine's default kernels (one-token
-                                  * decode ~1.5x faster on avx512); a speculated token can then
-                                  * differ from plain decoding's at a near-tie. For timing plain
-                                  * decoding, not for use with use_draft. */
+    bool fast_kernels;           /* false (the default): every forward pass of this call runs the
+                                  * batch-invariant kernels (sa_ctx_decode_with), so a token's
+                                  * logits do not depend on how many tokens were computed with it
+                                  * and use_draft changes the speed only. true: the context's own
+                                  * mode (sa_ctx_params.batch_invariant; by default the fast kernels,
+                                  * one-token decode ~1.5x faster on avx512); a speculated token can
+                                  * then differ from plain decoding's at a near-tie. For timing
+                                  * plain decoding, not for use with use_draft. */
 };
 
 /* max_tokens 256, use_draft true, greedy, max_draft 0, fast_kernels false. */

@@ -8,7 +8,7 @@
 #include "sa/sampler.h"
 
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -232,7 +232,8 @@ static void cache_store(struct bpe_ctx *c, struct word_slot *slot, size_t a, siz
         c->cache_ids = p;
         c->cache_ids_cap = cap;
     }
-    memcpy(c->cache_ids + c->cache_ids_len, c->out->data + from, k * sizeof *c->cache_ids);
+    /* k == 0 (no byte of the word is in the vocabulary): both pointers may still be NULL */
+    if (k) memcpy(c->cache_ids + c->cache_ids_len, c->out->data + from, k * sizeof *c->cache_ids);
     *slot = (struct word_slot){h, (uint32_t)a, (uint32_t)c->cache_ids_len, (uint8_t)n, (uint8_t)k};
     c->cache_ids_len += k;
     c->cache_n++;

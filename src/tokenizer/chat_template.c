@@ -24,12 +24,18 @@ enum sa_chat_format sa_chat_template_detect(const char *tmpl, const char *arch) 
     return SA_CHAT_FORMAT_UNKNOWN;
 }
 
-enum sa_chat_format sa_chat_format_from_name(const char *name) {
-    if (!name) return SA_CHAT_FORMAT_UNKNOWN;
-    if (!strcmp(name, "chatml")) return SA_CHAT_FORMAT_CHATML;
-    if (!strcmp(name, "gemma") || !strcmp(name, "gemma2") || !strcmp(name, "gemma3")) return SA_CHAT_FORMAT_GEMMA;
-    if (!strcmp(name, "llama3")) return SA_CHAT_FORMAT_LLAMA3;
-    return SA_CHAT_FORMAT_UNKNOWN;
+enum sa_status sa_chat_format_from_name(const char *name, enum sa_chat_format *out) {
+    static const struct {
+        const char *name;
+        enum sa_chat_format fmt;
+    } names[] = {{"chatml", SA_CHAT_FORMAT_CHATML}, {"gemma", SA_CHAT_FORMAT_GEMMA}, {"gemma2", SA_CHAT_FORMAT_GEMMA},
+                 {"gemma3", SA_CHAT_FORMAT_GEMMA},  {"llama3", SA_CHAT_FORMAT_LLAMA3}};
+    for (size_t i = 0; name && i < SA_ARRAY_LEN(names); i++)
+        if (!strcmp(name, names[i].name)) {
+            *out = names[i].fmt;
+            return SA_STATUS_OK;
+        }
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown chat format '%s' (chatml, gemma, llama3)", name ? name : "(null)");
 }
 
 const char *sa_chat_format_name(enum sa_chat_format fmt) {

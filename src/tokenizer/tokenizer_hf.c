@@ -317,10 +317,10 @@ enum sa_status sa_tokenizer_load_hf(const char *tokenizer_json, const char *toke
     if (!tokenizer_json) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_tokenizer_load_hf: NULL path");
     char *a = NULL, *b = NULL;
     size_t la = 0, lb = 0;
+    /* sa_read_file's messages name the file; only the parser's need the name added */
     enum sa_status st = sa_read_file(tokenizer_json, (size_t)1 << 30, &a, &la);
     if (!st && tokenizer_config_json) st = sa_read_file(tokenizer_config_json, (size_t)1 << 26, &b, &lb);
-    if (!st) st = sa_tokenizer_load_hf_memory(a, la, b, lb, out);
-    if (st) st = sa_error_wrap(st, "%s", tokenizer_json);
+    if (!st && (st = sa_tokenizer_load_hf_memory(a, la, b, lb, out))) st = sa_error_wrap(st, "%s", tokenizer_json);
     free(a);
     free(b);
     return st;

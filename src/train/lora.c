@@ -3,7 +3,7 @@
  * merging into W, and the counter-based dropout mask. */
 #include "train/ops_train_impl.h"
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <cblas.h>
 #include <math.h>

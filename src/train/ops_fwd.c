@@ -104,14 +104,14 @@ void sa_tr_linear_fwd_ref(float *out, const float *inp, const float *W, const fl
 /* Rotates one head vector x (head_dim) by +angles (sign 1) or -angles (sign -1) into y
  * (accumulating when acc). */
 static void rope_head(float *y, const float *x, float p, const float *inv_freq, int64_t head_dim, int64_t n_rot,
-                      enum sa_tr_rope_mode mode, float sign, bool acc) {
+                      enum sa_rope_mode mode, float sign, bool acc) {
     int64_t half = n_rot / 2;
     for (int64_t k = 0; k < half; k++) {
         /* the angle in f32 as HF does (position * inv_freq, then cos/sin) */
         float ang = p * inv_freq[k];
         float c = cosf(ang), s = sign * sinf(ang);
-        int64_t i0 = mode == SA_TR_ROPE_NEOX ? k : 2 * k;
-        int64_t i1 = mode == SA_TR_ROPE_NEOX ? k + half : 2 * k + 1;
+        int64_t i0 = mode == SA_ROPE_NEOX ? k : 2 * k;
+        int64_t i1 = mode == SA_ROPE_NEOX ? k + half : 2 * k + 1;
         float x0 = x[i0], x1 = x[i1];
         float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
         if (acc) {
@@ -131,7 +131,7 @@ struct rope_task {
     const int32_t *pos;
     const float *inv_freq;
     int64_t N, n_head, head_dim, n_rot;
-    enum sa_tr_rope_mode mode;
+    enum sa_rope_mode mode;
     float sign;
     bool acc;
 };
@@ -149,7 +149,7 @@ static void rope_run(void *ctx, int ith, int nth) {
 }
 
 void sa_tr_rope_fwd_tp(struct sa_threadpool *tp, float *out, const float *inp, const int32_t *pos, const float *inv_freq,
-                       int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode) {
+                       int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_rope_mode mode) {
     SA_ASSERT(n_rot % 2 == 0 && n_rot <= head_dim);
     struct rope_task t = {out, inp, pos, inv_freq, N, n_head, head_dim, n_rot, mode, 1.0f, false};
     sa_threadpool_run(N * n_head * head_dim >= 4096 ? tp : NULL, rope_run, &t);
@@ -157,41 +157,20 @@ void sa_tr_rope_fwd_tp(struct sa_threadpool *tp, float *out, const float *inp, c
 
 void sa_tr_rope_bwd_tp(struct sa_threadpool *tp, float *dinp, const float *dout, const int32_t *pos,
                        const float *inv_freq, int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot,
-                       enum sa_tr_rope_mode mode) {
+                       enum sa_rope_mode mode) {
     SA_ASSERT(n_rot % 2 == 0 && n_rot <= head_dim);
     struct rope_task t = {dinp, dout, pos, inv_freq, N, n_head, head_dim, n_rot, mode, -1.0f, true};
     sa_threadpool_run(N * n_head * head_dim >= 4096 ? tp : NULL, rope_run, &t);
 }
 
 void sa_tr_rope_fwd(float *out, const float *inp, const int32_t *pos, const float *inv_freq, int64_t N, int64_t n_head,
-                    int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode) {
+                    int64_t head_dim, int64_t n_rot, enum sa_rope_mode mode) {
     sa_tr_rope_fwd_tp(NULL, out, inp, pos, inv_freq, N, n_head, head_dim, n_rot, mode);
 }
 
 void sa_tr_rope_bwd(float *dinp, const float *dout, const int32_t *pos, const float *inv_freq, int64_t N,
-                    int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode) {
+                    int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_rope_mode mode) {
     sa_tr_rope_bwd_tp(NULL, dinp, dout, pos, inv_freq, N, n_head, head_dim, n_rot, mode);
-}
-
-void sa_tr_rope_inv_freq(float *inv_freq, int64_t n_rot, double base, double factor, double low_freq_factor,
-                         double high_freq_factor, double original_max_pos) {
-    const double pi = 3.14159265358979323846;
-    for (int64_t k = 0; k < n_rot / 2; k++) {
-        double f = 1.0 / pow(base, (double)(2 * k) / (double)n_rot);
-        if (factor > 0) {
-            /* llama3: long wavelengths are divided by factor, short ones kept, and the band
-             * between interpolated (ref: HF modeling_rope_utils._compute_llama3_parameters) */
-            double low_wl = original_max_pos / low_freq_factor, high_wl = original_max_pos / high_freq_factor;
-            double wl = 2 * pi / f;
-            if (wl > low_wl) {
-                f = f / factor;
-            } else if (wl >= high_wl) {
-                double smooth = (original_max_pos / wl - low_freq_factor) / (high_freq_factor - low_freq_factor);
-                f = (1 - smooth) * f / factor + smooth * f;
-            }
-        }
-        inv_freq[k] = (float)f;
-    }
 }
 
 /* ---- gated activations ---- */

@@ -20,6 +20,7 @@
 #define SA_OPS_TRAIN_IMPL_H
 
 #include "backend/cpu/cpu_impl.h"
+#include "formats/arch_impl.h" /* enum sa_rope_mode, sa_rope_inv_freq */
 #include "sa/status.h"
 
 #include <stdbool.h>
@@ -136,34 +137,25 @@ void sa_tr_linear_bwd_bf16(struct sa_threadpool *tp, float *dinp, float *dW, flo
 /* ---- rotary position embedding ----
  * Rotates the first n_rot dims of every head by angle pos[i] * inv_freq[k] for pair k
  * (dims n_rot..head_dim-1 pass through). inv_freq (n_rot/2) is the caller's table: plain
- * base^(-2k/n_rot) or rescaled (llama3: sa_tr_rope_inv_freq). The values equal those of
- * src/model's enum sa_rope_mode. */
-enum sa_tr_rope_mode {
-    SA_TR_ROPE_INTERLEAVED = 0, /* pairs (x[2k], x[2k+1]) (GGUF llama Q/K rows, GPT-J) */
-    SA_TR_ROPE_NEOX = 2,        /* halves (x[k], x[k + n_rot/2]) (HF rotate_half) */
-};
+ * base^(-2k/n_rot) or rescaled: sa_rope_inv_freq, the one rule inference uses too.
+ * mode: enum sa_rope_mode of formats/arch_impl.h (NORMAL: pairs (x[2k], x[2k+1]); NEOX:
+ * halves (x[k], x[k + n_rot/2]), HF rotate_half, what the HF-layout training weights use). */
 /* out may equal inp (in place). */
 void sa_tr_rope_fwd(float *out,             // (N, n_head, head_dim)
                     const float *inp,       // (N, n_head, head_dim)
                     const int32_t *pos,     // (N) position of each row
                     const float *inv_freq,  // (n_rot / 2)
-                    int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode);
+                    int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_rope_mode mode);
 /* The rotation is orthogonal: dinp += R(-angle) dout. */
 void sa_tr_rope_bwd(float *dinp,            // (N, n_head, head_dim) +=
                     const float *dout,      // (N, n_head, head_dim)
                     const int32_t *pos, const float *inv_freq, int64_t N, int64_t n_head, int64_t head_dim,
-                    int64_t n_rot, enum sa_tr_rope_mode mode);
+                    int64_t n_rot, enum sa_rope_mode mode);
 void sa_tr_rope_fwd_tp(struct sa_threadpool *tp, float *out, const float *inp, const int32_t *pos, const float *inv_freq,
-                       int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_tr_rope_mode mode);
+                       int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot, enum sa_rope_mode mode);
 void sa_tr_rope_bwd_tp(struct sa_threadpool *tp, float *dinp, const float *dout, const int32_t *pos,
                        const float *inv_freq, int64_t N, int64_t n_head, int64_t head_dim, int64_t n_rot,
-                       enum sa_tr_rope_mode mode);
-/* inv_freq[k] = base^(-2k/n_rot), then, when factor > 0, the llama3 rescaling (Llama 3.1's
- * rope_scaling {factor, low_freq_factor, high_freq_factor, original_max_position_embeddings},
- * as HF's _compute_llama3_parameters). Computed in double, stored as f32. */
-void sa_tr_rope_inv_freq(float *inv_freq, // (n_rot / 2)
-                         int64_t n_rot, double base, double factor, double low_freq_factor,
-                         double high_freq_factor, double original_max_pos);
+                       enum sa_rope_mode mode);
 
 /* ---- causal self-attention with grouped-query heads ----
  * Query head h reads key/value head h / (n_head / n_head_kv). Row t of sequence b sees key j

@@ -8,7 +8,7 @@
 #include "train/train_impl.h"
 
 #include "core/core_impl.h"
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /* train_loop.c: sa_train_run, the run behind `salign train`: records -> held-out split ->
  * token batches -> steps (gradient accumulation, global-norm clipping, AdamW, cosine schedule
- * with warmup) -> evaluation, checkpoints, CSV log, SVG loss curve -> export.
+ * with warmup) -> evaluation, checkpoints, CSV log, SVG loss curve -> export. It prints
+ * nothing: progress goes to the caller's on_progress, which `salign train` draws.
  * Resume is exact: every random choice is a pure function of (seed, epoch) or (seed,
  * micro-batch), the data position is the step number, and the weights and AdamW moments are
  * restored bit for bit, so an interrupted and resumed run writes the same log.csv as an
@@ -9,6 +10,7 @@
 #include "train/train_impl.h"
 
 #include "core/core_impl.h"
+#include "core/svg_impl.h"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -65,7 +67,7 @@ static void hist_free(struct history *h) {
     free(h->eval);
 }
 
-/* An SVG line chart of the train loss (blue) and the eval loss (orange dots). */
+/* An SVG line chart of the train loss (blue) and the eval loss (orange dots) over the steps. */
 static enum sa_status write_svg(const char *path, const struct history *h) {
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; i < h->n; i++) {
@@ -74,33 +76,24 @@ static enum sa_status write_svg(const char *path, const struct history *h) {
             if (!isnan(v[k])) lo = fmin(lo, v[k]), hi = fmax(hi, v[k]);
     }
     if (!(hi > lo)) hi = lo + 1, lo = isfinite(lo) ? lo : 0;
-    const double W = 640, H = 360, L = 60, R = 20, T = 20, Bm = 40;
-    double xs = (W - L - R) / (double)SA_MAX(h->n - 1, 1), ys = (H - T - Bm) / (hi - lo);
-    struct sa_buf b;
-    sa_buf_init(&b, 0);
-    enum sa_status s = sa_buf_printf(&b,
-                                     "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-                                     "font-family=\"sans-serif\" font-size=\"12\">\n"
-                                     "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-                                     "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
-                                     "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
-                                     "<text x=\"%.0f\" y=\"%.0f\">%.3f</text><text x=\"%.0f\" y=\"%.0f\">%.3f</text>\n"
-                                     "<text x=\"%.0f\" y=\"%.0f\">step</text><text x=\"%.0f\" y=\"%.0f\">%lld</text>\n"
-                                     "<text x=\"%.0f\" y=\"14\">loss: train (blue), held-out (orange)</text>\n"
-                                     "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"",
-                                     W, H, L, H - Bm, W - R, H - Bm, L, T, L, H - Bm, 4.0, T + 4, hi, 4.0, H - Bm, lo,
-                                     (W - L - R) / 2 + L, H - 8, W - R - 30, H - Bm + 16, (long long)(h->n - 1), L + 10);
-    for (int64_t i = 0; i < h->n && !s; i++)
-        if (!isnan(h->loss[i])) s = sa_buf_printf(&b, "%.1f,%.1f ", L + i * xs, H - Bm - (h->loss[i] - lo) * ys);
-    if (!s) s = sa_buf_puts(&b, "\"/>\n");
-    for (int64_t i = 0; i < h->n && !s; i++)
-        if (!isnan(h->eval[i]))
-            s = sa_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#ff7f0e\"/>\n", L + i * xs,
-                              H - Bm - (h->eval[i] - lo) * ys);
-    if (!s) s = sa_buf_puts(&b, "</svg>\n");
-    if (!s) s = sa_write_file_atomic(path, b.data, b.len);
-    sa_buf_free(&b);
-    return s;
+    const double W = 640, H = 360;
+    const struct sa_svg_frame f = {60, 20, W - 20, H - 40, 0, (double)SA_MAX(h->n - 1, 1), lo, hi};
+    struct sa_svg g;
+    sa_svg_init(&g);
+    sa_svg_printf(&g,
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                  "font-family=\"sans-serif\" font-size=\"12\">\n"
+                  "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+                  "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
+                  "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n"
+                  "<text x=\"%.0f\" y=\"%.0f\">%.3f</text><text x=\"%.0f\" y=\"%.0f\">%.3f</text>\n"
+                  "<text x=\"%.0f\" y=\"%.0f\">step</text><text x=\"%.0f\" y=\"%.0f\">%lld</text>\n"
+                  "<text x=\"%.0f\" y=\"14\">loss: train (blue), held-out (orange)</text>\n",
+                  W, H, f.x0, f.y1, f.x1, f.y1, f.x0, f.y0, f.x0, f.y1, 4.0, f.y0 + 4, hi, 4.0, f.y1, lo,
+                  (f.x1 - f.x0) / 2 + f.x0, H - 8, f.x1 - 30, f.y1 + 16, (long long)(h->n - 1), f.x0 + 10);
+    sa_svg_polyline(&g, &f, NULL, h->loss, (size_t)h->n, "fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\"");
+    sa_svg_markers(&g, &f, NULL, h->eval, (size_t)h->n, "#ff7f0e");
+    return sa_svg_finish(&g, path);
 }
 
 struct run {
@@ -116,8 +109,26 @@ struct run {
     FILE *csv;
     struct history hist;
     double eval_before; /* held-out loss before step 1 (NaN: none; read back from log.csv on resume) */
+    int64_t ckpt_step;  /* step of the newest checkpoint on disk (-1: none) */
     char path[4096];
 };
+
+/* A progress report to the caller (none when quiet). Fields the event does not set stay 0,
+ * the losses NaN. */
+static struct sa_train_progress progress_init(const struct run *r, enum sa_train_event ev) {
+    struct sa_train_progress pr;
+    memset(&pr, 0, sizeof pr);
+    pr.event = ev;
+    pr.total_steps = r->total;
+    pr.loss = pr.eval_loss = NAN;
+    return pr;
+}
+
+static void report(const struct run *r, const struct sa_train_progress *pr) {
+    if (r->p->on_progress && !r->p->quiet) r->p->on_progress(r->p->progress_user, pr);
+}
+
+static bool cancelled(const struct run *r) { return r->p->cancel && r->p->cancel(r->p->cancel_user); }
 
 /* `out`/name, in r->path (valid until the next call). */
 static const char *at(struct run *r, const char *name) {
@@ -137,14 +148,19 @@ static enum sa_status micro_batch(struct run *r, int64_t u, const int64_t **idx,
     return SA_STATUS_OK;
 }
 
-/* Mean loss over the held-out examples (in their file order, batches of B). */
-static enum sa_status evaluate(struct run *r, double *out) {
+/* Mean loss over the held-out examples (in their file order, batches of B). With `cancellable`,
+ * the cancel hook is polled before each batch (CANCELLED). */
+static enum sa_status evaluate(struct run *r, bool cancellable, double *out) {
     double sum = 0;
     int64_t n_tok = 0, B = r->p->batch;
     int64_t *idx = malloc((size_t)B * sizeof *idx);
     if (!idx) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     enum sa_status s = SA_STATUS_OK;
     for (int64_t i = 0; i < r->eval.n && !s; i += B) {
+        if (cancellable && cancelled(r)) {
+            s = sa_error(SA_STATUS_CANCELLED, "training cancelled before the first step");
+            break;
+        }
         int32_t nb = (int32_t)SA_MIN(B, r->eval.n - i);
         for (int32_t k = 0; k < nb; k++) idx[k] = i + k;
         int64_t T;
@@ -225,6 +241,7 @@ static enum sa_status save_checkpoint(struct run *r, int64_t step, int64_t token
         }
     }
     free(old);
+    r->ckpt_step = step;
     return write_svg(at(r, "loss.svg"), &r->hist);
 }
 
@@ -258,7 +275,7 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
     /* checkpoints from before mixed precision have no "precision": fp32 */
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "precision");
     enum sa_train_precision prec = SA_TRAIN_FP32;
-    bool prec_ok = !pr || (cJSON_IsString(pr) && sa_train_precision_parse(pr->valuestring, &prec));
+    bool prec_ok = !pr || (cJSON_IsString(pr) && !sa_train_precision_from_name(pr->valuestring, &prec));
     *step = (int64_t)st->valuedouble;
     *tokens = (int64_t)tk->valuedouble;
     cJSON_Delete(j);
@@ -311,15 +328,26 @@ static enum sa_status csv_truncate(struct run *r, int64_t step) {
     return s;
 }
 
-static void fmt_eta(double sec, char *buf, size_t n) {
-    if (!(sec >= 0) || sec > 1e7) snprintf(buf, n, "?");
-    else if (sec >= 3600) snprintf(buf, n, "%dh%02dm", (int)(sec / 3600), (int)fmod(sec / 60, 60));
-    else snprintf(buf, n, "%dm%02ds", (int)(sec / 60), (int)fmod(sec, 60));
+/* The cancel hook fired before step `step` + 1 finished (its partial gradients are dropped;
+ * the weights and moments are those of step `step`): a checkpoint of step `step` unless it
+ * exists or no step ran in this process, then CANCELLED. */
+static enum sa_status cancel_run(struct run *r, int64_t step, int64_t tokens_total, int64_t done,
+                                 struct sa_train_result *res) {
+    res->stopped_early = true;
+    if (done > 0 && r->ckpt_step != step) {
+        enum sa_status s = save_checkpoint(r, step, tokens_total);
+        if (s) return s;
+    }
+    if (r->ckpt_step >= 0)
+        return sa_error(SA_STATUS_CANCELLED,
+                        "training cancelled after step %lld of %lld; the checkpoint of step %lld in %s resumes it "
+                        "(--resume)",
+                        (long long)step, (long long)r->total, (long long)r->ckpt_step, r->p->out);
+    return sa_error(SA_STATUS_CANCELLED, "training cancelled before the first step; no checkpoint was written");
 }
 
 static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_total, struct sa_train_result *res) {
     const struct sa_train_params *p = r->p;
-    bool tty = isatty(2) && !p->quiet;
     double t0 = sa_time_now();
     int64_t done = 0;
     enum sa_status s = SA_STATUS_OK;
@@ -335,7 +363,13 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
                 n_tgt += sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
         }
         double loss = 0;
+        int64_t tokens_before = tokens_total, res_tokens_before = res->tokens;
+        bool stop_now = false;
         for (int g = 0; g < p->grad_accum && !s; g++) {
+            if (cancelled(r)) {
+                stop_now = true;
+                break;
+            }
             int64_t u = step * p->grad_accum + g, T;
             const int64_t *idx;
             int32_t nb;
@@ -348,6 +382,11 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
             loss += l;
         }
         if (s) break;
+        if (stop_now) {
+            res->tokens = res_tokens_before;
+            s = cancel_run(r, step, tokens_before, done, res);
+            break;
+        }
         float lr = (float)(p->lr * sa_lr_cosine(step, r->warmup, r->total));
         double gnorm;
         if ((s = sa_train_model_adamw_step(r->m, &p->optim, lr, &gnorm))) break;
@@ -358,30 +397,34 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
         double ev = NAN;
         bool last = step + 1 == r->total;
         if (r->eval.n && ((p->eval_every && (step + 1) % p->eval_every == 0) || last)) {
-            if ((s = evaluate(r, &ev))) break;
+            if ((s = evaluate(r, false, &ev))) break;
             if (last) res->eval_loss_after = ev;
         }
         if ((s = hist_set(&r->hist, step + 1, loss, ev))) break;
-        fprintf(r->csv, "%lld,%.4f,%.6f,%.6e,%.6f,%lld,", (long long)(step + 1),
-                (double)(step * p->grad_accum + p->grad_accum) / (double)r->nb, loss, (double)lr, gnorm,
+        double epoch = (double)(step * p->grad_accum + p->grad_accum) / (double)r->nb;
+        fprintf(r->csv, "%lld,%.4f,%.6f,%.6e,%.6f,%lld,", (long long)(step + 1), epoch, loss, (double)lr, gnorm,
                 (long long)tokens_total);
         if (!isnan(ev)) fprintf(r->csv, "%.6f", ev);
         fprintf(r->csv, "\n");
         fflush(r->csv);
         bool stop = p->stop_after_steps > 0 && done >= p->stop_after_steps && !last;
-        if ((p->save_every && (step + 1) % p->save_every == 0) || last || stop) {
-            if ((s = save_checkpoint(r, step + 1, tokens_total))) break;
-        }
-        double el = sa_time_now() - t0, tps = el > 0 ? (double)res->tokens / el : 0;
-        char eta[32];
-        fmt_eta(el / (double)done * (double)(r->total - step - 1), eta, sizeof eta);
-        bool line = !p->quiet && (tty || (p->log_every > 0 && ((step + 1) % p->log_every == 0 || last)));
-        if (line) {
-            fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", tty ? "\r\033[K" : "",
-                    (long long)(step + 1), (long long)r->total, loss, (double)lr, tps, eta);
-            if (!isnan(ev)) fprintf(stderr, " | eval %.4f", ev);
-            fprintf(stderr, tty && !last && isnan(ev) ? "" : "\n");
-        }
+        bool ckpt = (p->save_every && (step + 1) % p->save_every == 0) || last || stop;
+        if (ckpt && (s = save_checkpoint(r, step + 1, tokens_total))) break;
+        double el = sa_time_now() - t0;
+        struct sa_train_progress pr = progress_init(r, SA_TRAIN_EVENT_STEP);
+        pr.step = step + 1;
+        pr.epoch = epoch;
+        pr.loss = loss;
+        pr.lr = lr;
+        pr.grad_norm = gnorm;
+        pr.tokens = tokens_total;
+        pr.tokens_per_s = el > 0 ? (double)res->tokens / el : 0;
+        pr.eta_s = el / (double)done * (double)(r->total - step - 1);
+        pr.eval_loss = ev;
+        pr.log_step = p->log_every > 0 && ((step + 1) % p->log_every == 0 || last);
+        pr.last = last;
+        pr.checkpoint = ckpt;
+        report(r, &pr);
         if (stop) {
             res->stopped_early = true;
             break;
@@ -432,16 +475,18 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     r->order_epoch = -1;
     int32_t pad = sa_tokenizer_pad(r->m->tok);
     r->pad = pad >= 0 ? pad : sa_tokenizer_eot(r->m->tok);
-    if (!p->quiet)
-        fprintf(stderr,
-                "salign train: %lld records: %lld train, %lld held out; %lld truncated, %lld dropped (max length %d)\n"
-                "salign train: %s, %lld parameters, %lld trainable (%s, %s); %lld steps of %d x %d sequences, warmup "
-                "%lld; activations %.0f MiB\n",
-                (long long)res->n_records, (long long)r->train.n, (long long)r->eval.n, (long long)res->n_truncated,
-                (long long)res->n_dropped, p->max_length, r->m->cfg.arch_name, (long long)sa_train_model_n_params(r->m, false),
-                (long long)sa_train_model_n_params(r->m, true), p->model.lora_rank ? "LoRA" : "full fine-tuning",
-                sa_train_precision_name(p->model.precision), (long long)r->total, p->batch, p->grad_accum,
-                (long long)r->warmup, (double)bytes / (1 << 20));
+    struct sa_train_progress pr = progress_init(r, SA_TRAIN_EVENT_START);
+    pr.n_records = res->n_records;
+    pr.n_train = r->train.n;
+    pr.n_eval = r->eval.n;
+    pr.n_truncated = res->n_truncated;
+    pr.n_dropped = res->n_dropped;
+    pr.arch = r->m->cfg.arch_name;
+    pr.n_params = sa_train_model_n_params(r->m, false);
+    pr.n_trainable = sa_train_model_n_params(r->m, true);
+    pr.warmup_steps = r->warmup;
+    pr.activation_bytes = bytes;
+    report(r, &pr);
     return SA_STATUS_OK;
 }
 
@@ -457,6 +502,7 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
     struct run r;
     memset(&r, 0, sizeof r);
     r.p = &p;
+    r.ckpt_step = -1;
     struct sa_records recs;
     sa_records_init(&recs);
     enum sa_status s = sa_mkdir_p(p.out, 0755);
@@ -471,8 +517,13 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         s = load_checkpoint(&r, &start, &tokens);
         r.eval_before = NAN;
         if (!s) s = csv_truncate(&r, start);
-        if (!s) res->eval_loss_before = r.eval_before;
-        if (!s && !p.quiet) fprintf(stderr, "salign train: resumed at step %lld of %lld\n", (long long)start, (long long)r.total);
+        if (!s) {
+            r.ckpt_step = start;
+            res->eval_loss_before = r.eval_before;
+            struct sa_train_progress pr = progress_init(&r, SA_TRAIN_EVENT_RESUMED);
+            pr.step = start;
+            report(&r, &pr);
+        }
     }
     if (!s) {
         r.csv = fopen(at(&r, "log.csv"), p.resume ? "a" : "w");
@@ -481,11 +532,17 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
             fprintf(r.csv, "step,epoch,loss,lr,grad_norm,tokens,eval_loss\n");
             if (r.eval.n) {
                 double ev;
-                s = evaluate(&r, &ev);
-                res->eval_loss_before = ev;
-                if (!s) s = hist_set(&r.hist, 0, NAN, ev);
-                fprintf(r.csv, "0,0,,,,0,%.6f\n", ev);
-                if (!p.quiet) fprintf(stderr, "salign train: held-out loss before training %.4f\n", ev);
+                s = evaluate(&r, true, &ev);
+                if (!s) {
+                    res->eval_loss_before = ev;
+                    s = hist_set(&r.hist, 0, NAN, ev);
+                    fprintf(r.csv, "0,0,,,,0,%.6f\n", ev);
+                }
+                if (!s) {
+                    struct sa_train_progress pr = progress_init(&r, SA_TRAIN_EVENT_EVAL);
+                    pr.eval_loss = ev;
+                    report(&r, &pr);
+                }
             }
             fflush(r.csv);
         }
@@ -500,7 +557,10 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         ep.gguf_type = p.gguf_type;
         char md[4200];
         snprintf(md, sizeof md, "%s/model", p.out);
-        if (!p.quiet) fprintf(stderr, "salign train: writing %s\n", md);
+        struct sa_train_progress pr = progress_init(&r, SA_TRAIN_EVENT_EXPORT);
+        pr.step = res->steps;
+        pr.path = md;
+        report(&r, &pr);
         s = sa_train_model_export(r.m, md, &ep);
     }
     struct rusage ru;

@@ -9,6 +9,7 @@
 #include "train/train_impl.h"
 
 #include "core/core_impl.h"
+#include "formats/arch_impl.h"
 #include "sa/convert.h"
 #include "sa/gguf.h"
 #include "sa/safetensors.h"
@@ -36,12 +37,11 @@ struct sa_train_model_params sa_train_model_default_params(void) {
     return p;
 }
 
-bool sa_train_precision_parse(const char *s, enum sa_train_precision *out) {
-    if (!s) return false;
-    if (!strcmp(s, "fp32") || !strcmp(s, "f32") || !strcmp(s, "float32")) *out = SA_TRAIN_FP32;
-    else if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16")) *out = SA_TRAIN_BF16;
-    else return false;
-    return true;
+enum sa_status sa_train_precision_from_name(const char *name, enum sa_train_precision *out) {
+    if (name && (!strcmp(name, "fp32") || !strcmp(name, "f32") || !strcmp(name, "float32"))) *out = SA_TRAIN_FP32;
+    else if (name && (!strcmp(name, "bf16") || !strcmp(name, "bfloat16"))) *out = SA_TRAIN_BF16;
+    else return sa_error(SA_STATUS_BAD_ARGUMENT, "unknown training precision '%s' (fp32, bf16)", name ? name : "(null)");
+    return SA_STATUS_OK;
 }
 
 const char *sa_train_precision_name(enum sa_train_precision p) { return p == SA_TRAIN_BF16 ? "bf16" : "fp32"; }
@@ -51,14 +51,20 @@ struct sa_train_optim sa_train_optim_default(void) {
     return o;
 }
 
-bool sa_lora_targets_parse(const char *s, uint32_t *out) {
+static enum sa_status bad_targets(const char *list) {
+    return sa_error(SA_STATUS_BAD_ARGUMENT, "bad LoRA target list '%s' (comma-separated q, k, v, o, gate, up, down, all)",
+                    list ? list : "(null)");
+}
+
+enum sa_status sa_lora_targets_parse(const char *list, uint32_t *out) {
     static const char *names[TR_N_LIN] = {"q", "k", "v", "o", "gate", "up", "down"};
     uint32_t f = 0;
-    if (!s || !*s) return false;
+    const char *s = list;
+    if (!s || !*s) return bad_targets(list);
     while (*s) {
         size_t n = strcspn(s, ",");
         char w[32];
-        if (n == 0 || n >= sizeof w) return false;
+        if (n == 0 || n >= sizeof w) return bad_targets(list);
         memcpy(w, s, n);
         w[n] = 0;
         size_t wl = strlen(w);
@@ -67,13 +73,13 @@ bool sa_lora_targets_parse(const char *s, uint32_t *out) {
         for (int i = 0; i < TR_N_LIN; i++)
             if (!strcmp(w, names[i])) hit = i;
         if (!strcmp(w, "all")) f |= SA_LORA_ALL;
-        else if (hit < 0) return false;
+        else if (hit < 0) return bad_targets(list);
         else f |= 1u << hit;
         s += n;
         if (*s == ',') s++;
     }
     *out = f;
-    return true;
+    return SA_STATUS_OK;
 }
 
 /* ---- tensors ---- */
@@ -100,58 +106,71 @@ static enum sa_status add_tensor(struct sa_train_model *m, int32_t *cap, const c
     return SA_STATUS_OK;
 }
 
-/* The tensor list of the architecture (base tensors, then adapters). */
+/* The HF tensor behind each linear of a layer (enum tr_lin order). */
+static const enum sa_tensor lin_tensor[TR_N_LIN] = {SA_TENSOR_ATTN_Q,   SA_TENSOR_ATTN_K,  SA_TENSOR_ATTN_V,
+                                                    SA_TENSOR_ATTN_OUT, SA_TENSOR_FFN_GATE, SA_TENSOR_FFN_UP,
+                                                    SA_TENSOR_FFN_DOWN};
+
+/* The HF name of tensor t of layer l (or global) with suffix, from the architecture table. */
+static const char *hf_name(const struct sa_model_config *c, enum sa_tensor t, int l, const char *suffix, char *buf,
+                           size_t cap) {
+    const bool known = sa_arch_tensor_name(c->arch, SA_NAMES_HF, t, l, suffix, buf, cap);
+    SA_ASSERT(known); /* only tensors the architecture has are asked for: its flags decide which */
+    return buf;
+}
+
+/* The tensor list of the architecture (base tensors, then adapters). The tensors, their
+ * presence rules and local layers are those of sa_model_load (formats/arch_impl.h). */
 static enum sa_status plan_tensors(struct sa_train_model *m, const struct sa_safetensors *st) {
     const struct sa_model_config *c = &m->cfg;
     int64_t C = c->n_embd, H = c->n_head, KV = c->n_head_kv, D = c->head_dim, F = c->n_ff, V = c->n_vocab;
-    bool gemma = c->arch == SA_ARCH_GEMMA3;
+    const bool post = sa_arch_has(c->arch, SA_ARCH_F_POST_NORMS);
     int32_t cap = 0;
     char nm[112];
     enum sa_status s;
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-    if ((s = add_tensor(m, &cap, "model.embed_tokens.weight", 2, V, C, false, &m->embd))) return s;
-    static const char *lin_names[TR_N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                              "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    hf_name(c, SA_TENSOR_TOKEN_EMBD, -1, ".weight", nm, sizeof nm);
+    if ((s = add_tensor(m, &cap, nm, 2, V, C, false, &m->embd))) return s;
     const int64_t lin_shape[TR_N_LIN][2] = {{H * D, C}, {KV * D, C}, {KV * D, C}, {C, H * D}, {F, C}, {F, C}, {C, F}};
     for (int l = 0; l < c->n_layer; l++) {
         struct tr_layer *ly = &m->layers[l];
         ly->q_norm = ly->k_norm = ly->post_attn_norm = ly->post_ffw_norm = -1;
-#define NORM(field, part, len)                                                                 \
+#define NORM(field, t, len)                                                                    \
     do {                                                                                       \
-        snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, part);                         \
+        hf_name(c, (t), l, ".weight", nm, sizeof nm);                                         \
         if ((s = add_tensor(m, &cap, nm, 1, len, 1, false, &ly->field))) return s;            \
     } while (0)
-        NORM(attn_norm, "input_layernorm", C);
+        NORM(attn_norm, SA_TENSOR_ATTN_NORM, C);
         for (int j = 0; j < TR_N_LIN; j++) {
             struct tr_lin *ln = &ly->lin[j];
             ln->b = ln->A = ln->B = -1;
             ln->OC = lin_shape[j][0];
             ln->C = lin_shape[j][1];
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin_names[j]);
+            hf_name(c, lin_tensor[j], l, ".weight", nm, sizeof nm);
             if ((s = add_tensor(m, &cap, nm, 2, ln->OC, ln->C, false, &ln->W))) return s;
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.bias", l, lin_names[j]);
-            bool want_bias = (c->arch == SA_ARCH_QWEN2 && j <= TR_LIN_V) || sa_safetensors_find(st, nm) != NULL;
+            /* q/k/v biases are required by qkv_bias (as sa_model_load); any bias the file
+             * has is trained */
+            hf_name(c, lin_tensor[j], l, ".bias", nm, sizeof nm);
+            bool want_bias = (c->qkv_bias && j <= TR_LIN_V) || sa_safetensors_find(st, nm) != NULL;
             if (want_bias && (s = add_tensor(m, &cap, nm, 1, ln->OC, 1, false, &ln->b))) return s;
         }
         if (c->qk_norm) {
-            NORM(q_norm, "self_attn.q_norm", D);
-            NORM(k_norm, "self_attn.k_norm", D);
+            NORM(q_norm, SA_TENSOR_ATTN_Q_NORM, D);
+            NORM(k_norm, SA_TENSOR_ATTN_K_NORM, D);
         }
-        if (gemma) {
-            NORM(post_attn_norm, "post_attention_layernorm", C);
-            NORM(ffn_norm, "pre_feedforward_layernorm", C);
-            NORM(post_ffw_norm, "post_feedforward_layernorm", C);
-        } else {
-            NORM(ffn_norm, "post_attention_layernorm", C);
-        }
+        if (post) NORM(post_attn_norm, SA_TENSOR_ATTN_POST_NORM, C);
+        NORM(ffn_norm, SA_TENSOR_FFN_NORM, C);
+        if (post) NORM(post_ffw_norm, SA_TENSOR_FFN_POST_NORM, C);
 #undef NORM
-        ly->sliding = gemma && c->sliding_window > 0 && c->sliding_window_pattern > 0 &&
-                      (l + 1) % c->sliding_window_pattern != 0;
+        ly->sliding = sa_layer_is_local(c, l);
     }
-    if ((s = add_tensor(m, &cap, "model.norm.weight", 1, C, 1, false, &m->out_norm))) return s;
+    hf_name(c, SA_TENSOR_OUTPUT_NORM, -1, ".weight", nm, sizeof nm);
+    if ((s = add_tensor(m, &cap, nm, 1, C, 1, false, &m->out_norm))) return s;
     if (c->tie_embeddings) m->lm_head = m->embd;
-    else if ((s = add_tensor(m, &cap, "lm_head.weight", 2, V, C, false, &m->lm_head))) return s;
+    else if ((s = add_tensor(m, &cap, hf_name(c, SA_TENSOR_OUTPUT, -1, ".weight", nm, sizeof nm), 2, V, C, false,
+                             &m->lm_head)))
+        return s;
     m->n_base = m->n_t;
     if (m->p.lora_rank > 0) {
         int64_t r = m->p.lora_rank;
@@ -159,9 +178,9 @@ static enum sa_status plan_tensors(struct sa_train_model *m, const struct sa_saf
             for (int j = 0; j < TR_N_LIN; j++) {
                 if (!(m->p.lora_targets & (1u << j))) continue;
                 struct tr_lin *ln = &m->layers[l].lin[j];
-                snprintf(nm, sizeof nm, "model.layers.%d.%s.lora_A.weight", l, lin_names[j]);
+                hf_name(c, lin_tensor[j], l, ".lora_A.weight", nm, sizeof nm);
                 if ((s = add_tensor(m, &cap, nm, 2, r, ln->C, true, &ln->A))) return s;
-                snprintf(nm, sizeof nm, "model.layers.%d.%s.lora_B.weight", l, lin_names[j]);
+                hf_name(c, lin_tensor[j], l, ".lora_B.weight", nm, sizeof nm);
                 if ((s = add_tensor(m, &cap, nm, 2, ln->OC, r, true, &ln->B))) return s;
             }
     }
@@ -243,7 +262,7 @@ static enum sa_status load_hf_extras(struct sa_train_model *m, const char *dir) 
     snprintf(tc, sizeof tc, "%s/tokenizer_config.json", dir);
     if (!m->base_gguf && sa_file_exists(tj) &&
         (s = sa_tokenizer_load_hf(tj, sa_file_exists(tc) ? tc : NULL, &m->tok)))
-        return sa_error_wrap(s, "%s", tj);
+        return s; /* its messages name the file */
     for (int i = 0; i < m->n_side && !m->chat_template; i++) {
         if (!strcmp(m->side[i].name, "chat_template.jinja")) {
             m->chat_template = strdup(m->side[i].data);
@@ -284,7 +303,7 @@ static enum sa_status load_dir(struct sa_train_model *m, const char *dir) {
     if (s) return sa_error_wrap(s, "%s", path);
     if ((s = sa_model_config_validate(&m->cfg))) return s;
     const struct sa_model_config *c = &m->cfg;
-    if (c->arch != SA_ARCH_LLAMA && c->arch != SA_ARCH_QWEN2 && c->arch != SA_ARCH_QWEN3 && c->arch != SA_ARCH_GEMMA3)
+    if (!sa_arch_info(c->arch))
         return sa_error(SA_STATUS_UNSUPPORTED, "training: architecture '%s' is not supported (llama, qwen2, qwen3, gemma3)",
                         c->arch_name);
     if (c->final_logit_softcap > 0 || c->attn_logit_softcap > 0)
@@ -332,16 +351,12 @@ static bool ends_with(const char *s, const char *suffix) {
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* The RoPE tables of the global and local layers: the rule of sa_model_load. */
 static void init_rope(struct sa_train_model *m) {
-    const struct sa_model_config *c = &m->cfg;
-    int64_t D = c->head_dim;
-    bool l3 = c->rope_scaling == SA_ROPE_SCALING_LLAMA3;
-    sa_tr_rope_inv_freq(m->inv_freq_global, D, c->rope_theta, l3 ? c->rope_scale_factor : 0, c->rope_low_freq_factor,
-                        c->rope_high_freq_factor, c->rope_orig_ctx);
-    if (c->rope_scaling == SA_ROPE_SCALING_LINEAR && c->rope_scale_factor > 0)
-        for (int64_t k = 0; k < D / 2; k++) m->inv_freq_global[k] /= c->rope_scale_factor;
-    double local = c->rope_theta_local > 0 ? c->rope_theta_local : c->rope_theta;
-    sa_tr_rope_inv_freq(m->inv_freq_local, D, local, 0, 0, 0, 0);
+    struct sa_rope_params p = sa_rope_params_of(&m->cfg, false);
+    sa_rope_inv_freq(&p, m->inv_freq_global);
+    p = sa_rope_params_of(&m->cfg, true);
+    sa_rope_inv_freq(&p, m->inv_freq_local);
 }
 
 enum sa_status sa_train_model_load(const char *path, const struct sa_train_model_params *params,
@@ -370,8 +385,7 @@ enum sa_status sa_train_model_load(const char *path, const struct sa_train_model
         m->inv_freq_local = malloc((size_t)c->head_dim / 2 * sizeof(float));
         if (!m->inv_freq_global || !m->inv_freq_local) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
         else init_rope(m);
-        double qs = c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : c->head_dim;
-        m->attn_scale = (float)pow(qs, -0.5);
+        m->attn_scale = sa_attn_scale(c);
         m->embd_scale = (float)sqrt((double)c->n_embd);
         m->lora_scale = p.lora_rank > 0 ? p.lora_alpha / (float)p.lora_rank : 0;
     }
@@ -471,7 +485,7 @@ static void carve_arena(struct sa_train_model *m, struct carve *cv, int64_t B, i
     const struct sa_model_config *c = &m->cfg;
     int64_t N = B * T, C = c->n_embd, H = c->n_head, KV = c->n_head_kv, D = c->head_dim, F = c->n_ff;
     int64_t r = m->p.lora_rank;
-    bool gemma = c->arch == SA_ARCH_GEMMA3, drop = m->p.lora_dropout > 0;
+    bool post = sa_arch_has(c->arch, SA_ARCH_F_POST_NORMS), drop = m->p.lora_dropout > 0;
     for (int l = 0; l <= c->n_layer; l++) {
         float *x = TAKEF(cv, N * C);
         if (m->x) m->x[l] = x;
@@ -492,7 +506,7 @@ static void carve_arena(struct sa_train_model *m, struct carve *cv, int64_t B, i
         ly->v = TAKEF(cv, N * KV * D);
         ly->att = TAKEF(cv, N * H * D);
         ly->lse = TAKEF(cv, N * H);
-        if (gemma) {
+        if (post) {
             ly->o_raw = TAKEF(cv, N * C);
             ly->o_rstd = TAKEF(cv, N);
             ly->d_raw = TAKEF(cv, N * C);
@@ -634,7 +648,7 @@ static void layer_fwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
     const struct sa_model_config *c = &m->cfg;
     struct tr_layer *ly = &m->layers[l];
     int64_t N = B * T, C = c->n_embd, H = c->n_head, KV = c->n_head_kv, D = c->head_dim, F = c->n_ff;
-    bool p1 = c->arch == SA_ARCH_GEMMA3, gemma = p1;
+    bool p1 = c->norm_plus_one, post = sa_arch_has(c->arch, SA_ARCH_F_POST_NORMS);
     float eps = c->rms_eps, *x = m->x[l], *xo = m->x[l + 1];
     const float *invf = ly->sliding ? m->inv_freq_local : m->inv_freq_global;
     sa_tr_rmsnorm_fwd_tp(m->tp, ly->xn1, ly->rstd1, x, W_(m, ly->attn_norm), N, C, eps, p1);
@@ -645,11 +659,11 @@ static void layer_fwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
         sa_tr_rmsnorm_fwd_tp(m->tp, ly->q, ly->q_rstd, ly->q_pre, W_(m, ly->q_norm), N * H, D, eps, p1);
         sa_tr_rmsnorm_fwd_tp(m->tp, ly->k, ly->k_rstd, ly->k_pre, W_(m, ly->k_norm), N * KV, D, eps, p1);
     }
-    sa_tr_rope_fwd_tp(m->tp, ly->q, ly->q, m->pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
-    sa_tr_rope_fwd_tp(m->tp, ly->k, ly->k, m->pos, invf, N, KV, D, D, SA_TR_ROPE_NEOX);
+    sa_tr_rope_fwd_tp(m->tp, ly->q, ly->q, m->pos, invf, N, H, D, D, SA_ROPE_NEOX);
+    sa_tr_rope_fwd_tp(m->tp, ly->k, ly->k, m->pos, invf, N, KV, D, D, SA_ROPE_NEOX);
     struct sa_tr_attn a = attn_of(m, l, B, T);
     sa_tr_attention_fwd(m->tp, &a, ly->att, ly->lse, ly->q, ly->k, ly->v);
-    if (gemma) {
+    if (post) {
         lin_fwd(m, l, TR_LIN_O, ly->o_raw, ly->att, N, seed);
         sa_tr_rmsnorm_fwd_tp(m->tp, m->tmp, ly->o_rstd, ly->o_raw, W_(m, ly->post_attn_norm), N, C, eps, p1);
     } else {
@@ -659,8 +673,8 @@ static void layer_fwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
     sa_tr_rmsnorm_fwd_tp(m->tp, ly->xn2, ly->rstd2, ly->x_mid, W_(m, ly->ffn_norm), N, C, eps, p1);
     lin_fwd(m, l, TR_LIN_GATE, ly->gate, ly->xn2, N, seed);
     lin_fwd(m, l, TR_LIN_UP, ly->up, ly->xn2, N, seed);
-    sa_tr_glu_fwd_tp(m->tp, m->act, ly->gate, ly->up, N * F, gemma ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
-    if (gemma) {
+    sa_tr_glu_fwd_tp(m->tp, m->act, ly->gate, ly->up, N * F, c->gelu_mlp ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU);
+    if (post) {
         lin_fwd(m, l, TR_LIN_DOWN, ly->d_raw, m->act, N, seed);
         sa_tr_rmsnorm_fwd_tp(m->tp, m->tmp, ly->d_rstd, ly->d_raw, W_(m, ly->post_ffw_norm), N, C, eps, p1);
     } else {
@@ -674,12 +688,12 @@ static void layer_bwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
     const struct sa_model_config *c = &m->cfg;
     struct tr_layer *ly = &m->layers[l];
     int64_t N = B * T, C = c->n_embd, H = c->n_head, KV = c->n_head_kv, D = c->head_dim, F = c->n_ff;
-    bool p1 = c->arch == SA_ARCH_GEMMA3, gemma = p1;
+    bool p1 = c->norm_plus_one, post = sa_arch_has(c->arch, SA_ARCH_F_POST_NORMS);
     const float *invf = ly->sliding ? m->inv_freq_local : m->inv_freq_global;
-    enum sa_tr_glu glu = gemma ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU;
+    enum sa_tr_glu glu = c->gelu_mlp ? SA_TR_GLU_GEGLU : SA_TR_GLU_SWIGLU;
     const float *dd = m->dres;
     /* MLP */
-    if (gemma) {
+    if (post) {
         zero(m, m->dtmp, N * C);
         sa_tr_rmsnorm_bwd_tp(m->tp, m->dtmp, G_(m, ly->post_ffw_norm), m->dres, ly->d_raw, W_(m, ly->post_ffw_norm),
                              ly->d_rstd, N, C, p1);
@@ -698,7 +712,7 @@ static void layer_bwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
                          p1);
     /* attention */
     dd = m->dres;
-    if (gemma) {
+    if (post) {
         zero(m, m->dtmp, N * C);
         sa_tr_rmsnorm_bwd_tp(m->tp, m->dtmp, G_(m, ly->post_attn_norm), m->dres, ly->o_raw, W_(m, ly->post_attn_norm),
                              ly->o_rstd, N, C, p1);
@@ -713,8 +727,8 @@ static void layer_bwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
     sa_tr_attention_bwd(m->tp, &a, m->dq, m->dk, m->dv, m->datt, ly->att, ly->lse, ly->q, ly->k, ly->v);
     zero(m, m->dq2, N * H * D);
     zero(m, m->dk2, N * KV * D);
-    sa_tr_rope_bwd_tp(m->tp, m->dq2, m->dq, m->pos, invf, N, H, D, D, SA_TR_ROPE_NEOX);
-    sa_tr_rope_bwd_tp(m->tp, m->dk2, m->dk, m->pos, invf, N, KV, D, D, SA_TR_ROPE_NEOX);
+    sa_tr_rope_bwd_tp(m->tp, m->dq2, m->dq, m->pos, invf, N, H, D, D, SA_ROPE_NEOX);
+    sa_tr_rope_bwd_tp(m->tp, m->dk2, m->dk, m->pos, invf, N, KV, D, D, SA_ROPE_NEOX);
     float *dqf = m->dq2, *dkf = m->dk2;
     if (c->qk_norm) {
         zero(m, m->dq, N * H * D);
@@ -812,9 +826,9 @@ enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t
         for (int64_t t = 0; t < T; t++) m->pos[b * T + t] = (int32_t)t;
     enum sa_status s = sa_tr_embedding_fwd(m->x[0], tokens, W_(m, m->embd), N, C, c->n_vocab);
     if (s) return s;
-    if (c->arch == SA_ARCH_GEMMA3) sa_tr_scale_tp(m->tp, m->x[0], N * C, m->embd_scale);
+    if (c->embd_scale) sa_tr_scale_tp(m->tp, m->x[0], N * C, m->embd_scale);
     for (int l = 0; l < c->n_layer; l++) layer_fwd(m, l, B, T, dropout_seed);
-    bool p1 = c->arch == SA_ARCH_GEMMA3;
+    bool p1 = c->norm_plus_one;
     sa_tr_rmsnorm_fwd_tp(m->tp, m->xn_f, m->rstd_f, m->x[c->n_layer], W_(m, m->out_norm), N, C, c->rms_eps, p1);
     if (grad) zero(m, m->dxn, N * C);
     if ((s = head_loss(m, n_rows, denom, grad, loss))) return s;
@@ -825,7 +839,7 @@ enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t
     for (int l = c->n_layer - 1; l >= 0; l--) layer_bwd(m, l, B, T, dropout_seed);
     float *dE = G_(m, m->embd);
     if (dE) {
-        if (c->arch == SA_ARCH_GEMMA3) sa_tr_scale_tp(m->tp, m->dres, N * C, m->embd_scale);
+        if (c->embd_scale) sa_tr_scale_tp(m->tp, m->dres, N * C, m->embd_scale);
         sa_tr_embedding_bwd_tp(m->tp, dE, m->dres, tokens, N, C);
     }
     return SA_STATUS_OK;

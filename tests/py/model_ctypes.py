@@ -14,7 +14,7 @@ class ModelParams(ctypes.Structure):
 
 class CtxParams(ctypes.Structure):
     _fields_ = [("n_ctx", ctypes.c_int32), ("n_batch", ctypes.c_int32), ("n_threads", ctypes.c_int),
-                ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p)]
+                ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p), ("batch_invariant", ctypes.c_bool)]
 
 
 _lib = None

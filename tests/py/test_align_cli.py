@@ -89,6 +89,18 @@ def upstream_and_aligner_modes():
 
 
 @test
+def batch_invariant_kv_reuse_changes_speed_only():
+    """--batch-invariant: the local contexts run the batch-invariant kernels, so evaluating each
+    prompt from scratch (--no-kv-reuse) gives the answer that extending the kept caches gives."""
+    args = BASE + ["-p", "What is 2 + 2? Explain in two sentences.", "--max-rounds", "2", "--json",
+                   "--batch-invariant"]
+    kept, _ = ok(args)
+    fresh, _ = ok(args + ["--no-kv-reuse"])
+    k, f = json.loads(kept), json.loads(fresh)
+    assert k["answer"] == f["answer"] and k["rounds"] == 2, (k, f)
+
+
+@test
 def aligner_on_given_answers():
     """--mode aligner --answers: the Aligner revises answers written before, with no upstream;
     the same revision as when it reads the upstream's answer live."""

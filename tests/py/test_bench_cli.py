@@ -65,5 +65,18 @@ def test_no_mmap():
     assert a.stdout == b.stdout and len(a.stdout) > 10, (a.stdout, b.stdout)
 
 
+@test
+def test_batch_invariant_option():
+    """--batch-invariant (sa_ctx_params.batch_invariant) on the commands that make a context."""
+    r = subprocess.run([SALIGN, "bench", "-m", SMOL, "-p", "4", "-n", "2", "-t", "1", "--reps", "1", "--json",
+                        "--batch-invariant"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and json.loads(r.stdout)["tg_tok_s"] > 0, (r.stdout, r.stderr)
+    gen = [SALIGN, "generate", "-m", SMOL, "-p", "The capital of France is", "-n", "8", "-t", "1", "--temp", "0"]
+    a = subprocess.run(gen + ["--batch-invariant"], capture_output=True, text=True, timeout=300)
+    assert a.returncode == 0 and len(a.stdout) > 5, (a.stdout, a.stderr)
+    h = subprocess.run([SALIGN, "generate", "--help"], capture_output=True, text=True, timeout=60)
+    assert "--batch-invariant" in h.stdout, h.stdout
+
+
 if __name__ == "__main__":
     main()

@@ -110,5 +110,28 @@ def inspect_errors_are_clear():
     assert rc == 1 and "bad.gguf" in err, err
 
 
+@test
+def fifo_model_refused_and_paths_named_once():
+    """issue 16: a FIFO given as a model blocked forever in open(); it is refused at once. And
+    error messages printed the path twice (the CLI prefixed a library message that already
+    names it): each of these names it once."""
+    fifo = os.path.join(tmpdir(), "model.fifo")
+    if os.path.exists(fifo):
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+    missing = os.path.join(tmpdir(), "no-such-model.gguf")
+    cases = [(("inspect", fifo), fifo, "not a regular file (a FIFO)"),
+             (("generate", "-m", fifo, "-p", "hi"), fifo, "not a regular file (a FIFO)"),
+             (("bench", "-m", fifo), fifo, "not a regular file (a FIFO)"),
+             (("generate", "-m", missing, "-p", "hi"), missing, "is not a known model"),
+             (("tokenize", missing, "hi"), missing, "is not a known model")]
+    for args, path, what in cases:
+        p = subprocess.run([SALIGN, *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1, (args, p.returncode, p.stderr)
+        assert what in p.stderr, (args, p.stderr)
+        assert p.stderr.count(path) == 1, (args, p.stderr)
+    os.unlink(fifo)
+
+
 if __name__ == "__main__":
     main()

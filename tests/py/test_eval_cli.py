@@ -129,8 +129,47 @@ def math_errors():
     assert "missing string field \"answer\"" in run("eval", "math", "--data", "gsm8k", "--answers", ans, code=1).stderr
     with open(ans, "w") as f:
         f.write("{not json\n")
-    assert "bad.jsonl:1: not a JSON object" in run("eval", "math", "--data", "gsm8k", "--answers", ans, code=1).stderr
+    assert "bad.jsonl:1: malformed JSON" in run("eval", "math", "--data", "gsm8k", "--answers", ans, code=1).stderr
     run("eval", "math", "--data", "gsm8k", "--answers", os.path.join(d, "missing.jsonl"), code=1)
+
+
+@test
+def jsonl_one_rule():
+    """Issue 16: every JSONL input is read by one reader: text after the object on a line is
+    rejected by `eval math` as by `data check`; an empty answers, trace or records file is an
+    error, not "0/0"; a \\u0000 in a string is rejected naming the line (it would cut the C
+    string there)."""
+    d = tmpdir()
+    ans = os.path.join(d, "ans.jsonl")
+    with open(ans, "w") as f:
+        f.write(json.dumps({"id": 0, "answer": "1"}) + "\n" + json.dumps({"id": 1, "answer": "2"}) + " trailing\n")
+    p = run("eval", "math", "--data", "gsm8k", "--answers", ans, code=1)
+    assert "ans.jsonl:2: text after the JSON object" in p.stderr, p.stderr
+    rec = {"question": "q", "prefix": "", "last": "l", "correction": "c"}
+    recs = os.path.join(d, "recs.jsonl")
+    with open(recs, "w") as f:
+        f.write(json.dumps(rec) + "\n" + json.dumps(rec) + " trailing\n")
+    p = run("data", "check", "--input", recs, code=1)
+    assert "recs.jsonl:2: text after the JSON object" in p.stderr, p.stderr
+    # empty files
+    empty = os.path.join(d, "empty.jsonl")
+    with open(empty, "w") as f:
+        f.write("\n  \n")
+    for args in (["eval", "math", "--data", "gsm8k", "--answers", empty],
+                 ["eval", "math", "--data", "gsm8k", "--per-round", empty],
+                 ["data", "check", "--input", empty]):
+        p = run(*args, code=1)
+        assert "empty.jsonl" in p.stderr and "empty" in p.stderr.replace("empty.jsonl", ""), (args, p.stderr)
+        assert "0/0" not in p.stdout, (args, p.stdout)
+    # \u0000 inside a question: rejected, naming the line (in both readers)
+    with open(recs, "w") as f:
+        f.write(json.dumps(rec) + "\n" + json.dumps(dict(rec, question="What is\u0000 2+2?")) + "\n")
+    p = run("data", "check", "--input", recs, code=1)
+    assert "recs.jsonl:2: a string holds \\u0000" in p.stderr, p.stderr
+    with open(ans, "w") as f:
+        f.write(json.dumps({"id": 0, "answer": "It is\u0000 4"}) + "\n")
+    p = run("eval", "math", "--data", "gsm8k", "--answers", ans, code=1)
+    assert "ans.jsonl:1: a string holds \\u0000" in p.stderr, p.stderr
 
 
 @test

@@ -42,6 +42,18 @@ class ParamRef(ctypes.Structure):
     _fields_ = [("data", f32p), ("grad", f32p), ("n", i64), ("decay", ctypes.c_bool)]
 
 
+class RopeParams(ctypes.Structure):  # struct sa_rope_params (src/formats/arch_impl.h)
+    _fields_ = [("n_rot", i64), ("base", ctypes.c_double), ("scaling", ctypes.c_int), ("factor", ctypes.c_double),
+                ("low_freq_factor", ctypes.c_double), ("high_freq_factor", ctypes.c_double),
+                ("orig_ctx", ctypes.c_double), ("factors", f32p)]
+
+
+def rope_inv_freq(out, n_rot, base, factor=0.0, low=0.0, high=0.0, orig=0.0):
+    """sa_rope_inv_freq, the one RoPE frequency rule of inference and training (llama3 when factor > 0)."""
+    p = RopeParams(n_rot, base, 2 if factor > 0 else 0, factor, low, high, orig, None)
+    lib.sa_rope_inv_freq(ctypes.byref(p), P(out))
+
+
 class Adamw(ctypes.Structure):
     _fields_ = [("n_params", i64), ("step", i64), ("m", f32p), ("v", f32p)]
 
@@ -53,7 +65,7 @@ def load():
                                       ctypes.c_bool, f32p]
     L.sa_tr_rmsnorm_fwd.argtypes = [f32p, f32p, f32p, f32p, i64, i64, ctypes.c_float, ctypes.c_bool]
     L.sa_tr_rmsnorm_bwd.argtypes = [f32p, f32p, f32p, f32p, f32p, f32p, i64, i64, ctypes.c_bool]
-    L.sa_tr_rope_inv_freq.argtypes = [f32p, i64] + [ctypes.c_double] * 5
+    L.sa_rope_inv_freq.argtypes = [ctypes.POINTER(RopeParams), f32p]
     L.sa_tr_dropout_keep.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_float]
     L.sa_adamw_update.argtypes = [f32p, f32p, f32p, f32p, i64, ctypes.c_float, ctypes.c_float, ctypes.c_float,
                                   ctypes.c_float, ctypes.c_float, i64]
@@ -177,7 +189,7 @@ def rope():
     pos = np.concatenate([np.arange(200), np.arange(56) + 3000]).astype(np.int32)
     for n_rot in (64, 32):
         inv = z(n_rot // 2)
-        lib.sa_tr_rope_inv_freq(P(inv), n_rot, 100000.0, 0, 0, 0, 0)
+        rope_inv_freq(inv, n_rot, 100000.0)
         ref_inv = 1.0 / (100000.0 ** (torch.arange(0, n_rot, 2).double() / n_rot))
         close("rope inv_freq", inv, ref_inv.float(), 1e-6)
         for mode in (0, 2):
@@ -203,7 +215,7 @@ def rope_llama3_inv_freq():
                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})
     ref, _ = _compute_llama3_parameters(cfg, "cpu")
     inv = z(32)
-    lib.sa_tr_rope_inv_freq(P(inv), 64, 500000.0, 32.0, 1.0, 4.0, 8192.0)
+    rope_inv_freq(inv, 64, 500000.0, 32.0, 1.0, 4.0, 8192.0)
     for i in range(32):  # per element: the frequencies span 6 decades
         assert abs(inv[i] - ref[i].item()) <= 2e-6 * abs(ref[i].item()), (i, inv[i], ref[i].item())
 
@@ -260,7 +272,7 @@ def qk_norm_rope_attention():
     wq, wk = rand(D), rand(D)
     pos = np.arange(T, dtype=np.int32)
     inv = z(D // 2)
-    lib.sa_tr_rope_inv_freq(P(inv), D, 10000.0, 0, 0, 0, 0)
+    rope_inv_freq(inv, D, 10000.0)
     NQ, NK = B * T * H, B * T * KV
     qn, rq, kn, rk = z(*q.shape), z(NQ), z(*k.shape), z(NK)
     lib.sa_tr_rmsnorm_fwd(P(qn), P(rq), P(q), P(wq), NQ, D, 1e-6, False)

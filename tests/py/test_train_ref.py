@@ -7,6 +7,7 @@ cross-entropy, the gradient of every parameter, and the weights after one clippe
 Also: resume determinism of `salign train` after a SIGKILL (CSV bit for bit)."""
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -273,7 +274,9 @@ def check_resume(extra, kill):
         rows = len(open(os.path.join(cut, "log.csv")).read().strip().splitlines()) - 2
         how = "SIGKILL after %d logged steps (checkpoint %s)" % (rows, open(latest).read().strip())
     else:
-        subprocess.run(train_cmd(cut, extra + ["--stop-after-steps", "7"]), check=True, timeout=300)
+        r = subprocess.run(train_cmd(cut, extra + ["--stop-after-steps", "7"]), capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0 and r.stderr == "", r.stderr  # -q: not a line (the library prints nothing)
         how = "--stop-after-steps 7"
     cmd = train_cmd(cut, extra + ["--resume"])
     if kill:
@@ -283,6 +286,11 @@ def check_resume(extra, kill):
         assert r.returncode == 0, r.stderr
         before = full.splitlines()[1].split(",")[-1]
         assert "held-out loss %.4f -> " % float(before) in r.stderr, (before, r.stderr[-400:])
+        # the CLI's lines (drawn from the run's progress reports; not a terminal: every 10 steps and the last)
+        for line in ("salign train: resumed at step 7 of %d\n" % n_steps, "\nstep 10/%d | loss " % n_steps,
+                     "\nstep %d/%d | loss " % (n_steps, n_steps)):
+            assert line in r.stderr, (line, r.stderr[-600:])
+        assert "\033" not in r.stderr and "\r" not in r.stderr, r.stderr[-400:]
     again = open(os.path.join(cut, "log.csv")).read()
     assert again == full, "resumed CSV differs:\n%s\n---\n%s" % (again, full)
     kind = ("LoRA" if "--lora" in extra else "full") + (" bf16" if "bf16" in extra else "")
@@ -292,6 +300,36 @@ def check_resume(extra, kill):
 @harness.test
 def resume_full_ft_stop_after_steps():
     check_resume([], False)
+
+
+@harness.test
+def resume_after_ctrl_c():
+    """Ctrl-C is the run's cancel hook (issue 16): exit 130 after a checkpoint of the last
+    finished step, and --resume writes the uninterrupted log.csv."""
+    full = reference_csv([])
+    cut = os.path.join(harness.tmpdir(), "run_int")
+    shutil.rmtree(cut, ignore_errors=True)
+    p = subprocess.Popen(train_cmd(cut, []), stderr=subprocess.PIPE, text=True)
+    log = os.path.join(cut, "log.csv")
+    t0 = time.time()
+    while time.time() - t0 < 300 and p.poll() is None:
+        try:
+            if len(open(log).read().splitlines()) >= 9:
+                break
+        except OSError:
+            pass
+        time.sleep(0.002)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, (p.returncode, err)
+    m = re.search(r"salign train: interrupted: training cancelled after step (\d+) of", err)
+    assert m, err
+    latest = open(os.path.join(cut, "checkpoint", "latest")).read().strip()
+    assert latest == "ckpt-%06d" % int(m.group(1)), (latest, err)
+    subprocess.run(train_cmd(cut, ["--resume"]), check=True, timeout=300)
+    again = open(log).read()
+    assert again == full, "resumed CSV differs:\n%s\n---\n%s" % (again, full)
+    print("  Ctrl-C after step %s: exit 130, %s, resumed: log.csv identical" % (m.group(1), latest))
 
 
 @harness.test

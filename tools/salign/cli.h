@@ -32,7 +32,9 @@ extern const struct cli_cmd cli_cmd_pull, cli_cmd_inspect, cli_cmd_tokenize, cli
 /* `salign data SUB` and `salign eval SUB`: one command per subcommand (NULL-terminated). */
 extern const struct cli_cmd *const cli_cmds_data[], *const cli_cmds_eval[];
 
-/* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. */
+/* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. what NULL:
+ * "salign: <sa_last_error()>", for errors whose message already names the file or model
+ * (sa_read_file, sa_hub_resolve, sa_gguf_open, ...: naming it again printed it twice). */
 int cli_fail(const char *what);
 /* Prints "salign CMD: msg" and "Try 'salign CMD --help'." to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

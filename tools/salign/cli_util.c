@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 int cli_fail(const char *what) {
-    fprintf(stderr, "salign: %s: %s\n", what, sa_last_error()[0] ? sa_last_error() : "failed");
+    const char *msg = sa_last_error()[0] ? sa_last_error() : "failed";
+    if (what) fprintf(stderr, "salign: %s: %s\n", what, msg);
+    else fprintf(stderr, "salign: %s\n", msg);
     return CLI_FAIL;
 }
 

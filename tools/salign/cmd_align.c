@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "generate.h"
 #include "sa/pipeline.h"
+#include "sa/pipeline_trace.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -28,10 +29,7 @@ struct align_opts {
 };
 
 static bool parse_mode(const char *v, void *field) {
-    int m = sa_pipeline_mode_from_name(v);
-    if (m < 0) return false;
-    *(enum sa_pipeline_mode *)field = (enum sa_pipeline_mode)m;
-    return true;
+    return sa_pipeline_mode_from_name(v, (enum sa_pipeline_mode *)field) == SA_STATUS_OK;
 }
 
 /* in the order of enum sa_pipeline_continue_with and enum sa_segment_unit */
@@ -88,6 +86,9 @@ static const struct cli_opt align_opts[] = {
              "prompt's last token)"},
     {"threads", 't', CLI_OPT_INT, O(pp.n_threads), .imin = 0, .imax = 1024, .arg = "N",
      .help = "compute threads (default: all cores)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
+     .help = "bitwise batch-invariant kernels in the local models\n(slower one-token decoding; --no-kv-reuse then "
+             "changes\nthe speed only)"},
     {"ctx-size", 'c', CLI_OPT_INT, O(pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
      .help = "context size of each local model (default 4096)"},
     {"timeout-ms", 0, CLI_OPT_INT, O(timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
@@ -178,34 +179,16 @@ static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
     if (rc->o->show_edits) print_edit(rc, s);
     else if (rc->stream_text) fwrite(s->text, 1, s->len, stdout);
     fflush(stdout);
-    if (rc->trace) {
-        cJSON *j = cJSON_CreateObject();
-        if (rc->id) cJSON_AddItemToObject(j, "id", cJSON_Duplicate(rc->id, 1));
-        cJSON_AddStringToObject(j, "question", rc->question);
-        cJSON_AddNumberToObject(j, "round", s->index);
-        cJSON_AddStringToObject(j, "answer_so_far", s->answer);
-        cJSON_AddStringToObject(j, "y1", s->original);
-        const char *y2 = s->text;
-        while (*y2 == ' ' || *y2 == '\t' || *y2 == '\n' || *y2 == '\r' || *y2 == '\f' || *y2 == '\v') y2++;
-        cJSON_AddStringToObject(j, "y2", y2);     /* the revision */
-        cJSON_AddStringToObject(j, "text", s->text); /* what was appended: separator + revision */
-        cJSON_AddBoolToObject(j, "aligned", s->aligned);
-        cJSON_AddBoolToObject(j, "copied", s->copied);
-        cJSON_AddNumberToObject(j, "edit_ratio", s->edit_ratio);
-        cJSON_AddBoolToObject(j, "eos", s->upstream_done);
-        cJSON_AddNumberToObject(j, "upstream_tokens", s->upstream_tokens);
-        cJSON_AddNumberToObject(j, "upstream_prefill", s->upstream_prefill);
-        cJSON_AddNumberToObject(j, "upstream_ms", s->upstream_ms);
-        cJSON_AddNumberToObject(j, "aligner_tokens", s->aligner_tokens);
-        cJSON_AddNumberToObject(j, "aligner_draft", s->aligner_draft);
-        cJSON_AddNumberToObject(j, "aligner_accepted", s->aligner_accepted);
-        cJSON_AddNumberToObject(j, "aligner_prefill", s->aligner_prefill);
-        cJSON_AddNumberToObject(j, "aligner_ms", s->aligner_ms);
-        cJSON_AddNumberToObject(j, "t_ms", s->t_ms);
-        char *line = cJSON_PrintUnformatted(j);
-        cJSON_Delete(j);
-        if (!line || fprintf(rc->trace, "%s\n", line) < 0 || fflush(rc->trace)) rc->failed_write = true;
+    if (rc->trace) { /* the trace line (sa/pipeline_trace.h) */
+        char *id_json = rc->id ? cJSON_PrintUnformatted(rc->id) : NULL;
+        struct sa_trace_round r = sa_trace_round_of_sentence(s, id_json, rc->question);
+        char *line = NULL;
+        size_t n = 0;
+        if ((rc->id && !id_json) || sa_trace_round_format(&r, &line, &n) || fwrite(line, 1, n, rc->trace) != n ||
+            fflush(rc->trace))
+            rc->failed_write = true;
         free(line);
+        free(id_json);
     }
     return true;
 }
@@ -299,7 +282,7 @@ static int read_done(const char *path, struct keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     for (char *line = text; line && *line;) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = 0;
@@ -336,7 +319,7 @@ static void answer_map_free(struct answer_map *m) {
 static int read_answers(const char *path, struct answer_map *m) {
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     int rc = 0;
     size_t lineno = 0;
     for (char *line = text; !rc && line && *line; lineno++) {
@@ -382,7 +365,7 @@ static int prune_trace(const char *path, const struct keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(path);
+    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp", path) < 0) {
         free(text);
@@ -411,7 +394,7 @@ static int prune_trace(const char *path, const struct keyset *done) {
 static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *trace) {
     char *text = NULL;
     size_t len = 0;
-    if (cli_read_file(o->input, &text, &len)) return cli_fail(o->input);
+    if (cli_read_file(o->input, &text, &len)) return cli_fail(NULL);
     struct keyset done = {0};
     struct answer_map given = {0};
     int rc = o->answers ? read_answers(o->answers, &given) : 0;
@@ -539,8 +522,8 @@ int cmd_align(int argc, char **argv) {
     } else if (is_url(o.upstream)) {
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
         if (o.upstream_template) {
-            enum sa_chat_format f = sa_chat_format_from_name(o.upstream_template);
-            if (f == SA_CHAT_FORMAT_UNKNOWN) {
+            enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
+            if (sa_chat_format_from_name(o.upstream_template, &f) != SA_STATUS_OK) {
                 size_t tl = 0;
                 if (cli_read_file(o.upstream_template, &tmpl_text, &tl)) {
                     fprintf(stderr, "salign align: --upstream-template '%s' is neither a chat format (chatml, gemma, "

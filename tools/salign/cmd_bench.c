@@ -40,8 +40,9 @@ static void stats(const double *v, int n, double *best, double *mean, double *sd
 
 /* One thread setting: warm-up, then reps of pp and tg. Returns 0 or CLI_FAIL. */
 static int run_setting(const struct sa_model *model, const int32_t *toks, int P, int N, int B, int threads, int reps,
-                       struct result *r) {
+                       bool batch_invariant, struct result *r) {
     struct sa_ctx_params cp = sa_ctx_default_params();
+    cp.batch_invariant = batch_invariant;
     cp.n_ctx = P + N + 8;
     cp.n_batch = B > 0 ? B : 1;
     cp.n_threads = threads;
@@ -84,7 +85,7 @@ done:
 struct bench_opts {
     const char *model, *threads;
     int64_t P, N, B, reps;
-    bool json, use_mmap;
+    bool json, use_mmap, batch_invariant;
 };
 
 #define O(f) CLI_AT(struct bench_opts, f)
@@ -103,6 +104,8 @@ static const struct cli_opt bench_opts[] = {
     {"no-mmap", 0, CLI_OPT_UNSET, O(use_mmap),
      .help = "copy the weights into memory at load instead of mapping the file\n(llama-bench -mmp 0; also "
              "SALIGN_NO_MMAP=1 for every command)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+     .help = "bitwise batch-invariant kernels (sa_ctx_params.batch_invariant)"},
     {"json", 0, CLI_OPT_FLAG, O(json), .help = "one JSON object per thread count instead of the table"},
     CLI_HELP_ENTRY,
 };
@@ -135,7 +138,7 @@ int cmd_bench(int argc, char **argv) {
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
     const char *model_arg = o.model, *threads_arg = o.threads;
     long P = o.P, N = o.N, B = o.B, reps = o.reps;
-    const bool json = o.json, use_mmap = o.use_mmap;
+    const bool json = o.json, use_mmap = o.use_mmap, batch_invariant = o.batch_invariant;
     if (n_ops) {
         if (model_arg || n_ops > 1) return cli_usage_error("bench", "unexpected argument '%s'", argv[argc - n_ops]);
         model_arg = argv[argc - n_ops]; /* `salign bench MODEL` works too */
@@ -156,13 +159,13 @@ int cmd_bench(int argc, char **argv) {
     if (B == 0) B = P > 0 ? P : 1;
 
     char *path = NULL;
-    if (sa_hub_resolve(model_arg, NULL, &path)) return cli_fail(model_arg);
+    if (sa_hub_resolve(model_arg, NULL, &path)) return cli_fail(NULL);
     struct sa_model_params mp = sa_model_default_params();
     mp.load_tokenizer = false;
     mp.use_mmap = use_mmap;
     struct sa_model *model = NULL;
     if (sa_model_load(path, &mp, &model)) {
-        int rc = cli_fail(path);
+        int rc = cli_fail("loading the model"); /* as generate: the file's errors name it */
         free(path);
         return rc;
     }
@@ -188,7 +191,7 @@ int cmd_bench(int argc, char **argv) {
     }
     for (int i = 0; i < n_thr; i++) {
         struct result r = {0};
-        if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, &r))) break;
+        if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, batch_invariant, &r))) break;
         if (json) {
             printf("{\"engine\": \"salign\", \"model\": \"%s\", \"threads\": %d, \"mmap\": %s, \"pp\": %ld, \"tg\": %ld, "
                    "\"n_batch\": %ld, \"reps\": %ld, \"pp_tok_s\": %.1f, \"tg_tok_s\": %.1f, \"pp_mean\": %.1f, "

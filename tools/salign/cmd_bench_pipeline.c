@@ -63,8 +63,8 @@ static const struct cli_opt bench_pipeline_opts[] = {
     {"unit", 0, CLI_OPT_ENUM, O(unit), .names = unit_names, .arg = "sentence|line",
      .help = "what the upstream is cut at (default sentence)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
-     .help = "bitwise batch-invariant kernels everywhere\n($SALIGN_BATCH_INVARIANT=1): the stream answers must "
-             "then be\nidentical with and without speculation and KV reuse"},
+     .help = "bitwise batch-invariant kernels in every local context\n(sa_pipeline_params.batch_invariant): the "
+             "stream answers must\nthen be identical with and without speculation and KV reuse"},
     {"no-warmup", 0, CLI_OPT_UNSET, O(warmup), .help = "skip the untimed warm-up round"},
     {"threads", 't', CLI_OPT_INT, O(n_threads), .imin = 0, .imax = 1024, .arg = "T",
      .help = "compute threads (default: all cores)"},
@@ -131,7 +131,7 @@ static int read_questions(const char *path, int n, char **q) {
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(path, &text, &len)) {
-        cli_fail(path);
+        cli_fail(NULL);
         return -1;
     }
     int got = 0, lineno = 0;
@@ -209,8 +209,7 @@ static cJSON *report_json(const struct bench_opts *o, const char *questions, str
     cJSON_AddNumberToObject(j, "max_rounds", o->max_rounds);
     cJSON_AddNumberToObject(j, "max_length", o->max_length);
     cJSON_AddNumberToObject(j, "threads", o->n_threads);
-    const char *inv = getenv("SALIGN_BATCH_INVARIANT");
-    cJSON_AddBoolToObject(j, "batch_invariant", inv && *inv && strcmp(inv, "0"));
+    cJSON_AddBoolToObject(j, "batch_invariant", o->batch_invariant);
     cJSON *cfgs = cJSON_AddObjectToObject(j, "configs");
     for (int c = 0; c < CFG_COUNT; c++) {
         if (!cs[c].on) continue;
@@ -253,11 +252,10 @@ static cJSON *report_json(const struct bench_opts *o, const char *questions, str
 }
 
 static void report_table(const struct bench_opts *o, struct cfg_stats *cs, int n_q) {
-    const char *inv = getenv("SALIGN_BATCH_INVARIANT");
     char thr[32] = "all cores";
     if (o->n_threads > 0) snprintf(thr, sizeof thr, "%d thread(s)", o->n_threads);
     printf("upstream %s, aligner %s: %d question(s), max %d rounds, max %d tokens, %s%s\n", o->upstream, o->aligner,
-           n_q, o->max_rounds, o->max_length, thr, inv && *inv && strcmp(inv, "0") ? ", batch-invariant kernels" : "");
+           n_q, o->max_rounds, o->max_length, thr, o->batch_invariant ? ", batch-invariant kernels" : "");
     printf("| config         | first sentence ms | ms/token | pooled | tokens | rounds | copy | upstream prefill | "
            "aligner prefill | spec accepted      |\n");
     printf("|----------------|------------------:|---------:|-------:|-------:|-------:|-----:|-----------------:|"
@@ -297,8 +295,6 @@ int cmd_bench_pipeline(int argc, char **argv) {
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
     struct cfg_stats cs[CFG_COUNT] = {0};
     if ((prc = select_configs(o.configs, cs))) return prc;
-    /* before anything runs a product: the CPU backend reads it once, at its first use */
-    if (o.batch_invariant) setenv("SALIGN_BATCH_INVARIANT", "1", 1);
 
     char *default_q = NULL;
     const char *qpath = o.questions;
@@ -332,6 +328,7 @@ int cmd_bench_pipeline(int argc, char **argv) {
     base.unit = o.unit;
     base.n_threads = o.n_threads;
     base.n_ctx = o.n_ctx;
+    base.batch_invariant = o.batch_invariant;
     for (int c = 0; c < CFG_COUNT; c++) {
         if (!cs[c].on) continue;
         struct sa_pipeline_params p = base;

@@ -76,7 +76,7 @@ int cmd_convert(int argc, char **argv) {
     p.type = p.to == SA_CONVERT_GGUF ? SA_DTYPE_F16 : SA_DTYPE_BF16;
     if (type) {
         enum sa_dtype t;
-        if (!sa_dtype_from_name(type, &t) || (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 && t != SA_DTYPE_BF16 && t != SA_DTYPE_Q8_0))
+        if (sa_dtype_from_name(type, &t) != SA_STATUS_OK || (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 && t != SA_DTYPE_BF16 && t != SA_DTYPE_Q8_0))
             return cli_usage_error("convert", "unknown type '%s' (f32, f16, bf16, q8_0)", type);
         if (t == SA_DTYPE_Q8_0 && p.to == SA_CONVERT_SAFETENSORS)
             return cli_usage_error("convert", "safetensors holds f32, f16 or bf16, not q8_0");
@@ -85,7 +85,7 @@ int cmd_convert(int argc, char **argv) {
     p.log = log_line;
     p.log_user = &quiet;
     char *in_path = NULL; /* a known name resolves to its cached file */
-    if (sa_hub_resolve(in, NULL, &in_path)) return cli_fail(in);
+    if (sa_hub_resolve(in, NULL, &in_path)) return cli_fail(NULL);
     enum sa_status st = sa_convert(in_path, out, &p);
     free(in_path);
     if (st) return cli_fail("convert");

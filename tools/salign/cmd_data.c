@@ -132,7 +132,7 @@ static void build_progress(void *user, const struct sa_data_build_stats *st) {
 static int local_model_id(const char *ref, char **id) {
     char *path = NULL;
     struct stat st;
-    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     const char *base = strrchr(path, '/');
     int rc = CLI_OK;
     if (stat(path, &st) || asprintf(id, "local:%s:%lld", base ? base + 1 : path, (long long)st.st_size) < 0)
@@ -152,8 +152,8 @@ static int make_annotator(const struct build_opts *o, struct sa_model *shared, s
     char *id = NULL;
     int rc = CLI_OK;
     const char *tmpl = NULL;
-    enum sa_chat_format fmt = o->an_tmpl ? sa_chat_format_from_name(o->an_tmpl) : SA_CHAT_FORMAT_UNKNOWN;
-    if (o->an_tmpl && fmt == SA_CHAT_FORMAT_UNKNOWN)
+    enum sa_chat_format fmt = SA_CHAT_FORMAT_UNKNOWN;
+    if (o->an_tmpl && sa_chat_format_from_name(o->an_tmpl, &fmt) != SA_STATUS_OK)
         return cli_usage_error("data", "build: --annotator-template '%s' is not chatml, gemma or llama3", o->an_tmpl);
     if (is_url(o->annotator)) {
         if (!o->an_tmpl) return cli_usage_error("data", "build: a server annotator needs --annotator-template NAME");
@@ -211,8 +211,8 @@ static int build(const struct build_opts *o) {
     bp.pipeline.seed = o->seed;
     bp.pipeline.n_threads = o->n_threads;
     if (!rc && is_url(o->upstream)) {
-        enum sa_chat_format f = o->up_tmpl ? sa_chat_format_from_name(o->up_tmpl) : SA_CHAT_FORMAT_UNKNOWN;
-        if (f == SA_CHAT_FORMAT_UNKNOWN) {
+        enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
+        if (!o->up_tmpl || sa_chat_format_from_name(o->up_tmpl, &f) != SA_STATUS_OK) {
             rc = cli_usage_error("data", "build: a server upstream needs --upstream-template chatml|gemma|llama3");
         } else {
             struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
@@ -227,8 +227,7 @@ static int build(const struct build_opts *o) {
         rc = gen_load_model(o->upstream, o->n_threads, &up_model);
         bp.pipeline.upstream_model = up_model;
         if (!rc && o->up_tmpl) {
-            bp.pipeline.upstream_format = sa_chat_format_from_name(o->up_tmpl);
-            if (bp.pipeline.upstream_format == SA_CHAT_FORMAT_UNKNOWN)
+            if (sa_chat_format_from_name(o->up_tmpl, &bp.pipeline.upstream_format) != SA_STATUS_OK)
                 rc = cli_usage_error("data", "build: --upstream-template '%s' is not chatml, gemma or llama3",
                                      o->up_tmpl);
         }

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "sa/sa.h"
 #include "sa/eval.h"
+#include "sa/jsonl.h"
 #include "sa/pipeline.h"
 
 #include <cJSON.h>
@@ -27,36 +28,25 @@
 
 /* ---- JSONL helper ------------------------------------------------------------------------ */
 
-/* Calls fn for each non-blank line's JSON object; stops at the first error (returns it). */
-typedef int (*line_fn)(cJSON *o, const char *where, void *ud);
+/* Calls fn for each object of a JSONL file (read by sa_jsonl_load: blank lines skipped, one
+ * object a line, errors naming the file and line; a file without any object is an error, not
+ * "0/0"); stops at the first error (returns it). */
+typedef int (*line_fn)(const cJSON *o, const char *where, void *ud);
+struct each_ctx {
+    line_fn fn;
+    void *ud;
+    int rc;
+};
+static enum sa_status each_line(void *user, const struct sa_jsonl_item *it) {
+    struct each_ctx *c = user;
+    c->rc = c->fn(it->object, it->where, c->ud);
+    return c->rc == CLI_OK ? SA_STATUS_OK : SA_STATUS_CANCELLED;
+}
 static int each_jsonl(const char *path, line_fn fn, void *ud) {
-    char *text = NULL;
-    size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail("eval");
-    int rc = CLI_OK;
-    size_t pos = 0, line = 0;
-    while (rc == CLI_OK && pos < len) {
-        size_t e = pos;
-        while (e < len && text[e] != '\n') e++;
-        line++;
-        size_t a = pos, b = e;
-        pos = e + 1;
-        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
-        if (a == b) continue;
-        char where[600];
-        snprintf(where, sizeof where, "%s:%zu", path, line);
-        cJSON *o = cJSON_ParseWithLength(text + a, b - a);
-        if (!o || !cJSON_IsObject(o)) {
-            fprintf(stderr, "salign eval: %s: not a JSON object\n", where);
-            rc = CLI_FAIL;
-        } else {
-            rc = fn(o, where, ud);
-        }
-        cJSON_Delete(o);
-    }
-    free(text);
-    return rc;
+    struct each_ctx c = {fn, ud, CLI_OK};
+    enum sa_status st = sa_jsonl_load(path, SA_JSONL_NOT_EMPTY, each_line, &c, NULL);
+    if (st == SA_STATUS_CANCELLED && c.rc != CLI_OK) return c.rc; /* fn printed why */
+    return st ? cli_fail("eval") : CLI_OK;
 }
 
 static const char *str_field(const cJSON *o, const char *k) {
@@ -108,7 +98,7 @@ static void gold_free(struct gold *g) {
     free(g->id);
 }
 
-static int gold_line(cJSON *o, const char *where, void *ud) {
+static int gold_line(const cJSON *o, const char *where, void *ud) {
     struct gold *g = ud;
     if (g->n == g->cap) {
         size_t cap = g->cap ? 2 * g->cap : 1024;
@@ -236,7 +226,7 @@ static void print_json_str(FILE *f, const char *s) {
     cJSON_Delete(j);
 }
 
-static int answer_line(cJSON *o, const char *where, void *ud) {
+static int answer_line(const cJSON *o, const char *where, void *ud) {
     struct answers *A = ud;
     long i = gold_index(A->g, o, where);
     if (i < 0) return CLI_FAIL;
@@ -367,7 +357,7 @@ struct judgments {
     size_t n, cap;
 };
 
-static int judgment_line(cJSON *obj, const char *where, void *ud) {
+static int judgment_line(const cJSON *obj, const char *where, void *ud) {
     struct judgments *J = ud;
     const char *ab = str_field(obj, "ab"), *ba = str_field(obj, "ba");
     if (!ab) return field_error(where, "missing string field \"ab\" (the judge's text, ours shown as A)");
@@ -423,7 +413,7 @@ static void answer_set_free(struct answer_set *a) {
     free(a->by_id);
 }
 
-static int answer_set_line(cJSON *o, const char *where, void *ud) {
+static int answer_set_line(const cJSON *o, const char *where, void *ud) {
     struct answer_set *A = ud;
     if (A->n == A->cap) {
         size_t cap = A->cap ? 2 * A->cap : 256;
@@ -542,7 +532,7 @@ struct judge_opts {
 /* The chat template text of a GGUF file (tokenizer.chat_template), for a remote judge. */
 static int template_from_gguf(const char *ref, char **tmpl, char **arch) {
     char *path = NULL;
-    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     struct sa_gguf *g = NULL;
     enum sa_status s = sa_gguf_open(path, &g);
     free(path);
@@ -562,7 +552,8 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
     struct sa_upstream *up = NULL;
     char *model_id = NULL, *tmpl = NULL, *arch = NULL;
     int rc = CLI_OK;
-    enum sa_chat_format named = o->tmpl ? sa_chat_format_from_name(o->tmpl) : SA_CHAT_FORMAT_UNKNOWN;
+    enum sa_chat_format named = SA_CHAT_FORMAT_UNKNOWN; /* stays UNKNOWN when o->tmpl is a file, not a name */
+    if (o->tmpl && sa_chat_format_from_name(o->tmpl, &named) != SA_STATUS_OK) named = SA_CHAT_FORMAT_UNKNOWN;
     bool remote = !strncmp(o->judge, "http://", 7) || !strncmp(o->judge, "https://", 8);
     if (remote) {
         if (!o->tmpl)
@@ -587,7 +578,7 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
     } else {
         char *path = NULL;
         struct stat st;
-        if (sa_hub_resolve(o->judge, NULL, &path) != SA_STATUS_OK) return cli_fail(o->judge);
+        if (sa_hub_resolve(o->judge, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
         struct sa_model_params mp = sa_model_default_params();
         mp.n_threads = o->n_threads;
         if (sa_model_load(path, &mp, model)) rc = cli_fail("loading the judge model");
@@ -633,7 +624,7 @@ static int make_judge(const struct judge_opts *o, struct sa_model **model, struc
 
 static int eval_judge(const struct judge_opts *o) {
     enum sa_judge_aspect aspect;
-    if (!sa_judge_aspect_from_name(o->aspect, &aspect))
+    if (sa_judge_aspect_from_name(o->aspect, &aspect) != SA_STATUS_OK)
         return cli_usage_error("eval", "--aspect: '%s' is not helpful, harmless or math", o->aspect);
     struct answer_set A = {.path = o->a}, B = {.path = o->b};
     struct gold g = {0};

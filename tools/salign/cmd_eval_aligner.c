@@ -94,7 +94,7 @@ static void print_tally(const struct tally *t) {
 struct opts {
     const char *aligner, *records, *details, *aligner_system;
     size_t max;
-    bool json, spec;
+    bool json, spec, batch_invariant;
     int n_threads;
     int32_t n_ctx;
 };
@@ -110,6 +110,8 @@ static const struct cli_opt eval_aligner_opts[] = {
     {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
      .help = "a system message for the aligner (default none)"},
     {"no-spec", 0, CLI_OPT_UNSET, O(spec), .help = "no copy-speculation (same output, slower)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+     .help = "bitwise batch-invariant kernels (slower one-token decoding)"},
     {"threads", 't', CLI_OPT_INT, O(n_threads), .imin = 0, .imax = 1 << 24, .arg = "N",
      .help = "compute threads (default: all cores)"},
     {"ctx-size", 'c', CLI_OPT_INT, O(n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
@@ -148,7 +150,7 @@ int cmd_eval_aligner(int argc, char **argv) {
     if (rc) return rc == CLI_PARSE_HELP ? CLI_OK : rc;
     struct sa_records recs;
     sa_records_init(&recs);
-    if (sa_records_load(o.records, SA_RECORD_ANY, &recs)) return cli_fail(o.records);
+    if (sa_records_load(o.records, SA_RECORD_ANY, &recs)) return cli_fail(NULL);
     struct sa_model *model = NULL;
     struct sa_pipeline *pl = NULL;
     FILE *details = NULL;
@@ -162,6 +164,7 @@ int cmd_eval_aligner(int argc, char **argv) {
     pp.use_spec = o.spec;
     pp.n_threads = o.n_threads;
     pp.n_ctx = o.n_ctx;
+    pp.batch_invariant = o.batch_invariant;
     if (sa_pipeline_init(&pp, &pl)) {
         rc = cli_fail("pipeline");
         goto done;

@@ -42,6 +42,8 @@ static const struct cli_opt gen_opt_table[] = {
      .help = "compute threads (default: all cores)"},
     {"ctx-size", 'c', CLI_OPT_INT, O(n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
      .help = "context size in tokens (default: what the prompt needs)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+     .help = "bitwise batch-invariant kernels (slower one-token decoding)"},
     {"temp", 0, CLI_OPT_FLOAT, O(sp.temp), .lo = -INFINITY, .hi = INFINITY, .arg = "T",
      .help = "temperature, 0 = greedy (default 0.8)"},
     {"top-k", 0, CLI_OPT_INT, O(sp.top_k), .imin = 0, .imax = 1 << 30, .arg = "K",
@@ -58,7 +60,7 @@ static const struct cli_opt gen_opt_table[] = {
 int gen_load_model(const char *ref, int n_threads, struct sa_model **out) {
     *out = NULL;
     char *path = NULL;
-    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     struct sa_model_params mp = sa_model_default_params();
     mp.n_threads = n_threads;
     mp.use_mmap = !cli_no_mmap();
@@ -224,6 +226,7 @@ int cmd_generate(int argc, char **argv) {
     }
     struct sa_ctx_params cp = sa_ctx_default_params();
     cp.n_threads = o.n_threads;
+    cp.batch_invariant = o.batch_invariant;
     const int32_t n_train = sa_model_config(m)->n_ctx_train;
     cp.n_ctx = o.n_ctx > 0 ? o.n_ctx : (int32_t)n_ids + (o.n_predict > 0 ? o.n_predict : 1);
     if (o.n_ctx == 0 && n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;

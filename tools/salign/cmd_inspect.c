@@ -108,7 +108,7 @@ static void print_template(const char *tmpl, const char *arch) {
 
 static int inspect_gguf(const char *path, bool list_tensors) {
     struct sa_gguf *g = NULL;
-    if (sa_gguf_open(path, &g)) return cli_fail(path);
+    if (sa_gguf_open(path, &g)) return cli_fail(NULL);
     printf("file:           %s\n", path);
     printf("format:         GGUF v%u, %lld tensors, %lld metadata keys\n", sa_gguf_version(g),
            (long long)sa_gguf_n_tensors(g), (long long)sa_gguf_n_kv(g));
@@ -161,7 +161,7 @@ static int inspect_dir(const char *dir, bool list_tensors) {
     size_t len = 0;
     int rc = CLI_OK;
     if (!cfg_path || cli_read_file(cfg_path, &json, &len)) {
-        rc = cli_fail(cfg_path ? cfg_path : dir);
+        rc = cli_fail(cfg_path ? NULL : dir); /* cli_read_file names cfg_path */
         free(cfg_path);
         return rc;
     }
@@ -172,7 +172,7 @@ static int inspect_dir(const char *dir, bool list_tensors) {
     free(json);
     free(cfg_path);
     struct sa_safetensors *st = NULL;
-    if (sa_safetensors_open(dir, &st)) return cli_fail(dir);
+    if (sa_safetensors_open(dir, &st)) return cli_fail(NULL);
     printf("format:         safetensors, %lld tensors\n", (long long)sa_safetensors_n_tensors(st));
     struct type_stats stats;
     memset(&stats, 0, sizeof stats);
@@ -242,7 +242,7 @@ int cmd_inspect(int argc, char **argv) {
     const bool list_tensors = o.tensors;
     const int first = argc - 1;
     char *path = NULL;
-    if (sa_hub_resolve(argv[first], NULL, &path)) return cli_fail(argv[first]);
+    if (sa_hub_resolve(argv[first], NULL, &path)) return cli_fail(NULL);
     struct stat sb;
     int rc;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) rc = inspect_dir(path, list_tensors);

@@ -60,7 +60,7 @@ static char *read_stdin(size_t *len) {
 /* Loads the tokenizer of a GGUF file or of a folder with tokenizer.json / one .gguf. */
 static int load(const char *ref, struct sa_tokenizer **t, struct sa_gguf **g) {
     char *path = NULL;
-    if (sa_hub_resolve(ref, NULL, &path)) return cli_fail(ref);
+    if (sa_hub_resolve(ref, NULL, &path)) return cli_fail(NULL);
     struct stat st;
     int rc = CLI_OK;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {

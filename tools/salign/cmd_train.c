@@ -1,5 +1,7 @@
 /* cmd_train.c: `salign train --base MODEL --data FILE --out DIR [options]`, a thin main over
- * sa_train_run (sa/train.h): fine-tunes a model into an aligner on correction records. */
+ * sa_train_run (sa/train.h): fine-tunes a model into an aligner on correction records. The
+ * progress lines are drawn here from the run's progress reports; Ctrl-C stops the run after
+ * a checkpoint (its cancel hook). */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "sa/sa.h"
@@ -8,23 +10,24 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool parse_precision(const char *v, void *field) {
-    return sa_train_precision_parse(v, field);
+    return sa_train_precision_from_name(v, field) == SA_STATUS_OK;
 }
 static bool parse_targets(const char *v, void *field) {
-    return sa_lora_targets_parse(v, field);
+    return sa_lora_targets_parse(v, field) == SA_STATUS_OK;
 }
 static bool parse_st_type(const char *v, void *field) {
     enum sa_dtype t;
-    if (!sa_dtype_from_name(v, &t) || (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 && t != SA_DTYPE_BF16)) return false;
+    if (sa_dtype_from_name(v, &t) != SA_STATUS_OK || (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 && t != SA_DTYPE_BF16)) return false;
     *(enum sa_dtype *)field = t;
     return true;
 }
 static bool parse_gguf_type(const char *v, void *field) {
     enum sa_dtype t = SA_DTYPE_COUNT; /* none */
-    if (strcmp(v, "none") && (!sa_dtype_from_name(v, &t) || (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 &&
-                                                              t != SA_DTYPE_BF16 && t != SA_DTYPE_Q8_0)))
+    if (strcmp(v, "none") && (sa_dtype_from_name(v, &t) != SA_STATUS_OK ||
+                              (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 && t != SA_DTYPE_BF16 && t != SA_DTYPE_Q8_0)))
         return false;
     *(enum sa_dtype *)field = t;
     return true;
@@ -121,6 +124,70 @@ const struct cli_cmd cli_cmd_train = {
               "  salign train --base smollm2-135m-instruct --data records.jsonl --out run1 --lora 16 --lr 2e-4\n",
 };
 
+/* ---- progress on stderr: on a terminal, one line per step redrawn in place ("\r" and erase
+ * to the end of the line) and kept when an evaluation ran and at the end; elsewhere a line
+ * every --log-every steps and at the end ---- */
+
+struct train_ui {
+    const struct sa_train_params *p;
+    bool tty, quiet;
+    bool open_line; /* a step line without its newline is on the terminal */
+    bool catching;  /* Ctrl-C is caught (from the first step to the export) */
+};
+
+static void fmt_eta(double sec, char *buf, size_t n) {
+    if (!(sec >= 0) || sec > 1e7) snprintf(buf, n, "?");
+    else if (sec >= 3600) snprintf(buf, n, "%dh%02dm", (int)(sec / 3600), (int)fmod(sec / 60, 60));
+    else snprintf(buf, n, "%dm%02ds", (int)(sec / 60), (int)fmod(sec, 60));
+}
+
+static void train_progress(void *user, const struct sa_train_progress *pr) {
+    struct train_ui *ui = user;
+    const struct sa_train_params *p = ui->p;
+    if (pr->event == SA_TRAIN_EVENT_START) {
+        cli_sigint_catch(); /* from the first step (or held-out batch) on, Ctrl-C stops cleanly */
+        ui->catching = true;
+    } else if (pr->event == SA_TRAIN_EVENT_EXPORT && ui->catching) {
+        cli_sigint_restore(); /* the export cannot be cancelled: Ctrl-C ends the process, as before */
+        ui->catching = false;
+    }
+    if (ui->quiet) return;
+    switch (pr->event) {
+    case SA_TRAIN_EVENT_START:
+        fprintf(stderr,
+                "salign train: %lld records: %lld train, %lld held out; %lld truncated, %lld dropped (max length %d)\n"
+                "salign train: %s, %lld parameters, %lld trainable (%s, %s); %lld steps of %d x %d sequences, warmup "
+                "%lld; activations %.0f MiB\n",
+                (long long)pr->n_records, (long long)pr->n_train, (long long)pr->n_eval, (long long)pr->n_truncated,
+                (long long)pr->n_dropped, p->max_length, pr->arch, (long long)pr->n_params, (long long)pr->n_trainable,
+                p->model.lora_rank ? "LoRA" : "full fine-tuning", sa_train_precision_name(p->model.precision),
+                (long long)pr->total_steps, p->batch, p->grad_accum, (long long)pr->warmup_steps,
+                (double)pr->activation_bytes / (1 << 20));
+        break;
+    case SA_TRAIN_EVENT_RESUMED:
+        fprintf(stderr, "salign train: resumed at step %lld of %lld\n", (long long)pr->step,
+                (long long)pr->total_steps);
+        break;
+    case SA_TRAIN_EVENT_EVAL:
+        fprintf(stderr, "salign train: held-out loss before training %.4f\n", pr->eval_loss);
+        break;
+    case SA_TRAIN_EVENT_STEP: {
+        if (!ui->tty && !pr->log_step) break;
+        char eta[32];
+        fmt_eta(pr->eta_s, eta, sizeof eta);
+        fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", ui->tty ? "\r\033[K" : "",
+                (long long)pr->step, (long long)pr->total_steps, pr->loss, pr->lr, pr->tokens_per_s, eta);
+        if (!isnan(pr->eval_loss)) fprintf(stderr, " | eval %.4f", pr->eval_loss);
+        ui->open_line = ui->tty && !pr->last && isnan(pr->eval_loss);
+        fprintf(stderr, ui->open_line ? "" : "\n");
+        break;
+    }
+    case SA_TRAIN_EVENT_EXPORT:
+        fprintf(stderr, "salign train: writing %s\n", pr->path);
+        break;
+    }
+}
+
 int cmd_train(int argc, char **argv) {
     struct train_opts o = {.p = sa_train_default_params()};
     int prc = cli_parse(&cli_cmd_train, argc, argv, &o, NULL);
@@ -129,13 +196,24 @@ int cmd_train(int argc, char **argv) {
     const char *base = o.base;
     if (!base || !p.data || !p.out) return cli_usage_error("train", "--base, --data and --out are required");
     char *path = NULL;
-    if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(base);
+    if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
     p.base = path;
+    struct train_ui ui = {.p = &p, .tty = isatty(2) != 0, .quiet = p.quiet};
+    p.quiet = false; /* the reports still come (Ctrl-C is caught from START on); ui.quiet prints none */
+    p.on_progress = train_progress;
+    p.progress_user = &ui;
+    p.cancel = cli_interrupted;
     struct sa_train_result r;
     enum sa_status s = sa_train_run(&p, &r);
+    if (ui.catching) cli_sigint_restore();
     free(path);
+    if (s == SA_STATUS_CANCELLED) {
+        if (ui.open_line) fprintf(stderr, "\n");
+        fprintf(stderr, "salign train: interrupted: %s\n", sa_last_error());
+        return 130;
+    }
     if (s) return cli_fail("train");
-    if (!p.quiet) {
+    if (!ui.quiet) {
         fprintf(stderr, "salign train: %lld/%lld steps, loss %.4f -> %.4f", (long long)r.steps, (long long)r.total_steps,
                 r.first_loss, r.last_loss);
         if (!isnan(r.eval_loss_before) || !isnan(r.eval_loss_after))

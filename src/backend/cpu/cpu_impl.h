@@ -32,11 +32,19 @@ void sa_threadpool_run(struct sa_threadpool *tp, sa_task_fn fn, void *ctx);
  * ne[1] = n_out; row r starts at r * row_bytes(n_in)). X: (T, n_in) f32, row-major.
  * Y: (T, n_out) f32 = X @ W^T. n_in must be a multiple of the type's block size.
  * `scratch` (>= sa_matmul_scratch_bytes) holds X quantized to 8 bits where the kernel
- * uses that (Q8_0/Q8_K activations); may be NULL when the size is 0. */
+ * uses that (Q8_0/Q8_K activations); may be NULL when the size is 0.
+ * `batch_invariant` (a per-call argument: no state is kept anywhere): false, products with
+ * T below a per-type threshold (2 to 8) run the dot kernels and larger ones the prefill
+ * GEMM, which adds in another order, so a token's outputs depend (by float rounding) on how
+ * many tokens were computed with it; through the 8-bit activation quantization of the next
+ * layers that grows to ~1 logit on SmolLM2-135M. true: every T runs the GEMM where the path
+ * has one (for T = 1 about 1.3-2.5x slower than the dot kernels on avx512), so results are
+ * bitwise the same however tokens are batched or chunked (ref and avx2 have no GEMM and
+ * always are). The context passes its sa_ctx_params.batch_invariant. */
 size_t sa_matmul_scratch_bytes(enum sa_dtype wtype, int64_t n_in, int64_t T);
 bool sa_matmul_supported(enum sa_dtype wtype);
 void sa_matmul(struct sa_threadpool *tp, enum sa_dtype wtype, const void *W, int64_t n_in, int64_t n_out,
-               const float *X, int64_t T, float *Y, void *scratch);
+               const float *X, int64_t T, float *Y, void *scratch, bool batch_invariant);
 /* Plain-C reference: dequantizes rows of W and does f32 dot products (slow, exact-ish). */
 void sa_matmul_ref(enum sa_dtype wtype, const void *W, int64_t n_in, int64_t n_out, const float *X, int64_t T, float *Y);
 
@@ -51,30 +59,12 @@ const char *sa_cpu_path_name(enum sa_cpu_path p); /* "ref", "avx2", "avx512" */
 /* The kernel sa_matmul runs for wtype on `path` ("q4_0.avx2", "dequant.f32" for the
  * dequantizing fallback), or NULL when the type is not supported. Static string. */
 const char *sa_matmul_kernel_name(enum sa_cpu_path path, enum sa_dtype wtype);
-/* Batch invariance. Off (the default): products with T below a per-type threshold (2 to 8)
- * run the dot kernels and larger ones the prefill GEMM, which adds in another order, so a
- * token's outputs depend (by float rounding) on how many tokens were computed with it;
- * through the 8-bit activation quantization of the next layers that grows to ~1 logit on
- * SmolLM2-135M. On: every T runs the GEMM where the path has one (for T = 1 about 1.3-2.5x
- * slower than the dot kernels on avx512), so results are bitwise the same however tokens
- * are batched or chunked (ref and avx2 always are). Process-wide; set it while no product
- * runs. $SALIGN_BATCH_INVARIANT=1 turns it on at start. */
-void sa_cpu_set_batch_invariant(bool on);
-/* True when the process-wide switch or the calling thread's switch is on. */
-bool sa_cpu_batch_invariant(void);
-/* The same for the products and attention the calling thread starts, whatever the
- * process-wide switch says (src/pipeline/speculative.c turns it on around the aligner's
- * decoding only). The workers of a sa_threadpool_run take on the caller's value for that
- * run, so work handed to the pool inherits it. Returns the previous per-thread value so
- * that a scope can restore it. Off in every new thread. */
-bool sa_cpu_set_thread_batch_invariant(bool on);
-bool sa_cpu_thread_batch_invariant(void); /* the calling thread's switch alone */
 /* The same for a product with T activation rows: the prefill GEMM ("gemm_q4_K.avx512vnni")
- * where the path has one for wtype and T reaches its threshold (or batch invariance is on),
- * else as sa_matmul_kernel_name. */
-const char *sa_matmul_kernel_name_t(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T);
+ * where the path has one for wtype and T reaches its threshold (or batch_invariant is
+ * true), else as sa_matmul_kernel_name. */
+const char *sa_matmul_kernel_name_t(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T, bool batch_invariant);
 /* sa_matmul on a given path (which must be available): tests and benchmarks. */
 void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dtype wtype, const void *W, int64_t n_in,
-                    int64_t n_out, const float *X, int64_t T, float *Y, void *scratch);
+                    int64_t n_out, const float *X, int64_t T, float *Y, void *scratch, bool batch_invariant);
 
 #endif

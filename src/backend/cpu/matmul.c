@@ -2,9 +2,10 @@
  * avx512; $SALIGN_CPU forces one), quantizes X to the type's 8-bit activations in scratch,
  * splits the rows of W into chunks that threads take from an atomic counter (a thread slowed
  * down by a neighbour process takes fewer), and runs the path's prefill GEMM (register
- * tiles, arch/x86/gemm_avx512.c) from a per-type T up (any T in batch-invariant mode), else
- * the dot kernels with each weight row against up to 4 activation rows. Types without a
- * direct kernel are dequantized a piece of a row at a time into a stack buffer.
+ * tiles, arch/x86/gemm_avx512.c) from a per-type T up (any T when the call asks for batch
+ * invariance), else the dot kernels with each weight row against up to 4 activation rows.
+ * Types without a direct kernel are dequantized a piece of a row at a time into a stack
+ * buffer.
  * sa_matmul_ref is the plain f32 reference. */
 #define _GNU_SOURCE
 #include "backend/cpu/kernels_impl.h"
@@ -22,10 +23,6 @@ static enum sa_cpu_path g_active;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static const char *const g_path_names[SA_CPU_PATH_COUNT] = {"ref", "avx2", "avx512"};
-static atomic_bool g_batch_invariant;
-/* per thread: the aligner's copy-speculation turns it on for its own decoding only
- * (src/pipeline/speculative.c), leaving other threads' contexts on the fast dot kernels */
-static _Thread_local bool tl_batch_invariant;
 
 static void init_paths(void) {
     g_available[SA_CPU_PATH_REF] = true;
@@ -49,8 +46,6 @@ static void init_paths(void) {
     g_active = SA_CPU_PATH_REF;
     for (int p = 0; p < SA_CPU_PATH_COUNT; p++)
         if (g_available[p]) g_active = (enum sa_cpu_path)p;
-    const char *inv = getenv("SALIGN_BATCH_INVARIANT");
-    if (inv && *inv && strcmp(inv, "0")) atomic_store(&g_batch_invariant, true);
     const char *env = getenv("SALIGN_CPU");
     if (env && *env) {
         int want = -1;
@@ -63,30 +58,10 @@ static void init_paths(void) {
     }
 }
 
-void sa_cpu_set_batch_invariant(bool on) {
-    pthread_once(&g_once, init_paths); /* so that the environment does not override it later */
-    atomic_store(&g_batch_invariant, on);
-}
-
-bool sa_cpu_batch_invariant(void) {
-    pthread_once(&g_once, init_paths);
-    return atomic_load(&g_batch_invariant) || tl_batch_invariant;
-}
-
-bool sa_cpu_thread_batch_invariant(void) { return tl_batch_invariant; }
-
-bool sa_cpu_set_thread_batch_invariant(bool on) {
-    bool was = tl_batch_invariant;
-    tl_batch_invariant = on;
-    return was;
-}
-
 /* The path's GEMM for a product with T rows, or NULL: the dot kernels. */
-static sa_gemm_fn gemm_for(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T) {
+static sa_gemm_fn gemm_for(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T, bool batch_invariant) {
     const struct sa_cpu_gemm *g = &g_kernels[path].gemm[wtype];
-    return g->fn && (T >= g->min_T || tl_batch_invariant || atomic_load_explicit(&g_batch_invariant, memory_order_relaxed))
-               ? g->fn
-               : NULL;
+    return g->fn && (T >= g->min_T || batch_invariant) ? g->fn : NULL;
 }
 
 enum sa_cpu_path sa_cpu_path_active(void) {
@@ -142,9 +117,9 @@ static size_t row_bytes(enum sa_dtype t, int64_t n) {
     return (size_t)rb;
 }
 
-const char *sa_matmul_kernel_name_t(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T) {
+const char *sa_matmul_kernel_name_t(enum sa_cpu_path path, enum sa_dtype wtype, int64_t T, bool batch_invariant) {
     pthread_once(&g_once, init_paths);
-    if ((unsigned)path < SA_CPU_PATH_COUNT && (unsigned)wtype < SA_DTYPE_COUNT && gemm_for(path, wtype, T))
+    if ((unsigned)path < SA_CPU_PATH_COUNT && (unsigned)wtype < SA_DTYPE_COUNT && gemm_for(path, wtype, T, batch_invariant))
         return g_kernels[path].gemm[wtype].name;
     return sa_matmul_kernel_name(path, wtype);
 }
@@ -254,13 +229,13 @@ static void matmul_task(void *p, int ith, int nth) {
 }
 
 void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dtype wtype, const void *W, int64_t n_in,
-                    int64_t n_out, const float *X, int64_t T, float *Y, void *scratch) {
+                    int64_t n_out, const float *X, int64_t T, float *Y, void *scratch, bool batch_invariant) {
     pthread_once(&g_once, init_paths);
     SA_ASSERT((unsigned)path < SA_CPU_PATH_COUNT && g_available[path]);
     SA_ASSERT(sa_matmul_supported(wtype));
     SA_ASSERT(n_in > 0 && n_out >= 0 && T >= 0);
     if (n_out == 0 || T == 0) return;
-    sa_gemm_fn gemm = gemm_for(path, wtype, T);
+    sa_gemm_fn gemm = gemm_for(path, wtype, T, batch_invariant);
     struct mm_ctx c = {
         .wtype = wtype,
         .act = gemm ? sa_cpu_gemm_act_kind(wtype) : sa_cpu_act_kind(wtype),
@@ -314,8 +289,8 @@ void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dty
 }
 
 void sa_matmul(struct sa_threadpool *tp, enum sa_dtype wtype, const void *W, int64_t n_in, int64_t n_out, const float *X,
-               int64_t T, float *Y, void *scratch) {
-    sa_matmul_path(sa_cpu_path_active(), tp, wtype, W, n_in, n_out, X, T, Y, scratch);
+               int64_t T, float *Y, void *scratch, bool batch_invariant) {
+    sa_matmul_path(sa_cpu_path_active(), tp, wtype, W, n_in, n_out, X, T, Y, scratch, batch_invariant);
 }
 
 /* ---- reference ---- */

@@ -32,7 +32,6 @@ struct sa_threadpool {
     pthread_mutex_t run_lock;    /* one run at a time */
     sa_task_fn fn;               /* the current run: written before gen is bumped */
     void *ctx;
-    bool batch_invariant;        /* the caller's per-thread switch, which the workers take on */
     _Atomic uint32_t gen;        /* futex word: +1 per run (and at shutdown) */
     _Atomic uint32_t *claim;     /* (n_threads): generation of the last run whose share i was
                                     claimed; share i of run g is free while claim[i] == g - 1 */
@@ -105,7 +104,6 @@ static void *worker_main(void *p) {
          * run `seen` is still waiting for this share, so fn and ctx are that run's. */
         uint32_t expect = seen - 1;
         if (!atomic_compare_exchange_strong(&tp->claim[ith], &expect, seen)) continue;
-        sa_cpu_set_thread_batch_invariant(tp->batch_invariant);
         tp->fn(tp->ctx, ith, nth);
         uint32_t done = atomic_fetch_add(&tp->n_done, 1) + 1;
         if (done == (uint32_t)(nth - 1) && atomic_load(&tp->caller_sleeping)) futex_wake(&tp->n_done, 1);
@@ -179,7 +177,6 @@ void sa_threadpool_run(struct sa_threadpool *tp, sa_task_fn fn, void *ctx) {
     pthread_mutex_lock(&tp->run_lock);
     tp->fn = fn;
     tp->ctx = ctx;
-    tp->batch_invariant = sa_cpu_thread_batch_invariant();
     atomic_store(&tp->n_done, 0);
     uint32_t g = atomic_fetch_add(&tp->gen, 1) + 1; /* seq_cst: publishes fn, ctx, n_done */
     if (atomic_load(&tp->n_sleeping) > 0) futex_wake(&tp->gen, INT_MAX);

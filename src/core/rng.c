@@ -1,6 +1,6 @@
 /* rng.c: xoshiro256** seeded by splitmix64 (see rng_impl.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "sample/rng_impl.h"
+#include "core/rng_impl.h"
 
 #include <time.h>
 #include <unistd.h>

@@ -1,7 +1,8 @@
 /* rng_impl.h: the library's seeded PRNG: xoshiro256** (Blackman & Vigna, "Scrambled
  * linear pseudorandom number generators", 2018; ref: https://prng.di.unimi.it/), seeded
  * through splitmix64 so that any 64-bit seed (0 included) gives a good state. The same
- * seed gives the same stream on every platform. Not part of the public API. */
+ * seed gives the same stream on every platform. Not part of the public API. In core because
+ * the sampler, data, eval and training all draw from it. */
 #ifndef SA_RNG_IMPL_H
 #define SA_RNG_IMPL_H
 

@@ -1,0 +1,94 @@
+/* pipeline_trace.h: the pipeline trace, one JSON line per emitted sentence (round) of each
+ * question, as `salign align --trace` writes it: its one writer and its one reader
+ * (src/pipeline/trace.c). `salign eval math --per-round` (sa_trace_*, src/eval/stats.c) and
+ * `salign eval report` (src/eval/report.c) read it through sa_trace_read. Fields and their
+ * meaning: docs/EVAL.md ("Traces"). */
+#ifndef SA_PIPELINE_TRACE_H
+#define SA_PIPELINE_TRACE_H
+
+#include "sa/pipeline.h"
+#include "sa/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The fields of a trace line, in the order the writer writes them; bits of sa_trace_round.has. */
+enum sa_trace_field {
+    SA_TRACE_ID = 1u << 0,
+    SA_TRACE_QUESTION = 1u << 1,
+    SA_TRACE_ROUND = 1u << 2,
+    SA_TRACE_ANSWER_SO_FAR = 1u << 3,
+    SA_TRACE_Y1 = 1u << 4,
+    SA_TRACE_Y2 = 1u << 5,
+    SA_TRACE_TEXT = 1u << 6,
+    SA_TRACE_ALIGNED = 1u << 7,
+    SA_TRACE_COPIED = 1u << 8,
+    SA_TRACE_EDIT_RATIO = 1u << 9,
+    SA_TRACE_EOS = 1u << 10,
+    SA_TRACE_UPSTREAM_TOKENS = 1u << 11,
+    SA_TRACE_UPSTREAM_PREFILL = 1u << 12,
+    SA_TRACE_UPSTREAM_MS = 1u << 13,
+    SA_TRACE_ALIGNER_TOKENS = 1u << 14,
+    SA_TRACE_ALIGNER_DRAFT = 1u << 15,
+    SA_TRACE_ALIGNER_ACCEPTED = 1u << 16,
+    SA_TRACE_ALIGNER_PREFILL = 1u << 17,
+    SA_TRACE_ALIGNER_MS = 1u << 18,
+    SA_TRACE_T_MS = 1u << 19,
+    SA_TRACE_ALL = (1u << 20) - 1,
+};
+
+/* One trace line. Strings are borrowed (NUL-terminated UTF-8): from the caller for the
+ * writer, from the reader for the duration of the callback. A field is present when its bit
+ * is in `has`; absent or null fields read as not present. */
+struct sa_trace_round {
+    uint32_t has;            /* SA_TRACE_* bits */
+    const char *id_json;     /* the question's id as JSON text, copied as it is ("12", "\"q-3\"") */
+    const char *id;          /* reader only: the id as text (a string's value, an integer in decimal);
+                                the reader accepts a string or an integer >= 0 */
+    const char *question;
+    int32_t round;           /* >= 0: the sentence number (sa_pipeline_sentence.index) */
+    const char *answer_so_far; /* the whole answer after this round */
+    const char *y1;          /* the upstream's sentence */
+    const char *y2;          /* the revision, without leading whitespace */
+    const char *text;        /* what was appended: separator + revision */
+    bool aligned, copied, eos;
+    double edit_ratio;       /* in [0, 1] */
+    int32_t upstream_tokens, upstream_prefill; /* >= 0 */
+    double upstream_ms;      /* >= 0 */
+    int32_t aligner_tokens, aligner_draft, aligner_accepted, aligner_prefill; /* >= 0 */
+    double aligner_ms;       /* >= 0 */
+    double t_ms;             /* >= 0: since the run started */
+};
+
+/* The line of a sentence the pipeline emitted (what `salign align --trace` writes): every
+ * field, the id when id_json is not NULL, the question when it is not NULL. The result
+ * borrows s's strings and the arguments. */
+struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_sentence *s, const char *id_json,
+                                                 const char *question);
+
+/* The JSON line of r (its present fields in the order of enum sa_trace_field, no spaces)
+ * and a '\n'. *line malloc'd, NUL-terminated, *len bytes (len may be NULL). Errors:
+ * BAD_ARGUMENT (id_json present but not JSON, a string field present but NULL), NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line, size_t *len);
+
+/* Called for each line of a trace; `where` ("<name>:<line>") starts messages. Return
+ * SA_STATUS_OK to go on; another status stops the read and is returned. */
+typedef enum sa_status (*sa_trace_round_fn)(void *user, const struct sa_trace_round *r, const char *where);
+
+/* Reads a trace (JSONL, read by sa_jsonl_parse: blank lines skipped, one object a line),
+ * calling fn for each line. Fields may be absent (consumers check `has` for what they need),
+ * but a present field must have its type and range (messages: "<name>:<line>: field
+ * \"round\" must be an integer >= 0"); unknown fields are ignored. *n_lines (may be NULL):
+ * the lines read. Errors: SA_STATUS_BAD_JSON, NO_MEMORY, or what fn returned. */
+SA_NODISCARD enum sa_status sa_trace_read(const char *text, size_t len, const char *name, sa_trace_round_fn fn,
+                                          void *user, size_t *n_lines);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,28 @@
+/* aligner_input.c: the aligner's input text, byte for byte: the format the pipeline asks the
+ * aligner in (pipeline.c) and the one its training records are rendered in (sa_record_input,
+ * src/data/records.c), so that training and inference see the same text. */
+#define _GNU_SOURCE
+#include "sa/pipeline.h"
+
+#include <stdio.h>
+
+enum sa_status sa_aligner_input(const char *question, const char *prefix, const char *last, char **out) {
+    *out = NULL;
+    if (!question || !prefix || !last) return sa_error(SA_STATUS_BAD_ARGUMENT, "aligner input: NULL field");
+    if (asprintf(out, "##Question: %s | ##Answer_Prefix: %s | ##Answer_Last_Sentence: %s | ##Your_Revision: ",
+                 question, prefix, last) < 0) {
+        *out = NULL;
+        return sa_error(SA_STATUS_NO_MEMORY, "aligner input: out of memory");
+    }
+    return SA_STATUS_OK;
+}
+
+enum sa_status sa_aligner_baseline_input(const char *question, const char *answer, char **out) {
+    *out = NULL;
+    if (!question || !answer) return sa_error(SA_STATUS_BAD_ARGUMENT, "aligner input: NULL field");
+    if (asprintf(out, "##Question: %s\n##Answer: %s\n##Correction: ", question, answer) < 0) {
+        *out = NULL;
+        return sa_error(SA_STATUS_NO_MEMORY, "aligner input: out of memory");
+    }
+    return SA_STATUS_OK;
+}
