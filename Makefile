@@ -59,6 +59,13 @@ $(BUILD)/tests/test_spm: tests/test_spm.c $(HARNESS) $(SPM_TEST_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -MMD -MP -o $@ $< $(HARNESS) $(SPM_TEST_OBJ) $(LDLIBS)
 
+# test_cli_opts links the CLI's objects (all but main.o: the option parser and every
+# command's table) over the library.
+CLI_TEST_OBJ := $(filter-out $(BUILD)/tools/salign/main.o,$(CLI_OBJ))
+$(BUILD)/tests/test_cli_opts: tests/test_cli_opts.c $(HARNESS) $(CLI_TEST_OBJ) $(BUILD)/libsalign.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Itools/salign -MMD -MP -o $@ $< $(HARNESS) $(CLI_TEST_OBJ) $(BUILD)/libsalign.a $(LDLIBS)
+
 test: all
 	@BUILD=$(BUILD) tests/run.sh
 

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "cli_opts.h"
+
 /* Exit codes: 0 ok, 1 runtime failure, 2 usage error (GNU convention). */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -22,6 +24,13 @@ int cmd_train(int argc, char **argv);
 int cmd_align(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_pipeline(int argc, char **argv); /* `salign bench pipeline`, dispatched by cmd_bench */
+
+/* The option tables of the commands (cli_opts.h), for their parsing, their --help and
+ * tests/test_cli_opts.c. */
+extern const struct cli_cmd cli_cmd_pull, cli_cmd_inspect, cli_cmd_tokenize, cli_cmd_convert, cli_cmd_generate,
+    cli_cmd_chat, cli_cmd_align, cli_cmd_train, cli_cmd_bench, cli_cmd_bench_pipeline, cli_cmd_eval_aligner;
+/* `salign data SUB` and `salign eval SUB`: one command per subcommand (NULL-terminated). */
+extern const struct cli_cmd *const cli_cmds_data[], *const cli_cmds_eval[];
 
 /* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. what NULL:
  * "salign: <sa_last_error()>", for errors whose message already names the file or model

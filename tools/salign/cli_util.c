@@ -7,10 +7,28 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+int cli_fail(const char *what) {
+    const char *msg = sa_last_error()[0] ? sa_last_error() : "failed";
+    if (what) fprintf(stderr, "salign: %s: %s\n", what, msg);
+    else fprintf(stderr, "salign: %s\n", msg);
+    return CLI_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "salign %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'salign %s --help'.\n", cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
 
 bool cli_no_mmap(void) {
     const char *e = getenv("SALIGN_NO_MMAP");

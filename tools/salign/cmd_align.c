@@ -12,75 +12,12 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign align --upstream MODEL|URL --aligner MODEL -p QUESTION [OPTIONS]\n"
-            "       salign align --upstream MODEL|URL --aligner MODEL --input Q.jsonl --output A.jsonl [OPTIONS]\n\n"
-            "Stream Aligner: the upstream writes the answer one sentence at a time, the aligner\n"
-            "corrects each sentence, and the corrected answer is printed as it is accepted.\n\n"
-            "Models:\n"
-            "  --upstream M|URL          local model (path or cached name) or an OpenAI-compatible\n"
-            "                            server, http://host:port/v1 (key: $SALIGN_API_KEY or\n"
-            "                            $OPENAI_API_KEY)\n"
-            "  --upstream-model NAME     the server's model name (default: its only model)\n"
-            "  --upstream-template T     remote: chat format (chatml, gemma, llama3) or a Jinja\n"
-            "                            template file of the upstream model\n"
-            "  --upstream-tokenizer M    remote: a local copy of the upstream model (GGUF): its\n"
-            "                            chat template and tokenizer (token counts)\n"
-            "  --upstream-extra JSON     remote: fields added to each request, e.g.\n"
-            "                            '{\"repeat_penalty\": 1}' (llama.cpp servers penalise\n"
-            "                            repeats by default, even when greedy)\n"
-            "  --aligner M               the aligner (path or cached name)\n"
-            "  --system TEXT             a system message for the upstream\n"
-            "  --aligner-system TEXT     a system message for the aligner (an untrained stand-in\n"
-            "                            may need an instruction; a trained aligner none)\n"
-            "Loop:\n"
-            "  --mode MODE               stream (default), continue, aligner (the Aligner\n"
-            "                            baseline), upstream (no correction)\n"
-            "  --rounds N                continue: corrected sentences before the rest (default 1)\n"
-            "  --continue-with WHO       continue: aligner (default) or upstream writes the rest\n"
-            "  --max-rounds N            most corrected sentences (default: no limit)\n"
-            "  --max-length N            most tokens of the answer (default 1024)\n"
-            "  --max-sentence-tokens N   most upstream tokens for one sentence (default 256)\n"
-            "  --max-aligner-tokens N    most aligner tokens per revision (default: 2 x y1 + 32)\n"
-            "  --unit sentence|line      what the upstream is cut at (default sentence)\n"
-            "Decoding:\n"
-            "  --temp T                  upstream temperature (default 0: greedy)\n"
-            "  --top-p P                 upstream nucleus mass (default 1: off)\n"
-            "  --aligner-temp T          aligner temperature (default 0: greedy)\n"
-            "  --seed S                  sampling seed (default 0)\n"
-            "  --no-spec                 no copy-speculation in the aligner\n"
-            "  --no-kv-reuse             evaluate every prompt from scratch (benchmarks)\n"
-            "  --no-token-healing        continue the answer from its re-tokenized text as it is\n"
-            "                            (default: a local model rewrites the prompt's last token)\n"
-            "  -t, --threads N           compute threads (default: all cores)\n"
-            "  --batch-invariant         bitwise batch-invariant kernels in the local models\n"
-            "                            (slower one-token decoding; --no-kv-reuse then changes\n"
-            "                            the speed only)\n"
-            "  -c, --ctx-size N          context size of each local model (default 4096)\n"
-            "  --timeout-ms N            remote: idle timeout (default 60000)\n"
-            "Output:\n"
-            "  -p, --prompt QUESTION     the question\n"
-            "  --show-edits              show each original sentence and its correction\n"
-            "  --json                    print one JSON object (answer and metrics) at the end\n"
-            "  --trace FILE              JSONL: one line per emitted sentence (y1, y2, copied,\n"
-            "                            edit ratio, tokens and ms per model, answer_so_far)\n"
-            "  --input FILE              JSONL questions: {\"id\", \"question\"} (or \"prompt\",\n"
-            "                            \"problem\"); id defaults to the 0-based line index\n"
-            "  --output FILE             JSONL answers (appended; ids already there are skipped)\n"
-            "  --answers FILE            aligner mode without an upstream: revise the answers of\n"
-            "                            FILE (JSONL {\"id\", \"answer\"}, e.g. an --output of\n"
-            "                            --mode upstream), matched to --input by id\n"
-            "  -v, --verbose             metrics on stderr\n"
-            "  -h, --help                this help\n\n"
-            "Exit status: 0 ok, 1 runtime failure (model, server, file), 2 usage, 130 interrupted.\n");
-}
 
 struct align_opts {
     const char *upstream_extra;
@@ -91,92 +28,105 @@ struct align_opts {
     struct sa_pipeline_params pp;
 };
 
-static bool parse_i32(const char *s, long lo, long hi, int32_t *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int32_t)v;
-    return true;
+static bool parse_mode(const char *v, void *field) {
+    return sa_pipeline_mode_from_name(v, (enum sa_pipeline_mode *)field) == SA_STATUS_OK;
 }
 
-static bool parse_f(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || v != v) return false;
-    *out = v;
-    return true;
-}
+/* in the order of enum sa_pipeline_continue_with and enum sa_segment_unit */
+static const char *const continue_names[] = {"aligner", "upstream", NULL};
+static const char *const unit_names[] = {"sentence", "line", NULL};
 
+#define O(f) CLI_AT(struct align_opts, f)
+static const struct cli_opt align_opts[] = {
+    {"upstream", 0, CLI_OPT_STR, O(upstream), .section = "Models", .arg = "M|URL",
+     .help = "local model (path or cached name) or an OpenAI-compatible\nserver, http://host:port/v1 (key: "
+             "$SALIGN_API_KEY or\n$OPENAI_API_KEY)"},
+    {"upstream-model", 0, CLI_OPT_STR, O(upstream_model), .arg = "NAME",
+     .help = "the server's model name (default: its only model)"},
+    {"upstream-template", 0, CLI_OPT_STR, O(upstream_template), .arg = "T",
+     .help = "remote: chat format (chatml, gemma, llama3) or a Jinja\ntemplate file of the upstream model"},
+    {"upstream-tokenizer", 0, CLI_OPT_STR, O(upstream_tokenizer), .arg = "M",
+     .help = "remote: a local copy of the upstream model (GGUF): its\nchat template and tokenizer (token counts)"},
+    {"upstream-extra", 0, CLI_OPT_STR, O(upstream_extra), .arg = "JSON",
+     .help = "remote: fields added to each request, e.g.\n'{\"repeat_penalty\": 1}' (llama.cpp servers penalise\n"
+             "repeats by default, even when greedy)"},
+    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M", .help = "the aligner (path or cached name)"},
+    {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "a system message for the upstream"},
+    {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
+     .help = "a system message for the aligner (an untrained stand-in\nmay need an instruction; a trained aligner "
+             "none)"},
+    {"mode", 0, CLI_OPT_CUSTOM, O(pp.mode), .parse = parse_mode, .expect = "stream, continue, aligner or upstream",
+     .section = "Loop", .arg = "MODE",
+     .help = "stream (default), continue, aligner (the Aligner\nbaseline), upstream (no correction)"},
+    {"rounds", 0, CLI_OPT_INT, O(pp.continue_rounds), .imin = 0, .imax = 1 << 20, .arg = "N",
+     .help = "continue: corrected sentences before the rest (default 1)"},
+    {"continue-with", 0, CLI_OPT_ENUM, O(pp.continue_with), .names = continue_names, .arg = "WHO",
+     .help = "continue: aligner (default) or upstream writes the rest"},
+    {"max-rounds", 0, CLI_OPT_INT, O(pp.max_rounds), .imin = 0, .imax = 1 << 20, .arg = "N",
+     .help = "most corrected sentences (default: no limit)"},
+    {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
+     .help = "most tokens of the answer (default 1024)"},
+    {"max-sentence-tokens", 0, CLI_OPT_INT, O(pp.max_sentence_tokens), .imin = 1, .imax = 1 << 24, .arg = "N",
+     .help = "most upstream tokens for one sentence (default 256)"},
+    {"max-aligner-tokens", 0, CLI_OPT_INT, O(pp.max_aligner_tokens), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "most aligner tokens per revision (default: 2 x y1 + 32)"},
+    {"unit", 0, CLI_OPT_ENUM, O(pp.unit), .names = unit_names, .arg = "sentence|line",
+     .help = "what the upstream is cut at (default sentence)"},
+    {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
+     .arg = "T", .help = "upstream temperature (default 0: greedy)"},
+    {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
+     .help = "upstream nucleus mass (default 1: off)"},
+    {"aligner-temp", 0, CLI_OPT_FLOAT, O(pp.aligner_temp), .lo = -INFINITY, .hi = INFINITY, .arg = "T",
+     .help = "aligner temperature (default 0: greedy)"},
+    {"seed", 0, CLI_OPT_UINT, O(pp.seed), .umax = UINT64_MAX, .arg = "S", .help = "sampling seed (default 0)"},
+    {"no-spec", 0, CLI_OPT_UNSET, O(pp.use_spec), .help = "no copy-speculation in the aligner"},
+    {"no-kv-reuse", 0, CLI_OPT_UNSET, O(pp.kv_reuse), .help = "evaluate every prompt from scratch (benchmarks)"},
+    {"no-token-healing", 0, CLI_OPT_UNSET, O(pp.token_healing),
+     .help = "continue the answer from its re-tokenized text as it is\n(default: a local model rewrites the "
+             "prompt's last token)"},
+    {"threads", 't', CLI_OPT_INT, O(pp.n_threads), .imin = 0, .imax = 1024, .arg = "N",
+     .help = "compute threads (default: all cores)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
+     .help = "bitwise batch-invariant kernels in the local models\n(slower one-token decoding; --no-kv-reuse then "
+             "changes\nthe speed only)"},
+    {"ctx-size", 'c', CLI_OPT_INT, O(pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "context size of each local model (default 4096)"},
+    {"timeout-ms", 0, CLI_OPT_INT, O(timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "remote: idle timeout (default 60000)"},
+    {"prompt", 'p', CLI_OPT_STR, O(prompt), .section = "Output", .arg = "QUESTION", .help = "the question"},
+    {"show-edits", 0, CLI_OPT_FLAG, O(show_edits), .help = "show each original sentence and its correction"},
+    {"json", 0, CLI_OPT_FLAG, O(json), .help = "print one JSON object (answer and metrics) at the end"},
+    {"trace", 0, CLI_OPT_STR, O(trace), .arg = "FILE",
+     .help = "JSONL: one line per emitted sentence (y1, y2, copied,\nedit ratio, tokens and ms per model, "
+             "answer_so_far)"},
+    {"input", 0, CLI_OPT_STR, O(input), .arg = "FILE",
+     .help = "JSONL questions: {\"id\", \"question\"} (or \"prompt\",\n\"problem\"); id defaults to the 0-based "
+             "line index"},
+    {"output", 0, CLI_OPT_STR, O(output), .arg = "FILE",
+     .help = "JSONL answers (appended; ids already there are skipped)"},
+    {"answers", 0, CLI_OPT_STR, O(answers), .arg = "FILE",
+     .help = "aligner mode without an upstream: revise the answers of\nFILE (JSONL {\"id\", \"answer\"}, e.g. an "
+             "--output of\n--mode upstream), matched to --input by id"},
+    {"verbose", 'v', CLI_OPT_FLAG, O(verbose), .help = "metrics on stderr"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_align = {
+    .name = "align",
+    .opts = align_opts,
+    .n_opts = sizeof align_opts / sizeof align_opts[0],
+    .usage = "Usage: salign align --upstream MODEL|URL --aligner MODEL -p QUESTION [OPTIONS]\n"
+             "       salign align --upstream MODEL|URL --aligner MODEL --input Q.jsonl --output A.jsonl [OPTIONS]\n\n"
+             "Stream Aligner: the upstream writes the answer one sentence at a time, the aligner\n"
+             "corrects each sentence, and the corrected answer is printed as it is accepted.\n\n",
+    .epilog = "Exit status: 0 ok, 1 runtime failure (model, server, file), 2 usage, 130 interrupted.\n",
+};
+
+/* Parses the options and checks how they combine. Returns 0, CLI_PARSE_HELP or CLI_USAGE. */
 static int parse_args(int argc, char **argv, struct align_opts *o) {
-    static const char *const with_value[] = {
-        "--upstream", "--upstream-model", "--upstream-extra", "--upstream-template", "--upstream-tokenizer", "--aligner", "--system",
-        "--aligner-system",
-        "--mode", "--rounds", "--continue-with", "--max-rounds", "--max-length", "--max-sentence-tokens",
-        "--max-aligner-tokens", "--unit", "--temp", "--top-p", "--aligner-temp", "--seed", "-t", "--threads", "-c",
-        "--ctx-size", "--timeout-ms", "-p", "--prompt", "--trace", "--input", "--output", "--answers"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return -1;
-        }
-        if (!strcmp(a, "--show-edits")) { o->show_edits = true; continue; }
-        if (!strcmp(a, "--json")) { o->json = true; continue; }
-        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = true; continue; }
-        if (!strcmp(a, "--no-spec")) { o->pp.use_spec = false; continue; }
-        if (!strcmp(a, "--no-kv-reuse")) { o->pp.kv_reuse = false; continue; }
-        if (!strcmp(a, "--no-token-healing")) { o->pp.token_healing = false; continue; }
-        if (!strcmp(a, "--batch-invariant")) { o->pp.batch_invariant = true; continue; }
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
-        if (!known) return cli_usage_error("align", "unknown argument '%s'", a);
-        if (i + 1 >= argc) return cli_usage_error("align", "option %s needs a value", a);
-        const char *v = argv[++i];
-        bool ok = true;
-        int32_t n = 0;
-        if (!strcmp(a, "--upstream")) o->upstream = v;
-        else if (!strcmp(a, "--upstream-model")) o->upstream_model = v;
-        else if (!strcmp(a, "--upstream-extra")) o->upstream_extra = v;
-        else if (!strcmp(a, "--upstream-template")) o->upstream_template = v;
-        else if (!strcmp(a, "--upstream-tokenizer")) o->upstream_tokenizer = v;
-        else if (!strcmp(a, "--aligner")) o->aligner = v;
-        else if (!strcmp(a, "--system")) o->system = v;
-        else if (!strcmp(a, "--aligner-system")) o->aligner_system = v;
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
-        else if (!strcmp(a, "--trace")) o->trace = v;
-        else if (!strcmp(a, "--input")) o->input = v;
-        else if (!strcmp(a, "--output")) o->output = v;
-        else if (!strcmp(a, "--answers")) o->answers = v;
-        else if (!strcmp(a, "--mode")) {
-            ok = sa_pipeline_mode_from_name(v, &o->pp.mode) == SA_STATUS_OK;
-        } else if (!strcmp(a, "--continue-with")) {
-            ok = !strcmp(v, "aligner") || !strcmp(v, "upstream");
-            o->pp.continue_with = !strcmp(v, "upstream") ? SA_PIPELINE_CONTINUE_UPSTREAM : SA_PIPELINE_CONTINUE_ALIGNER;
-        } else if (!strcmp(a, "--unit")) {
-            ok = !strcmp(v, "sentence") || !strcmp(v, "line");
-            o->pp.unit = !strcmp(v, "line") ? SA_SEGMENT_LINE : SA_SEGMENT_SENTENCE;
-        } else if (!strcmp(a, "--rounds")) ok = parse_i32(v, 0, 1 << 20, &o->pp.continue_rounds);
-        else if (!strcmp(a, "--max-rounds")) ok = parse_i32(v, 0, 1 << 20, &o->pp.max_rounds);
-        else if (!strcmp(a, "--max-length")) ok = parse_i32(v, 1, 1 << 24, &o->pp.max_length);
-        else if (!strcmp(a, "--max-sentence-tokens")) ok = parse_i32(v, 1, 1 << 24, &o->pp.max_sentence_tokens);
-        else if (!strcmp(a, "--max-aligner-tokens")) ok = parse_i32(v, 0, 1 << 24, &o->pp.max_aligner_tokens);
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = parse_i32(v, 0, 1024, &n) && ((o->pp.n_threads = n), 1);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) ok = parse_i32(v, 0, 1 << 24, &o->pp.n_ctx);
-        else if (!strcmp(a, "--timeout-ms")) ok = parse_i32(v, 1, 1 << 30, &o->timeout_ms);
-        else if (!strcmp(a, "--temp")) ok = parse_f(v, &o->pp.upstream_temp);
-        else if (!strcmp(a, "--aligner-temp")) ok = parse_f(v, &o->pp.aligner_temp);
-        else if (!strcmp(a, "--top-p")) ok = parse_f(v, &o->pp.upstream_top_p) && o->pp.upstream_top_p > 0 && o->pp.upstream_top_p <= 1;
-        else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            ok = !errno && end != v && !*end && v[0] != '-';
-            o->pp.seed = (uint64_t)s;
-        }
-        if (!ok) return cli_usage_error("align", "bad value for %s: '%s'", a, v);
-    }
+    int prc = cli_parse(&cli_cmd_align, argc, argv, o, NULL);
+    if (prc) return prc;
     if (o->answers && o->pp.mode != SA_PIPELINE_ALIGNER)
         return cli_usage_error("align", "--answers is for --mode aligner");
     if (o->answers && !o->input) return cli_usage_error("align", "--answers needs --input FILE");
@@ -554,7 +504,7 @@ int cmd_align(int argc, char **argv) {
     struct align_opts o = {0};
     o.pp = sa_pipeline_default_params();
     int prc = parse_args(argc, argv, &o);
-    if (prc) return prc < 0 ? CLI_OK : prc;
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
 
     struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
     struct sa_upstream *remote = NULL;

@@ -8,49 +8,15 @@
 #include "cli.h"
 #include "sa/sa.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign bench -m MODEL [OPTIONS]\n"
-            "       salign bench pipeline --upstream MODEL --aligner MODEL [OPTIONS]  (see its --help)\n\n"
-            "Measures prompt processing (pp) and decode (tg) speed in tokens/s, like llama-bench:\n"
-            "pp evaluates P tokens from an empty cache in batches of n_batch; tg decodes N tokens\n"
-            "one at a time after one token of context. The tokens are a fixed pseudo-random\n"
-            "sequence (the same as bench/peer_llama_cpp.py). Each test runs once to warm up,\n"
-            "then --reps times; the best and the mean are reported.\n\n"
-            "  -m, --model MODEL     a .gguf file, a Hugging Face directory or a cached model name\n"
-            "  -p, --n-prompt P      prompt tokens (default 512; 0 skips pp)\n"
-            "  -n, --n-gen N         generated tokens (default 128; 0 skips tg)\n"
-            "  -b, --batch-size B    tokens per forward pass for pp (default: P)\n"
-            "  -t, --threads LIST    comma-separated thread counts (default 1,2)\n"
-            "  -r, --reps R          measured repetitions (default 3)\n"
-            "      --no-mmap         copy the weights into memory at load instead of mapping the file\n"
-            "                        (llama-bench -mmp 0; also SALIGN_NO_MMAP=1 for every command)\n"
-            "      --batch-invariant bitwise batch-invariant kernels (sa_ctx_params.batch_invariant)\n"
-            "      --json            one JSON object per thread count instead of the table\n"
-            "  -h, --help            this help\n\n"
-            "'salign bench pipeline --help': the Stream Aligner pipeline's speed (stream vs Aligner, speculation, KV reuse).\n\n"
-            "Example:\n"
-            "  salign bench -m smollm2-135m-instruct -t 1,2 --reps 5\n");
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static bool parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
 }
 
 #define MAX_THREAD_SETTINGS 16
@@ -116,58 +82,66 @@ done:
     return rc;
 }
 
+struct bench_opts {
+    const char *model, *threads;
+    int64_t P, N, B, reps;
+    bool json, use_mmap, batch_invariant;
+};
+
+#define O(f) CLI_AT(struct bench_opts, f)
+static const struct cli_opt bench_opts[] = {
+    {"model", 'm', CLI_OPT_STR, O(model), .arg = "MODEL",
+     .help = "a .gguf file, a Hugging Face directory or a cached model name"},
+    {"n-prompt", 'p', CLI_OPT_INT, O(P), .imin = 0, .imax = 1 << 20, .arg = "P",
+     .help = "prompt tokens (default 512; 0 skips pp)"},
+    {"n-gen", 'n', CLI_OPT_INT, O(N), .imin = 0, .imax = 1 << 20, .arg = "N",
+     .help = "generated tokens (default 128; 0 skips tg)"},
+    {"batch-size", 'b', CLI_OPT_INT, O(B), .imin = 1, .imax = 1 << 20, .arg = "B",
+     .help = "tokens per forward pass for pp (default: P)"},
+    {"threads", 't', CLI_OPT_STR, O(threads), .arg = "LIST", .help = "comma-separated thread counts (default 1,2)"},
+    {"reps", 'r', CLI_OPT_INT, O(reps), .imin = 1, .imax = 1000, .arg = "R",
+     .help = "measured repetitions (default 3)"},
+    {"no-mmap", 0, CLI_OPT_UNSET, O(use_mmap),
+     .help = "copy the weights into memory at load instead of mapping the file\n(llama-bench -mmp 0; also "
+             "SALIGN_NO_MMAP=1 for every command)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+     .help = "bitwise batch-invariant kernels (sa_ctx_params.batch_invariant)"},
+    {"json", 0, CLI_OPT_FLAG, O(json), .help = "one JSON object per thread count instead of the table"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_bench = {
+    .name = "bench",
+    .opts = bench_opts,
+    .n_opts = sizeof bench_opts / sizeof bench_opts[0],
+    .operands = true,
+    .usage = "Usage: salign bench -m MODEL [OPTIONS]\n"
+             "       salign bench pipeline --upstream MODEL --aligner MODEL [OPTIONS]  (see its --help)\n\n"
+             "Measures prompt processing (pp) and decode (tg) speed in tokens/s, like llama-bench:\n"
+             "pp evaluates P tokens from an empty cache in batches of n_batch; tg decodes N tokens\n"
+             "one at a time after one token of context. The tokens are a fixed pseudo-random\n"
+             "sequence (the same as bench/peer_llama_cpp.py). Each test runs once to warm up,\n"
+             "then --reps times; the best and the mean are reported.\n\n",
+    .epilog = "'salign bench pipeline --help': the Stream Aligner pipeline's speed (stream vs Aligner, speculation, KV "
+              "reuse).\n\n"
+              "Example:\n"
+              "  salign bench -m smollm2-135m-instruct -t 1,2 --reps 5\n",
+};
+
 int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "pipeline")) /* the pipeline's speed: cmd_bench_pipeline.c */
         return cmd_bench_pipeline(argc - 1, argv + 1);
-    enum { OPT_JSON = 256, OPT_NO_MMAP, OPT_BATCH_INVARIANT };
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},      {"n-prompt", required_argument, NULL, 'p'},
-        {"n-gen", required_argument, NULL, 'n'},      {"batch-size", required_argument, NULL, 'b'},
-        {"threads", required_argument, NULL, 't'},    {"reps", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, OPT_JSON},        {"help", no_argument, NULL, 'h'},
-        {"no-mmap", no_argument, NULL, OPT_NO_MMAP},  {"batch-invariant", no_argument, NULL, OPT_BATCH_INVARIANT},
-        {NULL, 0, NULL, 0},
-    };
-    if (argc >= 2 && !strcmp(argv[1], "pipeline")) return cmd_bench_pipeline(argc - 1, argv + 1);
-    const char *model_arg = NULL, *threads_arg = "1,2";
-    long P = 512, N = 128, B = 0, reps = 3;
-    bool json = false, use_mmap = !cli_no_mmap(), batch_invariant = false;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:p:n:b:t:r:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_arg = optarg; break;
-        case 'p':
-            if (!parse_int(optarg, 0, 1 << 20, &P)) return cli_usage_error("bench", "bad --n-prompt '%s'", optarg);
-            break;
-        case 'n':
-            if (!parse_int(optarg, 0, 1 << 20, &N)) return cli_usage_error("bench", "bad --n-gen '%s'", optarg);
-            break;
-        case 'b':
-            if (!parse_int(optarg, 1, 1 << 20, &B)) return cli_usage_error("bench", "bad --batch-size '%s'", optarg);
-            break;
-        case 't': threads_arg = optarg; break;
-        case 'r':
-            if (!parse_int(optarg, 1, 1000, &reps)) return cli_usage_error("bench", "bad --reps '%s'", optarg);
-            break;
-        case OPT_JSON: json = true; break;
-        case OPT_NO_MMAP: use_mmap = false; break;
-        case OPT_BATCH_INVARIANT: batch_invariant = true; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':':
-        default: {
-            const char *arg = argv[optind - 1];
-            char shorts[3] = {'-', (char)optopt, 0};
-            const char *what = !strncmp(arg, "--", 2) || !optopt ? arg : shorts;
-            return c == ':' ? cli_usage_error("bench", "option '%s' needs a value", what)
-                            : cli_usage_error("bench", "unknown option '%s'", what);
-        }
-        }
-    }
-    if (optind < argc) {
-        if (model_arg || optind + 1 < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-        model_arg = argv[optind]; /* `salign bench MODEL` works too */
+    struct bench_opts o = {.threads = "1,2", .P = 512, .N = 128, .reps = 3, .use_mmap = !cli_no_mmap()};
+    int n_ops = 0;
+    int prc = cli_parse(&cli_cmd_bench, argc, argv, &o, &n_ops);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    const char *model_arg = o.model, *threads_arg = o.threads;
+    long P = o.P, N = o.N, B = o.B, reps = o.reps;
+    const bool json = o.json, use_mmap = o.use_mmap, batch_invariant = o.batch_invariant;
+    if (n_ops) {
+        if (model_arg || n_ops > 1) return cli_usage_error("bench", "unexpected argument '%s'", argv[argc - n_ops]);
+        model_arg = argv[argc - n_ops]; /* `salign bench MODEL` works too */
     }
     if (!model_arg) return cli_usage_error("bench", "missing -m MODEL");
     if (P == 0 && N == 0) return cli_usage_error("bench", "nothing to measure: -p and -n are both 0");

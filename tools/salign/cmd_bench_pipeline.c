@@ -17,41 +17,6 @@
 
 #define DEFAULT_QUESTIONS "/work/shared/data/gsm8k/test.jsonl"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign bench pipeline --upstream MODEL --aligner MODEL [OPTIONS]\n\n"
-            "Runs the same questions through the pipeline in five configurations and compares them:\n"
-            "  stream          the Stream Aligner loop, copy-speculation and KV reuse on\n"
-            "  stream-no-spec  the loop, the aligner decoding one token per forward pass\n"
-            "  stream-no-kv    the loop, every prompt evaluated from scratch\n"
-            "  aligner         the Aligner baseline: whole answer, rewritten once\n"
-            "  upstream        the upstream alone (no correction)\n"
-            "Greedy decoding. Questions run in turn through every configuration (so that a change\n"
-            "of machine load hits them alike), after one untimed warm-up round.\n\n"
-            "  --upstream M            the upstream (path or cached name)\n"
-            "  --aligner M             the aligner (path or cached name; may equal --upstream)\n"
-            "  --aligner-system TEXT   a system message for the aligner (an untrained stand-in)\n"
-            "  --questions FILE        JSONL with \"question\" (or \"prompt\", \"problem\"); default the\n"
-            "                          GSM8K test set, " DEFAULT_QUESTIONS "\n"
-            "                          ($SA_SHARED_DATA/gsm8k/test.jsonl when set)\n"
-            "  -n N                    the first N questions (default 5)\n"
-            "  --configs LIST          comma-separated subset of the five (default all)\n"
-            "  --max-rounds R          most corrected sentences per answer (default 6)\n"
-            "  --max-length L          most tokens of an answer (default 256)\n"
-            "  --unit sentence|line    what the upstream is cut at (default sentence)\n"
-            "  --batch-invariant       bitwise batch-invariant kernels in every local context\n"
-            "                          (sa_pipeline_params.batch_invariant): the stream answers must\n"
-            "                          then be identical with and without speculation and KV reuse\n"
-            "  --no-warmup             skip the untimed warm-up round\n"
-            "  -t, --threads T         compute threads (default: all cores)\n"
-            "  -c, --ctx-size N        context size of each local model (default 2048)\n"
-            "  --json                  one JSON object instead of the table\n"
-            "  -h, --help              this help\n\n"
-            "Example:\n"
-            "  salign bench pipeline --upstream qwen2.5-coder-0.5b-instruct \\\n"
-            "      --aligner smollm2-135m-instruct -n 5 --max-rounds 6 -t 2\n");
-}
-
 /* ---- configurations ---- */
 
 enum { CFG_STREAM, CFG_NO_SPEC, CFG_NO_KV, CFG_ALIGNER, CFG_UPSTREAM, CFG_COUNT };
@@ -75,51 +40,63 @@ struct bench_opts {
     bool json, batch_invariant, warmup;
 };
 
-static bool parse_i32(const char *s, long lo, long hi, int32_t *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int32_t)v;
-    return true;
-}
+static const char *const unit_names[] = {"sentence", "line", NULL}; /* enum sa_segment_unit */
 
+#define O(f) CLI_AT(struct bench_opts, f)
+static const struct cli_opt bench_pipeline_opts[] = {
+    {"upstream", 0, CLI_OPT_STR, O(upstream), .arg = "M", .help = "the upstream (path or cached name)"},
+    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M",
+     .help = "the aligner (path or cached name; may equal --upstream)"},
+    {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
+     .help = "a system message for the aligner (an untrained stand-in)"},
+    {"questions", 0, CLI_OPT_STR, O(questions), .arg = "FILE",
+     .help = "JSONL with \"question\" (or \"prompt\", \"problem\"); default the\nGSM8K test set, " DEFAULT_QUESTIONS
+             "\n($SA_SHARED_DATA/gsm8k/test.jsonl when set)"},
+    {NULL, 'n', CLI_OPT_INT, O(n), .imin = 1, .imax = 100000, .arg = "N",
+     .help = "the first N questions (default 5)"},
+    {"configs", 0, CLI_OPT_STR, O(configs), .arg = "LIST",
+     .help = "comma-separated subset of the five (default all)"},
+    {"max-rounds", 0, CLI_OPT_INT, O(max_rounds), .imin = 0, .imax = 1 << 20, .arg = "R",
+     .help = "most corrected sentences per answer (default 6)"},
+    {"max-length", 0, CLI_OPT_INT, O(max_length), .imin = 1, .imax = 1 << 24, .arg = "L",
+     .help = "most tokens of an answer (default 256)"},
+    {"unit", 0, CLI_OPT_ENUM, O(unit), .names = unit_names, .arg = "sentence|line",
+     .help = "what the upstream is cut at (default sentence)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+     .help = "bitwise batch-invariant kernels in every local context\n(sa_pipeline_params.batch_invariant): the "
+             "stream answers must\nthen be identical with and without speculation and KV reuse"},
+    {"no-warmup", 0, CLI_OPT_UNSET, O(warmup), .help = "skip the untimed warm-up round"},
+    {"threads", 't', CLI_OPT_INT, O(n_threads), .imin = 0, .imax = 1024, .arg = "T",
+     .help = "compute threads (default: all cores)"},
+    {"ctx-size", 'c', CLI_OPT_INT, O(n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "context size of each local model (default 2048)"},
+    {"json", 0, CLI_OPT_FLAG, O(json), .help = "one JSON object instead of the table"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_bench_pipeline = {
+    .name = "bench pipeline",
+    .opts = bench_pipeline_opts,
+    .n_opts = sizeof bench_pipeline_opts / sizeof bench_pipeline_opts[0],
+    .usage = "Usage: salign bench pipeline --upstream MODEL --aligner MODEL [OPTIONS]\n\n"
+             "Runs the same questions through the pipeline in five configurations and compares them:\n"
+             "  stream          the Stream Aligner loop, copy-speculation and KV reuse on\n"
+             "  stream-no-spec  the loop, the aligner decoding one token per forward pass\n"
+             "  stream-no-kv    the loop, every prompt evaluated from scratch\n"
+             "  aligner         the Aligner baseline: whole answer, rewritten once\n"
+             "  upstream        the upstream alone (no correction)\n"
+             "Greedy decoding. Questions run in turn through every configuration (so that a change\n"
+             "of machine load hits them alike), after one untimed warm-up round.\n\n",
+    .epilog = "Example:\n"
+              "  salign bench pipeline --upstream qwen2.5-coder-0.5b-instruct \\\n"
+              "      --aligner smollm2-135m-instruct -n 5 --max-rounds 6 -t 2\n",
+};
+
+/* Parses the options and checks them. Returns 0, CLI_PARSE_HELP or CLI_USAGE. */
 static int parse_args(int argc, char **argv, struct bench_opts *o) {
-    static const char *const with_value[] = {"--upstream", "--aligner", "--aligner-system", "--questions", "-n",
-                                             "--configs", "--max-rounds", "--max-length", "--unit", "-t",
-                                             "--threads", "-c", "--ctx-size"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return -1;
-        }
-        if (!strcmp(a, "--json")) { o->json = true; continue; }
-        if (!strcmp(a, "--batch-invariant")) { o->batch_invariant = true; continue; }
-        if (!strcmp(a, "--no-warmup")) { o->warmup = false; continue; }
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
-        if (!known) return cli_usage_error("bench pipeline", "unknown argument '%s'", a);
-        if (i + 1 >= argc) return cli_usage_error("bench pipeline", "option %s needs a value", a);
-        const char *v = argv[++i];
-        bool ok = true;
-        int32_t t = 0;
-        if (!strcmp(a, "--upstream")) o->upstream = v;
-        else if (!strcmp(a, "--aligner")) o->aligner = v;
-        else if (!strcmp(a, "--aligner-system")) o->aligner_system = v;
-        else if (!strcmp(a, "--questions")) o->questions = v;
-        else if (!strcmp(a, "--configs")) o->configs = v;
-        else if (!strcmp(a, "-n")) ok = parse_i32(v, 1, 100000, &o->n);
-        else if (!strcmp(a, "--max-rounds")) ok = parse_i32(v, 0, 1 << 20, &o->max_rounds);
-        else if (!strcmp(a, "--max-length")) ok = parse_i32(v, 1, 1 << 24, &o->max_length);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) ok = parse_i32(v, 0, 1 << 24, &o->n_ctx);
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = parse_i32(v, 0, 1024, &t) && ((o->n_threads = t), 1);
-        else if (!strcmp(a, "--unit")) {
-            ok = !strcmp(v, "sentence") || !strcmp(v, "line");
-            o->unit = !strcmp(v, "line") ? SA_SEGMENT_LINE : SA_SEGMENT_SENTENCE;
-        }
-        if (!ok) return cli_usage_error("bench pipeline", "bad value for %s: '%s'", a, v);
-    }
+    int prc = cli_parse(&cli_cmd_bench_pipeline, argc, argv, o, NULL);
+    if (prc) return prc;
     if (!o->upstream) return cli_usage_error("bench pipeline", "no upstream (--upstream MODEL)");
     if (!o->aligner) return cli_usage_error("bench pipeline", "no aligner (--aligner MODEL)");
     if (!strncmp(o->upstream, "http://", 7) || !strncmp(o->upstream, "https://", 8))
@@ -315,7 +292,7 @@ static void report_table(const struct bench_opts *o, struct cfg_stats *cs, int n
 int cmd_bench_pipeline(int argc, char **argv) {
     struct bench_opts o = {.n = 5, .max_rounds = 6, .max_length = 256, .n_ctx = 2048, .warmup = true};
     int prc = parse_args(argc, argv, &o);
-    if (prc) return prc < 0 ? CLI_OK : prc;
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
     struct cfg_stats cs[CFG_COUNT] = {0};
     if ((prc = select_configs(o.configs, cs))) return prc;
 

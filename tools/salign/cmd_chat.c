@@ -9,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f) {
-    fprintf(f, "Usage: salign chat -m MODEL [OPTIONS]\n\n"
-               "Talk with a model. Type a message and press Enter; /reset forgets the conversation,\n"
-               "/exit (or Ctrl-D) quits.\n\nOptions:\n%s"
-               "  -h, --help          this help\n",
-            gen_opts_help);
-}
-
 struct history {
     struct sa_chat_msg *msgs;
     size_t n, cap;
@@ -44,16 +36,8 @@ int cmd_chat(int argc, char **argv) {
     struct gen_opts o;
     gen_opts_init(&o);
     o.n_predict = 1024;
-    for (int i = 1; i < argc; i++) {
-        int r = gen_parse_opt("chat", argc, argv, &i, &o);
-        if (r < 0) return CLI_USAGE;
-        if (r > 0) continue;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return CLI_OK;
-        }
-        return cli_usage_error("chat", "unknown argument '%s'", argv[i]);
-    }
+    int prc = cli_parse(&cli_cmd_chat, argc, argv, &o, NULL);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
     if (!o.model) return cli_usage_error("chat", "no model (-m MODEL)");
 
     struct sa_model *m = NULL;

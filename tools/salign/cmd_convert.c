@@ -4,46 +4,11 @@
 #include "cli.h"
 #include "sa/sa.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign convert MODEL [--to gguf|safetensors] [--type TYPE] -o OUT\n\n"
-            "Re-encodes a model. MODEL is a .gguf file or a Hugging Face safetensors directory\n"
-            "(config.json + model.safetensors or model.safetensors.index.json).\n\n"
-            "  -t, --to FORMAT         gguf (OUT is a file) or safetensors (OUT is a directory);\n"
-            "                          default: gguf when OUT ends in .gguf\n"
-            "  -T, --type TYPE         f32, f16, bf16 or q8_0 (GGUF only); default f16 for GGUF,\n"
-            "                          bf16 for safetensors. GGUF keeps 1-D tensors in f32; q8_0\n"
-            "                          falls back to f16 for rows that are not a multiple of 32\n"
-            "  -o, --output OUT        output file or directory\n"
-            "      --shard-size SIZE   safetensors: shard above SIZE bytes (suffix K, M, G)\n"
-            "      --tokenizer-from G  safetensors -> GGUF: copy the tokenizer of GGUF file G\n"
-            "  -q, --quiet             no progress notes\n"
-            "  -h, --help              this help\n\n"
-            "Examples:\n"
-            "  salign convert model.Q4_1.gguf --type q8_0 -o model.q8_0.gguf\n"
-            "  salign convert model.gguf --to safetensors --type f32 -o model-hf/\n"
-            "  salign convert model-hf/ --to gguf --tokenizer-from model.gguf -o model.f16.gguf\n");
-}
-
 static void log_line(void *user, const char *msg) {
     if (!*(const bool *)user) fprintf(stderr, "salign convert: %s\n", msg);
-}
-
-static bool parse_size(const char *s, uint64_t *out) {
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || s[0] == '-') return false;
-    uint64_t mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1ull << 10, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1ull << 20, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1ull << 30, end++;
-    if (*end || v > UINT64_MAX / mul) return false;
-    *out = v * mul;
-    return true;
 }
 
 static bool has_suffix(const char *s, const char *suf) {
@@ -51,46 +16,55 @@ static bool has_suffix(const char *s, const char *suf) {
     return a >= b && !strcasecmp(s + a - b, suf);
 }
 
+struct convert_opts {
+    const char *to, *type, *out;
+    bool quiet;
+    struct sa_convert_params p;
+};
+
+#define O(f) CLI_AT(struct convert_opts, f)
+static const struct cli_opt convert_opts[] = {
+    {"to", 't', CLI_OPT_STR, O(to), .arg = "FORMAT",
+     .help = "gguf (OUT is a file) or safetensors (OUT is a directory);\ndefault: gguf when OUT ends in .gguf"},
+    {"type", 'T', CLI_OPT_STR, O(type), .arg = "TYPE",
+     .help = "f32, f16, bf16 or q8_0 (GGUF only); default f16 for GGUF,\nbf16 for safetensors. GGUF keeps 1-D "
+             "tensors in f32; q8_0\nfalls back to f16 for rows that are not a multiple of 32"},
+    {"output", 'o', CLI_OPT_STR, O(out), .arg = "OUT", .help = "output file or directory"},
+    {"shard-size", 0, CLI_OPT_CUSTOM, O(p.max_shard_bytes), .parse = cli_value_bytes,
+     .expect = "a byte count, with an optional suffix K, M or G", .arg = "SIZE",
+     .help = "safetensors: shard above SIZE bytes (suffix K, M, G)"},
+    {"tokenizer-from", 0, CLI_OPT_STR, O(p.tokenizer_gguf), .arg = "G",
+     .help = "safetensors -> GGUF: copy the tokenizer of GGUF file G"},
+    {"quiet", 'q', CLI_OPT_FLAG, O(quiet), .help = "no progress notes"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_convert = {
+    .name = "convert",
+    .opts = convert_opts,
+    .n_opts = sizeof convert_opts / sizeof convert_opts[0],
+    .operands = true,
+    .usage = "Usage: salign convert MODEL [--to gguf|safetensors] [--type TYPE] -o OUT\n\n"
+             "Re-encodes a model. MODEL is a .gguf file or a Hugging Face safetensors directory\n"
+             "(config.json + model.safetensors or model.safetensors.index.json).\n\n",
+    .epilog = "Examples:\n"
+              "  salign convert model.Q4_1.gguf --type q8_0 -o model.q8_0.gguf\n"
+              "  salign convert model.gguf --to safetensors --type f32 -o model-hf/\n"
+              "  salign convert model-hf/ --to gguf --tokenizer-from model.gguf -o model.f16.gguf\n",
+};
+
 int cmd_convert(int argc, char **argv) {
-    enum { OPT_SHARD = 256, OPT_TOKENIZER };
-    static const struct option opts[] = {
-        {"to", required_argument, NULL, 't'},         {"type", required_argument, NULL, 'T'},
-        {"output", required_argument, NULL, 'o'},     {"shard-size", required_argument, NULL, OPT_SHARD},
-        {"tokenizer-from", required_argument, NULL, OPT_TOKENIZER},
-        {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct sa_convert_params p = sa_convert_default_params();
-    const char *to = NULL, *type = NULL, *out = NULL;
-    bool quiet = false;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:T:o:qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 't': to = optarg; break;
-        case 'T': type = optarg; break;
-        case 'o': out = optarg; break;
-        case 'q': quiet = true; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case OPT_SHARD:
-            if (!parse_size(optarg, &p.max_shard_bytes)) return cli_usage_error("convert", "bad --shard-size '%s'", optarg);
-            break;
-        case OPT_TOKENIZER: p.tokenizer_gguf = optarg; break;
-        case ':':
-        default: {
-            /* a long option is named as typed; a short one (maybe in a group like -qx) by optopt */
-            const char *arg = argv[optind - 1];
-            char shorts[3] = {'-', (char)optopt, 0};
-            const char *what = !strncmp(arg, "--", 2) || !optopt ? arg : shorts;
-            return c == ':' ? cli_usage_error("convert", "option '%s' needs a value", what)
-                            : cli_usage_error("convert", "unknown option '%s'", what);
-        }
-        }
-    }
-    if (optind >= argc) return cli_usage_error("convert", "missing MODEL");
-    if (optind + 1 < argc) return cli_usage_error("convert", "unexpected argument '%s'", argv[optind + 1]);
-    const char *in = argv[optind];
+    struct convert_opts o = {.p = sa_convert_default_params()};
+    int n_ops = 0;
+    int prc = cli_parse(&cli_cmd_convert, argc, argv, &o, &n_ops);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    struct sa_convert_params p = o.p;
+    const char *to = o.to, *type = o.type, *out = o.out;
+    bool quiet = o.quiet;
+    if (n_ops == 0) return cli_usage_error("convert", "missing MODEL");
+    if (n_ops > 1) return cli_usage_error("convert", "unexpected argument '%s'", argv[argc - n_ops + 1]);
+    const char *in = argv[argc - n_ops];
     if (!out) return cli_usage_error("convert", "missing -o OUT");
     if (!to) {
         if (!has_suffix(out, ".gguf")) return cli_usage_error("convert", "say --to gguf or --to safetensors");

@@ -12,7 +12,6 @@
 #include "sa/sa.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
@@ -21,73 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign data COMMAND [OPTIONS]\n\n"
-            "Builds and checks the aligner's training records (docs/EVAL.md).\n\n"
-            "Commands:\n"
-            "  from-gsm8k --input FILE --out FILE [OPTIONS]\n"
-            "      one sentence record per step of each GSM8K solution: a copy (last = correction)\n"
-            "      or a rewrite (last = the step corrupted by a rule, correction = the true step)\n"
-            "      --seed S              corruption seed (default 0)\n"
-            "      --rewrite-ratio R     fraction of rewrite records, 0..1 (default 0.5)\n"
-            "      --keep-calc           keep the <<a*b=c>> calculator annotations (default: stripped)\n"
-            "      --no-answer-step      drop the '#### N' line instead of the step \"The answer is N.\"\n"
-            "      --solution            add the whole reference solution to each record\n"
-            "      --whole-answer        one whole-answer record {question, answer, correction} per\n"
-            "                            problem (the Aligner baseline's data): the steps the same\n"
-            "                            seed would corrupt shown corrupted, the true solution as\n"
-            "                            the correction\n"
-            "      --json-array          write a JSON array instead of JSONL\n"
-            "  split --input FILE --dev-fraction F --train OUT --dev OUT [--seed S]\n"
-            "      split records by question (no question in both files); seed default 0\n"
-            "  check --input FILE [--kind sentence|answer]\n"
-            "      validate a record file (JSONL or JSON array) and count its records\n"
-            "  build --prompts FILE --upstream M|URL --annotator M|URL --out FILE [OPTIONS]\n"
-            "      the upstream answers each prompt ({\"question\"} JSONL) sentence by sentence; the\n"
-            "      annotator corrects each sentence (CORRECTION: [[...]], EOS: [[TRUE|FALSE]]); one\n"
-            "      record {question, prefix, last, correction, eos, source} per sentence, the prefix\n"
-            "      following the corrected sentences. Appends to FILE with a checkpoint FILE.ckpt:\n"
-            "      run the same command again to resume an interrupted build\n"
-            "      --reference-field F   the prompts' reference solution field (GSM8K: answer),\n"
-            "                            shown to the annotator as {reference}\n"
-            "      --max-rounds R        most sentences per prompt (default 8)\n"
-            "      --retries N           retries of a malformed annotation (default 2), then skipped\n"
-            "      --prompt FILE         annotator prompt (default docs/prompts/annotator.txt)\n"
-            "      --max-tokens N        most tokens of an annotator answer (default 256)\n"
-            "      --max-sentence-tokens N  most upstream tokens for one sentence (default 256)\n"
-            "      --upstream-template T, --annotator-template T  chat format of a server model\n"
-            "                            (chatml, gemma, llama3); required for a URL\n"
-            "      --upstream-model NAME, --annotator-model NAME  a server's model (default: its only one)\n"
-            "      --seed S              annotator retry seed, upstream sampling seed (default 0)\n"
-            "      --temp T              upstream temperature (default 0: greedy)\n"
-            "      --stop-after N        stop after N prompts completed by this run\n"
-            "      -t, --threads T       compute threads (default: all cores)\n\n"
-            "Options:\n"
-            "  -h, --help            show this help\n"
-            "Output '-' is standard output.\n");
-}
-
-static bool parse_u64(const char *s, uint64_t *v) {
-    if (!s || !*s || *s == '-') return false;
-    errno = 0;
-    char *e;
-    unsigned long long x = strtoull(s, &e, 0);
-    if (errno || *e) return false;
-    *v = x;
-    return true;
-}
-
-static bool parse_fraction(const char *s, double *v) {
-    if (!s || !*s) return false;
-    char *e;
-    errno = 0;
-    double x = strtod(s, &e);
-    if (errno || *e || !(x >= 0 && x <= 1)) return false;
-    *v = x;
-    return true;
-}
 
 static int write_records(const char *path, const struct sa_records *r, enum sa_records_format f) {
     if (strcmp(path, "-")) return sa_records_save(path, r, f) ? cli_fail("data") : CLI_OK;
@@ -101,63 +33,6 @@ static int write_records(const char *path, const struct sa_records *r, enum sa_r
         return CLI_FAIL;
     }
     return CLI_OK;
-}
-
-enum {
-    OPT_INPUT = 256, OPT_OUT, OPT_SEED, OPT_RATIO, OPT_KEEP_CALC, OPT_NO_ANSWER_STEP, OPT_SOLUTION, OPT_WHOLE,
-    OPT_JSON_ARRAY, OPT_DEV_FRACTION, OPT_TRAIN, OPT_DEV, OPT_KIND,
-    OPT_PROMPTS, OPT_UPSTREAM, OPT_ANNOTATOR, OPT_REF_FIELD, OPT_MAX_ROUNDS, OPT_RETRIES, OPT_PROMPT,
-    OPT_MAX_TOKENS, OPT_MAX_SENT_TOKENS, OPT_UP_TMPL, OPT_AN_TMPL, OPT_UP_MODEL, OPT_AN_MODEL, OPT_TEMP,
-    OPT_STOP_AFTER, OPT_THREADS = 't',
-};
-
-static const struct option opts[] = {
-    {"input", required_argument, NULL, OPT_INPUT},
-    {"out", required_argument, NULL, OPT_OUT},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"rewrite-ratio", required_argument, NULL, OPT_RATIO},
-    {"keep-calc", no_argument, NULL, OPT_KEEP_CALC},
-    {"no-answer-step", no_argument, NULL, OPT_NO_ANSWER_STEP},
-    {"solution", no_argument, NULL, OPT_SOLUTION},
-    {"whole-answer", no_argument, NULL, OPT_WHOLE},
-    {"json-array", no_argument, NULL, OPT_JSON_ARRAY},
-    {"dev-fraction", required_argument, NULL, OPT_DEV_FRACTION},
-    {"train", required_argument, NULL, OPT_TRAIN},
-    {"dev", required_argument, NULL, OPT_DEV},
-    {"kind", required_argument, NULL, OPT_KIND},
-    {"prompts", required_argument, NULL, OPT_PROMPTS},
-    {"upstream", required_argument, NULL, OPT_UPSTREAM},
-    {"annotator", required_argument, NULL, OPT_ANNOTATOR},
-    {"reference-field", required_argument, NULL, OPT_REF_FIELD},
-    {"max-rounds", required_argument, NULL, OPT_MAX_ROUNDS},
-    {"retries", required_argument, NULL, OPT_RETRIES},
-    {"prompt", required_argument, NULL, OPT_PROMPT},
-    {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
-    {"max-sentence-tokens", required_argument, NULL, OPT_MAX_SENT_TOKENS},
-    {"upstream-template", required_argument, NULL, OPT_UP_TMPL},
-    {"annotator-template", required_argument, NULL, OPT_AN_TMPL},
-    {"upstream-model", required_argument, NULL, OPT_UP_MODEL},
-    {"annotator-model", required_argument, NULL, OPT_AN_MODEL},
-    {"temp", required_argument, NULL, OPT_TEMP},
-    {"stop-after", required_argument, NULL, OPT_STOP_AFTER},
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-/* Options each command accepts (others are usage errors). */
-static bool allowed(const char *cmd, int opt) {
-    if (!strcmp(cmd, "build"))
-        return opt == OPT_OUT || opt == OPT_SEED || (opt >= OPT_PROMPTS && opt <= OPT_STOP_AFTER) ||
-               opt == OPT_THREADS;
-    if (opt == OPT_INPUT) return true;
-    if (!strcmp(cmd, "from-gsm8k"))
-        return opt == OPT_OUT || opt == OPT_SEED || opt == OPT_RATIO || opt == OPT_KEEP_CALC ||
-               opt == OPT_NO_ANSWER_STEP || opt == OPT_SOLUTION || opt == OPT_WHOLE || opt == OPT_JSON_ARRAY;
-    if (!strcmp(cmd, "split"))
-        return opt == OPT_SEED || opt == OPT_DEV_FRACTION || opt == OPT_TRAIN || opt == OPT_DEV || opt == OPT_JSON_ARRAY;
-    if (!strcmp(cmd, "check")) return opt == OPT_KIND;
-    return false;
 }
 
 static int from_gsm8k(const char *input, const char *out, const struct sa_gsm8k_params *p, enum sa_records_format f) {
@@ -402,11 +277,121 @@ static int build(const struct build_opts *o) {
     return rc;
 }
 
-static bool parse_i32(const char *s, int32_t lo, int32_t *v) {
-    uint64_t x;
-    if (!parse_u64(s, &x) || x > INT32_MAX || (int64_t)x < lo) return false;
-    *v = (int32_t)x;
-    return true;
+/* ---- options ---------------------------------------------------------------------------- */
+
+struct data_opts {
+    const char *input, *out, *train, *dev;
+    uint64_t seed;
+    double dev_fraction; /* < 0: not given */
+    bool json_array;
+    enum sa_record_kind kind;
+    struct sa_gsm8k_params gsm8k;
+    struct build_opts build;
+};
+
+/* The subcommands, as masks of the table entries. */
+enum { DATA_GSM8K = 1, DATA_SPLIT = 2, DATA_CHECK = 4, DATA_BUILD = 8 };
+
+static const char *const kind_names[] = {"sentence", "answer", NULL};
+static const int kind_values[] = {SA_RECORD_SENTENCE, SA_RECORD_ANSWER};
+
+#define O(f) CLI_AT(struct data_opts, f)
+static const struct cli_opt data_opts[] = {
+    {"input", 0, CLI_OPT_STR, O(input), .mask = DATA_GSM8K | DATA_SPLIT | DATA_CHECK, .arg = "FILE",
+     .help = "the input file"},
+    {"prompts", 0, CLI_OPT_STR, O(build.prompts), .mask = DATA_BUILD, .arg = "FILE",
+     .help = "the prompts: JSONL {\"question\"}"},
+    {"upstream", 0, CLI_OPT_STR, O(build.upstream), .mask = DATA_BUILD, .arg = "M|URL",
+     .help = "the upstream model or server"},
+    {"annotator", 0, CLI_OPT_STR, O(build.annotator), .mask = DATA_BUILD, .arg = "M|URL",
+     .help = "the annotator model or server"},
+    {"out", 0, CLI_OPT_STR, O(out), .mask = DATA_GSM8K | DATA_BUILD, .arg = "FILE", .help = "the output file"},
+    {"seed", 0, CLI_OPT_UINT, O(seed), .mask = DATA_GSM8K | DATA_SPLIT | DATA_BUILD, .umax = UINT64_MAX,
+     .arg = "S",
+     .help = "seed (default 0) of the corruptions (from-gsm8k), the split,\nor the annotator's retries and the "
+             "upstream's sampling (build)"},
+    {"rewrite-ratio", 0, CLI_OPT_FLOAT, O(gsm8k.rewrite_ratio), .mask = DATA_GSM8K, .lo = 0, .hi = 1, .arg = "R",
+     .help = "fraction of rewrite records, 0..1 (default 0.5)"},
+    {"keep-calc", 0, CLI_OPT_FLAG, O(gsm8k.keep_calc), .mask = DATA_GSM8K,
+     .help = "keep the <<a*b=c>> calculator annotations (default: stripped)"},
+    {"no-answer-step", 0, CLI_OPT_UNSET, O(gsm8k.answer_step), .mask = DATA_GSM8K,
+     .help = "drop the '#### N' line instead of the step \"The answer is N.\""},
+    {"solution", 0, CLI_OPT_FLAG, O(gsm8k.with_solution), .mask = DATA_GSM8K,
+     .help = "add the whole reference solution to each record"},
+    {"whole-answer", 0, CLI_OPT_FLAG, O(gsm8k.whole_answer), .mask = DATA_GSM8K,
+     .help = "one whole-answer record {question, answer, correction} per\nproblem (the Aligner baseline's data): "
+             "the steps the same\nseed would corrupt shown corrupted, the true solution as\nthe correction"},
+    {"json-array", 0, CLI_OPT_FLAG, O(json_array), .mask = DATA_GSM8K | DATA_SPLIT,
+     .help = "write a JSON array instead of JSONL"},
+    {"dev-fraction", 0, CLI_OPT_FLOAT, O(dev_fraction), .mask = DATA_SPLIT, .lo = 0, .hi = 1, .arg = "F",
+     .help = "share of the questions in the dev file, 0..1"},
+    {"train", 0, CLI_OPT_STR, O(train), .mask = DATA_SPLIT, .arg = "OUT", .help = "the train records"},
+    {"dev", 0, CLI_OPT_STR, O(dev), .mask = DATA_SPLIT, .arg = "OUT", .help = "the dev records"},
+    {"kind", 0, CLI_OPT_ENUM, O(kind), .mask = DATA_CHECK, .names = kind_names, .values = kind_values,
+     .arg = "sentence|answer", .help = "the kind every record must have (default: either)"},
+    {"reference-field", 0, CLI_OPT_STR, O(build.ref_field), .mask = DATA_BUILD, .arg = "F",
+     .help = "the prompts' reference solution field (GSM8K: answer),\nshown to the annotator as {reference}"},
+    {"max-rounds", 0, CLI_OPT_INT, O(build.max_rounds), .mask = DATA_BUILD, .imin = 1, .imax = INT32_MAX,
+     .arg = "R", .help = "most sentences per prompt (default 8)"},
+    {"retries", 0, CLI_OPT_UINT, O(build.retries), .mask = DATA_BUILD, .umax = 100, .arg = "N",
+     .help = "retries of a malformed annotation (default 2), then skipped"},
+    {"prompt", 0, CLI_OPT_STR, O(build.prompt), .mask = DATA_BUILD, .arg = "FILE",
+     .help = "annotator prompt (default docs/prompts/annotator.txt)"},
+    {"max-tokens", 0, CLI_OPT_INT, O(build.max_tokens), .mask = DATA_BUILD, .imin = 1, .imax = INT32_MAX,
+     .arg = "N", .help = "most tokens of an annotator answer (default 256)"},
+    {"max-sentence-tokens", 0, CLI_OPT_INT, O(build.max_sentence_tokens), .mask = DATA_BUILD, .imin = 1,
+     .imax = INT32_MAX, .arg = "N", .help = "most upstream tokens for one sentence (default 256)"},
+    {"upstream-template", 0, CLI_OPT_STR, O(build.up_tmpl), .mask = DATA_BUILD, .arg = "T",
+     .help = "chat format of a server upstream (chatml, gemma, llama3);\nrequired for a URL"},
+    {"annotator-template", 0, CLI_OPT_STR, O(build.an_tmpl), .mask = DATA_BUILD, .arg = "T",
+     .help = "chat format of a server annotator, the same way"},
+    {"upstream-model", 0, CLI_OPT_STR, O(build.up_model), .mask = DATA_BUILD, .arg = "NAME",
+     .help = "a server upstream's model (default: its only one)"},
+    {"annotator-model", 0, CLI_OPT_STR, O(build.an_model), .mask = DATA_BUILD, .arg = "NAME",
+     .help = "a server annotator's model (default: its only one)"},
+    {"temp", 0, CLI_OPT_FLOAT, O(build.temp), .mask = DATA_BUILD, .lo = 0, .hi = 10, .arg = "T",
+     .help = "upstream temperature (default 0: greedy)"},
+    {"stop-after", 0, CLI_OPT_UINT, O(build.stop_after), .mask = DATA_BUILD, .umin = 1, .umax = INT32_MAX,
+     .arg = "N", .help = "stop after N prompts completed by this run"},
+    {"threads", 't', CLI_OPT_INT, O(build.n_threads), .mask = DATA_BUILD, .imin = 0, .imax = 1024, .arg = "T",
+     .help = "compute threads (default: all cores)"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+#define DATA_CMD(NAME, MASK, USAGE)                                                                              \
+    {.name = "data " NAME, .opts = data_opts, .n_opts = sizeof data_opts / sizeof data_opts[0], .mask = MASK,  \
+     .usage = USAGE}
+static const struct cli_cmd data_cmds[] = {
+    DATA_CMD("from-gsm8k", DATA_GSM8K,
+             "Usage: salign data from-gsm8k --input FILE --out FILE [OPTIONS]\n\n"
+             "One sentence record per step of each GSM8K solution: a copy (last = correction)\n"
+             "or a rewrite (last = the step corrupted by a rule, correction = the true step).\n\n"),
+    DATA_CMD("split", DATA_SPLIT,
+             "Usage: salign data split --input FILE --dev-fraction F --train OUT --dev OUT [--seed S]\n\n"
+             "Splits records by question (no question in both files); seed default 0.\n\n"),
+    DATA_CMD("check", DATA_CHECK,
+             "Usage: salign data check --input FILE [--kind sentence|answer]\n\n"
+             "Validates a record file (JSONL or JSON array) and counts its records.\n\n"),
+    DATA_CMD("build", DATA_BUILD,
+             "Usage: salign data build --prompts FILE --upstream M|URL --annotator M|URL --out FILE [OPTIONS]\n\n"
+             "The upstream answers each prompt ({\"question\"} JSONL) sentence by sentence; the\n"
+             "annotator corrects each sentence (CORRECTION: [[...]], EOS: [[TRUE|FALSE]]); one\n"
+             "record {question, prefix, last, correction, eos, source} per sentence, the prefix\n"
+             "following the corrected sentences. Appends to FILE with a checkpoint FILE.ckpt:\n"
+             "run the same command again to resume an interrupted build.\n\n"),
+};
+#undef DATA_CMD
+const struct cli_cmd *const cli_cmds_data[] = {&data_cmds[0], &data_cmds[1], &data_cmds[2], &data_cmds[3], NULL};
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: salign data COMMAND [OPTIONS]\n\n"
+               "Builds and checks the aligner's training records (docs/EVAL.md). Commands: from-gsm8k,\n"
+               "split, check, build. Output '-' is standard output.\n");
+    for (size_t i = 0; cli_cmds_data[i]; i++) {
+        fputs("\n", f);
+        cli_help(f, cli_cmds_data[i]);
+    }
 }
 
 int cmd_data(int argc, char **argv) {
@@ -419,122 +404,37 @@ int cmd_data(int argc, char **argv) {
         usage(stdout);
         return CLI_OK;
     }
-    if (strcmp(cmd, "from-gsm8k") && strcmp(cmd, "split") && strcmp(cmd, "check") && strcmp(cmd, "build"))
-        return cli_usage_error("data", "unknown command '%s'", cmd);
-    struct sa_gsm8k_params p = sa_gsm8k_default_params();
-    const char *input = NULL, *out = NULL, *train = NULL, *dev = NULL;
-    double frac = -1;
-    uint64_t seed = 0;
-    enum sa_records_format fmt = SA_RECORDS_JSONL;
-    enum sa_record_kind kind = SA_RECORD_ANY;
-    struct build_opts bo = {.max_rounds = 8, .max_tokens = 256, .retries = 2};
-    int32_t i32 = 0;
-    int c;
-    optind = 1;
-    opterr = 0;
-    argc--;
-    argv++;
-    while ((c = getopt_long(argc, argv, "+:ht:", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return CLI_OK;
-        }
-        if (c == ':') return cli_usage_error("data", "option '%s' needs a value", argv[optind - 1]);
-        if (c == '?' || !allowed(cmd, c))
-            return cli_usage_error("data", "%s: unknown option '%s'", cmd, argv[optind - 1]);
-        switch (c) {
-        case OPT_INPUT: input = optarg; break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_SEED:
-            if (!parse_u64(optarg, &seed)) return cli_usage_error("data", "--seed: '%s' is not an integer >= 0", optarg);
-            break;
-        case OPT_RATIO:
-            if (!parse_fraction(optarg, &p.rewrite_ratio))
-                return cli_usage_error("data", "--rewrite-ratio: '%s' is not a number in [0, 1]", optarg);
-            break;
-        case OPT_KEEP_CALC: p.keep_calc = true; break;
-        case OPT_NO_ANSWER_STEP: p.answer_step = false; break;
-        case OPT_SOLUTION: p.with_solution = true; break;
-        case OPT_WHOLE: p.whole_answer = true; break;
-        case OPT_JSON_ARRAY: fmt = SA_RECORDS_JSON_ARRAY; break;
-        case OPT_DEV_FRACTION:
-            if (!parse_fraction(optarg, &frac))
-                return cli_usage_error("data", "--dev-fraction: '%s' is not a number in [0, 1]", optarg);
-            break;
-        case OPT_TRAIN: train = optarg; break;
-        case OPT_DEV: dev = optarg; break;
-        case OPT_KIND:
-            if (!strcmp(optarg, "sentence")) kind = SA_RECORD_SENTENCE;
-            else if (!strcmp(optarg, "answer")) kind = SA_RECORD_ANSWER;
-            else return cli_usage_error("data", "--kind: '%s' is not 'sentence' or 'answer'", optarg);
-            break;
-        case OPT_PROMPTS: bo.prompts = optarg; break;
-        case OPT_UPSTREAM: bo.upstream = optarg; break;
-        case OPT_ANNOTATOR: bo.annotator = optarg; break;
-        case OPT_REF_FIELD: bo.ref_field = optarg; break;
-        case OPT_PROMPT: bo.prompt = optarg; break;
-        case OPT_UP_TMPL: bo.up_tmpl = optarg; break;
-        case OPT_AN_TMPL: bo.an_tmpl = optarg; break;
-        case OPT_UP_MODEL: bo.up_model = optarg; break;
-        case OPT_AN_MODEL: bo.an_model = optarg; break;
-        case OPT_MAX_ROUNDS:
-            if (!parse_i32(optarg, 1, &bo.max_rounds))
-                return cli_usage_error("data", "--max-rounds: '%s' is not an integer >= 1", optarg);
-            break;
-        case OPT_MAX_TOKENS:
-            if (!parse_i32(optarg, 1, &bo.max_tokens))
-                return cli_usage_error("data", "--max-tokens: '%s' is not an integer >= 1", optarg);
-            break;
-        case OPT_MAX_SENT_TOKENS:
-            if (!parse_i32(optarg, 1, &bo.max_sentence_tokens))
-                return cli_usage_error("data", "--max-sentence-tokens: '%s' is not an integer >= 1", optarg);
-            break;
-        case OPT_RETRIES:
-            if (!parse_i32(optarg, 0, &i32) || i32 > 100)
-                return cli_usage_error("data", "--retries: '%s' is not an integer in [0, 100]", optarg);
-            bo.retries = (uint32_t)i32;
-            break;
-        case OPT_STOP_AFTER:
-            if (!parse_i32(optarg, 1, &i32))
-                return cli_usage_error("data", "--stop-after: '%s' is not an integer >= 1", optarg);
-            bo.stop_after = (size_t)i32;
-            break;
-        case OPT_THREADS:
-            if (!parse_i32(optarg, 0, &i32) || i32 > 1024)
-                return cli_usage_error("data", "--threads: '%s' is not an integer in [0, 1024]", optarg);
-            bo.n_threads = i32;
-            break;
-        case OPT_TEMP: {
-            char *e;
-            errno = 0;
-            bo.temp = strtof(optarg, &e);
-            if (errno || *e || !(bo.temp >= 0 && bo.temp <= 10))
-                return cli_usage_error("data", "--temp: '%s' is not a number in [0, 10]", optarg);
-            break;
-        }
-        default: return cli_usage_error("data", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("data", "unexpected argument '%s'", argv[optind]);
-    if (!strcmp(cmd, "build")) {
+    const struct cli_cmd *sub = NULL;
+    for (size_t i = 0; cli_cmds_data[i]; i++)
+        if (!strcmp(cmd, cli_cmds_data[i]->name + strlen("data "))) sub = cli_cmds_data[i];
+    if (!sub) return cli_usage_error("data", "unknown command '%s'", cmd);
+    struct data_opts o = {.dev_fraction = -1, .gsm8k = sa_gsm8k_default_params(),
+                          .build = {.max_rounds = 8, .max_tokens = 256, .retries = 2}};
+    int prc = cli_parse(sub, argc - 1, argv + 1, &o, NULL);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    const char *input = o.input, *out = o.out;
+    const enum sa_records_format fmt = o.json_array ? SA_RECORDS_JSON_ARRAY : SA_RECORDS_JSONL;
+    if (sub->mask == DATA_BUILD) {
+        struct build_opts bo = o.build;
         if (!bo.prompts) return cli_usage_error("data", "build: missing --prompts FILE");
         if (!bo.upstream) return cli_usage_error("data", "build: missing --upstream MODEL|URL");
         if (!bo.annotator) return cli_usage_error("data", "build: missing --annotator MODEL|URL");
         if (!out || !strcmp(out, "-")) return cli_usage_error("data", "build: missing --out FILE (a file: it is appended to)");
         bo.out = out;
-        bo.seed = seed;
+        bo.seed = o.seed;
         return build(&bo);
     }
     if (!input) return cli_usage_error("data", "%s: missing --input FILE", cmd);
-    if (!strcmp(cmd, "from-gsm8k")) {
+    if (sub->mask == DATA_GSM8K) {
         if (!out) return cli_usage_error("data", "from-gsm8k: missing --out FILE");
-        p.seed = seed;
+        struct sa_gsm8k_params p = o.gsm8k;
+        p.seed = o.seed;
         return from_gsm8k(input, out, &p, fmt);
     }
-    if (!strcmp(cmd, "split")) {
-        if (frac < 0) return cli_usage_error("data", "split: missing --dev-fraction F");
-        if (!train || !dev) return cli_usage_error("data", "split: missing --train OUT or --dev OUT");
-        return split(input, frac, seed, train, dev, fmt);
+    if (sub->mask == DATA_SPLIT) {
+        if (o.dev_fraction < 0) return cli_usage_error("data", "split: missing --dev-fraction F");
+        if (!o.train || !o.dev) return cli_usage_error("data", "split: missing --train OUT or --dev OUT");
+        return split(input, o.dev_fraction, o.seed, o.train, o.dev, fmt);
     }
-    return check(input, kind);
+    return check(input, o.kind);
 }

@@ -16,7 +16,6 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
@@ -26,53 +25,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign eval COMMAND [OPTIONS]\n\n"
-            "Scores answers (docs/EVAL.md).\n\n"
-            "Commands:\n"
-            "  math --data gsm8k|math (--answers FILE | --per-round TRACE) [OPTIONS]\n"
-            "      accuracy with a 95%% Wilson interval\n"
-            "      --answers FILE     JSONL {\"id\" or \"question\", \"answer\": model text}\n"
-            "      --gold FILE        gold JSONL (gsm8k default: GSM8K test.jsonl in the shared data;\n"
-            "                         math: required, {\"problem\", \"solution\" and/or \"answer\"})\n"
-            "      --per-round TRACE  accuracy after each round of a pipeline trace\n"
-            "                         (JSONL {\"id\", \"round\", \"answer_so_far\"})\n"
-            "      --details FILE     write one JSONL line per answer: key, pred, gold, correct\n"
-            "  winrate --judgments FILE [--boot N] [--seed S]\n"
-            "      win rate (W - L) / (W + L + E) x 100 of pairs judged in both orders, with a\n"
-            "      bootstrap 95%% interval; FILE is JSONL {\"ab\": judge text (ours shown as A),\n"
-            "      \"ba\": judge text (ours shown as B)}; --boot default 1000, --seed default 0\n"
-            "  judge --a FILE --b FILE --judge MODEL|URL --aspect helpful|harmless|math [OPTIONS]\n"
-            "      pairwise verdicts of a judge model on two answer files (JSONL {\"id\" or \"question\",\n"
-            "      \"answer\"}, paired by id/question), each pair asked in both orders; win rate of A\n"
-            "      against B with a bootstrap 95%% interval\n"
-            "      --judge MODEL|URL  a GGUF / cached model name (greedy, local), or an OpenAI-compatible\n"
-            "                         server http://host:port/v1 (then --judge-template is required)\n"
-            "      --prompt FILE      judge prompt (default docs/prompts/judge_<aspect>.txt)\n"
-            "      --cache FILE       JSONL cache of the judge's answers: re-runs are free, an\n"
-            "                         interrupted run resumes\n"
-            "      --out FILE         one JSONL line per pair: verdicts, outcome, the judge's texts\n"
-            "      --retries N        re-asks of an unparsable answer, sampled (default 2)\n"
-            "      --max-tokens N     most tokens of a judge answer (default 512)\n"
-            "      --judge-template NAME|MODEL  chat format (chatml, gemma, llama3) or a GGUF whose\n"
-            "                         template to use; for a server judge, or to override a model's\n"
-            "      --judge-model NAME the server's model (default: its only one)\n"
-            "      --gold FILE        reference solutions / questions by id ({reference} of the math\n"
-            "                         prompt; default for --aspect math: GSM8K test); --data gsm8k|math\n"
-            "      --retry-temp T     temperature of retries (default 0.7); --seed S, --boot N,\n"
-            "      --threads N, --ctx-size N, --label TEXT (for the report), --quiet\n"
-            "  report --results DIR|FILE... --out report.md [--title TEXT] [--max-round N]\n"
-            "      Markdown report with SVG plots (next to it) from eval math/judge/winrate --json\n"
-            "      outputs and pipeline traces (salign align --trace)\n"
-            "  aligner --aligner MODEL --records FILE [OPTIONS]\n"
-            "      the aligner on held-out records: kept rate on copy records, changed and fixed\n"
-            "      rates on rewrite records (salign eval aligner --help)\n\n"
-            "Options:\n"
-            "  --json                print one JSON object instead of text\n"
-            "  -h, --help            show this help\n");
-}
 
 /* ---- JSONL helper ------------------------------------------------------------------------ */
 
@@ -827,150 +779,141 @@ static int eval_judge(const struct judge_opts *o) {
     return rc;
 }
 
-static bool parse_u64(const char *s, unsigned long long lo, unsigned long long hi, unsigned long long *out) {
-    char *e;
-    errno = 0;
-    unsigned long long v = strtoull(s, &e, 10);
-    if (errno || *e || !*s || *s == '-' || v < lo || v > hi) return false;
-    *out = v;
+/* ---- options ------------------------------------------------------------------------------ */
+
+/* The subcommands, as masks of the table entries (`eval aligner` has its own table). */
+enum { EVAL_MATH = 1, EVAL_WINRATE = 2, EVAL_JUDGE = 4, EVAL_REPORT = 8 };
+
+struct str_list {
+    const char **v; /* room for argc entries */
+    size_t n;
+};
+
+static bool add_result(const char *v, void *field) {
+    struct str_list *l = field;
+    l->v[l->n++] = v;
     return true;
 }
 
-static int cmd_eval_judge(int argc, char **argv) {
-    enum {
-        OPT_A = 256, OPT_B, OPT_JUDGE, OPT_ASPECT, OPT_PROMPT, OPT_CACHE, OPT_OUT, OPT_RETRIES, OPT_JSON, OPT_GOLD,
-        OPT_DATA, OPT_TMPL, OPT_JMODEL, OPT_MAXTOK, OPT_THREADS, OPT_CTX, OPT_BOOT, OPT_SEED, OPT_RTEMP, OPT_LABEL,
-        OPT_QUIET,
-    };
-    static const struct option opts[] = {
-        {"a", required_argument, NULL, OPT_A},
-        {"b", required_argument, NULL, OPT_B},
-        {"judge", required_argument, NULL, OPT_JUDGE},
-        {"aspect", required_argument, NULL, OPT_ASPECT},
-        {"prompt", required_argument, NULL, OPT_PROMPT},
-        {"cache", required_argument, NULL, OPT_CACHE},
-        {"out", required_argument, NULL, OPT_OUT},
-        {"retries", required_argument, NULL, OPT_RETRIES},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"gold", required_argument, NULL, OPT_GOLD},
-        {"data", required_argument, NULL, OPT_DATA},
-        {"judge-template", required_argument, NULL, OPT_TMPL},
-        {"judge-model", required_argument, NULL, OPT_JMODEL},
-        {"max-tokens", required_argument, NULL, OPT_MAXTOK},
-        {"threads", required_argument, NULL, OPT_THREADS},
-        {"ctx-size", required_argument, NULL, OPT_CTX},
-        {"boot", required_argument, NULL, OPT_BOOT},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"retry-temp", required_argument, NULL, OPT_RTEMP},
-        {"label", required_argument, NULL, OPT_LABEL},
-        {"quiet", no_argument, NULL, OPT_QUIET},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct judge_opts o = {.max_tokens = 512, .retries = 2, .n_boot = 1000, .retry_temp = 0.7f};
-    optind = 1;
-    opterr = 0;
-    int c;
-    unsigned long long v;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            return CLI_OK;
-        }
-        if (c == ':') return cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
-        if (c == '?') return cli_usage_error("eval", "judge: unknown option '%s'", argv[optind - 1]);
-        switch (c) {
-        case OPT_A: o.a = optarg; break;
-        case OPT_B: o.b = optarg; break;
-        case OPT_JUDGE: o.judge = optarg; break;
-        case OPT_ASPECT: o.aspect = optarg; break;
-        case OPT_PROMPT: o.prompt = optarg; break;
-        case OPT_CACHE: o.cache = optarg; break;
-        case OPT_OUT: o.out = optarg; break;
-        case OPT_JSON: o.json = true; break;
-        case OPT_GOLD: o.gold = optarg; break;
-        case OPT_DATA: o.data = optarg; break;
-        case OPT_TMPL: o.tmpl = optarg; break;
-        case OPT_JMODEL: o.judge_model = optarg; break;
-        case OPT_LABEL: o.label = optarg; break;
-        case OPT_QUIET: o.quiet = true; break;
-        case OPT_RETRIES:
-            if (!parse_u64(optarg, 0, 100, &v)) return cli_usage_error("eval", "--retries: '%s' is not in [0, 100]", optarg);
-            o.retries = (uint32_t)v;
-            break;
-        case OPT_MAXTOK:
-            if (!parse_u64(optarg, 1, 1 << 20, &v)) return cli_usage_error("eval", "--max-tokens: '%s' is not in [1, 1048576]", optarg);
-            o.max_tokens = (int32_t)v;
-            break;
-        case OPT_THREADS:
-            if (!parse_u64(optarg, 0, 1024, &v)) return cli_usage_error("eval", "--threads: '%s' is not in [0, 1024]", optarg);
-            o.n_threads = (int)v;
-            break;
-        case OPT_CTX:
-            if (!parse_u64(optarg, 0, 1 << 24, &v)) return cli_usage_error("eval", "--ctx-size: '%s' is not a token count", optarg);
-            o.n_ctx = (int32_t)v;
-            break;
-        case OPT_BOOT:
-            if (!parse_u64(optarg, 2, 10000000, &v)) return cli_usage_error("eval", "--boot: '%s' is not in [2, 10000000]", optarg);
-            o.n_boot = (uint32_t)v;
-            break;
-        case OPT_SEED:
-            if (!parse_u64(optarg, 0, ULLONG_MAX, &v)) return cli_usage_error("eval", "--seed: '%s' is not an integer >= 0", optarg);
-            o.seed = v;
-            break;
-        case OPT_RTEMP: {
-            char *e;
-            errno = 0;
-            o.retry_temp = strtof(optarg, &e);
-            if (errno || *e || !*optarg || !(o.retry_temp > 0 && o.retry_temp <= 10))
-                return cli_usage_error("eval", "--retry-temp: '%s' is not in (0, 10]", optarg);
-            break;
-        }
-        }
+/* The options of every subcommand: those judge shares with the others (--data, --gold,
+ * --json, --boot, --seed, --out) are read from j. */
+struct eval_opts {
+    struct judge_opts j;
+    const char *answers, *per_round, *details, *judgments;
+    struct str_list results;
+    struct sa_report_params rp;
+};
+
+#define O(f) CLI_AT(struct eval_opts, f)
+static const struct cli_opt eval_opts[] = {
+    {"data", 0, CLI_OPT_STR, O(j.data), .mask = EVAL_MATH | EVAL_JUDGE, .arg = "gsm8k|math",
+     .help = "the data set of the answers (judge: of --gold)"},
+    {"answers", 0, CLI_OPT_STR, O(answers), .mask = EVAL_MATH, .arg = "FILE",
+     .help = "JSONL {\"id\" or \"question\", \"answer\": model text}"},
+    {"gold", 0, CLI_OPT_STR, O(j.gold), .mask = EVAL_MATH | EVAL_JUDGE, .arg = "FILE",
+     .help = "gold JSONL (gsm8k default: GSM8K test.jsonl in the shared data;\nmath: required, {\"problem\", "
+             "\"solution\" and/or \"answer\"}); judge:\nreference solutions / questions by id ({reference} of the "
+             "math\nprompt; default for --aspect math: GSM8K test)"},
+    {"per-round", 0, CLI_OPT_STR, O(per_round), .mask = EVAL_MATH, .arg = "TRACE",
+     .help = "accuracy after each round of a pipeline trace\n(JSONL {\"id\", \"round\", \"answer_so_far\"})"},
+    {"details", 0, CLI_OPT_STR, O(details), .mask = EVAL_MATH, .arg = "FILE",
+     .help = "write one JSONL line per answer: key, pred, gold, correct"},
+    {"judgments", 0, CLI_OPT_STR, O(judgments), .mask = EVAL_WINRATE, .arg = "FILE",
+     .help = "JSONL {\"ab\": judge text (ours shown as A), \"ba\": judge text\n(ours shown as B)}"},
+    {"a", 0, CLI_OPT_STR, O(j.a), .mask = EVAL_JUDGE, .arg = "FILE", .help = "the answers A (JSONL {\"id\" or "
+     "\"question\", \"answer\"})"},
+    {"b", 0, CLI_OPT_STR, O(j.b), .mask = EVAL_JUDGE, .arg = "FILE", .help = "the answers B, paired with A by "
+     "id/question"},
+    {"judge", 0, CLI_OPT_STR, O(j.judge), .mask = EVAL_JUDGE, .arg = "MODEL|URL",
+     .help = "a GGUF / cached model name (greedy, local), or an OpenAI-compatible\nserver http://host:port/v1 "
+             "(then --judge-template is required)"},
+    {"aspect", 0, CLI_OPT_STR, O(j.aspect), .mask = EVAL_JUDGE, .arg = "helpful|harmless|math",
+     .help = "what the judge compares"},
+    {"prompt", 0, CLI_OPT_STR, O(j.prompt), .mask = EVAL_JUDGE, .arg = "FILE",
+     .help = "judge prompt (default docs/prompts/judge_<aspect>.txt)"},
+    {"cache", 0, CLI_OPT_STR, O(j.cache), .mask = EVAL_JUDGE, .arg = "FILE",
+     .help = "JSONL cache of the judge's answers: re-runs are free, an\ninterrupted run resumes"},
+    {"results", 0, CLI_OPT_CUSTOM, O(results), .mask = EVAL_REPORT, .parse = add_result, .arg = "DIR|FILE...",
+     .help = "eval math/judge/winrate --json outputs and pipeline traces\n(salign align --trace); the files after "
+             "it count too"},
+    {"out", 0, CLI_OPT_STR, O(j.out), .mask = EVAL_JUDGE | EVAL_REPORT, .arg = "FILE",
+     .help = "judge: one JSONL line per pair: verdicts, outcome, the judge's\ntexts; report: the Markdown report "
+             "(SVG plots next to it)"},
+    {"title", 0, CLI_OPT_STR, O(rp.title), .mask = EVAL_REPORT, .arg = "TEXT", .help = "the report's heading"},
+    {"max-round", 0, CLI_OPT_UINT, O(rp.max_round), .mask = EVAL_REPORT, .umax = 1000000, .arg = "N",
+     .help = "rounds shown in the per-round plots (default: all)"},
+    {"retries", 0, CLI_OPT_UINT, O(j.retries), .mask = EVAL_JUDGE, .umax = 100, .arg = "N",
+     .help = "re-asks of an unparsable answer, sampled (default 2)"},
+    {"max-tokens", 0, CLI_OPT_UINT, O(j.max_tokens), .mask = EVAL_JUDGE, .umin = 1, .umax = 1 << 20, .arg = "N",
+     .help = "most tokens of a judge answer (default 512)"},
+    {"judge-template", 0, CLI_OPT_STR, O(j.tmpl), .mask = EVAL_JUDGE, .arg = "NAME|MODEL",
+     .help = "chat format (chatml, gemma, llama3) or a GGUF whose\ntemplate to use; for a server judge, or to "
+             "override a model's"},
+    {"judge-model", 0, CLI_OPT_STR, O(j.judge_model), .mask = EVAL_JUDGE, .arg = "NAME",
+     .help = "the server's model (default: its only one)"},
+    {"retry-temp", 0, CLI_OPT_FLOAT, O(j.retry_temp), .mask = EVAL_JUDGE, .lo = 0, .hi = 10, .open = CLI_LO_OPEN,
+     .arg = "T", .help = "temperature of retries (default 0.7)"},
+    {"threads", 0, CLI_OPT_UINT, O(j.n_threads), .mask = EVAL_JUDGE, .umax = 1024, .arg = "N",
+     .help = "compute threads (default: all cores)"},
+    {"ctx-size", 0, CLI_OPT_UINT, O(j.n_ctx), .mask = EVAL_JUDGE, .umax = 1 << 24, .arg = "N",
+     .help = "context size in tokens"},
+    {"label", 0, CLI_OPT_STR, O(j.label), .mask = EVAL_JUDGE, .arg = "TEXT", .help = "a label for the report"},
+    {"quiet", 0, CLI_OPT_FLAG, O(j.quiet), .mask = EVAL_JUDGE, .help = "no progress lines"},
+    {"boot", 0, CLI_OPT_UINT, O(j.n_boot), .mask = EVAL_WINRATE | EVAL_JUDGE, .umin = 2, .umax = 10000000,
+     .arg = "N", .help = "bootstrap resamples of the 95% interval (default 1000)"},
+    {"seed", 0, CLI_OPT_UINT, O(j.seed), .mask = EVAL_WINRATE | EVAL_JUDGE, .umax = UINT64_MAX, .arg = "S",
+     .help = "bootstrap (and judge retry) seed (default 0)"},
+    {"json", 0, CLI_OPT_FLAG, O(j.json), .mask = EVAL_MATH | EVAL_WINRATE | EVAL_JUDGE,
+     .help = "print one JSON object instead of text"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+#define EVAL_CMD(NAME, MASK, OPERANDS, USAGE)                                                                     \
+    {.name = "eval " NAME, .opts = eval_opts, .n_opts = sizeof eval_opts / sizeof eval_opts[0], .mask = MASK,    \
+     .operands = OPERANDS, .stop_at_operand = true, .usage = USAGE}
+static const struct cli_cmd eval_cmds[] = {
+    EVAL_CMD("math", EVAL_MATH, false,
+             "Usage: salign eval math --data gsm8k|math (--answers FILE | --per-round TRACE) [OPTIONS]\n\n"
+             "Accuracy with a 95% Wilson interval.\n\n"),
+    EVAL_CMD("winrate", EVAL_WINRATE, false,
+             "Usage: salign eval winrate --judgments FILE [--boot N] [--seed S]\n\n"
+             "Win rate (W - L) / (W + L + E) x 100 of pairs judged in both orders, with a\n"
+             "bootstrap 95% interval.\n\n"),
+    EVAL_CMD("judge", EVAL_JUDGE, false,
+             "Usage: salign eval judge --a FILE --b FILE --judge MODEL|URL --aspect helpful|harmless|math [OPTIONS]\n\n"
+             "Pairwise verdicts of a judge model on two answer files (JSONL {\"id\" or \"question\",\n"
+             "\"answer\"}, paired by id/question), each pair asked in both orders; win rate of A\n"
+             "against B with a bootstrap 95% interval.\n\n"),
+    EVAL_CMD("report", EVAL_REPORT, true,
+             "Usage: salign eval report --results DIR|FILE... --out report.md [--title TEXT] [--max-round N]\n\n"
+             "Markdown report with SVG plots (next to it) from eval math/judge/winrate --json\n"
+             "outputs and pipeline traces (salign align --trace).\n\n"),
+};
+#undef EVAL_CMD
+const struct cli_cmd *const cli_cmds_eval[] = {&eval_cmds[0], &eval_cmds[1], &eval_cmds[2], &eval_cmds[3],
+                                               &cli_cmd_eval_aligner, NULL};
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: salign eval COMMAND [OPTIONS]\n\n"
+               "Scores answers (docs/EVAL.md). Commands: math, winrate, judge, report, aligner.\n");
+    for (size_t i = 0; cli_cmds_eval[i]; i++) {
+        fputs("\n", f);
+        cli_help(f, cli_cmds_eval[i]);
     }
-    if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (!o.a || !o.b) return cli_usage_error("eval", "judge: give both --a FILE and --b FILE");
-    if (!o.judge) return cli_usage_error("eval", "judge: missing --judge MODEL|URL");
-    if (!o.aspect) return cli_usage_error("eval", "judge: missing --aspect helpful|harmless|math");
-    return eval_judge(&o);
 }
 
-/* ---- report ------------------------------------------------------------------------------- */
-
-static int cmd_eval_report(int argc, char **argv) {
-    enum { OPT_RESULTS = 256, OPT_OUT, OPT_TITLE, OPT_MAXR };
-    static const struct option opts[] = {
-        {"results", required_argument, NULL, OPT_RESULTS}, {"out", required_argument, NULL, OPT_OUT},
-        {"title", required_argument, NULL, OPT_TITLE},     {"max-round", required_argument, NULL, OPT_MAXR},
-        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
-    };
-    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
-    if (!inputs) return cli_fail("out of memory");
-    size_t n = 0;
-    const char *out = NULL;
-    struct sa_report_params rp = sa_report_default_params();
-    optind = 1;
-    opterr = 0;
-    int c, rc = -1;
-    unsigned long long v;
-    while (rc < 0 && (c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            rc = CLI_OK;
-        } else if (c == ':') rc = cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
-        else if (c == '?') rc = cli_usage_error("eval", "report: unknown option '%s'", argv[optind - 1]);
-        else if (c == OPT_RESULTS) inputs[n++] = optarg;
-        else if (c == OPT_OUT) out = optarg;
-        else if (c == OPT_TITLE) rp.title = optarg;
-        else if (c == OPT_MAXR) {
-            if (!parse_u64(optarg, 0, 1000000, &v)) rc = cli_usage_error("eval", "--max-round: '%s' is not a round", optarg);
-            rp.max_round = (int32_t)v;
-        }
-    }
+/* `eval report`: the result files are those of --results and the operands (argv[argc - n_ops..]). */
+static int eval_report(struct eval_opts *o, int argc, char **argv, int n_ops) {
+    int rc = -1;
+    const char **inputs = o->results.v;
+    size_t n = o->results.n;
+    const char *out = o->j.out;
+    struct sa_report_params rp = o->rp;
     /* --results DIR|FILES: the files after the option (until the next option) count too */
-    while (rc < 0 && optind < argc) {
-        if (argv[optind][0] == '-') rc = cli_usage_error("eval", "report: put options before the result files ('%s')", argv[optind]);
-        else inputs[n++] = argv[optind++];
+    for (int i = argc - n_ops; rc < 0 && i < argc; i++) {
+        if (argv[i][0] == '-') rc = cli_usage_error("eval", "report: put options before the result files ('%s')", argv[i]);
+        else inputs[n++] = argv[i];
     }
     if (rc < 0 && !n) rc = cli_usage_error("eval", "report: missing --results DIR|FILES");
     if (rc < 0 && !out) rc = cli_usage_error("eval", "report: missing --out report.md");
@@ -985,7 +928,6 @@ static int cmd_eval_report(int argc, char **argv) {
             rc = CLI_OK;
         }
     }
-    free(inputs);
     return rc;
 }
 
@@ -999,66 +941,32 @@ int cmd_eval(int argc, char **argv) {
         usage(stdout);
         return CLI_OK;
     }
-    if (!strcmp(cmd, "judge")) return cmd_eval_judge(argc - 1, argv + 1);
-    if (!strcmp(cmd, "report")) return cmd_eval_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "aligner")) return cmd_eval_aligner(argc - 1, argv + 1);
-    bool is_math = !strcmp(cmd, "math"), is_win = !strcmp(cmd, "winrate");
-    if (!is_math && !is_win) return cli_usage_error("eval", "unknown command '%s'", cmd);
-    enum { OPT_DATA = 256, OPT_ANSWERS, OPT_GOLD, OPT_PER_ROUND, OPT_DETAILS, OPT_JSON, OPT_JUDG, OPT_BOOT, OPT_SEED };
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, OPT_DATA},         {"answers", required_argument, NULL, OPT_ANSWERS},
-        {"gold", required_argument, NULL, OPT_GOLD},         {"per-round", required_argument, NULL, OPT_PER_ROUND},
-        {"details", required_argument, NULL, OPT_DETAILS},   {"json", no_argument, NULL, OPT_JSON},
-        {"judgments", required_argument, NULL, OPT_JUDG},    {"boot", required_argument, NULL, OPT_BOOT},
-        {"seed", required_argument, NULL, OPT_SEED},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *data = NULL, *answers = NULL, *gold = NULL, *trace = NULL, *details = NULL, *judg = NULL;
-    bool json = false;
-    unsigned long long boot = 1000, seed = 0;
-    argc--;
-    argv++;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        bool math_opt = c == OPT_DATA || c == OPT_ANSWERS || c == OPT_GOLD || c == OPT_PER_ROUND || c == OPT_DETAILS;
-        bool win_opt = c == OPT_JUDG || c == OPT_BOOT || c == OPT_SEED;
-        if (c == 'h') {
-            usage(stdout);
-            return CLI_OK;
-        }
-        if (c == ':') return cli_usage_error("eval", "option '%s' needs a value", argv[optind - 1]);
-        if (c == '?' || (math_opt && !is_math) || (win_opt && !is_win))
-            return cli_usage_error("eval", "%s: unknown option '%s'", cmd, argv[optind - 1]);
-        char *e;
-        switch (c) {
-        case OPT_DATA: data = optarg; break;
-        case OPT_ANSWERS: answers = optarg; break;
-        case OPT_GOLD: gold = optarg; break;
-        case OPT_PER_ROUND: trace = optarg; break;
-        case OPT_DETAILS: details = optarg; break;
-        case OPT_JSON: json = true; break;
-        case OPT_JUDG: judg = optarg; break;
-        case OPT_BOOT:
-            errno = 0;
-            boot = strtoull(optarg, &e, 10);
-            if (errno || *e || !*optarg || *optarg == '-' || boot < 2 || boot > 10000000)
-                return cli_usage_error("eval", "--boot: '%s' is not an integer in [2, 10000000]", optarg);
-            break;
-        case OPT_SEED:
-            errno = 0;
-            seed = strtoull(optarg, &e, 0);
-            if (errno || *e || !*optarg || *optarg == '-')
-                return cli_usage_error("eval", "--seed: '%s' is not an integer >= 0", optarg);
-            break;
-        }
+    const struct cli_cmd *sub = NULL;
+    for (size_t i = 0; i < sizeof eval_cmds / sizeof eval_cmds[0]; i++)
+        if (!strcmp(cmd, eval_cmds[i].name + strlen("eval "))) sub = &eval_cmds[i];
+    if (!sub) return cli_usage_error("eval", "unknown command '%s'", cmd);
+    struct eval_opts o = {.j = {.max_tokens = 512, .retries = 2, .n_boot = 1000, .retry_temp = 0.7f},
+                          .rp = sa_report_default_params()};
+    o.results.v = calloc((size_t)argc + 1, sizeof *o.results.v);
+    if (!o.results.v) return cli_fail("out of memory");
+    int n_ops = 0;
+    int rc = cli_parse(sub, argc - 1, argv + 1, &o, &n_ops);
+    if (rc) {
+        if (rc == CLI_PARSE_HELP) rc = CLI_OK;
+    } else if (sub->mask == EVAL_REPORT) rc = eval_report(&o, argc - 1, argv + 1, n_ops);
+    else if (sub->mask == EVAL_JUDGE) {
+        if (!o.j.a || !o.j.b) rc = cli_usage_error("eval", "judge: give both --a FILE and --b FILE");
+        else if (!o.j.judge) rc = cli_usage_error("eval", "judge: missing --judge MODEL|URL");
+        else if (!o.j.aspect) rc = cli_usage_error("eval", "judge: missing --aspect helpful|harmless|math");
+        else rc = eval_judge(&o.j);
+    } else if (sub->mask == EVAL_MATH) {
+        if (!o.j.data) rc = cli_usage_error("eval", "math: missing --data gsm8k|math");
+        else rc = eval_math(o.j.data, o.answers, o.j.gold, o.per_round, o.details, o.j.json);
+    } else {
+        if (!o.judgments) rc = cli_usage_error("eval", "winrate: missing --judgments FILE");
+        else rc = eval_winrate(o.judgments, o.j.n_boot, o.j.seed, o.j.json);
     }
-    if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    if (is_math) {
-        if (!data) return cli_usage_error("eval", "math: missing --data gsm8k|math");
-        return eval_math(data, answers, gold, trace, details, json);
-    }
-    if (!judg) return cli_usage_error("eval", "winrate: missing --judgments FILE");
-    return eval_winrate(judg, (uint32_t)boot, seed, json);
+    free(o.results.v);
+    return rc;
 }

@@ -18,33 +18,9 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign eval aligner --aligner MODEL --records FILE [OPTIONS]\n\n"
-            "Asks the aligner to revise each record's sentence (sentence records, as in a Stream\n"
-            "Aligner round) or answer (whole-answer records, as the Aligner baseline), greedy, and\n"
-            "reports: on copy records (last == correction) the kept rate (revision == last); on\n"
-            "rewrite records the changed rate (revision != last), the improved rate (revision\n"
-            "closer to the correction than last, in characters) and the fixed rate (revision ==\n"
-            "correction), with 95%% Wilson intervals, overall and per source label.\n\n"
-            "  --aligner MODEL        the aligner (path or cached name)\n"
-            "  --records FILE         records (JSONL or a JSON array; docs/EVAL.md)\n"
-            "  --max N                the first N records only\n"
-            "  --details FILE         one JSONL line per record: index, source, kind, revision,\n"
-            "                         kept/changed, improved, fixed, distances, tokens, ms\n"
-            "  --aligner-system TEXT  a system message for the aligner (default none)\n"
-            "  --no-spec              no copy-speculation (same output, slower)\n"
-            "  --batch-invariant      bitwise batch-invariant kernels (slower one-token decoding)\n"
-            "  -t, --threads N        compute threads (default: all cores)\n"
-            "  -c, --ctx-size N       context size (default 4096)\n"
-            "  --json                 print one JSON object\n"
-            "  -h, --help             this help\n");
-}
 
 /* The label of a record: the text after the last ':' of its source, "" without one. */
 static const char *label_of(const struct sa_record *r) {
@@ -123,49 +99,46 @@ struct opts {
     int32_t n_ctx;
 };
 
+#define O(f) CLI_AT(struct opts, f)
+static const struct cli_opt eval_aligner_opts[] = {
+    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "MODEL", .help = "the aligner (path or cached name)"},
+    {"records", 0, CLI_OPT_STR, O(records), .arg = "FILE", .help = "records (JSONL or a JSON array; docs/EVAL.md)"},
+    {"max", 0, CLI_OPT_UINT, O(max), .umin = 1, .umax = 1 << 24, .arg = "N", .help = "the first N records only"},
+    {"details", 0, CLI_OPT_STR, O(details), .arg = "FILE",
+     .help = "one JSONL line per record: index, source, kind, revision,\nkept/changed, improved, fixed, distances, "
+             "tokens, ms"},
+    {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
+     .help = "a system message for the aligner (default none)"},
+    {"no-spec", 0, CLI_OPT_UNSET, O(spec), .help = "no copy-speculation (same output, slower)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+     .help = "bitwise batch-invariant kernels (slower one-token decoding)"},
+    {"threads", 't', CLI_OPT_INT, O(n_threads), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "compute threads (default: all cores)"},
+    {"ctx-size", 'c', CLI_OPT_INT, O(n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "context size (default 4096)"},
+    {"json", 0, CLI_OPT_FLAG, O(json), .help = "print one JSON object"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_eval_aligner = {
+    .name = "eval aligner",
+    .opts = eval_aligner_opts,
+    .n_opts = sizeof eval_aligner_opts / sizeof eval_aligner_opts[0],
+    .usage = "Usage: salign eval aligner --aligner MODEL --records FILE [OPTIONS]\n\n"
+             "Asks the aligner to revise each record's sentence (sentence records, as in a Stream\n"
+             "Aligner round) or answer (whole-answer records, as the Aligner baseline), greedy, and\n"
+             "reports: on copy records (last == correction) the kept rate (revision == last); on\n"
+             "rewrite records the changed rate (revision != last), the improved rate (revision\n"
+             "closer to the correction than last, in characters) and the fixed rate (revision ==\n"
+             "correction), with 95% Wilson intervals, overall and per source label.\n\n",
+};
+
+/* Parses the options and checks them. Returns 0, CLI_PARSE_HELP or CLI_USAGE. */
 static int parse(int argc, char **argv, struct opts *o) {
-    enum { OPT_ALIGNER = 256, OPT_RECORDS, OPT_MAX, OPT_DETAILS, OPT_SYSTEM, OPT_NO_SPEC, OPT_JSON, OPT_BATCH_INVARIANT };
-    static const struct option lo[] = {
-        {"aligner", required_argument, NULL, OPT_ALIGNER}, {"records", required_argument, NULL, OPT_RECORDS},
-        {"max", required_argument, NULL, OPT_MAX},         {"details", required_argument, NULL, OPT_DETAILS},
-        {"aligner-system", required_argument, NULL, OPT_SYSTEM},
-        {"no-spec", no_argument, NULL, OPT_NO_SPEC},       {"json", no_argument, NULL, OPT_JSON},
-        {"threads", required_argument, NULL, 't'},         {"ctx-size", required_argument, NULL, 'c'},
-        {"batch-invariant", no_argument, NULL, OPT_BATCH_INVARIANT},
-        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
-    };
     o->spec = true;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":t:c:h", lo, NULL)) != -1) {
-        char *end = NULL;
-        long v = 0;
-        switch (c) {
-        case OPT_ALIGNER: o->aligner = optarg; break;
-        case OPT_RECORDS: o->records = optarg; break;
-        case OPT_DETAILS: o->details = optarg; break;
-        case OPT_SYSTEM: o->aligner_system = optarg; break;
-        case OPT_NO_SPEC: o->spec = false; break;
-        case OPT_JSON: o->json = true; break;
-        case OPT_BATCH_INVARIANT: o->batch_invariant = true; break;
-        case OPT_MAX:
-        case 't':
-        case 'c':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < (c == OPT_MAX ? 1 : 0) || v > (1L << 24))
-                return cli_usage_error("eval", "aligner: bad value for %s: '%s'", argv[optind - 1], optarg);
-            if (c == OPT_MAX) o->max = (size_t)v;
-            else if (c == 't') o->n_threads = (int)v;
-            else o->n_ctx = (int32_t)v;
-            break;
-        case 'h': usage(stdout); return -1;
-        case ':': return cli_usage_error("eval", "aligner: %s needs a value", argv[optind - 1]);
-        default: return cli_usage_error("eval", "aligner: unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return cli_usage_error("eval", "aligner: unexpected argument '%s'", argv[optind]);
+    int prc = cli_parse(&cli_cmd_eval_aligner, argc, argv, o, NULL);
+    if (prc) return prc;
     if (!o->aligner) return cli_usage_error("eval", "aligner: missing --aligner MODEL");
     if (!o->records) return cli_usage_error("eval", "aligner: missing --records FILE");
     return 0;
@@ -174,7 +147,7 @@ static int parse(int argc, char **argv, struct opts *o) {
 int cmd_eval_aligner(int argc, char **argv) {
     struct opts o = {0};
     int rc = parse(argc, argv, &o);
-    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_OK : rc;
     struct sa_records recs;
     sa_records_init(&recs);
     if (sa_records_load(o.records, SA_RECORD_ANY, &recs)) return cli_fail(NULL);

@@ -1,12 +1,13 @@
 /* cmd_generate.c: `salign generate`: one completion (or one chat turn with --chat) streamed
- * to stdout as it is sampled; --json prints the text and timings instead. Also the shared
- * option parsing, model loading and token loop of generate.h (used by `salign chat`). */
+ * to stdout as it is sampled; --json prints the text and timings instead. Also the option
+ * table it shares with `salign chat` (cli_cmd_generate, cli_cmd_chat), and the model loading
+ * and token loop of generate.h. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "generate.h"
 
 #include <cJSON.h>
-#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,78 +24,39 @@ void gen_opts_init(struct gen_opts *o) {
     o->sp = sa_sampler_default_params();
 }
 
-const char gen_opts_help[] =
-    "  -m, --model MODEL   GGUF file, model directory, or cached model name (salign pull)\n"
-    "      --system TEXT   system message (chat formats)\n"
-    "  -n, --n-predict N   most tokens to generate (default 256)\n"
-    "  -t, --threads N     compute threads (default: all cores)\n"
-    "  -c, --ctx-size N    context size in tokens (default: what the prompt needs)\n"
-    "      --batch-invariant  bitwise batch-invariant kernels (slower one-token decoding)\n"
-    "      --temp T        temperature, 0 = greedy (default 0.8)\n"
-    "      --top-k K       keep the K most likely tokens, 0 = off (default 40)\n"
-    "      --top-p P       nucleus sampling, 1 = off (default 0.95)\n"
-    "      --min-p P       drop tokens below P x the top probability, 0 = off (default 0.05)\n"
-    "      --seed S        sampling seed (default: random)\n";
-
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_float(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || v != v) return false;
-    *out = v;
-    return true;
-}
-
-int gen_parse_opt(const char *cmd, int argc, char **argv, int *i, struct gen_opts *o) {
-    const char *a = argv[*i];
-    if (!strcmp(a, "--batch-invariant")) {
-        o->batch_invariant = true;
-        return 1;
-    }
-    static const char *const with_value[] = {"-m", "--model", "--system", "-n", "--n-predict", "-t", "--threads",
-                                             "-c", "--ctx-size", "--temp", "--top-k", "--top-p", "--min-p", "--seed"};
-    bool known = false;
-    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
-    if (!known) return 0;
-    if (*i + 1 >= argc) {
-        cli_usage_error(cmd, "option %s needs a value", a);
-        return -1;
-    }
-    const char *v = argv[++*i];
-    long n;
-    bool ok = true;
-    if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
-    else if (!strcmp(a, "--system")) o->system = v;
-    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) ok = parse_long(v, 0, 1 << 24, &n) && ((o->n_predict = (int32_t)n), 1);
-    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = parse_long(v, 0, 1024, &n) && ((o->n_threads = (int)n), 1);
-    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) ok = parse_long(v, 0, 1 << 24, &n) && ((o->n_ctx = (int32_t)n), 1);
-    else if (!strcmp(a, "--temp")) ok = parse_float(v, &o->sp.temp);
-    else if (!strcmp(a, "--top-k")) ok = parse_long(v, 0, 1 << 30, &n) && ((o->sp.top_k = (int32_t)n), 1);
-    else if (!strcmp(a, "--top-p")) ok = parse_float(v, &o->sp.top_p) && o->sp.top_p >= 0;
-    else if (!strcmp(a, "--min-p")) ok = parse_float(v, &o->sp.min_p) && o->sp.min_p >= 0;
-    else if (!strcmp(a, "--seed")) {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(v, &end, 10);
-        ok = !errno && end != v && !*end && v[0] != '-';
-        o->sp.seed = (uint64_t)s;
-    }
-    if (!ok) {
-        cli_usage_error(cmd, "bad value for %s: '%s'", a, v);
-        return -1;
-    }
-    return 1;
-}
-
+#define O(f) CLI_AT(struct gen_opts, f)
+enum { GEN_ONLY = 1, GEN_CHAT = 2 };
+static const struct cli_opt gen_opt_table[] = {
+    {"prompt", 'p', CLI_OPT_STR, O(prompt), .mask = GEN_ONLY, .arg = "TEXT", .help = "the prompt"},
+    {"chat", 0, CLI_OPT_FLAG, O(chat), .mask = GEN_ONLY,
+     .help = "format TEXT as a user message with the model's chat template"},
+    {"json", 0, CLI_OPT_FLAG, O(json), .mask = GEN_ONLY,
+     .help = "print {text, prompt_tokens, prompt_tok_s, generated_tokens,\ndecode_tok_s, ttft_ms} instead of "
+             "streaming"},
+    {"model", 'm', CLI_OPT_STR, O(model), .arg = "MODEL",
+     .help = "GGUF file, model directory, or cached model name (salign pull)"},
+    {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "system message (chat formats)"},
+    {"n-predict", 'n', CLI_OPT_INT, O(n_predict), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "most tokens to generate (default 256; chat: 1024)"},
+    {"threads", 't', CLI_OPT_INT, O(n_threads), .imin = 0, .imax = 1024, .arg = "N",
+     .help = "compute threads (default: all cores)"},
+    {"ctx-size", 'c', CLI_OPT_INT, O(n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "context size in tokens (default: what the prompt needs)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+     .help = "bitwise batch-invariant kernels (slower one-token decoding)"},
+    {"temp", 0, CLI_OPT_FLOAT, O(sp.temp), .lo = -INFINITY, .hi = INFINITY, .arg = "T",
+     .help = "temperature, 0 = greedy (default 0.8)"},
+    {"top-k", 0, CLI_OPT_INT, O(sp.top_k), .imin = 0, .imax = 1 << 30, .arg = "K",
+     .help = "keep the K most likely tokens, 0 = off (default 40)"},
+    {"top-p", 0, CLI_OPT_FLOAT, O(sp.top_p), .lo = 0, .hi = INFINITY, .arg = "P",
+     .help = "nucleus sampling, 1 = off (default 0.95)"},
+    {"min-p", 0, CLI_OPT_FLOAT, O(sp.min_p), .lo = 0, .hi = INFINITY, .arg = "P",
+     .help = "drop tokens below P x the top probability, 0 = off (default 0.05)"},
+    {"seed", 0, CLI_OPT_UINT, O(sp.seed), .umin = 0, .umax = UINT64_MAX, .arg = "S",
+     .help = "sampling seed (default: random)"},
+    CLI_HELP_ENTRY,
+};
+#undef O
 int gen_load_model(const char *ref, int n_threads, struct sa_model **out) {
     *out = NULL;
     char *path = NULL;
@@ -189,19 +151,25 @@ int gen_run(struct sa_ctx *ctx, struct sa_sampler *smp, const struct sa_tokenize
     return rc;
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "Usage: salign generate -m MODEL -p TEXT [OPTIONS]\n\n"
-               "Generates a continuation of TEXT (or, with --chat, the model's answer to it as a user\n"
-               "message), streamed to stdout as it comes. Stops at end-of-generation tokens.\n\n"
-               "Options:\n"
-               "  -p, --prompt TEXT   the prompt\n"
-               "      --chat          format TEXT as a user message with the model's chat template\n"
-               "      --json          print {text, prompt_tokens, prompt_tok_s, generated_tokens,\n"
-               "                      decode_tok_s, ttft_ms} instead of streaming\n"
-               "%s"
-               "  -h, --help          this help\n",
-            gen_opts_help);
-}
+const struct cli_cmd cli_cmd_generate = {
+    .name = "generate",
+    .opts = gen_opt_table,
+    .n_opts = sizeof gen_opt_table / sizeof gen_opt_table[0],
+    .usage = "Usage: salign generate -m MODEL -p TEXT [OPTIONS]\n\n"
+             "Generates a continuation of TEXT (or, with --chat, the model's answer to it as a user\n"
+             "message), streamed to stdout as it comes. Stops at end-of-generation tokens.\n\n",
+};
+
+/* salign chat (cmd_chat.c) shares the table. */
+const struct cli_cmd cli_cmd_chat = {
+    .name = "chat",
+    .opts = gen_opt_table,
+    .n_opts = sizeof gen_opt_table / sizeof gen_opt_table[0],
+    .mask = GEN_CHAT,
+    .usage = "Usage: salign chat -m MODEL [OPTIONS]\n\n"
+             "Talk with a model. Type a message and press Enter; /reset forgets the conversation,\n"
+             "/exit (or Ctrl-D) quits.\n\n",
+};
 
 /* Tokens of the prompt: raw text, or one chat turn rendered with the model's template. */
 static int prompt_tokens(const struct sa_model *m, const char *text, bool chat, const char *system, int32_t **ids,
@@ -235,27 +203,10 @@ static int prompt_tokens(const struct sa_model *m, const char *text, bool chat, 
 int cmd_generate(int argc, char **argv) {
     struct gen_opts o;
     gen_opts_init(&o);
-    const char *prompt = NULL;
-    bool chat = false, json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = gen_parse_opt("generate", argc, argv, &i, &o);
-        if (r < 0) return CLI_USAGE;
-        if (r > 0) continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return CLI_OK;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (i + 1 >= argc) return cli_usage_error("generate", "option %s needs a value", a);
-            prompt = argv[++i];
-        } else if (!strcmp(a, "--chat")) {
-            chat = true;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else {
-            return cli_usage_error("generate", "unknown argument '%s'", a);
-        }
-    }
+    int prc = cli_parse(&cli_cmd_generate, argc, argv, &o, NULL);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    const char *prompt = o.prompt;
+    const bool chat = o.chat, json = o.json;
     if (!o.model) return cli_usage_error("generate", "no model (-m MODEL)");
     if (!prompt) return cli_usage_error("generate", "no prompt (-p TEXT)");
     if (o.system && !chat) return cli_usage_error("generate", "--system needs --chat");

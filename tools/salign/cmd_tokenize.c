@@ -5,23 +5,9 @@
 #include "sa/sa.h"
 
 #include <dirent.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void usage(FILE *f) {
-    fprintf(f, "Usage: salign tokenize [OPTIONS] MODEL [TEXT]\n\n"
-               "Prints the tokens of TEXT (or of standard input) as 'id<TAB>piece' lines.\n"
-               "MODEL: a .gguf file, a folder holding tokenizer.json (and tokenizer_config.json),\n"
-               "or a model name in the cache ($SALIGN_MODELS, default ~/.cache/salign).\n\n"
-               "Options:\n"
-               "  --ids            print only the ids, one line, separated by spaces\n"
-               "  --json           print a JSON object {\"ids\": [...], \"pieces\": [...]}\n"
-               "  --no-special     do not add BOS/EOS even if the model asks for them\n"
-               "  --parse-special  recognise control tokens such as <|im_start|> written in the text\n"
-               "  -h, --help       show this help\n");
-}
 
 /* Prints bytes with C-style escapes for control characters, backslash and invalid UTF-8. */
 static void print_escaped(FILE *f, const char *s, size_t n, bool json) {
@@ -110,40 +96,50 @@ static int load(const char *ref, struct sa_tokenizer **t, struct sa_gguf **g) {
     return rc;
 }
 
+struct tokenize_opts {
+    bool ids, json, no_special, parse_special;
+};
+
+#define O(f) CLI_AT(struct tokenize_opts, f)
+static const struct cli_opt tokenize_opts[] = {
+    {"ids", 0, CLI_OPT_FLAG, O(ids), .help = "print only the ids, one line, separated by spaces"},
+    {"json", 0, CLI_OPT_FLAG, O(json), .help = "print a JSON object {\"ids\": [...], \"pieces\": [...]}"},
+    {"no-special", 0, CLI_OPT_FLAG, O(no_special), .help = "do not add BOS/EOS even if the model asks for them"},
+    {"parse-special", 0, CLI_OPT_FLAG, O(parse_special),
+     .help = "recognise control tokens such as <|im_start|> written in the text"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_tokenize = {
+    .name = "tokenize",
+    .opts = tokenize_opts,
+    .n_opts = sizeof tokenize_opts / sizeof tokenize_opts[0],
+    .operands = true,
+    .stop_at_operand = true, /* TEXT may start with '-' */
+    .usage = "Usage: salign tokenize [OPTIONS] MODEL [TEXT]\n\n"
+             "Prints the tokens of TEXT (or of standard input) as 'id<TAB>piece' lines.\n"
+             "MODEL: a .gguf file, a folder holding tokenizer.json (and tokenizer_config.json),\n"
+             "or a model name in the cache ($SALIGN_MODELS, default ~/.cache/salign).\n\n",
+};
+
 int cmd_tokenize(int argc, char **argv) {
-    enum { OPT_IDS = 256, OPT_JSON, OPT_NO_SPECIAL, OPT_PARSE_SPECIAL };
-    static const struct option opts[] = {
-        {"ids", no_argument, NULL, OPT_IDS},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"no-special", no_argument, NULL, OPT_NO_SPECIAL},
-        {"parse-special", no_argument, NULL, OPT_PARSE_SPECIAL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool ids_only = false, json = false;
-    struct sa_tokenize_opts to = {.add_special = true, .parse_special = false};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_IDS: ids_only = true; break;
-        case OPT_JSON: json = true; break;
-        case OPT_NO_SPECIAL: to.add_special = false; break;
-        case OPT_PARSE_SPECIAL: to.parse_special = true; break;
-        case 'h': usage(stdout); return CLI_OK;
-        default: return cli_usage_error("tokenize", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    struct tokenize_opts o = {0};
+    int n_ops = 0;
+    int prc = cli_parse(&cli_cmd_tokenize, argc, argv, &o, &n_ops);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    const bool ids_only = o.ids, json = o.json;
+    struct sa_tokenize_opts to = {.add_special = !o.no_special, .parse_special = o.parse_special};
     if (ids_only && json) return cli_usage_error("tokenize", "--ids and --json exclude each other");
-    if (optind >= argc) return cli_usage_error("tokenize", "missing MODEL");
-    if (argc - optind > 2) return cli_usage_error("tokenize", "too many arguments (quote the TEXT)");
-    const char *model = argv[optind];
+    const int first = argc - n_ops;
+    if (first >= argc) return cli_usage_error("tokenize", "missing MODEL");
+    if (argc - first > 2) return cli_usage_error("tokenize", "too many arguments (quote the TEXT)");
+    const char *model = argv[first];
 
     char *text = NULL;
     size_t len = 0;
-    if (optind + 1 < argc) {
-        text = strdup(argv[optind + 1]);
+    if (first + 1 < argc) {
+        text = strdup(argv[first + 1]);
         len = text ? strlen(text) : 0;
     } else {
         text = read_stdin(&len);

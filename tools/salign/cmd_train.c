@@ -7,78 +7,122 @@
 #include "sa/sa.h"
 #include "sa/train.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: salign train --base MODEL --data FILE --out DIR [OPTIONS]\n\n"
-            "Fine-tunes MODEL (a cached name, a .gguf file or a Hugging Face directory) on aligner\n"
-            "records (JSONL or a JSON array; sentence records {question, prefix, last, correction}\n"
-            "or whole-answer records {question, answer, correction}). The loss is the cross-entropy\n"
-            "of the correction and the end-of-turn token; the prompt is masked. Writes DIR/log.csv,\n"
-            "DIR/loss.svg, DIR/checkpoint/ and the model in DIR/model/ (model.safetensors,\n"
-            "config.json, tokenizer files, model-<type>.gguf). Defaults: the official recipe.\n\n"
-            "  -b, --base MODEL        base model\n"
-            "  -d, --data FILE         training records\n"
-            "  -o, --out DIR           output directory\n"
-            "      --lora R            LoRA of rank R (base weights frozen); default 0: full fine-tuning\n"
-            "      --lora-alpha A      LoRA scale A/R (default 2R)\n"
-            "      --lora-dropout P    dropout on the adapter input (default 0)\n"
-            "      --lora-targets L    modules, e.g. q,k,v,o,gate,up,down (the default) or all\n"
-            "      --epochs E          passes over the data (default 3)\n"
-            "      --max-steps N       stop after N steps in total (overrides --epochs)\n"
-            "      --lr LR             peak learning rate (default 2e-5), cosine schedule to 0\n"
-            "      --warmup-ratio R    share of the steps with linear warmup (default 0.03)\n"
-            "      --beta1 B, --beta2 B  AdamW betas (default 0.9, 0.95)\n"
-            "      --eps E             AdamW epsilon (default 1e-8)\n"
-            "      --weight-decay W    decoupled weight decay on matrices (default 0)\n"
-            "      --clip N            clip the gradient's global norm to N (default 1; 0: off)\n"
-            "      --batch B           sequences per micro-batch (default 4)\n"
-            "      --grad-accum G      micro-batches per optimizer step (default 1)\n"
-            "      --max-length L      tokens per sequence (default 512); longer records lose\n"
-            "                          sentences from the start of the prefix, or are dropped\n"
-            "      --max-records N     use the first N records only\n"
-            "      --eval-fraction F   share of the questions held out for the eval loss (default 0.05)\n"
-            "      --eval-every N      evaluate every N steps (default: at the end)\n"
-            "      --save-every N      checkpoint every N steps (default: at the end)\n"
-            "      --resume            continue from DIR/checkpoint (same options)\n"
-            "      --seed S            shuffling, LoRA init and dropout (default 0)\n"
-            "  -t, --threads N         threads (default 1)\n"
-            "      --precision P       fp32 (default) or bf16: mixed precision, matrix products in\n"
-            "                          bf16 (AVX512-BF16), f32 weights, gradients and AdamW\n"
-            "      --save-type T       safetensors type: f32 (default), f16, bf16\n"
-            "      --gguf-type T       GGUF type: f32, f16 (default), bf16, q8_0, or none\n"
-            "      --no-export         do not write DIR/model\n"
-            "      --log-every N       progress line every N steps when not on a terminal (default 10)\n"
-            "      --stop-after-steps N  debug: checkpoint and stop after N steps of this process\n"
-            "  -q, --quiet             no progress output\n"
-            "  -h, --help              this help\n\n"
-            "Example:\n"
-            "  salign train --base smollm2-135m-instruct --data records.jsonl --out run1 --lora 16 --lr 2e-4\n");
+static bool parse_precision(const char *v, void *field) {
+    return sa_train_precision_from_name(v, field) == SA_STATUS_OK;
 }
-
-static bool parse_i64(const char *s, int64_t lo, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end || errno || v < lo) return false;
-    *out = v;
+static bool parse_targets(const char *v, void *field) {
+    return sa_lora_targets_parse(v, field) == SA_STATUS_OK;
+}
+static bool parse_st_type(const char *v, void *field) {
+    enum sa_dtype t;
+    if (sa_dtype_from_name(v, &t) != SA_STATUS_OK || (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 && t != SA_DTYPE_BF16)) return false;
+    *(enum sa_dtype *)field = t;
+    return true;
+}
+static bool parse_gguf_type(const char *v, void *field) {
+    enum sa_dtype t = SA_DTYPE_COUNT; /* none */
+    if (strcmp(v, "none") && (sa_dtype_from_name(v, &t) != SA_STATUS_OK ||
+                              (t != SA_DTYPE_F32 && t != SA_DTYPE_F16 && t != SA_DTYPE_BF16 && t != SA_DTYPE_Q8_0)))
+        return false;
+    *(enum sa_dtype *)field = t;
     return true;
 }
 
-static bool parse_f(const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
+struct train_opts {
+    const char *base;
+    struct sa_train_params p;
+};
+
+#define O(f) CLI_AT(struct train_opts, f)
+#define P(f) CLI_AT(struct train_opts, p.f)
+static const struct cli_opt train_opts[] = {
+    {"base", 'b', CLI_OPT_STR, O(base), .arg = "MODEL", .help = "base model"},
+    {"data", 'd', CLI_OPT_STR, P(data), .arg = "FILE", .help = "training records"},
+    {"out", 'o', CLI_OPT_STR, P(out), .arg = "DIR", .help = "output directory"},
+    {"lora", 0, CLI_OPT_INT, P(model.lora_rank), .imin = 0, .imax = 4096, .arg = "R",
+     .help = "LoRA of rank R (base weights frozen); default 0: full fine-tuning"},
+    {"lora-alpha", 0, CLI_OPT_FLOAT, P(model.lora_alpha), .lo = 1e-6, .hi = 1e6, .arg = "A",
+     .help = "LoRA scale A/R (default 2R)"},
+    {"lora-dropout", 0, CLI_OPT_FLOAT, P(model.lora_dropout), .lo = 0, .hi = 0.99, .arg = "P",
+     .help = "dropout on the adapter input (default 0)"},
+    {"lora-targets", 0, CLI_OPT_CUSTOM, P(model.lora_targets), .parse = parse_targets,
+     .expect = "a comma-separated list of q, k, v, o, gate, up, down, or all", .arg = "L",
+     .help = "modules, e.g. q,k,v,o,gate,up,down (the default) or all"},
+    {"epochs", 0, CLI_OPT_INT, P(epochs), .imin = 1, .imax = 100000, .arg = "E",
+     .help = "passes over the data (default 3)"},
+    {"max-steps", 0, CLI_OPT_INT, P(max_steps), .imin = 1, .imax = INT64_MAX, .arg = "N",
+     .help = "stop after N steps in total (overrides --epochs)"},
+    {"lr", 0, CLI_OPT_FLOAT, P(lr), .lo = 1e-12, .hi = 10, .arg = "LR",
+     .help = "peak learning rate (default 2e-5), cosine schedule to 0"},
+    {"warmup-ratio", 0, CLI_OPT_FLOAT, P(warmup_ratio), .lo = 0, .hi = 1, .arg = "R",
+     .help = "share of the steps with linear warmup (default 0.03)"},
+    {"beta1", 0, CLI_OPT_FLOAT, P(optim.beta1), .lo = 0, .hi = 0.999999, .arg = "B",
+     .help = "AdamW beta1 (default 0.9)"},
+    {"beta2", 0, CLI_OPT_FLOAT, P(optim.beta2), .lo = 0, .hi = 0.999999, .arg = "B",
+     .help = "AdamW beta2 (default 0.95)"},
+    {"eps", 0, CLI_OPT_FLOAT, P(optim.eps), .lo = 0, .hi = 1, .arg = "E", .help = "AdamW epsilon (default 1e-8)"},
+    {"weight-decay", 0, CLI_OPT_FLOAT, P(optim.weight_decay), .lo = 0, .hi = 10, .arg = "W",
+     .help = "decoupled weight decay on matrices (default 0)"},
+    {"clip", 0, CLI_OPT_FLOAT, P(optim.max_grad_norm), .lo = 0, .hi = 1e9, .arg = "N",
+     .help = "clip the gradient's global norm to N (default 1; 0: off)"},
+    {"batch", 0, CLI_OPT_INT, P(batch), .imin = 1, .imax = 4096, .arg = "B",
+     .help = "sequences per micro-batch (default 4)"},
+    {"grad-accum", 0, CLI_OPT_INT, P(grad_accum), .imin = 1, .imax = 65536, .arg = "G",
+     .help = "micro-batches per optimizer step (default 1)"},
+    {"max-length", 0, CLI_OPT_INT, P(max_length), .imin = 8, .imax = 1 << 20, .arg = "L",
+     .help = "tokens per sequence (default 512); longer records lose\nsentences from the start of the prefix, or "
+             "are dropped"},
+    {"max-records", 0, CLI_OPT_INT, P(max_records), .imin = 1, .imax = INT64_MAX, .arg = "N",
+     .help = "use the first N records only"},
+    {"eval-fraction", 0, CLI_OPT_FLOAT, P(eval_fraction), .lo = 0, .hi = 0.9, .arg = "F",
+     .help = "share of the questions held out for the eval loss (default 0.05)"},
+    {"eval-every", 0, CLI_OPT_INT, P(eval_every), .imin = 0, .imax = INT32_MAX, .arg = "N",
+     .help = "evaluate every N steps (default: at the end)"},
+    {"save-every", 0, CLI_OPT_INT, P(save_every), .imin = 0, .imax = INT32_MAX, .arg = "N",
+     .help = "checkpoint every N steps (default: at the end)"},
+    {"resume", 0, CLI_OPT_FLAG, P(resume), .help = "continue from DIR/checkpoint (same options)"},
+    {"seed", 0, CLI_OPT_UINT, P(model.seed), .umax = UINT64_MAX, .arg = "S",
+     .help = "shuffling, LoRA init and dropout (default 0)"},
+    {"threads", 't', CLI_OPT_INT, P(model.n_threads), .imin = 1, .imax = 256, .arg = "N",
+     .help = "threads (default 1)"},
+    {"precision", 0, CLI_OPT_CUSTOM, P(model.precision), .parse = parse_precision, .expect = "fp32 or bf16",
+     .arg = "P",
+     .help = "fp32 (default) or bf16: mixed precision, matrix products in\nbf16 (AVX512-BF16), f32 weights, "
+             "gradients and AdamW"},
+    {"save-type", 0, CLI_OPT_CUSTOM, P(st_type), .parse = parse_st_type, .expect = "f32, f16 or bf16", .arg = "T",
+     .help = "safetensors type: f32 (default), f16, bf16"},
+    {"gguf-type", 0, CLI_OPT_CUSTOM, P(gguf_type), .parse = parse_gguf_type,
+     .expect = "f32, f16, bf16, q8_0 or none", .arg = "T", .help = "GGUF type: f32, f16 (default), bf16, q8_0, or none"},
+    {"no-export", 0, CLI_OPT_FLAG, P(no_export), .help = "do not write DIR/model"},
+    {"log-every", 0, CLI_OPT_INT, P(log_every), .imin = 0, .imax = INT32_MAX, .arg = "N",
+     .help = "progress line every N steps when not on a terminal (default 10)"},
+    {"stop-after-steps", 0, CLI_OPT_INT, P(stop_after_steps), .imin = 1, .imax = INT64_MAX, .arg = "N",
+     .help = "debug: checkpoint and stop after N steps of this process"},
+    {"quiet", 'q', CLI_OPT_FLAG, P(quiet), .help = "no progress output"},
+    CLI_HELP_ENTRY,
+};
+#undef P
+#undef O
+
+const struct cli_cmd cli_cmd_train = {
+    .name = "train",
+    .opts = train_opts,
+    .n_opts = sizeof train_opts / sizeof train_opts[0],
+    .usage = "Usage: salign train --base MODEL --data FILE --out DIR [OPTIONS]\n\n"
+             "Fine-tunes MODEL (a cached name, a .gguf file or a Hugging Face directory) on aligner\n"
+             "records (JSONL or a JSON array; sentence records {question, prefix, last, correction}\n"
+             "or whole-answer records {question, answer, correction}). The loss is the cross-entropy\n"
+             "of the correction and the end-of-turn token; the prompt is masked. Writes DIR/log.csv,\n"
+             "DIR/loss.svg, DIR/checkpoint/ and the model in DIR/model/ (model.safetensors,\n"
+             "config.json, tokenizer files, model-<type>.gguf). Defaults: the official recipe.\n\n",
+    .epilog = "Example:\n"
+              "  salign train --base smollm2-135m-instruct --data records.jsonl --out run1 --lora 16 --lr 2e-4\n",
+};
 
 /* ---- progress on stderr: on a terminal, one line per step redrawn in place ("\r" and erase
  * to the end of the line) and kept when an evaluation ran and at the end; elsewhere a line
@@ -145,96 +189,11 @@ static void train_progress(void *user, const struct sa_train_progress *pr) {
 }
 
 int cmd_train(int argc, char **argv) {
-    enum {
-        O_LORA = 256, O_ALPHA, O_DROP, O_TARGETS, O_EPOCHS, O_MAXSTEPS, O_LR, O_WARM, O_B1, O_B2, O_EPS, O_WD, O_CLIP,
-        O_BATCH, O_GA, O_MAXLEN, O_MAXREC, O_EVFR, O_EVEV, O_SAVE, O_RESUME, O_SEED, O_STYPE, O_GTYPE, O_NOEXP, O_LOGEV,
-        O_STOP, O_PREC,
-    };
-    static const struct option opts[] = {
-        {"base", required_argument, NULL, 'b'},          {"data", required_argument, NULL, 'd'},
-        {"out", required_argument, NULL, 'o'},           {"lora", required_argument, NULL, O_LORA},
-        {"lora-alpha", required_argument, NULL, O_ALPHA}, {"lora-dropout", required_argument, NULL, O_DROP},
-        {"lora-targets", required_argument, NULL, O_TARGETS}, {"epochs", required_argument, NULL, O_EPOCHS},
-        {"max-steps", required_argument, NULL, O_MAXSTEPS}, {"lr", required_argument, NULL, O_LR},
-        {"warmup-ratio", required_argument, NULL, O_WARM}, {"beta1", required_argument, NULL, O_B1},
-        {"beta2", required_argument, NULL, O_B2},        {"eps", required_argument, NULL, O_EPS},
-        {"weight-decay", required_argument, NULL, O_WD}, {"clip", required_argument, NULL, O_CLIP},
-        {"batch", required_argument, NULL, O_BATCH},     {"grad-accum", required_argument, NULL, O_GA},
-        {"max-length", required_argument, NULL, O_MAXLEN}, {"max-records", required_argument, NULL, O_MAXREC},
-        {"eval-fraction", required_argument, NULL, O_EVFR}, {"eval-every", required_argument, NULL, O_EVEV},
-        {"save-every", required_argument, NULL, O_SAVE}, {"resume", no_argument, NULL, O_RESUME},
-        {"seed", required_argument, NULL, O_SEED},       {"threads", required_argument, NULL, 't'},
-        {"save-type", required_argument, NULL, O_STYPE}, {"gguf-type", required_argument, NULL, O_GTYPE},
-        {"no-export", no_argument, NULL, O_NOEXP},       {"log-every", required_argument, NULL, O_LOGEV},
-        {"stop-after-steps", required_argument, NULL, O_STOP}, {"quiet", no_argument, NULL, 'q'},
-        {"precision", required_argument, NULL, O_PREC},
-        {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
-    };
-    struct sa_train_params p = sa_train_default_params();
-    const char *base = NULL;
-    int c;
-    int64_t iv;
-    double fv;
-    optind = 1;
-    opterr = 0;
-    int li = -1;
-    while ((c = getopt_long(argc, argv, ":b:d:o:t:qh", opts, &li)) != -1) {
-        const char *a = optarg;
-        bool ok = true;
-        switch (c) {
-        case 'b': base = a; break;
-        case 'd': p.data = a; break;
-        case 'o': p.out = a; break;
-        case 'q': p.quiet = true; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case 't': ok = parse_i64(a, 1, &iv) && iv <= 256, p.model.n_threads = (int32_t)iv; break;
-        case O_PREC: ok = sa_train_precision_from_name(a, &p.model.precision) == SA_STATUS_OK; break;
-        case O_LORA: ok = parse_i64(a, 0, &iv) && iv <= 4096, p.model.lora_rank = (int32_t)iv; break;
-        case O_ALPHA: ok = parse_f(a, 1e-6, 1e6, &fv), p.model.lora_alpha = (float)fv; break;
-        case O_DROP: ok = parse_f(a, 0, 0.99, &fv), p.model.lora_dropout = (float)fv; break;
-        case O_TARGETS: ok = sa_lora_targets_parse(a, &p.model.lora_targets) == SA_STATUS_OK; break;
-        case O_EPOCHS: ok = parse_i64(a, 1, &iv) && iv <= 100000, p.epochs = (int32_t)iv; break;
-        case O_MAXSTEPS: ok = parse_i64(a, 1, &p.max_steps); break;
-        case O_LR: ok = parse_f(a, 1e-12, 10, &fv), p.lr = (float)fv; break;
-        case O_WARM: ok = parse_f(a, 0, 1, &fv), p.warmup_ratio = (float)fv; break;
-        case O_B1: ok = parse_f(a, 0, 0.999999, &fv), p.optim.beta1 = (float)fv; break;
-        case O_B2: ok = parse_f(a, 0, 0.999999, &fv), p.optim.beta2 = (float)fv; break;
-        case O_EPS: ok = parse_f(a, 0, 1, &fv), p.optim.eps = (float)fv; break;
-        case O_WD: ok = parse_f(a, 0, 10, &fv), p.optim.weight_decay = (float)fv; break;
-        case O_CLIP: ok = parse_f(a, 0, 1e9, &fv), p.optim.max_grad_norm = (float)fv; break;
-        case O_BATCH: ok = parse_i64(a, 1, &iv) && iv <= 4096, p.batch = (int32_t)iv; break;
-        case O_GA: ok = parse_i64(a, 1, &iv) && iv <= 65536, p.grad_accum = (int32_t)iv; break;
-        case O_MAXLEN: ok = parse_i64(a, 8, &iv) && iv <= 1 << 20, p.max_length = (int32_t)iv; break;
-        case O_MAXREC: ok = parse_i64(a, 1, &p.max_records); break;
-        case O_EVFR: ok = parse_f(a, 0, 0.9, &p.eval_fraction); break;
-        case O_EVEV: ok = parse_i64(a, 0, &iv) && iv <= INT32_MAX, p.eval_every = (int32_t)iv; break;
-        case O_SAVE: ok = parse_i64(a, 0, &iv) && iv <= INT32_MAX, p.save_every = (int32_t)iv; break;
-        case O_LOGEV: ok = parse_i64(a, 0, &iv) && iv <= INT32_MAX, p.log_every = (int32_t)iv; break;
-        case O_STOP: ok = parse_i64(a, 1, &p.stop_after_steps); break;
-        case O_RESUME: p.resume = true; break;
-        case O_SEED: ok = parse_i64(a, 0, &iv), p.model.seed = (uint64_t)iv; break;
-        case O_NOEXP: p.no_export = true; break;
-        case O_STYPE:
-            ok = sa_dtype_from_name(a, &p.st_type) == SA_STATUS_OK &&
-                 (p.st_type == SA_DTYPE_F32 || p.st_type == SA_DTYPE_F16 || p.st_type == SA_DTYPE_BF16);
-            break;
-        case O_GTYPE:
-            if (!strcmp(a, "none")) p.gguf_type = SA_DTYPE_COUNT;
-            else
-                ok = sa_dtype_from_name(a, &p.gguf_type) == SA_STATUS_OK &&
-                     (p.gguf_type == SA_DTYPE_F32 || p.gguf_type == SA_DTYPE_F16 || p.gguf_type == SA_DTYPE_BF16 ||
-                      p.gguf_type == SA_DTYPE_Q8_0);
-            break;
-        case ':': return cli_usage_error("train", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
-        }
-        if (!ok) {
-            if (li >= 0) return cli_usage_error("train", "bad value for --%s: '%s'", opts[li].name, a);
-            return cli_usage_error("train", "bad value for -%c: '%s'", c, a);
-        }
-        li = -1;
-    }
-    if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    struct train_opts o = {.p = sa_train_default_params()};
+    int prc = cli_parse(&cli_cmd_train, argc, argv, &o, NULL);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    struct sa_train_params p = o.p;
+    const char *base = o.base;
     if (!base || !p.data || !p.out) return cli_usage_error("train", "--base, --data and --out are required");
     char *path = NULL;
     if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);

@@ -18,15 +18,13 @@ struct gen_opts {
     int32_t n_ctx;        /* -c: context size, 0 = fit (generate) or the model's (chat) */
     bool batch_invariant; /* --batch-invariant: sa_ctx_params.batch_invariant */
     struct sa_sampler_params sp;
+    const char *prompt;   /* generate -p */
+    bool chat, json;      /* generate --chat, --json */
 };
 void gen_opts_init(struct gen_opts *o);
 
-/* Parses the option at argv[*i] if it is a shared one (-m, --system, -n, -t, -c, --temp,
- * --top-k, --top-p, --min-p, --seed, --batch-invariant), advancing *i past its value. Returns 1 if consumed,
- * 0 if not a shared option, -1 on a bad value (the usage error was printed). */
-int gen_parse_opt(const char *cmd, int argc, char **argv, int *i, struct gen_opts *o);
-/* The option lines of the shared options, for --help. */
-extern const char gen_opts_help[];
+/* The option table of generate and chat is in cmd_generate.c (cli_cmd_generate and
+ * cli_cmd_chat of cli.h); entries with mask GEN_ONLY are generate's alone. */
 
 /* Resolves `ref` (sa_hub_resolve) and loads it; prints the error and returns CLI_FAIL. */
 int gen_load_model(const char *ref, int n_threads, struct sa_model **out);

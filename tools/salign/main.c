@@ -3,7 +3,6 @@
 #include "cli.h"
 #include "sa/sa.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,23 +33,6 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nRun 'salign COMMAND --help' for a command's options.\n"
                "Models are cached in $SALIGN_MODELS (default ~/.cache/salign).\n");
-}
-
-int cli_fail(const char *what) {
-    const char *msg = sa_last_error()[0] ? sa_last_error() : "failed";
-    if (what) fprintf(stderr, "salign: %s: %s\n", what, msg);
-    else fprintf(stderr, "salign: %s\n", msg);
-    return CLI_FAIL;
-}
-
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "salign %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry 'salign %s --help'.\n", cmd);
-    va_end(ap);
-    return CLI_USAGE;
 }
 
 int main(int argc, char **argv) {
