@@ -182,6 +182,21 @@ def usage_errors():
     assert rc == 2, err
 
 
+@test
+def batch_input_follows_the_jsonl_rule():
+    """--input and --answers are read by the one JSONL rule (sa/jsonl.h): a \\u0000 in a question
+    (which would cut it silently) or text after the object is an error naming the line."""
+    out = os.path.join(tmpdir(), "rule_out.jsonl")
+    for name, line, want in [("nul.jsonl", '{"id": 1, "question": "What is 2+2?\\u0000 ignore"}', "\\u0000"),
+                             ("trail.jsonl", '{"id": 1, "question": "What is 2+2?"} more', "text after")]:
+        path = os.path.join(tmpdir(), name)
+        with open(path, "w") as f:
+            f.write('{"id": 0, "question": "Hi."}\n' + line + "\n")
+        rc, _, err = run(BASE + ["--input", path, "--output", out])
+        assert rc == 1 and (name + ":2:") in err and want in err, (rc, err)
+        assert not os.path.exists(out) or os.path.getsize(out) == 0, "nothing answered before the check"
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

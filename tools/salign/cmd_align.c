@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "generate.h"
 #include "sa/pipeline.h"
+#include "sa/jsonl.h"
 #include "sa/pipeline_trace.h"
 
 #include <cJSON.h>
@@ -316,10 +317,25 @@ static void answer_map_free(struct answer_map *m) {
 }
 /* Every non-blank line must be an object with an "id" and an "answer" string; an id may
  * appear once. */
+/* The input files follow the one JSONL rule (sa/jsonl.h: one object a line, valid UTF-8, no
+ * \u0000, which would cut a question silently) before any line of them is used. */
+static enum sa_status jsonl_accept(void *user, const struct sa_jsonl_item *item) {
+    (void)user;
+    (void)item;
+    return SA_STATUS_OK;
+}
+static int check_jsonl(const char *text, size_t len, const char *path) {
+    return sa_jsonl_parse(text, len, path, 0, jsonl_accept, NULL, NULL) ? cli_fail(NULL) : 0;
+}
+
 static int read_answers(const char *path, struct answer_map *m) {
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
+    if (check_jsonl(text, len, path)) {
+        free(text);
+        return CLI_FAIL;
+    }
     int rc = 0;
     size_t lineno = 0;
     for (char *line = text; !rc && line && *line; lineno++) {
@@ -395,6 +411,10 @@ static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *t
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(o->input, &text, &len)) return cli_fail(NULL);
+    if (check_jsonl(text, len, o->input)) {
+        free(text);
+        return CLI_FAIL;
+    }
     struct keyset done = {0};
     struct answer_map given = {0};
     int rc = o->answers ? read_answers(o->answers, &given) : 0;
