@@ -5,7 +5,7 @@
 #define _GNU_SOURCE
 #include "sa/eval_stats.h"
 #include "sa/math_answer.h"
-#include "sa/trace.h"
+#include "sa/eval_rounds.h"
 
 #include "harness.h"
 

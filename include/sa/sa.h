@@ -4,6 +4,7 @@
 #define SA_SA_H
 
 #include "sa/status.h"
+#include "sa/jsonl.h"
 #include "sa/dtype.h"
 #include "sa/gguf.h"
 #include "sa/safetensors.h"
@@ -18,13 +19,14 @@
 #include "sa/segment.h"
 #include "sa/upstream.h"
 #include "sa/pipeline.h"
+#include "sa/pipeline_trace.h"
 #include "sa/records.h"
 #include "sa/data_build.h"
 #include "sa/train.h"
 #include "sa/math_answer.h"
 #include "sa/eval_stats.h"
 #include "sa/verdict.h"
-#include "sa/trace.h"
+#include "sa/eval_rounds.h"
 #include "sa/judge.h"
 #include "sa/report.h"
 #include "sa/eval.h"

@@ -1,7 +1,7 @@
-/* trace.h: reading the pipeline's per-round traces (`salign align --trace`, docs/EVAL.md):
- * the answer of each question after each round. Implemented in src/eval/stats.c. */
-#ifndef SA_TRACE_H
-#define SA_TRACE_H
+/* eval_rounds.h: the answer of each question after each round, from a pipeline trace (`salign
+ * align --trace`, read through sa/pipeline_trace.h), for accuracy by round. Implemented in src/eval/stats.c. */
+#ifndef SA_EVAL_ROUNDS_H
+#define SA_EVAL_ROUNDS_H
 
 #include "sa/status.h"
 
