@@ -193,7 +193,7 @@ def server_answer(server, prompt, max_tokens=None):
     body = json.dumps({"model": ALIAS, "prompt": prompt.decode(), "max_tokens": max_tokens or MAX_TOKENS, "temperature": 0,
                        "top_p": 1, "stream": False}).encode()
     req = urllib.request.Request(server.base + "/completions", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
+    with urllib.request.urlopen(req, timeout=180) as r:
         return json.loads(r.read())["choices"][0]["text"].encode()
 
 
