@@ -247,6 +247,18 @@ def reference_csv(extra):
     return _REF[key]
 
 
+def wait_for_rows(p, log, n, limit=300):
+    """Waits (at most `limit` s) until the running training `p` has written n lines of log."""
+    t0 = time.time()
+    while time.time() - t0 < limit and p.poll() is None:
+        try:
+            if len(open(log).read().splitlines()) >= n:
+                return
+        except OSError:
+            pass
+        time.sleep(0.002)
+
+
 def check_resume(extra, kill):
     full = reference_csv(extra)
     n_steps = len(full.strip().splitlines()) - 2
@@ -258,15 +270,7 @@ def check_resume(extra, kill):
         # logged after the checkpoint are redone on resume
         p = subprocess.Popen(train_cmd(cut, extra))
         latest = os.path.join(cut, "checkpoint", "latest")
-        log = os.path.join(cut, "log.csv")
-        t0 = time.time()
-        while time.time() - t0 < 300 and p.poll() is None:
-            try:
-                if len(open(log).read().splitlines()) >= 9:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.002)
+        wait_for_rows(p, os.path.join(cut, "log.csv"), 9)
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
         p.wait()
@@ -311,14 +315,7 @@ def resume_after_ctrl_c():
     shutil.rmtree(cut, ignore_errors=True)
     p = subprocess.Popen(train_cmd(cut, []), stderr=subprocess.PIPE, text=True)
     log = os.path.join(cut, "log.csv")
-    t0 = time.time()
-    while time.time() - t0 < 300 and p.poll() is None:
-        try:
-            if len(open(log).read().splitlines()) >= 9:
-                break
-        except OSError:
-            pass
-        time.sleep(0.002)
+    wait_for_rows(p, log, 9)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 130, (p.returncode, err)
