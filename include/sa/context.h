@@ -18,6 +18,7 @@ extern "C" {
 
 struct sa_model;
 struct sa_ctx; /* opaque */
+struct sa_sched;
 
 /* Called between layers of a forward pass; return true to stop it (the call then
  * returns SA_STATUS_CANCELLED and the tokens of that call are not added). */
@@ -43,9 +44,13 @@ struct sa_ctx_params {
      * has its own setting: contexts with different settings may run at the same time on
      * different threads. docs/internals/cpu_backend.md. */
     bool batch_invariant;
+    /* A scheduler (sa/batch.h) this context decodes through, or NULL (default): its decode
+     * calls then wait to run batched with those of the scheduler's other threads. Borrowed:
+     * it must outlive the context. */
+    struct sa_sched *sched;
 };
 
-/* n_ctx 0, n_batch 0, n_threads 0, no abort callback, batch_invariant false. */
+/* n_ctx 0, n_batch 0, n_threads 0, no abort callback, batch_invariant false, no scheduler. */
 struct sa_ctx_params sa_ctx_default_params(void);
 
 /* Creates a context over `model` (borrowed: it must outlive the context). `params` may be
