@@ -4,6 +4,7 @@
 #ifndef SA_CONTEXT_IMPL_H
 #define SA_CONTEXT_IMPL_H
 
+#include "sa/batch.h"
 #include "sa/context.h"
 
 #include <stdbool.h>
@@ -18,5 +19,21 @@
  * while the context's other calls (the prompt's prefill) keep the context's mode. */
 SA_NODISCARD enum sa_status sa_ctx_decode_with(struct sa_ctx *ctx, const int32_t *tokens, int32_t n, float *logits_all,
                                                float *logits_out, bool batch_invariant);
+
+struct sa_sched;
+struct sa_batch;
+struct sa_batch_seq;
+/* sa_batch_decode with the batch-invariant kernels for this call when batch_invariant. */
+SA_NODISCARD enum sa_status sa_batch_decode_mode(struct sa_batch *b, struct sa_batch_seq *seqs, int32_t n_seqs,
+                                                 bool batch_invariant);
+/* Bad input of a decode call (no tokens, a token out of range, more than the context holds),
+ * with the message sa_ctx_decode gives; OK otherwise. */
+SA_NODISCARD enum sa_status sa_ctx_check_append(const struct sa_ctx *ctx, const int32_t *tokens, int32_t n);
+/* Appends tokens[0..n) to the cached tokens and the length, after their K/V rows were written. */
+void sa_ctx_commit(struct sa_ctx *ctx, const int32_t *tokens, int32_t n);
+/* A decode call of a context with a scheduler (sched.c): waits for its batch, as sa_batch.h
+ * says; input already checked. On success the context holds the tokens and its logits. */
+SA_NODISCARD enum sa_status sa_sched_submit(struct sa_sched *s, struct sa_ctx *ctx, const int32_t *tokens, int32_t n,
+                                            float *logits_all, float *logits_out, bool batch_invariant);
 
 #endif

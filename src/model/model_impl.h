@@ -54,39 +54,81 @@ struct sa_model {
     uint64_t n_bytes, n_params;
 };
 
+/* The workspace of a forward pass: activations for up to n_rows rows (tokens of one or
+ * several sequences) and the thread pool. A context has one (its own arena, n_batch rows);
+ * a batch (sa_batch, batch.c) has one for the rows of many contexts. */
+struct sa_fwd_ws {
+    struct sa_threadpool *tp;
+    int n_threads;
+    int32_t n_rows;        /* capacity in rows */
+    float *x;              /* (n_rows, n_embd) residual stream */
+    float *xb;             /* (n_rows, n_embd) normed input of a block */
+    float *xb2;            /* (n_rows, n_embd) output of a block before the residual add */
+    float *q;              /* (n_rows, n_head*head_dim) */
+    float *k, *v;          /* (n_rows, n_head_kv*head_dim): new K/V rows before kv_store */
+    float *att;            /* (n_rows, n_head*head_dim) attention output */
+    float *hb;             /* (n_rows, n_ff) gate, then the activated product */
+    float *hb2;            /* (n_rows, n_ff) up */
+    int32_t *tok;          /* (n_rows) token of each row */
+    int32_t *pos;          /* (n_rows) position of each row in its sequence */
+    float *att_scratch;    /* (n_threads, att_stride) attention scores */
+    int64_t att_stride;    /* floats per share: >= the longest sequence (n_ctx) */
+    float *logits;         /* (n_logit_rows, n_vocab) last rows' logits of a batch, or NULL */
+    int32_t n_logit_rows;
+    void *mm_scratch;      /* sa_matmul scratch for n_rows rows, mm_scratch_bytes */
+    size_t mm_scratch_bytes;
+};
+
 struct sa_ctx {
     const struct sa_model *model;
     struct sa_ctx_params params;
-    struct sa_threadpool *tp;
     int32_t n_ctx, n_batch, len;
     bool have_logits;
     bool logits_checked;   /* the first logits were checked for NaN/Inf (once per context) */
-    /* everything below points into one arena (`arena`, arena_bytes) */
+    struct sa_fwd_ws ws;   /* own workspace (unused by a context with a scheduler) */
+    /* everything below points into one arena (`arena`, arena_bytes), as do ws's buffers */
     void *arena;
     size_t arena_bytes;
     int32_t *tokens;       /* (n_ctx) cached tokens */
     float *k_cache;        /* (n_layer, n_ctx, n_head_kv*head_dim) */
     float *v_cache;        /* (n_layer, n_ctx, n_head_kv*head_dim) */
-    float *x;              /* (n_batch, n_embd) residual stream */
-    float *xb;             /* (n_batch, n_embd) normed input of a block */
-    float *xb2;            /* (n_batch, n_embd) output of a block before the residual add */
-    float *q;              /* (n_batch, n_head*head_dim) */
-    float *att;            /* (n_batch, n_head*head_dim) attention output */
-    float *hb;             /* (n_batch, n_ff) gate, then the activated product */
-    float *hb2;            /* (n_batch, n_ff) up */
     float *logits;         /* (n_vocab) of the last token */
-    float *att_scratch;    /* (n_threads, n_ctx) attention scores */
-    int32_t *pos;          /* (n_batch) positions of the tokens of a forward pass */
-    void *mm_scratch;      /* sa_matmul scratch, mm_scratch_bytes */
-    size_t mm_scratch_bytes;
-    int n_threads;
 };
 
-/* Runs the forward pass for tokens[0..T) (T <= n_batch) at positions len..len+T-1,
- * writing K/V into the cache. logits_rows: NULL, or (T, n_vocab) for every row;
- * logits_last: NULL, or (n_vocab) for row T-1. batch_invariant: the kernels' mode for this
- * pass (sa_ctx_params.batch_invariant). Does not change ctx->len. */
-SA_NODISCARD enum sa_status sa_forward(struct sa_ctx *ctx, const int32_t *tokens, int32_t T, float *logits_rows,
-                                       float *logits_last, bool batch_invariant);
+/* One sequence's rows in a forward pass: T tokens appended to ctx at positions
+ * ctx->len .. ctx->len+T-1 (K/V written into ctx's cache; ctx->len is not changed).
+ * logits_all: NULL or (T, n_vocab); logits_last: NULL or (n_vocab) for the last row.
+ * cancelled: out, ctx's abort callback fired during the pass (its results are garbage). */
+struct sa_fwd_seq {
+    struct sa_ctx *ctx;
+    const int32_t *tokens;
+    int32_t T;
+    float *logits_all, *logits_last;
+    bool cancelled;
+};
+
+/* Measures (base NULL) or carves a workspace of n_rows rows, attention scratch for n_threads
+ * shares of att_stride floats and n_logit_rows logit rows, from an arena (context.c). */
+struct sa_carve {
+    uint8_t *base;
+    uint64_t off;
+    bool overflow;
+};
+void *sa_carve(struct sa_carve *cv, uint64_t n_elems, uint64_t elem_size);
+void sa_fwd_ws_layout(const struct sa_model *model, struct sa_fwd_ws *ws, struct sa_carve *cv);
+/* Matmul scratch bytes for products of up to n_rows rows over the model's weights. */
+size_t sa_fwd_scratch_bytes(const struct sa_model *model, int32_t n_rows);
+
+/* Runs the forward pass of the rows of seqs[0..n_seqs) (sum of T <= ws->n_rows; each
+ * sequence's len + T <= its n_ctx and <= ws->att_stride): every weight product once over all
+ * rows, attention per sequence over its own cache. A row's results depend only on its
+ * sequence (bitwise, when batch_invariant; by float rounding otherwise: a lone row runs the
+ * decode kernels). Returns SA_STATUS_CANCELLED (nothing usable) when n_seqs == 1 and its abort
+ * callback fired; with several, a cancelled sequence is marked and the others go on. */
+SA_NODISCARD enum sa_status sa_forward_batch(const struct sa_model *model, struct sa_fwd_ws *ws,
+                                             struct sa_fwd_seq *seqs, int32_t n_seqs, bool batch_invariant);
+
+/* NaN/Inf check of a context's first logits (once per context): SA_STATUS_BAD_FILE. */
+SA_NODISCARD enum sa_status sa_ctx_check_first_logits(struct sa_ctx *ctx, const float *logits);
 
 #endif
