@@ -25,6 +25,7 @@ extern "C" {
 struct sa_model;
 struct sa_tokenizer;
 struct sa_upstream;
+struct sa_sched;
 struct sa_pipeline; /* opaque */
 
 /* Add values only at the end. */
@@ -145,6 +146,11 @@ struct sa_pipeline_params {
                              speed only, at the cost of slower one-token decoding (avx512).
                              Copy-speculation verifies with the batch-invariant kernels either
                              way (docs/internals/speculation.md). */
+    struct sa_sched *sched; /* NULL (default), or a scheduler (sa/batch.h) the local contexts decode
+                               through: several threads, each with its own pipeline over the
+                               same models, are then batched (`salign align --parallel N`). The
+                               calling thread must have entered it (sa_sched_enter); it leaves
+                               it while it waits on a remote upstream. Borrowed. */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens

@@ -275,9 +275,8 @@ static void lu_cancel(void *impl) {
 static const struct sa_upstream_ops lu_ops = {
     .name = "local", .start = lu_start, .next = lu_next, .cancel = lu_cancel, .free = lu_free};
 
-enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ctx *ctx, int32_t n_ctx, int n_threads,
-                                      sa_abort_fn abort_cb, void *abort_user, bool batch_invariant, bool kv_reuse,
-                                      struct sa_upstream **out, struct sa_local_upstream **impl) {
+enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ctx *ctx, const struct sa_ctx_params *cp,
+                                      bool kv_reuse, struct sa_upstream **out, struct sa_local_upstream **impl) {
     if (out) *out = NULL;
     if (impl) *impl = NULL;
     if (!model || !out) return sa_error(SA_STATUS_BAD_ARGUMENT, "local upstream: NULL model or out");
@@ -294,13 +293,7 @@ enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ct
     if (ctx) {
         lu->ctx = ctx;
     } else {
-        struct sa_ctx_params cp = sa_ctx_default_params();
-        cp.n_ctx = n_ctx;
-        cp.n_threads = n_threads;
-        cp.abort_cb = abort_cb;
-        cp.abort_user = abort_user;
-        cp.batch_invariant = batch_invariant;
-        s = sa_ctx_init(model, &cp, &lu->ctx);
+        s = sa_ctx_init(model, cp, &lu->ctx);
         lu->own_ctx = true;
     }
     struct sa_detokenize_opts dopts = {.special = false, .strip_leading_space = false};
@@ -316,7 +309,10 @@ enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ct
 
 enum sa_status sa_upstream_local_init(const struct sa_model *model, int32_t n_ctx, int n_threads, bool kv_reuse,
                                       struct sa_upstream **out) {
-    return sa_local_upstream_init(model, NULL, n_ctx, n_threads, NULL, NULL, false, kv_reuse, out, NULL);
+    struct sa_ctx_params cp = sa_ctx_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_threads = n_threads;
+    return sa_local_upstream_init(model, NULL, &cp, kv_reuse, out, NULL);
 }
 
 void sa_local_upstream_stats(const struct sa_local_upstream *lu, struct sa_local_upstream_stats *st) {

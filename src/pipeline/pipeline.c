@@ -6,6 +6,7 @@
  * failure behaviour: docs/internals/pipeline.md. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline/pipeline_impl.h"
+#include "sa/batch.h"
 #include "pipeline/speculative_impl.h"
 #include "sa/model.h"
 #include "sa/model_config.h"
@@ -97,6 +98,36 @@ static bool pl_abort(void *user) {
     return pl->cb && pl->cb->cancel && pl->cb->cancel(pl->cb->user);
 }
 
+/* The params of the pipeline's local contexts (upstream and aligner). */
+static struct sa_ctx_params local_ctx_params(struct sa_pipeline *pl) {
+    struct sa_ctx_params cp = sa_ctx_default_params();
+    cp.n_ctx = pl->p.n_ctx;
+    cp.n_threads = pl->p.n_threads;
+    cp.abort_cb = pl_abort;
+    cp.abort_user = pl;
+    cp.batch_invariant = pl->p.batch_invariant;
+    cp.sched = pl->p.sched;
+    return cp;
+}
+
+/* A thread waiting on a remote upstream leaves the scheduler meanwhile, so that the local
+ * decodes of the other threads do not wait for it (sa_sched_enter). */
+static enum sa_status remote_start(struct sa_pipeline *pl, struct sa_upstream *up, const char *prompt, size_t len,
+                                   const struct sa_upstream_gen_params *gp, bool remote) {
+    if (remote && pl->p.sched) sa_sched_leave(pl->p.sched);
+    enum sa_status s = sa_upstream_start(up, prompt, len, gp);
+    if (remote && pl->p.sched) sa_sched_enter(pl->p.sched);
+    return s;
+}
+
+static enum sa_status remote_next(struct sa_pipeline *pl, struct sa_upstream *up, struct sa_upstream_chunk *c,
+                                  bool remote) {
+    if (remote && pl->p.sched) sa_sched_leave(pl->p.sched);
+    enum sa_status s = sa_upstream_next(up, c);
+    if (remote && pl->p.sched) sa_sched_enter(pl->p.sched);
+    return s;
+}
+
 static enum sa_chat_format model_format(const struct sa_model *m) {
     return sa_chat_template_detect(sa_model_chat_template(m), sa_model_config(m)->arch_name);
 }
@@ -160,8 +191,8 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
     if (!s && p->upstream_model) {
         if (!pl->up_tmpl) pl->up_tmpl = sa_model_chat_template(p->upstream_model);
         if (pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN) pl->up_fmt = model_format(p->upstream_model);
-        s = sa_local_upstream_init(p->upstream_model, NULL, p->n_ctx, p->n_threads, pl_abort, pl, p->batch_invariant,
-                                   p->kv_reuse, &pl->own_up, &pl->up_local);
+        struct sa_ctx_params cp = local_ctx_params(pl);
+        s = sa_local_upstream_init(p->upstream_model, NULL, &cp, p->kv_reuse, &pl->own_up, &pl->up_local);
         pl->up = pl->own_up;
         pl->len_tok = sa_model_tokenizer(p->upstream_model);
     } else if (!s && p->upstream) {
@@ -184,12 +215,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
             s = sa_error(SA_STATUS_UNSUPPORTED, "pipeline: the aligner's chat template is not one salign knows "
                                                 "(chatml, gemma, llama3)");
         if (!s) {
-            struct sa_ctx_params cp = sa_ctx_default_params();
-            cp.n_ctx = p->n_ctx;
-            cp.n_threads = p->n_threads;
-            cp.abort_cb = pl_abort;
-            cp.abort_user = pl;
-            cp.batch_invariant = p->batch_invariant;
+            struct sa_ctx_params cp = local_ctx_params(pl);
             s = sa_ctx_init(am, &cp, &pl->al_ctx);
         }
         if (!s && p->aligner_temp > 0) {
@@ -199,7 +225,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
             s = sa_sampler_init(&sp, sa_model_n_vocab(am), &pl->al_smp);
         }
         if (!s && p->mode == SA_PIPELINE_CONTINUE && p->continue_with == SA_PIPELINE_CONTINUE_ALIGNER)
-            s = sa_local_upstream_init(am, pl->al_ctx, 0, 0, NULL, NULL, false, p->kv_reuse, &pl->al_up, &pl->al_local);
+            s = sa_local_upstream_init(am, pl->al_ctx, NULL, p->kv_reuse, &pl->al_up, &pl->al_local);
         if (!pl->len_tok) pl->len_tok = pl->al_tok;
     }
     if (!s) {
@@ -362,7 +388,7 @@ static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *
         gp.heal_bytes = base;
     double t_up = sa_time_now();
     const double t_start = t_up;
-    if ((s = sa_upstream_start(up, prompt, prompt_len, &gp))) return s;
+    if ((s = remote_start(pl, up, prompt, prompt_len, &gp, !lu))) return s;
     if (lu) {
         struct sa_local_upstream_stats st;
         sa_local_upstream_stats(lu, &st);
@@ -375,7 +401,7 @@ static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *
             break;
         }
         struct sa_upstream_chunk c;
-        if ((s = sa_upstream_next(up, &c))) break;
+        if ((s = remote_next(pl, up, &c, !lu))) break;
         ro->n_tokens += c.n_tokens;
         if (mode == READ_COLLECT) {
             if ((s = sa_buf_append(&collect, c.text, c.len))) break;

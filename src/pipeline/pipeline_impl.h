@@ -25,13 +25,11 @@ struct sa_local_upstream_stats {
 };
 
 /* Creates a local upstream. ctx: an existing context to use (borrowed; NULL: the upstream
- * makes and owns one over `model` with n_ctx/n_threads/abort/batch_invariant, as in
- * sa_ctx_params). *impl (may be NULL) receives the impl for sa_local_upstream_stats; it
- * lives as long as the wrapper. */
-SA_NODISCARD enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ctx *ctx, int32_t n_ctx,
-                                                   int n_threads, sa_abort_fn abort_cb, void *abort_user,
-                                                   bool batch_invariant, bool kv_reuse, struct sa_upstream **out,
-                                                   struct sa_local_upstream **impl);
+ * makes and owns one over `model` with the params `cp`, NULL: defaults). *impl (may be NULL)
+ * receives the impl for sa_local_upstream_stats; it lives as long as the wrapper. */
+SA_NODISCARD enum sa_status sa_local_upstream_init(const struct sa_model *model, struct sa_ctx *ctx,
+                                                   const struct sa_ctx_params *cp, bool kv_reuse,
+                                                   struct sa_upstream **out, struct sa_local_upstream **impl);
 void sa_local_upstream_stats(const struct sa_local_upstream *lu, struct sa_local_upstream_stats *st);
 void sa_local_upstream_set_kv_reuse(struct sa_local_upstream *lu, bool on);
 /* Token ids of a rendered prompt as an OpenAI-compatible server makes them: special tokens
