@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "generate.h"
+#include "sa/batch.h"
 #include "sa/pipeline.h"
 #include "sa/jsonl.h"
 #include "sa/pipeline_trace.h"
@@ -14,6 +15,8 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,7 @@ struct align_opts {
     const char *prompt, *trace, *input, *output, *answers;
     bool show_edits, json, verbose;
     int32_t timeout_ms;
+    int32_t parallel;
     struct sa_pipeline_params pp;
 };
 
@@ -108,6 +112,10 @@ static const struct cli_opt align_opts[] = {
     {"answers", 0, CLI_OPT_STR, O(answers), .arg = "FILE",
      .help = "aligner mode without an upstream: revise the answers of\nFILE (JSONL {\"id\", \"answer\"}, e.g. an "
              "--output of\n--mode upstream), matched to --input by id"},
+    {"parallel", 0, CLI_OPT_INT, O(parallel), .imin = 1, .imax = 64, .arg = "N",
+     .help = "--input: answer N questions at once, their decoding steps\nbatched (one forward pass per model for "
+             "all); answers\nare written as they finish; with --batch-invariant the\nsame answers as --parallel 1 "
+             "(default 1)"},
     {"verbose", 'v', CLI_OPT_FLAG, O(verbose), .help = "metrics on stderr"},
     CLI_HELP_ENTRY,
 };
@@ -141,6 +149,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
     if (!o->prompt == !o->input) return cli_usage_error("align", "give one of -p QUESTION and --input FILE");
     if (o->input && !o->output) return cli_usage_error("align", "--input needs --output FILE");
     if (o->output && !o->input) return cli_usage_error("align", "--output needs --input FILE");
+    if (o->parallel > 1 && !o->input) return cli_usage_error("align", "--parallel needs --input FILE");
     return 0;
 }
 
@@ -158,6 +167,7 @@ struct run_ctx {
     bool color;
     bool stream_text;   /* print each piece to stdout as it comes */
     bool failed_write;
+    pthread_mutex_t *mu; /* NULL, or held while writing the trace (--parallel) */
 };
 
 static void print_edit(const struct run_ctx *rc, const struct sa_pipeline_sentence *s) {
@@ -185,9 +195,11 @@ static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
         struct sa_trace_round r = sa_trace_round_of_sentence(s, id_json, rc->question);
         char *line = NULL;
         size_t n = 0;
+        if (rc->mu) pthread_mutex_lock(rc->mu);
         if ((rc->id && !id_json) || sa_trace_round_format(&r, &line, &n) || fwrite(line, 1, n, rc->trace) != n ||
             fflush(rc->trace))
             rc->failed_write = true;
+        if (rc->mu) pthread_mutex_unlock(rc->mu);
         free(line);
         free(id_json);
     }
@@ -407,7 +419,152 @@ static int prune_trace(const char *path, const struct keyset *done) {
     return rc;
 }
 
-static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *trace) {
+/* One question of --input still to answer. */
+struct job {
+    size_t lineno;  /* 0-based */
+    cJSON *j;       /* the parsed line (owns q) */
+    const char *q;
+    cJSON *id;      /* into j, or own_id */
+    cJSON *own_id;  /* the line index when the line has no id */
+    const char *ans; /* --answers: the answer to revise */
+};
+
+/* A batch run: the jobs, taken in order by one or more workers, each with its own pipeline;
+ * answers and trace lines are written under `mu` as they finish. */
+struct batch_run {
+    const struct align_opts *o;
+    const struct sa_pipeline_params *pp;
+    struct job *jobs;
+    size_t n_jobs, n_lines, n_done;
+    atomic_size_t next;
+    pthread_mutex_t mu;
+    FILE *out, *trace;
+    size_t n_run; /* under mu */
+    int rc;       /* under mu: the first failure stops the others */
+    bool parallel;
+};
+
+static bool batch_stopped(struct batch_run *br) {
+    pthread_mutex_lock(&br->mu);
+    bool stop = br->rc != 0;
+    pthread_mutex_unlock(&br->mu);
+    return stop;
+}
+
+static void batch_fail(struct batch_run *br, int rc) {
+    pthread_mutex_lock(&br->mu);
+    if (!br->rc) br->rc = rc;
+    pthread_mutex_unlock(&br->mu);
+}
+
+/* Answers one job with pipeline `pl` and writes its line. */
+static void answer_job(struct batch_run *br, struct sa_pipeline *pl, const struct job *jb) {
+    const struct align_opts *o = br->o;
+    struct run_ctx rcx = {.o = o, .trace = br->trace, .id = jb->id, .question = jb->q,
+                          .mu = br->parallel ? &br->mu : NULL};
+    struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = cli_interrupted, .user = &rcx};
+    struct sa_pipeline_result r;
+    enum sa_status s = jb->ans ? sa_pipeline_revise_answer(pl, jb->q, jb->ans, &cb, &r) : sa_pipeline_run(pl, jb->q, &cb, &r);
+    pthread_mutex_lock(&br->mu);
+    if (s == SA_STATUS_CANCELLED) {
+        if (!br->rc) {
+            fprintf(stderr, "salign align: interrupted; %zu answer(s) written to %s (run again to resume)\n", br->n_run,
+                    o->output);
+            br->rc = 130;
+        }
+    } else if (s) {
+        if (!br->rc) br->rc = cli_fail("align");
+    } else {
+        cJSON *res = result_json(&r, o, jb->id, jb->q);
+        char *s_out = cJSON_PrintUnformatted(res);
+        cJSON_Delete(res);
+        if (!s_out || fprintf(br->out, "%s\n", s_out) < 0 || fflush(br->out)) {
+            fprintf(stderr, "salign align: cannot write %s: %s\n", o->output, strerror(errno));
+            if (!br->rc) br->rc = CLI_FAIL;
+        }
+        free(s_out);
+        br->n_run++;
+        fprintf(stderr, "[%zu/%zu] %s: %d sentence(s), %d round(s), %.0f ms\n", br->n_done + br->n_run, br->n_lines,
+                sa_pipeline_stop_name(r.stop), r.n_sentences, r.n_rounds, r.total_ms);
+        if (o->verbose) print_metrics(&r);
+    }
+    if (rcx.failed_write) {
+        fprintf(stderr, "salign align: cannot write the trace %s\n", o->trace);
+        if (!br->rc) br->rc = CLI_FAIL;
+    }
+    pthread_mutex_unlock(&br->mu);
+    sa_pipeline_result_free(&r);
+}
+
+struct worker {
+    struct batch_run *br;
+    struct sa_pipeline *pl;
+    struct sa_sched *sched;
+};
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    struct batch_run *br = w->br;
+    if (w->sched) sa_sched_enter(w->sched);
+    for (;;) {
+        const size_t i = atomic_fetch_add(&br->next, 1);
+        if (i >= br->n_jobs || batch_stopped(br)) break;
+        answer_job(br, w->pl, &br->jobs[i]);
+    }
+    if (w->sched) sa_sched_leave(w->sched);
+    return NULL;
+}
+
+/* Runs the jobs: on this thread with one pipeline (--parallel 1), or on --parallel N threads,
+ * each with its own pipeline, all decoding through one scheduler (sa/batch.h). */
+static int run_jobs(struct batch_run *br) {
+    const struct align_opts *o = br->o;
+    const int n = o->parallel > 1 ? o->parallel : 1;
+    struct sa_sched *sched = NULL;
+    struct sa_pipeline_params pp = *br->pp;
+    if (n > 1) {
+        struct sa_sched_params sp = sa_sched_default_params();
+        sp.n_threads = pp.n_threads;
+        sp.n_ctx = pp.n_ctx;
+        sp.batch_invariant = pp.batch_invariant;
+        if (sa_sched_init(&sp, &sched)) return cli_fail("align");
+        pp.sched = sched;
+    }
+    struct worker w[64] = {{0}};
+    pthread_t th[64];
+    int rc = 0, n_started = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        w[i].br = br;
+        w[i].sched = sched;
+        if (sa_pipeline_init(&pp, &w[i].pl)) rc = cli_fail("pipeline");
+    }
+    br->parallel = n > 1;
+    if (!rc && n == 1) {
+        worker_main(&w[0]);
+    } else if (!rc) {
+        for (int i = 0; i < n; i++) {
+            if (pthread_create(&th[i], NULL, worker_main, &w[i])) {
+                batch_fail(br, CLI_FAIL);
+                fprintf(stderr, "salign align: cannot start thread %d of --parallel %d\n", i + 1, n);
+                break;
+            }
+            n_started++;
+        }
+        for (int i = 0; i < n_started; i++) pthread_join(th[i], NULL);
+    }
+    if (!rc) rc = br->rc;
+    if (sched && o->verbose) {
+        struct sa_sched_stats st;
+        sa_sched_get_stats(sched, &st);
+        fprintf(stderr, "salign align: %lld decode calls in %lld batched passes (%.1f per pass)\n", (long long)st.n_calls,
+                (long long)st.n_passes, st.n_passes ? (double)st.n_calls / (double)st.n_passes : 0.0);
+    }
+    for (int i = 0; i < n; i++) sa_pipeline_free(w[i].pl);
+    sa_sched_free(sched);
+    return rc;
+}
+
+static int run_batch(const struct sa_pipeline_params *pp, const struct align_opts *o, FILE *trace) {
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(o->input, &text, &len)) return cli_fail(NULL);
@@ -433,8 +590,10 @@ static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *t
         fprintf(stderr, "salign align: cannot open %s: %s\n", o->output, strerror(errno));
         rc = CLI_FAIL;
     }
-    size_t n_lines = 0, n_done = 0, n_run = 0;
+    size_t n_lines = 0, n_done = 0, n_jobs = 0;
     for (char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) n_lines++;
+    struct job *jobs = calloc(n_lines ? n_lines : 1, sizeof *jobs);
+    if (!jobs) rc = cli_fail(NULL);
     size_t lineno = 0;
     for (char *line = text; !rc && line && *line; lineno++) {
         char *nl = strchr(line, '\n');
@@ -473,39 +632,22 @@ static int run_batch(struct sa_pipeline *pl, const struct align_opts *o, FILE *t
             break;
         }
         free(k);
-        struct run_ctx rcx = {.o = o, .trace = trace, .id = id, .question = q};
-        struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = cli_interrupted, .user = &rcx};
-        struct sa_pipeline_result r;
-        enum sa_status s = ans ? sa_pipeline_revise_answer(pl, q, ans, &cb, &r) : sa_pipeline_run(pl, q, &cb, &r);
-        if (s == SA_STATUS_CANCELLED) {
-            fprintf(stderr, "salign align: interrupted; %zu answer(s) written to %s (run again to resume)\n", n_run,
-                    o->output);
-            rc = 130;
-        } else if (s) {
-            rc = cli_fail("align");
-        } else {
-            cJSON *res = result_json(&r, o, id, q);
-            char *s_out = cJSON_PrintUnformatted(res);
-            cJSON_Delete(res);
-            if (!s_out || fprintf(out, "%s\n", s_out) < 0 || fflush(out)) {
-                fprintf(stderr, "salign align: cannot write %s: %s\n", o->output, strerror(errno));
-                rc = CLI_FAIL;
-            }
-            free(s_out);
-            n_run++;
-            fprintf(stderr, "[%zu/%zu] %s: %d sentence(s), %d round(s), %.0f ms\n", n_done + n_run, n_lines,
-                    sa_pipeline_stop_name(r.stop), r.n_sentences, r.n_rounds, r.total_ms);
-            if (o->verbose) print_metrics(&r);
-        }
-        if (rcx.failed_write) {
-            fprintf(stderr, "salign align: cannot write the trace %s\n", o->trace);
-            rc = CLI_FAIL;
-        }
-        sa_pipeline_result_free(&r);
-        cJSON_Delete(own_id);
-        cJSON_Delete(j);
+        jobs[n_jobs++] = (struct job){.lineno = lineno, .j = j, .q = q, .id = id, .own_id = own_id, .ans = ans};
+    }
+    if (!rc) {
+        struct batch_run br = {.o = o, .pp = pp, .jobs = jobs, .n_jobs = n_jobs, .n_lines = n_lines, .n_done = n_done,
+                               .out = out, .trace = trace};
+        atomic_init(&br.next, 0);
+        pthread_mutex_init(&br.mu, NULL);
+        rc = run_jobs(&br);
+        pthread_mutex_destroy(&br.mu);
     }
     if (!rc && n_done) fprintf(stderr, "salign align: %zu question(s) were already answered in %s\n", n_done, o->output);
+    for (size_t i = 0; i < n_jobs; i++) {
+        cJSON_Delete(jobs[i].own_id);
+        cJSON_Delete(jobs[i].j);
+    }
+    free(jobs);
     if (out) fclose(out);
     if (trace) fclose(trace);
     keyset_free(&done);
@@ -589,18 +731,18 @@ int cmd_align(int argc, char **argv) {
         else if ((rc = load_cached(o.aligner, o.pp.n_threads, &al_model))) goto done;
         pp.aligner_model = al_model ? al_model : up_model;
     }
-    if (sa_pipeline_init(&pp, &pl)) {
-        rc = cli_fail("pipeline");
-        goto done;
-    }
     if (o.trace && !(trace = fopen(o.trace, o.input ? "a" : "w"))) {
         fprintf(stderr, "salign align: cannot open the trace %s: %s\n", o.trace, strerror(errno));
         rc = CLI_FAIL;
         goto done;
     }
     if (o.input) {
-        rc = run_batch(pl, &o, trace);
+        rc = run_batch(&pp, &o, trace);
         trace = NULL; /* closed there */
+        goto done;
+    }
+    if (sa_pipeline_init(&pp, &pl)) {
+        rc = cli_fail("pipeline");
         goto done;
     }
     struct run_ctx rcx = {.o = &o, .trace = trace, .question = o.prompt, .color = isatty(1) != 0,
