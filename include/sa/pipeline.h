@@ -229,7 +229,11 @@ void sa_pipeline_free(struct sa_pipeline *pl);
  * (free it with sa_pipeline_result_free, also after an error: it holds the answer so far).
  * Returns SA_STATUS_OK when the run ended by one of its stop conditions (result->stop),
  * SA_STATUS_CANCELLED when the cancel hook fired, or the error of a model or of the upstream
- * (remote: NETWORK, TIMEOUT, BAD_JSON with the server's message). */
+ * (remote: NETWORK, TIMEOUT, BAD_JSON with the server's message). SA_STATUS_BAD_ARGUMENT means
+ * that this question cannot be answered (a prompt longer than a local context, a decode past
+ * it, a question the tokenizer or chat template refuses, invalid UTF-8): the pipeline stays
+ * usable for the next question (a batch records the error and goes on, docs/PIPELINE.md);
+ * the other errors are faults of the system. */
 SA_NODISCARD enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question,
                                             const struct sa_pipeline_callbacks *cb, struct sa_pipeline_result *result);
 

@@ -2,7 +2,9 @@
  * a local aligner. One question (-p): the aligned answer is printed sentence by sentence as it
  * is accepted (--show-edits: each sentence and its correction; --json: one final object).
  * Batch (--input/--output): one JSONL answer per question, appended and flushed as each one
- * ends, resumable (ids already in the output are skipped). --trace: JSONL per emitted
+ * ends, resumable (ids already in the output are skipped; a cut last line is dropped first);
+ * a question that cannot be answered gets an error record and the batch goes on (issue 12,
+ * docs/PIPELINE.md "Batch"). --trace: JSONL per emitted
  * sentence, in the format `salign eval math --per-round` reads (docs/EVAL.md). */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -66,7 +68,7 @@ static const struct cli_opt align_opts[] = {
     {"max-rounds", 0, CLI_OPT_INT, O(pp.max_rounds), .imin = 0, .imax = 1 << 20, .arg = "N",
      .help = "most corrected sentences (default: no limit)"},
     {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
-     .help = "most tokens of the answer (default 1024)"},
+     .help = "most tokens of the answer (default 1024): a hard cap,\nthe last sentence is cut there (stop max_length)"},
     {"max-sentence-tokens", 0, CLI_OPT_INT, O(pp.max_sentence_tokens), .imin = 1, .imax = 1 << 24, .arg = "N",
      .help = "most upstream tokens for one sentence (default 256)"},
     {"max-aligner-tokens", 0, CLI_OPT_INT, O(pp.max_aligner_tokens), .imin = 0, .imax = 1 << 24, .arg = "N",
@@ -104,7 +106,8 @@ static const struct cli_opt align_opts[] = {
      .help = "JSONL questions: {\"id\", \"question\"} (or \"prompt\",\n\"problem\"); id defaults to the 0-based "
              "line index"},
     {"output", 0, CLI_OPT_STR, O(output), .arg = "FILE",
-     .help = "JSONL answers (appended; ids already there are skipped)"},
+     .help = "JSONL answers (appended; ids already there are skipped;\na cut last line is dropped first). A question that\n"
+             "cannot be answered gets {\"id\", \"line\", \"error\"} and the\nbatch goes on"},
     {"answers", 0, CLI_OPT_STR, O(answers), .arg = "FILE",
      .help = "aligner mode without an upstream: revise the answers of\nFILE (JSONL {\"id\", \"answer\"}, e.g. an "
              "--output of\n--mode upstream), matched to --input by id"},
