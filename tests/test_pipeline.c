@@ -319,6 +319,39 @@ static void test_max_rounds_and_length(void) {
     setup_free(&st);
 }
 
+/* max_length is a hard cap on the answer in every mode (issue 12: --max-length 20 gave a
+ * 62-token answer): the piece that would pass it is cut at the cap and the run ends with
+ * stop max_length, whatever the model was asked for. No tokenizer here: words count. */
+static void test_max_length_hard_cap(void) {
+    static const char *const long_rev[] = {"The sky is very very blue because air scatters blue light.",
+                                           " It is blue because air scatters short waves more than long ones."};
+    struct sa_pipeline_result r;
+    const enum sa_pipeline_mode modes[] = {SA_PIPELINE_STREAM, SA_PIPELINE_UPSTREAM, SA_PIPELINE_ALIGNER,
+                                           SA_PIPELINE_CONTINUE};
+    const char *const want[] = {"The sky is very very", "The sky is blue. It", "The sky is very very",
+                                "The sky is blue. It"};
+    for (size_t m = 0; m < 4; m++) {
+        struct setup st;
+        /* one token = 20 bytes: the upstream's token budget lets it write more words than fit */
+        setup_init(&st, SKY, 4, 20);
+        st.pp.mode = modes[m];
+        st.pp.max_length = 5;
+        st.pp.continue_rounds = 1;
+        if (modes[m] == SA_PIPELINE_UPSTREAM) st.pp.aligner_fn = NULL;
+        st.fa.replies = modes[m] == SA_PIPELINE_CONTINUE ? (const char *const[]){NULL, long_rev[1]} : long_rev;
+        st.fa.n_replies = 2;
+        struct events ev = {0};
+        CHECK_OK(setup_run(&st, "Why is the sky blue?", &ev, &r));
+        CHECK_EQ_STR(r.answer, want[m]);
+        CHECK(r.n_tokens <= 5);
+        CHECK_EQ_INT(r.stop, SA_PIPELINE_STOP_MAX_LENGTH);
+        CHECK(ev.n >= 1 && ev.n <= 2);
+        sa_pipeline_result_free(&r);
+        events_free(&ev);
+        setup_free(&st);
+    }
+}
+
 static void test_cancel(void) {
     struct setup st;
     setup_init(&st, SKY, 4, 3);
@@ -852,6 +885,7 @@ int main(void) {
     RUN(test_rewrite_whitespace);
     RUN(test_empty_revision_stops);
     RUN(test_max_rounds_and_length);
+    RUN(test_max_length_hard_cap);
     RUN(test_cancel);
     RUN(test_mode_upstream);
     RUN(test_mode_aligner);

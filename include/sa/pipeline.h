@@ -52,7 +52,8 @@ enum sa_pipeline_stop {
     SA_PIPELINE_STOP_NONE = 0,
     SA_PIPELINE_STOP_UPSTREAM_END = 1, /* the upstream ended its turn; its last sentence was corrected */
     SA_PIPELINE_STOP_ALIGNER_EMPTY = 2, /* the aligner returned an empty (or all-whitespace) revision */
-    SA_PIPELINE_STOP_MAX_LENGTH = 3,   /* the answer reached max_length tokens */
+    SA_PIPELINE_STOP_MAX_LENGTH = 3,   /* the answer reached max_length tokens (its last piece may be
+                                          cut there: sa_pipeline_sentence.cut) */
     SA_PIPELINE_STOP_MAX_ROUNDS = 4,   /* max_rounds sentences were corrected */
     SA_PIPELINE_STOP_CANCELLED = 5,    /* the cancel hook or the sentence callback asked to stop */
     SA_PIPELINE_STOP_DONE = 6,         /* a one-shot mode finished (aligner baseline, continue's end) */
@@ -117,7 +118,11 @@ struct sa_pipeline_params {
 
     /* ---- the loop ---- */
     int32_t max_rounds;          /* most corrected sentences (STREAM); 0: no limit */
-    int32_t max_length;          /* most tokens of the answer; 0: 1024 */
+    int32_t max_length;          /* most tokens of the answer, counted by the counting tokenizer
+                                    (upstream_tokenizer below) on the whole answer; 0: 1024. A hard
+                                    cap in every mode: the piece that would pass it is cut at the
+                                    cap (the first max_length tokens, at a character boundary)
+                                    and the run ends with SA_PIPELINE_STOP_MAX_LENGTH */
     int32_t max_sentence_tokens; /* most upstream tokens for one sentence; 0: 256 */
     int32_t max_aligner_tokens;  /* most aligner tokens per revision; 0: 2 x the draft's tokens + 32
                                     (REQ_ANSWER: + 64) */
@@ -183,6 +188,8 @@ struct sa_pipeline_sentence {
     int32_t aligner_prefill;  /* prompt tokens the aligner evaluated (its cache kept the rest) */
     double aligner_ms;
     double t_ms;              /* time since the run started, when it was emitted */
+    bool cut;                 /* the piece was cut at max_length (the answer's last piece; the
+                                 run ends with SA_PIPELINE_STOP_MAX_LENGTH) */
 };
 
 struct sa_pipeline_callbacks {
@@ -228,7 +235,11 @@ void sa_pipeline_free(struct sa_pipeline *pl);
  * (free it with sa_pipeline_result_free, also after an error: it holds the answer so far).
  * Returns SA_STATUS_OK when the run ended by one of its stop conditions (result->stop),
  * SA_STATUS_CANCELLED when the cancel hook fired, or the error of a model or of the upstream
- * (remote: NETWORK, TIMEOUT, BAD_JSON with the server's message). */
+ * (remote: NETWORK, TIMEOUT, BAD_JSON with the server's message). SA_STATUS_BAD_ARGUMENT means
+ * that this question cannot be answered (a prompt longer than a local context, a decode past
+ * it, a question the tokenizer or chat template refuses, invalid UTF-8): the pipeline stays
+ * usable for the next question (a batch records the error and goes on, docs/PIPELINE.md);
+ * the other errors are faults of the system. */
 SA_NODISCARD enum sa_status sa_pipeline_run(struct sa_pipeline *pl, const char *question,
                                             const struct sa_pipeline_callbacks *cb, struct sa_pipeline_result *result);
 

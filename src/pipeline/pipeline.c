@@ -42,6 +42,7 @@ struct sa_pipeline {
     struct sa_pipeline_result *res;
     double t0;
     bool cb_stop;                  /* on_sentence returned false */
+    bool len_stop;                 /* the answer reached max_length (a piece was cut there) */
 };
 
 /* ---- names and defaults ---- */
@@ -291,11 +292,80 @@ static double ms_since(double t) {
     return (sa_time_now() - t) * 1000.0;
 }
 
-/* Appends lead + body to the answer and hands the piece to the caller. */
+/* The largest k <= body_len (at a character boundary) such that answer + lead + body[0..k)
+ * counts at most max_length tokens; SIZE_MAX when even answer + lead does not fit. The cap is
+ * a hard one (issue 12): the budget each model is given is only a hint, since an aligner's
+ * revision, a remote upstream's events and re-tokenizing text all may give more tokens. The
+ * token-boundary cut (the first max_length tokens, detokenized) is tried first, then a
+ * binary search over characters; the result is always checked by counting it. */
+static enum sa_status fit_prefix(struct sa_pipeline *pl, const char *lead, size_t lead_len, const char *body,
+                                 size_t body_len, size_t *k_out) {
+    const int32_t max = pl->p.max_length;
+    const size_t a = pl->answer.len, base = a + lead_len;
+    char *buf = malloc(base + body_len + 1);
+    if (!buf) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    memcpy(buf, pl->answer.data, a);
+    memcpy(buf + a, lead, lead_len);
+    memcpy(buf + base, body, body_len);
+    buf[base + body_len] = 0;
+    size_t k = body_len;
+    if (count_tokens(pl, buf, base + body_len) <= max) goto done;
+    if (count_tokens(pl, buf, base) > max) {
+        k = SIZE_MAX;
+        goto done;
+    }
+    size_t lo = 0, hi = body_len; /* fits(lo), !fits(hi) */
+    if (pl->len_tok) {             /* the first max tokens, when they are a prefix of the text */
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        char *text = NULL;
+        size_t tlen = 0;
+        struct sa_tokenize_opts to = {.add_special = false, .parse_special = false};
+        struct sa_detokenize_opts dopts = {.special = false, .strip_leading_space = false};
+        if (!sa_tokenize(pl->len_tok, buf, base + body_len, to, &ids, &n_ids) && n_ids > (size_t)max &&
+            !sa_detokenize(pl->len_tok, ids, (size_t)max, dopts, &text, &tlen) && tlen > base &&
+            tlen < base + body_len && !memcmp(text, buf, tlen)) {
+            size_t c = sa_utf8_valid_prefix(body, tlen - base);
+            if (count_tokens(pl, buf, base + c) <= max) lo = c;
+        }
+        free(text);
+        free(ids);
+    }
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        mid = sa_utf8_valid_prefix(body, mid); /* back to a character boundary */
+        if (mid <= lo) {                       /* no boundary in (lo, mid]: try past it */
+            mid = lo + 1;
+            while (mid < hi && sa_utf8_valid_prefix(body, mid) != mid) mid++;
+            if (mid >= hi) break;
+        }
+        if (count_tokens(pl, buf, base + mid) <= max) lo = mid;
+        else hi = mid;
+    }
+    k = lo;
+done:
+    free(buf);
+    *k_out = k;
+    return SA_STATUS_OK;
+}
+
+/* Appends lead + body to the answer and hands the piece to the caller. A piece that would
+ * take the answer past max_length tokens is cut there (its trailing whitespace dropped; none
+ * of it emitted when nothing fits) and the run stops with SA_PIPELINE_STOP_MAX_LENGTH. */
 static enum sa_status emit(struct sa_pipeline *pl, const char *lead, size_t lead_len, const char *body,
                            size_t body_len, struct sa_pipeline_sentence *ev) {
     struct sa_pipeline_result *r = pl->res;
     const size_t before = pl->answer.len;
+    size_t fit = body_len;
+    enum sa_status fs = fit_prefix(pl, lead, lead_len, body, body_len, &fit);
+    if (fs) return fs;
+    if (fit != body_len) {
+        pl->len_stop = true;
+        if (fit != SIZE_MAX) fit = sa_join_trim_end(body, fit);
+        if (fit == SIZE_MAX || fit == 0) return SA_STATUS_OK; /* nothing of it fits */
+        body_len = fit;
+        ev->cut = true;
+    }
     enum sa_status s = sa_buf_append(&pl->answer, lead, lead_len);
     if (!s) s = sa_buf_append(&pl->answer, body, body_len);
     if (!s) s = sa_buf_append(&pl->answer, "", 0);
@@ -451,11 +521,11 @@ static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *
                     break;
                 t_up = sa_time_now();
                 cur = b;
-                if (pl->cb_stop) break;
+                if (pl->cb_stop || pl->len_stop) break;
             }
             s = fin_called ? sa_segmenter_finish(pl->seg, &b) : sa_segmenter_push(pl->seg, NULL, 0, &b);
         }
-        if (s || found || pl->cb_stop || c.finish) break;
+        if (s || found || pl->cb_stop || pl->len_stop || c.finish) break;
     }
     sa_upstream_cancel(up); /* cut at a boundary: closes a remote stream; else back to idle */
     ro->ms = ms_since(t_start);
@@ -632,7 +702,7 @@ static enum sa_status write_rest(struct sa_pipeline *pl, bool with_aligner) {
             return s;
         }
         size_t pos = 0;
-        for (size_t i = 0; i < n && !s && !pl->cb_stop; i++) {
+        for (size_t i = 0; i < n && !s && !pl->cb_stop && !pl->len_stop; i++) {
             size_t end = sa_join_trim_end(t, spans[i].end);
             if (end <= pos) continue;
             size_t lead = sa_join_lead(t + pos, end - pos);
@@ -652,7 +722,10 @@ static enum sa_status write_rest(struct sa_pipeline *pl, bool with_aligner) {
         }
         free(spans);
         revision_free(&rv);
-        if (!s) r->stop = pl->cb_stop ? SA_PIPELINE_STOP_CANCELLED : SA_PIPELINE_STOP_DONE;
+        if (!s)
+            r->stop = pl->cb_stop    ? SA_PIPELINE_STOP_CANCELLED
+                      : pl->len_stop ? SA_PIPELINE_STOP_MAX_LENGTH
+                                     : SA_PIPELINE_STOP_DONE;
         return s;
     }
     struct sa_upstream *up = pl->up;
@@ -670,7 +743,7 @@ static enum sa_status write_rest(struct sa_pipeline *pl, bool with_aligner) {
     if (s) return s;
     free(ro.piece);
     if (pl->cb_stop) r->stop = SA_PIPELINE_STOP_CANCELLED;
-    else if (ro.finish == SA_UPSTREAM_FINISH_LENGTH) r->stop = SA_PIPELINE_STOP_MAX_LENGTH;
+    else if (pl->len_stop || ro.finish == SA_UPSTREAM_FINISH_LENGTH) r->stop = SA_PIPELINE_STOP_MAX_LENGTH;
     else if (pl->p.mode == SA_PIPELINE_UPSTREAM) r->stop = SA_PIPELINE_STOP_UPSTREAM_END;
     else r->stop = SA_PIPELINE_STOP_DONE;
     return SA_STATUS_OK;
@@ -739,6 +812,10 @@ static enum sa_status run_stream(struct sa_pipeline *pl) {
         free(y1);
         free(ro.piece);
         if (s) return s;
+        if (pl->len_stop) {
+            r->stop = SA_PIPELINE_STOP_MAX_LENGTH;
+            return SA_STATUS_OK;
+        }
         if (ev.upstream_done) {
             r->stop = SA_PIPELINE_STOP_UPSTREAM_END;
             return SA_STATUS_OK;
@@ -783,7 +860,10 @@ static enum sa_status run_aligner(struct sa_pipeline *pl, const char *given) {
     r->n_copied = ev.copied;
     s = emit(pl, "", 0, rv.text, strlen(rv.text), &ev);
     revision_free(&rv);
-    if (!s) r->stop = pl->cb_stop ? SA_PIPELINE_STOP_CANCELLED : SA_PIPELINE_STOP_DONE;
+    if (!s)
+        r->stop = pl->cb_stop    ? SA_PIPELINE_STOP_CANCELLED
+                  : pl->len_stop ? SA_PIPELINE_STOP_MAX_LENGTH
+                                 : SA_PIPELINE_STOP_DONE;
     return s;
 }
 
@@ -793,6 +873,7 @@ static enum sa_status pipeline_run(struct sa_pipeline *pl, const char *question,
     pl->question = question;
     pl->res = result;
     pl->cb_stop = false;
+    pl->len_stop = false;
     pl->t0 = sa_time_now();
     sa_buf_clear(&pl->answer);
     enum sa_status s = sa_buf_append(&pl->answer, "", 0);

@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SALIGN, main, models_dir, test, tmpdir  # noqa: E402
+from harness import SALIGN, SHARED_DATA, main, models_dir, test, tmpdir  # noqa: E402
 
 NAME = "smollm2-135m-instruct"
 GGUF = os.path.join(models_dir(), NAME, "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -160,7 +160,7 @@ def batch_resumes():
     first = jsonl(outp)
     assert [r["id"] for r in first] == [7, 2], first  # id: given, or the 0-based line index
     _, err = ok(args)
-    assert "2 question(s) were already answered" in err, err
+    assert "0 answered, 0 failed (error records in %s), 2 already in it" % outp in err, err
     assert jsonl(outp) == first
     # drop the second answer and add a stray trace line of it: the rerun answers it once
     with open(outp, "w") as f:
@@ -184,17 +184,145 @@ def usage_errors():
 
 @test
 def batch_input_follows_the_jsonl_rule():
-    """--input and --answers are read by the one JSONL rule (sa/jsonl.h): a \\u0000 in a question
-    (which would cut it silently) or text after the object is an error naming the line."""
+    """--input lines are read by the one JSONL rule (sa/jsonl.h): a \\u0000 in a question (which
+    would cut it silently) or text after the object makes that line an error record naming the
+    reason (issue 12: one bad line does not stop the batch); the other lines are answered."""
     out = os.path.join(tmpdir(), "rule_out.jsonl")
     for name, line, want in [("nul.jsonl", '{"id": 1, "question": "What is 2+2?\\u0000 ignore"}', "\\u0000"),
                              ("trail.jsonl", '{"id": 1, "question": "What is 2+2?"} more', "text after")]:
         path = os.path.join(tmpdir(), name)
+        if os.path.exists(out):
+            os.remove(out)
         with open(path, "w") as f:
             f.write('{"id": 0, "question": "Hi."}\n' + line + "\n")
-        rc, _, err = run(BASE + ["--input", path, "--output", out])
-        assert rc == 1 and (name + ":2:") in err and want in err, (rc, err)
-        assert not os.path.exists(out) or os.path.getsize(out) == 0, "nothing answered before the check"
+        _, err = ok(BASE + ["--input", path, "--output", out, "--max-rounds", "1"])
+        recs = jsonl(out)
+        assert [r["id"] for r in recs] == [0, 1] and "answer" in recs[0], recs
+        assert recs[1]["line"] == 2 and want in recs[1]["error"] and "answer" not in recs[1], recs
+        assert (name + ":2") in err and "1 answered, 1 failed" in err, err
+
+
+def tokens(text):
+    """Tokens of text by the upstream's tokenizer (the one max_length counts with)."""
+    p = subprocess.run([SALIGN, "tokenize", "--json", "--no-special", NAME], input=text.encode(),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return len(json.loads(p.stdout)["ids"])
+
+
+@test
+def max_length_is_a_hard_cap():
+    """--max-length 20 is "most tokens of the answer" (issue 12: it gave a 62-token answer, the
+    aligner's revision of a cut sentence being longer than the sentence): the answer is cut at
+    the cap, counted by the upstream's tokenizer, and the stop reason says max_length."""
+    q = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+         "How many clips did Natalia sell altogether in April and May?")
+    for mode in ("stream", "upstream"):
+        trace = os.path.join(tmpdir(), "cap_%s.jsonl" % mode)
+        out, _ = ok(BASE + ["-p", q, "--mode", mode, "--max-length", "20", "--json", "--trace", trace])
+        r = json.loads(out)
+        assert r["stop"] == "max_length" and r["answer"].strip(), (mode, r)
+        n = tokens(r["answer"])
+        assert n <= 20 and r["tokens"] == n, (mode, n, r)
+        lines = jsonl(trace)
+        assert lines and lines[-1]["answer_so_far"] == r["answer"], (mode, lines)
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        for line in lines:
+            f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+
+
+def strict_jsonl(path):
+    """Every line of path parses (what `salign eval math` needs)."""
+    with open(path) as f:
+        text = f.read()
+    assert text.endswith("\n"), text[-80:]
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@test
+def batch_cut_last_line_is_dropped():
+    """An output (and a trace) whose last line was cut (a crash, kill -9 or a full disk) is
+    resumed by dropping that line, not by appending the next answer onto it: every id once,
+    every line parses. A malformed line in the middle stays an error naming its line."""
+    d = tmpdir()
+    inp, outp, trace = (os.path.join(d, n) for n in ("cq.jsonl", "ca.jsonl", "ct.jsonl"))
+    for p in (outp, trace):
+        if os.path.exists(p):
+            os.remove(p)
+    write_lines(inp, [{"id": "a", "question": STABLE_Q}, {"id": "b", "question": "What is 2 + 2?"},
+                      {"id": "c", "question": "Name a colour."}])
+    args = BASE + ["--input", inp, "--output", outp, "--trace", trace, "--max-rounds", "1"]
+    ok(args)
+    first = strict_jsonl(outp)
+    assert [r["id"] for r in first] == ["a", "b", "c"], first
+    # cut the last answer mid-line (no final newline) and the trace's last line too
+    with open(outp, "rb") as f:
+        data = f.read()
+    with open(outp, "wb") as f:
+        f.write(data[:-40])
+    with open(trace, "ab") as f:
+        f.write(b'{"id": "c", "round": 2, "answer_so')
+    _, err = ok(args)
+    cut = len(data) - 40 - (data[:-40].rindex(b"\n") + 1)  # the bytes left of the cut line
+    assert "%s: the last line was cut (no final newline): dropped it (%d bytes)" % (outp, cut) in err, err
+    assert "%s: the last line was cut" % trace in err, err
+    again = strict_jsonl(outp)
+    assert [r["id"] for r in again] == ["a", "b", "c"] and again[:2] == first[:2], again
+    assert again[2]["answer"] == first[2]["answer"], (again, first)
+    rounds = [(t["id"], t["round"]) for t in strict_jsonl(trace)]
+    assert len(rounds) == len(set(rounds)) and {i for i, _ in rounds} == {"a", "b", "c"}, rounds
+    # a last line that ends with a newline but is not a JSON object is cut too
+    with open(outp, "a") as f:
+        f.write('{"id": "x", "answer": "tru\n')
+    _, err = ok(args)
+    assert "the last line was cut (not a JSON object)" in err and "0 answered" in err, err
+    assert strict_jsonl(outp) == again
+    # a malformed line in the middle: an error naming the line, nothing dropped or appended
+    with open(outp, "w") as f:
+        f.write(json.dumps(again[0]) + "\n{oops\n" + json.dumps(again[2]) + "\n")
+    before = open(outp).read()
+    rc, _, err = run(args)
+    assert rc == 1 and (outp + ":2:") in err, (rc, err)
+    assert open(outp).read() == before
+
+
+@test
+def batch_bad_questions_get_error_records():
+    """A question that cannot be answered (longer than the context, empty, a line that is not a
+    question) gets an error record {"id", "line", "error"} and the batch goes on; a rerun skips
+    it like a done id; `salign eval math` counts error records as wrong and says how many."""
+    d = tmpdir()
+    inp, outp = os.path.join(d, "eq.jsonl"), os.path.join(d, "ea.jsonl")
+    if os.path.exists(outp):
+        os.remove(outp)
+    # ids are GSM8K test indexes, so that eval math can read the output against the default gold
+    write_lines(inp, [{"id": 0, "question": STABLE_Q},
+                      {"id": 1, "question": "word " * 2000},  # ~2000 tokens: over -c 512
+                      {"id": 2, "question": " \n "},
+                      '{"id": 3, "question": ',              # cut: not JSON (id: the line index, 3)
+                      {"id": 4, "question": "What is 2 + 2?"}])
+    args = BASE + ["--input", inp, "--output", outp, "--max-rounds", "1", "-c", "512"]
+    _, err = ok(args)
+    recs = strict_jsonl(outp)
+    assert [r["id"] for r in recs] == [0, 1, 2, 3, 4], recs
+    assert "answer" in recs[0] and "answer" in recs[4] and recs[4]["answer"].strip(), recs
+    for r, line, why in [(recs[1], 2, "the context holds 512"), (recs[2], 3, "the question is empty"),
+                         (recs[3], 4, "malformed JSON")]:
+        assert r["line"] == line and why in r["error"] and r["stop"] == "error" and "answer" not in r, r
+    assert "2 answered, 3 failed" in err, err
+    assert "%s:2 (id 1): local upstream: the prompt has" % inp in err, err
+    _, err = ok(args)
+    assert "0 answered, 0 failed" in err and "5 already in it" in err, err
+    assert strict_jsonl(outp) == recs
+    env = dict(os.environ, SA_SHARED_DATA=SHARED_DATA)
+    p = subprocess.run([SALIGN, "eval", "math", "--data", "gsm8k", "--answers", outp, "--json"], capture_output=True,
+                       timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    e = json.loads(p.stdout)
+    assert e["n"] == 5 and e["errors"] == 3 and e["correct"] <= 2, e
 
 
 def free_port():

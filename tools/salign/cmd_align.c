@@ -2,7 +2,9 @@
  * a local aligner. One question (-p): the aligned answer is printed sentence by sentence as it
  * is accepted (--show-edits: each sentence and its correction; --json: one final object).
  * Batch (--input/--output): one JSONL answer per question, appended and flushed as each one
- * ends, resumable (ids already in the output are skipped). --trace: JSONL per emitted
+ * ends, resumable (ids already in the output are skipped; a cut last line is dropped first);
+ * a question that cannot be answered gets an error record and the batch goes on (issue 12,
+ * docs/PIPELINE.md "Batch"). --trace: JSONL per emitted
  * sentence, in the format `salign eval math --per-round` reads (docs/EVAL.md). */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -70,7 +72,7 @@ static const struct cli_opt align_opts[] = {
     {"max-rounds", 0, CLI_OPT_INT, O(pp.max_rounds), .imin = 0, .imax = 1 << 20, .arg = "N",
      .help = "most corrected sentences (default: no limit)"},
     {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
-     .help = "most tokens of the answer (default 1024)"},
+     .help = "most tokens of the answer (default 1024): a hard cap,\nthe last sentence is cut there (stop max_length)"},
     {"max-sentence-tokens", 0, CLI_OPT_INT, O(pp.max_sentence_tokens), .imin = 1, .imax = 1 << 24, .arg = "N",
      .help = "most upstream tokens for one sentence (default 256)"},
     {"max-aligner-tokens", 0, CLI_OPT_INT, O(pp.max_aligner_tokens), .imin = 0, .imax = 1 << 24, .arg = "N",
@@ -108,7 +110,8 @@ static const struct cli_opt align_opts[] = {
      .help = "JSONL questions: {\"id\", \"question\"} (or \"prompt\",\n\"problem\"); id defaults to the 0-based "
              "line index"},
     {"output", 0, CLI_OPT_STR, O(output), .arg = "FILE",
-     .help = "JSONL answers (appended; ids already there are skipped)"},
+     .help = "JSONL answers (appended; ids already there are skipped;\na cut last line is dropped first). A question that\n"
+             "cannot be answered gets {\"id\", \"line\", \"error\"} and the\nbatch goes on"},
     {"answers", 0, CLI_OPT_STR, O(answers), .arg = "FILE",
      .help = "aligner mode without an upstream: revise the answers of\nFILE (JSONL {\"id\", \"answer\"}, e.g. an "
              "--output of\n--mode upstream), matched to --input by id"},
@@ -289,30 +292,82 @@ static void keyset_free(struct keyset *s) {
     free(s->k);
 }
 
-/* The ids of the lines of a JSONL file that exists (answers already written). Lines that do
- * not parse (a line cut by a crash) are ignored: that question runs again. */
+/* Adds the id of an output line (an answer or an error record) to the done set. */
+static enum sa_status done_line(void *user, const struct sa_jsonl_item *item) {
+    struct keyset *done = user;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item->object, "id");
+    if (!id) return SA_STATUS_OK;
+    char *k = id_key(id);
+    if (!k || keyset_add(done, k)) {
+        free(k);
+        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    }
+    return SA_STATUS_OK;
+}
+
+/* The length of text[0..len) without a cut last line: one with no final '\n' (what a crash, a
+ * kill -9 or a full disk leaves in a file written line by line), or a last line that is not a
+ * JSON object. *why says which. */
+static size_t complete_prefix(const char *text, size_t len, const char **why) {
+    *why = NULL;
+    if (!len) return 0;
+    if (text[len - 1] != '\n') {
+        const char *nl = memrchr(text, '\n', len);
+        *why = "no final newline";
+        return nl ? (size_t)(nl - text) + 1 : 0;
+    }
+    size_t e = len; /* the last non-blank line: [a, e) */
+    for (;;) {
+        const char *nl = e > 1 ? memrchr(text, '\n', e - 1) : NULL;
+        size_t a = nl ? (size_t)(nl - text) + 1 : 0;
+        if (strspn(text + a, " \t\r") < e - 1 - a) {
+            const char *end = NULL;
+            cJSON *j = cJSON_ParseWithLengthOpts(text + a, e - 1 - a, &end, false);
+            bool ok = cJSON_IsObject(j) && end && (size_t)(end - text) + strspn(end, " \t\r") >= e - 1;
+            cJSON_Delete(j);
+            if (!ok) *why = "not a JSON object";
+            return ok ? len : a;
+        }
+        if (!a) return len;
+        e = a;
+    }
+}
+
+/* The ids already in the output file, if it exists (answers and error records: both are done).
+ * A cut last line is dropped first: the file is truncated to the end of its last complete line
+ * (said on stderr), so that the next answer starts a line of its own and that question runs
+ * again. Any other malformed line is an error naming its line (salign align never writes one:
+ * the file was edited, or is not an output of salign align). */
 static int read_done(const char *path, struct keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
-    for (char *line = text; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
-        if (id) {
-            char *k = id_key(id);
-            if (k && keyset_add(done, k)) free(k);
+    const char *why = NULL;
+    size_t keep = complete_prefix(text, len, &why);
+    int rc = 0;
+    if (keep < len) {
+        if (truncate(path, (off_t)keep)) {
+            fprintf(stderr, "salign align: %s: cannot drop its cut last line: %s\n", path, strerror(errno));
+            rc = CLI_FAIL;
+        } else {
+            fprintf(stderr, "salign align: %s: the last line was cut (%s): dropped it (%zu bytes); its question "
+                            "runs again\n", path, why, len - keep);
         }
-        cJSON_Delete(j);
-        line = nl ? nl + 1 : NULL;
+    }
+    if (!rc && sa_jsonl_parse(text, keep, path, 0, done_line, done, NULL)) {
+        fprintf(stderr, "salign: %s (the output file must hold only lines that salign align wrote: fix or remove "
+                        "that line)\n", sa_last_error());
+        rc = CLI_FAIL;
     }
     free(text);
-    return 0;
+    return rc;
 }
 
-/* --answers: the answers to revise, by id key (parallel to ids.k). */
+/* --answers: the answers to revise, by id key (parallel to ids.k). An error record of the
+ * answers file (a question its run could not answer) is kept as ANSWER_ERROR + its reason. */
+#define ANSWER_ERROR '\x01'
+
 struct answer_map {
     struct keyset ids;
     char **text;
@@ -359,11 +414,17 @@ static int read_answers(const char *path, struct answer_map *m) {
         cJSON *j = cJSON_Parse(cur);
         const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
         const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "answer") : NULL;
+        const cJSON *e = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
         char *k = id ? id_key(id) : NULL;
-        char *t = cJSON_IsString(a) ? strdup(a->valuestring) : NULL;
+        char *t = NULL;
+        if (cJSON_IsString(a)) t = strdup(a->valuestring);
+        else if (cJSON_IsString(e)) { /* an error record: that question gets one too */
+            if (asprintf(&t, "%c%s", ANSWER_ERROR, e->valuestring) < 0) t = NULL;
+            a = e;
+        }
         char **grown = NULL;
         if (!id || !cJSON_IsString(a)) {
-            fprintf(stderr, "salign align: %s:%zu: not a JSON object with an \"id\" and an \"answer\" string\n", path,
+            fprintf(stderr, "salign align: %s:%zu: not a JSON object with an \"id\" and an \"answer\" (or \"error\") string\n", path,
                     lineno + 1);
             rc = CLI_FAIL;
         } else if (!k || !t || !(grown = realloc(m->text, (m->ids.n + 1) * sizeof *grown))) {
@@ -394,6 +455,12 @@ static int prune_trace(const char *path, const struct keyset *done) {
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
+    const char *why = NULL;
+    size_t keep = complete_prefix(text, len, &why);
+    if (keep < len)
+        fprintf(stderr, "salign align: %s: the last line was cut (%s): dropped it (%zu bytes)\n", path, why,
+                len - keep);
+    text[keep] = 0;
     char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp", path) < 0) {
         free(text);
@@ -419,18 +486,59 @@ static int prune_trace(const char *path, const struct keyset *done) {
     return rc;
 }
 
-/* One question of --input still to answer. */
+/* Statuses of sa_pipeline_run that concern one question only: the batch writes an error
+ * record for it and goes on. BAD_ARGUMENT is what a question that cannot be answered gives
+ * (a prompt longer than the context, a decode past n_ctx, a question the tokenizer or the chat
+ * template refuses); every other status is a fault of the system (a model, memory, a server,
+ * a file, Ctrl-C) and stops the run (docs/PIPELINE.md, "Batch"). */
+static bool per_question_error(enum sa_status s) {
+    return s == SA_STATUS_BAD_ARGUMENT;
+}
+
+/* The reason of a failed JSONL check of one line, without its "<file>:1: " prefix. */
+static const char *line_reason(const char *name) {
+    const char *m = sa_last_error();
+    size_t n = strlen(name);
+    if (!strncmp(m, name, n) && !strncmp(m + n, ":1: ", 4)) return m + n + 4;
+    return m;
+}
+
+/* Writes the error record of a question that cannot be answered: {"id", "line", "mode",
+ * "stop": "error", "error"}. */
+static int write_error(FILE *out, const struct align_opts *o, const cJSON *id, size_t line, const char *reason) {
+    cJSON *j = cJSON_CreateObject();
+    if (j) {
+        cJSON_AddItemToObject(j, "id", cJSON_Duplicate(id, 1));
+        cJSON_AddNumberToObject(j, "line", (double)line);
+        cJSON_AddStringToObject(j, "mode", sa_pipeline_mode_name(o->pp.mode));
+        cJSON_AddStringToObject(j, "stop", "error");
+        cJSON_AddStringToObject(j, "error", reason);
+    }
+    char *str = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    int rc = 0;
+    if (!str || fprintf(out, "%s\n", str) < 0 || fflush(out)) {
+        fprintf(stderr, "salign align: cannot write %s: %s\n", o->output, str ? strerror(errno) : "out of memory");
+        rc = CLI_FAIL;
+    }
+    free(str);
+    return rc;
+}
+
+/* One line of --input still to answer (or to write the error record of). */
 struct job {
-    size_t lineno;  /* 0-based */
-    cJSON *j;       /* the parsed line (owns q) */
+    size_t lineno;       /* 0-based */
+    cJSON *j;            /* the parsed line (owns q), or NULL */
     const char *q;
-    cJSON *id;      /* into j, or own_id */
-    cJSON *own_id;  /* the line index when the line has no id */
-    const char *ans; /* --answers: the answer to revise */
+    cJSON *id;           /* into j, or own_id */
+    cJSON *own_id;       /* the line index when the line has no id */
+    char *key;           /* id_key(id) */
+    const char *ans;     /* --answers: the answer to revise */
+    char *reason;        /* why this question cannot be answered (its error record), or NULL */
 };
 
 /* A batch run: the jobs, taken in order by one or more workers, each with its own pipeline;
- * answers and trace lines are written under `mu` as they finish. */
+ * answers, error records and trace lines are written under `mu` as they finish. */
 struct batch_run {
     const struct align_opts *o;
     const struct sa_pipeline_params *pp;
@@ -439,8 +547,8 @@ struct batch_run {
     atomic_size_t next;
     pthread_mutex_t mu;
     FILE *out, *trace;
-    size_t n_run; /* under mu */
-    int rc;       /* under mu: the first failure stops the others */
+    size_t n_run, n_failed; /* under mu */
+    int rc;                 /* under mu: the first fatal failure stops the others */
     bool parallel;
 };
 
@@ -451,48 +559,61 @@ static bool batch_stopped(struct batch_run *br) {
     return stop;
 }
 
-static void batch_fail(struct batch_run *br, int rc) {
-    pthread_mutex_lock(&br->mu);
-    if (!br->rc) br->rc = rc;
-    pthread_mutex_unlock(&br->mu);
-}
-
-/* Answers one job with pipeline `pl` and writes its line. */
+/* Answers one job with pipeline `pl` and writes its line (answer or error record). */
 static void answer_job(struct batch_run *br, struct sa_pipeline *pl, const struct job *jb) {
     const struct align_opts *o = br->o;
-    struct run_ctx rcx = {.o = o, .trace = br->trace, .id = jb->id, .question = jb->q,
-                          .mu = br->parallel ? &br->mu : NULL};
-    struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = cli_interrupted, .user = &rcx};
-    struct sa_pipeline_result r;
-    enum sa_status s = jb->ans ? sa_pipeline_revise_answer(pl, jb->q, jb->ans, &cb, &r) : sa_pipeline_run(pl, jb->q, &cb, &r);
-    pthread_mutex_lock(&br->mu);
-    if (s == SA_STATUS_CANCELLED) {
-        if (!br->rc) {
-            fprintf(stderr, "salign align: interrupted; %zu answer(s) written to %s (run again to resume)\n", br->n_run,
-                    o->output);
-            br->rc = 130;
+    struct sa_pipeline_result r = {0};
+    char *why = NULL; /* a per-question failure's reason (owned) */
+    int fatal = 0;
+    bool ran = false, failed_write = false;
+    if (!jb->reason) {
+        struct run_ctx rcx = {.o = o, .trace = br->trace, .id = jb->id, .question = jb->q,
+                              .mu = br->parallel ? &br->mu : NULL};
+        struct sa_pipeline_callbacks cb = {.on_sentence = on_sentence, .cancel = cli_interrupted, .user = &rcx};
+        enum sa_status s =
+            jb->ans ? sa_pipeline_revise_answer(pl, jb->q, jb->ans, &cb, &r) : sa_pipeline_run(pl, jb->q, &cb, &r);
+        ran = true;
+        failed_write = rcx.failed_write;
+        if (s == SA_STATUS_CANCELLED || (s && cli_interrupted(NULL))) {
+            fatal = 130;
+        } else if (s && per_question_error(s)) {
+            if (!(why = strdup(sa_last_error()))) fatal = cli_fail("out of memory"); /* copied: the next call resets it */
+        } else if (s) {
+            fprintf(stderr, "salign: align: %s:%zu (id %s): %s\n", o->input, jb->lineno + 1, jb->key, sa_last_error());
+            fatal = CLI_FAIL;
         }
-    } else if (s) {
-        if (!br->rc) br->rc = cli_fail("align");
-    } else {
+    }
+    const char *reason = jb->reason ? jb->reason : why;
+    pthread_mutex_lock(&br->mu);
+    if (fatal == 130 && !br->rc)
+        fprintf(stderr, "salign align: interrupted; %zu answer(s) written to %s (run again to resume)\n", br->n_run,
+                o->output);
+    if (failed_write) {
+        fprintf(stderr, "salign align: cannot write the trace %s\n", o->trace);
+        if (!fatal) fatal = CLI_FAIL;
+    }
+    if (!fatal && reason) {
+        fatal = write_error(br->out, o, jb->id, jb->lineno + 1, reason);
+        br->n_failed++;
+        fprintf(stderr, "[%zu/%zu] error: %s:%zu (id %s): %s\n", br->n_done + br->n_run + br->n_failed, br->n_lines,
+                o->input, jb->lineno + 1, jb->key, reason);
+    } else if (!fatal && ran) {
         cJSON *res = result_json(&r, o, jb->id, jb->q);
         char *s_out = cJSON_PrintUnformatted(res);
         cJSON_Delete(res);
         if (!s_out || fprintf(br->out, "%s\n", s_out) < 0 || fflush(br->out)) {
             fprintf(stderr, "salign align: cannot write %s: %s\n", o->output, strerror(errno));
-            if (!br->rc) br->rc = CLI_FAIL;
+            fatal = CLI_FAIL;
         }
         free(s_out);
         br->n_run++;
-        fprintf(stderr, "[%zu/%zu] %s: %d sentence(s), %d round(s), %.0f ms\n", br->n_done + br->n_run, br->n_lines,
-                sa_pipeline_stop_name(r.stop), r.n_sentences, r.n_rounds, r.total_ms);
+        fprintf(stderr, "[%zu/%zu] %s: %d sentence(s), %d round(s), %.0f ms\n", br->n_done + br->n_run + br->n_failed,
+                br->n_lines, sa_pipeline_stop_name(r.stop), r.n_sentences, r.n_rounds, r.total_ms);
         if (o->verbose) print_metrics(&r);
     }
-    if (rcx.failed_write) {
-        fprintf(stderr, "salign align: cannot write the trace %s\n", o->trace);
-        if (!br->rc) br->rc = CLI_FAIL;
-    }
+    if (fatal && !br->rc) br->rc = fatal;
     pthread_mutex_unlock(&br->mu);
+    free(why);
     sa_pipeline_result_free(&r);
 }
 
@@ -544,8 +665,10 @@ static int run_jobs(struct batch_run *br) {
     } else if (!rc) {
         for (int i = 0; i < n; i++) {
             if (pthread_create(&th[i], NULL, worker_main, &w[i])) {
-                batch_fail(br, CLI_FAIL);
                 fprintf(stderr, "salign align: cannot start thread %d of --parallel %d\n", i + 1, n);
+                pthread_mutex_lock(&br->mu);
+                if (!br->rc) br->rc = CLI_FAIL;
+                pthread_mutex_unlock(&br->mu);
                 break;
             }
             n_started++;
@@ -568,10 +691,6 @@ static int run_batch(const struct sa_pipeline_params *pp, const struct align_opt
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(o->input, &text, &len)) return cli_fail(NULL);
-    if (check_jsonl(text, len, o->input)) {
-        free(text);
-        return CLI_FAIL;
-    }
     struct keyset done = {0};
     struct answer_map given = {0};
     int rc = o->answers ? read_answers(o->answers, &given) : 0;
@@ -593,7 +712,7 @@ static int run_batch(const struct sa_pipeline_params *pp, const struct align_opt
     size_t n_lines = 0, n_done = 0, n_jobs = 0;
     for (char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) n_lines++;
     struct job *jobs = calloc(n_lines ? n_lines : 1, sizeof *jobs);
-    if (!jobs) rc = cli_fail(NULL);
+    if (!rc && !jobs) rc = cli_fail("out of memory");
     size_t lineno = 0;
     for (char *line = text; !rc && line && *line; lineno++) {
         char *nl = strchr(line, '\n');
@@ -601,38 +720,48 @@ static int run_batch(const struct sa_pipeline_params *pp, const struct align_opt
         char *cur = line;
         line = nl ? nl + 1 : NULL;
         if (!*cur || strspn(cur, " \t\r") == strlen(cur)) continue;
-        cJSON *j = cJSON_Parse(cur);
+        /* a line that breaks the JSONL rules (sa/jsonl.h) or has no question is that question's
+         * error, not the batch's */
+        const char *reason = NULL;
+        cJSON *j = NULL;
+        if (lineno == 0 && !strncmp(cur, "\xEF\xBB\xBF", 3)) cur += 3; /* a UTF-8 BOM */
+        if (sa_jsonl_parse(cur, strlen(cur), o->input, 0, jsonl_accept, NULL, NULL)) reason = line_reason(o->input);
+        else j = cJSON_Parse(cur);
         const char *q = j ? input_question(j) : NULL;
-        if (!q) {
-            fprintf(stderr, "salign align: %s:%zu: not a JSON object with a \"question\" (or \"prompt\", \"problem\") string\n",
-                    o->input, lineno + 1);
-            cJSON_Delete(j);
-            rc = CLI_FAIL;
-            break;
-        }
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+        if (!reason && !q) reason = "not a JSON object with a \"question\" (or \"prompt\", \"problem\") string";
+        else if (!reason && strspn(q, " \t\r\n") == strlen(q)) reason = "the question is empty";
+        cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
         cJSON *own_id = NULL;
         if (!id) id = own_id = cJSON_CreateNumber((double)lineno);
         char *k = id_key(id);
-        if (k && keyset_has(&done, k)) {
+        char *why = NULL;
+        const char *ans = NULL;
+        if (!k) {
+            rc = cli_fail("out of memory");
+        } else if (keyset_has(&done, k)) {
             n_done++;
-            free(k);
-            cJSON_Delete(own_id);
-            cJSON_Delete(j);
-            continue;
+        } else {
+            ans = o->answers && !reason ? answer_map_get(&given, k) : NULL;
+            if (o->answers && !reason && !ans) {
+                fprintf(stderr, "salign align: %s:%zu: no answer with id %s in %s\n", o->input, lineno + 1, k,
+                        o->answers);
+                rc = CLI_FAIL;
+            } else if (ans && ans[0] == ANSWER_ERROR) {
+                if (asprintf(&why, "%s has an error record for it: %s", o->answers, ans + 1) < 0) why = NULL;
+                if (!why) rc = cli_fail("out of memory");
+            } else if (reason && !(why = strdup(reason))) {
+                rc = cli_fail("out of memory");
+            }
+            if (!rc) {
+                jobs[n_jobs++] = (struct job){.lineno = lineno, .j = j, .q = q, .id = id, .own_id = own_id, .key = k,
+                                              .ans = why ? NULL : ans, .reason = why};
+                continue; /* the job owns j, own_id, k, why */
+            }
         }
-        const char *ans = o->answers && k ? answer_map_get(&given, k) : NULL;
-        if (o->answers && !ans) {
-            fprintf(stderr, "salign align: %s:%zu: no answer with id %s in %s\n", o->input, lineno + 1, k ? k : "?",
-                    o->answers);
-            free(k);
-            cJSON_Delete(own_id);
-            cJSON_Delete(j);
-            rc = CLI_FAIL;
-            break;
-        }
+        free(why);
         free(k);
-        jobs[n_jobs++] = (struct job){.lineno = lineno, .j = j, .q = q, .id = id, .own_id = own_id, .ans = ans};
+        cJSON_Delete(own_id);
+        cJSON_Delete(j);
     }
     if (!rc) {
         struct batch_run br = {.o = o, .pp = pp, .jobs = jobs, .n_jobs = n_jobs, .n_lines = n_lines, .n_done = n_done,
@@ -641,9 +770,13 @@ static int run_batch(const struct sa_pipeline_params *pp, const struct align_opt
         pthread_mutex_init(&br.mu, NULL);
         rc = run_jobs(&br);
         pthread_mutex_destroy(&br.mu);
+        if (!rc)
+            fprintf(stderr, "salign align: %zu answered, %zu failed (error records in %s), %zu already in it "
+                            "(answers or error records)\n", br.n_run, br.n_failed, o->output, n_done);
     }
-    if (!rc && n_done) fprintf(stderr, "salign align: %zu question(s) were already answered in %s\n", n_done, o->output);
     for (size_t i = 0; i < n_jobs; i++) {
+        free(jobs[i].reason);
+        free(jobs[i].key);
         cJSON_Delete(jobs[i].own_id);
         cJSON_Delete(jobs[i].j);
     }

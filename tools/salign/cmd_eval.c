@@ -216,6 +216,7 @@ struct answers {
     signed char *state; /* (g->n): -1 unanswered, 0 wrong, 1 right */
     FILE *details;
     size_t n_answered;
+    size_t n_errors;    /* error records (salign align could not answer): counted wrong */
 };
 
 static void print_json_str(FILE *f, const char *s) {
@@ -231,10 +232,16 @@ static int answer_line(const cJSON *o, const char *where, void *ud) {
     long i = gold_index(A->g, o, where);
     if (i < 0) return CLI_FAIL;
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(o, "answer");
-    if (!cJSON_IsString(ja)) return field_error(where, "missing string field \"answer\" (the model's answer text)");
+    /* an error record of salign align ({"id", "error"}: the question could not be answered)
+     * counts as a wrong answer */
+    const bool is_error = !cJSON_IsString(ja) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "error"));
+    if (!cJSON_IsString(ja) && !is_error)
+        return field_error(where, "missing string field \"answer\" (the model's answer text) or \"error\"");
     if (A->state[i] >= 0) return field_error(where, "a second answer for the same question");
     char *pred = NULL;
-    bool ok = sa_math_extract(A->g->ds, ja->valuestring, &pred) == SA_STATUS_OK && sa_math_equiv(pred, A->g->answer[i]);
+    bool ok = !is_error && sa_math_extract(A->g->ds, ja->valuestring, &pred) == SA_STATUS_OK &&
+              sa_math_equiv(pred, A->g->answer[i]);
+    A->n_errors += is_error;
     A->state[i] = ok;
     A->n_answered++;
     if (A->details) {
@@ -308,9 +315,12 @@ static int eval_math(const char *data, const char *answers, const char *gold_pat
             if (json) {
                 printf(", ");
                 print_acc(true, NULL, a);
-                printf(", \"unanswered\": %zu", g.n - A.n_answered);
+                printf(", \"unanswered\": %zu, \"errors\": %zu", g.n - A.n_answered, A.n_errors);
             } else {
                 print_acc(false, data, a);
+                if (A.n_errors)
+                    printf("%zu of the %zu answers are error records (the question could not be answered): counted "
+                           "wrong\n", A.n_errors, A.n_answered);
                 if (A.n_answered < g.n) printf("%zu of %zu gold questions have no answer (not counted)\n", g.n - A.n_answered, g.n);
             }
         }
