@@ -478,8 +478,11 @@ static float frand(uint32_t *st) {
 
 /* The fast attention kernels (tiled and decode, AVX2 and AVX-512 where this CPU has them,
  * 1 and 3 threads) against the plain-C reference over T, pos0, GQA ratios, head sizes,
- * sliding windows and soft-capping; and the tiled kernel's batch invariance: T tokens at
- * once give the same bits as one token at a time, on any thread count. */
+ * sliding windows and soft-capping, with an f32 and an f16 KV cache (the f16 runs compare
+ * with the reference on the same f16 rows: widening is exact, so the bounds are the f32
+ * ones); and the tiled kernel's batch invariance: T tokens at once give the same bits as one
+ * token at a time, on any thread count. Decode cases with long contexts cover the key-range
+ * split (2, 4 and 8 ranges: decode_splits in ops.c) and the fallback to one range. */
 static void test_attention_fast(void) {
     struct cfg {
         int T, pos0, H, Hkv, D, window;
@@ -489,6 +492,11 @@ static void test_attention_fast(void) {
         {3, 0, 9, 3, 64, 0, 0},      {3, 5, 4, 2, 16, 2, 0},     {17, 0, 4, 1, 256, 0, 0},   {17, 9, 9, 3, 64, 5, 0},
         {64, 0, 8, 8, 64, 0, 0},     {64, 37, 6, 2, 128, 0, 50}, {64, 3, 40, 1, 64, 0, 0},   {300, 0, 9, 3, 64, 0, 0},
         {300, 12, 4, 1, 256, 100, 0}, {300, 200, 2, 2, 64, 1, 0}, {17, 4, 9, 3, 40, 0, 0},
+        /* decode: GQA ratios 1, 3, 7 (and 8, 40), short and long contexts, windows, soft-capping */
+        {1, 6, 14, 2, 64, 0, 0},     {1, 700, 14, 2, 64, 0, 0},  {1, 2100, 14, 2, 64, 0, 0}, {1, 1500, 9, 3, 64, 0, 0},
+        {1, 2500, 9, 3, 64, 1000, 0}, {1, 1300, 6, 6, 128, 300, 0}, {1, 1300, 8, 8, 32, 600, 20},
+        {1, 3000, 32, 4, 128, 0, 0}, {1, 999, 40, 1, 64, 0, 0},  {1, 1030, 7, 1, 48, 0, 0},  {1, 515, 21, 3, 40, 0, 0},
+        {1, 600, 7, 1, 64, 0, 30},   {1, 33, 14, 2, 64, 8, 0},
     };
     struct sa_threadpool *tp = NULL;
     CHECK_OK(sa_threadpool_init(3, &tp));
@@ -498,62 +506,70 @@ static void test_attention_fast(void) {
         const int N = c.pos0 + c.T;
         const size_t nq = (size_t)c.T * c.H * c.D, nkv = (size_t)N * c.Hkv * c.D;
         float *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k), *v = malloc(nkv * sizeof *v);
+        uint16_t *kh = malloc(nkv * sizeof *kh), *vh = malloc(nkv * sizeof *vh);
         float *ref = malloc(nq * sizeof *ref), *out = malloc(nq * sizeof *out), *out2 = malloc(nq * sizeof *out2);
         float *scratch = malloc((size_t)3 * N * sizeof *scratch);
         uint32_t st = 1234 + (uint32_t)ci;
         for (size_t i = 0; i < nq; i++) q[i] = 3.0f * frand(&st); /* scores of a few units: peaked softmax */
         for (size_t i = 0; i < nkv; i++) k[i] = frand(&st);
         for (size_t i = 0; i < nkv; i++) v[i] = frand(&st);
-        struct sa_attn_args a = {.q = q, .k = k, .v = v, .out = ref, .T = c.T, .pos0 = c.pos0, .n_head = c.H,
-                                 .n_head_kv = c.Hkv, .head_dim = c.D, .window = c.window,
-                                 .scale = 1.0f / sqrtf((float)c.D), .softcap = c.softcap, .scratch = scratch,
-                                 .scratch_stride = N, .n_scratch = 3};
-        sa_op_attention_ref(NULL, &a);
-        for (size_t pi = 0; pi < (sizeof paths / sizeof paths[0]); pi++) {
-            if (!sa_cpu_path_available(paths[pi])) continue;
-            for (int kern = SA_ATTN_TILED; kern <= SA_ATTN_DECODE; kern++) {
-                if (kern == SA_ATTN_DECODE && c.T != 1) continue;
-                for (int threaded = 0; threaded < 2; threaded++) {
-                    a.out = threaded ? out2 : out;
-                    sa_op_attention_path(threaded ? tp : NULL, &a, paths[pi], (enum sa_attn_kernel)kern);
-                    double worst = max_diff(a.out, ref, (int64_t)nq);
-                    CHECK_MSG(worst < (c.softcap > 0 ? 5e-6 : 1e-6), "T %d pos0 %d H %d/%d D %d window %d softcap %g, %s %s: differs from the "
-                              "reference by %g", c.T, c.pos0, c.H, c.Hkv, c.D, c.window, (double)c.softcap,
-                              sa_cpu_path_name(paths[pi]), kern == SA_ATTN_TILED ? "tiled" : "decode", worst);
+        for (size_t i = 0; i < nkv; i++) kh[i] = sa_f32_to_f16(k[i]), vh[i] = sa_f32_to_f16(v[i]);
+        for (int f16 = 0; f16 < 2; f16++) {
+            const char *ty = f16 ? "f16" : "f32";
+            struct sa_attn_args a = {.q = q, .k = f16 ? (const void *)kh : k, .v = f16 ? (const void *)vh : v,
+                                     .kv_type = f16 ? SA_DTYPE_F16 : SA_DTYPE_F32, .out = ref, .T = c.T,
+                                     .pos0 = c.pos0, .n_head = c.H, .n_head_kv = c.Hkv, .head_dim = c.D,
+                                     .window = c.window, .scale = 1.0f / sqrtf((float)c.D), .softcap = c.softcap,
+                                     .scratch = scratch, .scratch_stride = N, .n_scratch = 3};
+            sa_op_attention_ref(NULL, &a);
+            for (size_t pi = 0; pi < (sizeof paths / sizeof paths[0]); pi++) {
+                if (!sa_cpu_path_available(paths[pi])) continue;
+                for (int kern = SA_ATTN_TILED; kern <= SA_ATTN_DECODE; kern++) {
+                    if (kern == SA_ATTN_DECODE && c.T != 1) continue;
+                    for (int threaded = 0; threaded < 2; threaded++) {
+                        a.out = threaded ? out2 : out;
+                        sa_op_attention_path(threaded ? tp : NULL, &a, paths[pi], (enum sa_attn_kernel)kern);
+                        double worst = max_diff(a.out, ref, (int64_t)nq);
+                        CHECK_MSG(worst < (c.softcap > 0 ? 5e-6 : 1e-6),
+                                  "T %d pos0 %d H %d/%d D %d window %d softcap %g, %s %s %s: differs from the "
+                                  "reference by %g", c.T, c.pos0, c.H, c.Hkv, c.D, c.window, (double)c.softcap,
+                                  sa_cpu_path_name(paths[pi]), kern == SA_ATTN_TILED ? "tiled" : "decode", ty, worst);
+                    }
+                    CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s %s: 1 and 3 threads differ", ci,
+                              sa_cpu_path_name(paths[pi]), ty);
                 }
-                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: 1 and 3 threads differ", ci,
-                          sa_cpu_path_name(paths[pi]));
-            }
-            /* batch invariance of the tiled kernel: one token at a time, same bits */
-            for (int t = 0; t < c.T; t++) {
-                struct sa_attn_args a1 = a;
-                a1.q = q + (size_t)t * c.H * c.D;
-                a1.out = out2 + (size_t)t * c.H * c.D;
-                a1.T = 1;
-                a1.pos0 = c.pos0 + t;
-                sa_op_attention_path(NULL, &a1, paths[pi], SA_ATTN_TILED);
-            }
-            a.out = out;
-            sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_TILED);
-            CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: tiled attention is not batch-invariant", ci,
-                      sa_cpu_path_name(paths[pi]));
-            /* the automatic choice follows a.batch_invariant: for T = 1 the tiled kernel when it
-             * is true, else the decode kernel */
-            if (c.T == 1) {
-                struct sa_attn_args a1 = a;
-                a1.out = out2;
-                a1.batch_invariant = true;
-                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
-                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: batch-invariant T = 1 is not the tiled kernel",
-                          ci, sa_cpu_path_name(paths[pi]));
-                sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_DECODE);
-                a1.batch_invariant = false;
-                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
-                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: default T = 1 is not the decode kernel", ci,
-                          sa_cpu_path_name(paths[pi]));
+                /* batch invariance of the tiled kernel: one token at a time, same bits */
+                for (int t = 0; t < c.T; t++) {
+                    struct sa_attn_args a1 = a;
+                    a1.q = q + (size_t)t * c.H * c.D;
+                    a1.out = out2 + (size_t)t * c.H * c.D;
+                    a1.T = 1;
+                    a1.pos0 = c.pos0 + t;
+                    sa_op_attention_path(NULL, &a1, paths[pi], SA_ATTN_TILED);
+                }
+                a.out = out;
+                sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_TILED);
+                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s %s: tiled attention is not batch-invariant",
+                          ci, sa_cpu_path_name(paths[pi]), ty);
+                /* the automatic choice follows a.batch_invariant: for T = 1 the tiled kernel when it
+                 * is true, else the decode kernel */
+                if (c.T == 1) {
+                    struct sa_attn_args a1 = a;
+                    a1.out = out2;
+                    a1.batch_invariant = true;
+                    sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                    CHECK_MSG(!memcmp(out, out2, nq * sizeof *out),
+                              "cfg %zu %s %s: batch-invariant T = 1 is not the tiled kernel", ci,
+                              sa_cpu_path_name(paths[pi]), ty);
+                    sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_DECODE);
+                    a1.batch_invariant = false;
+                    sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                    CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s %s: default T = 1 is not the decode kernel",
+                              ci, sa_cpu_path_name(paths[pi]), ty);
+                }
             }
         }
-        free(q), free(k), free(v), free(ref), free(out), free(out2), free(scratch);
+        free(q), free(k), free(v), free(kh), free(vh), free(ref), free(out), free(out2), free(scratch);
     }
     sa_threadpool_free(tp);
 }
