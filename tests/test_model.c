@@ -227,6 +227,130 @@ static void test_batch_invariant_param(void) {
     sa_ctx_free(fast);
 }
 
+static int argmax(const float *x, int32_t n, float *gap) {
+    int best = 0;
+    for (int i = 1; i < n; i++) best = x[i] > x[best] ? i : best;
+    float second = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (i != best && x[i] > second) second = x[i];
+    if (gap) *gap = x[best] - second;
+    return best;
+}
+
+/* An f16 KV cache (sa_ctx_params.kv_type) against the f32 one, default kernels, on a plain
+ * English prompt and the f32 run's greedy continuation fed to both (teacher forcing, so one
+ * flipped token does not end the comparison): at every step where the f32 run's top two
+ * logits are at least 1.0 apart, the f16 run picks the same token, and the logits stay
+ * within 4.0 (measured: 1.6 over the 33 steps, logits of magnitude ~10-20). The f16 rounding of K and V (relative error <= 2^-11) moves the logits by
+ * about as much as the batch vs token-by-token float order does (~0.5-1 on SmolLM2-135M:
+ * test_batch_invariant_param), so closer ties than 1.0 may flip either way. */
+static void test_kv_f16_close(void) {
+    if (!g_model) return;
+    const struct sa_tokenizer *tok = sa_model_tokenizer(g_model);
+    if (!tok) return;
+    const char *text = "The capital of France is Paris. The capital of Italy is Rome. The capital of Germany is";
+    struct sa_tokenize_opts to = {0};
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    CHECK_OK(sa_tokenize(tok, text, strlen(text), to, &ids, &n_ids));
+    if (!ids) return;
+    enum { N_GEN = 32 };
+    struct sa_ctx *c[2] = {NULL, NULL};
+    int32_t gen[N_GEN];
+    float *lg[2] = {malloc((size_t)(N_GEN + 1) * g_vocab * sizeof(float)),
+                    malloc((size_t)(N_GEN + 1) * g_vocab * sizeof(float))};
+    for (int k = 0; k < 2; k++) {
+        struct sa_ctx_params p = sa_ctx_default_params();
+        p.n_ctx = 128;
+        p.n_threads = 2;
+        p.kv_type = k ? SA_DTYPE_F16 : SA_DTYPE_F32;
+        CHECK_OK(sa_ctx_init(g_model, &p, &c[k]));
+        if (!c[k] || !lg[k]) goto done;
+        CHECK_OK(sa_ctx_decode(c[k], ids, (int32_t)n_ids, lg[k]));
+        for (int i = 0; i < N_GEN; i++) {
+            if (k == 0) gen[i] = argmax(lg[0] + (size_t)i * g_vocab, g_vocab, NULL);
+            CHECK_OK(sa_ctx_decode(c[k], &gen[i], 1, lg[k] + (size_t)(i + 1) * g_vocab));
+        }
+    }
+    int n_clear = 0, n_same = 0;
+    for (int i = 0; i <= N_GEN; i++) {
+        float gap;
+        const int t32 = argmax(lg[0] + (size_t)i * g_vocab, g_vocab, &gap);
+        const int t16 = argmax(lg[1] + (size_t)i * g_vocab, g_vocab, NULL);
+        if (gap < 1.0f) continue;
+        n_clear++;
+        n_same += t32 == t16;
+        CHECK_MSG(t32 == t16, "f16 KV cache: step %d picks %d, f32 %d (f32 top-2 gap %g)", i, t16, t32, (double)gap);
+    }
+    const double d = max_diff(lg[0], lg[1], (int64_t)(N_GEN + 1) * g_vocab);
+    printf("    f16 vs f32 KV cache: logits max |diff| %g over %d steps; top-1 equal at %d of the %d with a gap >= 1\n", d,
+           N_GEN + 1, n_same, n_clear);
+    CHECK_MSG(d < 4.0, "f16 KV cache: logits differ from f32 by %g", d);
+    CHECK(n_clear >= N_GEN / 2); /* the test compared something */
+done:
+    sa_ctx_free(c[0]);
+    sa_ctx_free(c[1]);
+    free(lg[0]), free(lg[1]);
+    free(ids);
+}
+
+/* An f16 KV cache in batch-invariant mode: token by token, one batch, and a batched decode
+ * with another sequence (sa_batch_decode) give the same bits; a context copied from it
+ * (sa_ctx_copy_prefix) continues with the same bits; a copy between an f16 and an f32
+ * cache is refused. */
+static void test_kv_f16_batch_invariant(void) {
+    if (!g_model) return;
+    const size_t rows = (size_t)N_TOK * g_vocab;
+    struct sa_ctx_params p = sa_ctx_default_params();
+    p.n_ctx = 64;
+    p.n_threads = 2;
+    p.batch_invariant = true;
+    p.kv_type = SA_DTYPE_F16;
+    struct sa_ctx *one = NULL, *all = NULL, *b1 = NULL, *b2 = NULL, *f32 = NULL;
+    struct sa_batch *batch = NULL;
+    float *a = malloc(rows * sizeof(float)), *b = malloc(rows * sizeof(float)), *c = malloc(rows * sizeof(float));
+    CHECK_OK(sa_ctx_init(g_model, &p, &one));
+    CHECK_OK(sa_ctx_init(g_model, &p, &all));
+    CHECK_OK(sa_ctx_init(g_model, &p, &b1));
+    CHECK_OK(sa_ctx_init(g_model, &p, &b2));
+    struct sa_batch_params bp = sa_batch_default_params();
+    bp.n_ctx = 64;
+    bp.n_threads = 2;
+    CHECK_OK(sa_batch_init(g_model, &bp, &batch));
+    if (!one || !all || !b1 || !b2 || !batch || !a || !b || !c) goto done;
+    for (int i = 0; i < N_TOK; i++) CHECK_OK(sa_ctx_decode(one, g_tokens + i, 1, a + (size_t)i * g_vocab));
+    CHECK_OK(sa_ctx_decode_all(all, g_tokens, N_TOK, b));
+    CHECK_MSG(!memcmp(a, b, rows * sizeof(float)), "f16 KV, batch-invariant: one batch differs from token by token by %g",
+              max_diff(a, b, (int64_t)rows));
+    /* batched with another sequence: the first 8 tokens, then each token alongside b2's */
+    struct sa_batch_seq s0[2] = {{.ctx = b1, .tokens = g_tokens, .n = 8, .logits_all = c},
+                                 {.ctx = b2, .tokens = g_tokens + 5, .n = 3}};
+    CHECK_OK(sa_batch_decode(batch, s0, 2));
+    for (int i = 8; i < N_TOK; i++) {
+        struct sa_batch_seq s[2] = {{.ctx = b1, .tokens = g_tokens + i, .n = 1, .logits_all = c + (size_t)i * g_vocab},
+                                    {.ctx = b2, .tokens = g_tokens + (i * 3) % N_TOK, .n = 1}};
+        CHECK_OK(sa_batch_decode(batch, s, 2));
+    }
+    CHECK_MSG(!memcmp(a, c, rows * sizeof(float)),
+              "f16 KV, batch-invariant: batched with another sequence differs from token by token by %g",
+              max_diff(a, c, (int64_t)rows));
+    /* a copy of the first 40 tokens continues as the original */
+    CHECK_OK(sa_ctx_truncate(b2, 0));
+    CHECK_OK(sa_ctx_copy_prefix(b2, one, 40));
+    CHECK_OK(sa_ctx_decode_all(b2, g_tokens + 40, N_TOK - 40, c));
+    CHECK(!memcmp(c, a + (size_t)40 * g_vocab, (size_t)(N_TOK - 40) * g_vocab * sizeof(float)));
+    p.kv_type = SA_DTYPE_F32;
+    CHECK_OK(sa_ctx_init(g_model, &p, &f32));
+    if (f32) CHECK(sa_ctx_copy_prefix(f32, one, 10) == SA_STATUS_BAD_ARGUMENT);
+    p.kv_type = SA_DTYPE_Q8_0;
+    struct sa_ctx *bad = NULL;
+    CHECK(sa_ctx_init(g_model, &p, &bad) == SA_STATUS_BAD_ARGUMENT && !bad);
+done:
+    sa_batch_free(batch);
+    sa_ctx_free(one), sa_ctx_free(all), sa_ctx_free(b1), sa_ctx_free(b2), sa_ctx_free(f32);
+    free(a), free(b), free(c);
+}
+
 /* Contexts with different settings on different threads at the same time (a server's
  * contexts): each gives the bits it gives alone, so no setting leaks between them. */
 struct mode_run {
@@ -478,8 +602,11 @@ static float frand(uint32_t *st) {
 
 /* The fast attention kernels (tiled and decode, AVX2 and AVX-512 where this CPU has them,
  * 1 and 3 threads) against the plain-C reference over T, pos0, GQA ratios, head sizes,
- * sliding windows and soft-capping; and the tiled kernel's batch invariance: T tokens at
- * once give the same bits as one token at a time, on any thread count. */
+ * sliding windows and soft-capping, with an f32 and an f16 KV cache (the f16 runs compare
+ * with the reference on the same f16 rows: widening is exact, so the bounds are the f32
+ * ones); and the tiled kernel's batch invariance: T tokens at once give the same bits as one
+ * token at a time, on any thread count. Decode cases with long contexts cover the key-range
+ * split (2, 4 and 8 ranges: decode_splits in ops.c) and the fallback to one range. */
 static void test_attention_fast(void) {
     struct cfg {
         int T, pos0, H, Hkv, D, window;
@@ -489,6 +616,11 @@ static void test_attention_fast(void) {
         {3, 0, 9, 3, 64, 0, 0},      {3, 5, 4, 2, 16, 2, 0},     {17, 0, 4, 1, 256, 0, 0},   {17, 9, 9, 3, 64, 5, 0},
         {64, 0, 8, 8, 64, 0, 0},     {64, 37, 6, 2, 128, 0, 50}, {64, 3, 40, 1, 64, 0, 0},   {300, 0, 9, 3, 64, 0, 0},
         {300, 12, 4, 1, 256, 100, 0}, {300, 200, 2, 2, 64, 1, 0}, {17, 4, 9, 3, 40, 0, 0},
+        /* decode: GQA ratios 1, 3, 7 (and 8, 40), short and long contexts, windows, soft-capping */
+        {1, 6, 14, 2, 64, 0, 0},     {1, 700, 14, 2, 64, 0, 0},  {1, 2100, 14, 2, 64, 0, 0}, {1, 1500, 9, 3, 64, 0, 0},
+        {1, 2500, 9, 3, 64, 1000, 0}, {1, 1300, 6, 6, 128, 300, 0}, {1, 1300, 8, 8, 32, 600, 20},
+        {1, 3000, 32, 4, 128, 0, 0}, {1, 999, 40, 1, 64, 0, 0},  {1, 1030, 7, 1, 48, 0, 0},  {1, 515, 21, 3, 40, 0, 0},
+        {1, 600, 7, 1, 64, 0, 30},   {1, 33, 14, 2, 64, 8, 0},
     };
     struct sa_threadpool *tp = NULL;
     CHECK_OK(sa_threadpool_init(3, &tp));
@@ -498,62 +630,70 @@ static void test_attention_fast(void) {
         const int N = c.pos0 + c.T;
         const size_t nq = (size_t)c.T * c.H * c.D, nkv = (size_t)N * c.Hkv * c.D;
         float *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k), *v = malloc(nkv * sizeof *v);
+        uint16_t *kh = malloc(nkv * sizeof *kh), *vh = malloc(nkv * sizeof *vh);
         float *ref = malloc(nq * sizeof *ref), *out = malloc(nq * sizeof *out), *out2 = malloc(nq * sizeof *out2);
         float *scratch = malloc((size_t)3 * N * sizeof *scratch);
         uint32_t st = 1234 + (uint32_t)ci;
         for (size_t i = 0; i < nq; i++) q[i] = 3.0f * frand(&st); /* scores of a few units: peaked softmax */
         for (size_t i = 0; i < nkv; i++) k[i] = frand(&st);
         for (size_t i = 0; i < nkv; i++) v[i] = frand(&st);
-        struct sa_attn_args a = {.q = q, .k = k, .v = v, .out = ref, .T = c.T, .pos0 = c.pos0, .n_head = c.H,
-                                 .n_head_kv = c.Hkv, .head_dim = c.D, .window = c.window,
-                                 .scale = 1.0f / sqrtf((float)c.D), .softcap = c.softcap, .scratch = scratch,
-                                 .scratch_stride = N, .n_scratch = 3};
-        sa_op_attention_ref(NULL, &a);
-        for (size_t pi = 0; pi < (sizeof paths / sizeof paths[0]); pi++) {
-            if (!sa_cpu_path_available(paths[pi])) continue;
-            for (int kern = SA_ATTN_TILED; kern <= SA_ATTN_DECODE; kern++) {
-                if (kern == SA_ATTN_DECODE && c.T != 1) continue;
-                for (int threaded = 0; threaded < 2; threaded++) {
-                    a.out = threaded ? out2 : out;
-                    sa_op_attention_path(threaded ? tp : NULL, &a, paths[pi], (enum sa_attn_kernel)kern);
-                    double worst = max_diff(a.out, ref, (int64_t)nq);
-                    CHECK_MSG(worst < (c.softcap > 0 ? 5e-6 : 1e-6), "T %d pos0 %d H %d/%d D %d window %d softcap %g, %s %s: differs from the "
-                              "reference by %g", c.T, c.pos0, c.H, c.Hkv, c.D, c.window, (double)c.softcap,
-                              sa_cpu_path_name(paths[pi]), kern == SA_ATTN_TILED ? "tiled" : "decode", worst);
+        for (size_t i = 0; i < nkv; i++) kh[i] = sa_f32_to_f16(k[i]), vh[i] = sa_f32_to_f16(v[i]);
+        for (int f16 = 0; f16 < 2; f16++) {
+            const char *ty = f16 ? "f16" : "f32";
+            struct sa_attn_args a = {.q = q, .k = f16 ? (const void *)kh : k, .v = f16 ? (const void *)vh : v,
+                                     .kv_type = f16 ? SA_DTYPE_F16 : SA_DTYPE_F32, .out = ref, .T = c.T,
+                                     .pos0 = c.pos0, .n_head = c.H, .n_head_kv = c.Hkv, .head_dim = c.D,
+                                     .window = c.window, .scale = 1.0f / sqrtf((float)c.D), .softcap = c.softcap,
+                                     .scratch = scratch, .scratch_stride = N, .n_scratch = 3};
+            sa_op_attention_ref(NULL, &a);
+            for (size_t pi = 0; pi < (sizeof paths / sizeof paths[0]); pi++) {
+                if (!sa_cpu_path_available(paths[pi])) continue;
+                for (int kern = SA_ATTN_TILED; kern <= SA_ATTN_DECODE; kern++) {
+                    if (kern == SA_ATTN_DECODE && c.T != 1) continue;
+                    for (int threaded = 0; threaded < 2; threaded++) {
+                        a.out = threaded ? out2 : out;
+                        sa_op_attention_path(threaded ? tp : NULL, &a, paths[pi], (enum sa_attn_kernel)kern);
+                        double worst = max_diff(a.out, ref, (int64_t)nq);
+                        CHECK_MSG(worst < (c.softcap > 0 ? 5e-6 : 1e-6),
+                                  "T %d pos0 %d H %d/%d D %d window %d softcap %g, %s %s %s: differs from the "
+                                  "reference by %g", c.T, c.pos0, c.H, c.Hkv, c.D, c.window, (double)c.softcap,
+                                  sa_cpu_path_name(paths[pi]), kern == SA_ATTN_TILED ? "tiled" : "decode", ty, worst);
+                    }
+                    CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s %s: 1 and 3 threads differ", ci,
+                              sa_cpu_path_name(paths[pi]), ty);
                 }
-                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: 1 and 3 threads differ", ci,
-                          sa_cpu_path_name(paths[pi]));
-            }
-            /* batch invariance of the tiled kernel: one token at a time, same bits */
-            for (int t = 0; t < c.T; t++) {
-                struct sa_attn_args a1 = a;
-                a1.q = q + (size_t)t * c.H * c.D;
-                a1.out = out2 + (size_t)t * c.H * c.D;
-                a1.T = 1;
-                a1.pos0 = c.pos0 + t;
-                sa_op_attention_path(NULL, &a1, paths[pi], SA_ATTN_TILED);
-            }
-            a.out = out;
-            sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_TILED);
-            CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: tiled attention is not batch-invariant", ci,
-                      sa_cpu_path_name(paths[pi]));
-            /* the automatic choice follows a.batch_invariant: for T = 1 the tiled kernel when it
-             * is true, else the decode kernel */
-            if (c.T == 1) {
-                struct sa_attn_args a1 = a;
-                a1.out = out2;
-                a1.batch_invariant = true;
-                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
-                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: batch-invariant T = 1 is not the tiled kernel",
-                          ci, sa_cpu_path_name(paths[pi]));
-                sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_DECODE);
-                a1.batch_invariant = false;
-                sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
-                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s: default T = 1 is not the decode kernel", ci,
-                          sa_cpu_path_name(paths[pi]));
+                /* batch invariance of the tiled kernel: one token at a time, same bits */
+                for (int t = 0; t < c.T; t++) {
+                    struct sa_attn_args a1 = a;
+                    a1.q = q + (size_t)t * c.H * c.D;
+                    a1.out = out2 + (size_t)t * c.H * c.D;
+                    a1.T = 1;
+                    a1.pos0 = c.pos0 + t;
+                    sa_op_attention_path(NULL, &a1, paths[pi], SA_ATTN_TILED);
+                }
+                a.out = out;
+                sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_TILED);
+                CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s %s: tiled attention is not batch-invariant",
+                          ci, sa_cpu_path_name(paths[pi]), ty);
+                /* the automatic choice follows a.batch_invariant: for T = 1 the tiled kernel when it
+                 * is true, else the decode kernel */
+                if (c.T == 1) {
+                    struct sa_attn_args a1 = a;
+                    a1.out = out2;
+                    a1.batch_invariant = true;
+                    sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                    CHECK_MSG(!memcmp(out, out2, nq * sizeof *out),
+                              "cfg %zu %s %s: batch-invariant T = 1 is not the tiled kernel", ci,
+                              sa_cpu_path_name(paths[pi]), ty);
+                    sa_op_attention_path(tp, &a, paths[pi], SA_ATTN_DECODE);
+                    a1.batch_invariant = false;
+                    sa_op_attention_path(tp, &a1, paths[pi], SA_ATTN_AUTO);
+                    CHECK_MSG(!memcmp(out, out2, nq * sizeof *out), "cfg %zu %s %s: default T = 1 is not the decode kernel",
+                              ci, sa_cpu_path_name(paths[pi]), ty);
+                }
             }
         }
-        free(q), free(k), free(v), free(ref), free(out), free(out2), free(scratch);
+        free(q), free(k), free(v), free(kh), free(vh), free(ref), free(out), free(out2), free(scratch);
     }
     sa_threadpool_free(tp);
 }
@@ -641,6 +781,8 @@ int main(void) {
     RUN(test_two_contexts);
     RUN(test_batch_invariant_param);
     RUN(test_modes_in_parallel);
+    RUN(test_kv_f16_close);
+    RUN(test_kv_f16_batch_invariant);
     RUN(test_errors);
     RUN(test_nan_weights);
     RUN(test_cancel);

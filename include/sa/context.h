@@ -7,6 +7,7 @@
 #ifndef SA_CONTEXT_H
 #define SA_CONTEXT_H
 
+#include "sa/dtype.h"
 #include "sa/status.h"
 
 #include <stdbool.h>
@@ -48,14 +49,20 @@ struct sa_ctx_params {
      * calls then wait to run batched with those of the scheduler's other threads. Borrowed:
      * it must outlive the context. */
     struct sa_sched *sched;
+    /* Element type of the KV cache: SA_DTYPE_F32 (0, the default) or SA_DTYPE_F16 (half the
+     * memory and half the bytes attention reads per token; K and V rows are rounded to
+     * nearest-even f16 when stored, and attention computes in f32 on the widened values, as
+     * llama.cpp's default f16 cache does). Other types: SA_STATUS_BAD_ARGUMENT. */
+    enum sa_dtype kv_type;
 };
 
-/* n_ctx 0, n_batch 0, n_threads 0, no abort callback, batch_invariant false, no scheduler. */
+/* n_ctx 0, n_batch 0, n_threads 0, no abort callback, batch_invariant false, no scheduler,
+ * kv_type SA_DTYPE_F32. */
 struct sa_ctx_params sa_ctx_default_params(void);
 
 /* Creates a context over `model` (borrowed: it must outlive the context). `params` may be
  * NULL (defaults). Allocates the KV cache (2 * n_layer * n_ctx * n_head_kv * head_dim
- * floats) and the activation arena. Free with sa_ctx_free. */
+ * elements of kv_type) and the activation arena. Free with sa_ctx_free. */
 SA_NODISCARD enum sa_status sa_ctx_init(const struct sa_model *model, const struct sa_ctx_params *params,
                                         struct sa_ctx **out);
 /* NULL does nothing. */

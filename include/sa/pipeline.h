@@ -11,6 +11,7 @@
 #define SA_PIPELINE_H
 
 #include "sa/chat.h"
+#include "sa/dtype.h"
 #include "sa/segment.h"
 #include "sa/status.h"
 
@@ -156,12 +157,14 @@ struct sa_pipeline_params {
                                same models, are then batched (`salign align --parallel N`). The
                                calling thread must have entered it (sa_sched_enter); it leaves
                                it while it waits on a remote upstream. Borrowed. */
+    enum sa_dtype kv_type; /* the local contexts' sa_ctx_params.kv_type: SA_DTYPE_F32 (0, the
+                              default) or SA_DTYPE_F16 */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
- * token healing on, batch_invariant false. */
+ * token healing on, batch_invariant false, kv_type SA_DTYPE_F32. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */

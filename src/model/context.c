@@ -13,6 +13,7 @@
 struct sa_ctx_params sa_ctx_default_params(void) {
     struct sa_ctx_params p = {
         .n_ctx = 0, .n_batch = 0, .n_threads = 0, .abort_cb = NULL, .abort_user = NULL, .batch_invariant = false,
+        .sched = NULL, .kv_type = SA_DTYPE_F32,
     };
     return p;
 }
@@ -58,8 +59,8 @@ static void layout(struct sa_ctx *ctx, struct sa_carve *cv) {
     const uint64_t N = (uint64_t)ctx->n_ctx;
     const uint64_t nkv = (uint64_t)c->n_head_kv * (uint64_t)c->head_dim, L = (uint64_t)c->n_layer;
     ctx->tokens = sa_carve(cv, N, sizeof(int32_t));
-    ctx->k_cache = sa_carve(cv, L * N * nkv, sizeof(float));
-    ctx->v_cache = sa_carve(cv, L * N * nkv, sizeof(float));
+    ctx->k_cache = sa_carve(cv, L * N * nkv, ctx->kv_esz);
+    ctx->v_cache = sa_carve(cv, L * N * nkv, ctx->kv_esz);
     ctx->logits = sa_carve(cv, (uint64_t)c->n_vocab, sizeof(float));
     sa_fwd_ws_layout(ctx->model, &ctx->ws, cv);
 }
@@ -88,6 +89,9 @@ enum sa_status sa_ctx_init(const struct sa_model *model, const struct sa_ctx_par
     const struct sa_model_config *c = &model->cfg;
     if (p.n_ctx < 0 || p.n_batch < 0)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_init: n_ctx (%d) and n_batch (%d) must be >= 0", p.n_ctx, p.n_batch);
+    if (p.kv_type != SA_DTYPE_F32 && p.kv_type != SA_DTYPE_F16)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_init: kv_type %s: the KV cache is f32 or f16",
+                        sa_dtype_name(p.kv_type) ? sa_dtype_name(p.kv_type) : "?");
     if (p.n_ctx == 0) p.n_ctx = c->n_ctx_train > 0 && c->n_ctx_train < 4096 ? c->n_ctx_train : 4096;
     if (p.n_batch == 0) p.n_batch = p.n_ctx < 256 ? p.n_ctx : 256;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
@@ -97,6 +101,7 @@ enum sa_status sa_ctx_init(const struct sa_model *model, const struct sa_ctx_par
     ctx->params = p;
     ctx->n_ctx = p.n_ctx;
     ctx->n_batch = p.n_batch;
+    ctx->kv_esz = p.kv_type == SA_DTYPE_F16 ? 2 : 4;
     /* a context with a scheduler computes in the scheduler's batches: its own workspace
      * is one row and one thread (never used) */
     if (p.sched) ctx->n_batch = 1;
@@ -254,14 +259,16 @@ enum sa_status sa_ctx_copy_prefix(struct sa_ctx *dst, const struct sa_ctx *src, 
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_copy_prefix: %d tokens: outside [0, %d] or more than n_ctx %d", n,
                         src->len, dst->n_ctx);
     if (dst == src) return sa_ctx_truncate(dst, n);
+    if (dst->params.kv_type != src->params.kv_type)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_copy_prefix: the contexts' KV caches have different types");
     const struct sa_model_config *c = &src->model->cfg;
-    const int64_t nkv = (int64_t)c->n_head_kv * c->head_dim;
+    const int64_t nkv = (int64_t)c->n_head_kv * c->head_dim, esz = (int64_t)src->kv_esz;
     for (int il = 0; il < c->n_layer; il++) {
         /* (n, Hkv, D) rows of each layer */
-        memcpy(dst->k_cache + (int64_t)il * dst->n_ctx * nkv, src->k_cache + (int64_t)il * src->n_ctx * nkv,
-               (size_t)(n * nkv) * sizeof(float));
-        memcpy(dst->v_cache + (int64_t)il * dst->n_ctx * nkv, src->v_cache + (int64_t)il * src->n_ctx * nkv,
-               (size_t)(n * nkv) * sizeof(float));
+        memcpy((uint8_t *)dst->k_cache + (int64_t)il * dst->n_ctx * nkv * esz,
+               (const uint8_t *)src->k_cache + (int64_t)il * src->n_ctx * nkv * esz, (size_t)(n * nkv * esz));
+        memcpy((uint8_t *)dst->v_cache + (int64_t)il * dst->n_ctx * nkv * esz,
+               (const uint8_t *)src->v_cache + (int64_t)il * src->n_ctx * nkv * esz, (size_t)(n * nkv * esz));
     }
     memcpy(dst->tokens, src->tokens, (size_t)n * sizeof(int32_t));
     dst->len = n;

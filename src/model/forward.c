@@ -11,6 +11,7 @@
 #include "model/model_impl.h"
 
 #include "core/core_impl.h"
+#include "formats/dtype_impl.h"
 #include "sa/tokenizer.h"
 
 #include <math.h>
@@ -136,15 +137,21 @@ static void attention_seqs(struct sa_fwd_ws *ws, const struct sa_attn_args *args
 }
 
 /* Copies the new K/V rows of each sequence (ws->k, ws->v rows r0 .. r0+T-1) into its cache
- * at positions len .. len+T-1 of layer il. */
+ * at positions len .. len+T-1 of layer il, rounded to f16 (nearest even) for an f16 cache. */
 static void kv_store(const struct sa_model *m, struct sa_fwd_ws *ws, struct sa_fwd_seq *seqs, int32_t n_seqs, int il) {
     const int64_t nkv = (int64_t)m->cfg.n_head_kv * m->cfg.head_dim;
     int64_t r0 = 0;
     for (int32_t i = 0; i < n_seqs; i++) {
         struct sa_ctx *ctx = seqs[i].ctx;
-        const int64_t off = ((int64_t)il * ctx->n_ctx + ctx->len) * nkv;
-        memcpy(ctx->k_cache + off, ws->k + r0 * nkv, (size_t)(seqs[i].T * nkv) * sizeof(float));
-        memcpy(ctx->v_cache + off, ws->v + r0 * nkv, (size_t)(seqs[i].T * nkv) * sizeof(float));
+        const int64_t off = ((int64_t)il * ctx->n_ctx + ctx->len) * nkv, n = seqs[i].T * nkv;
+        if (ctx->params.kv_type == SA_DTYPE_F16) {
+            uint16_t *kc = (uint16_t *)ctx->k_cache + off, *vc = (uint16_t *)ctx->v_cache + off;
+            const float *k = ws->k + r0 * nkv, *v = ws->v + r0 * nkv;
+            for (int64_t e = 0; e < n; e++) kc[e] = sa_float_to_half(k[e]), vc[e] = sa_float_to_half(v[e]);
+        } else {
+            memcpy((float *)ctx->k_cache + off, ws->k + r0 * nkv, (size_t)n * sizeof(float));
+            memcpy((float *)ctx->v_cache + off, ws->v + r0 * nkv, (size_t)n * sizeof(float));
+        }
         r0 += seqs[i].T;
     }
 }
@@ -219,9 +226,11 @@ enum sa_status sa_forward_batch(const struct sa_model *m, struct sa_fwd_ws *ws, 
         int64_t r0 = 0;
         for (int32_t i = 0; i < n_seqs; i++) {
             const struct sa_ctx *ctx = seqs[i].ctx;
+            const int64_t layer_bytes = (int64_t)il * ctx->n_ctx * nkv * (int64_t)ctx->kv_esz;
             attn[i] = (struct sa_attn_args){
-                .q = ws->q + r0 * nq, .k = ctx->k_cache + (int64_t)il * ctx->n_ctx * nkv,
-                .v = ctx->v_cache + (int64_t)il * ctx->n_ctx * nkv, .out = ws->att + r0 * nq, .T = seqs[i].T,
+                .q = ws->q + r0 * nq, .k = (const uint8_t *)ctx->k_cache + layer_bytes,
+                .v = (const uint8_t *)ctx->v_cache + layer_bytes, .kv_type = ctx->params.kv_type,
+                .out = ws->att + r0 * nq, .T = seqs[i].T,
                 .pos0 = ctx->len, .n_head = H, .n_head_kv = Hkv, .head_dim = D, .window = ly->window,
                 .scale = m->attn_scale, .softcap = c->attn_logit_softcap, .scratch = ws->att_scratch,
                 .scratch_stride = ws->att_stride, .n_scratch = ws->n_threads, .batch_invariant = inv,

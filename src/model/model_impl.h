@@ -90,8 +90,9 @@ struct sa_ctx {
     void *arena;
     size_t arena_bytes;
     int32_t *tokens;       /* (n_ctx) cached tokens */
-    float *k_cache;        /* (n_layer, n_ctx, n_head_kv*head_dim) */
-    float *v_cache;        /* (n_layer, n_ctx, n_head_kv*head_dim) */
+    void *k_cache;         /* (n_layer, n_ctx, n_head_kv*head_dim) of params.kv_type (f32 or f16) */
+    void *v_cache;         /* (n_layer, n_ctx, n_head_kv*head_dim) of params.kv_type */
+    size_t kv_esz;         /* bytes per cache element: 4 (f32) or 2 (f16) */
     float *logits;         /* (n_vocab) of the last token */
 };
 

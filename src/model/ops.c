@@ -5,6 +5,7 @@
 #include "model/ops_impl.h"
 
 #include "core/core_impl.h"
+#include "formats/dtype_impl.h"
 
 #include <float.h>
 #include <math.h>
@@ -104,6 +105,11 @@ void sa_op_softcap(float *x, float cap, int64_t n) {
 
 /* ---- attention ---- */
 
+/* Element i of a K or V cache of type t (f16 widened exactly to f32). */
+static inline float kv_elem(const void *p, enum sa_dtype t, int64_t i) {
+    return t == SA_DTYPE_F16 ? sa_half_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
 /* Reference: one thread's share of the (token, head) pairs, each a direct loop. */
 static void attention_ref_task(void *vctx, int ith, int nth) {
     const struct sa_attn_args *a = vctx;
@@ -116,9 +122,9 @@ static void attention_ref_task(void *vctx, int ith, int nth) {
         const int64_t lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
         const float *q = a->q + (t * a->n_head + h) * D;
         for (int64_t j = lo; j <= p; j++) {
-            const float *k = a->k + j * kv_stride + g * D;
+            const int64_t k0 = j * kv_stride + g * D; /* row j, head g */
             float s = 0.0f;
-            for (int64_t d = 0; d < D; d++) s += q[d] * k[d];
+            for (int64_t d = 0; d < D; d++) s += q[d] * kv_elem(a->k, a->kv_type, k0 + d);
             s *= a->scale;
             if (a->softcap > 0.0f) s = a->softcap * tanhf(s / a->softcap);
             sc[j - lo] = s;
@@ -127,14 +133,15 @@ static void attention_ref_task(void *vctx, int ith, int nth) {
         float *o = a->out + (t * a->n_head + h) * D;
         memset(o, 0, (size_t)D * sizeof *o);
         for (int64_t j = lo; j <= p; j++) {
-            const float *v = a->v + j * kv_stride + g * D;
+            const int64_t v0 = j * kv_stride + g * D;
             const float w = sc[j - lo];
-            for (int64_t d = 0; d < D; d++) o[d] += w * v[d];
+            for (int64_t d = 0; d < D; d++) o[d] += w * kv_elem(a->v, a->kv_type, v0 + d);
         }
     }
 }
 
 void sa_op_attention_ref(struct sa_threadpool *tp, const struct sa_attn_args *a) {
+    SA_ASSERT(a->kv_type == SA_DTYPE_F32 || a->kv_type == SA_DTYPE_F16);
     sa_threadpool_run(tp, attention_ref_task, (void *)a);
 }
 
@@ -144,18 +151,20 @@ void sa_op_attention_ref(struct sa_threadpool *tp, const struct sa_attn_args *a)
 
 /* AVX2 + FMA: 8 lanes, 16 registers */
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #if defined(__clang__) /* clang ignores the GCC pragma (the fuzz build) */
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #endif
 #define W 8
 #define JR 4
 #define RR 2
+#define DHB 2 /* query heads per pass of the decode kernel */
 #define FN(name) name##_avx2
 #define VF __m256
 #define VZERO() _mm256_setzero_ps()
 #define VSET1(x) _mm256_set1_ps(x)
 #define VLOAD(p) _mm256_loadu_ps(p)
+#define VLOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p))) /* W halves (F16C) */
 #define VSTORE(p, v) _mm256_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define VMUL(a, b) _mm256_mul_ps(a, b)
@@ -189,11 +198,13 @@ SA_INLINE __m128 hsum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
 #undef W
 #undef JR
 #undef RR
+#undef DHB
 #undef FN
 #undef VF
 #undef VZERO
 #undef VSET1
 #undef VLOAD
+#undef VLOADH
 #undef VSTORE
 #undef VFMA
 #undef VMUL
@@ -215,18 +226,20 @@ SA_INLINE __m128 hsum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
 
 /* AVX-512: 16 lanes, 32 registers, mask registers */
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512vl")
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512dq,avx512vl")
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl"))), apply_to = function)
 #endif
 #define W 16
 #define JR 8
 #define RR 4
+#define DHB 4
 #define FN(name) name##_avx512
 #define VF __m512
 #define VZERO() _mm512_setzero_ps()
 #define VSET1(x) _mm512_set1_ps(x)
 #define VLOAD(p) _mm512_loadu_ps(p)
+#define VLOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define VSTORE(p, v) _mm512_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define VMUL(a, b) _mm512_mul_ps(a, b)
@@ -257,14 +270,35 @@ SA_INLINE __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
 #endif
 #pragma GCC pop_options
 
+/* Decode items cut a long context into key ranges (so that a group is not too coarse a work
+ * item: 3 KV heads on 2 threads), at least DEC_SPLIT_KEYS keys each, an even number of them
+ * up to DEC_SPLIT_MAX. The count depends only on the shapes, never on the thread count, and
+ * the ranges are merged in a fixed order, so the output is the same for 1, 2 or 3 threads.
+ * The unnormalised partial rows (o, m, l per head and range) live on the caller's stack,
+ * DEC_PART_FLOATS at most (fewer ranges when a model's heads need more). */
+#define DEC_SPLIT_KEYS 256
+#define DEC_SPLIT_MAX 8
+#define DEC_PART_FLOATS 8192
+#define DEC_MAX_GROUP 64 /* query heads per KV head the decode kernel takes (else: tiled) */
+
+static int64_t decode_splits(int64_t n_keys, int64_t H, int64_t D) {
+    int64_t ns = n_keys / DEC_SPLIT_KEYS;
+    if (ns > DEC_SPLIT_MAX) ns = DEC_SPLIT_MAX;
+    if (ns >= 2) ns &= ~(int64_t)1;
+    while (ns > 1 && ns * H * (D + 2) > DEC_PART_FLOATS) ns -= 2;
+    return ns < 1 ? 1 : ns;
+}
+
 /* One run of the fast attention: work items taken from an atomic counter (a share may run
  * on any thread, and a thread slowed by a neighbour takes fewer). Tiled items are ordered
  * by decreasing cost (the last token blocks see the most keys) so the causal triangle
- * balances. */
+ * balances. Decode items are (KV head, key range) pairs, all about the same size. */
 struct attn_run {
     const struct sa_attn_args *a;
     bool avx512, decode;
     int64_t group, hpi, bq, n_hsub, n_tb, n_items;
+    int64_t lo, n_keys, n_split; /* decode: keys lo .. lo+n_keys-1 in n_split ranges */
+    float *part;                 /* decode with n_split > 1: (n_split) x [o (H, D), m (H), l (H)] */
     atomic_llong next;
 };
 
@@ -272,16 +306,28 @@ static void attention_fast_task(void *vctx, int ith, int nth) {
     (void)nth;
     struct attn_run *r = vctx;
     const struct sa_attn_args *a = r->a;
-    SA_ASSERT(ith < a->n_scratch && a->pos0 + a->T <= a->scratch_stride);
-    float qt[SA_ATTN_MAX_D * 32] __attribute__((aligned(64))); /* (D, LANES) */
-    float st[64 * 32] __attribute__((aligned(64)));            /* (BK, LANES) */
+    float qt[SA_ATTN_MAX_D * 32] __attribute__((aligned(64)));     /* (D, LANES) */
+    float st[64 * 32] __attribute__((aligned(64)));                /* (BK, LANES) */
+    float kvbuf[2 * 64 * SA_ATTN_MAX_D] __attribute__((aligned(64))); /* (2, BK, D): widened f16 rows */
     for (;;) {
         const int64_t i = atomic_fetch_add_explicit(&r->next, 1, memory_order_relaxed);
         if (i >= r->n_items) break;
         if (r->decode) {
-            float *sc = a->scratch + (int64_t)ith * a->scratch_stride;
-            if (r->avx512) attn_decode_head_avx512(a, i, sc);
-            else attn_decode_head_avx2(a, i, sc);
+            const int64_t H = a->n_head, D = a->head_dim, g = i / r->n_split, sp = i % r->n_split, G = r->group;
+            const int64_t j0 = r->lo + r->n_keys * sp / r->n_split, j1 = r->lo + r->n_keys * (sp + 1) / r->n_split;
+            float ml[2 * DEC_MAX_GROUP];
+            float *o = a->out + g * G * D, *m = ml, *l = ml + G;
+            if (r->n_split > 1) {
+                float *part = r->part + sp * H * (D + 2);
+                o = part + g * G * D, m = part + H * D + g * G, l = part + H * D + H + g * G;
+            }
+            if (r->avx512) attn_decode_item_avx512(a, g, j0, j1, o, D, m, l);
+            else attn_decode_item_avx2(a, g, j0, j1, o, D, m, l);
+            if (r->n_split == 1)
+                for (int64_t hh = 0; hh < G; hh++) {
+                    const float inv = 1.0f / l[hh];
+                    for (int64_t d = 0; d < D; d++) o[hh * D + d] *= inv;
+                }
             continue;
         }
         const int64_t per_tb = a->n_head_kv * r->n_hsub;
@@ -289,8 +335,28 @@ static void attention_fast_task(void *vctx, int ith, int nth) {
         const int64_t hb = g * r->group + hs * r->hpi;
         const int64_t nh = r->group - hs * r->hpi < r->hpi ? r->group - hs * r->hpi : r->hpi;
         const int64_t t0 = tb * r->bq, nt = a->T - t0 < r->bq ? a->T - t0 : r->bq;
-        if (r->avx512) attn_item_avx512(a, g, hb, nh, t0, nt, qt, st);
-        else attn_item_avx2(a, g, hb, nh, t0, nt, qt, st);
+        if (r->avx512) attn_item_avx512(a, g, hb, nh, t0, nt, qt, st, kvbuf);
+        else attn_item_avx2(a, g, hb, nh, t0, nt, qt, st, kvbuf);
+    }
+}
+
+/* out (H, D) = the key ranges' partial rows merged: o = sum_s e^{m_s - M} o_s / sum_s e^{m_s - M} l_s */
+static void decode_merge(const struct sa_attn_args *a, const float *part, int64_t ns) {
+    const int64_t H = a->n_head, D = a->head_dim, P = H * (D + 2);
+    for (int64_t h = 0; h < H; h++) {
+        float M = -FLT_MAX, L = 0.0f, w[DEC_SPLIT_MAX];
+        for (int64_t s = 0; s < ns; s++) M = part[s * P + H * D + h] > M ? part[s * P + H * D + h] : M;
+        for (int64_t s = 0; s < ns; s++) {
+            w[s] = expf(part[s * P + H * D + h] - M);
+            L += w[s] * part[s * P + H * D + H + h];
+        }
+        const float inv = 1.0f / L;
+        float *o = a->out + h * D;
+        for (int64_t d = 0; d < D; d++) {
+            float acc = 0.0f;
+            for (int64_t s = 0; s < ns; s++) acc += w[s] * part[s * P + h * D + d];
+            o[d] = acc * inv;
+        }
     }
 }
 #endif
@@ -302,6 +368,7 @@ static void attention_fast_task(void *vctx, int ith, int nth) {
 void sa_op_attention_path(struct sa_threadpool *tp, const struct sa_attn_args *a, enum sa_cpu_path path,
                           enum sa_attn_kernel kernel) {
     SA_ASSERT(a->n_head_kv > 0 && a->n_head % a->n_head_kv == 0 && a->T > 0);
+    SA_ASSERT(a->kv_type == SA_DTYPE_F32 || a->kv_type == SA_DTYPE_F16);
 #if defined(__x86_64__)
     const int64_t D = a->head_dim;
     const bool avx512 = path == SA_CPU_PATH_AVX512 && D % 16 == 0;
@@ -309,11 +376,17 @@ void sa_op_attention_path(struct sa_threadpool *tp, const struct sa_attn_args *a
     if ((avx512 || avx2) && D <= SA_ATTN_MAX_D) {
         struct attn_run r = {.a = a, .avx512 = avx512, .group = a->n_head / a->n_head_kv};
         const int64_t lanes = avx512 ? 32 : 16;
-        if (kernel == SA_ATTN_AUTO) kernel = a->T == 1 && !a->batch_invariant ? SA_ATTN_DECODE : SA_ATTN_TILED;
+        float part[DEC_PART_FLOATS];
+        if (kernel == SA_ATTN_AUTO)
+            kernel = a->T == 1 && !a->batch_invariant && r.group <= DEC_MAX_GROUP ? SA_ATTN_DECODE : SA_ATTN_TILED;
         if (kernel == SA_ATTN_DECODE) {
-            SA_ASSERT(a->T == 1);
+            SA_ASSERT(a->T == 1 && r.group <= DEC_MAX_GROUP);
             r.decode = true;
-            r.n_items = a->n_head;
+            r.lo = a->window > 0 && a->pos0 - a->window + 1 > 0 ? a->pos0 - a->window + 1 : 0;
+            r.n_keys = a->pos0 + 1 - r.lo;
+            r.n_split = decode_splits(r.n_keys, a->n_head, D);
+            r.part = part;
+            r.n_items = a->n_head_kv * r.n_split;
         } else {
             r.hpi = r.group < lanes ? r.group : lanes;
             r.n_hsub = (r.group + r.hpi - 1) / r.hpi;
@@ -325,6 +398,7 @@ void sa_op_attention_path(struct sa_threadpool *tp, const struct sa_attn_args *a
         const int64_t keys = a->window > 0 && a->window < a->pos0 + a->T ? a->window : a->pos0 + (a->T + 1) / 2;
         if (a->T * a->n_head * keys * D < ATTN_MIN_THREADED_WORK) attention_fast_task(&r, 0, 1);
         else sa_threadpool_run(tp, attention_fast_task, &r);
+        if (r.decode && r.n_split > 1) decode_merge(a, part, r.n_split);
         return;
     }
 #else

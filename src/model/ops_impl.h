@@ -66,13 +66,17 @@ void sa_op_qk_prep(struct sa_threadpool *tp, const struct sa_qk_args *a);
 
 /* Causal multi-head attention with grouped-query heads over a KV cache.
  *   q:   (T, n_head, head_dim) queries of the tokens at positions pos0 .. pos0+T-1
- *   k,v: (n_kv_rows, n_head_kv, head_dim) cache rows; rows 0 .. pos0+T-1 are filled
+ *   k,v: (n_kv_rows, n_head_kv, head_dim) cache rows of kv_type (f32 or f16); rows
+ *        0 .. pos0+T-1 are filled
  *   out: (T, n_head, head_dim)
  * Query t sees cache rows j with j <= pos0+t and, when window > 0, pos0+t - j < window.
- * Scores are q.k * scale, soft-capped when softcap > 0. scratch: n_threads rows of
- * (pos0+T) floats (sa_threadpool_n_threads). */
+ * Scores are q.k * scale, soft-capped when softcap > 0; all arithmetic is f32 (f16 rows are
+ * widened exactly). scratch: n_threads rows of (pos0+T) floats (sa_threadpool_n_threads),
+ * used by the reference only; the fast kernels keep their state on the stack. */
 struct sa_attn_args {
-    const float *q, *k, *v;
+    const float *q;
+    const void *k, *v;     /* (n_kv_rows, n_head_kv, head_dim) of kv_type */
+    enum sa_dtype kv_type; /* SA_DTYPE_F32 (0: the default) or SA_DTYPE_F16 */
     float *out;
     int64_t T, pos0, n_head, n_head_kv, head_dim;
     int64_t window;
@@ -85,10 +89,13 @@ struct sa_attn_args {
 };
 /* The fastest kernel this CPU has (sa_cpu_path_active: $SALIGN_CPU=ref selects the
  * reference): tiled online-softmax attention (AVX2/AVX-512) threaded over (KV head, query
- * block) items; for T == 1 a decode kernel (dot products along head_dim), except when
- * a->batch_invariant is true, where every T runs the tiled kernel so that a query's output
- * does not depend on how tokens are batched. The fast kernels are tested against
- * sa_op_attention_ref with explicit tolerances (tests/test_model.c). */
+ * block) items; for T == 1 a decode kernel, one pass over the K and V rows of a KV head for
+ * all the query heads of its group, threaded over (KV head, key range) items (long contexts
+ * are cut into 2..8 key ranges, a number that depends on the shapes only, never on the
+ * thread count, merged in a fixed order: the result is the same for any thread count),
+ * except when a->batch_invariant is true, where every T runs the tiled kernel so that a
+ * query's output does not depend on how tokens are batched. The fast kernels are tested
+ * against sa_op_attention_ref with explicit tolerances (tests/test_model.c). */
 void sa_op_attention(struct sa_threadpool *tp, const struct sa_attn_args *a);
 /* Plain C, threaded over (token, head) pairs: the reference. */
 void sa_op_attention_ref(struct sa_threadpool *tp, const struct sa_attn_args *a);

@@ -15,8 +15,7 @@
  * arithmetic is the same whatever the other lanes hold and wherever the item's blocks start
  * (a block a lane cannot see leaves it unchanged bit for bit), so a query's output does not
  * depend on T, pos0 or the item split: batch-invariant.
- * Decode (T = 1) reads each key row once per head: dot products along head_dim, one softmax
- * pass over the score row, then P . V. */
+ * Decode (T = 1): see "decode" below. */
 
 #define BK 64 /* keys per block */
 #define LANES (2 * W)
@@ -55,13 +54,14 @@ struct FN(item) {
     float *qt;         /* (D, LANES) queries * scale, transposed */
     float *st;         /* (BK, LANES) scores, then probabilities */
     float *orow[LANES]; /* output row of each lane */
+    const float *kb, *vb; /* the current block's first K and V row of head g (f32) */
+    int64_t ks, vs;       /* their row strides in floats: n_head_kv*D in the cache, D in a buffer */
 };
 
-/* Scores of keys j0 .. j0+JR-1 (nv = 1 or 2 lane vectors) into st rows jr0.. */
-SA_INLINE void FN(score_tile)(const struct FN(item) *it, int64_t j0, int64_t jr0, int nr, int nv) {
-    const struct sa_attn_args *a = it->a;
-    const int64_t D = a->head_dim, kvs = a->n_head_kv * D;
-    const float *k = a->k + j0 * kvs + it->g * D;
+/* Scores of the block's keys jr0 .. jr0+nr-1 (nv = 1 or 2 lane vectors) into st rows jr0.. */
+SA_INLINE void FN(score_tile)(const struct FN(item) *it, int64_t jr0, int nr, int nv) {
+    const int64_t D = it->a->head_dim, kvs = it->ks;
+    const float *k = it->kb + jr0 * kvs;
     VF acc[JR][2];
 #pragma GCC unroll 16
     for (int r = 0; r < JR; r++) acc[r][0] = acc[r][1] = VZERO();
@@ -84,11 +84,10 @@ SA_INLINE void FN(score_tile)(const struct FN(item) *it, int64_t j0, int64_t jr0
     }
 }
 
-/* out rows r0 .. r0+nr-1, columns c0 .. c0+nc*W-1 += sum_j st[j][r] * V[j] */
-SA_INLINE void FN(pv_tile)(const struct FN(item) *it, int64_t j0, int64_t nk, int64_t r0, int nr, int64_t c0, int nc) {
-    const struct sa_attn_args *a = it->a;
-    const int64_t D = a->head_dim, kvs = a->n_head_kv * D;
-    const float *v = a->v + j0 * kvs + it->g * D + c0;
+/* out rows r0 .. r0+nr-1, columns c0 .. c0+nc*W-1 += sum_j st[j][r] * V[j] (the block's nk rows) */
+SA_INLINE void FN(pv_tile)(const struct FN(item) *it, int64_t nk, int64_t r0, int nr, int64_t c0, int nc) {
+    const int64_t kvs = it->vs;
+    const float *v = it->vb + c0;
     VF acc[RR][4];
 #pragma GCC unroll 16
     for (int i = 0; i < RR; i++) {
@@ -121,11 +120,20 @@ SA_INLINE void FN(pv_tile)(const struct FN(item) *it, int64_t j0, int64_t nk, in
     }
 }
 
+/* rows (n, D) of f16 at src (row stride ss halves) -> dst (n, D) f32, exact */
+SA_INLINE void FN(widen_rows)(float *dst, const uint16_t *src, int64_t n, int64_t D, int64_t ss) {
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t d = 0; d < D; d += W) VSTORE(dst + r * D + d, VLOADH(src + r * ss + d));
+}
+
 /* Query rows: tokens t0 .. t0+bq-1 x heads hb .. hb+hpi-1 of KV head g; lane = tq*hpi + hh.
- * qt: (D, LANES) and st: (BK, LANES) floats of the caller's scratch, 64-byte aligned. */
+ * qt: (D, LANES) and st: (BK, LANES) floats of the caller's scratch, 64-byte aligned;
+ * kvbuf: (2, BK, D) floats, where an f16 cache's rows of a block are widened (the same f32
+ * values as the reference reads, so f16 changes only the inputs, not the arithmetic). */
 static void FN(attn_item)(const struct sa_attn_args *a, int64_t g, int64_t hb, int64_t hpi, int64_t t0, int64_t bq,
-                          float *qt, float *st) {
-    const int64_t D = a->head_dim, H = a->n_head;
+                          float *qt, float *st, float *kvbuf) {
+    const int64_t D = a->head_dim, H = a->n_head, kvs = a->n_head_kv * D;
+    const bool f16 = a->kv_type == SA_DTYPE_F16;
     struct FN(item) it = {.a = a, .g = g, .M = bq * hpi, .qt = qt, .st = st};
     const int nv = it.M > W ? 2 : 1;
     float posf[LANES] __attribute__((aligned(64))), lof[LANES] __attribute__((aligned(64)));
@@ -156,13 +164,21 @@ static void FN(attn_item)(const struct sa_attn_args *a, int64_t g, int64_t hb, i
         const int64_t je = jb + BK < p_max + 1 ? jb + BK : p_max + 1, nk = je - jb;
         /* every lane sees every key of the block: no mask */
         const bool full = je - 1 <= p_min && jb >= lo_max;
+        if (f16) {
+            FN(widen_rows)(kvbuf, (const uint16_t *)a->k + jb * kvs + g * D, nk, D, kvs);
+            FN(widen_rows)(kvbuf + BK * D, (const uint16_t *)a->v + jb * kvs + g * D, nk, D, kvs);
+            it.kb = kvbuf, it.vb = kvbuf + BK * D, it.ks = it.vs = D;
+        } else {
+            it.kb = (const float *)a->k + jb * kvs + g * D, it.vb = (const float *)a->v + jb * kvs + g * D;
+            it.ks = it.vs = kvs;
+        }
         int64_t j = jb;
         if (nv == 2) {
-            for (; j + JR <= je; j += JR) FN(score_tile)(&it, j, j - jb, JR, 2);
-            for (; j < je; j++) FN(score_tile)(&it, j, j - jb, 1, 2);
+            for (; j + JR <= je; j += JR) FN(score_tile)(&it, j - jb, JR, 2);
+            for (; j < je; j++) FN(score_tile)(&it, j - jb, 1, 2);
         } else {
-            for (; j + JR <= je; j += JR) FN(score_tile)(&it, j, j - jb, JR, 1);
-            for (; j < je; j++) FN(score_tile)(&it, j, j - jb, 1, 1);
+            for (; j + JR <= je; j += JR) FN(score_tile)(&it, j - jb, JR, 1);
+            for (; j < je; j++) FN(score_tile)(&it, j - jb, 1, 1);
         }
         for (int v = 0; v < nv; v++) {
             const VF pos = VLOAD(posf + v * W), lo = VLOAD(lof + v * W), m_old = VLOAD(m + v * W);
@@ -203,13 +219,13 @@ static void FN(attn_item)(const struct sa_attn_args *a, int64_t g, int64_t hb, i
         int64_t r = 0;
         for (; r + RR <= it.M; r += RR) {
             int64_t c = 0;
-            for (; c + 4 * W <= D; c += 4 * W) FN(pv_tile)(&it, jb, nk, r, RR, c, 4);
-            for (; c < D; c += W) FN(pv_tile)(&it, jb, nk, r, RR, c, 1);
+            for (; c + 4 * W <= D; c += 4 * W) FN(pv_tile)(&it, nk, r, RR, c, 4);
+            for (; c < D; c += W) FN(pv_tile)(&it, nk, r, RR, c, 1);
         }
         for (; r < it.M; r++) {
             int64_t c = 0;
-            for (; c + 4 * W <= D; c += 4 * W) FN(pv_tile)(&it, jb, nk, r, 1, c, 4);
-            for (; c < D; c += W) FN(pv_tile)(&it, jb, nk, r, 1, c, 1);
+            for (; c + 4 * W <= D; c += 4 * W) FN(pv_tile)(&it, nk, r, 1, c, 4);
+            for (; c < D; c += W) FN(pv_tile)(&it, nk, r, 1, c, 1);
         }
     }
     for (int64_t r = 0; r < it.M; r++) {
@@ -218,78 +234,181 @@ static void FN(attn_item)(const struct sa_attn_args *a, int64_t g, int64_t hb, i
     }
 }
 
-/* ---- decode: one head of one query ---- */
+/* ---- decode (T = 1): one pass over a KV head's rows for all the query heads of its group ----
+ * Keys go in blocks of bk (<= DBK_MAX) rows, small enough that the block's K and V rows stay
+ * in L1 while the group's heads go over them DHB at a time: each row comes from memory once
+ * per group instead of once per head (GQA: Qwen2.5-0.5B 7 heads per KV head, SmolLM2 3).
+ * Per pass of nh heads: scores along head_dim (4 keys x nh heads of accumulators, reduced 4
+ * at a time), the online-softmax update of each head's max m and sum l (rescaling its output
+ * row when m grows), then O += P . V with each V vector loaded once for the nh heads. */
 
-/* sc: scratch of >= pos0 + 1 floats */
-static void FN(attn_decode_head)(const struct sa_attn_args *a, int64_t h, float *sc) {
-    const int64_t D = a->head_dim, kvs = a->n_head_kv * D, g = h / (a->n_head / a->n_head_kv);
-    const int64_t p = a->pos0, lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0, n = p - lo + 1;
-    const float *q = a->q + h * D;
-    const float *k = a->k + lo * kvs + g * D, *v = a->v + lo * kvs + g * D;
-    int64_t j = 0;
-    const __m128 scale4 = _mm_set1_ps(a->scale);
-    for (; j + 8 <= n; j += 8) { /* eight independent chains, reduced four keys at a time */
-        VF s[8];
+#define DBK_MAX 64 /* keys per block, at most */
+/* accumulator columns of the P.V tile for nh heads: nh x DCW(nh) + DCW(nh) + 1 registers */
+#define DCW(nh) ((nh) * 4 + 5 <= 2 * W ? 4 : 2)
+
+/* W elements of an f32 or f16 (widened exactly) K/V row at element i */
+#define KVLOAD(p, i, f16) ((f16) ? VLOADH((const uint16_t *)(p) + (i)) : VLOAD((const float *)(p) + (i)))
+
+/* scores of 4 keys (rows k, k + ks, .. elements) for nh heads (queries q, (nh, D)) into
+ * sc[hh * DBK_MAX + 0..3] */
+SA_INLINE void FN(dec_scores4)(const float *q, const void *k, int64_t ks, int64_t D, bool f16, int nh, float *sc,
+                               __m128 scale4) {
+    VF acc[DHB][4];
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) s[i] = VZERO();
-        for (int64_t d = 0; d < D; d += W) {
-            const VF qv = VLOAD(q + d);
+    for (int hh = 0; hh < DHB; hh++)
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) acc[hh][r] = VZERO();
+    for (int64_t d = 0; d < D; d += W) {
+        VF kv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) kv[r] = KVLOAD(k, r * ks + d, f16);
 #pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) s[i] = VFMA(qv, VLOAD(k + (j + i) * kvs + d), s[i]);
+        for (int hh = 0; hh < DHB; hh++) {
+            if (hh >= nh) break;
+            const VF qv = VLOAD(q + hh * D + d);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) acc[hh][r] = VFMA(qv, kv[r], acc[hh][r]);
         }
-        _mm_storeu_ps(sc + j, _mm_mul_ps(FN(hsum4)(s[0], s[1], s[2], s[3]), scale4));
-        _mm_storeu_ps(sc + j + 4, _mm_mul_ps(FN(hsum4)(s[4], s[5], s[6], s[7]), scale4));
     }
-    for (; j < n; j++) {
-        VF s0 = VZERO();
-        for (int64_t d = 0; d < D; d += W) s0 = VFMA(VLOAD(q + d), VLOAD(k + j * kvs + d), s0);
-        sc[j] = VHSUM(s0) * a->scale;
-    }
-    if (a->softcap > 0.0f)
-        for (j = 0; j < n; j++) sc[j] = a->softcap * tanhf(sc[j] / a->softcap);
-    float mx = -FLT_MAX;
-    for (j = 0; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
-    VF vsum = VZERO();
-    const VF vmx = VSET1(mx);
-    for (j = 0; j + W <= n; j += W) {
-        const VF e = FN(vexp)(VSUB(VLOAD(sc + j), vmx));
-        VSTORE(sc + j, e);
-        vsum = VADD(vsum, e);
-    }
-    float sum = VHSUM(vsum);
-    for (; j < n; j++) {
-        sc[j] = expf(sc[j] - mx);
-        sum += sc[j];
-    }
-    const float inv = 1.0f / sum;
-    float *o = a->out + h * D;
-    int64_t c = 0;
-    for (; c + 4 * W <= D; c += 4 * W) { /* even and odd keys in two sets of four chains */
-        VF oa[4], ob[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) oa[i] = ob[i] = VZERO();
-        for (j = 0; j + 2 <= n; j += 2) {
-            const VF pa = VSET1(sc[j]), pb = VSET1(sc[j + 1]);
-            const float *va = v + j * kvs + c, *vb = va + kvs;
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) oa[i] = VFMA(pa, VLOAD(va + i * W), oa[i]);
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) ob[i] = VFMA(pb, VLOAD(vb + i * W), ob[i]);
-        }
-        if (j < n) {
-            const VF pa = VSET1(sc[j]);
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) oa[i] = VFMA(pa, VLOAD(v + j * kvs + c + i * W), oa[i]);
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) VSTORE(o + c + i * W, VMUL(VADD(oa[i], ob[i]), VSET1(inv)));
-    }
-    for (; c < D; c += W) {
-        VF o0 = VZERO();
-        for (j = 0; j < n; j++) o0 = VFMA(VSET1(sc[j]), VLOAD(v + j * kvs + c), o0);
-        VSTORE(o + c, VMUL(o0, VSET1(inv)));
+#pragma GCC unroll 8
+    for (int hh = 0; hh < DHB; hh++) {
+        if (hh >= nh) break;
+        _mm_storeu_ps(sc + hh * DBK_MAX, _mm_mul_ps(FN(hsum4)(acc[hh][0], acc[hh][1], acc[hh][2], acc[hh][3]), scale4));
     }
 }
+
+/* o rows (nh, stride os), columns c .. c+cw*W-1, += sum_j p[hh * DBK_MAX + j] * V[j] over nk rows */
+SA_INLINE void FN(dec_pv)(float *o, int64_t os, int64_t c, const void *v, int64_t vs, int64_t nk, bool f16, int nh,
+                          int cw, const float *p) {
+    VF acc[DHB][4];
+#pragma GCC unroll 8
+    for (int hh = 0; hh < DHB; hh++) {
+        if (hh >= nh) break;
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            if (u < cw) acc[hh][u] = VLOAD(o + hh * os + c + u * W);
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        VF vv[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            if (u < cw) vv[u] = KVLOAD(v, j * vs + c + u * W, f16);
+#pragma GCC unroll 8
+        for (int hh = 0; hh < DHB; hh++) {
+            if (hh >= nh) break;
+            const VF pb = VSET1(p[hh * DBK_MAX + j]);
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++)
+                if (u < cw) acc[hh][u] = VFMA(pb, vv[u], acc[hh][u]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int hh = 0; hh < DHB; hh++) {
+        if (hh >= nh) break;
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            if (u < cw) VSTORE(o + hh * os + c + u * W, acc[hh][u]);
+    }
+}
+
+/* One pass of nh heads (queries q: (nh, D); running m, l: (nh); output rows o: (nh, stride
+ * os)) over the nk keys of a block (K and V rows at k and v, row stride kvs elements). */
+SA_INLINE void FN(dec_pass)(const struct sa_attn_args *a, const float *q, const void *k, const void *v, int64_t kvs,
+                            int64_t nk, bool f16, int nh, float *m, float *l, float *o, int64_t os, float *sc) {
+    const int64_t D = a->head_dim;
+    const size_t esz = f16 ? 2 : 4;
+    const __m128 scale4 = _mm_set1_ps(a->scale);
+    int64_t j = 0;
+    for (; j + 4 <= nk; j += 4) FN(dec_scores4)(q, (const char *)k + j * kvs * esz, kvs, D, f16, nh, sc + j, scale4);
+    for (; j < nk; j++) {
+        const void *kj = (const char *)k + j * kvs * esz;
+        for (int hh = 0; hh < nh; hh++) {
+            VF s0 = VZERO();
+            for (int64_t d = 0; d < D; d += W) s0 = VFMA(VLOAD(q + hh * D + d), KVLOAD(kj, d, f16), s0);
+            sc[hh * DBK_MAX + j] = VHSUM(s0) * a->scale;
+        }
+    }
+    for (int hh = 0; hh < nh; hh++) {
+        float *s = sc + hh * DBK_MAX;
+        if (a->softcap > 0.0f)
+            for (j = 0; j < nk; j++) s[j] = a->softcap * tanhf(s[j] / a->softcap);
+        float mx = m[hh];
+        for (j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
+        const float al = expf(m[hh] - mx); /* 0 on the first block (m = -FLT_MAX), 1 while m holds */
+        const VF vmx = VSET1(mx);
+        VF vsum = VZERO();
+        for (j = 0; j + W <= nk; j += W) {
+            const VF e = FN(vexp)(VSUB(VLOAD(s + j), vmx));
+            VSTORE(s + j, e);
+            vsum = VADD(vsum, e);
+        }
+        float sum = VHSUM(vsum);
+        for (; j < nk; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += s[j];
+        }
+        l[hh] = l[hh] * al + sum;
+        m[hh] = mx;
+        if (al != 1.0f) { /* x * 1 == x: skipping it changes no bit */
+            const VF va = VSET1(al);
+            for (int64_t d = 0; d < D; d += W) VSTORE(o + hh * os + d, VMUL(VLOAD(o + hh * os + d), va));
+        }
+    }
+    int64_t c = 0;
+    for (; c + DCW(nh) * W <= D; c += DCW(nh) * W) FN(dec_pv)(o, os, c, v, kvs, nk, f16, nh, DCW(nh), sc);
+    for (; c < D; c += W) FN(dec_pv)(o, os, c, v, kvs, nk, f16, nh, 1, sc);
+}
+
+/* nh (1 .. DHB) and f16 as constants: one specialised pass each */
+static void FN(dec_pass_any)(const struct sa_attn_args *a, const float *q, const void *k, const void *v, int64_t kvs,
+                             int64_t nk, bool f16, int nh, float *m, float *l, float *o, int64_t os, float *sc) {
+#define DEC_CASE(n)                                                                              \
+    case n:                                                                                      \
+        if (f16) FN(dec_pass)(a, q, k, v, kvs, nk, true, n, m, l, o, os, sc);                    \
+        else FN(dec_pass)(a, q, k, v, kvs, nk, false, n, m, l, o, os, sc);                       \
+        return;
+    switch (nh) {
+        DEC_CASE(1)
+        DEC_CASE(2)
+#if DHB > 2
+        DEC_CASE(3)
+        DEC_CASE(4)
+#endif
+    default: SA_ASSERT(0 && "dec_pass_any: nh out of range");
+    }
+#undef DEC_CASE
+}
+
+/* One decode item: the group of KV head g over keys j0 .. j1-1 of the query at pos0.
+ * o: (G, stride os) output rows; m, l: (G) the heads' running max and sum. The rows are
+ * left unnormalised (o = sum_j e^{s_j - m} v_j, l = sum_j e^{s_j - m}). */
+static void FN(attn_decode_item)(const struct sa_attn_args *a, int64_t g, int64_t j0, int64_t j1, float *o, int64_t os,
+                                 float *m, float *l) {
+    const int64_t D = a->head_dim, G = a->n_head / a->n_head_kv, kvs = a->n_head_kv * D;
+    const bool f16 = a->kv_type == SA_DTYPE_F16;
+    const size_t esz = f16 ? 2 : 4;
+    /* about 8 KiB of f32 K rows per block (K and V of a block stay in a 32 KiB L1) */
+    int64_t bk = 2048 / D;
+    bk = bk < 16 ? 16 : bk > DBK_MAX ? DBK_MAX : bk;
+    float sc[DHB * DBK_MAX] __attribute__((aligned(64))); /* (DHB, DBK_MAX) scores, then weights */
+    for (int64_t hh = 0; hh < G; hh++) {
+        m[hh] = -FLT_MAX;
+        l[hh] = 0.0f;
+        memset(o + hh * os, 0, (size_t)D * sizeof(float));
+    }
+    for (int64_t jb = j0; jb < j1; jb += bk) {
+        const int64_t nk = j1 - jb < bk ? j1 - jb : bk;
+        const char *k = (const char *)a->k + (jb * kvs + g * D) * esz, *v = (const char *)a->v + (jb * kvs + g * D) * esz;
+        for (int64_t hb = 0; hb < G; hb += DHB) {
+            const int nh = (int)(G - hb < DHB ? G - hb : DHB);
+            FN(dec_pass_any)(a, a->q + (g * G + hb) * D, k, v, kvs, nk, f16, nh, m + hb, l + hb, o + hb * os, os, sc);
+        }
+    }
+}
+
+#undef DBK_MAX
+#undef DCW
+#undef KVLOAD
 
 /* ---- element-wise rows (n a multiple of W) ---- */
 

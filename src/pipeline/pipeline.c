@@ -107,6 +107,7 @@ static struct sa_ctx_params local_ctx_params(struct sa_pipeline *pl) {
     cp.abort_cb = pl_abort;
     cp.abort_user = pl;
     cp.batch_invariant = pl->p.batch_invariant;
+    cp.kv_type = pl->p.kv_type;
     cp.sched = pl->p.sched;
     return cp;
 }

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cli_opts.h"
 #include "cli.h"
+#include "sa/dtype.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,9 @@
 bool cli_accepts(const struct cli_cmd *cmd, const struct cli_opt *o) {
     return !o->mask || !cmd->mask || (o->mask & cmd->mask);
 }
+
+const char *const cli_kv_type_names[] = {"f32", "f16", NULL};
+const int cli_kv_type_values[] = {SA_DTYPE_F32, SA_DTYPE_F16};
 
 /* ---- values ---- */
 

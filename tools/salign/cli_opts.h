@@ -88,6 +88,14 @@ void cli_help_options(FILE *f, const struct cli_cmd *cmd, int indent);
  * (binary multiples, either case). */
 bool cli_value_bytes(const char *s, void *field);
 
+/* The values of --kv-type (sa_ctx_params.kv_type), for a CLI_OPT_ENUM entry over an
+ * enum sa_dtype field: CLI_KV_TYPE_ENTRY(field offset, help). */
+extern const char *const cli_kv_type_names[];
+extern const int cli_kv_type_values[];
+#define CLI_KV_TYPE_ENTRY(off)                                                                          \
+    {"kv-type", 0, CLI_OPT_ENUM, off, .names = cli_kv_type_names, .values = cli_kv_type_values,         \
+     .arg = "f32|f16", .help = "KV cache element type (default f32; f16: half the memory and\nattention reads)"}
+
 /* Whether cmd accepts the entry o. */
 bool cli_accepts(const struct cli_cmd *cmd, const struct cli_opt *o);
 

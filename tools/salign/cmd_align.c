@@ -96,6 +96,7 @@ static const struct cli_opt align_opts[] = {
     {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
      .help = "bitwise batch-invariant kernels in the local models\n(slower one-token decoding; --no-kv-reuse then "
              "changes\nthe speed only)"},
+    CLI_KV_TYPE_ENTRY(O(pp.kv_type)),
     {"ctx-size", 'c', CLI_OPT_INT, O(pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
      .help = "context size of each local model (default 4096)"},
     {"timeout-ms", 0, CLI_OPT_INT, O(timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",

@@ -40,9 +40,10 @@ static void stats(const double *v, int n, double *best, double *mean, double *sd
 
 /* One thread setting: warm-up, then reps of pp and tg. Returns 0 or CLI_FAIL. */
 static int run_setting(const struct sa_model *model, const int32_t *toks, int P, int N, int B, int threads, int reps,
-                       bool batch_invariant, struct result *r) {
+                       bool batch_invariant, enum sa_dtype kv_type, struct result *r) {
     struct sa_ctx_params cp = sa_ctx_default_params();
     cp.batch_invariant = batch_invariant;
+    cp.kv_type = kv_type;
     cp.n_ctx = P + N + 8;
     cp.n_batch = B > 0 ? B : 1;
     cp.n_threads = threads;
@@ -86,6 +87,7 @@ struct bench_opts {
     const char *model, *threads;
     int64_t P, N, B, reps;
     bool json, use_mmap, batch_invariant;
+    enum sa_dtype kv_type;
 };
 
 #define O(f) CLI_AT(struct bench_opts, f)
@@ -106,6 +108,7 @@ static const struct cli_opt bench_opts[] = {
              "SALIGN_NO_MMAP=1 for every command)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
      .help = "bitwise batch-invariant kernels (sa_ctx_params.batch_invariant)"},
+    CLI_KV_TYPE_ENTRY(O(kv_type)),
     {"json", 0, CLI_OPT_FLAG, O(json), .help = "one JSON object per thread count instead of the table"},
     CLI_HELP_ENTRY,
 };
@@ -191,7 +194,7 @@ int cmd_bench(int argc, char **argv) {
     }
     for (int i = 0; i < n_thr; i++) {
         struct result r = {0};
-        if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, batch_invariant, &r))) break;
+        if ((rc = run_setting(model, toks, (int)P, (int)N, (int)B, thr[i], (int)reps, batch_invariant, o.kv_type, &r))) break;
         if (json) {
             printf("{\"engine\": \"salign\", \"model\": \"%s\", \"threads\": %d, \"mmap\": %s, \"pp\": %ld, \"tg\": %ld, "
                    "\"n_batch\": %ld, \"reps\": %ld, \"pp_tok_s\": %.1f, \"tg_tok_s\": %.1f, \"pp_mean\": %.1f, "

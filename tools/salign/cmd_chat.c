@@ -60,6 +60,7 @@ int cmd_chat(int argc, char **argv) {
     cp.n_threads = o.n_threads;
     cp.n_ctx = o.n_ctx;
     cp.batch_invariant = o.batch_invariant;
+    cp.kv_type = o.kv_type;
     if (sa_ctx_init(m, &cp, &ctx) || sa_sampler_init(&o.sp, sa_model_n_vocab(m), &smp)) {
         rc = cli_fail("context");
         goto done;

@@ -44,6 +44,7 @@ static const struct cli_opt gen_opt_table[] = {
      .help = "context size in tokens (default: what the prompt needs)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
      .help = "bitwise batch-invariant kernels (slower one-token decoding)"},
+    CLI_KV_TYPE_ENTRY(O(kv_type)),
     {"temp", 0, CLI_OPT_FLOAT, O(sp.temp), .lo = -INFINITY, .hi = INFINITY, .arg = "T",
      .help = "temperature, 0 = greedy (default 0.8)"},
     {"top-k", 0, CLI_OPT_INT, O(sp.top_k), .imin = 0, .imax = 1 << 30, .arg = "K",
@@ -227,6 +228,7 @@ int cmd_generate(int argc, char **argv) {
     struct sa_ctx_params cp = sa_ctx_default_params();
     cp.n_threads = o.n_threads;
     cp.batch_invariant = o.batch_invariant;
+    cp.kv_type = o.kv_type;
     const int32_t n_train = sa_model_config(m)->n_ctx_train;
     cp.n_ctx = o.n_ctx > 0 ? o.n_ctx : (int32_t)n_ids + (o.n_predict > 0 ? o.n_predict : 1);
     if (o.n_ctx == 0 && n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;

@@ -17,6 +17,7 @@ struct gen_opts {
     int n_threads;        /* -t: 0 = all cores */
     int32_t n_ctx;        /* -c: context size, 0 = fit (generate) or the model's (chat) */
     bool batch_invariant; /* --batch-invariant: sa_ctx_params.batch_invariant */
+    enum sa_dtype kv_type; /* --kv-type: sa_ctx_params.kv_type */
     struct sa_sampler_params sp;
     const char *prompt;   /* generate -p */
     bool chat, json;      /* generate --chat, --json */
