@@ -98,10 +98,10 @@ class Peer:
         pp = n_prompt / (time.perf_counter() - t0)
         for s in range(1, B):
             L.llama_memory_seq_cp(self.mem, 0, s, -1, -1)
-        stream = tokens(self.n_vocab, n_gen, start=n_prompt)
         t0 = time.perf_counter()
         for g in range(n_gen):
-            self._fill([(stream[(g + 3 * s) % n_gen], n_prompt + g, s, True) for s in range(B)])
+            # the prompt's tokens again, shifted per sequence (as `salign bench --batch`)
+            self._fill([(prompt[(g + 1 + 3 * s) % n_prompt], n_prompt + g, s, True) for s in range(B)])
             self._decode()
             # read every sequence's logits, as a sampler would (llama_decode may run async)
             for s in range(B):

@@ -23,7 +23,9 @@ def test_help_and_usage_errors():
     assert r.returncode == 0 and "Usage: salign bench" in r.stdout, r
     for bad in (["--bogus"], ["-m", SMOL, "-t", "0"], ["-m", SMOL, "-t", "1,"], ["-m", SMOL, "-t", "x"],
                 ["-m", SMOL, "-p", "-3"], ["-m", SMOL, "--reps", "0"], ["-m", SMOL, "-p", "0", "-n", "0"],
-                ["-m"], [], ["-m", SMOL, "extra"]):
+                ["-m"], [], ["-m", SMOL, "extra"], ["-m", SMOL, "--batch", "0"], ["-m", SMOL, "--batch", "1,"],
+                ["-m", SMOL, "--batch", "x"], ["-m", SMOL, "--batch", "1", "-n", "0"],
+                ["-m", SMOL, "--batch", "1", "-p", "0"]):
         r = run(*bad)
         assert r.returncode == 2, (bad, r.returncode, r.stderr)
         assert "salign bench" in r.stderr, (bad, r.stderr)
@@ -45,6 +47,26 @@ def test_tiny_run_json_and_table():
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert any("| tg3" in ln for ln in lines) and not any("| pp" in ln for ln in lines), r.stdout
+
+
+@test
+def test_batch_json():
+    """--batch 1,2 --json: one object per (threads, batch) with the aggregate decode rate
+    (the fields bench/batched_vs_llama_cpp.sh reads, the same as bench/llama_cpp_batched.py's);
+    the table without --json; the single-sequence output is unchanged without --batch."""
+    r = run("-m", SMOL, "-p", "8", "-n", "4", "-t", "1,2", "--reps", "1", "--batch", "1,2", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["threads"], x["batch"]) for x in rows] == [(1, 1), (1, 2), (2, 1), (2, 2)], rows
+    for x in rows:
+        assert x["engine"] == "salign" and x["model"] == os.path.basename(SMOL), x
+        assert x["pp"] == 8 and x["tg"] == 4 and x["reps"] == 1, x
+        # sane: positive, and below what any CPU decodes a 135M model at (1e6 tok/s)
+        assert 0 < x["tg_tok_s"] < 1e6 and 0 < x["pp_tok_s"] < 1e7, x
+        assert abs(x["tg_seq_tok_s"] * x["batch"] - x["tg_tok_s"]) <= 0.1 * x["batch"], x
+    r = run("-m", SMOL, "-p", "4", "-n", "2", "-t", "1", "--reps", "1", "--batch", "2", "--batch-invariant")
+    assert r.returncode == 0, r.stderr
+    assert any(ln.startswith("|       1 |     2 | tg2") for ln in r.stdout.splitlines()), r.stdout
 
 
 @test

@@ -2,8 +2,10 @@
  * prompt processing (pp: P tokens in batches of n_batch from an empty cache) and text
  * generation (tg: N tokens decoded one at a time after one token of context), in tokens
  * per second, for each thread count. bench/engine_vs_llama_cpp.sh runs it next to
- * llama.cpp (bench/peer_llama_cpp.py) on the same GGUF. `salign bench pipeline` is
- * cmd_bench_pipeline.c. */
+ * llama.cpp (bench/peer_llama_cpp.py) on the same GGUF. With --batch B1,B2,..: aggregate
+ * decode of B sequences forked from one prefill and stepped together (sa_batch_decode), like
+ * llama.cpp's llama-batched-bench S_TG; bench/batched_vs_llama_cpp.sh runs it next to
+ * bench/llama_cpp_batched.py. `salign bench pipeline` is cmd_bench_pipeline.c. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "sa/sa.h"
@@ -20,6 +22,29 @@ static double now_s(void) {
 }
 
 #define MAX_THREAD_SETTINGS 16
+#define MAX_BATCH_SETTINGS 16
+#define MAX_BATCH_SEQS 256
+
+/* --batch: the batch sizes (sequences) to measure, in the order given. */
+struct batch_list {
+    int n;
+    int v[MAX_BATCH_SETTINGS];
+};
+
+static bool parse_batch_list(const char *s, void *field) {
+    struct batch_list *bl = field;
+    bl->n = 0;
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > MAX_BATCH_SEQS || (*end && *end != ',') || bl->n == MAX_BATCH_SETTINGS)
+            return false;
+        bl->v[bl->n++] = (int)v;
+        s = *end ? end + 1 : end;
+        if (*end && !*s) return false;
+    }
+    return bl->n > 0;
+}
 
 struct result {
     double pp_best, pp_mean, pp_sd, tg_best, tg_mean, tg_sd;
@@ -83,9 +108,87 @@ done:
     return rc;
 }
 
+/* One thread setting of --batch, for every batch size: one context prefilled with P tokens,
+ * copied (sa_ctx_copy_prefix) into the other B-1, then N batched decode steps of one token per
+ * sequence (sa_batch_decode; every sequence gets its logits, as a sampler needs). Only the
+ * decode steps are timed: tg = B * N / time (aggregate). Each batch size runs once to warm up
+ * (N capped at 8), then reps times. tg[b], pp[b]: best and mean per batch size. */
+static int run_batched(const struct sa_model *model, const int32_t *toks, int P, int N, const struct batch_list *bl,
+                       int threads, int reps, bool batch_invariant, enum sa_dtype kv_type, struct result *res) {
+    int max_b = 1;
+    for (int i = 0; i < bl->n; i++) max_b = bl->v[i] > max_b ? bl->v[i] : max_b;
+    struct sa_ctx_params cp = sa_ctx_default_params();
+    cp.batch_invariant = batch_invariant;
+    cp.n_ctx = P + N + 8;
+    cp.n_batch = P;
+    cp.n_threads = threads;
+    cp.kv_type = kv_type;
+    struct sa_batch_params bp = sa_batch_default_params();
+    bp.n_seq_max = max_b;
+    bp.n_tokens = max_b;
+    bp.n_ctx = cp.n_ctx;
+    bp.n_threads = threads;
+    bp.batch_invariant = batch_invariant;
+    struct sa_ctx **ctx = calloc((size_t)max_b, sizeof *ctx);
+    struct sa_batch_seq *seqs = calloc((size_t)max_b, sizeof *seqs);
+    int32_t *step = calloc((size_t)max_b, sizeof *step);
+    double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
+    struct sa_batch *batch = NULL;
+    int rc = CLI_OK;
+    if (!ctx || !seqs || !step || !pp || !tg) {
+        fprintf(stderr, "salign bench: out of memory\n");
+        rc = CLI_FAIL;
+        goto done;
+    }
+    if (sa_batch_init(model, &bp, &batch)) goto fail;
+    for (int s = 0; s < max_b; s++) {
+        if (s == 1) cp.n_threads = 1; /* the forks never compute alone: the batch's pool does */
+        if (sa_ctx_init(model, &cp, &ctx[s])) goto fail;
+    }
+    for (int bi = 0; bi < bl->n; bi++) {
+        const int B = bl->v[bi];
+        for (int rep = -1; rep < reps; rep++) { /* rep -1: warm-up */
+            const int n_gen = rep < 0 && N > 8 ? 8 : N;
+            if (sa_ctx_truncate(ctx[0], 0)) goto fail;
+            double t0 = now_s();
+            if (sa_ctx_decode(ctx[0], toks, P, NULL)) goto fail;
+            if (rep >= 0) pp[rep] = P / (now_s() - t0);
+            for (int s = 1; s < B; s++)
+                if (sa_ctx_copy_prefix(ctx[s], ctx[0], P)) goto fail;
+            t0 = now_s();
+            for (int g = 0; g < n_gen; g++) {
+                for (int s = 0; s < B; s++) {
+                    /* the peer's token stream, shifted per sequence so they differ */
+                    step[s] = toks[(g + 1 + 3 * s) % P];
+                    seqs[s] = (struct sa_batch_seq){.ctx = ctx[s], .tokens = &step[s], .n = 1};
+                }
+                if (sa_batch_decode(batch, seqs, B)) goto fail;
+            }
+            if (rep >= 0) tg[rep] = (double)B * n_gen / (now_s() - t0);
+        }
+        struct result *r = &res[bi];
+        stats(pp, reps, &r->pp_best, &r->pp_mean, &r->pp_sd);
+        stats(tg, reps, &r->tg_best, &r->tg_mean, &r->tg_sd);
+    }
+    goto done;
+fail:
+    rc = cli_fail("bench");
+done:
+    if (ctx)
+        for (int s = 0; s < max_b; s++) sa_ctx_free(ctx[s]);
+    sa_batch_free(batch);
+    free(ctx);
+    free(seqs);
+    free(step);
+    free(pp);
+    free(tg);
+    return rc;
+}
+
 struct bench_opts {
     const char *model, *threads;
     int64_t P, N, B, reps;
+    struct batch_list batch;
     bool json, use_mmap, batch_invariant;
     enum sa_dtype kv_type;
 };
@@ -101,6 +204,10 @@ static const struct cli_opt bench_opts[] = {
     {"batch-size", 'b', CLI_OPT_INT, O(B), .imin = 1, .imax = 1 << 20, .arg = "B",
      .help = "tokens per forward pass for pp (default: P)"},
     {"threads", 't', CLI_OPT_STR, O(threads), .arg = "LIST", .help = "comma-separated thread counts (default 1,2)"},
+    {"batch", 0, CLI_OPT_CUSTOM, O(batch), .parse = parse_batch_list,
+     .expect = "a comma-separated list of sequence counts in 1..256, like 1,2,4,8", .arg = "LIST",
+     .help = "batched decoding instead: for each count B, B sequences forked\nfrom one P-token prefill decode N "
+             "tokens each together;\ntg = B * N / time (aggregate, llama-batched-bench S_TG)"},
     {"reps", 'r', CLI_OPT_INT, O(reps), .imin = 1, .imax = 1000, .arg = "R",
      .help = "measured repetitions (default 3)"},
     {"no-mmap", 0, CLI_OPT_UNSET, O(use_mmap),
@@ -109,7 +216,8 @@ static const struct cli_opt bench_opts[] = {
     {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
      .help = "bitwise batch-invariant kernels (sa_ctx_params.batch_invariant)"},
     CLI_KV_TYPE_ENTRY(O(kv_type)),
-    {"json", 0, CLI_OPT_FLAG, O(json), .help = "one JSON object per thread count instead of the table"},
+    {"json", 0, CLI_OPT_FLAG, O(json),
+     .help = "one JSON object per thread count (and batch size) instead of\nthe table"},
     CLI_HELP_ENTRY,
 };
 #undef O
@@ -125,12 +233,48 @@ const struct cli_cmd cli_cmd_bench = {
              "pp evaluates P tokens from an empty cache in batches of n_batch; tg decodes N tokens\n"
              "one at a time after one token of context. The tokens are a fixed pseudo-random\n"
              "sequence (the same as bench/peer_llama_cpp.py). Each test runs once to warm up,\n"
-             "then --reps times; the best and the mean are reported.\n\n",
+             "then --reps times; the best and the mean are reported.\n"
+             "With --batch, tg is batched decoding instead (llama-batched-bench's S_TG): one P-token\n"
+             "prefill copied into B sequences, then N decode steps of B tokens, one per sequence,\n"
+             "in one forward pass each; t/s = B * N / time of the decode steps.\n\n",
     .epilog = "'salign bench pipeline --help': the Stream Aligner pipeline's speed (stream vs Aligner, speculation, KV "
               "reuse).\n\n"
-              "Example:\n"
-              "  salign bench -m smollm2-135m-instruct -t 1,2 --reps 5\n",
+              "Examples:\n"
+              "  salign bench -m smollm2-135m-instruct -t 1,2 --reps 5\n"
+              "  salign bench -m qwen2.5-coder-0.5b-instruct --batch 1,2,4,8,16 -p 128 -n 64\n",
 };
+
+/* --batch: every thread count, every batch size; a table or one JSON object per pair. */
+static int bench_batched(const struct sa_model *model, const char *base, const int32_t *toks, long P, long N,
+                         const struct batch_list *bl, const int *thr, int n_thr, long reps, bool use_mmap,
+                         bool batch_invariant, enum sa_dtype kv_type, bool json) {
+    if (!json) {
+        printf("model: %s (%.1f MiB, %.1f M params), batched decoding: prompt %ld, %ld tokens per sequence\n", base,
+               sa_model_n_bytes(model) / 1048576.0, sa_model_n_params(model) / 1e6, P, N);
+        printf("| threads | batch | test   | t/s aggregate (best) | t/s (mean +- sd) | per sequence |\n");
+        printf("|--------:|------:|--------|---------------------:|-----------------:|-------------:|\n");
+        fflush(stdout);
+    }
+    for (int i = 0; i < n_thr; i++) {
+        struct result r[MAX_BATCH_SETTINGS] = {{0}};
+        int rc = run_batched(model, toks, (int)P, (int)N, bl, thr[i], (int)reps, batch_invariant, kv_type, r);
+        if (rc) return rc;
+        for (int b = 0; b < bl->n; b++) {
+            const int B = bl->v[b];
+            if (json)
+                printf("{\"engine\": \"salign\", \"model\": \"%s\", \"threads\": %d, \"batch\": %d, \"mmap\": %s, "
+                       "\"batch_invariant\": %s, \"kv_type\": \"%s\", \"pp\": %ld, \"tg\": %ld, \"reps\": %ld, \"pp_tok_s\": %.1f, "
+                       "\"tg_tok_s\": %.1f, \"tg_mean\": %.1f, \"tg_seq_tok_s\": %.1f}\n",
+                       base, thr[i], B, use_mmap ? "true" : "false", batch_invariant ? "true" : "false", sa_dtype_name(kv_type), P, N, reps,
+                       r[b].pp_best, r[b].tg_best, r[b].tg_mean, r[b].tg_best / B);
+            else
+                printf("| %7d | %5d | tg%-4ld | %20.1f | %7.1f +- %5.1f | %12.1f |\n", thr[i], B, N, r[b].tg_best,
+                       r[b].tg_mean, r[b].tg_sd, r[b].tg_best / B);
+        }
+        fflush(stdout);
+    }
+    return CLI_OK;
+}
 
 int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "pipeline")) /* the pipeline's speed: cmd_bench_pipeline.c */
@@ -160,6 +304,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (n_thr == 0) return cli_usage_error("bench", "bad --threads '%s' (a list like 1,2)", threads_arg);
     if (B == 0) B = P > 0 ? P : 1;
+    const bool batched = o.batch.n > 0;
+    if (batched && (P < 1 || N < 1))
+        return cli_usage_error("bench", "--batch needs a prompt and generated tokens (-p and -n at least 1)");
 
     char *path = NULL;
     if (sa_hub_resolve(model_arg, NULL, &path)) return cli_fail(NULL);
@@ -185,6 +332,10 @@ int cmd_bench(int argc, char **argv) {
     /* the peer's prompt: ordinary tokens away from the special ones at both ends */
     for (int32_t i = 0; i < n_tok; i++)
         toks[i] = V > 1500 ? (int32_t)(((int64_t)i * 7919 + 13) % (V - 1000) + 500) : (int32_t)(((int64_t)i * 7919 + 13) % V);
+    if (batched) {
+        rc = bench_batched(model, base, toks, P, N, &o.batch, thr, n_thr, reps, use_mmap, batch_invariant, o.kv_type, json);
+        goto out;
+    }
     if (!json) {
         printf("model: %s (%.1f MiB, %.1f M params)\n", base, sa_model_n_bytes(model) / 1048576.0,
                sa_model_n_params(model) / 1e6);
