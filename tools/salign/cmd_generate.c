@@ -1,5 +1,7 @@
 /* cmd_generate.c: `salign generate`: one completion (or one chat turn with --chat) streamed
- * to stdout as it is sampled; --json prints the text and timings instead. Also the option
+ * to stdout as it is sampled; --json prints the text and timings instead. --samples N: N
+ * completions of one prompt, forked from one prefill (sa_ctx_copy_prefix) and decoded
+ * together (sa_batch_decode), each with its own sampler seeded seed+i. Also the option
  * table it shares with `salign chat` (cli_cmd_generate, cli_cmd_chat), and the model loading
  * and token loop of generate.h. */
 #define _GNU_SOURCE
@@ -32,7 +34,12 @@ static const struct cli_opt gen_opt_table[] = {
      .help = "format TEXT as a user message with the model's chat template"},
     {"json", 0, CLI_OPT_FLAG, O(json), .mask = GEN_ONLY,
      .help = "print {text, prompt_tokens, prompt_tok_s, generated_tokens,\ndecode_tok_s, ttft_ms} instead of "
-             "streaming"},
+             "streaming; with --samples,\none line per sample: {index, seed, text, n_tokens, stop}"},
+    {"samples", 0, CLI_OPT_INT, O(n_samples), .mask = GEN_ONLY, .imin = 1, .imax = 256, .arg = "N",
+     .help = "N samples of the prompt from one prefill, decoded together\n(batched); sample i (from 0) is "
+             "seeded S+i, S = --seed\n(random if not given; printed), and equals a run of its own\nwith --seed S+i "
+             "under --batch-invariant. Printed when all\nare done, numbered. --temp 0 (greedy): all samples are "
+             "the same"},
     {"model", 'm', CLI_OPT_STR, O(model), .arg = "MODEL",
      .help = "GGUF file, model directory, or cached model name (salign pull)"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "system message (chat formats)"},
@@ -158,8 +165,162 @@ const struct cli_cmd cli_cmd_generate = {
     .n_opts = sizeof gen_opt_table / sizeof gen_opt_table[0],
     .usage = "Usage: salign generate -m MODEL -p TEXT [OPTIONS]\n\n"
              "Generates a continuation of TEXT (or, with --chat, the model's answer to it as a user\n"
-             "message), streamed to stdout as it comes. Stops at end-of-generation tokens.\n\n",
+             "message), streamed to stdout as it comes. Stops at end-of-generation tokens.\n"
+             "With --samples N, N completions decoded together from one prefill of the prompt.\n\n",
 };
+
+/* --samples N: N completions of one prompt. The prompt is evaluated once in ctx[0] and copied
+ * into the other contexts (sa_ctx_copy_prefix: KV rows and last logits); then each step draws
+ * one token per live sample from its own sampler (seed S+i) and decodes them all in one
+ * sa_batch_decode. A sample stops on its own: an end-of-generation token, n_predict tokens, or
+ * a full context. Output once all are done: text blocks headed by their number, or one JSON
+ * object per line. */
+struct sample {
+    struct sa_ctx *ctx;
+    struct sa_sampler *smp;
+    struct sa_detok_stream *ds;
+    struct gen_result res;
+    size_t cap;
+    uint64_t seed;
+    const char *stop; /* "eog", "length" (n_predict), "context" (full); NULL: running */
+};
+
+static int gen_samples(struct sa_model *m, const struct gen_opts *o, const struct sa_ctx_params *cp,
+                       const int32_t *ids, int32_t n_ids) {
+    const int32_t N = o->n_samples, V = sa_model_n_vocab(m);
+    const struct sa_tokenizer *tok = sa_model_tokenizer(m);
+    struct sample *sm = calloc((size_t)N, sizeof *sm);
+    struct sa_batch_seq *seqs = calloc((size_t)N, sizeof *seqs);
+    int32_t *next = calloc((size_t)N, sizeof *next);
+    struct sa_batch *batch = NULL;
+    int rc = CLI_OK;
+    if (!sm || !seqs || !next) {
+        rc = cli_fail("out of memory");
+        goto done;
+    }
+    struct sa_batch_params bp = sa_batch_default_params();
+    bp.n_tokens = N; /* one pass per step */
+    bp.n_seq_max = N;
+    bp.n_ctx = cp->n_ctx;
+    bp.n_threads = o->n_threads;
+    bp.batch_invariant = o->batch_invariant;
+    if (sa_batch_init(m, &bp, &batch)) {
+        rc = cli_fail("batch");
+        goto done;
+    }
+    struct sa_sampler_params sp = o->sp;
+    struct sa_detokenize_opts dopts = {.special = false, .strip_leading_space = false};
+    for (int32_t i = 0; i < N; i++) {
+        struct sa_ctx_params c = *cp;
+        if (i > 0) { /* a fork never computes alone (the batch does): no scratch for a prefill */
+            c.n_batch = 1;
+            c.n_threads = 1;
+        }
+        if (sa_ctx_init(m, &c, &sm[i].ctx)) {
+            rc = cli_fail("context");
+            goto done;
+        }
+        if (sa_sampler_init(&sp, V, &sm[i].smp)) {
+            rc = cli_fail("sampler");
+            goto done;
+        }
+        /* S: --seed, or the first sampler's drawn seed; sample i gets S + i (mod 2^64) */
+        sm[i].seed = sa_sampler_seed(sm[i].smp);
+        sp.seed = sm[0].seed + (uint64_t)(i + 1);
+        for (int32_t k = 0; k < n_ids; k++) sa_sampler_accept(sm[i].smp, ids[k]);
+        if (sa_detok_stream_init(tok, dopts, &sm[i].ds) || append(&sm[i].res, &sm[i].cap, "", 0)) {
+            rc = cli_fail("detokenizer");
+            goto done;
+        }
+    }
+    if (sa_ctx_decode(sm[0].ctx, ids, n_ids, NULL)) {
+        rc = cli_fail("prompt");
+        goto done;
+    }
+    for (int32_t i = 1; i < N; i++)
+        if (sa_ctx_copy_prefix(sm[i].ctx, sm[0].ctx, n_ids)) {
+            rc = cli_fail("fork");
+            goto done;
+        }
+    if (o->n_predict == 0)
+        for (int32_t i = 0; i < N; i++) sm[i].stop = "length";
+    for (int32_t step = 0;; step++) {
+        int32_t nb = 0;
+        for (int32_t i = 0; i < N; i++) {
+            struct sample *s = &sm[i];
+            if (s->stop) continue;
+            const float *logits = sa_ctx_logits(s->ctx);
+            int32_t id;
+            if (!logits || sa_sampler_sample(s->smp, logits, V, &id)) {
+                rc = cli_fail("sampling");
+                goto done;
+            }
+            if (sa_tokenizer_is_eog(tok, id)) {
+                s->res.hit_eog = true;
+                s->stop = "eog";
+                continue;
+            }
+            sa_sampler_accept(s->smp, id);
+            s->res.n_tokens++;
+            const char *piece;
+            size_t n;
+            if (sa_detok_stream_push(s->ds, id, &piece, &n) || append(&s->res, &s->cap, piece, n)) {
+                rc = cli_fail("detokenizer");
+                goto done;
+            }
+            if (step + 1 == o->n_predict) s->stop = "length";
+            else if (sa_ctx_len(s->ctx) >= sa_ctx_n_ctx(s->ctx)) s->stop = "context";
+            if (s->stop) continue;
+            next[i] = id;
+            seqs[nb++] = (struct sa_batch_seq){.ctx = s->ctx, .tokens = &next[i], .n = 1};
+        }
+        if (nb == 0) break;
+        if (sa_batch_decode(batch, seqs, nb)) {
+            rc = cli_fail("decode");
+            goto done;
+        }
+    }
+    for (int32_t i = 0; i < N; i++) {
+        struct sample *s = &sm[i];
+        const char *piece;
+        size_t n;
+        if (sa_detok_stream_flush(s->ds, &piece, &n) == SA_STATUS_OK && n && append(&s->res, &s->cap, piece, n)) {
+            rc = cli_fail("out of memory");
+            goto done;
+        }
+        if (o->json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "index", i);
+            char seed[24]; /* a uint64 exactly: a JSON number may not hold it as a double */
+            snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
+            cJSON_AddRawToObject(j, "seed", seed);
+            cJSON_AddStringToObject(j, "text", s->res.text);
+            cJSON_AddNumberToObject(j, "n_tokens", s->res.n_tokens);
+            cJSON_AddStringToObject(j, "stop", s->stop);
+            char *txt = cJSON_PrintUnformatted(j);
+            if (txt) printf("%s\n", txt);
+            free(txt);
+            cJSON_Delete(j);
+        } else {
+            printf("%s--- sample %d of %d (seed %llu, %d tokens, stop: %s) ---\n%s\n", i ? "\n" : "", i, N,
+                   (unsigned long long)s->seed, s->res.n_tokens, s->stop, s->res.text);
+        }
+    }
+    fflush(stdout);
+done:
+    if (sm)
+        for (int32_t i = N - 1; i >= 0; i--) {
+            free(sm[i].res.text);
+            sa_detok_stream_free(sm[i].ds);
+            sa_sampler_free(sm[i].smp);
+            sa_ctx_free(sm[i].ctx);
+        }
+    sa_batch_free(batch);
+    free(next);
+    free(seqs);
+    free(sm);
+    return rc;
+}
 
 /* salign chat (cmd_chat.c) shares the table. */
 const struct cli_cmd cli_cmd_chat = {
@@ -235,6 +396,10 @@ int cmd_generate(int argc, char **argv) {
     if ((int64_t)n_ids >= cp.n_ctx) {
         fprintf(stderr, "salign: the prompt has %zu tokens; the context holds %d\n", n_ids, cp.n_ctx);
         rc = CLI_FAIL;
+        goto done;
+    }
+    if (o.n_samples > 0) {
+        rc = gen_samples(m, &o, &cp, ids, (int32_t)n_ids);
         goto done;
     }
     if (sa_ctx_init(m, &cp, &ctx)) {

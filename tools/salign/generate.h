@@ -20,6 +20,7 @@ struct gen_opts {
     enum sa_dtype kv_type; /* --kv-type: sa_ctx_params.kv_type */
     struct sa_sampler_params sp;
     const char *prompt;   /* generate -p */
+    int32_t n_samples;    /* generate --samples: 0 = one streamed completion */
     bool chat, json;      /* generate --chat, --json */
 };
 void gen_opts_init(struct gen_opts *o);
