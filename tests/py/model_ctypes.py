@@ -13,8 +13,12 @@ class ModelParams(ctypes.Structure):
 
 
 class CtxParams(ctypes.Structure):
+    """struct sa_ctx_params (include/sa/context.h), field for field: a field added there must be
+    added here, or sa_ctx_default_params() returns into a struct too small (the test then sees
+    garbage in the missing fields)."""
     _fields_ = [("n_ctx", ctypes.c_int32), ("n_batch", ctypes.c_int32), ("n_threads", ctypes.c_int),
-                ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p), ("batch_invariant", ctypes.c_bool)]
+                ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p), ("batch_invariant", ctypes.c_bool),
+                ("sched", ctypes.c_void_p), ("kv_type", ctypes.c_int)]
 
 
 _lib = None
