@@ -121,15 +121,15 @@ static enum sa_status batch_for(struct sa_sched *s, const struct sa_model *model
  * sequences (a call that asks for the batch-invariant kernels, as copy-speculation's
  * verification does, does not impose them on the others). */
 static void run_batch(struct sa_sched *s, struct sched_req *reqs) {
-    struct sched_req *todo = reqs;
+    struct sched_req *rest = reqs; /* not yet run */
     int64_t n_calls = 0, n_rows = 0, n_passes = 0;
-    while (todo) {
-        const struct sa_model *model = sa_ctx_model(todo->seq.ctx);
-        const bool inv = todo->inv;
+    while (rest) {
+        const struct sa_model *model = sa_ctx_model(rest->seq.ctx);
+        const bool inv = rest->inv;
         struct sa_batch_seq seqs[64];
         struct sched_req *mine[64];
         int n = 0;
-        struct sched_req **pp = &todo;
+        struct sched_req **pp = &rest;
         while (*pp && n < 64) {
             struct sched_req *r = *pp;
             if (sa_ctx_model(r->seq.ctx) == model && r->inv == inv) {
