@@ -638,7 +638,7 @@ int cmd_data_rollout(int argc, char **argv) {
         pthread_mutex_init(&r.mu, NULL);
         r.t0 = now_s();
         cli_sigint_catch();
-        rc = run_jobs(&r);
+        rc = n_jobs ? run_jobs(&r) : CLI_OK;
         cli_sigint_restore();
         pthread_mutex_destroy(&r.mu);
         const struct totals *t = &r.t;
