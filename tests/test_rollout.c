@@ -500,6 +500,49 @@ static void test_errors(void) {
     world_free(&w);
 }
 
+
+/* ---- a local upstream: N samples of one prefix cost one prefill ---- */
+
+static void test_local_prefix_kv_reuse(void) {
+    const char *dir = getenv("SALIGN_MODELS");
+    char path[1024];
+    if (dir) snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
+    else snprintf(path, sizeof path, "%s/.cache/salign/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+                  getenv("HOME") ? getenv("HOME") : ".");
+    struct sa_model *m = NULL;
+    CHECK_OK(sa_model_load(path, NULL, &m));
+    CHECK_MSG(m != NULL, "missing %s: run scripts/setup.sh (salign pull smollm2-135m-instruct)", path);
+    if (!m) return;
+    struct sa_pipeline_params pp = sa_pipeline_default_params();
+    pp.mode = SA_PIPELINE_UPSTREAM;
+    pp.upstream_model = m;
+    pp.n_threads = 2;
+    struct sa_pipeline *pl = NULL;
+    CHECK_OK(sa_pipeline_init(&pp, &pl));
+    const char *q = "Tom has 3 apples and buys 4 more. How many apples does he have?";
+    const char *prefix = "Tom has 3 apples.";
+    struct sa_pipeline_sample_params sp = sa_pipeline_sample_default_params();
+    sp.whole = true;
+    sp.max_tokens = 6;
+    struct sa_pipeline_sample_result r[3];
+    for (int i = 0; i < 3; i++) {
+        sp.seed = (uint64_t)i + 1;
+        CHECK_OK(sa_pipeline_sample(pl, q, prefix, &sp, &r[i]));
+        CHECK(r[i].n_tokens >= 1 && r[i].n_tokens <= 6);
+    }
+    CHECK(r[0].n_prefill > 20);                       /* the question and the prefix */
+    CHECK(r[1].n_prefill <= 2 && r[2].n_prefill <= 2); /* the healed token at most */
+    /* the same seed gives the same text */
+    struct sa_pipeline_sample_result again;
+    sp.seed = 1;
+    CHECK_OK(sa_pipeline_sample(pl, q, prefix, &sp, &again));
+    CHECK_EQ_STR(again.text, r[0].text);
+    sa_pipeline_sample_result_free(&again);
+    for (int i = 0; i < 3; i++) sa_pipeline_sample_result_free(&r[i]);
+    sa_pipeline_free(pl);
+    sa_model_free(m);
+}
+
 int main(void) {
     RUN(test_prefix_sample);
     RUN(test_first_error_and_fix);
@@ -511,5 +554,6 @@ int main(void) {
     RUN(test_given_draft);
     RUN(test_seeds);
     RUN(test_errors);
+    RUN(test_local_prefix_kv_reuse);
     return harness_summary();
 }
