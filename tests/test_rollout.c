@@ -501,6 +501,30 @@ static void test_errors(void) {
 }
 
 
+/* n_verify: the label checked with fresh completions */
+static void test_verify(void) {
+    struct script sc = {DRAFT, 6, ALTS, 4, 3, false};
+    struct world w;
+    world_init(&w, &sc);
+    struct sa_rollout_params p = params();
+    p.n_verify = 4;
+    struct sa_rollout_result r;
+    CHECK_OK(sa_rollout_label(w.pl, "\"q1\"", Q, "7", NULL, &p, &r));
+    CHECK_EQ_INT(r.outcome, SA_ROLLOUT_FIXED);
+    CHECK_NEAR(r.verify_after, 0, 0); /* through "bad": never */
+    CHECK_NEAR(r.verify_alt, 1, 0);   /* through "good": always */
+    CHECK_EQ_INT(r.n_generations, 1 + 3 * 4 + 4 + 3 * 4 + 2 * 4);
+    CHECK_EQ_INT(r.n_records, 5);
+    for (size_t i = 0; i < r.n_records; i++) CHECK_EQ_INT(r.records[i].n_rollouts, 4);
+    sa_rollout_result_free(&r);
+    /* off: not measured */
+    p.n_verify = 0;
+    CHECK_OK(sa_rollout_label(w.pl, "\"q1\"", Q, "7", NULL, &p, &r));
+    CHECK(r.verify_after < 0 && r.verify_alt < 0);
+    sa_rollout_result_free(&r);
+    world_free(&w);
+}
+
 /* ---- a local upstream: N samples of one prefix cost one prefill ---- */
 
 static void test_local_prefix_kv_reuse(void) {
@@ -554,6 +578,7 @@ int main(void) {
     RUN(test_given_draft);
     RUN(test_seeds);
     RUN(test_errors);
+    RUN(test_verify);
     RUN(test_local_prefix_kv_reuse);
     return harness_summary();
 }

@@ -50,6 +50,10 @@ struct sa_rollout_params {
     uint64_t seed;          /* every sample's seed derives from (seed, id, what, k, i):
                                sa_rollout_seed; the same seed gives the same records whatever
                                the order questions are labelled in */
+    int32_t n_verify;       /* label check (issue 13): after a fix, value the draft's prefix
+                               through the wrong sentence and the prefix through the correction
+                               again with this many fresh completions (other seeds); 0: off
+                               (default). Costs 2 x n_verify generations per fix */
     bool copy_records;      /* emit copy records (default true) */
     bool answer_records;    /* emit whole-answer records for the Aligner baseline (default true) */
     /* Polled between samples and inside them (may be NULL): true stops with SA_STATUS_CANCELLED. */
@@ -58,8 +62,8 @@ struct sa_rollout_params {
     void (*on_generation)(void *user, int32_t n_generations, int64_t n_tokens);
     void *user; /* for both hooks */
 };
-/* N 4, K 4, temperature 0.7, top_p 1, max_tokens 384, min_alt_value 0.5, seed 0, copy and
- * answer records on, no hooks. */
+/* N 4, K 4, temperature 0.7, top_p 1, max_tokens 384, min_alt_value 0.5, seed 0, n_verify 0,
+ * copy and answer records on, no hooks. */
 struct sa_rollout_params sa_rollout_default_params(void);
 
 /* A greedy draft written before (e.g. read from `salign align --mode upstream --trace`):
@@ -95,6 +99,10 @@ struct sa_rollout_result {
     double value0;            /* value(0) (< 0: not measured) */
     int32_t n_alternatives;   /* distinct alternatives valued (not equal to the draft's sentence) */
     double best_alt_value;    /* < 0: none valued */
+    double verify_after;      /* n_verify: the fresh value of the prefix through the wrong sentence
+                                 (the label holds when it is 0); < 0: not checked */
+    double verify_alt;        /* n_verify: the fresh value of the prefix through the correction
+                                 (the replacement changes the answer when it is > verify_after) */
     struct sa_rollout_record *records; /* (n_records): sentence records by round, then whole-answer */
     size_t n_records;
     int32_t n_generations;    /* upstream generations (the draft, when made here, counts one) */
@@ -122,6 +130,8 @@ enum sa_rollout_what {
     SA_ROLLOUT_SEED_VALUE = 1,     /* completion i from the prefix of k draft sentences */
     SA_ROLLOUT_SEED_ALT = 2,       /* alternative i for sentence k */
     SA_ROLLOUT_SEED_ALT_VALUE = 3, /* completion i after alternative k */
+    SA_ROLLOUT_SEED_VERIFY = 4,    /* n_verify: completion i through wrong sentence k */
+    SA_ROLLOUT_SEED_VERIFY_ALT = 5, /* n_verify: completion i through the correction of sentence k */
 };
 /* The seed of one sample: a hash of (seed, id, what, k, i). */
 uint64_t sa_rollout_seed(uint64_t seed, const char *id, enum sa_rollout_what what, uint32_t k, uint32_t i);

@@ -76,6 +76,7 @@ struct labeller {
     struct sa_pipeline *pl;
     const char *id, *question, *gold;
     const struct sa_rollout_params *p;
+    const struct sa_rollout_params *orig_p; /* p, while n_verify swaps in its own */
     struct sa_rollout_result *res;
     char **text, **orig; /* (S): the draft's pieces */
     size_t n;
@@ -256,6 +257,14 @@ static enum sa_status fix_first_error(struct labeller *lb, size_t h) {
     res->best_alt_value = best;
     if (!s && best >= lb->p->min_alt_value && best > 0) {
         res->outcome = SA_ROLLOUT_FIXED;
+        if (lb->p->n_verify > 0) { /* the label, checked with fresh completions */
+            struct sa_rollout_params vp = *lb->p;
+            vp.n_rollouts = lb->p->n_verify;
+            lb->p = &vp;
+            s = value_of(lb, lb->prefix[h], SA_ROLLOUT_SEED_VERIFY, (uint32_t)h, &res->verify_after, NULL);
+            if (!s) s = value_of(lb, best_text, SA_ROLLOUT_SEED_VERIFY_ALT, (uint32_t)h, &res->verify_alt, NULL);
+            lb->p = lb->orig_p;
+        }
         struct sa_rollout_record rec = {.kind = SA_ROLLOUT_FIX, .round = (int32_t)h, .value_before = lb->value[h - 1],
                                         .value_after = lb->value[h], .alt_value = best,
                                         .n_rollouts = lb->p->n_rollouts};
@@ -355,9 +364,9 @@ static enum sa_status load_draft(struct labeller *lb, const struct sa_rollout_dr
 }
 
 static enum sa_status check_params(const struct sa_rollout_params *p) {
-    if (p->n_rollouts <= 0 || p->n_alternatives <= 0 || p->max_tokens <= 0 || !(p->temperature > 0) ||
+    if (p->n_rollouts <= 0 || p->n_alternatives <= 0 || p->max_tokens <= 0 || p->n_verify < 0 || !(p->temperature > 0) ||
         !(p->top_p > 0 && p->top_p <= 1) || !(p->min_alt_value >= 0 && p->min_alt_value <= 1))
-        return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: n_rollouts, n_alternatives and max_tokens must be > 0, "
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: n_rollouts, n_alternatives and max_tokens must be > 0, n_verify >= 0, "
                                                 "temperature > 0, top_p in (0, 1], min_alt_value in [0, 1]");
     return SA_STATUS_OK;
 }
@@ -371,9 +380,10 @@ enum sa_status sa_rollout_label(struct sa_pipeline *pl, const char *id, const ch
     enum sa_status s = check_params(params);
     if (s) return s;
     out->first_error = 0;
-    out->value0 = out->best_alt_value = -1;
+    out->value0 = out->best_alt_value = out->verify_after = out->verify_alt = -1;
     const double t0 = sa_time_now();
-    struct labeller lb = {.pl = pl, .id = id, .question = question, .gold = gold, .p = params, .res = out};
+    struct labeller lb = {.pl = pl, .id = id, .question = question, .gold = gold, .p = params, .orig_p = params,
+                          .res = out};
     sa_buf_init(&lb.tmp, 0);
     s = load_draft(&lb, draft);
     const size_t S = lb.n;

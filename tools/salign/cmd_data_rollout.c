@@ -27,7 +27,7 @@ static double now_s(void) {
 
 struct rollout_opts {
     const char *upstream, *up_tmpl, *up_model, *input, *out, *answers_out, *drafts;
-    int32_t n_rollouts, n_alternatives, max_tokens, max_length, n_ctx;
+    int32_t n_rollouts, n_alternatives, max_tokens, max_length, n_ctx, n_verify;
     float temp, top_p;
     double min_value;
     uint64_t seed;
@@ -66,6 +66,9 @@ static const struct cli_opt rollout_opts[] = {
      .help = "most tokens of an answer, draft included (default 1024)"},
     {"seed", 0, CLI_OPT_UINT, O(seed), .umax = UINT64_MAX, .arg = "S",
      .help = "seed (default 0): sample i of prefix k of question ID\nis seeded by (S, ID, k, i)"},
+    {"verify", 0, CLI_OPT_INT, O(n_verify), .imin = 0, .imax = 1024, .arg = "M",
+     .help = "check each fix with M fresh completions through the wrong\nsentence and through the correction "
+             "(default 0: off)"},
     {"no-copy", 0, CLI_OPT_FLAG, O(no_copy), .help = "no copy records (only corrections)"},
     {"limit", 0, CLI_OPT_UINT, O(limit), .umin = 1, .umax = SIZE_MAX, .arg = "N",
      .help = "only the first N questions of the input"},
@@ -269,6 +272,8 @@ struct job {
 struct totals {
     size_t n_done, n_correct, n_first_error, n_fixed, n_no_alt, n_too_hard, n_empty, n_errors;
     size_t n_copy, n_fix, n_answer;
+    size_t n_verified, n_holds, n_changes; /* --verify: fixes checked, wrong sentence's fresh value 0,
+                                             correction's fresh value above it */
     int64_t n_generations, n_tokens;
 };
 
@@ -314,6 +319,8 @@ static char *status_line(const struct job *jb, const struct sa_rollout_result *r
         if (res->value0 >= 0) cJSON_AddNumberToObject(j, "value0", res->value0);
         if (res->best_alt_value >= 0) cJSON_AddNumberToObject(j, "best_alt_value", res->best_alt_value);
         cJSON_AddNumberToObject(j, "alternatives", res->n_alternatives);
+        if (res->verify_after >= 0) cJSON_AddNumberToObject(j, "verify_after", res->verify_after);
+        if (res->verify_alt >= 0) cJSON_AddNumberToObject(j, "verify_alt", res->verify_alt);
         cJSON_AddNumberToObject(j, "records", (double)res->n_records);
     }
     cJSON_AddNumberToObject(j, "generations", res ? res->n_generations : 0);
@@ -396,6 +403,11 @@ static void label_job(struct run *r, struct sa_pipeline *pl, const struct job *j
             t->n_no_alt += res.outcome == SA_ROLLOUT_NO_ALTERNATIVE;
             t->n_too_hard += res.outcome == SA_ROLLOUT_TOO_HARD;
             t->n_empty += res.outcome == SA_ROLLOUT_EMPTY;
+            if (res.verify_after >= 0 && res.verify_alt >= 0) {
+                t->n_verified++;
+                t->n_holds += res.verify_after == 0;
+                t->n_changes += res.verify_alt > res.verify_after;
+            }
         }
         double el = now_s() - r->t0;
         double eta = el / (double)t->n_done * (double)(r->n_jobs - t->n_done);
@@ -631,6 +643,7 @@ int cmd_data_rollout(int argc, char **argv) {
         r.rp.min_alt_value = o.min_value;
         r.rp.seed = o.seed;
         r.rp.copy_records = !o.no_copy;
+        r.rp.n_verify = o.n_verify;
         r.rp.answer_records = o.answers_out != NULL;
         r.rp.cancel = cli_interrupted;
         if (n_before) fprintf(stderr, "salign data: %zu question(s) already done in %s\n", n_before, done_path);
@@ -649,6 +662,11 @@ int cmd_data_rollout(int argc, char **argv) {
                 t->n_done, n_before, t->n_correct, t->n_first_error, t->n_fixed, t->n_no_alt, t->n_too_hard,
                 t->n_empty, t->n_errors, t->n_copy, t->n_fix, t->n_answer, (long long)t->n_generations,
                 (long long)t->n_tokens, now_s() - r.t0);
+        if (o.n_verify)
+            fprintf(stderr,
+                    "salign data: label check (%d fresh completions): of %zu fixes, %zu keep value 0 through the "
+                    "wrong sentence, %zu have a higher value through the correction\n",
+                    o.n_verify, t->n_verified, t->n_holds, t->n_changes);
     }
     if (out) fclose(out);
     if (answers) fclose(answers);
