@@ -353,7 +353,7 @@ static void label_job(struct run *r, struct sa_pipeline *pl, const struct job *j
     }
     const char *reason = jb->reason ? jb->reason : why;
     /* the lines, made before taking the lock */
-    struct sa_buf_lines {
+    struct {
         char *rec, *ans;
     } lines = {calloc(1, 1), calloc(1, 1)};
     size_t n_copy = 0, n_fix = 0, n_ans = 0;
