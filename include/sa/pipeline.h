@@ -285,6 +285,55 @@ size_t sa_edit_distance(const char *a, size_t na, const char *b, size_t nb);
 SA_NODISCARD enum sa_status sa_upstream_local_init(const struct sa_model *model, int32_t n_ctx, int n_threads,
                                                    bool kv_reuse, struct sa_upstream **out);
 
+/* ---- sampling from a prefix (src/pipeline/prefix_sample.c; issue 13: rollouts) ---- */
+
+/* One sample of the upstream continuing a given answer prefix. */
+struct sa_pipeline_sample_params {
+    bool whole;        /* true: to the end of the answer (as UPSTREAM mode writes the rest);
+                          false: one sentence (as a STREAM round cuts y1) */
+    float temperature; /* <= 0: greedy */
+    float top_p;       /* (0, 1]; 0: 1 (off) */
+    uint64_t seed;     /* the sampler's seed (the same seed, prefix and model give the same text) */
+    int32_t max_tokens; /* most upstream tokens of this sample; 0: the pipeline's
+                           max_sentence_tokens (one sentence) or what max_length leaves (whole).
+                           The pipeline's max_length stays a hard cap on prefix + text */
+    bool (*cancel)(void *user); /* may be NULL: polled between tokens; true stops the sample
+                                   (SA_STATUS_CANCELLED) */
+    void *cancel_user;
+};
+/* whole false, temperature 0.7, top_p 1, seed 0, max_tokens 0, no cancel hook. */
+struct sa_pipeline_sample_params sa_pipeline_sample_default_params(void);
+
+struct sa_pipeline_sample_result {
+    char *text;       /* malloc'd: exactly what the pipeline would append to the prefix: the
+                         separator the upstream wrote and the sentence (one sentence), or the
+                         whole rest of the answer without trailing whitespace; "" when the
+                         upstream wrote nothing more */
+    char *sentence;   /* malloc'd: one sentence: y1 without its outer whitespace (as the aligner
+                         would see it); whole: NULL */
+    bool done;        /* the upstream ended its turn within this text (no more would follow) */
+    bool cut;         /* max_length (or max_tokens) ended it before the turn's end */
+    int32_t n_tokens; /* tokens the upstream generated for it */
+    int32_t n_prefill; /* prompt tokens the local upstream evaluated (0: all reused, or remote) */
+};
+/* Frees the strings; NULL does nothing. */
+void sa_pipeline_sample_result_free(struct sa_pipeline_sample_result *r);
+
+/* The upstream continues `prefix` (an answer so far, as the pipeline joins it: sentences
+ * with their separators; "" for the start) of `question`, with the pipeline's exact
+ * conventions: the prompt q + p rendered with the upstream's chat template (system message
+ * included), token healing, the segmenter primed with p and the first sentence boundary
+ * after p (one-sentence mode), max_length. Any pipeline with an upstream (mode is not
+ * looked at). A local upstream keeps its KV cache across calls, so N samples of one prefix
+ * cost one prefill; with sa_pipeline_params.sched several threads' samples are batched.
+ * *out is always filled (free with sa_pipeline_sample_result_free; on error its strings are
+ * NULL). Errors: BAD_ARGUMENT
+ * (NULL, no upstream, invalid UTF-8, a prompt too long for the context: the pipeline stays
+ * usable), CANCELLED, and the upstream's errors. */
+SA_NODISCARD enum sa_status sa_pipeline_sample(struct sa_pipeline *pl, const char *question, const char *prefix,
+                                               const struct sa_pipeline_sample_params *params,
+                                               struct sa_pipeline_sample_result *out);
+
 #ifdef __cplusplus
 }
 #endif

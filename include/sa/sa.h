@@ -21,6 +21,7 @@
 #include "sa/upstream.h"
 #include "sa/pipeline.h"
 #include "sa/pipeline_trace.h"
+#include "sa/rollout.h"
 #include "sa/records.h"
 #include "sa/data_build.h"
 #include "sa/train.h"

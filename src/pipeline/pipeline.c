@@ -979,3 +979,63 @@ enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *q
     pl->question = NULL;
     return s;
 }
+
+/* ---- sampling from a prefix (issue 13: rollouts; the public side is prefix_sample.c) ---- */
+
+/* The upstream continues `prefix` as a STREAM round (one sentence: READ_ONE, then appended by
+ * emit as a copied revision would be) or as UPSTREAM mode writes the rest (READ_EMIT), so that
+ * the text is exactly what the pipeline would append. */
+enum sa_status sa_pipeline_sample_run(struct sa_pipeline *pl, const char *question, const char *prefix,
+                                      const struct sa_pipeline_sample_params *sp,
+                                      struct sa_pipeline_sample_result *out) {
+    if (!pl->up) return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_pipeline_sample: the pipeline has no upstream");
+    struct sa_pipeline_result res = {0};
+    struct sa_pipeline_callbacks cb = {.cancel = sp->cancel, .user = sp->cancel_user};
+    const float top_p = pl->p.upstream_top_p;
+    pl->p.upstream_top_p = sp->top_p > 0 ? sp->top_p : 1.0f;
+    pl->cb = &cb;
+    pl->question = question;
+    pl->res = &res;
+    pl->cb_stop = pl->len_stop = false;
+    pl->t0 = sa_time_now();
+    sa_buf_clear(&pl->answer);
+    enum sa_status s = sa_buf_append(&pl->answer, prefix, strlen(prefix));
+    if (!s) s = sa_buf_append(&pl->answer, "", 0);
+    const size_t base = pl->answer.len;
+    int32_t left = s ? 0 : budget(pl);
+    const int32_t cap = sp->max_tokens > 0 ? sp->max_tokens : sp->whole ? left : pl->p.max_sentence_tokens;
+    if (left > cap) left = cap;
+    struct read_out ro = {0};
+    char *prompt = NULL;
+    size_t plen = 0;
+    if (!s && left > 0) {
+        s = upstream_prompt(pl, &prompt, &plen);
+        if (!s)
+            s = read_upstream(pl, pl->up, prompt, plen, left, sp->temperature, sp->seed,
+                              sp->whole ? READ_EMIT : READ_ONE, &ro);
+        free(prompt);
+    }
+    if (!s && !sp->whole && ro.piece) {
+        if (!(out->sentence = sa_join_strip(ro.piece, ro.len))) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        struct sa_pipeline_sentence ev = {.aligned = true, .original = out->sentence};
+        if (!s) s = emit(pl, ro.piece, ro.lead, out->sentence, strlen(out->sentence), &ev);
+    }
+    free(ro.piece);
+    if (!s) { /* the text as appended, its separator kept */
+        const size_t n = pl->answer.len - base;
+        if (!(out->text = malloc(n + 1))) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        else {
+            memcpy(out->text, pl->answer.data + base, n);
+            out->text[n] = 0;
+        }
+    }
+    out->done = !pl->len_stop && ro.finish == SA_UPSTREAM_FINISH_STOP;
+    out->cut = pl->len_stop || ro.finish == SA_UPSTREAM_FINISH_LENGTH || (!s && left <= 0);
+    out->n_tokens = res.upstream_tokens + (sp->whole ? 0 : ro.n_tokens);
+    out->n_prefill = res.upstream_prefill + (sp->whole ? 0 : ro.n_prefill);
+    pl->p.upstream_top_p = top_p;
+    pl->cb = NULL;
+    pl->res = NULL;
+    pl->question = NULL;
+    return s;
+}

@@ -57,4 +57,11 @@ double sa_join_edit_ratio(const char *a, size_t na, const char *b, size_t nb);
 /* Whitespace-separated words (the token count when no tokenizer is known). */
 int32_t sa_join_count_words(const char *s, size_t n);
 
+/* ---- sampling from a prefix (the end of pipeline.c, for prefix_sample.c) ---- */
+
+/* sa_pipeline_sample after its argument checks (params complete, strings valid UTF-8). */
+SA_NODISCARD enum sa_status sa_pipeline_sample_run(struct sa_pipeline *pl, const char *question, const char *prefix,
+                                                   const struct sa_pipeline_sample_params *sp,
+                                                   struct sa_pipeline_sample_result *out);
+
 #endif

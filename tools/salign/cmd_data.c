@@ -2,7 +2,8 @@
  *   from-gsm8k  sentence records (copy + rule-based rewrites) from GSM8K solutions
  *   split       train/dev split by question
  *   check       validate a record file and count its records
- *   build       sentence records from an upstream and an annotator model (resumable) */
+ *   build       sentence records from an upstream and an annotator model (resumable)
+ *   rollout     records from an upstream's own answers, labelled by rollouts (cmd_data_rollout.c) */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "generate.h"
@@ -382,12 +383,13 @@ static const struct cli_cmd data_cmds[] = {
              "run the same command again to resume an interrupted build.\n\n"),
 };
 #undef DATA_CMD
-const struct cli_cmd *const cli_cmds_data[] = {&data_cmds[0], &data_cmds[1], &data_cmds[2], &data_cmds[3], NULL};
+const struct cli_cmd *const cli_cmds_data[] = {&data_cmds[0], &data_cmds[1], &data_cmds[2], &data_cmds[3],
+                                               &cli_cmd_data_rollout, NULL};
 
 static void usage(FILE *f) {
     fprintf(f, "Usage: salign data COMMAND [OPTIONS]\n\n"
                "Builds and checks the aligner's training records (docs/EVAL.md). Commands: from-gsm8k,\n"
-               "split, check, build. Output '-' is standard output.\n");
+               "split, check, build, rollout. Output '-' is standard output.\n");
     for (size_t i = 0; cli_cmds_data[i]; i++) {
         fputs("\n", f);
         cli_help(f, cli_cmds_data[i]);
@@ -404,6 +406,7 @@ int cmd_data(int argc, char **argv) {
         usage(stdout);
         return CLI_OK;
     }
+    if (!strcmp(cmd, "rollout")) return cmd_data_rollout(argc - 1, argv + 1);
     const struct cli_cmd *sub = NULL;
     for (size_t i = 0; cli_cmds_data[i]; i++)
         if (!strcmp(cmd, cli_cmds_data[i]->name + strlen("data "))) sub = cli_cmds_data[i];
