@@ -22,6 +22,8 @@ struct gen_opts {
     const char *prompt;   /* generate -p */
     int32_t n_samples;    /* generate --samples: 0 = one streamed completion */
     bool chat, json;      /* generate --chat, --json */
+    const char *lora;     /* generate --lora: a GGUF LoRA adapter over the model, or NULL */
+    float lora_scale;     /* generate --lora-scale: sa_ctx_params.lora_scale (default 1) */
 };
 void gen_opts_init(struct gen_opts *o);
 
@@ -30,6 +32,9 @@ void gen_opts_init(struct gen_opts *o);
 
 /* Resolves `ref` (sa_hub_resolve) and loads it; prints the error and returns CLI_FAIL. */
 int gen_load_model(const char *ref, int n_threads, struct sa_model **out);
+
+/* Loads the LoRA adapter `path` over m (sa_lora_load); prints the error and returns CLI_FAIL. */
+int gen_load_lora(const struct sa_model *m, const char *path, struct sa_lora **out);
 
 struct gen_result {
     char *text;           /* malloc'd generated text (NUL-terminated), caller frees */
