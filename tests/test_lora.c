@@ -5,7 +5,8 @@
  * exactly; adapted and plain contexts over one model decode in one batch with the results of
  * decoding alone (bitwise, batch-invariant kernels); the adapter loads over a Q8_0 base; hostile
  * files (truncated, wrong architecture, shapes, names, ranks, NaN) are refused with a clear
- * status. llama.cpp loading the same files: tests/py/test_lora_llama_cpp.py. */
+ * status; the resolver of shipped adapters (models/NAME/manifest.json) checks the manifest and
+ * the file's sha256. llama.cpp loading the same files: tests/py/test_lora_llama_cpp.py. */
 #include "harness.h"
 #include "sa/sa.h"
 #include "core/core_impl.h"
@@ -367,9 +368,80 @@ static void test_hostile(void) {
     sa_model_free(m);
 }
 
+/* ---- shipped adapters: models/NAME/manifest.json ---- */
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    CHECK_OK(sa_write_file_atomic(p, text, strlen(text)));
+}
+
+static void test_hub_adapter_resolve(void) {
+    char models[600], dir[700], man[1400], hex[65];
+    snprintf(models, sizeof models, "%s/models", harness_tmpdir());
+    snprintf(dir, sizeof dir, "%s/tiny-aligner", models);
+    CHECK_OK(sa_mkdir_p(dir, 0755));
+    write_text(dir, "adapter.gguf", "not really a GGUF, but the resolver only checks the digest");
+    char ap[800];
+    snprintf(ap, sizeof ap, "%s/adapter.gguf", dir);
+    CHECK_OK(sa_sha256_file(ap, hex));
+    struct sa_hub_adapter ha;
+    /* good: a known name as base, the upper-case digest accepted */
+    char up[65];
+    for (int i = 0; i < 65; i++) up[i] = (char)(hex[i] >= 'a' && hex[i] <= 'f' ? hex[i] - 32 : hex[i]);
+    snprintf(man, sizeof man, "{\"base\": \"qwen2.5-coder-0.5b-instruct\", \"adapter\": \"adapter.gguf\", "
+             "\"sha256\": \"%s\", \"size\": 58, \"recipe\": \"recipe.sh\"}", up);
+    write_text(dir, "manifest.json", man);
+    CHECK_OK(sa_hub_adapter_resolve("tiny-aligner", models, &ha));
+    CHECK_EQ_STR(ha.base, "qwen2.5-coder-0.5b-instruct");
+    CHECK_EQ_STR(ha.adapter, ap);
+    CHECK_EQ_STR(ha.sha256, hex);
+    sa_hub_adapter_free(&ha);
+    sa_hub_adapter_free(NULL);
+    /* a base file in the folder is taken relative to it */
+    write_text(dir, "base.gguf", "x");
+    snprintf(man, sizeof man, "{\"base\": \"base.gguf\", \"adapter\": \"adapter.gguf\", \"sha256\": \"%s\"}", hex);
+    write_text(dir, "manifest.json", man);
+    CHECK_OK(sa_hub_adapter_resolve("tiny-aligner", models, &ha));
+    CHECK(ha.base && strstr(ha.base, "/tiny-aligner/base.gguf"));
+    sa_hub_adapter_free(&ha);
+    /* not a shipped adapter: NOT_FOUND, so that the caller takes the name as a model */
+    CHECK_EQ_INT(sa_hub_adapter_resolve("no-such", models, &ha), SA_STATUS_NOT_FOUND);
+    CHECK_EQ_INT(sa_hub_adapter_resolve("../models/tiny-aligner", models, &ha), SA_STATUS_NOT_FOUND);
+    CHECK_EQ_INT(sa_hub_adapter_resolve("/abs/path.gguf", models, &ha), SA_STATUS_NOT_FOUND);
+    /* the file changed: refused */
+    char bad[65];
+    memcpy(bad, hex, 65);
+    bad[0] = bad[0] == '0' ? '1' : '0';
+    snprintf(man, sizeof man, "{\"base\": \"b\", \"adapter\": \"adapter.gguf\", \"sha256\": \"%s\"}", bad);
+    write_text(dir, "manifest.json", man);
+    CHECK_EQ_INT(sa_hub_adapter_resolve("tiny-aligner", models, &ha), SA_STATUS_CHECKSUM);
+    CHECK(strstr(sa_last_error(), "sha256") && ha.base == NULL);
+    snprintf(man, sizeof man, "{\"base\": \"b\", \"adapter\": \"adapter.gguf\", \"sha256\": \"%s\", \"size\": 3}", hex);
+    write_text(dir, "manifest.json", man);
+    CHECK_EQ_INT(sa_hub_adapter_resolve("tiny-aligner", models, &ha), SA_STATUS_CHECKSUM);
+    /* bad manifests */
+    const char *bad_json[] = {
+        "{", "[]", "{\"adapter\": \"adapter.gguf\", \"sha256\": \"00\"}",
+        "{\"base\": \"b\", \"adapter\": \"../x.gguf\", \"sha256\": "
+        "\"0000000000000000000000000000000000000000000000000000000000000000\"}",
+        "{\"base\": \"b\", \"adapter\": \"adapter.gguf\", \"sha256\": \"xyz\"}",
+    };
+    for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
+        write_text(dir, "manifest.json", bad_json[i]);
+        CHECK_MSG(sa_hub_adapter_resolve("tiny-aligner", models, &ha) == SA_STATUS_BAD_JSON, "manifest %zu: %s", i,
+                  sa_last_error());
+    }
+    snprintf(man, sizeof man, "{\"base\": \"b\", \"adapter\": \"gone.gguf\", \"sha256\": \"%s\"}", hex);
+    write_text(dir, "manifest.json", man);
+    CHECK_EQ_INT(sa_hub_adapter_resolve("tiny-aligner", models, &ha), SA_STATUS_BAD_FILE);
+    CHECK(strstr(sa_last_error(), "gone.gguf is missing"));
+}
+
 int main(void) {
     RUN(test_round_trip_llama);
     RUN(test_round_trip_qwen2);
     RUN(test_hostile);
+    RUN(test_hub_adapter_resolve);
     return harness_summary();
 }

@@ -12,7 +12,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_s(void) {
     struct timespec ts;
@@ -91,6 +93,44 @@ int gen_load_model(const char *ref, int n_threads, struct sa_model **out) {
 
 int gen_load_lora(const struct sa_model *m, const char *path, struct sa_lora **out) {
     if (sa_lora_load(m, path, NULL, out)) return cli_fail("loading the LoRA adapter");
+    return CLI_OK;
+}
+
+char *gen_adapters_dir(void) {
+    const char *env = getenv("SALIGN_ADAPTERS");
+    if (env && *env) return strdup(env);
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0; /* the binary's folder */
+    const char *tries[] = {"%s/../models", "%s/../share/salign/models"};
+    for (size_t i = 0; i < 2; i++) {
+        char d[4200];
+        snprintf(d, sizeof d, tries[i], exe);
+        struct stat st;
+        if (stat(d, &st) == 0 && S_ISDIR(st.st_mode)) return strdup(d);
+    }
+    return NULL;
+}
+
+int gen_resolve_adapter_name(const char *ref, char **base, char **adapter) {
+    *base = *adapter = NULL;
+    char *dir = gen_adapters_dir();
+    struct sa_hub_adapter ha;
+    enum sa_status s = dir ? sa_hub_adapter_resolve(ref, dir, &ha) : SA_STATUS_NOT_FOUND;
+    free(dir);
+    if (s == SA_STATUS_NOT_FOUND) {
+        if (!(*base = strdup(ref))) return cli_fail("out of memory");
+        return CLI_OK;
+    }
+    if (s) return cli_fail(NULL);
+    *base = ha.base;
+    *adapter = ha.adapter;
+    ha.base = ha.adapter = NULL;
+    sa_hub_adapter_free(&ha);
     return CLI_OK;
 }
 
