@@ -1,15 +1,18 @@
-"""test_lora_llama_cpp.py: the GGUF LoRA adapter that `salign train --lora` writes is llama.cpp's
+"""test_lora_adapter.py: the GGUF LoRA adapter that `salign train --lora` writes is llama.cpp's
 format: llama.cpp (llama-cpp-python, lora_path=) loads the same adapter file over the same GGUF
 base and computes the logits our engine computes with it (sa_lora_load + sa_ctx_params.lora).
 The model: a tiny random llama (llama.cpp permutes its Q/K rows, so the adapter's lora_b rows of
 attn_q/attn_k must be permuted too) with SmolLM2's tokenizer, trained a few LoRA steps by
 `salign train`; the base as f32 (nothing quantized: top-1 100%, KL ~ 0) and as Q8_0 (both
 engines quantize activations the same way: bounds as tests/py/test_logits_parity.py's for
-quantized files). Also `salign generate --lora` and `salign inspect` on the adapter."""
+quantized files). Also the CLI: `salign generate --lora`, `salign inspect` on the adapter,
+`salign align --aligner-lora / --upstream-lora`, and `--aligner NAME` of a shipped adapter
+(models/NAME/manifest.json, sha256 checked)."""
 import ctypes
 import json
 import os
 import shutil
+import hashlib
 import subprocess
 
 import numpy as np
@@ -26,8 +29,9 @@ IDS = [1, 504, 3458, 282, 4649, 314, 7042, 30, 378, 2492, 282, 5248, 47, 9, 1116
 _made = {}
 
 
-def run(*args, check=True):
-    r = subprocess.run([SALIGN, *args], capture_output=True, text=True, timeout=300)
+def run(*args, check=True, env=None):
+    r = subprocess.run([SALIGN, *args], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, **(env or {})))
     if check and r.returncode != 0:
         raise AssertionError("salign %s: rc %d: %s" % (" ".join(args), r.returncode, r.stderr))
     return r
@@ -147,6 +151,51 @@ def test_generate_lora_and_inspect():
     assert r.returncode == 1 and "not an adapter" in r.stderr, r.stderr
     r = run("inspect", f["adapter"])
     assert "LoRA for architecture llama, rank 8, alpha 16" in r.stdout and "(q,k,v,o,gate,up,down), f16" in r.stdout, r.stdout
+
+
+@test
+def test_align_lora_options_and_shipped_name():
+    f = made()
+    models = os.path.join(OUT, "models")
+    d = os.path.join(models, "tiny-lora")
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(f["adapter"], os.path.join(d, "adapter.gguf"))
+    sha = hashlib.sha256(open(f["adapter"], "rb").read()).hexdigest()
+    man = {"base": f["f32"], "adapter": "adapter.gguf", "sha256": sha, "size": os.path.getsize(f["adapter"]),
+           "recipe": "tests/py/test_lora_adapter.py"}
+    json.dump(man, open(os.path.join(d, "manifest.json"), "w"))
+    env = {"SALIGN_ADAPTERS": models}
+    # the aligner revises a given answer (the tiny upstream never ends a sentence)
+    q, a = os.path.join(OUT, "q.jsonl"), os.path.join(OUT, "a.jsonl")
+    open(q, "w").write(json.dumps({"id": "q1", "question": "Tom has 3 apples and buys 2 more. How many?"}) + "\n")
+    open(a, "w").write(json.dumps({"id": "q1", "answer": "He buys 2 more, so 3 + 2 = 6. The answer is 6."}) + "\n")
+    common = ["--max-aligner-tokens", "12", "-t", "2"]
+    n_out = [0]
+
+    def answer(*args, **kw):
+        n_out[0] += 1
+        out = os.path.join(OUT, "out%d.jsonl" % n_out[0])
+        run("align", "--mode", "aligner", "--answers", a, "--input", q, "--output", out, *args, *common, **kw)
+        return json.loads(open(out).read().strip().splitlines()[-1])["answer"]
+    named = answer("--aligner", "tiny-lora", env=env)
+    explicit = answer("--aligner", f["f32"], "--aligner-lora", f["adapter"])
+    plain = answer("--aligner", f["f32"])
+    print("    aligner with the adapter: %r; plain: %r" % (named, plain))
+    assert named == explicit, (named, explicit)
+    assert named != plain, "the adapter did not change the aligner's output"
+    common = ["-p", "Tom has 3 apples.", "--max-length", "8", "-t", "2", "--json"]
+    # an adapter over the upstream (local) runs; over a URL it is refused
+    run("align", "--upstream", f["f32"], "--aligner", f["f32"], "--upstream-lora", f["adapter"], *common)
+    r = run("align", "--upstream", "http://127.0.0.1:9/v1", "--upstream-lora", f["adapter"], "--aligner", f["f32"],
+            *common, check=False)
+    assert r.returncode == 2 and "--upstream-lora needs a local upstream" in r.stderr, r.stderr
+    r = run("align", "--upstream", f["f32"], "--aligner", f["f32"], "--aligner-lora", f["q8"], *common, check=False)
+    assert r.returncode == 1 and "not an adapter" in r.stderr, r.stderr
+    # a changed adapter file is refused by its manifest's sha256
+    man["sha256"] = "0" * 64
+    json.dump(man, open(os.path.join(d, "manifest.json"), "w"))
+    r = run("align", "--upstream", f["f32"], "--aligner", "tiny-lora", *common, check=False, env=env)
+    assert r.returncode == 1 and "sha256" in r.stderr, r.stderr
 
 
 if __name__ == "__main__":
