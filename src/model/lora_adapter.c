@@ -348,5 +348,10 @@ void sa_lora_apply(struct sa_fwd_ws *ws, const struct sa_fwd_seq *seqs, int32_t 
     }
     if (!any) return;
     struct apply_job j = {seqs, n_seqs, il, mod, X, Y, n_in, n_out};
-    sa_threadpool_run(ws->tp, apply_task, &j);
+    int64_t rows = 0;
+    for (int32_t i = 0; i < n_seqs; i++) rows += seqs[i].T;
+    /* one row (decode): on this thread, sparing 7 pool runs per layer; a row's bits are the
+     * same either way (rows are never split) */
+    if (rows == 1) apply_task(&j, 0, 1);
+    else sa_threadpool_run(ws->tp, apply_task, &j);
 }
