@@ -423,8 +423,8 @@ static void test_hub_adapter_resolve(void) {
     /* bad manifests */
     const char *bad_json[] = {
         "{", "[]", "{\"adapter\": \"adapter.gguf\", \"sha256\": \"00\"}",
-        "{\"base\": \"b\", \"adapter\": \"../x.gguf\", \"sha256\": "
-        "\"0000000000000000000000000000000000000000000000000000000000000000\"}",
+        ("{\"base\": \"b\", \"adapter\": \"../x.gguf\", \"sha256\": "
+         "\"0000000000000000000000000000000000000000000000000000000000000000\"}"),
         "{\"base\": \"b\", \"adapter\": \"adapter.gguf\", \"sha256\": \"xyz\"}",
     };
     for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {
