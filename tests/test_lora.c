@@ -2,7 +2,8 @@
  * export (sa_train_model_export_lora): a tiny random model (llama: Q/K rows permuted in GGUF;
  * qwen2: q/k/v biases) gets a LoRA trained a few steps; its adapter file loaded over the base
  * GGUF gives the logits of the merged export; a zero-B adapter and lora_scale 0 give the base
- * exactly; adapted and plain contexts over one model decode in one batch with the results of
+ * exactly; the same file over the base loaded from safetensors gives the same logits; adapted
+ * and plain contexts over one model decode in one batch with the results of
  * decoding alone (bitwise, batch-invariant kernels); the adapter loads over a Q8_0 base; hostile
  * files (truncated, wrong architecture, shapes, names, ranks, NaN) are refused with a clear
  * status; the resolver of shipped adapters (models/NAME/manifest.json) checks the manifest and
@@ -203,6 +204,19 @@ static void round_trip(const char *arch) {
     /* scale 2 moves twice as far (to first order) */
     logits_of(base, l, 2, false, tmp);
     CHECK(max_abs_diff(tmp, plain, NTOK * V, NULL) > 1.3 * max_abs_diff(adapted, plain, NTOK * V, NULL));
+    /* the same file over the base loaded from its safetensors directory (Q/K permuted at load) */
+    {
+        struct sa_model *hf = load(r.dir);
+        struct sa_lora *lh = NULL;
+        if (hf) CHECK_OK(sa_lora_load(hf, r.adapter, NULL, &lh));
+        if (lh) {
+            logits_of(hf, lh, 1, false, tmp);
+            double dh = max_abs_diff(tmp, adapted, NTOK * V, NULL);
+            CHECK_MSG(dh <= 1e-5 * amax + 1e-6, "%s: safetensors base + adapter vs GGUF base + adapter: %g", arch, dh);
+        }
+        sa_lora_free(lh);
+        sa_model_free(hf);
+    }
     /* batch invariance: one token at a time = all at once (batch-invariant kernels) */
     logits_of(base, l, 1, true, tmp);
     CHECK(!memcmp(tmp, adapted, sizeof tmp));
