@@ -7,7 +7,7 @@
  * decoding alone (bitwise, batch-invariant kernels); the adapter loads over a Q8_0 base; hostile
  * files (truncated, wrong architecture, shapes, names, ranks, NaN) are refused with a clear
  * status; the resolver of shipped adapters (models/NAME/manifest.json) checks the manifest and
- * the file's sha256. llama.cpp loading the same files: tests/py/test_lora_llama_cpp.py. */
+ * the file's sha256. llama.cpp loading the same files: tests/py/test_lora_adapter.py. */
 #include "harness.h"
 #include "sa/sa.h"
 #include "core/core_impl.h"
