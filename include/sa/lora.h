@@ -5,7 +5,8 @@
  * not depend on how many rows are computed with it), with scale = user scale * alpha / rank.
  * An adapter is loaded once over a model and attached to contexts (sa_ctx_params.lora), so
  * that one loaded base serves adapted and plain contexts at the same time. The file format
- * and the checks: docs/TRAINING.md "LoRA adapters". */
+ * and the checks: docs/TRAINING.md "The LoRA adapter alone"; in the forward pass:
+ * docs/internals/model.md. */
 #ifndef SA_LORA_H
 #define SA_LORA_H
 
@@ -42,20 +43,21 @@ struct sa_lora_info {
     uint32_t modules;    /* the adapted modules: SA_LORA_* flags of sa/train.h (Q 1, K 2, V 4,
                           * O 8, GATE 16, UP 32, DOWN 64) */
     uint64_t n_params;   /* elements of all A and B */
-    char type[8];        /* element type of the file's matrices: "f32", "f16", "bf16" or "mixed" */
+    char type[8];        /* element type of the file's matrices ("f32", "f16", ...) or "mixed" */
 };
 
 /* Loads the adapter `path` over `model` (borrowed: it must outlive the adapter and every
  * context using it). `params` may be NULL (defaults). Checked hard: a GGUF with
  * general.type "adapter", adapter.type "lora", general.architecture = the model's; only
  * tensors "blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down>.weight.lora_a"
- * and ".lora_b", in pairs, f32, f16 or bf16, with lora_a ne = [n_in, r], lora_b ne = [r, n_out]
- * of the model's matrix (1 <= r <= SA_LORA_MAX_RANK), every value finite. On success *out owns
+ * and ".lora_b", in pairs (f32, f16, bf16, or any type salign dequantizes: Q8_0 ...), with
+ * lora_a ne = [n_in, r], lora_b ne = [r, n_out] of the model's matrix (1 <= r <=
+ * SA_LORA_MAX_RANK; r may differ between matrices), every value finite. On success *out owns
  * the adapter's matrices (converted to f32); free it with sa_lora_free after the contexts
  * using it. Errors (*out NULL, sa_last_error() names the tensor or key): SA_STATUS_NOT_FOUND,
  * SA_STATUS_BAD_FILE (not a GGUF, truncated, not a LoRA adapter, a wrong shape, an unpaired or
  * unknown tensor, NaN/Inf), SA_STATUS_BAD_ARGUMENT (another architecture, NULL arguments),
- * SA_STATUS_UNSUPPORTED (a quantized adapter matrix), SA_STATUS_NO_MEMORY. */
+ * SA_STATUS_UNSUPPORTED (a matrix type salign cannot read), SA_STATUS_NO_MEMORY. */
 SA_NODISCARD enum sa_status sa_lora_load(const struct sa_model *model, const char *path,
                                          const struct sa_lora_params *params, struct sa_lora **out);
 /* NULL does nothing. No context may use it afterwards. */
