@@ -20,6 +20,7 @@ extern "C" {
 struct sa_model;
 struct sa_ctx; /* opaque */
 struct sa_sched;
+struct sa_lora;
 
 /* Called between layers of a forward pass; return true to stop it (the call then
  * returns SA_STATUS_CANCELLED and the tokens of that call are not added). */
@@ -54,10 +55,19 @@ struct sa_ctx_params {
      * nearest-even f16 when stored, and attention computes in f32 on the widened values, as
      * llama.cpp's default f16 cache does). Other types: SA_STATUS_BAD_ARGUMENT. */
     enum sa_dtype kv_type;
+    /* A LoRA adapter (sa/lora.h) loaded over this context's model, applied to every forward
+     * pass of this context, or NULL (default): the plain model. Borrowed: it must outlive the
+     * context. Contexts over one model may have different adapters (or none) and still decode
+     * in one batch (sa_batch_decode, a scheduler). Another model's adapter:
+     * SA_STATUS_BAD_ARGUMENT. */
+    const struct sa_lora *lora;
+    /* Multiplies the adapter's alpha / rank (llama.cpp's user scale): 1 (default) applies the
+     * adapter as trained, 0 gives the plain model; any finite value. Ignored without lora. */
+    float lora_scale;
 };
 
 /* n_ctx 0, n_batch 0, n_threads 0, no abort callback, batch_invariant false, no scheduler,
- * kv_type SA_DTYPE_F32. */
+ * kv_type SA_DTYPE_F32, no LoRA adapter, lora_scale 1. */
 struct sa_ctx_params sa_ctx_default_params(void);
 
 /* Creates a context over `model` (borrowed: it must outlive the context). `params` may be

@@ -54,6 +54,29 @@ SA_NODISCARD enum sa_status sa_hub_pull(const char *ref, const struct sa_hub_pul
  * SA_STATUS_NOT_FOUND (with a hint to run `salign pull`) otherwise. */
 SA_NODISCARD enum sa_status sa_hub_resolve(const char *ref, const char *cache_dir, char **path);
 
+/* ---- shipped adapters: models/NAME/ (models/README.md) ----
+ * A folder NAME under a models directory holds manifest.json {"base": a model reference (a
+ * known model name, or a path relative to the folder), "adapter": the GGUF LoRA adapter's file
+ * name in the folder, "sha256": its hex digest, optional "size" in bytes, plus free fields
+ * (recipe, log, description)} and the adapter file. `salign align --aligner NAME` runs the base
+ * with the adapter (sa/lora.h). */
+struct sa_hub_adapter {
+    char *name;    /* NAME */
+    char *base;    /* the base model reference, as sa_hub_resolve takes it */
+    char *adapter; /* path of the adapter file (its sha256 checked) */
+    char *sha256;  /* lower-case hex */
+};
+/* Resolves the shipped adapter NAME under models_dir (NULL: $SALIGN_ADAPTERS; none set:
+ * SA_STATUS_NOT_FOUND). NAME is a plain name ([A-Za-z0-9._-], not starting with '.').
+ * SA_STATUS_NOT_FOUND when there is no models_dir/NAME/manifest.json (the caller may then take
+ * NAME as a model); else the manifest is checked: SA_STATUS_BAD_JSON (not JSON, a missing or
+ * ill-typed field, an adapter name with a path in it), SA_STATUS_BAD_FILE (the adapter file is
+ * missing), SA_STATUS_CHECKSUM (size or sha256 differ: the file is not the one the manifest
+ * names). On success *out owns malloc'd strings: sa_hub_adapter_free. */
+SA_NODISCARD enum sa_status sa_hub_adapter_resolve(const char *name, const char *models_dir, struct sa_hub_adapter *out);
+/* Frees the strings of *a and zeroes it; NULL does nothing. */
+void sa_hub_adapter_free(struct sa_hub_adapter *a);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,7 @@ extern "C" {
 struct sa_model;
 struct sa_tokenizer;
 struct sa_upstream;
+struct sa_lora;
 struct sa_sched;
 struct sa_pipeline; /* opaque */
 
@@ -95,6 +96,8 @@ struct sa_pipeline_params {
        to revise given answers with sa_pipeline_revise_answer) ---- */
     const struct sa_model *upstream_model; /* a local model (borrowed; must outlive the pipeline):
                                               the pipeline makes a context and a local upstream */
+    const struct sa_lora *upstream_lora;   /* NULL, or a LoRA adapter loaded over upstream_model
+                                              (sa/lora.h) for its context. Borrowed. */
     struct sa_upstream *upstream;          /* any other upstream, e.g. sa_upstream_remote_init or a
                                               test double (borrowed; the pipeline cancels, never frees) */
     /* The upstream's chat format, to render the prompt q + p. UNKNOWN: detected from
@@ -111,6 +114,10 @@ struct sa_pipeline_params {
     /* ---- the aligner: aligner_model, or aligner_fn (tests, custom aligners) ---- */
     const struct sa_model *aligner_model; /* borrowed; not needed in UPSTREAM mode, nor in CONTINUE
                                              mode with continue_rounds 0 and continue_with UPSTREAM */
+    const struct sa_lora *aligner_lora;   /* NULL, or a LoRA adapter loaded over aligner_model
+                                             (sa/lora.h) for the aligner's context: one loaded base
+                                             can serve as upstream (plain) and aligner (adapted).
+                                             Borrowed. */
     sa_pipeline_aligner_fn aligner_fn;
     void *aligner_user;
     const char *aligner_system; /* a system message for the aligner's revisions (NULL: none, as a

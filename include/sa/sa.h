@@ -16,6 +16,7 @@
 #include "sa/convert.h"
 #include "sa/model.h"
 #include "sa/context.h"
+#include "sa/lora.h"
 #include "sa/batch.h"
 #include "sa/segment.h"
 #include "sa/upstream.h"

@@ -132,14 +132,28 @@ struct sa_train_export_params {
     enum sa_dtype gguf_type; /* GGUF weights: F32, F16, BF16, Q8_0; SA_DTYPE_COUNT: no GGUF */
     const char *gguf_name;   /* file name inside the directory; NULL: "model-<type>.gguf" */
     const char *tokenizer_gguf; /* GGUF whose tokenizer to embed; NULL: the base's if it was a GGUF */
+    /* LoRA models only: */
+    const char *adapter_name; /* the GGUF LoRA adapter written next to the merged model (f32 when
+                               * gguf_type is F32, else f16); NULL: "adapter.gguf" */
+    bool adapter_only;        /* write only the adapter (no merged weights, config or tokenizer) */
 };
-struct sa_train_export_params sa_train_export_default_params(void); /* F32 + F16 GGUF */
+/* F32 safetensors + F16 GGUF, adapter.gguf next to them for a LoRA model. */
+struct sa_train_export_params sa_train_export_default_params(void);
 /* Writes `dir` (created): model.safetensors + config.json + tokenizer files of the base
  * (tokenizer.json etc. for a Hugging Face base; tokenizer_config.json, generation_config.json
  * for a GGUF base), and the GGUF with the tokenizer. LoRA adapters are merged into the written
  * weights (the model in memory is unchanged). */
 SA_NODISCARD enum sa_status sa_train_model_export(const struct sa_train_model *m, const char *dir,
                                                   const struct sa_train_export_params *p);
+/* Writes the adapters of a LoRA model (sa_train_model_params.lora_rank > 0) to `path` as a GGUF
+ * LoRA adapter in llama.cpp's format (what its convert_lora_to_gguf.py writes: general.type
+ * "adapter", adapter.type "lora", adapter.lora.alpha, the base's general.architecture;
+ * "blk.N.attn_q.weight.lora_a" ne [n_in, r] and ".lora_b" ne [r, n_out], Q/K rows of B in
+ * llama.cpp's order), loadable over the base by sa_lora_load (sa/lora.h) and by llama.cpp
+ * (--lora FILE). type: SA_DTYPE_F32 or SA_DTYPE_F16. Errors: BAD_ARGUMENT (not a LoRA model,
+ * another type), IO, NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_train_model_export_lora(const struct sa_train_model *m, const char *path,
+                                                       enum sa_dtype type);
 
 /* ---- the run ---- */
 
@@ -203,6 +217,7 @@ struct sa_train_params {
     bool quiet;              /* on_progress is not called */
     enum sa_dtype st_type, gguf_type; /* export types (sa_train_export_params) */
     bool no_export;
+    bool adapter_only;       /* LoRA: export only model/adapter.gguf (sa_train_export_params) */
     /* Called on the calling thread for each event (may be NULL). The library prints nothing:
      * `salign train` draws its progress lines from these reports. The report is valid during
      * the call only. */

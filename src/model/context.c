@@ -13,7 +13,7 @@
 struct sa_ctx_params sa_ctx_default_params(void) {
     struct sa_ctx_params p = {
         .n_ctx = 0, .n_batch = 0, .n_threads = 0, .abort_cb = NULL, .abort_user = NULL, .batch_invariant = false,
-        .sched = NULL, .kv_type = SA_DTYPE_F32,
+        .sched = NULL, .kv_type = SA_DTYPE_F32, .lora = NULL, .lora_scale = 1.0f,
     };
     return p;
 }
@@ -92,6 +92,10 @@ enum sa_status sa_ctx_init(const struct sa_model *model, const struct sa_ctx_par
     if (p.kv_type != SA_DTYPE_F32 && p.kv_type != SA_DTYPE_F16)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_init: kv_type %s: the KV cache is f32 or f16",
                         sa_dtype_name(p.kv_type) ? sa_dtype_name(p.kv_type) : "?");
+    if (p.lora && p.lora->model != model)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_init: the LoRA adapter was loaded over another model");
+    if (p.lora && !isfinite(p.lora_scale))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_init: lora_scale must be finite");
     if (p.n_ctx == 0) p.n_ctx = c->n_ctx_train > 0 && c->n_ctx_train < 4096 ? c->n_ctx_train : 4096;
     if (p.n_batch == 0) p.n_batch = p.n_ctx < 256 ? p.n_ctx : 256;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
@@ -261,6 +265,10 @@ enum sa_status sa_ctx_copy_prefix(struct sa_ctx *dst, const struct sa_ctx *src, 
     if (dst == src) return sa_ctx_truncate(dst, n);
     if (dst->params.kv_type != src->params.kv_type)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_copy_prefix: the contexts' KV caches have different types");
+    if (dst->params.lora != src->params.lora ||
+        (src->params.lora && dst->params.lora_scale != src->params.lora_scale))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_copy_prefix: the contexts have different LoRA adapters "
+                                                "(the cached K/V rows would be another model's)");
     const struct sa_model_config *c = &src->model->cfg;
     const int64_t nkv = (int64_t)c->n_head_kv * c->head_dim, esz = (int64_t)src->kv_esz;
     for (int il = 0; il < c->n_layer; il++) {

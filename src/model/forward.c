@@ -4,7 +4,8 @@
  * Q/K/V products, biases, q/k norms, RoPE, K/V rows stored into each sequence's cache, causal
  * GQA attention per sequence over its cache, output product, residual; then the gated MLP.
  * Gemma 3 adds embedding scaling, post-attention and post-FFN norms, GeGLU and
- * sliding-window layers. Decode (T = 1) runs Q/K/V and gate/up as one pool run each;
+ * sliding-window layers. A sequence whose context has a LoRA adapter gets scale * B (A x) added
+ * to each adapted product (lora_adapter.c). Decode (T = 1) runs Q/K/V and gate/up as one pool run each;
  * element-wise steps are fused per row (ops_impl.h). refs: llama.cpp src/models/llama.cpp,
  * qwen2.cpp, qwen3.cpp, gemma3.cpp; HF transformers modeling_llama.py, modeling_qwen2/3.py, modeling_gemma3.py.
  * All buffers come from the workspace (a context's or a batch's arena): nothing is allocated here. */
@@ -215,6 +216,10 @@ enum sa_status sa_forward_batch(const struct sa_model *m, struct sa_fwd_ws *ws, 
             matmul(ws, &ly->wk, xb, T, ws->k, inv); /* (T, Hkv, D) */
             matmul(ws, &ly->wv, xb, T, ws->v, inv); /* (T, Hkv, D) */
         }
+        /* LoRA adapters of the sequences that have one: += scale * B (A xb), before the biases */
+        sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_Q, xb, E, ws->q, nq);
+        sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_K, xb, E, ws->k, nkv);
+        sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_V, xb, E, ws->v, nkv);
         const struct sa_qk_args qk = {
             .q = ws->q, .k = ws->k, .v = ws->v, .bq = ly->bq, .bk = ly->bk, .bv = ly->bv, .q_norm = ly->q_norm,
             .k_norm = ly->k_norm, .pos = ws->pos, .T = T, .n_head = H, .n_head_kv = Hkv, .head_dim = D,
@@ -239,6 +244,7 @@ enum sa_status sa_forward_batch(const struct sa_model *m, struct sa_fwd_ws *ws, 
         }
         attention_seqs(ws, attn, n_seqs);          /* att: (T, H, D) */
         matmul(ws, &ly->wo, ws->att, T, xb2, inv); /* (T, E) */
+        sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_O, ws->att, nq, xb2, E);
         /* xb2 = post_attn_norm(xb2); x += xb2; xb = ffn_norm(x) */
         sa_op_add_norm(ws->tp, x, xb2, ly->post_attn_norm, xb, ly->ffn_norm, T, E, eps);
 
@@ -250,8 +256,11 @@ enum sa_status sa_forward_batch(const struct sa_model *m, struct sa_fwd_ws *ws, 
             matmul(ws, &ly->w_gate, xb, T, ws->hb, inv); /* (T, F) */
             matmul(ws, &ly->w_up, xb, T, ws->hb2, inv);  /* (T, F) */
         }
+        sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_GATE, xb, E, ws->hb, F);
+        sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_UP, xb, E, ws->hb2, F);
         sa_op_glu(ws->tp, ws->hb, ws->hb, ws->hb2, T, F, c->gelu_mlp);
         matmul(ws, &ly->w_down, ws->hb, T, xb2, inv); /* (T, E) */
+        sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_DOWN, ws->hb, F, xb2, E);
         /* xb2 = post_ffn_norm(xb2); x += xb2; xb = next layer's attn_norm(x) */
         const bool last = il + 1 == c->n_layer;
         sa_op_add_norm(ws->tp, x, xb2, ly->post_ffn_norm, last ? NULL : xb, last ? NULL : m->layers[il + 1].attn_norm,

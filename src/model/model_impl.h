@@ -6,7 +6,9 @@
 
 #include "backend/cpu/cpu_impl.h"
 #include "model/ops_impl.h"
+#include "formats/arch_impl.h"
 #include "sa/context.h"
+#include "sa/lora.h"
 #include "sa/model.h"
 
 #include <stdint.h>
@@ -53,6 +55,39 @@ struct sa_model {
     size_t n_owned, cap_owned;
     uint64_t n_bytes, n_params;
 };
+
+/* ---- LoRA adapters (lora_adapter.c, sa/lora.h) ---- */
+
+/* The adapted matrices of a layer, in the order of the SA_LORA_* flags (sa/train.h). */
+enum { SA_LORA_MOD_Q, SA_LORA_MOD_K, SA_LORA_MOD_V, SA_LORA_MOD_O, SA_LORA_MOD_GATE, SA_LORA_MOD_UP, SA_LORA_MOD_DOWN,
+       SA_LORA_N_MOD };
+/* The tensor of module `mod` (SA_TENSOR_ATTN_Q, ...). */
+enum sa_tensor sa_lora_module_tensor(int mod);
+
+/* One adapted matrix W (n_out, n_in): y += scale * B (A x). Q/K rows of B are in the
+ * engine's (GGUF) order, as the file stores them. */
+struct sa_lora_mat {
+    const float *A; /* (r, n_in), NULL: this matrix is not adapted */
+    const float *B; /* (n_out, r) */
+    int32_t r;
+    float scale;    /* alpha / r; 1 when alpha is 0 (llama.cpp) */
+};
+
+struct sa_lora {
+    const struct sa_model *model;
+    struct sa_lora_mat *mats; /* (n_layer, SA_LORA_N_MOD) */
+    float *data;              /* every A and B, f32 */
+    struct sa_lora_info info;
+};
+
+struct sa_fwd_ws;
+struct sa_fwd_seq;
+/* Adds each sequence's adapter product for matrix `mod` of layer il to its rows:
+ * Y (T, n_out) += lora_scale * scale * B (A X) for the rows of the sequences whose context
+ * has an adapter that adapts this matrix; X (T, n_in) is the product's input. Each row is
+ * computed on its own by the same code, whatever T and the thread split (batch invariance). */
+void sa_lora_apply(struct sa_fwd_ws *ws, const struct sa_fwd_seq *seqs, int32_t n_seqs, int il, int mod,
+                   const float *X, int64_t n_in, float *Y, int64_t n_out);
 
 /* The workspace of a forward pass: activations for up to n_rows rows (tokens of one or
  * several sequences) and the thread pool. A context has one (its own arena, n_batch rows);

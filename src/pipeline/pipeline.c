@@ -194,6 +194,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         if (!pl->up_tmpl) pl->up_tmpl = sa_model_chat_template(p->upstream_model);
         if (pl->up_fmt == SA_CHAT_FORMAT_UNKNOWN) pl->up_fmt = model_format(p->upstream_model);
         struct sa_ctx_params cp = local_ctx_params(pl);
+        cp.lora = p->upstream_lora;
         s = sa_local_upstream_init(p->upstream_model, NULL, &cp, p->kv_reuse, &pl->own_up, &pl->up_local);
         pl->up = pl->own_up;
         pl->len_tok = sa_model_tokenizer(p->upstream_model);
@@ -218,6 +219,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
                                                 "(chatml, gemma, llama3)");
         if (!s) {
             struct sa_ctx_params cp = local_ctx_params(pl);
+            cp.lora = p->aligner_lora;
             s = sa_ctx_init(am, &cp, &pl->al_ctx);
         }
         if (!s && p->aligner_temp > 0) {

@@ -2,12 +2,16 @@
  * f32/f16/bf16 + the base's config.json and tokenizer side files) and a GGUF made from it by
  * sa_convert (Q/K rows permuted for llama.cpp, Gemma norms stored as 1 + w, the tokenizer of
  * the base GGUF embedded). LoRA adapters are merged into copies of their weights
- * (W + alpha/r B A); the model in memory is left as it was. */
+ * (W + alpha/r B A); the model in memory is left as it was. A LoRA model's adapters are also
+ * written alone as a GGUF LoRA adapter in llama.cpp's format (sa_train_model_export_lora;
+ * read back by src/model/lora_adapter.c and by llama.cpp's llama-adapter.cpp). */
 #define _GNU_SOURCE
 #include "train/train_impl.h"
 
 #include "core/core_impl.h"
+#include "formats/arch_impl.h"
 #include "sa/convert.h"
+#include "sa/gguf.h"
 #include "sa/safetensors.h"
 
 #include <stdio.h>
@@ -15,7 +19,7 @@
 #include <string.h>
 
 struct sa_train_export_params sa_train_export_default_params(void) {
-    struct sa_train_export_params p = {SA_DTYPE_F32, SA_DTYPE_F16, NULL, NULL};
+    struct sa_train_export_params p = {SA_DTYPE_F32, SA_DTYPE_F16, NULL, NULL, NULL, false};
     return p;
 }
 
@@ -72,14 +76,98 @@ static enum sa_status write_st(const struct sa_train_model *m, const char *dir, 
     return s;
 }
 
+/* The tensor (GGUF names) of each training module, in TR_LIN order (= the SA_LORA_* flags). */
+static const enum sa_tensor lin_gguf[TR_N_LIN] = {SA_TENSOR_ATTN_Q,   SA_TENSOR_ATTN_K,  SA_TENSOR_ATTN_V,
+                                                  SA_TENSOR_ATTN_OUT, SA_TENSOR_FFN_GATE, SA_TENSOR_FFN_UP,
+                                                  SA_TENSOR_FFN_DOWN};
+
+enum sa_status sa_train_model_export_lora(const struct sa_train_model *m, const char *path, enum sa_dtype type) {
+    if (!m || !path) return sa_error(SA_STATUS_BAD_ARGUMENT, "export adapter: NULL argument");
+    if (m->p.lora_rank <= 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "export adapter: the model has no LoRA adapters");
+    if (type != SA_DTYPE_F32 && type != SA_DTYPE_F16)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "export adapter: type must be f32 or f16");
+    const struct sa_model_config *c = &m->cfg;
+    const int64_t r = m->p.lora_rank;
+    const size_t esz = type == SA_DTYPE_F32 ? 4 : 2;
+    struct sa_gguf_writer *w = NULL;
+    enum sa_status s = sa_gguf_writer_init(&w);
+    if (s) return s;
+    char name[160];
+    snprintf(name, sizeof name, "%s LoRA", c->name[0] ? c->name : sa_arch_name(c->arch));
+    if (!s) s = sa_gguf_writer_set_str(w, "general.architecture", sa_arch_name(c->arch));
+    if (!s) s = sa_gguf_writer_set_str(w, "general.type", "adapter");
+    if (!s) s = sa_gguf_writer_set_str(w, "general.name", name);
+    if (!s) s = sa_gguf_writer_set_str(w, "adapter.type", "lora");
+    if (!s) s = sa_gguf_writer_set_f32(w, "adapter.lora.alpha", m->p.lora_alpha);
+    /* one block for every converted matrix (the writer keeps pointers until it writes) */
+    int64_t total = 0, max_oc = 0;
+    for (int l = 0; l < c->n_layer; l++)
+        for (int j = 0; j < TR_N_LIN; j++) {
+            const struct tr_lin *ln = &m->layers[l].lin[j];
+            if (ln->A < 0) continue;
+            total += r * (ln->C + ln->OC);
+            if (ln->OC > max_oc) max_oc = ln->OC;
+        }
+    uint8_t *block = s ? NULL : malloc((size_t)total * esz + 1);
+    float *tmp = NULL; /* (max OC, r): B with the Q/K rows in llama.cpp's order */
+    if (!s && (!block || !(tmp = malloc((size_t)(max_oc * r + 1) * sizeof *tmp))))
+        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    uint8_t *dst = block;
+    for (int l = 0; l < c->n_layer && !s; l++)
+        for (int j = 0; j < TR_N_LIN && !s; j++) {
+            const struct tr_lin *ln = &m->layers[l].lin[j];
+            if (ln->A < 0) continue;
+            /* A (r, C) row-major is GGUF ne [C, r] as it is */
+            const float *A = m->t[ln->A].data, *B = m->t[ln->B].data;
+            /* B (OC, r): llama.cpp permutes the Q/K rows of the architectures it runs with
+             * NORMAL RoPE (LlamaModel.permute, applied to lora_b by convert_lora_to_gguf.py):
+             * HF rows (head, half, i) become (head, i, half) */
+            if ((j == TR_LIN_Q || j == TR_LIN_K) && sa_arch_permute_qk(c->arch)) {
+                const int64_t heads = j == TR_LIN_Q ? c->n_head : c->n_head_kv;
+                const int64_t hd = ln->OC / heads, half = hd / 2;
+                for (int64_t row = 0; row < ln->OC; row++) {
+                    const int64_t h = row / hd, rem = row % hd;
+                    memcpy(tmp + row * r, B + (h * hd + (rem % 2) * half + rem / 2) * r, (size_t)r * sizeof *tmp);
+                }
+                B = tmp;
+            }
+            const struct {
+                const char *sfx;
+                const float *src;
+                int64_t ne0, ne1;
+            } part[2] = {{".weight.lora_a", A, ln->C, r}, {".weight.lora_b", B, r, ln->OC}};
+            for (int h = 0; h < 2 && !s; h++) {
+                char tn[96];
+                SA_ASSERT(sa_arch_tensor_name(c->arch, SA_NAMES_GGUF, lin_gguf[j], l, part[h].sfx, tn, sizeof tn));
+                const int64_t n = part[h].ne0 * part[h].ne1, ne[4] = {part[h].ne0, part[h].ne1, 1, 1};
+                if (type == SA_DTYPE_F32) memcpy(dst, part[h].src, (size_t)n * 4);
+                else s = sa_quantize(SA_DTYPE_F16, part[h].src, dst, n);
+                if (!s) s = sa_gguf_writer_add_tensor(w, tn, type, 2, ne, dst);
+                dst += (size_t)n * esz;
+            }
+        }
+    if (!s) s = sa_gguf_writer_write(w, path);
+    free(tmp);
+    sa_gguf_writer_free(w);
+    free(block);
+    return s ? sa_error_wrap(s, "export adapter %s", path) : s;
+}
+
 enum sa_status sa_train_model_export(const struct sa_train_model *m, const char *dir,
                                      const struct sa_train_export_params *params) {
     struct sa_train_export_params p = params ? *params : sa_train_export_default_params();
     if (p.st_type != SA_DTYPE_F32 && p.st_type != SA_DTYPE_F16 && p.st_type != SA_DTYPE_BF16)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "export: safetensors type must be f32, f16 or bf16");
+    if (p.adapter_only && m->p.lora_rank <= 0)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "export: adapter only, but the model has no LoRA adapters (--lora R)");
     enum sa_status s = sa_mkdir_p(dir, 0755);
-    if (!s) s = write_st(m, dir, p.st_type);
     char path[4096];
+    if (!s && m->p.lora_rank > 0) {
+        snprintf(path, sizeof path, "%s/%s", dir, p.adapter_name ? p.adapter_name : "adapter.gguf");
+        s = sa_train_model_export_lora(m, path, p.gguf_type == SA_DTYPE_F32 ? SA_DTYPE_F32 : SA_DTYPE_F16);
+    }
+    if (s || p.adapter_only) return s;
+    s = write_st(m, dir, p.st_type);
     for (int i = 0; i < m->n_side && !s; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, m->side[i].name);
         s = sa_write_file_atomic(path, m->side[i].data, m->side[i].len);

@@ -555,6 +555,7 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         struct sa_train_export_params ep = sa_train_export_default_params();
         ep.st_type = p.st_type;
         ep.gguf_type = p.gguf_type;
+        ep.adapter_only = p.adapter_only;
         char md[4200];
         snprintf(md, sizeof md, "%s/model", p.out);
         struct sa_train_progress pr = progress_init(&r, SA_TRAIN_EVENT_EXPORT);

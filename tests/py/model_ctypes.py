@@ -18,7 +18,8 @@ class CtxParams(ctypes.Structure):
     garbage in the missing fields)."""
     _fields_ = [("n_ctx", ctypes.c_int32), ("n_batch", ctypes.c_int32), ("n_threads", ctypes.c_int),
                 ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p), ("batch_invariant", ctypes.c_bool),
-                ("sched", ctypes.c_void_p), ("kv_type", ctypes.c_int)]
+                ("sched", ctypes.c_void_p), ("kv_type", ctypes.c_int),
+                ("lora", ctypes.c_void_p), ("lora_scale", ctypes.c_float)]
 
 
 _lib = None

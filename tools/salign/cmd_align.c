@@ -29,6 +29,7 @@ struct align_opts {
     const char *upstream_extra;
     const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *aligner, *system, *aligner_system;
     const char *prompt, *trace, *input, *output, *answers;
+    const char *aligner_lora, *upstream_lora;
     bool show_edits, json, verbose;
     int32_t timeout_ms;
     int32_t parallel;
@@ -57,7 +58,12 @@ static const struct cli_opt align_opts[] = {
     {"upstream-extra", 0, CLI_OPT_STR, O(upstream_extra), .arg = "JSON",
      .help = "remote: fields added to each request, e.g.\n'{\"repeat_penalty\": 1}' (llama.cpp servers penalise\n"
              "repeats by default, even when greedy)"},
-    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M", .help = "the aligner (path or cached name)"},
+    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M",
+     .help = "the aligner (path, cached name, or a shipped adapter's\nname: models/NAME, its base + LoRA adapter)"},
+    {"aligner-lora", 0, CLI_OPT_STR, O(aligner_lora), .arg = "FILE",
+     .help = "a LoRA adapter (GGUF, llama.cpp's format) over the\naligner; with --aligner = --upstream one loaded "
+             "base\nserves both"},
+    {"upstream-lora", 0, CLI_OPT_STR, O(upstream_lora), .arg = "FILE", .help = "a LoRA adapter over a local upstream"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "a system message for the upstream"},
     {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
      .help = "a system message for the aligner (an untrained stand-in\nmay need an instruction; a trained aligner "
@@ -803,6 +809,8 @@ int cmd_align(int argc, char **argv) {
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
 
     struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
+    struct sa_lora *up_lora = NULL, *al_lora = NULL;
+    char *al_base = NULL, *al_adapter = NULL;
     struct sa_upstream *remote = NULL;
     struct sa_pipeline *pl = NULL;
     char *tmpl_text = NULL;
@@ -816,6 +824,10 @@ int cmd_align(int argc, char **argv) {
     if (o.answers) {
         /* no upstream: the answers are given */
     } else if (is_url(o.upstream)) {
+        if (o.upstream_lora) {
+            rc = cli_usage_error("align", "--upstream-lora needs a local upstream");
+            goto done;
+        }
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
         if (o.upstream_template) {
             enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
@@ -858,12 +870,19 @@ int cmd_align(int argc, char **argv) {
         pp.upstream = remote;
     } else {
         if ((rc = load_cached(o.upstream, o.pp.n_threads, &up_model))) goto done;
+        if (o.upstream_lora && (rc = gen_load_lora(up_model, o.upstream_lora, &up_lora))) goto done;
         pp.upstream_model = up_model;
+        pp.upstream_lora = up_lora;
     }
     if (o.aligner && o.pp.mode != SA_PIPELINE_UPSTREAM) {
-        if (o.upstream && !is_url(o.upstream) && !strcmp(o.aligner, o.upstream)) al_model = NULL; /* share the weights */
-        else if ((rc = load_cached(o.aligner, o.pp.n_threads, &al_model))) goto done;
+        /* a shipped adapter's name is its base + adapter */
+        if ((rc = gen_resolve_adapter_name(o.aligner, &al_base, &al_adapter))) goto done;
+        if (o.upstream && !is_url(o.upstream) && !strcmp(al_base, o.upstream)) al_model = NULL; /* share the weights */
+        else if ((rc = load_cached(al_base, o.pp.n_threads, &al_model))) goto done;
         pp.aligner_model = al_model ? al_model : up_model;
+        const char *lf = o.aligner_lora ? o.aligner_lora : al_adapter;
+        if (lf && (rc = gen_load_lora(pp.aligner_model, lf, &al_lora))) goto done;
+        pp.aligner_lora = al_lora;
     }
     if (o.trace && !(trace = fopen(o.trace, o.input ? "a" : "w"))) {
         fprintf(stderr, "salign align: cannot open the trace %s: %s\n", o.trace, strerror(errno));
@@ -909,6 +928,10 @@ done:
     if (trace) fclose(trace);
     sa_pipeline_free(pl);
     sa_upstream_free(remote);
+    sa_lora_free(al_lora);
+    sa_lora_free(up_lora);
+    free(al_base);
+    free(al_adapter);
     sa_model_free(al_model);
     sa_model_free(up_model);
     sa_model_free(tok_model);

@@ -12,7 +12,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_s(void) {
     struct timespec ts;
@@ -24,6 +26,7 @@ void gen_opts_init(struct gen_opts *o) {
     memset(o, 0, sizeof *o);
     o->n_predict = 256;
     o->sp = sa_sampler_default_params();
+    o->lora_scale = 1.0f;
 }
 
 #define O(f) CLI_AT(struct gen_opts, f)
@@ -42,6 +45,10 @@ static const struct cli_opt gen_opt_table[] = {
              "the same"},
     {"model", 'm', CLI_OPT_STR, O(model), .arg = "MODEL",
      .help = "GGUF file, model directory, or cached model name (salign pull)"},
+    {"lora", 0, CLI_OPT_STR, O(lora), .mask = GEN_ONLY, .arg = "FILE",
+     .help = "apply a LoRA adapter (llama.cpp's GGUF LoRA format, e.g.\nsalign train's model/adapter.gguf)"},
+    {"lora-scale", 0, CLI_OPT_FLOAT, O(lora_scale), .mask = GEN_ONLY, .lo = -1e6, .hi = 1e6, .arg = "S",
+     .help = "scale of the adapter (default 1: as trained; 0: off)"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "system message (chat formats)"},
     {"n-predict", 'n', CLI_OPT_INT, O(n_predict), .imin = 0, .imax = 1 << 24, .arg = "N",
      .help = "most tokens to generate (default 256; chat: 1024)"},
@@ -81,6 +88,49 @@ int gen_load_model(const char *ref, int n_threads, struct sa_model **out) {
         fprintf(stderr, "salign: %s: the model has no tokenizer (tokenizer.json)\n", ref);
         return CLI_FAIL;
     }
+    return CLI_OK;
+}
+
+int gen_load_lora(const struct sa_model *m, const char *path, struct sa_lora **out) {
+    if (sa_lora_load(m, path, NULL, out)) return cli_fail("loading the LoRA adapter");
+    return CLI_OK;
+}
+
+char *gen_adapters_dir(void) {
+    const char *env = getenv("SALIGN_ADAPTERS");
+    if (env && *env) return strdup(env);
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0; /* the binary's folder */
+    const char *tries[] = {"%s/../models", "%s/../share/salign/models"};
+    for (size_t i = 0; i < 2; i++) {
+        char d[4200];
+        snprintf(d, sizeof d, tries[i], exe);
+        struct stat st;
+        if (stat(d, &st) == 0 && S_ISDIR(st.st_mode)) return strdup(d);
+    }
+    return NULL;
+}
+
+int gen_resolve_adapter_name(const char *ref, char **base, char **adapter) {
+    *base = *adapter = NULL;
+    char *dir = gen_adapters_dir();
+    struct sa_hub_adapter ha;
+    enum sa_status s = dir ? sa_hub_adapter_resolve(ref, dir, &ha) : SA_STATUS_NOT_FOUND;
+    free(dir);
+    if (s == SA_STATUS_NOT_FOUND) {
+        if (!(*base = strdup(ref))) return cli_fail("out of memory");
+        return CLI_OK;
+    }
+    if (s) return cli_fail(NULL);
+    *base = ha.base;
+    *adapter = ha.adapter;
+    ha.base = ha.adapter = NULL;
+    sa_hub_adapter_free(&ha);
     return CLI_OK;
 }
 
@@ -380,7 +430,9 @@ int cmd_generate(int argc, char **argv) {
     size_t n_ids = 0;
     struct sa_ctx *ctx = NULL;
     struct sa_sampler *smp = NULL;
+    struct sa_lora *lora = NULL;
     struct gen_result res = {0};
+    if (o.lora && (rc = gen_load_lora(m, o.lora, &lora))) goto done;
     if ((rc = prompt_tokens(m, prompt, chat, o.system, &ids, &n_ids))) goto done;
     if (n_ids == 0) {
         rc = cli_usage_error("generate", "the prompt gives no tokens");
@@ -390,6 +442,8 @@ int cmd_generate(int argc, char **argv) {
     cp.n_threads = o.n_threads;
     cp.batch_invariant = o.batch_invariant;
     cp.kv_type = o.kv_type;
+    cp.lora = lora;
+    cp.lora_scale = o.lora_scale;
     const int32_t n_train = sa_model_config(m)->n_ctx_train;
     cp.n_ctx = o.n_ctx > 0 ? o.n_ctx : (int32_t)n_ids + (o.n_predict > 0 ? o.n_predict : 1);
     if (o.n_ctx == 0 && n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;
@@ -440,6 +494,7 @@ done:
     sa_sampler_free(smp);
     sa_ctx_free(ctx);
     free(ids);
+    sa_lora_free(lora);
     sa_model_free(m);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* cmd_inspect.c: `salign inspect MODEL`: architecture, parameter count, tensor types and
  * sizes, context length, RoPE settings, tokenizer, special tokens and chat template of a
- * GGUF file or a safetensors checkpoint directory (config.json + tokenizer.json). */
+ * GGUF file or a safetensors checkpoint directory (config.json + tokenizer.json); for a GGUF
+ * LoRA adapter its architecture, rank, alpha and adapted modules. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "sa/sa.h"
@@ -106,6 +107,23 @@ static void print_template(const char *tmpl, const char *arch) {
     printf("----\n%s\n----\n", tmpl);
 }
 
+/* A GGUF LoRA adapter (general.type "adapter"): what sa_lora_file_info reads and checks. */
+static void print_adapter(const char *path) {
+    struct sa_lora_info li;
+    if (sa_lora_file_info(path, &li)) {
+        printf("adapter:        (not one salign can load: %s)\n", sa_last_error());
+        return;
+    }
+    static const char *const mods[] = {"q", "k", "v", "o", "gate", "up", "down"};
+    char m[64] = "";
+    for (int j = 0; j < 7; j++)
+        if (li.modules & (1u << j)) snprintf(m + strlen(m), sizeof m - strlen(m), "%s%s", m[0] ? "," : "", mods[j]);
+    printf("adapter:        LoRA for architecture %s, rank %d, alpha %g (scale %g)\n", li.arch, li.rank,
+           (double)li.alpha, li.alpha > 0 ? (double)li.alpha / li.rank : 1.0);
+    if (li.name[0]) printf("name:           %s\n", li.name);
+    printf("adapted:        %d matrices in %d layers (%s), %s\n", li.n_matrices, li.n_layers, m, li.type);
+}
+
 static int inspect_gguf(const char *path, bool list_tensors) {
     struct sa_gguf *g = NULL;
     if (sa_gguf_open(path, &g)) return cli_fail(NULL);
@@ -114,7 +132,11 @@ static int inspect_gguf(const char *path, bool list_tensors) {
            (long long)sa_gguf_n_tensors(g), (long long)sa_gguf_n_kv(g));
     struct sa_model_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    if (sa_model_config_from_gguf(g, &cfg) == SA_STATUS_OK) print_config(&cfg);
+    char *gtype = sa_gguf_get_string(g, "general.type");
+    const bool adapter = gtype && !strcmp(gtype, "adapter");
+    free(gtype);
+    if (adapter) print_adapter(path);
+    else if (sa_model_config_from_gguf(g, &cfg) == SA_STATUS_OK) print_config(&cfg);
     else printf("architecture:   (not a supported model: %s)\n", sa_last_error());
     struct type_stats st;
     memset(&st, 0, sizeof st);
@@ -126,14 +148,16 @@ static int inspect_gguf(const char *path, bool list_tensors) {
     }
     print_stats(&st);
     struct sa_tokenizer *tok = NULL;
-    if (sa_tokenizer_load_gguf(g, &tok) == SA_STATUS_OK) {
+    if (adapter) {
+        /* no tokenizer nor template in an adapter */
+    } else if (sa_tokenizer_load_gguf(g, &tok) == SA_STATUS_OK) {
         print_tokenizer(tok);
         sa_tokenizer_free(tok);
     } else {
         printf("tokenizer:      (none: %s)\n", sa_last_error());
     }
-    char *tmpl = sa_gguf_get_string(g, "tokenizer.chat_template");
-    print_template(tmpl, cfg.arch_name);
+    char *tmpl = adapter ? NULL : sa_gguf_get_string(g, "tokenizer.chat_template");
+    if (!adapter) print_template(tmpl, cfg.arch_name);
     free(tmpl);
     if (list_tensors) {
         printf("tensors:\n");

@@ -99,6 +99,8 @@ static const struct cli_opt train_opts[] = {
     {"gguf-type", 0, CLI_OPT_CUSTOM, P(gguf_type), .parse = parse_gguf_type,
      .expect = "f32, f16, bf16, q8_0 or none", .arg = "T", .help = "GGUF type: f32, f16 (default), bf16, q8_0, or none"},
     {"no-export", 0, CLI_OPT_FLAG, P(no_export), .help = "do not write DIR/model"},
+    {"adapter-only", 0, CLI_OPT_FLAG, P(adapter_only),
+     .help = "LoRA: write only DIR/model/adapter.gguf (llama.cpp's\nGGUF LoRA format), not the merged model"},
     {"log-every", 0, CLI_OPT_INT, P(log_every), .imin = 0, .imax = INT32_MAX, .arg = "N",
      .help = "progress line every N steps when not on a terminal (default 10)"},
     {"stop-after-steps", 0, CLI_OPT_INT, P(stop_after_steps), .imin = 1, .imax = INT64_MAX, .arg = "N",
@@ -119,7 +121,9 @@ const struct cli_cmd cli_cmd_train = {
              "or whole-answer records {question, answer, correction}). The loss is the cross-entropy\n"
              "of the correction and the end-of-turn token; the prompt is masked. Writes DIR/log.csv,\n"
              "DIR/loss.svg, DIR/checkpoint/ and the model in DIR/model/ (model.safetensors,\n"
-             "config.json, tokenizer files, model-<type>.gguf). Defaults: the official recipe.\n\n",
+             "config.json, tokenizer files, model-<type>.gguf; with --lora also adapter.gguf, the\n"
+             "adapter alone in llama.cpp's GGUF LoRA format: salign generate --lora, salign align\n"
+             "--aligner-lora, llama.cpp --lora). Defaults: the official recipe.\n\n",
     .epilog = "Example:\n"
               "  salign train --base smollm2-135m-instruct --data records.jsonl --out run1 --lora 16 --lr 2e-4\n",
 };

@@ -22,6 +22,8 @@ struct gen_opts {
     const char *prompt;   /* generate -p */
     int32_t n_samples;    /* generate --samples: 0 = one streamed completion */
     bool chat, json;      /* generate --chat, --json */
+    const char *lora;     /* generate --lora: a GGUF LoRA adapter over the model, or NULL */
+    float lora_scale;     /* generate --lora-scale: sa_ctx_params.lora_scale (default 1) */
 };
 void gen_opts_init(struct gen_opts *o);
 
@@ -30,6 +32,20 @@ void gen_opts_init(struct gen_opts *o);
 
 /* Resolves `ref` (sa_hub_resolve) and loads it; prints the error and returns CLI_FAIL. */
 int gen_load_model(const char *ref, int n_threads, struct sa_model **out);
+
+/* Loads the LoRA adapter `path` over m (sa_lora_load); prints the error and returns CLI_FAIL. */
+int gen_load_lora(const struct sa_model *m, const char *path, struct sa_lora **out);
+
+/* The folder of shipped adapters (models/NAME/manifest.json, models/README.md):
+ * $SALIGN_ADAPTERS, else the models/ folder above the salign binary's folder when it exists
+ * (build/salign in a checkout: the repository's models/), else <prefix>/share/salign/models.
+ * malloc'd, or NULL when none exists. */
+char *gen_adapters_dir(void);
+/* `ref` as a model that may be a shipped adapter's name: NAME with a manifest gives its base
+ * (*base) and its adapter file (*adapter, sha256 checked); anything else gives *base = ref and
+ * *adapter = NULL. Both malloc'd. Prints the error and returns CLI_FAIL (a bad manifest, a
+ * changed adapter file). */
+int gen_resolve_adapter_name(const char *ref, char **base, char **adapter);
 
 struct gen_result {
     char *text;           /* malloc'd generated text (NUL-terminated), caller frees */
