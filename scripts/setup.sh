@@ -28,7 +28,8 @@ fi
 
 # ---- Python test references (PyPI) ----
 PY_PKGS=(gguf==0.19.0 tokenizers==0.21.4 safetensors==0.8.0 jinja2==3.1.6 transformers==4.51.3
-  fastapi==0.165.0 uvicorn==0.54.0 sse-starlette==3.7.0 starlette-context==0.3.6 pydantic-settings==2.16.3)
+  fastapi==0.165.0 uvicorn==0.54.0 sse-starlette==3.7.0 starlette-context==0.3.6 pydantic-settings==2.16.3
+  openai==3.51.0)
 if [ -z "${SA_SETUP_SKIP_PY:-}" ]; then
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv over /usr/bin/python3 (Debian's torch stays visible)"

@@ -256,6 +256,7 @@ static void stream_free(void *cls) {
         int none = SRV_CANCEL_NONE;
         atomic_compare_exchange_strong(&j->cancel, &none, SRV_CANCEL_CLIENT);
     }
+    atomic_fetch_sub(&j->srv->n_streams, 1);
     srv_job_unref(j);
     free(st);
 }
@@ -303,6 +304,7 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
             srv_job_unref(j);
             return MHD_NO;
         }
+        atomic_fetch_add(&srv->n_streams, 1);
         st->job = j; /* our reference moves to the stream */
         st->c = c;
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
@@ -519,6 +521,7 @@ enum sa_status sa_server_init(const struct sa_server_params *params, struct sa_s
     if (!srv->p.max_connections) srv->p.max_connections = 64;
     srv_metrics_init(&srv->m);
     atomic_init(&srv->stopping, false);
+    atomic_init(&srv->n_streams, 0);
     if (oom) {
         sa_server_free(srv);
         return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -575,6 +578,13 @@ void sa_server_stop(struct sa_server *srv) {
     if (!srv || !srv->started || srv->stopped) return;
     atomic_store(&srv->stopping, true);
     srv_slots_stop(srv->slots, srv->p.shutdown_grace_ms);
+    /* every job has ended and written its last event: let the connections send them (a
+       client that does not read gets 5 s) before the daemon closes every socket */
+    const double until = sa_time_now() + 5;
+    while (atomic_load(&srv->n_streams) > 0 && sa_time_now() < until) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(srv->d);
     srv->d = NULL;
     srv->stopped = true;

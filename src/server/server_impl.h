@@ -141,6 +141,7 @@ struct sa_server {
     struct MHD_Daemon *d;
     uint16_t port;
     atomic_bool stopping;
+    atomic_int n_streams; /* SSE responses not yet fully sent (stream_free not yet called) */
     bool started, stopped;
     double t_start;
 };
