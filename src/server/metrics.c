@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "server/server_impl.h"
 
+#include "sa/batch.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +92,7 @@ static void histogram(struct out *o, const char *name, const char *help, const i
         (long long)n);
 }
 
-char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots) {
+char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots, const struct sa_sched_stats *sched) {
     struct out o = {.s = malloc(4096), .cap = 4096};
     if (!o.s) return NULL;
     o.s[0] = 0;
@@ -127,6 +129,12 @@ char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots) {
     gauge(&o, "salign_queue_length", "requests waiting for a slot", (double)c.queue_len);
     gauge(&o, "salign_slots_busy", "slots running a request", (double)c.busy);
     gauge(&o, "salign_slots", "slots (--parallel)", (double)n_slots);
+    if (sched) {
+        counter(&o, "salign_sched_passes_total", "batched forward passes of the slots' local models", sched->n_passes);
+        counter(&o, "salign_sched_calls_total", "decode calls served by them (calls / passes: the batching)",
+                sched->n_calls);
+        counter(&o, "salign_sched_rows_total", "token rows computed in them", sched->n_rows);
+    }
     histogram(&o, "salign_first_sentence_seconds", "time from the request to its first sentence", c.first_b,
               c.first_n, c.first_sum);
     histogram(&o, "salign_request_seconds", "time from the request to its end", c.total_b, c.total_n, c.total_sum);

@@ -8,6 +8,7 @@
 #include "server/server_impl.h"
 
 #include "core/core_impl.h"
+#include "sa/batch.h"
 
 #include <arpa/inet.h>
 #include <cJSON.h>
@@ -435,7 +436,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     case R_HEALTH: return route_health(srv, c);
     case R_METRICS: {
-        char *t = srv_metrics_text(&srv->m, srv->p.n_slots);
+        struct sa_sched_stats ss;
+        const bool has = srv_slots_sched_stats(srv->slots, &ss);
+        char *t = srv_metrics_text(&srv->m, srv->p.n_slots, has ? &ss : NULL);
         return t ? send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), 0) : MHD_NO;
     }
     case R_MODELS: return route_models(srv, c);

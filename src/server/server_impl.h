@@ -74,7 +74,9 @@ void srv_metrics_init(struct srv_metrics *m);
 void srv_metrics_destroy(struct srv_metrics *m);
 void srv_metrics_latency(struct srv_metrics *m, double first_s, double total_s);
 /* The Prometheus text exposition (malloc'd), or NULL. */
-char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots);
+struct sa_sched_stats;
+/* `sched` may be NULL (one slot, or a remote upstream alone). */
+char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots, const struct sa_sched_stats *sched);
 
 /* ---- jobs and slots (slots.c) ---- */
 
@@ -127,6 +129,8 @@ bool srv_slots_submit(struct srv_slots *sl, struct srv_job *j, bool *stopping);
  * them, and joins the workers. */
 void srv_slots_stop(struct srv_slots *sl, int32_t grace_ms);
 void srv_slots_free(struct srv_slots *sl);
+/* The scheduler's counters; false when there is no scheduler. */
+bool srv_slots_sched_stats(const struct srv_slots *sl, struct sa_sched_stats *out);
 
 /* ---- the server (server.c) ---- */
 

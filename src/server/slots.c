@@ -538,6 +538,12 @@ void srv_slots_stop(struct srv_slots *sl, int32_t grace_ms) {
     (void)srv;
 }
 
+bool srv_slots_sched_stats(const struct srv_slots *sl, struct sa_sched_stats *out) {
+    if (!sl || !sl->sched) return false;
+    sa_sched_get_stats(sl->sched, out);
+    return true;
+}
+
 void srv_slots_free(struct srv_slots *sl) {
     if (!sl) return;
     for (int i = 0; sl->slots && i < sl->n; i++) {

@@ -129,5 +129,36 @@ def test_serve_in_front_of_a_hanging_upstream_answers_502():
         srv.shutdown()
 
 
+@test
+def test_serve_request_timeout_answers_504():
+    srv, url = fake("drip_post")
+    p = subprocess.Popen([SALIGN, "serve", "--upstream", url, "--upstream-template", "chatml", "--port", "0",
+                          "--request-timeout-ms", "1500"], stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in p.stderr:
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "the server did not start"
+        threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+        body = json.dumps({"model": "stream-aligner:upstream", "prompt": "hi"})
+        req = urllib.request.Request("http://127.0.0.1:%d/v1/completions" % port, data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        t0 = time.time()
+        try:
+            urllib.request.urlopen(req, timeout=60)
+            raise AssertionError("no error past the request timeout")
+        except urllib.error.HTTPError as e:
+            assert e.code == 504, e.code
+            assert json.loads(e.read())["error"]["code"] == "timeout"
+        assert time.time() - t0 < 5, time.time() - t0
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+        srv.shutdown()
+
+
 if __name__ == "__main__":
     main()

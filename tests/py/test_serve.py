@@ -203,6 +203,55 @@ def test_errors():
     assert m['salign_requests_finished_total{outcome="too_large"}'] >= 1, m
 
 
+def start_server(*extra):
+    """Another server (killed by the caller): (process, port)."""
+    p = subprocess.Popen([SALIGN, "serve"] + COMMON + ["--port", "0"] + list(extra), stderr=subprocess.PIPE,
+                         text=True)
+    for line in p.stderr:
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+            return p, int(m.group(1))
+    raise AssertionError("the server did not start")
+
+
+@test
+def test_parallel_slots_batch_and_match_align():
+    """--parallel 2 --batch-invariant: two requests at once are decoded in shared passes (the
+    scheduler's calls per pass > 1) and each answer equals `salign align --batch-invariant`."""
+    import openai
+    if not os.path.exists(GGUF):
+        skip("missing %s" % GGUF)
+    qs = ["What is 3 times 4?", "Name two colors."]
+    p, port = start_server("--parallel", "2", "--batch-invariant")
+    try:
+        c = openai.OpenAI(base_url="http://127.0.0.1:%d/v1" % port, api_key="none", max_retries=0, timeout=120)
+        out = {}
+
+        def ask(q):
+            out[q] = c.chat.completions.create(model="stream-aligner", max_tokens=10,
+                                               messages=[{"role": "user", "content": q}]).choices[0].message.content
+        th = [threading.Thread(target=ask, args=(q,)) for q in qs]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        st, _, body = http.client.HTTPConnection("127.0.0.1", port), None, None
+        st.request("GET", "/metrics")
+        text = st.getresponse().read().decode()
+        calls = float(re.search(r"^salign_sched_calls_total (\S+)", text, re.M).group(1))
+        passes = float(re.search(r"^salign_sched_passes_total (\S+)", text, re.M).group(1))
+        assert calls > passes > 0, (calls, passes)
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    for q in qs:
+        a = subprocess.run([SALIGN, "align"] + COMMON + ["-p", q, "--max-length", "10", "--json",
+                                                         "--batch-invariant"], capture_output=True, timeout=300)
+        assert a.returncode == 0, a.stderr.decode()
+        assert out[q] == json.loads(a.stdout)["answer"], (q, out[q], a.stdout)
+
+
 def open_stream(question, max_tokens=400):
     """An SSE request left open: (connection, response)."""
     c = http.client.HTTPConnection("127.0.0.1", server(), timeout=120)
