@@ -13,7 +13,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # ---- Debian packages ----
 DEB_PKGS=(build-essential pkg-config git curl ca-certificates
   zlib1g-dev libcurl4-openssl-dev libpcre2-dev libcjson-dev libutf8proc-dev libopenblas-dev libmicrohttpd-dev
-  clang libclang-rt-14-dev cmake
+  clang libclang-rt-14-dev cmake chromium
   python3 python3-pip python3-venv python3-dev python3-numpy python3-torch)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
