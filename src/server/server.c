@@ -43,6 +43,8 @@ struct sa_server_params sa_server_default_params(void) {
 
 /* ---- per request ---- */
 
+#define CONN_TIMEOUT_S 120 /* an idle connection (keep-alive, a slow request) is closed after this */
+
 enum route { R_NONE = 0, R_PAGE, R_HEALTH, R_METRICS, R_MODELS, R_MODEL, R_CHAT, R_COMPLETIONS };
 
 struct conn {
@@ -282,6 +284,10 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
                  "this server has no aligner: only '%s:upstream' is served", srv->name);
         return send_error(srv, c, &e);
     }
+    /* an answer may take longer than the idle timeout of the connection (CONN_TIMEOUT_S), which
+       libmicrohttpd counts from the request's last byte: none while it runs (on_completed
+       restores it for the keep-alive wait); --request-timeout-ms is the limit */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     struct srv_job *j = srv_job_new(srv, &req);
     if (!j) {
         srv_req_clear(&req);
@@ -452,9 +458,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     struct conn *cn = *con_cls;
     (void)cls;
-    (void)c;
-    (void)toe;
     if (!cn) return;
+    if ((cn->route == R_CHAT || cn->route == R_COMPLETIONS) && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S);
     free(cn->body);
     free(cn);
     *con_cls = NULL;
@@ -556,7 +562,7 @@ enum sa_status sa_server_start(struct sa_server *srv) {
     srv->d = MHD_start_daemon(flags, srv->p.port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
                               (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)srv->p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                              (unsigned)srv->p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
                               MHD_OPTION_END);
     if (!srv->d) {
         const int err = errno;

@@ -34,6 +34,10 @@ class Handler(socketserver.BaseRequestHandler):
                     return
                 data += chunk
             line = data.split(b"\r\n", 1)[0].decode()
+            if mode == "garbage" and line.startswith("POST"):
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+                          b"data: {not json at all\n\n")
+                return
             if mode == "silent":
                 time.sleep(60)  # accepted, never answered (the client gives up first)
                 return
@@ -127,6 +131,46 @@ def test_serve_in_front_of_a_hanging_upstream_answers_502():
         p.terminate()
         p.wait(timeout=30)
         srv.shutdown()
+
+
+def serve_port(p):
+    for line in p.stderr:
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+            return int(m.group(1))
+    raise AssertionError("the server did not start")
+
+
+def post_error(port, body):
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % port, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=60)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())["error"]
+    raise AssertionError("no error")
+
+
+@test
+def test_serve_upstream_garbage_then_down_answers_502():
+    srv, url = fake("garbage")
+    p = subprocess.Popen([SALIGN, "serve", "--upstream", url, "--upstream-template", "chatml", "--port", "0",
+                          "--retries", "1"], stderr=subprocess.PIPE, text=True)
+    try:
+        port = serve_port(p)
+        body = {"model": "stream-aligner:upstream", "messages": [{"role": "user", "content": "hi"}]}
+        code, err = post_error(port, body)
+        assert code == 502 and err["type"] == "upstream_error", (code, err)
+        srv.shutdown()
+        srv.server_close()  # the upstream is down now
+        code, err = post_error(port, body)
+        assert code == 502 and "cannot connect" in err["message"], (code, err)
+        # the server itself is still fine
+        assert json.loads(urllib.request.urlopen("http://127.0.0.1:%d/health" % port).read())["status"] == "ok"
+    finally:
+        p.terminate()
+        assert p.wait(timeout=30) == 0
 
 
 @test
