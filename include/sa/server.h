@@ -40,6 +40,12 @@ struct sa_server_params {
     /* NULL: pipeline.upstream_model is the upstream. Else a remote upstream: each slot makes
      * its own from these params (copied at init; abort_cb/abort_user are the server's). */
     const struct sa_upstream_remote_params *remote;
+    /* Or any other upstream (a test double, a custom client): called once per slot at
+     * sa_server_start to make that slot's own upstream (the server frees it with
+     * sa_upstream_free). NULL: not used. Exactly one of upstream_model, remote and
+     * make_upstream. pipeline.upstream_format must then be known. */
+    enum sa_status (*make_upstream)(void *user, struct sa_upstream **out);
+    void *make_upstream_user;
     int32_t n_slots;            /* requests answered at once; 0: 1 */
     int32_t max_queue;          /* requests that may wait for a slot; more get 429; 0: 16 */
     size_t max_body_bytes;      /* largest request body; larger: 413; 0: 1 MiB */
@@ -53,7 +59,7 @@ struct sa_server_params {
 };
 
 /* host NULL (127.0.0.1), port 0, no api_key, name NULL, pipeline sa_pipeline_default_params(),
- * remote NULL, n_slots 1, the limits 0 (their defaults above), log NULL. */
+ * remote NULL, make_upstream NULL, n_slots 1, the limits 0 (their defaults above), log NULL. */
 struct sa_server_params sa_server_default_params(void);
 
 /* Checks `params` and makes the server (nothing is bound yet): the slots and their pipelines'

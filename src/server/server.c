@@ -491,8 +491,10 @@ enum sa_status sa_server_init(const struct sa_server_params *params, struct sa_s
     if (p->pipeline.upstream)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "server: pipeline.upstream must be NULL (give params.remote: each "
                                                 "slot needs its own upstream)");
-    if (!p->remote && !p->pipeline.upstream_model)
-        return sa_error(SA_STATUS_BAD_ARGUMENT, "server: no upstream (pipeline.upstream_model or remote)");
+    const int n_up = (p->remote != NULL) + (p->pipeline.upstream_model != NULL) + (p->make_upstream != NULL);
+    if (n_up != 1)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "server: %s upstream: give exactly one of pipeline.upstream_model, "
+                                                "remote and make_upstream", n_up ? "more than one" : "no");
     if (p->n_slots < 0 || p->n_slots > 256)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "server: n_slots %d is outside 0..256", (int)p->n_slots);
     if (p->max_queue < 0 || p->max_json_depth < 0 || p->request_timeout_ms < 0 || p->shutdown_grace_ms < 0 ||

@@ -26,7 +26,7 @@ struct slot {
     int index;
     pthread_t th;
     bool th_ok;
-    struct sa_upstream *remote;
+    struct sa_upstream *remote; /* the slot's own upstream (remote or make_upstream), or NULL */
     struct sa_pipeline *pl;
     struct sa_pipeline_params pl_key; /* the settings pl was made with */
     char *pl_system;
@@ -465,6 +465,9 @@ enum sa_status srv_slots_start(struct sa_server *srv, struct srv_slots **out) {
             rp.abort_user = s;
             if (i > 0) rp.check_model = false;
             st = sa_upstream_remote_init(&rp, &s->remote);
+        } else if (srv->p.make_upstream) {
+            st = srv->p.make_upstream(srv->p.make_upstream_user, &s->remote);
+            if (!st && !s->remote) st = sa_error(SA_STATUS_BAD_ARGUMENT, "server: make_upstream gave no upstream");
         }
     }
     for (int i = 0; !st && i < sl->n; i++) {
