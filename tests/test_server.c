@@ -210,8 +210,22 @@ static void test_answers(void) {
     CHECK(bl > 14 && !strcmp(b.body + bl - 14, "data: [DONE]\n\n"));
     CHECK_EQ_INT(metric_now(port, "salign_revisions_total"), 8);
     CHECK_EQ_INT(metric_now(port, "salign_revisions_copied_total"), 6);
+    /* a stop string ends the served text before it; max_tokens cuts with finish_reason length
+       (no tokenizer here: words) */
+    struct resp c = {0}, d = {0};
+    http(port, "POST", "/v1/completions",
+         "{\"model\": \"stream-aligner\", \"prompt\": \"Count.\", \"stop\": [\"is three\", \"zzz\"]}", "k", &c);
+    CHECK_MSG(c.status == 200 && strstr(c.body, "\"text\":\"One is one. Two is two. Three \"") &&
+                  strstr(c.body, "\"finish_reason\":\"stop\"") && strstr(c.body, "\"stop\":\"stop_string\""),
+              "%s", c.body);
+    http(port, "POST", "/v1/completions", "{\"prompt\": \"Count.\", \"max_tokens\": 5}", "k", &d);
+    CHECK_MSG(d.status == 200 && strstr(d.body, "\"text\":\"One is one. Two is\"") &&
+                  strstr(d.body, "\"finish_reason\":\"length\""),
+              "%s", d.body);
     free(a.body);
     free(b.body);
+    free(c.body);
+    free(d.body);
     sa_server_free(s);
 }
 
