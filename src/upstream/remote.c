@@ -388,7 +388,8 @@ static enum sa_status models_get(const struct endpoint *ep, char ***ids, size_t 
         } else if (d.fired == FIRED_IDLE) {
             s = sa_error(SA_STATUS_TIMEOUT, "GET %s: connected, but no data from the server for %d ms (idle_timeout_ms)%s",
                          url, (int)ep->p.idle_timeout_ms, d.last_dl ? " in the middle of its answer" : "");
-            retry = d.last_dl == 0;
+            /* not retried: a hung server would cost a full idle timeout a try (as a hang of
+               the stream, docs/internals/upstream.md) */
         } else if (rc == CURLE_OPERATION_TIMEDOUT && !d.t_connected) {
             s = sa_error(SA_STATUS_TIMEOUT, "GET %s: cannot connect within %d ms (connect_timeout_ms): is the host "
                                             "reachable?",

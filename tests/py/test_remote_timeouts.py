@@ -77,8 +77,8 @@ def test_silent_server_fails_on_idle_not_connect():
     srv.shutdown()
     assert rc == 1, (rc, err)
     assert "idle_timeout_ms" in err and "connect_timeout_ms" not in err, err
-    assert "after 4 attempts" in err, err
-    assert dt < 15, (dt, err)
+    assert "attempts" not in err, err  # a hang is not retried: each try would cost the idle timeout
+    assert dt < 5, (dt, err)
 
 
 @test
