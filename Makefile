@@ -16,7 +16,7 @@ OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -pthread -fno-strict-aliasing \
            -D_FILE_OFFSET_BITS=64 -fPIC -Iinclude -Isrc -I/usr/include/cjson $(EXTRA_CFLAGS)
-LDLIBS  += -lcurl -lpcre2-8 -lcjson -lutf8proc -lopenblas -lz -lm -lpthread
+LDLIBS  += -lmicrohttpd -lcurl -lpcre2-8 -lcjson -lutf8proc -lopenblas -lz -lm -lpthread
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -13,7 +13,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # ---- Debian packages ----
 DEB_PKGS=(build-essential pkg-config git curl ca-certificates
   zlib1g-dev libcurl4-openssl-dev libpcre2-dev libcjson-dev libutf8proc-dev libopenblas-dev libmicrohttpd-dev
-  clang libclang-rt-14-dev cmake
+  clang libclang-rt-14-dev cmake chromium
   python3 python3-pip python3-venv python3-dev python3-numpy python3-torch)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
@@ -28,7 +28,8 @@ fi
 
 # ---- Python test references (PyPI) ----
 PY_PKGS=(gguf==0.19.0 tokenizers==0.21.4 safetensors==0.8.0 jinja2==3.1.6 transformers==4.51.3
-  fastapi==0.165.0 uvicorn==0.54.0 sse-starlette==3.7.0 starlette-context==0.3.6 pydantic-settings==2.16.3)
+  fastapi==0.165.0 uvicorn==0.54.0 sse-starlette==3.7.0 starlette-context==0.3.6 pydantic-settings==2.16.3
+  openai==3.51.0)
 if [ -z "${SA_SETUP_SKIP_PY:-}" ]; then
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv over /usr/bin/python3 (Debian's torch stays visible)"

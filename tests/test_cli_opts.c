@@ -314,7 +314,7 @@ static void check_command(const struct cli_cmd *cmd) {
 static void test_every_command(void) {
     const struct cli_cmd *cmds[] = {&cli_cmd_pull,  &cli_cmd_inspect, &cli_cmd_tokenize, &cli_cmd_convert,
                                     &cli_cmd_generate, &cli_cmd_chat, &cli_cmd_align,    &cli_cmd_train,
-                                    &cli_cmd_bench, &cli_cmd_bench_pipeline};
+                                    &cli_cmd_bench, &cli_cmd_bench_pipeline, &cli_cmd_serve};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) check_command(cmds[i]);
     size_t n = 0;
     for (size_t i = 0; cli_cmds_data[i]; i++, n++) check_command(cli_cmds_data[i]);

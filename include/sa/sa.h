@@ -23,6 +23,7 @@
 #include "sa/pipeline.h"
 #include "sa/pipeline_trace.h"
 #include "sa/rollout.h"
+#include "sa/server.h"
 #include "sa/records.h"
 #include "sa/data_build.h"
 #include "sa/train.h"

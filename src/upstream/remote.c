@@ -222,8 +222,8 @@ static enum sa_status curl_failure(const char *what, const char *url, CURLcode r
         return sa_error(SA_STATUS_NETWORK, "%s %s: cannot resolve the host name (%s)", what, url, eb);
     case CURLE_OPERATION_TIMEDOUT:
         if (!got_head) *retry = true;
-        return sa_error(SA_STATUS_TIMEOUT, "%s %s: timed out (%s; connect timeout %d ms)", what, url, eb,
-                        (int)ep->p.connect_timeout_ms);
+        return sa_error(SA_STATUS_TIMEOUT, "%s %s: cannot connect within %d ms (connect_timeout_ms; %s)", what, url,
+                        (int)ep->p.connect_timeout_ms, eb);
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
@@ -238,10 +238,19 @@ static enum sa_status curl_failure(const char *what, const char *url, CURLcode r
 
 /* ---- GET {base}/models ---- */
 
+/* Which of our own limits stopped a GET (issue 14: the message must name it). */
+enum limit_fired { FIRED_NONE = 0, FIRED_IDLE, FIRED_TOTAL };
+
 struct models_dl {
     struct sa_buf body;
     bool over;
     const struct endpoint *ep;
+    CURL *c;
+    double deadline;         /* of the whole call, retries included (total_timeout_ms) */
+    double t_connected;      /* when the attempt's connection was up (0: not yet) */
+    double t_last;           /* when the last byte came (or the connection was made) */
+    curl_off_t last_dl;      /* bytes of the attempt so far */
+    enum limit_fired fired;
 };
 
 static size_t models_body(char *b, size_t size, size_t nmemb, void *user) {
@@ -254,9 +263,30 @@ static size_t models_body(char *b, size_t size, size_t nmemb, void *user) {
     return n;
 }
 
-static int models_progress(void *user, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
-    (void)a, (void)b, (void)c, (void)d;
-    return aborted(((struct models_dl *)user)->ep) ? 1 : 0;
+/* Polled by libcurl (about once a second when nothing moves): the abort hook, the idle
+ * timeout once connected (connect_timeout_ms covers the connection itself) and the deadline. */
+static int models_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+    struct models_dl *d = user;
+    (void)dltotal, (void)ultotal, (void)ulnow;
+    if (aborted(d->ep)) return 1;
+    const double now = sa_time_now();
+    if (!d->t_connected) {
+        curl_off_t ct = 0;
+        if (curl_easy_getinfo(d->c, CURLINFO_CONNECT_TIME_T, &ct) == CURLE_OK && ct > 0) d->t_connected = d->t_last = now;
+    }
+    if (dlnow != d->last_dl) {
+        d->last_dl = dlnow;
+        d->t_last = now;
+    }
+    if (now >= d->deadline) {
+        d->fired = FIRED_TOTAL;
+        return 1;
+    }
+    if (d->t_connected && now - d->t_last >= (double)d->ep->p.idle_timeout_ms / 1000) {
+        d->fired = FIRED_IDLE;
+        return 1;
+    }
+    return 0;
 }
 
 static enum sa_status models_parse(const char *url, const char *body, size_t n, char ***ids, size_t *n_ids) {
@@ -315,15 +345,13 @@ static enum sa_status models_get(const struct endpoint *ep, char ***ids, size_t 
         return sa_error(SA_STATUS_NO_MEMORY, "out of memory (curl)");
     }
     char errbuf[CURL_ERROR_SIZE];
-    struct models_dl d = {.ep = ep};
+    struct models_dl d = {.ep = ep, .c = c, .deadline = sa_time_now() + (double)ep->p.total_timeout_ms / 1000};
     sa_buf_init(&d.body, 0);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "salign/0.1");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)ep->p.connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ep->p.connect_timeout_ms + ep->p.idle_timeout_ms);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, models_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
@@ -335,14 +363,39 @@ static enum sa_status models_get(const struct endpoint *ep, char ***ids, size_t 
     for (int failures = 0;; failures++) {
         sa_buf_clear(&d.body);
         d.over = false;
+        d.fired = FIRED_NONE;
+        d.t_connected = d.t_last = 0;
+        d.last_dl = 0;
         errbuf[0] = 0;
+        /* our limits: connect_timeout_ms per connection, idle_timeout_ms between bytes once
+           connected (models_progress), and the deadline over every attempt; libcurl's own
+           timeout is only a backstop a little past the deadline */
+        const long left_ms = (long)ceil((d.deadline - sa_time_now()) * 1000);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, SA_MAX(1L, SA_MIN((long)ep->p.connect_timeout_ms, left_ms)));
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, SA_MAX(1L, left_ms) + 2000L);
         CURLcode rc = curl_easy_perform(c);
         long code = 0, ra = -1;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         curl_off_t ra_off = -1;
         if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra_off) == CURLE_OK && ra_off > 0) ra = (long)ra_off;
         bool retry = false;
-        if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        const bool past_deadline = sa_time_now() >= d.deadline;
+        if (d.fired == FIRED_TOTAL || (rc == CURLE_OPERATION_TIMEDOUT && past_deadline)) {
+            s = sa_error(SA_STATUS_TIMEOUT, "GET %s: no complete answer before the deadline of %d ms (total_timeout_ms, "
+                                            "retries included)%s",
+                         url, (int)ep->p.total_timeout_ms,
+                         d.t_connected ? ": the server accepted the connection but is stuck or too slow" : "");
+        } else if (d.fired == FIRED_IDLE) {
+            s = sa_error(SA_STATUS_TIMEOUT, "GET %s: connected, but no data from the server for %d ms (idle_timeout_ms)%s",
+                         url, (int)ep->p.idle_timeout_ms, d.last_dl ? " in the middle of its answer" : "");
+            /* not retried: a hung server would cost a full idle timeout a try (as a hang of
+               the stream, docs/internals/upstream.md) */
+        } else if (rc == CURLE_OPERATION_TIMEDOUT && !d.t_connected) {
+            s = sa_error(SA_STATUS_TIMEOUT, "GET %s: cannot connect within %d ms (connect_timeout_ms): is the host "
+                                            "reachable?",
+                         url, (int)ep->p.connect_timeout_ms);
+            retry = true;
+        } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
             s = sa_error(SA_STATUS_CANCELLED, "GET %s: cancelled", url);
         } else if (d.over) {
             s = sa_error(SA_STATUS_NETWORK, "GET %s: the model list is over %zu bytes: refusing it", url,
@@ -369,6 +422,11 @@ static enum sa_status models_get(const struct endpoint *ep, char ***ids, size_t 
             break;
         }
         long ms = retry_delay_ms(ep, failures + 1, ra);
+        if (sa_time_now() + (double)ms / 1000 >= d.deadline) {
+            sa_error_wrap(s, "no time left before the deadline of %d ms (total_timeout_ms) to retry after %d "
+                             "attempt(s)", (int)ep->p.total_timeout_ms, failures + 1);
+            break;
+        }
         sa_log(SA_LOG_WARN, "%s; retrying in %.2f s", sa_last_error(), (double)ms / 1000);
         if (!wait_ms(ep, ms)) {
             s = sa_error(SA_STATUS_CANCELLED, "GET %s: cancelled", url);

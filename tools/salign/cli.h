@@ -23,6 +23,7 @@ int cmd_data(int argc, char **argv);
 int cmd_data_rollout(int argc, char **argv); /* `salign data rollout`, dispatched by cmd_data */
 int cmd_train(int argc, char **argv);
 int cmd_align(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_pipeline(int argc, char **argv); /* `salign bench pipeline`, dispatched by cmd_bench */
 
@@ -30,7 +31,7 @@ int cmd_bench_pipeline(int argc, char **argv); /* `salign bench pipeline`, dispa
  * tests/test_cli_opts.c. */
 extern const struct cli_cmd cli_cmd_pull, cli_cmd_inspect, cli_cmd_tokenize, cli_cmd_convert, cli_cmd_generate,
     cli_cmd_chat, cli_cmd_align, cli_cmd_train, cli_cmd_bench, cli_cmd_bench_pipeline, cli_cmd_eval_aligner,
-    cli_cmd_data_rollout;
+    cli_cmd_data_rollout, cli_cmd_serve;
 /* `salign data SUB` and `salign eval SUB`: one command per subcommand (NULL-terminated). */
 extern const struct cli_cmd *const cli_cmds_data[], *const cli_cmds_eval[];
 

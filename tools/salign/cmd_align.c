@@ -31,7 +31,7 @@ struct align_opts {
     const char *prompt, *trace, *input, *output, *answers;
     const char *aligner_lora, *upstream_lora;
     bool show_edits, json, verbose;
-    int32_t timeout_ms;
+    int32_t timeout_ms, total_timeout_ms;
     int32_t parallel;
     struct sa_pipeline_params pp;
 };
@@ -107,6 +107,8 @@ static const struct cli_opt align_opts[] = {
      .help = "context size of each local model (default 4096)"},
     {"timeout-ms", 0, CLI_OPT_INT, O(timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
      .help = "remote: idle timeout (default 60000)"},
+    {"total-timeout-ms", 0, CLI_OPT_INT, O(total_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "remote: deadline of one generation (and of the model\nlist at start), retries included (default 600000)"},
     {"prompt", 'p', CLI_OPT_STR, O(prompt), .section = "Output", .arg = "QUESTION", .help = "the question"},
     {"show-edits", 0, CLI_OPT_FLAG, O(show_edits), .help = "show each original sentence and its correction"},
     {"json", 0, CLI_OPT_FLAG, O(json), .help = "print one JSON object (answer and metrics) at the end"},
@@ -863,6 +865,7 @@ int cmd_align(int argc, char **argv) {
         rp.abort_cb = cli_interrupted;
         rp.extra_body = o.upstream_extra;
         if (o.timeout_ms) rp.idle_timeout_ms = o.timeout_ms;
+        if (o.total_timeout_ms) rp.total_timeout_ms = o.total_timeout_ms;
         if (sa_upstream_remote_init(&rp, &remote)) {
             rc = cli_interrupted(NULL) ? 130 : cli_fail("upstream");
             goto done;

@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"generate", cmd_generate, "generate text from a prompt, streamed as it comes"},
     {"chat", cmd_chat, "talk with a model interactively"},
     {"align", cmd_align, "answer with the Stream Aligner pipeline: upstream + sentence-level aligner"},
+    {"serve", cmd_serve, "serve the pipeline as an OpenAI-compatible HTTP API with a live page"},
     {"convert", cmd_convert, "re-encode a model as GGUF or safetensors (f32, f16, bf16, q8_0)"},
     {"eval", cmd_eval, "score math answers (accuracy, per round) and judged win rates"},
     {"data", cmd_data, "build, split and check the aligner's training records"},

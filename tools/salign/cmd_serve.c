@@ -1,0 +1,235 @@
+/* cmd_serve.c: `salign serve`: the Stream Aligner pipeline as an OpenAI-compatible HTTP server
+ * (include/sa/server.h, docs/SERVER.md) over a local or remote upstream and a local aligner,
+ * serving until SIGTERM or Ctrl-C (then a graceful stop: runs in progress may finish). */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "generate.h"
+#include "sa/server.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct serve_opts {
+    const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *upstream_extra;
+    const char *aligner, *system, *aligner_system;
+    const char *host, *api_key, *name;
+    int32_t port, parallel, queue, max_body_kb, request_timeout_ms, grace_ms;
+    int32_t timeout_ms, total_timeout_ms, connect_timeout_ms, retries;
+    bool verbose;
+    struct sa_pipeline_params pp;
+};
+
+static const char *const unit_names[] = {"sentence", "line", NULL};
+
+#define O(f) CLI_AT(struct serve_opts, f)
+static const struct cli_opt serve_opts[] = {
+    {"upstream", 0, CLI_OPT_STR, O(upstream), .section = "Models", .arg = "M|URL",
+     .help = "local model (path or cached name) or an OpenAI-compatible\nserver, http://host:port/v1 (key: "
+             "$SALIGN_API_KEY or\n$OPENAI_API_KEY)"},
+    {"upstream-model", 0, CLI_OPT_STR, O(upstream_model), .arg = "NAME",
+     .help = "the remote server's model name (default: its only model)"},
+    {"upstream-template", 0, CLI_OPT_STR, O(upstream_template), .arg = "T",
+     .help = "remote: chat format (chatml, gemma, llama3) or a Jinja\ntemplate file of the upstream model"},
+    {"upstream-tokenizer", 0, CLI_OPT_STR, O(upstream_tokenizer), .arg = "M",
+     .help = "remote: a local copy of the upstream model (GGUF): its\nchat template and tokenizer (token counts)"},
+    {"upstream-extra", 0, CLI_OPT_STR, O(upstream_extra), .arg = "JSON",
+     .help = "remote: fields added to each request, e.g.\n'{\"repeat_penalty\": 1}'"},
+    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M", .help = "the aligner (path or cached name)"},
+    {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT",
+     .help = "the upstream's system message when a request has none"},
+    {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
+     .help = "a system message for the aligner (an untrained stand-in\nmay need an instruction)"},
+    {"host", 0, CLI_OPT_STR, O(host), .section = "Server", .arg = "ADDR",
+     .help = "the address to listen on (default 127.0.0.1: this machine\nonly; 0.0.0.0: every interface)"},
+    {"port", 0, CLI_OPT_INT, O(port), .imin = 0, .imax = 65535, .arg = "N",
+     .help = "the port (default 8080; 0: a free one, printed at start)"},
+    {"api-key", 0, CLI_OPT_STR, O(api_key), .arg = "KEY",
+     .help = "require 'Authorization: Bearer KEY' (default:\n$SALIGN_SERVE_API_KEY, else none)"},
+    {"name", 0, CLI_OPT_STR, O(name), .arg = "NAME",
+     .help = "the served model: NAME (aligned), NAME:upstream,\nNAME:aligner (default stream-aligner)"},
+    {"parallel", 0, CLI_OPT_INT, O(parallel), .imin = 1, .imax = 64, .arg = "N",
+     .help = "requests answered at once, their decoding batched\n(default 1)"},
+    {"queue", 0, CLI_OPT_INT, O(queue), .imin = 1, .imax = 1 << 20, .arg = "N",
+     .help = "requests that may wait for a slot; more get 429\n(default 16)"},
+    {"max-body-kb", 0, CLI_OPT_INT, O(max_body_kb), .imin = 1, .imax = 1 << 20, .arg = "N",
+     .help = "largest request body in KiB (default 1024)"},
+    {"request-timeout-ms", 0, CLI_OPT_INT, O(request_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "a request (queue wait included) is cancelled after this\n(default 300000)"},
+    {"shutdown-grace-ms", 0, CLI_OPT_INT, O(grace_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "at SIGTERM, runs in progress may finish this long\n(default 10000)"},
+    {"max-rounds", 0, CLI_OPT_INT, O(pp.max_rounds), .imin = 0, .imax = 1 << 20, .section = "Loop", .arg = "N",
+     .help = "most corrected sentences (default: no limit)"},
+    {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
+     .help = "most tokens of an answer when the request gives no\nmax_tokens (default 1024)"},
+    {"max-sentence-tokens", 0, CLI_OPT_INT, O(pp.max_sentence_tokens), .imin = 1, .imax = 1 << 24, .arg = "N",
+     .help = "most upstream tokens for one sentence (default 256)"},
+    {"max-aligner-tokens", 0, CLI_OPT_INT, O(pp.max_aligner_tokens), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "most aligner tokens per revision (default: 2 x y1 + 32)"},
+    {"unit", 0, CLI_OPT_ENUM, O(pp.unit), .names = unit_names, .arg = "sentence|line",
+     .help = "what the upstream is cut at (default sentence)"},
+    {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
+     .arg = "T", .help = "upstream temperature when the request gives none\n(default 0: greedy)"},
+    {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
+     .help = "upstream nucleus mass when the request gives none\n(default 1: off)"},
+    {"aligner-temp", 0, CLI_OPT_FLOAT, O(pp.aligner_temp), .lo = -INFINITY, .hi = INFINITY, .arg = "T",
+     .help = "aligner temperature (default 0: greedy)"},
+    {"seed", 0, CLI_OPT_UINT, O(pp.seed), .umax = UINT64_MAX, .arg = "S",
+     .help = "sampling seed when the request gives none (default 0)"},
+    {"no-spec", 0, CLI_OPT_UNSET, O(pp.use_spec), .help = "no copy-speculation in the aligner"},
+    {"no-token-healing", 0, CLI_OPT_UNSET, O(pp.token_healing),
+     .help = "continue the answer from its re-tokenized text as it is"},
+    {"threads", 't', CLI_OPT_INT, O(pp.n_threads), .imin = 0, .imax = 1024, .arg = "N",
+     .help = "compute threads (default: all cores)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
+     .help = "bitwise batch-invariant kernels: with --parallel N the\nsame answers as --parallel 1"},
+    CLI_KV_TYPE_ENTRY(O(pp.kv_type)),
+    {"ctx-size", 'c', CLI_OPT_INT, O(pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
+     .help = "context size of each local model (default 4096)"},
+    {"timeout-ms", 0, CLI_OPT_INT, O(timeout_ms), .imin = 1, .imax = 1 << 30, .section = "Remote upstream",
+     .arg = "N", .help = "remote: idle timeout (default 60000)"},
+    {"connect-timeout-ms", 0, CLI_OPT_INT, O(connect_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "remote: connect timeout per attempt (default 10000)"},
+    {"total-timeout-ms", 0, CLI_OPT_INT, O(total_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "remote: deadline of one generation, retries included\n(default 600000)"},
+    {"retries", 0, CLI_OPT_INT, O(retries), .imin = 0, .imax = 100, .arg = "N",
+     .help = "remote: retries of a request that failed before any\ntext (default 3)"},
+    {"verbose", 'v', CLI_OPT_FLAG, O(verbose), .section = "Output", .help = "debug messages (HTTP layer) on stderr"},
+    CLI_HELP_ENTRY,
+};
+#undef O
+
+const struct cli_cmd cli_cmd_serve = {
+    .name = "serve",
+    .opts = serve_opts,
+    .n_opts = sizeof serve_opts / sizeof serve_opts[0],
+    .usage = "Usage: salign serve --upstream MODEL|URL --aligner MODEL [--port N] [--parallel N] [OPTIONS]\n\n"
+             "Serves the Stream Aligner pipeline as an OpenAI-compatible API (chat and completions,\n"
+             "streamed sentence by sentence with server-sent events) and a live page at /.\n"
+             "Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, /health,\n"
+             "/metrics. Stops cleanly on SIGTERM or Ctrl-C. docs/SERVER.md.\n\n",
+    .epilog = "Example:\n  salign serve --upstream qwen2.5-coder-0.5b-instruct --aligner smollm2-135m-instruct --port 8080\n"
+              "  curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+              "       -d '{\"model\": \"stream-aligner\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}'\n\n"
+              "Exit status: 0 stopped by a signal, 1 runtime failure (model, port), 2 usage.\n",
+};
+
+static bool g_verbose;
+
+static void serve_log(enum sa_log_level level, const char *text, void *user) {
+    (void)user;
+    if (level == SA_LOG_DEBUG && !g_verbose) return;
+    fprintf(stderr, "salign serve: %s%s%s\n", level <= SA_LOG_WARN ? sa_log_level_name(level) : "",
+            level <= SA_LOG_WARN ? ": " : "", text);
+    fflush(stderr);
+}
+
+static bool is_url(const char *s) { return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8); }
+
+int cmd_serve(int argc, char **argv) {
+    struct serve_opts o = {0};
+    o.pp = sa_pipeline_default_params();
+    o.port = 8080;
+    int prc = cli_parse(&cli_cmd_serve, argc, argv, &o, NULL);
+    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    if (!o.upstream) return cli_usage_error("serve", "no upstream (--upstream MODEL|URL)");
+    g_verbose = o.verbose;
+
+    /* SIGTERM and SIGINT are taken by sigwait below: blocked in every thread from now on (the
+       model loaders' and the server's threads inherit the mask) */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sa_log_set(serve_log, NULL);
+
+    struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
+    struct sa_server *srv = NULL;
+    char *tmpl_text = NULL;
+    int rc = CLI_OK;
+    struct sa_server_params sp = sa_server_default_params();
+    struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
+    struct sa_pipeline_params pp = o.pp;
+    pp.system = o.system;
+    pp.aligner_system = o.aligner_system;
+    if (is_url(o.upstream)) {
+        if (o.upstream_tokenizer && (rc = gen_load_model(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
+        if (o.upstream_template) {
+            enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
+            if (sa_chat_format_from_name(o.upstream_template, &f) != SA_STATUS_OK) {
+                size_t tl = 0;
+                if (cli_read_file(o.upstream_template, &tmpl_text, &tl)) {
+                    fprintf(stderr, "salign serve: --upstream-template '%s' is neither a chat format (chatml, gemma, "
+                                    "llama3) nor a readable template file\n", o.upstream_template);
+                    rc = CLI_USAGE;
+                    goto done;
+                }
+                f = sa_chat_template_detect(tmpl_text, NULL);
+                pp.upstream_template = tmpl_text;
+            }
+            pp.upstream_format = f;
+        } else if (tok_model) {
+            pp.upstream_template = sa_model_chat_template(tok_model);
+            pp.upstream_format = sa_chat_template_detect(pp.upstream_template, sa_model_config(tok_model)->arch_name);
+        } else {
+            rc = cli_usage_error("serve", "a remote upstream needs its chat template: --upstream-template "
+                                          "chatml|gemma|llama3|FILE or --upstream-tokenizer MODEL");
+            goto done;
+        }
+        if (pp.upstream_format == SA_CHAT_FORMAT_UNKNOWN) {
+            fprintf(stderr, "salign serve: the upstream's chat template is not one salign knows (chatml, gemma, llama3)\n");
+            rc = CLI_FAIL;
+            goto done;
+        }
+        if (tok_model) pp.upstream_tokenizer = sa_model_tokenizer(tok_model);
+        rp.base_url = o.upstream;
+        rp.model = o.upstream_model;
+        rp.extra_body = o.upstream_extra;
+        if (o.timeout_ms) rp.idle_timeout_ms = o.timeout_ms;
+        if (o.connect_timeout_ms) rp.connect_timeout_ms = o.connect_timeout_ms;
+        if (o.total_timeout_ms) rp.total_timeout_ms = o.total_timeout_ms;
+        if (o.retries) rp.max_retries = o.retries;
+        sp.remote = &rp;
+    } else {
+        if ((rc = gen_load_model(o.upstream, o.pp.n_threads, &up_model))) goto done;
+        pp.upstream_model = up_model;
+    }
+    if (o.aligner) {
+        if (!is_url(o.upstream) && !strcmp(o.aligner, o.upstream)) al_model = NULL; /* share the weights */
+        else if ((rc = gen_load_model(o.aligner, o.pp.n_threads, &al_model))) goto done;
+        pp.aligner_model = al_model ? al_model : up_model;
+    }
+    sp.pipeline = pp;
+    sp.host = o.host;
+    sp.port = (uint16_t)o.port;
+    sp.api_key = o.api_key ? o.api_key : getenv("SALIGN_SERVE_API_KEY");
+    sp.name = o.name;
+    sp.n_slots = o.parallel;
+    sp.max_queue = o.queue;
+    sp.max_body_bytes = (size_t)o.max_body_kb * 1024;
+    sp.request_timeout_ms = o.request_timeout_ms;
+    sp.shutdown_grace_ms = o.grace_ms;
+    sp.log = serve_log;
+    if (sa_server_init(&sp, &srv) || sa_server_start(srv)) {
+        rc = cli_fail("serve");
+        goto done;
+    }
+    if (!o.aligner) fprintf(stderr, "salign serve: no --aligner: only '%s:upstream' is served\n",
+                            o.name ? o.name : "stream-aligner");
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "salign serve: %s: stopping (runs in progress may finish)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    sa_server_stop(srv);
+done:
+    sa_server_free(srv);
+    sa_model_free(al_model);
+    sa_model_free(up_model);
+    sa_model_free(tok_model);
+    free(tmpl_text);
+    sa_log_set(NULL, NULL);
+    return rc;
+}
