@@ -195,6 +195,7 @@ static void test_margin_independent(void) {
 
 struct rec {
     int n, n_scored, n_gated, n_edit;
+    int32_t aligner_prefill; /* prompt tokens the aligner evaluated (its cache kept the rest) */
     bool bad_event;
     char *trace; /* the trace lines, as `salign align --trace` writes them */
     size_t trace_len;
@@ -206,6 +207,7 @@ static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
     r->n_scored += s->scored;
     r->n_gated += s->gated;
     r->n_edit += s->aligned && !s->copied;
+    r->aligner_prefill += s->aligner_prefill;
     if (s->gated) { /* y1 was emitted; the aligner's edit is kept for the record */
         const size_t lo = strlen(s->original);
         if (!s->proposed || !strcmp(s->proposed, s->original) || s->len < lo ||
@@ -289,6 +291,8 @@ static void test_stream_thresholds(void) {
     CHECK(a_off && a_lo && a_hi && a_cp);
     CHECK_EQ_INT(off.n_scored, 0);
     CHECK_EQ_STR(a_lo, a_off); /* scored, none gated: byte for byte the ungated answer */
+    /* scoring y1 rolls the aligner's cache back past the prompt only: the next round reuses as much */
+    CHECK_EQ_INT(lo.aligner_prefill, off.aligner_prefill);
     CHECK_EQ_INT(lo.n_scored, lo.n);
     CHECK_EQ_INT(lo.n_gated, 0);
     CHECK_MSG(lo.n_edit > 0, "the untrained aligner was expected to edit a sentence");
