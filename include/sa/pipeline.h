@@ -72,6 +72,18 @@ SA_NODISCARD enum sa_status sa_aligner_input(const char *question, const char *p
 /* The Aligner baseline's input: "##Question: {q}\n##Answer: {answer}\n##Correction: ". */
 SA_NODISCARD enum sa_status sa_aligner_baseline_input(const char *question, const char *answer, char **out);
 
+/* How the gated revision (sa_pipeline_params.edit_gate) compares a revision y2 with copying y1.
+ * Add values only at the end. */
+enum sa_pipeline_edit_score {
+    SA_PIPELINE_EDIT_SCORE_SUM = 0,  /* margin = log p(y2) - log p(y1), in nats (each a sum over its
+                                        tokens and the end token) */
+    SA_PIPELINE_EDIT_SCORE_MEAN = 1, /* margin = log p(y2) / n(y2) - log p(y1) / n(y1): nats per token
+                                        (n counts the end token), so that a revision is not favoured
+                                        merely for being shorter (fewer tokens, fewer negative terms) */
+};
+/* "sum", "mean" ("unknown" for another value). */
+const char *sa_pipeline_edit_score_name(enum sa_pipeline_edit_score e);
+
 /* What the aligner is asked (for a test double or a custom aligner: aligner_fn). */
 enum sa_pipeline_request_kind {
     SA_PIPELINE_REQ_SENTENCE = 0, /* revise `last` given question and prefix (Stream Aligner input) */
@@ -166,12 +178,27 @@ struct sa_pipeline_params {
                                it while it waits on a remote upstream. Borrowed. */
     enum sa_dtype kv_type; /* the local contexts' sa_ctx_params.kv_type: SA_DTYPE_F32 (0, the
                               default) or SA_DTYPE_F16 */
+
+    /* ---- the gated revision (issue 13; not in the paper) ---- */
+    /* false (default): every revision is kept, as in the paper. true: a revision y2 that differs
+     * from y1 (STREAM and CONTINUE rounds, the ALIGNER rewrite) is scored against copying: from
+     * the same aligner input, log p(y2) (accumulated while it was generated) and log p(y1)
+     * (teacher-forced over y1's tokens, the draft of copy-speculation, reusing the cached
+     * prompt), each with the end-of-turn token that ends it; y2 is kept only when the margin
+     * (edit_score) is >= edit_threshold, else y1 is emitted as the revision. Costs one aligner
+     * pass over the part of y1 after its first token that differs, per edited sentence. Needs
+     * aligner_model (aligner_fn gives no scores). docs/PIPELINE.md "Gated revision". */
+    bool edit_gate;
+    float edit_threshold; /* nats (SUM) or nats per token (MEAN); -INFINITY scores every edit and
+                             gates none (to choose a threshold: salign eval aligner); not NaN */
+    enum sa_pipeline_edit_score edit_score; /* SUM (default) or MEAN */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
- * token healing on, batch_invariant false, kv_type SA_DTYPE_F32. */
+ * token healing on, batch_invariant false, kv_type SA_DTYPE_F32, edit_gate false (edit_threshold
+ * 0, edit_score SUM). */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */
@@ -183,7 +210,8 @@ struct sa_pipeline_sentence {
     const char *text;       /* what was appended to the answer: the separator the upstream wrote
                                before y1, then the revision (NUL-terminated, len bytes) */
     size_t len;
-    bool copied;            /* aligned and the revision equals y1 */
+    bool copied;            /* aligned and the aligner's revision equals y1 (a gated revision is
+                               not a copy: see `gated`; y1 was emitted unchanged when either) */
     double edit_ratio;      /* Levenshtein distance (Unicode characters) between y1 and y2 over the
                                longer length: 0 copied, 1 all different; 0 when not aligned */
     const char *answer;     /* the whole answer so far (NUL-terminated) */
@@ -200,6 +228,19 @@ struct sa_pipeline_sentence {
     double t_ms;              /* time since the run started, when it was emitted */
     bool cut;                 /* the piece was cut at max_length (the answer's last piece; the
                                  run ends with SA_PIPELINE_STOP_MAX_LENGTH) */
+    /* the gated revision (sa_pipeline_params.edit_gate) */
+    bool scored;              /* the gate compared this revision with y1: margin is set (false
+                                 when the gate is off, or y1 did not fit in the aligner's context) */
+    double margin;            /* scored: the margin (edit_score); 0 when copied; else NAN */
+    double logp_revision;     /* scored and not copied: log p(y2), nats, end token included; else NAN */
+    double logp_draft;        /* scored and not copied: log p(y1), nats, end token included; else NAN */
+    int32_t n_revision_tokens, n_draft_tokens; /* the tokens of those sums (end token included) */
+    bool gated;               /* margin < edit_threshold: the revision was replaced by y1 (`text` is
+                                 the separator + y1, edit_ratio 0; copied stays false: the aligner
+                                 did edit) */
+    const char *proposed;     /* gated: the aligner's revision that was replaced (without its outer
+                                 whitespace); else NULL */
+    double score_ms;          /* of aligner_ms: the gate's teacher-forced pass over y1 (0: none) */
 };
 
 struct sa_pipeline_callbacks {
@@ -220,7 +261,7 @@ struct sa_pipeline_result {
     enum sa_pipeline_stop stop;
     int32_t n_sentences;   /* pieces emitted */
     int32_t n_rounds;      /* aligner revisions (sentences, or the one ALIGNER rewrite) */
-    int32_t n_copied;      /* revisions equal to their y1 */
+    int32_t n_copied;      /* revisions equal to their y1 (gated ones not counted: n_gated) */
     double copy_rate;      /* n_copied / n_rounds (0 when no round) */
     int32_t n_tokens;      /* tokens of the answer (see upstream_tokenizer) */
     int32_t upstream_tokens, upstream_prefill;
@@ -230,6 +271,13 @@ struct sa_pipeline_result {
     double total_ms;
     double tokens_per_s;      /* n_tokens / total time */
     double ms_per_token;      /* total time / n_tokens */
+    /* the gated revision (sa_pipeline_params.edit_gate) */
+    int32_t n_scored;         /* revisions the gate scored (copies included) */
+    int32_t n_gated;          /* of them, revisions replaced by their y1 */
+    double margin;            /* the last scored revision's margin (sa_pipeline_revise_sentence and
+                                 ALIGNER mode: of the one revision); NAN when none */
+    double logp_revision, logp_draft; /* the last scored revision's sums (NAN: none, or copied) */
+    double score_ms;          /* of aligner_ms: the gate's passes over y1 */
 };
 void sa_pipeline_result_free(struct sa_pipeline_result *r);
 
@@ -268,7 +316,8 @@ SA_NODISCARD enum sa_status sa_pipeline_revise_answer(struct sa_pipeline *pl, co
  * their separators), exactly as in a STREAM round (same input text, same decoding). For
  * measuring an aligner on records (salign eval aligner). Any pipeline with an aligner (an
  * ALIGNER-mode pipeline needs no upstream). result->answer: the revision without its outer
- * whitespace; n_rounds 1; n_copied 1 when it equals `last` stripped; stop DONE (or
+ * whitespace (y1 when gated); n_rounds 1; n_copied 1 when the aligner's revision equals `last`
+ * stripped; n_scored, n_gated and margin as for a round (edit_gate); stop DONE (or
  * ALIGNER_EMPTY for an empty revision); aligner counters and total_ms. Errors: BAD_ARGUMENT
  * (NULL argument, no aligner, invalid UTF-8), and the aligner's. */
 SA_NODISCARD enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *question,

@@ -39,7 +39,11 @@ enum sa_trace_field {
     SA_TRACE_ALIGNER_PREFILL = 1u << 17,
     SA_TRACE_ALIGNER_MS = 1u << 18,
     SA_TRACE_T_MS = 1u << 19,
-    SA_TRACE_ALL = (1u << 20) - 1,
+    SA_TRACE_ALL = (1u << 20) - 1, /* the fields above: those of every line `salign align` writes */
+    /* the gated revision's (sa_pipeline_params.edit_gate): written only for a scored revision */
+    SA_TRACE_MARGIN = 1u << 20,
+    SA_TRACE_GATED = 1u << 21,
+    SA_TRACE_PROPOSED = 1u << 22, /* only when gated */
 };
 
 /* One trace line. Strings are borrowed (NUL-terminated UTF-8): from the caller for the
@@ -63,10 +67,14 @@ struct sa_trace_round {
     int32_t aligner_tokens, aligner_draft, aligner_accepted, aligner_prefill; /* >= 0 */
     double aligner_ms;       /* >= 0 */
     double t_ms;             /* >= 0: since the run started */
+    double margin;           /* finite: the gate's margin (sa_pipeline_sentence.margin) */
+    bool gated;              /* the revision was replaced by y1 (y2 is then y1) */
+    const char *proposed;    /* gated: the aligner's revision that was replaced */
 };
 
 /* The line of a sentence the pipeline emitted (what `salign align --trace` writes): every
- * field, the id when id_json is not NULL, the question when it is not NULL. The result
+ * field of SA_TRACE_ALL, the id when id_json is not NULL, the question when it is not NULL,
+ * margin and gated when the gate scored the revision, proposed when it gated it. The result
  * borrows s's strings and the arguments. */
 struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_sentence *s, const char *id_json,
                                                  const char *question);

@@ -13,6 +13,7 @@
 #include "sa/sampler.h"
 #include "sa/tokenizer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,10 @@ const char *sa_pipeline_stop_name(enum sa_pipeline_stop s) {
     return (unsigned)s < SA_ARRAY_LEN(names) ? names[s] : "unknown";
 }
 
+const char *sa_pipeline_edit_score_name(enum sa_pipeline_edit_score e) {
+    return e == SA_PIPELINE_EDIT_SCORE_SUM ? "sum" : e == SA_PIPELINE_EDIT_SCORE_MEAN ? "mean" : "unknown";
+}
+
 struct sa_pipeline_params sa_pipeline_default_params(void) {
     return (struct sa_pipeline_params){
         .mode = SA_PIPELINE_STREAM,
@@ -82,6 +87,9 @@ struct sa_pipeline_params sa_pipeline_default_params(void) {
         .use_spec = true,
         .kv_reuse = true,
         .token_healing = true,
+        .edit_gate = false,
+        .edit_threshold = 0.0f,
+        .edit_score = SA_PIPELINE_EDIT_SCORE_SUM,
     };
 }
 
@@ -174,6 +182,11 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
                                                 "max_sentence_tokens, max_aligner_tokens, continue_rounds or n_ctx)");
     if (!(p->upstream_top_p >= 0.0f && p->upstream_top_p <= 1.0f))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: upstream_top_p must be in (0, 1]");
+    if (p->edit_gate && (isnan(p->edit_threshold) || (unsigned)p->edit_score > SA_PIPELINE_EDIT_SCORE_MEAN))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_threshold is NaN or edit_score unknown");
+    if (p->edit_gate && needs_aligner(p) && (p->aligner_fn || !p->aligner_model))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_gate needs aligner_model (an aligner_fn gives no "
+                                                "log-probabilities to compare)");
     struct sa_pipeline *pl = calloc(1, sizeof *pl);
     if (!pl) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     pl->p = *p;
@@ -553,11 +566,60 @@ static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *
 /* ---- the aligner ---- */
 
 struct revision {
-    char *text;   /* stripped of outer whitespace (malloc'd) */
+    char *text;   /* stripped of outer whitespace (malloc'd); y1 when gated */
     char *raw;    /* as the aligner wrote it (malloc'd) */
     int32_t n_tokens, n_draft, n_accepted, n_prefill;
     double ms;
+    bool copied;  /* the aligner's revision equals y1 */
+    /* the gate (edit_gate): scored when the margin was computed */
+    bool scored, gated;
+    double margin, logp_rev, logp_draft; /* nats; NAN when not computed */
+    int32_t n_rev_tok, n_draft_tok;      /* tokens of the sums, end token included */
+    double score_ms;                     /* of ms: scoring y1 (the gate's extra pass) */
+    char *proposed; /* gated: the aligner's revision (stripped, malloc'd) */
 };
+
+/* The gate's scores of a revision (docs/PIPELINE.md "Gated revision"). The aligner generated
+ * gen[0..n_gen) (+ st->eog when it stopped on one) after the prompt ids[0..n_ids), with logp[i]
+ * the log-probability of each (sa_spec_params.logp); y1's tokens are draft[0..n_draft). log p(y1)
+ * is teacher-forced from the same cached prompt: the tokens y1 shares with the start of y2 have
+ * the same log-probabilities (same context, same batch-invariant kernels), so only the rest of
+ * y1 is decoded, rolling the cache back to where they part. The cache then holds the prompt and
+ * y1: the next round's prompt differs from this one before its end (the answer so far grew),
+ * so what it reuses is unchanged. y1 ends with the token y2 ended with, or the end-of-turn token
+ * when y2 was cut at max tokens (then y2 has no end token). */
+static enum sa_status score_revision(struct sa_pipeline *pl, const char *y1, const char *raw, const int32_t *ids,
+                                     int32_t n_ids, const int32_t *draft, int32_t n_draft, const struct sa_ivec *gen,
+                                     const float *logp, const struct sa_spec_stats *st, struct revision *rv) {
+    char *y2 = sa_join_strip(raw, strlen(raw));
+    if (!y2) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    const bool same = !strcmp(y2, y1);
+    free(y2);
+    if (same) { /* a copy: margin 0 by definition, nothing to score */
+        rv->scored = true;
+        rv->margin = 0;
+        return SA_STATUS_OK;
+    }
+    if ((int64_t)n_ids + n_draft > sa_ctx_n_ctx(pl->al_ctx)) return SA_STATUS_OK; /* y1 does not fit: kept */
+    const int32_t n_gen = (int32_t)gen->len, end = st->hit_eog ? st->eog : sa_tokenizer_eot(pl->al_tok);
+    double lp2 = 0, lp1 = 0;
+    for (int32_t i = 0; i < n_gen + (st->hit_eog ? 1 : 0); i++) lp2 += logp[i];
+    int32_t c = 0; /* tokens y1 and y2 share at their start */
+    while (c < n_gen && c < n_draft && gen->data[c] == draft[c]) c++;
+    for (int32_t i = 0; i < c; i++) lp1 += logp[i];
+    enum sa_status s = sa_spec_score(pl->al_ctx, n_ids - 1 + c, c ? draft[c - 1] : ids[n_ids - 1], draft + c,
+                                     n_draft - c, end, &lp1);
+    if (s) return s;
+    rv->scored = true;
+    rv->logp_rev = lp2;
+    rv->logp_draft = lp1;
+    rv->n_rev_tok = n_gen + (st->hit_eog ? 1 : 0);
+    rv->n_draft_tok = n_draft + (end >= 0 ? 1 : 0);
+    rv->margin = pl->p.edit_score == SA_PIPELINE_EDIT_SCORE_MEAN
+                     ? lp2 / SA_MAX(rv->n_rev_tok, 1) - lp1 / SA_MAX(rv->n_draft_tok, 1)
+                     : lp2 - lp1;
+    return SA_STATUS_OK;
+}
 
 static enum sa_status aligner_model_run(struct sa_pipeline *pl, const struct sa_pipeline_request *req,
                                         struct revision *rv, char **raw) {
@@ -565,6 +627,7 @@ static enum sa_status aligner_model_run(struct sa_pipeline *pl, const struct sa_
     int32_t *ids = NULL, *draft = NULL;
     size_t n_ids = 0, n_draft = 0, plen = 0;
     struct sa_ivec gen = {0};
+    float *logp = NULL; /* (max_tokens + 1): the gate's log-probabilities of y2's tokens */
     enum sa_status s = req->kind == SA_PIPELINE_REQ_ANSWER
                            ? sa_aligner_baseline_input(req->question, req->last, &input)
                            : sa_aligner_input(req->question, req->prefix, req->last, &input);
@@ -592,6 +655,10 @@ static enum sa_status aligner_model_run(struct sa_pipeline *pl, const struct sa_
     sp.max_tokens = max_tokens;
     sp.use_draft = pl->p.use_spec;
     sp.sampler = pl->al_smp;
+    if (pl->p.edit_gate && !(sp.logp = logp = malloc(((size_t)max_tokens + 1) * sizeof(float)))) {
+        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        goto done;
+    }
     struct sa_spec_stats st = {0};
     if ((s = sa_spec_generate(pl->al_ctx, draft, (int32_t)n_draft, &sp, &gen, &st))) goto done;
     rv->n_tokens = st.n_generated;
@@ -600,7 +667,17 @@ static enum sa_status aligner_model_run(struct sa_pipeline *pl, const struct sa_
     struct sa_detokenize_opts dopts = {.special = false, .strip_leading_space = false};
     size_t tlen;
     s = sa_detokenize(pl->al_tok, gen.data, gen.len, dopts, raw, &tlen);
+    if (!s && logp) {
+        const double t = sa_time_now();
+        s = score_revision(pl, req->last, *raw, ids, (int32_t)n_ids, draft, (int32_t)n_draft, &gen, logp, &st, rv);
+        rv->score_ms = ms_since(t);
+        if (s) {
+            free(*raw);
+            *raw = NULL;
+        }
+    }
 done:
+    free(logp);
     sa_ivec_free(&gen);
     free(draft);
     free(ids);
@@ -612,7 +689,8 @@ done:
 static void revision_free(struct revision *rv) {
     free(rv->text);
     free(rv->raw);
-    rv->text = rv->raw = NULL;
+    free(rv->proposed);
+    rv->text = rv->raw = rv->proposed = NULL;
 }
 
 /* Asks the aligner (model or aligner_fn); rv->text gets the revision without its outer
@@ -620,6 +698,7 @@ static void revision_free(struct revision *rv) {
 static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_kind kind, const char *last,
                              struct revision *rv) {
     memset(rv, 0, sizeof *rv);
+    rv->margin = rv->logp_rev = rv->logp_draft = NAN;
     struct sa_pipeline_request req = {.kind = kind, .question = pl->question, .prefix = pl->answer.data, .last = last};
     char *raw = NULL;
     const double t = sa_time_now();
@@ -636,8 +715,31 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
     if (!s && !(rv->text = sa_join_strip(raw, strlen(raw)))) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     if (s) free(raw);
     else rv->raw = raw;
+    if (!s && kind != SA_PIPELINE_REQ_CONTINUE) {
+        rv->copied = !strcmp(rv->text, last);
+        /* the gate: below the threshold, y1 is the revision */
+        if (rv->scored && !rv->copied && pl->p.edit_gate && !(rv->margin >= (double)pl->p.edit_threshold)) {
+            char *y1 = strdup(last);
+            if (!y1) {
+                s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+                revision_free(rv);
+            } else {
+                rv->proposed = rv->text;
+                rv->text = y1;
+                rv->gated = true;
+            }
+        }
+    }
     if (!s) {
         struct sa_pipeline_result *r = pl->res;
+        if (rv->scored) {
+            r->n_scored++;
+            r->n_gated += rv->gated;
+            r->margin = rv->margin;
+            r->score_ms += rv->score_ms;
+            r->logp_revision = rv->logp_rev;
+            r->logp_draft = rv->logp_draft;
+        }
         r->aligner_tokens += rv->n_tokens;
         r->aligner_draft += rv->n_draft;
         r->aligner_accepted += rv->n_accepted;
@@ -654,8 +756,17 @@ static struct sa_pipeline_sentence aligned_event(const char *y1, const struct re
     struct sa_pipeline_sentence ev = {0};
     ev.aligned = true;
     ev.original = y1;
-    ev.copied = !strcmp(y1, rv->text);
-    ev.edit_ratio = ev.copied ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv->text, strlen(rv->text));
+    ev.copied = rv->copied;
+    ev.edit_ratio = ev.copied || rv->gated ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv->text, strlen(rv->text));
+    ev.scored = rv->scored;
+    ev.margin = rv->margin;
+    ev.logp_revision = rv->logp_rev;
+    ev.logp_draft = rv->logp_draft;
+    ev.n_revision_tokens = rv->n_rev_tok;
+    ev.n_draft_tokens = rv->n_draft_tok;
+    ev.gated = rv->gated;
+    ev.proposed = rv->proposed;
+    ev.score_ms = rv->score_ms;
     ev.upstream_done = ro->finish == SA_UPSTREAM_FINISH_STOP;
     ev.upstream_tokens = ro->n_tokens;
     ev.upstream_prefill = ro->n_prefill;
@@ -878,6 +989,7 @@ static enum sa_status pipeline_run(struct sa_pipeline *pl, const char *question,
     pl->cb_stop = false;
     pl->len_stop = false;
     pl->t0 = sa_time_now();
+    result->margin = result->logp_revision = result->logp_draft = NAN;
     sa_buf_clear(&pl->answer);
     enum sa_status s = sa_buf_append(&pl->answer, "", 0);
     if (!s && pl->al_smp) sa_sampler_reset(pl->al_smp);
@@ -957,6 +1069,7 @@ enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *q
     pl->question = question;
     pl->res = result;
     pl->t0 = sa_time_now();
+    result->margin = result->logp_revision = result->logp_draft = NAN;
     sa_buf_clear(&pl->answer);
     s = sa_buf_append(&pl->answer, prefix, strlen(prefix));
     if (!s && pl->al_smp) sa_sampler_reset(pl->al_smp);
@@ -969,7 +1082,7 @@ enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *q
         result->len = strlen(rv.text);
         rv.text = NULL;
         result->n_rounds = 1;
-        result->n_copied = !strcmp(y1, result->answer);
+        result->n_copied = rv.copied;
         result->copy_rate = result->n_copied;
         result->stop = result->len ? SA_PIPELINE_STOP_DONE : SA_PIPELINE_STOP_ALIGNER_EMPTY;
         result->n_tokens = count_tokens(pl, result->answer, result->len);

@@ -23,6 +23,7 @@
 struct sa_spec_params sa_spec_default_params(void) {
     struct sa_spec_params p = {
         .max_tokens = 256, .use_draft = true, .sampler = NULL, .max_draft = 0, .fast_kernels = false,
+        .logp = NULL,
     };
     return p;
 }
@@ -46,6 +47,15 @@ static int32_t argmax(const float *row, int32_t V) {
             best = i;
         }
     return best;
+}
+
+float sa_spec_log_prob(const float *row, int32_t V, int32_t y) {
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < V; i++)
+        if (row[i] > mx) mx = row[i];
+    double sum = 0;
+    for (int32_t i = 0; i < V; i++) sum += expf(row[i] - mx);
+    return (float)((double)(row[y] - mx) - log(sum));
 }
 
 /* The token at a position whose logits are `row`, the draft proposing `prop` (-1: none).
@@ -181,8 +191,10 @@ static enum sa_status generate(struct spec *s, const struct sa_spec_params *p, s
                 st->n_draft++;
                 st->n_accepted += acc;
             }
+            if (p->logp) p->logp[st->n_generated] = sa_spec_log_prob(rows + (size_t)i * V, V, y);
             if (sa_tokenizer_is_eog(s->tok, y)) { /* the EOG is not kept in the cache */
                 st->hit_eog = true;
+                st->eog = y;
                 rc = sa_ctx_truncate(ctx, p0 + i + 1);
                 done = true;
                 break;
@@ -268,6 +280,7 @@ enum sa_status sa_spec_generate(struct sa_ctx *ctx, const int32_t *draft, int32_
     struct sa_spec_stats dummy;
     struct sa_spec_stats *st = stats ? stats : &dummy;
     memset(st, 0, sizeof *st);
+    st->eog = -1;
     if (!ctx || !p || !out || n_draft < 0 || (n_draft > 0 && !draft))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_spec_generate: NULL context, params or output, or a bad draft");
     if (p->max_tokens <= 0 || p->max_draft < 0)
@@ -286,4 +299,38 @@ enum sa_status sa_spec_generate(struct sa_ctx *ctx, const int32_t *draft, int32_
             return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_spec_generate: draft token %d at %d is out of range [0, %d)",
                             draft[i], i, s.V);
     return generate(&s, p, out, st);
+}
+
+enum sa_status sa_spec_score(struct sa_ctx *ctx, int32_t keep, int32_t first, const int32_t *toks, int32_t n,
+                             int32_t end, double *logp) {
+    if (!ctx || !logp || n < 0 || (n > 0 && !toks))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_spec_score: NULL context or output, or bad tokens");
+    if ((int64_t)keep + 1 + n > sa_ctx_n_ctx(ctx))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_spec_score: %d + 1 + %d tokens exceed n_ctx %d", keep, n,
+                        sa_ctx_n_ctx(ctx));
+    enum sa_status rc = sa_ctx_truncate(ctx, keep);
+    if (rc) return rc;
+    const int32_t V = sa_model_n_vocab(sa_ctx_model(ctx)), CH = SA_SPEC_MAX_DRAFT_DEFAULT;
+    float *rows = malloc((size_t)CH * (size_t)V * sizeof(float)); /* (CH, V) */
+    int32_t *batch = malloc((size_t)CH * sizeof(int32_t));        /* (CH) */
+    if (!rows || !batch) {
+        free(rows);
+        free(batch);
+        return sa_error(SA_STATUS_NO_MEMORY, "sa_spec_score: out of memory for %d rows of logits", CH);
+    }
+    /* the sequence fed is first, toks[0..n); row j predicts toks[j] (j < n) or end (j == n) */
+    double sum = 0;
+    for (int32_t j0 = 0; j0 <= n && !rc; j0 += CH) {
+        const int32_t m = SA_MIN(CH, n + 1 - j0);
+        for (int32_t j = 0; j < m; j++) batch[j] = j0 + j == 0 ? first : toks[j0 + j - 1];
+        if ((rc = sa_ctx_decode_with(ctx, batch, m, rows, NULL, true))) break;
+        for (int32_t j = 0; j < m; j++) {
+            const int32_t y = j0 + j < n ? toks[j0 + j] : end;
+            if (y >= 0) sum += sa_spec_log_prob(rows + (size_t)j * V, V, y);
+        }
+    }
+    free(rows);
+    free(batch);
+    if (!rc) *logp += sum;
+    return rc;
 }

@@ -38,9 +38,14 @@ struct sa_spec_params {
                                   * one-token decode ~1.5x faster on avx512); a speculated token can
                                   * then differ from plain decoding's at a near-tie. For timing
                                   * plain decoding, not for use with use_draft. */
+    float *logp;                 /* NULL, or max_tokens + 1 floats the caller owns: logp[i] receives
+                                  * the log-probability of the i-th generated token under the model
+                                  * (log-softmax of its raw logits: temperature 1, whatever the
+                                  * sampler does), then logp[n_generated] that of the end-of-generation
+                                  * token when the call stopped on one (the gated revision, issue 13) */
 };
 
-/* max_tokens 256, use_draft true, greedy, max_draft 0, fast_kernels false. */
+/* max_tokens 256, use_draft true, greedy, max_draft 0, fast_kernels false, logp NULL. */
 struct sa_spec_params sa_spec_default_params(void);
 
 struct sa_spec_stats {
@@ -51,6 +56,7 @@ struct sa_spec_stats {
                               * the EOG counts when a proposal was the EOG) */
     int32_t n_forward;       /* forward passes (decode calls) made by this call */
     bool hit_eog;            /* stopped at an end-of-generation token */
+    int32_t eog;             /* hit_eog: that token's id; else -1 */
 };
 
 /* Continues `ctx`, which already holds the prompt and whose last logits (sa_ctx_logits)
@@ -69,5 +75,20 @@ struct sa_spec_stats {
 SA_NODISCARD enum sa_status sa_spec_generate(struct sa_ctx *ctx, const int32_t *draft, int32_t n_draft,
                                              const struct sa_spec_params *p, struct sa_ivec *out,
                                              struct sa_spec_stats *stats);
+
+/* log softmax(row)[y] over row[0..V): the log-probability of y under the model's own
+ * distribution (temperature 1). */
+float sa_spec_log_prob(const float *row, int32_t V, int32_t y);
+
+/* Teacher-forced scoring (the gated revision, issue 13): rolls ctx back to its first `keep`
+ * tokens, then decodes `first` followed by toks[0..n) (batch-invariant kernels, as the
+ * verification passes of sa_spec_generate, in chunks of SA_SPEC_MAX_DRAFT_DEFAULT rows) and
+ * adds to *logp the log-probability of each toks[i] after what precedes it, and of `end`
+ * after the last one when end >= 0. `first` is the token at position keep (the one whose
+ * logits predict toks[0]). On return the cache holds keep + 1 + n tokens. Errors:
+ * BAD_ARGUMENT (keep > len, or keep + 1 + n past n_ctx), CANCELLED, NO_MEMORY; *logp is then
+ * unspecified. */
+SA_NODISCARD enum sa_status sa_spec_score(struct sa_ctx *ctx, int32_t keep, int32_t first, const int32_t *toks,
+                                          int32_t n, int32_t end, double *logp);
 
 #endif

@@ -40,12 +40,17 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
         .aligner_prefill = s->aligner_prefill,
         .aligner_ms = s->aligner_ms,
         .t_ms = s->t_ms,
+        .margin = s->margin,
+        .gated = s->gated,
+        .proposed = s->proposed,
     };
     /* a NULL string is left out (as cJSON_AddStringToObject always did here) */
     const uint32_t strs = SA_TRACE_ANSWER_SO_FAR | SA_TRACE_Y1 | SA_TRACE_Y2 | SA_TRACE_TEXT;
     r.has = (SA_TRACE_ALL & ~(SA_TRACE_ID | SA_TRACE_QUESTION | strs)) | (id_json ? SA_TRACE_ID : 0) |
             (question ? SA_TRACE_QUESTION : 0) | (s->answer ? SA_TRACE_ANSWER_SO_FAR : 0) |
             (s->original ? SA_TRACE_Y1 : 0) | (y2 ? SA_TRACE_Y2 | SA_TRACE_TEXT : 0);
+    if (s->scored && isfinite(s->margin)) r.has |= SA_TRACE_MARGIN | SA_TRACE_GATED;
+    if (s->scored && s->gated && s->proposed) r.has |= SA_TRACE_PROPOSED;
     return r;
 }
 
@@ -60,7 +65,8 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
                 {SA_TRACE_ANSWER_SO_FAR, "answer_so_far", r->answer_so_far},
                 {SA_TRACE_Y1, "y1", r->y1},
                 {SA_TRACE_Y2, "y2", r->y2},
-                {SA_TRACE_TEXT, "text", r->text}};
+                {SA_TRACE_TEXT, "text", r->text},
+                {SA_TRACE_PROPOSED, "proposed", r->proposed}};
     for (size_t i = 0; i < SA_ARRAY_LEN(strs); i++)
         if ((r->has & strs[i].bit) && !strs[i].value)
             return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"%s\" is marked present but NULL", strs[i].key);
@@ -97,6 +103,13 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
     NUM(SA_TRACE_ALIGNER_PREFILL, "aligner_prefill", r->aligner_prefill);
     NUM(SA_TRACE_ALIGNER_MS, "aligner_ms", r->aligner_ms);
     NUM(SA_TRACE_T_MS, "t_ms", r->t_ms);
+    if ((r->has & SA_TRACE_MARGIN) && !isfinite(r->margin)) {
+        cJSON_Delete(j);
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"margin\" is not a finite number");
+    }
+    NUM(SA_TRACE_MARGIN, "margin", r->margin);
+    BOOL(SA_TRACE_GATED, "gated", r->gated);
+    STR(SA_TRACE_PROPOSED, "proposed", r->proposed);
 #undef STR
 #undef NUM
 #undef BOOL
@@ -159,7 +172,8 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
                 {SA_TRACE_ANSWER_SO_FAR, "answer_so_far", &r.answer_so_far},
                 {SA_TRACE_Y1, "y1", &r.y1},
                 {SA_TRACE_Y2, "y2", &r.y2},
-                {SA_TRACE_TEXT, "text", &r.text}};
+                {SA_TRACE_TEXT, "text", &r.text},
+                {SA_TRACE_PROPOSED, "proposed", &r.proposed}};
     for (size_t i = 0; i < SA_ARRAY_LEN(strs); i++) {
         if (!(j = field(o, strs[i].key))) continue;
         if (!cJSON_IsString(j))
@@ -173,7 +187,8 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
         bool *dst;
     } bools[] = {{SA_TRACE_ALIGNED, "aligned", &r.aligned},
                  {SA_TRACE_COPIED, "copied", &r.copied},
-                 {SA_TRACE_EOS, "eos", &r.eos}};
+                 {SA_TRACE_EOS, "eos", &r.eos},
+                 {SA_TRACE_GATED, "gated", &r.gated}};
     for (size_t i = 0; i < SA_ARRAY_LEN(bools); i++) {
         if (!(j = field(o, bools[i].key))) continue;
         if (!cJSON_IsBool(j))
@@ -217,6 +232,12 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
         }
         *nums[i].dst = j->valuedouble;
         r.has |= nums[i].bit;
+    }
+    if ((j = field(o, "margin"))) { /* any finite number: a log-probability difference */
+        if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
+            return sa_error(SA_STATUS_BAD_JSON, "%s: field \"margin\" must be a number", where);
+        r.margin = j->valuedouble;
+        r.has |= SA_TRACE_MARGIN;
     }
     char *id_json = NULL;
     if ((r.has & SA_TRACE_ID) && !(id_json = cJSON_PrintUnformatted(field(o, "id"))))

@@ -43,6 +43,8 @@ static bool parse_mode(const char *v, void *field) {
 /* in the order of enum sa_pipeline_continue_with and enum sa_segment_unit */
 static const char *const continue_names[] = {"aligner", "upstream", NULL};
 static const char *const unit_names[] = {"sentence", "line", NULL};
+/* in the order of enum sa_pipeline_edit_score */
+static const char *const edit_score_names[] = {"sum", "mean", NULL};
 
 #define O(f) CLI_AT(struct align_opts, f)
 static const struct cli_opt align_opts[] = {
@@ -85,6 +87,12 @@ static const struct cli_opt align_opts[] = {
      .help = "most aligner tokens per revision (default: 2 x y1 + 32)"},
     {"unit", 0, CLI_OPT_ENUM, O(pp.unit), .names = unit_names, .arg = "sentence|line",
      .help = "what the upstream is cut at (default sentence)"},
+    {"edit-threshold", 0, CLI_OPT_FLOAT, O(pp.edit_threshold), .lo = -INFINITY, .hi = INFINITY, .arg = "X",
+     .help = "gated revision: keep an edit only when the aligner scores\nit X nats above copying y1 (log p(y2) - "
+             "log p(y1));\nelse emit y1 (default: every edit kept; -inf: scored,\nnone gated). Choose X with "
+             "`salign eval aligner\n--edit-threshold` on dev records (docs/PIPELINE.md)"},
+    {"edit-score", 0, CLI_OPT_ENUM, O(pp.edit_score), .names = edit_score_names, .arg = "sum|mean",
+     .help = "the margin: sum (default) of log-probabilities, or mean\nper token (X in nats per token)"},
     {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
      .arg = "T", .help = "upstream temperature (default 0: greedy)"},
     {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
@@ -162,6 +170,12 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
     if (o->input && !o->output) return cli_usage_error("align", "--input needs --output FILE");
     if (o->output && !o->input) return cli_usage_error("align", "--output needs --input FILE");
     if (o->parallel > 1 && !o->input) return cli_usage_error("align", "--parallel needs --input FILE");
+    o->pp.edit_gate = !isnan(o->pp.edit_threshold);
+    if ((int)o->pp.edit_score >= 0 && !o->pp.edit_gate)
+        return cli_usage_error("align", "--edit-score needs --edit-threshold X");
+    if ((int)o->pp.edit_score < 0) o->pp.edit_score = SA_PIPELINE_EDIT_SCORE_SUM;
+    if (o->pp.edit_gate && !need_aligner) return cli_usage_error("align", "--edit-threshold needs an aligner round");
+    if (!o->pp.edit_gate) o->pp.edit_threshold = 0.0f;
     return 0;
 }
 
@@ -189,11 +203,16 @@ static void print_edit(const struct run_ctx *rc, const struct sa_pipeline_senten
         printf("[%d]   %s%s%s\n", s->index, dim, s->original, off);
     } else if (s->copied) {
         printf("[%d] = %s\n", s->index, s->original);
+    } else if (s->gated) { /* the gate kept y1: the aligner's edit, struck out */
+        printf("[%d] = %s\n", s->index, s->original);
+        printf("%*s %sx %s%s (gated: margin %.2f)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "",
+               off, s->margin);
     } else {
         const char *y2 = s->text;
         while (*y2 == ' ' || *y2 == '\n' || *y2 == '\t' || *y2 == '\r') y2++;
         printf("[%d] %s- %s%s\n", s->index, red, s->original, off);
-        printf("%*s %s+ %s%s\n", s->index >= 10 ? 4 : 3, "", green, y2, off);
+        if (s->scored) printf("%*s %s+ %s%s (margin %.2f)\n", s->index >= 10 ? 4 : 3, "", green, y2, off, s->margin);
+        else printf("%*s %s+ %s%s\n", s->index >= 10 ? 4 : 3, "", green, y2, off);
     }
 }
 
@@ -247,16 +266,29 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
     cJSON_AddBoolToObject(j, "speculation", o->pp.use_spec);
     cJSON_AddBoolToObject(j, "kv_reuse", o->pp.kv_reuse);
     cJSON_AddBoolToObject(j, "token_healing", o->pp.token_healing);
+    if (o->pp.edit_gate) { /* the gated revision */
+        if (isfinite(o->pp.edit_threshold)) cJSON_AddNumberToObject(j, "edit_threshold", o->pp.edit_threshold);
+        else cJSON_AddStringToObject(j, "edit_threshold", o->pp.edit_threshold > 0 ? "inf" : "-inf");
+        cJSON_AddStringToObject(j, "edit_score", sa_pipeline_edit_score_name(o->pp.edit_score));
+        cJSON_AddNumberToObject(j, "scored", r->n_scored);
+        cJSON_AddNumberToObject(j, "gated", r->n_gated);
+        cJSON_AddNumberToObject(j, "score_ms", r->score_ms);
+        if (o->pp.mode == SA_PIPELINE_ALIGNER && isfinite(r->margin)) cJSON_AddNumberToObject(j, "margin", r->margin);
+    }
     return j;
 }
 
-static void print_metrics(const struct sa_pipeline_result *r) {
+static void print_metrics(const struct sa_pipeline_result *r, const struct align_opts *o) {
     fprintf(stderr,
             "salign align: %s after %d sentence(s), %d round(s), %d copied (%.0f%%); first sentence %.0f ms; "
             "%d tokens in %.0f ms (%.1f ms/token, %.2f tokens/s); speculation accepted %d of %d draft tokens\n",
             sa_pipeline_stop_name(r->stop), r->n_sentences, r->n_rounds, r->n_copied, 100.0 * r->copy_rate,
             r->first_sentence_ms, r->n_tokens, r->total_ms, r->ms_per_token, r->tokens_per_s, r->aligner_accepted,
             r->aligner_draft);
+    if (o->pp.edit_gate)
+        fprintf(stderr, "salign align: gate (%s, threshold %g): %d of %d scored revision(s) gated; scoring y1 took %.0f ms\n",
+                sa_pipeline_edit_score_name(o->pp.edit_score), o->pp.edit_threshold, r->n_gated, r->n_scored,
+                r->score_ms);
 }
 
 /* ---- batch ---- */
@@ -618,7 +650,7 @@ static void answer_job(struct batch_run *br, struct sa_pipeline *pl, const struc
         br->n_run++;
         fprintf(stderr, "[%zu/%zu] %s: %d sentence(s), %d round(s), %.0f ms\n", br->n_done + br->n_run + br->n_failed,
                 br->n_lines, sa_pipeline_stop_name(r.stop), r.n_sentences, r.n_rounds, r.total_ms);
-        if (o->verbose) print_metrics(&r);
+        if (o->verbose) print_metrics(&r, o);
     }
     if (fatal && !br->rc) br->rc = fatal;
     pthread_mutex_unlock(&br->mu);
@@ -807,6 +839,8 @@ static int load_cached(const char *ref, int n_threads, struct sa_model **out) {
 int cmd_align(int argc, char **argv) {
     struct align_opts o = {0};
     o.pp = sa_pipeline_default_params();
+    o.pp.edit_threshold = NAN;                       /* set: the gate is on */
+    o.pp.edit_score = (enum sa_pipeline_edit_score)-1; /* set: --edit-score was given */
     int prc = parse_args(argc, argv, &o);
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
 
@@ -921,7 +955,7 @@ int cmd_align(int argc, char **argv) {
         free(str);
         cJSON_Delete(j);
     }
-    if (!s && (o.verbose || isatty(2))) print_metrics(&r);
+    if (!s && (o.verbose || isatty(2))) print_metrics(&r, &o);
     if (rcx.failed_write) {
         fprintf(stderr, "salign align: cannot write the trace %s\n", o.trace);
         rc = CLI_FAIL;

@@ -7,7 +7,10 @@
  *                                          than last (character edit distance),
  *                                          fixed rate = revision == correction
  * each with a 95% Wilson interval, overall and per record source label (the text after the
- * last ':' of "source", e.g. the corruption rule of `salign data from-gsm8k`). */
+ * last ':' of "source", e.g. the corruption rule of `salign data from-gsm8k`).
+ * --edit-threshold LIST: the gated revision (docs/PIPELINE.md): each revision is scored once
+ * (log p(y2) - log p(y1)), and the rates are given again for each threshold, the revisions
+ * whose margin is below it replaced by the draft: a threshold chosen on dev records. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "generate.h"
@@ -18,6 +21,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,13 +95,58 @@ static void print_tally(const struct tally *t) {
     printf("\n");
 }
 
+#define MAX_THRESHOLDS 64
+
 struct opts {
-    const char *aligner, *records, *details, *aligner_system;
+    const char *aligner, *records, *details, *aligner_system, *thresholds;
     size_t max;
     bool json, spec, batch_invariant;
     int n_threads;
     int32_t n_ctx;
+    int edit_score; /* enum sa_pipeline_edit_score; -1: not given */
+    double thr[MAX_THRESHOLDS]; /* --edit-threshold, parsed */
+    size_t n_thr;
 };
+
+/* in the order of enum sa_pipeline_edit_score */
+static const char *const edit_score_names[] = {"sum", "mean", NULL};
+
+/* What the gate needs of a record's outcome to replay it at any threshold. */
+struct outcome {
+    bool is_copy, kept, improved, fixed, edited; /* edited: the aligner's revision != the draft */
+    double margin;                               /* NAN: not scored */
+};
+
+/* The outcome at threshold t: an edit whose margin is below t is replaced by the draft (kept,
+ * not improved, fixed only when the draft was the correction: a copy record). */
+static void gate_outcome(const struct outcome *o, double t, bool *kept, bool *improved, bool *fixed, bool *gated) {
+    *gated = o->edited && !isnan(o->margin) && !(o->margin >= t);
+    *kept = *gated ? true : o->kept;
+    *improved = *gated ? false : o->improved;
+    *fixed = *gated ? o->is_copy : o->fixed;
+}
+
+/* The overall tally at threshold t (gate_outcome); *n_gated: the edits it replaced. */
+static struct tally sweep(const struct outcome *outs, size_t n, double t, size_t *n_gated) {
+    struct tally tl = {0};
+    *n_gated = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool kept, improved, fixed, gated;
+        gate_outcome(&outs[i], t, &kept, &improved, &fixed, &gated);
+        tally_add(&tl, outs[i].is_copy, kept, improved, fixed);
+        *n_gated += gated;
+    }
+    return tl;
+}
+
+static void print_tally_gated(const struct tally *t, size_t n_gated) {
+    printf("%-12s", t->label);
+    print_rate("kept", t->n_kept, t->n_copy);
+    print_rate("changed", t->n_changed, t->n_rewrite);
+    print_rate("improved", t->n_improved, t->n_rewrite);
+    print_rate("fixed", t->n_fixed, t->n_rewrite);
+    printf("  gated %zu\n", n_gated);
+}
 
 #define O(f) CLI_AT(struct opts, f)
 static const struct cli_opt eval_aligner_opts[] = {
@@ -109,6 +158,11 @@ static const struct cli_opt eval_aligner_opts[] = {
              "tokens, ms"},
     {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
      .help = "a system message for the aligner (default none)"},
+    {"edit-threshold", 0, CLI_OPT_STR, O(thresholds), .arg = "LIST",
+     .help = "gated revision: the rates again for each threshold of\nthe comma list (nats, e.g. -2,0,2,inf), edits "
+             "scored\nbelow it replaced by the draft; choose on dev records,\nnever test (docs/PIPELINE.md)"},
+    {"edit-score", 0, CLI_OPT_ENUM, O(edit_score), .names = edit_score_names, .arg = "sum|mean",
+     .help = "the gate's margin: sum (default) or mean per token"},
     {"no-spec", 0, CLI_OPT_UNSET, O(spec), .help = "no copy-speculation (same output, slower)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
      .help = "bitwise batch-invariant kernels (slower one-token decoding)"},
@@ -134,13 +188,35 @@ const struct cli_cmd cli_cmd_eval_aligner = {
              "correction), with 95% Wilson intervals, overall and per source label.\n\n",
 };
 
+/* Parses a comma list of thresholds (numbers, inf and -inf allowed; no NaN, no empty item). */
+static bool parse_thresholds(const char *list, double *out, size_t *n) {
+    *n = 0;
+    const char *p = list;
+    for (;;) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno == ERANGE || isnan(x) || (*end && *end != ',') || *n == MAX_THRESHOLDS) return false;
+        out[(*n)++] = x;
+        if (!*end) return true;
+        p = end + 1;
+    }
+}
+
 /* Parses the options and checks them. Returns 0, CLI_PARSE_HELP or CLI_USAGE. */
 static int parse(int argc, char **argv, struct opts *o) {
     o->spec = true;
+    o->edit_score = -1;
     int prc = cli_parse(&cli_cmd_eval_aligner, argc, argv, o, NULL);
     if (prc) return prc;
     if (!o->aligner) return cli_usage_error("eval", "aligner: missing --aligner MODEL");
     if (!o->records) return cli_usage_error("eval", "aligner: missing --records FILE");
+    if (o->thresholds && !parse_thresholds(o->thresholds, o->thr, &o->n_thr))
+        return cli_usage_error("eval", "aligner: bad --edit-threshold '%s': expected a comma list of at most %d "
+                                       "numbers (nats; inf and -inf allowed), e.g. -2,0,2", o->thresholds, MAX_THRESHOLDS);
+    if (o->edit_score >= 0 && !o->thresholds)
+        return cli_usage_error("eval", "aligner: --edit-score needs --edit-threshold LIST");
+    if (o->edit_score < 0) o->edit_score = SA_PIPELINE_EDIT_SCORE_SUM;
     return 0;
 }
 
@@ -156,6 +232,11 @@ int cmd_eval_aligner(int argc, char **argv) {
     FILE *details = NULL;
     struct tally all = {0}, by[MAX_LABELS] = {{0}};
     size_t n_labels = 0, n = o.max && o.max < recs.n ? o.max : recs.n;
+    struct outcome *outs = calloc(n ? n : 1, sizeof *outs); /* (n): for the threshold sweep */
+    if (!outs) {
+        sa_records_free(&recs);
+        return cli_fail("out of memory");
+    }
     if ((rc = gen_load_model(o.aligner, o.n_threads, &model))) goto done;
     struct sa_pipeline_params pp = sa_pipeline_default_params();
     pp.mode = SA_PIPELINE_ALIGNER;
@@ -165,6 +246,11 @@ int cmd_eval_aligner(int argc, char **argv) {
     pp.n_threads = o.n_threads;
     pp.n_ctx = o.n_ctx;
     pp.batch_invariant = o.batch_invariant;
+    if (o.thresholds) { /* every edit scored, none gated: the sweep replays the gate below */
+        pp.edit_gate = true;
+        pp.edit_threshold = -INFINITY;
+        pp.edit_score = (enum sa_pipeline_edit_score)o.edit_score;
+    }
     if (sa_pipeline_init(&pp, &pl)) {
         rc = cli_fail("pipeline");
         goto done;
@@ -205,6 +291,8 @@ int cmd_eval_aligner(int argc, char **argv) {
         const size_t dist_rev = is_copy ? 0 : sa_edit_distance(res.answer, res.len, c, strlen(c));
         const bool improved = !is_copy && dist_rev < dist_draft;
         tally_add(&all, is_copy, kept, improved, fixed);
+        outs[i] = (struct outcome){.is_copy = is_copy, .kept = kept, .improved = improved, .fixed = fixed,
+                                   .edited = !kept, .margin = res.n_scored ? res.margin : NAN};
         const char *lab = label_of(r);
         size_t k = 0;
         while (k < n_labels && strcmp(by[k].label, lab)) k++;
@@ -222,6 +310,11 @@ int cmd_eval_aligner(int argc, char **argv) {
                 cJSON_AddBoolToObject(j, "fixed", fixed);
                 cJSON_AddNumberToObject(j, "distance_before", (double)dist_draft);
                 cJSON_AddNumberToObject(j, "distance_after", (double)dist_rev);
+            }
+            if (res.n_scored && isfinite(res.margin)) cJSON_AddNumberToObject(j, "margin", res.margin);
+            if (res.n_scored && isfinite(res.logp_revision)) {
+                cJSON_AddNumberToObject(j, "logp_revision", res.logp_revision);
+                cJSON_AddNumberToObject(j, "logp_draft", res.logp_draft);
             }
             cJSON_AddNumberToObject(j, "tokens", res.aligner_tokens);
             cJSON_AddNumberToObject(j, "ms", res.total_ms);
@@ -247,6 +340,20 @@ int cmd_eval_aligner(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "evaluated", (double)n);
             cJSON *arr = cJSON_AddArrayToObject(j, "by_label");
             for (size_t k = 0; k < n_labels; k++) cJSON_AddItemToArray(arr, tally_json(&by[k]));
+            if (o.thresholds) {
+                cJSON *g = cJSON_AddObjectToObject(j, "gate");
+                cJSON_AddStringToObject(g, "edit_score", edit_score_names[o.edit_score]);
+                cJSON *rows = cJSON_AddArrayToObject(g, "thresholds");
+                for (size_t k = 0; k < o.n_thr; k++) {
+                    size_t n_gated = 0;
+                    struct tally t = sweep(outs, n, o.thr[k], &n_gated);
+                    cJSON *row = tally_json(&t);
+                    if (isfinite(o.thr[k])) cJSON_AddNumberToObject(row, "threshold", o.thr[k]);
+                    else cJSON_AddStringToObject(row, "threshold", o.thr[k] > 0 ? "inf" : "-inf");
+                    cJSON_AddNumberToObject(row, "gated", (double)n_gated);
+                    cJSON_AddItemToArray(rows, row);
+                }
+            }
             char *s = cJSON_PrintUnformatted(j);
             if (s) printf("%s\n", s);
             free(s);
@@ -255,6 +362,18 @@ int cmd_eval_aligner(int argc, char **argv) {
             printf("%zu records (%zu copy, %zu rewrite); 95%% Wilson intervals\n", n, all.n_copy, all.n_rewrite);
             print_tally(&all);
             for (size_t k = 0; k < n_labels; k++) print_tally(&by[k]);
+            if (o.thresholds) {
+                printf("gated revision (margin %s; edits below the threshold replaced by the draft)\n",
+                       edit_score_names[o.edit_score]);
+                for (size_t k = 0; k < o.n_thr; k++) {
+                    size_t n_gated = 0;
+                    struct tally t = sweep(outs, n, o.thr[k], &n_gated);
+                    char name[32];
+                    snprintf(name, sizeof name, ">= %g", o.thr[k]);
+                    t.label = name;
+                    print_tally_gated(&t, n_gated);
+                }
+            }
         }
     }
 done:
@@ -263,5 +382,6 @@ done:
     sa_pipeline_free(pl);
     sa_model_free(model);
     sa_records_free(&recs);
+    free(outs);
     return rc;
 }

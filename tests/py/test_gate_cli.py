@@ -1,0 +1,139 @@
+"""test_gate_cli.py: the gated revision from the command line (issue 13; SmolLM2-135M-Instruct as
+upstream and as a stand-in aligner): `salign align --edit-threshold X [--edit-score sum|mean]`
+reports the gate in --json, the trace and --show-edits, and works with --parallel (the same
+answers as --parallel 1 in batch-invariant mode); `salign eval aligner --edit-threshold LIST`
+gives one row per threshold, replaying the gate on the per-record margins of --details; bad
+values are refused with a clear message (exit 2)."""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import SALIGN, main, models_dir, test, tmpdir  # noqa: E402
+
+NAME = "smollm2-135m-instruct"
+GGUF = os.path.join(models_dir(), NAME, "SmolLM2-135M-Instruct.Q4_1.gguf")
+BASE = [SALIGN, "align", "--upstream", NAME, "--aligner", NAME, "-t", "2", "--batch-invariant",
+        "--max-rounds", "2", "--max-sentence-tokens", "32"]
+
+
+def run(args, code=0, timeout=600):
+    assert os.path.exists(GGUF), "missing %s: run scripts/setup.sh (salign pull %s)" % (GGUF, NAME)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == code, "exit %d (want %d): %s\n%s" % (p.returncode, code, " ".join(args), p.stderr)
+    return p
+
+
+def jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@test
+def bad_values_refused():
+    for extra, want in [(["--edit-threshold", "nan"], "--edit-threshold"),
+                        (["--edit-threshold", "abc"], "--edit-threshold"),
+                        (["--edit-score", "sum"], "--edit-score needs --edit-threshold"),
+                        (["--edit-threshold", "0", "--edit-score", "max"], "--edit-score")]:
+        p = run(BASE + ["-p", "q"] + extra, code=2)
+        assert want in p.stderr, (extra, p.stderr)
+    p = run([SALIGN, "align", "--upstream", NAME, "--mode", "upstream", "-p", "q", "--edit-threshold", "0"], code=2)
+    assert "--edit-threshold needs an aligner" in p.stderr, p.stderr
+    ev = [SALIGN, "eval", "aligner", "--aligner", NAME, "--records", "r.jsonl"]
+    for bad in ["1,,2", "x", "1,nan", ""]:
+        p = run(ev + ["--edit-threshold=" + bad], code=2)
+        assert "bad --edit-threshold" in p.stderr and "comma list" in p.stderr, (bad, p.stderr)
+    p = run(ev + ["--edit-score", "mean"], code=2)
+    assert "--edit-score needs --edit-threshold" in p.stderr, p.stderr
+
+
+@test
+def align_gate_json_trace_show_edits():
+    """+inf gates every edit: the answer is made of the upstream's sentences; the trace has
+    margin and gated on every line, the aligner's edit as "proposed" on gated ones."""
+    trace = os.path.join(tmpdir(), "gate_trace.jsonl")
+    q = "Why is the sky blue?"
+    out = run(BASE + ["-p", q, "--edit-threshold", "inf", "--json", "--trace", trace, "--show-edits"]).stdout
+    r = json.loads(out.splitlines()[-1])
+    assert r["edit_threshold"] == "inf" and r["edit_score"] == "sum", r
+    assert r["scored"] == r["rounds"] == 2 and r["gated"] == r["rounds"] - r["copied"], r
+    assert out.count("(gated: margin") == r["gated"], out
+    lines = jsonl(trace)
+    assert len(lines) == 2
+    for t in lines:
+        assert "margin" in t and "gated" in t, t
+        assert t["y2"] == t["y1"], t  # every revision is y1 (copied or gated)
+        assert t["gated"] == (not t["copied"]) and ("proposed" in t) == t["gated"], t
+        if t["gated"]:
+            assert t["proposed"] != t["y1"] and t["edit_ratio"] == 0, t
+        else:
+            assert t["margin"] == 0, t
+    # -inf: scored, nothing gated, the ungated answer
+    lo = json.loads(run(BASE + ["-p", q, "--edit-threshold=-inf", "--json", "--edit-score", "mean", "--max-rounds",
+                                "1"]).stdout)
+    off = json.loads(run(BASE + ["-p", q, "--json", "--max-rounds", "1"]).stdout)
+    assert lo["answer"] == off["answer"] and lo["gated"] == 0 and lo["edit_score"] == "mean", (lo, off)
+    assert "gated" not in off and "edit_threshold" not in off, off
+
+
+@test
+def align_gate_parallel():
+    qs = os.path.join(tmpdir(), "gate_q.jsonl")
+    with open(qs, "w") as out:
+        for i, q in enumerate(["Tom has 3 apples and buys 4 more. How many apples does he have?",
+                               "A train travels 60 km in 1.5 hours. What is its average speed?"]):
+            out.write(json.dumps({"id": "t%d" % i, "question": q}) + "\n")
+    res = {}
+    for n in (1, 2):
+        o = os.path.join(tmpdir(), "gate_a%d.jsonl" % n)
+        if os.path.exists(o):
+            os.remove(o)
+        run(BASE + ["--input", qs, "--output", o, "--parallel", str(n), "--edit-threshold", "0", "--max-rounds", "1"])
+        res[n] = {r["id"]: r for r in jsonl(o)}
+    assert sorted(res[1]) == ["t0", "t1"], res[1]
+    for k in res[1]:
+        a, b = res[1][k], res[2][k]
+        assert a["answer"] == b["answer"] and a["gated"] == b["gated"] and a["scored"] == b["scored"], (a, b)
+        assert a["scored"] == a["rounds"], a
+
+
+@test
+def eval_aligner_sweep():
+    d = tmpdir()
+    recs = os.path.join(d, "gate_recs.jsonl")
+    q = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    rows = [
+        {"question": q, "prefix": "", "last": "Tom has 3 + 4 = 7 apples.", "correction": "Tom has 3 + 4 = 7 apples.",
+         "source": "t:0:copy"},
+        {"question": q, "prefix": "Tom has 3 + 4 = 7 apples.", "last": "The answer is 8.",
+         "correction": "The answer is 7.", "source": "t:1:off_by_one"},
+        {"question": q, "answer": "Tom has 3 + 4 = 8 apples.\nThe answer is 8.",
+         "correction": "Tom has 3 + 4 = 7 apples.\nThe answer is 7.", "source": "t:answer:2_of_2_rewritten"},
+    ]
+    with open(recs, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    det = os.path.join(d, "gate_det.jsonl")
+    ev = [SALIGN, "eval", "aligner", "--aligner", NAME, "--records", recs, "-t", "2"]
+    r = json.loads(run(ev + ["--edit-threshold=-inf,0,inf", "--details", det, "--json"]).stdout)
+    g = r["gate"]
+    assert g["edit_score"] == "sum" and [x["threshold"] for x in g["thresholds"]] == ["-inf", 0, "inf"], g
+    details = jsonl(det)
+    assert all("margin" in x for x in details), details  # every revision scored (copies: 0)
+    edits = [x for x in details if x["revision"] != (rows[x["index"]].get("last") or rows[x["index"]]["answer"])]
+    assert edits, details
+    for row in g["thresholds"]:
+        t = {"-inf": -float("inf"), "inf": float("inf")}.get(row["threshold"], row["threshold"])
+        want = sum(1 for x in edits if x["margin"] < t)
+        assert row["gated"] == want, (row, edits)
+    lo, hi = g["thresholds"][0], g["thresholds"][2]
+    for k in ("kept", "changed", "improved", "fixed"):
+        assert lo[k] == r[k], (k, lo, r)  # -inf: the ungated rates
+    assert hi["changed"]["count"] == 0 and hi["kept"]["count"] == hi["kept"]["n"], hi
+    text = run(ev + ["--edit-threshold", "-1,1", "--edit-score", "mean"]).stdout
+    rows_out = [ln for ln in text.splitlines() if ln.startswith(">= ")]
+    assert len(rows_out) == 2 and rows_out[0].startswith(">= -1") and "gated" in rows_out[0], text
+
+
+if __name__ == "__main__":
+    main()
