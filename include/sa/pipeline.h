@@ -159,12 +159,18 @@ struct sa_pipeline_params {
                                it while it waits on a remote upstream. Borrowed. */
     enum sa_dtype kv_type; /* the local contexts' sa_ctx_params.kv_type: SA_DTYPE_F32 (0, the
                               default) or SA_DTYPE_F16 */
+    bool keep_line_break; /* an upstream that is not healed (remote, custom, or local with
+                             token_healing off) gets back the line break it wrote after the
+                             accepted sentence at the end of its prompt, so that ":" + "\n\n"
+                             stays its own ":\n\n" token (default true). The answer, the
+                             pieces and the aligner's prefix are unchanged: the break is the
+                             next piece's separator (docs/internals/pipeline.md) */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
- * token healing on, batch_invariant false, kv_type SA_DTYPE_F32. */
+ * token healing on, batch_invariant false, kv_type SA_DTYPE_F32, keep_line_break on. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */
