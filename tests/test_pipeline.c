@@ -772,7 +772,8 @@ static void model_prompts_free(struct model_up *f) {
 static const struct sa_upstream_ops model_ops = {"remote-like", model_start, model_next, model_cancel, model_free};
 
 /* Runs a copying aligner over the model double; returns the answer (malloc'd). */
-static char *keep_run(struct model_up *mu, bool keep, struct fake_al *fa, struct events *ev) {
+static char *keep_run(struct model_up *mu, bool keep, enum sa_pipeline_mode mode, struct fake_al *fa,
+                      struct events *ev) {
     struct sa_upstream *up = NULL;
     CHECK_OK(sa_upstream_init_ops(&model_ops, mu, &up));
     struct sa_pipeline_params pp = sa_pipeline_default_params();
@@ -781,6 +782,8 @@ static char *keep_run(struct model_up *mu, bool keep, struct fake_al *fa, struct
     pp.aligner_fn = fake_align;
     pp.aligner_user = fa;
     pp.keep_line_break = keep;
+    pp.mode = mode;
+    pp.continue_with = SA_PIPELINE_CONTINUE_UPSTREAM; /* CONTINUE: 1 round, then the upstream */
     struct sa_pipeline *pl = NULL;
     char *answer = NULL;
     CHECK_OK(sa_pipeline_init(&pp, &pl));
@@ -803,7 +806,7 @@ static void test_keep_line_break(void) {
         struct model_up mu = {.answer = want, .chunk = chunk};
         struct fake_al fa = {0};
         struct events ev = {0};
-        char *got = keep_run(&mu, true, &fa, &ev);
+        char *got = keep_run(&mu, true, SA_PIPELINE_STREAM, &fa, &ev);
         /* a copying aligner gives the upstream's own answer, byte for byte */
         CHECK_EQ_STR(got, want);
         CHECK_EQ_INT(mu.n_start, 3);
@@ -839,7 +842,7 @@ static void test_keep_line_break(void) {
     struct model_up mu = {.answer = want, .chunk = 3};
     struct fake_al fa = {0};
     struct events ev = {0};
-    char *got = keep_run(&mu, false, &fa, &ev);
+    char *got = keep_run(&mu, false, SA_PIPELINE_STREAM, &fa, &ev);
     CHECK_EQ_STR(got, "Steps: 1. A.\n2. B.");
     free(got);
     events_free(&ev);
@@ -851,7 +854,7 @@ static void test_keep_line_break(void) {
     struct model_up mi = {.answer = "Steps:  \n\n  - A.  - B.", .chunk = 2};
     struct fake_al fi = {0};
     struct events evi = {0};
-    got = keep_run(&mi, true, &fi, &evi);
+    got = keep_run(&mi, true, SA_PIPELINE_STREAM, &fi, &evi);
     CHECK_EQ_STR(got, mi.answer);
     if (mi.n_start >= 2) {
         char p[256];
@@ -862,6 +865,24 @@ static void test_keep_line_break(void) {
     events_free(&evi);
     fake_al_free(&fi);
     model_prompts_free(&mi);
+
+    /* continue: one corrected round, then the upstream writes the rest after the kept break */
+    struct model_up mc = {.answer = want, .chunk = 2};
+    struct fake_al fc = {0};
+    struct events evc = {0};
+    got = keep_run(&mc, true, SA_PIPELINE_CONTINUE, &fc, &evc);
+    CHECK_EQ_STR(got, want);
+    CHECK_EQ_INT(mc.n_start, 2);
+    if (mc.n_start == 2) {
+        char p[256];
+        snprintf(p, sizeof p, "%sSteps:\n\n", head);
+        CHECK_EQ_STR(mc.prompts[1], p);
+    }
+    if (evc.n == 3) CHECK_EQ_STR(evc.text[1], "\n\n1. A.");
+    free(got);
+    events_free(&evc);
+    fake_al_free(&fc);
+    model_prompts_free(&mc);
 }
 
 /* ---- a real model: SmolLM2-135M-Instruct ---- */
