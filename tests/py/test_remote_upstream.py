@@ -336,6 +336,9 @@ def align(base, mode, *extra):
 
 @test
 def kept_line_break_gives_the_servers_own_answer():
+    p = subprocess.run([SALIGN, "align", "--upstream", QWEN, "--aligner", QWEN, "--copy-aligner", "-p", "x"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 2 and b"one of --aligner and --copy-aligner" in p.stderr, p.stderr
     srv = Server(QWEN_MODEL, "qwen", QWEN, threads=1)  # one thread: a loaded machine slows two much more
     try:
         alone, stop = align(srv.base, "upstream")
