@@ -167,6 +167,10 @@ static void setup_init(struct setup *st, const char *const *units, int n_units, 
     st->pp.upstream_format = SA_CHAT_FORMAT_CHATML;
     st->pp.aligner_fn = fake_align;
     st->pp.aligner_user = &st->fa;
+    /* this double streams its script whatever the prompt says, so it cannot take a line break
+     * back at the end of its prompt: the kept break is tested with test_keep_line_break's
+     * double, which continues its prompt */
+    st->pp.keep_line_break = false;
 }
 
 static enum sa_status setup_run(struct setup *st, const char *q, struct events *ev, struct sa_pipeline_result *r) {
@@ -682,6 +686,203 @@ static void test_join_helpers(void) {
     free(s);
     CHECK_EQ_INT(sa_join_count_words("  one two\nthree ", 16), 3);
     CHECK(sa_join_blank(" \r\n", 3) && !sa_join_blank(" x", 2));
+    /* the line break kept after a sentence: up to the last newline of the whitespace run */
+    CHECK_EQ_INT(sa_join_kept_break("\n\n", 2), 2);
+    CHECK_EQ_INT(sa_join_kept_break(" \n\n  ", 5), 3);
+    CHECK_EQ_INT(sa_join_kept_break("\r\n\tx\n", 5), 2);
+    CHECK_EQ_INT(sa_join_kept_break("  ", 2), 0);
+    CHECK_EQ_INT(sa_join_kept_break("", 0), 0);
+}
+
+/* ---- the line break kept at the end of a remote upstream's prompt ---- */
+
+/* A remote-like upstream that cannot heal tokens: it continues its prompt's pre-filled answer
+ * along its own `answer`, as a deterministic model would, in chunks of `chunk` bytes. Like
+ * Qwen after a lone ":" token (which it only ever wrote as ":\n\n"), a prefix that ends in
+ * ":" makes it go on on the same line: " " + the rest without its line break. */
+struct model_up {
+    const char *answer;
+    char *drifted;         /* the answer it writes after a drift (its new trajectory) */
+    size_t chunk;
+    int n_start;
+    char *prompts[8];
+    char *text, buf[64];
+    size_t pos, len;
+};
+
+static enum sa_status model_start(void *impl, const char *prompt, size_t len, const struct sa_upstream_gen_params *p) {
+    struct model_up *f = impl;
+    (void)p;
+    if (f->n_start < 8) f->prompts[f->n_start] = strndup(prompt, len);
+    f->n_start++;
+    static const char head[] = "<|im_start|>assistant\n";
+    const char *a = strstr(prompt, head);
+    if (!a) return sa_error(SA_STATUS_BAD_ARGUMENT, "model double: no assistant turn");
+    a += strlen(head);
+    size_t n = len - (size_t)(a - prompt), al = strlen(f->answer);
+    free(f->text);
+    if (n <= al && !memcmp(a, f->answer, n)) {
+        const char *rest = f->answer + n;
+        if (n && a[n - 1] == ':') { /* drift: the line break is not written */
+            rest += sa_join_lead(rest, strlen(rest));
+            f->text = malloc(strlen(rest) + 2);
+            free(f->drifted);
+            f->drifted = malloc(n + strlen(rest) + 2);
+            if (!f->text || !f->drifted) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+            sprintf(f->text, " %s", rest);
+            sprintf(f->drifted, "%.*s %s", (int)n, a, rest);
+            f->answer = f->drifted;
+        } else {
+            f->text = strdup(rest);
+        }
+    } else {
+        f->text = strdup(" Something else.");
+    }
+    if (!f->text) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    f->len = strlen(f->text);
+    f->pos = 0;
+    return SA_STATUS_OK;
+}
+
+static enum sa_status model_next(void *impl, struct sa_upstream_chunk *out) {
+    struct model_up *f = impl;
+    size_t n = f->len - f->pos < f->chunk ? f->len - f->pos : f->chunk;
+    memcpy(f->buf, f->text + f->pos, n);
+    f->buf[n] = 0;
+    f->pos += n;
+    *out = (struct sa_upstream_chunk){f->buf, n, 1, f->pos == f->len ? SA_UPSTREAM_FINISH_STOP : SA_UPSTREAM_FINISH_NONE};
+    return SA_STATUS_OK;
+}
+
+static void model_cancel(void *impl) {
+    (void)impl;
+}
+
+static void model_free(void *impl) { /* the prompts stay for the test to check */
+    struct model_up *f = impl;
+    free(f->text);
+    f->text = NULL;
+}
+
+static void model_prompts_free(struct model_up *f) {
+    for (int i = 0; i < f->n_start && i < 8; i++) free(f->prompts[i]);
+    free(f->drifted);
+}
+
+static const struct sa_upstream_ops model_ops = {"remote-like", model_start, model_next, model_cancel, model_free};
+
+/* Runs a copying aligner over the model double; returns the answer (malloc'd). */
+static char *keep_run(struct model_up *mu, bool keep, enum sa_pipeline_mode mode, struct fake_al *fa,
+                      struct events *ev) {
+    struct sa_upstream *up = NULL;
+    CHECK_OK(sa_upstream_init_ops(&model_ops, mu, &up));
+    struct sa_pipeline_params pp = sa_pipeline_default_params();
+    pp.upstream = up;
+    pp.upstream_format = SA_CHAT_FORMAT_CHATML;
+    pp.aligner_fn = fake_align;
+    pp.aligner_user = fa;
+    pp.keep_line_break = keep;
+    pp.mode = mode;
+    pp.continue_with = SA_PIPELINE_CONTINUE_UPSTREAM; /* CONTINUE: 1 round, then the upstream */
+    struct sa_pipeline *pl = NULL;
+    char *answer = NULL;
+    CHECK_OK(sa_pipeline_init(&pp, &pl));
+    struct sa_pipeline_callbacks cb = {on_sentence, NULL, ev};
+    struct sa_pipeline_result r;
+    if (pl && !sa_pipeline_run(pl, "List the steps.", &cb, &r)) {
+        answer = r.answer;
+        r.answer = NULL;
+        sa_pipeline_result_free(&r);
+    }
+    sa_pipeline_free(pl);
+    sa_upstream_free(up);
+    return answer;
+}
+
+static void test_keep_line_break(void) {
+    static const char head[] = "<|im_start|>user\nList the steps.<|im_end|>\n<|im_start|>assistant\n";
+    const char *want = "Steps:\n\n1. A.\n2. B.";
+    for (size_t chunk = 1; chunk <= 4; chunk += 3) {
+        struct model_up mu = {.answer = want, .chunk = chunk};
+        struct fake_al fa = {0};
+        struct events ev = {0};
+        char *got = keep_run(&mu, true, SA_PIPELINE_STREAM, &fa, &ev);
+        /* a copying aligner gives the upstream's own answer, byte for byte */
+        CHECK_EQ_STR(got, want);
+        CHECK_EQ_INT(mu.n_start, 3);
+        if (mu.n_start == 3) {
+            char p[256];
+            CHECK_EQ_STR(mu.prompts[0], head);
+            snprintf(p, sizeof p, "%sSteps:\n\n", head); /* ":\n\n" stays one token */
+            CHECK_EQ_STR(mu.prompts[1], p);
+            snprintf(p, sizeof p, "%sSteps:\n\n1. A.\n", head);
+            CHECK_EQ_STR(mu.prompts[2], p);
+        }
+        /* the pieces and the aligner's prefix are as without the rule: the break is the next
+         * piece's separator, and the prefix has no trailing whitespace */
+        CHECK_EQ_INT(ev.n, 3);
+        if (ev.n == 3) {
+            CHECK_EQ_STR(ev.text[0], "Steps:");
+            CHECK_EQ_STR(ev.text[1], "\n\n1. A.");
+            CHECK_EQ_STR(ev.text[2], "\n2. B.");
+        }
+        CHECK_EQ_INT(fa.n_calls, 3);
+        if (fa.n_calls == 3) {
+            CHECK_EQ_STR(fa.prefixes[1], "Steps:");
+            CHECK_EQ_STR(fa.lasts[1], "1. A.");
+            CHECK_EQ_STR(fa.prefixes[2], "Steps:\n\n1. A.");
+        }
+        free(got);
+        events_free(&ev);
+        fake_al_free(&fa);
+        model_prompts_free(&mu);
+    }
+
+    /* without the rule the prefix ends in ":" and the answer drifts */
+    struct model_up mu = {.answer = want, .chunk = 3};
+    struct fake_al fa = {0};
+    struct events ev = {0};
+    char *got = keep_run(&mu, false, SA_PIPELINE_STREAM, &fa, &ev);
+    CHECK_EQ_STR(got, "Steps: 1. A.\n2. B.");
+    free(got);
+    events_free(&ev);
+    fake_al_free(&fa);
+    model_prompts_free(&mu);
+
+    /* indentation after the last newline is the upstream's to write again (it merges with
+     * what follows); a break of spaces only is not kept */
+    struct model_up mi = {.answer = "Steps:  \n\n  - A.  - B.", .chunk = 2};
+    struct fake_al fi = {0};
+    struct events evi = {0};
+    got = keep_run(&mi, true, SA_PIPELINE_STREAM, &fi, &evi);
+    CHECK_EQ_STR(got, mi.answer);
+    if (mi.n_start >= 2) {
+        char p[256];
+        snprintf(p, sizeof p, "%sSteps:  \n\n", head);
+        CHECK_EQ_STR(mi.prompts[1], p);
+    }
+    free(got);
+    events_free(&evi);
+    fake_al_free(&fi);
+    model_prompts_free(&mi);
+
+    /* continue: one corrected round, then the upstream writes the rest after the kept break */
+    struct model_up mc = {.answer = want, .chunk = 2};
+    struct fake_al fc = {0};
+    struct events evc = {0};
+    got = keep_run(&mc, true, SA_PIPELINE_CONTINUE, &fc, &evc);
+    CHECK_EQ_STR(got, want);
+    CHECK_EQ_INT(mc.n_start, 2);
+    if (mc.n_start == 2) {
+        char p[256];
+        snprintf(p, sizeof p, "%sSteps:\n\n", head);
+        CHECK_EQ_STR(mc.prompts[1], p);
+    }
+    if (evc.n == 3) CHECK_EQ_STR(evc.text[1], "\n\n1. A.");
+    free(got);
+    events_free(&evc);
+    fake_al_free(&fc);
+    model_prompts_free(&mc);
 }
 
 /* ---- a real model: SmolLM2-135M-Instruct ---- */
@@ -801,7 +1002,7 @@ static void test_real_aligner_speculation(void) {
 
 /* ---- token healing, on a tokenizer with merged punctuation + newline tokens ---- */
 
-static char *qwen_run(struct sa_model *m, enum sa_pipeline_mode mode, bool healing, int32_t *prefill_max) {
+static char *qwen_run(struct sa_model *m, enum sa_pipeline_mode mode, bool healing, bool keep, int32_t *prefill_max) {
     static const char *const q = "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and "
                                  "bakes muffins for her friends every day with four. She sells the remainder at the "
                                  "farmers' market daily for $2 per fresh duck egg. How much in dollars does she make "
@@ -816,6 +1017,7 @@ static char *qwen_run(struct sa_model *m, enum sa_pipeline_mode mode, bool heali
         pp.aligner_user = &copy;
     }
     pp.token_healing = healing;
+    pp.keep_line_break = keep;
     pp.max_rounds = 6;
     pp.max_length = 160;
     pp.n_ctx = 512;
@@ -858,21 +1060,28 @@ static void test_token_healing_qwen(void) {
     CHECK_MSG(m != NULL, "missing %s: run scripts/setup.sh (salign pull qwen2.5-coder-0.5b-instruct)", path);
     if (!m) return;
     int32_t prefill = -1;
-    char *alone = qwen_run(m, SA_PIPELINE_UPSTREAM, true, NULL);
-    char *healed = qwen_run(m, SA_PIPELINE_STREAM, true, &prefill);
-    char *raw = qwen_run(m, SA_PIPELINE_STREAM, false, NULL);
-    CHECK(alone && healed && raw);
-    if (alone && healed && raw) {
+    char *alone = qwen_run(m, SA_PIPELINE_UPSTREAM, true, true, NULL);
+    char *healed = qwen_run(m, SA_PIPELINE_STREAM, true, true, &prefill);
+    char *raw = qwen_run(m, SA_PIPELINE_STREAM, false, false, NULL);
+    /* the remote upstream's fix, on the local one without healing: the line break written
+     * after a sentence is kept at the end of the prompt (":\n\n" stays one token) */
+    char *kept = qwen_run(m, SA_PIPELINE_STREAM, false, true, NULL);
+    CHECK(alone && healed && raw && kept);
+    if (alone && healed && raw && kept) {
         CHECK(strstr(alone, ":\n\n") != NULL); /* the case this test is about occurs */
         CHECK(strlen(healed) > 100);
         CHECK_MSG(!strncmp(alone, healed, strlen(healed)), "healed stream \"%s\" is not a prefix of the upstream's \"%s\"",
                   healed, alone);
         CHECK_MSG(strncmp(alone, raw, strlen(raw)) != 0, "without healing the answer was expected to drift: \"%s\"", raw);
+        CHECK(strlen(kept) > 100);
+        CHECK_MSG(!strncmp(alone, kept, strlen(kept)), "kept-break stream \"%s\" is not a prefix of the upstream's \"%s\"",
+                  kept, alone);
         CHECK_EQ_INT(prefill, 1);
     }
     free(alone);
     free(healed);
     free(raw);
+    free(kept);
     sa_model_free(m);
 }
 
@@ -897,6 +1106,7 @@ int main(void) {
     RUN(test_upstream_failures);
     RUN(test_init_errors);
     RUN(test_join_helpers);
+    RUN(test_keep_line_break);
     RUN(test_load_model);
     RUN(test_local_kv_cache);
     RUN(test_real_aligner_speculation);

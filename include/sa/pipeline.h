@@ -192,13 +192,19 @@ struct sa_pipeline_params {
     float edit_threshold; /* nats (SUM) or nats per token (MEAN); -INFINITY scores every edit and
                              gates none (to choose a threshold: salign eval aligner); not NaN */
     enum sa_pipeline_edit_score edit_score; /* SUM (default) or MEAN */
+    bool keep_line_break; /* an upstream that is not healed (remote, custom, or local with
+                             token_healing off) gets back the line break it wrote after the
+                             accepted sentence at the end of its prompt, so that ":" + "\n\n"
+                             stays its own ":\n\n" token (default true). The answer, the
+                             pieces and the aligner's prefix are unchanged: the break is the
+                             next piece's separator (docs/internals/pipeline.md) */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
  * token healing on, batch_invariant false, kv_type SA_DTYPE_F32, edit_gate false (edit_threshold
- * 0, edit_score SUM). */
+ * 0, edit_score SUM), keep_line_break on. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */

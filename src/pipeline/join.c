@@ -1,7 +1,8 @@
 /* join.c: the text rules of the pipeline: where whitespace between sentences goes (the
  * separator comes from the upstream, the revision's own outer whitespace is dropped), the
- * edit ratio between a sentence and its revision, and a fallback word count. The rules are
- * in docs/internals/pipeline.md ("Joining"). */
+ * edit ratio between a sentence and its revision, and a fallback word count; and the line
+ * break a remote upstream keeps at the end of its prompt. The rules are in
+ * docs/internals/pipeline.md ("Joining", "Line breaks kept for a remote upstream"). */
 #include "pipeline/pipeline_impl.h"
 
 #include <stdlib.h>
@@ -21,6 +22,13 @@ size_t sa_join_lead(const char *s, size_t n) {
 size_t sa_join_trim_end(const char *s, size_t n) {
     while (n > 0 && sa_join_is_space((unsigned char)s[n - 1])) n--;
     return n;
+}
+
+size_t sa_join_kept_break(const char *s, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n && sa_join_is_space((unsigned char)s[i]); i++)
+        if (s[i] == '\n') k = i + 1;
+    return k;
 }
 
 bool sa_join_blank(const char *s, size_t n) {

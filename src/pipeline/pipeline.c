@@ -40,6 +40,9 @@ struct sa_pipeline {
     const struct sa_pipeline_callbacks *cb;
     const char *question;
     struct sa_buf answer;          /* p: always NUL-terminated */
+    bool keep_brk;                 /* keep_line_break applies: the upstream is not healed */
+    struct sa_buf brk;             /* the line break the upstream wrote after p's last sentence,
+                                      kept at the end of its next prompt (keep_brk; may be empty) */
     struct sa_pipeline_result *res;
     double t0;
     bool cb_stop;                  /* on_sentence returned false */
@@ -90,6 +93,7 @@ struct sa_pipeline_params sa_pipeline_default_params(void) {
         .edit_gate = false,
         .edit_threshold = 0.0f,
         .edit_score = SA_PIPELINE_EDIT_SCORE_SUM,
+        .keep_line_break = true,
     };
 }
 
@@ -150,6 +154,7 @@ void sa_pipeline_free(struct sa_pipeline *pl) {
     sa_ctx_free(pl->al_ctx);
     sa_upstream_free(pl->own_up);
     sa_buf_free(&pl->answer);
+    sa_buf_free(&pl->brk);
     free(pl->system);
     free(pl->aligner_system);
     free(pl);
@@ -195,6 +200,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
     if (pl->p.upstream_top_p == 0.0f) pl->p.upstream_top_p = 1.0f;
     pl->p.system = pl->p.aligner_system = NULL;
     sa_buf_init(&pl->answer, 0);
+    sa_buf_init(&pl->brk, 0);
     enum sa_status s = SA_STATUS_OK;
     if ((p->system && !(pl->system = strdup(p->system))) ||
         (p->aligner_system && !(pl->aligner_system = strdup(p->aligner_system))))
@@ -219,6 +225,8 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         s = sa_error(SA_STATUS_UNSUPPORTED, "pipeline: the upstream's chat format is unknown: name it "
                                             "(chatml, gemma, llama3) or give its template");
     if (p->upstream_tokenizer) pl->len_tok = p->upstream_tokenizer;
+    /* a healed local upstream writes its own line break from the prefix's last token */
+    pl->keep_brk = p->keep_line_break && !(pl->up_local && p->token_healing);
 
     /* the aligner */
     if (!s && p->aligner_model && !p->aligner_fn && needs_aligner(p)) {
@@ -447,7 +455,9 @@ static enum sa_status emit_unit(struct sa_pipeline *pl, const char *text, size_t
 /* Runs `up` on `prompt` for at most max_tokens tokens, reading as `mode` says. The segmenter
  * is primed with the answer so far, so that it sees the context of the new text; units that
  * end inside the answer or hold only whitespace are skipped (the whitespace stays with the
- * next unit as its separator). */
+ * next unit as its separator). For the upstream, the kept line break (pl->brk, the end of
+ * its prompt) is primed after the answer: it becomes the start of the next piece's separator,
+ * and READ_ONE keeps the new one. */
 static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *up, const char *prompt,
                                     size_t prompt_len, int32_t max_tokens, float temp, uint64_t seed,
                                     enum read_mode mode, struct read_out *ro) {
@@ -458,12 +468,15 @@ static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *
     const size_t base = pl->answer.len;
     size_t cur = base, emit_pos = base, b;
     enum sa_status s = SA_STATUS_OK;
+    const bool own_up = up == pl->up;
     sa_segmenter_reset(pl->seg);
     if (mode != READ_COLLECT) {
         s = sa_segmenter_push(pl->seg, pl->answer.data, base, &b);
+        if (!s && own_up && pl->brk.len) s = sa_segmenter_push(pl->seg, pl->brk.data, pl->brk.len, &b);
         while (!s && b != SA_SEGMENT_NONE) s = sa_segmenter_push(pl->seg, NULL, 0, &b);
         if (s) return s;
     }
+    sa_buf_clear(&pl->brk); /* in the segmenter's text now (or dropped: another writer) */
     struct sa_upstream_gen_params gp = sa_upstream_gen_default_params();
     gp.max_tokens = max_tokens;
     gp.temperature = temp;
@@ -525,6 +538,10 @@ static enum sa_status read_upstream(struct sa_pipeline *pl, struct sa_upstream *
                     }
                     memcpy(ro->piece, text + base, ro->len);
                     ro->piece[ro->len] = 0;
+                    /* the line break after the sentence, for the next prompt (the segmenter's
+                     * unit owns its whitespace up to the last newline) */
+                    size_t kb = own_up && pl->keep_brk ? sa_join_kept_break(text + core_end, b - core_end) : 0;
+                    if (kb && (s = sa_buf_append(&pl->brk, text + core_end, kb))) break;
                     /* cut before the end of the text: the turn did not end with this unit
                      * (a remote event may carry more text and the finish reason at once) */
                     if (!sa_join_blank(text + b, tlen - b)) ro->finish = SA_UPSTREAM_FINISH_NONE;
@@ -785,8 +802,18 @@ static int32_t budget(const struct sa_pipeline *pl) {
     return pl->p.max_length - count_tokens(pl, pl->answer.data, pl->answer.len);
 }
 
+/* The upstream's prompt: q, and p pre-filled, followed by the line break kept after p's last
+ * sentence (keep_line_break). */
 static enum sa_status upstream_prompt(struct sa_pipeline *pl, char **prompt, size_t *len) {
-    return render(pl->up_fmt, pl->up_tmpl, pl->system, pl->question, pl->answer.data, prompt, len);
+    if (!pl->brk.len) return render(pl->up_fmt, pl->up_tmpl, pl->system, pl->question, pl->answer.data, prompt, len);
+    char *prefix = malloc(pl->answer.len + pl->brk.len + 1);
+    if (!prefix) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    memcpy(prefix, pl->answer.data, pl->answer.len);
+    memcpy(prefix + pl->answer.len, pl->brk.data, pl->brk.len);
+    prefix[pl->answer.len + pl->brk.len] = 0;
+    enum sa_status s = render(pl->up_fmt, pl->up_tmpl, pl->system, pl->question, prefix, prompt, len);
+    free(prefix);
+    return s;
 }
 
 /* One model writes the rest of the answer, emitted unit by unit (UPSTREAM mode, the end of
@@ -991,6 +1018,7 @@ static enum sa_status pipeline_run(struct sa_pipeline *pl, const char *question,
     pl->t0 = sa_time_now();
     result->margin = result->logp_revision = result->logp_draft = NAN;
     sa_buf_clear(&pl->answer);
+    sa_buf_clear(&pl->brk);
     enum sa_status s = sa_buf_append(&pl->answer, "", 0);
     if (!s && pl->al_smp) sa_sampler_reset(pl->al_smp);
     if (!s) {

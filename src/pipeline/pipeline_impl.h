@@ -48,6 +48,10 @@ size_t sa_join_lead(const char *s, size_t n);
 size_t sa_join_trim_end(const char *s, size_t n);
 /* A malloc'd copy of s[0..n) without leading and trailing whitespace (NULL: no memory). */
 char *sa_join_strip(const char *s, size_t n);
+/* The line break to keep after a sentence: the length of s[0..n)'s leading whitespace up to
+ * and including its last '\n' (0: none). Spaces and tabs after that newline are the next
+ * line's indentation, which the upstream writes again (they merge with what follows). */
+size_t sa_join_kept_break(const char *s, size_t n);
 /* True when s[0..n) is empty or only whitespace. */
 bool sa_join_blank(const char *s, size_t n);
 /* Levenshtein distance over Unicode characters (invalid bytes count one each) divided by the

@@ -4,8 +4,12 @@ serving SmolLM2-135M-Instruct on 127.0.0.1 at a free port, started here and stop
 end. Driven through ctypes on build/libsalign.so. Checks: the prompt rendered by our ChatML
 template streams a greedy completion equal to the server's own non-streamed answer; stopping
 after the first sentence gives exactly that prefix, and the server sees the disconnect; the
-server stays healthy afterwards; the model check and the wrong-model message. The fake-server
-failure cases (hangs, garbage, retries, ...) are in tests/test_remote_upstream.c."""
+server stays healthy afterwards; the model check and the wrong-model message. Then
+Qwen2.5-Coder-0.5B-Instruct served the same way, through `salign align --copy-aligner`: the
+pipeline keeps the line break the server wrote after a sentence at the end of the next prompt
+(keep_line_break; ":\n\n" is one Qwen token), so the stream's answer is the server's own, byte
+for byte; with --no-keep-break the layout drifts. The fake-server failure cases (hangs, garbage,
+retries, ...) are in tests/test_remote_upstream.c."""
 import ctypes
 import json
 import os
@@ -16,10 +20,12 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, main, models_dir, test, tmpdir  # noqa: E402
+from harness import ROOT, SALIGN, main, models_dir, test, tmpdir  # noqa: E402
 
 MODEL = os.path.join(models_dir(), "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
 ALIAS = "smollm2-135m"
+QWEN = "qwen2.5-coder-0.5b-instruct"
+QWEN_MODEL = os.path.join(models_dir(), QWEN, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 QUESTION = "Why is the sky blue?"
 MAX_TOKENS = 32
@@ -106,16 +112,16 @@ def free_port():
 
 
 class Server:
-    def __init__(self):
-        assert os.path.exists(MODEL), "missing %s: run scripts/setup.sh (salign pull smollm2-135m-instruct)" % MODEL
+    def __init__(self, model=MODEL, alias=ALIAS, name="smollm2-135m-instruct", threads=2):
+        assert os.path.exists(model), "missing %s: run scripts/setup.sh (salign pull %s)" % (model, name)
         self.port = free_port()
         self.base = "http://127.0.0.1:%d/v1" % self.port
-        self.log_path = os.path.join(tmpdir(), "llama_server.log")
+        self.log_path = os.path.join(tmpdir(), "llama_server_%s.log" % alias)
         self.log = open(self.log_path, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", MODEL, "--model_alias", ALIAS, "--host",
-             "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024", "--n_threads", "2", "--n_threads_batch", "2"],
+            [sys.executable, "-m", "llama_cpp.server", "--model", model, "--model_alias", alias, "--host",
+             "127.0.0.1", "--port", str(self.port), "--n_ctx", "1024", "--n_threads", str(threads), "--n_threads_batch", str(threads)],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 40
         while True:
@@ -309,6 +315,41 @@ def wrong_model_name_is_a_clear_error():
     msg = lib().sa_last_error().decode()
     assert "does not serve model 'no-such-model'" in msg and ALIAS in msg, msg
     assert not up.value
+
+
+# GSM8K train question 0 (never a test question). Qwen answers it "...we need to follow these
+# steps:\n\n1. Calculate ...\n2. ...", writing ":\n\n" as one token.
+GSM8K_TRAIN_0 = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+                 "How many clips did Natalia sell altogether in April and May?")
+
+
+def align(base, mode, *extra):
+    """`salign align` against the server with a copying aligner: (answer, stop)."""
+    args = [SALIGN, "align", "--upstream", base, "--upstream-tokenizer", QWEN_MODEL, "--upstream-extra",
+            '{"repeat_penalty": 1}', "--copy-aligner", "--mode", mode, "--max-length", "40", "--json", "-t", "1",
+            "-p", GSM8K_TRAIN_0] + list(extra)
+    p = subprocess.run(args, capture_output=True, timeout=300)
+    assert p.returncode == 0, "exit %d: %s\n%s" % (p.returncode, " ".join(args), p.stderr.decode())
+    j = json.loads(p.stdout)
+    return j["answer"], j["stop"]
+
+
+@test
+def kept_line_break_gives_the_servers_own_answer():
+    p = subprocess.run([SALIGN, "align", "--upstream", QWEN, "--aligner", QWEN, "--copy-aligner", "-p", "x"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 2 and b"one of --aligner and --copy-aligner" in p.stderr, p.stderr
+    srv = Server(QWEN_MODEL, "qwen", QWEN, threads=1)  # one thread: a loaded machine slows two much more
+    try:
+        alone, stop = align(srv.base, "upstream")
+        assert ":\n\n" in alone and stop == "max_length", (alone, stop)  # the case this is about occurs
+        kept, _ = align(srv.base, "stream")
+        assert kept == alone, "stream with a copying aligner %r\nthe server alone %r" % (kept, alone)
+        raw, _ = align(srv.base, "stream", "--no-keep-break")
+        assert raw != alone and not alone.startswith(raw), "without the kept break expected a drift: %r" % raw
+        print("    alone = kept: %r\n    --no-keep-break: %r" % (alone, raw))
+    finally:
+        srv.stop()
 
 
 if __name__ == "__main__":

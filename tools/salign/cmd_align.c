@@ -31,10 +31,19 @@ struct align_opts {
     const char *prompt, *trace, *input, *output, *answers;
     const char *aligner_lora, *upstream_lora;
     bool show_edits, json, verbose;
+    bool copy_aligner;
     int32_t timeout_ms, total_timeout_ms;
     int32_t parallel;
     struct sa_pipeline_params pp;
 };
+
+/* --copy-aligner: every revision is the sentence (or answer) unchanged. */
+static enum sa_status copy_align(void *user, const struct sa_pipeline_request *req, char **out, int32_t *n_tokens) {
+    (void)user;
+    *n_tokens = 0;
+    *out = strdup(req->last);
+    return *out ? SA_STATUS_OK : sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+}
 
 static bool parse_mode(const char *v, void *field) {
     return sa_pipeline_mode_from_name(v, (enum sa_pipeline_mode *)field) == SA_STATUS_OK;
@@ -66,6 +75,9 @@ static const struct cli_opt align_opts[] = {
      .help = "a LoRA adapter (GGUF, llama.cpp's format) over the\naligner; with --aligner = --upstream one loaded "
              "base\nserves both"},
     {"upstream-lora", 0, CLI_OPT_STR, O(upstream_lora), .arg = "FILE", .help = "a LoRA adapter over a local upstream"},
+    {"copy-aligner", 0, CLI_OPT_FLAG, O(copy_aligner),
+     .help = "no aligner model: every sentence is kept as it is (the\nanswer is then the upstream's own; for "
+             "measurements)"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "a system message for the upstream"},
     {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
      .help = "a system message for the aligner (an untrained stand-in\nmay need an instruction; a trained aligner "
@@ -105,6 +117,9 @@ static const struct cli_opt align_opts[] = {
     {"no-token-healing", 0, CLI_OPT_UNSET, O(pp.token_healing),
      .help = "continue the answer from its re-tokenized text as it is\n(default: a local model rewrites the "
              "prompt's last token)"},
+    {"no-keep-break", 0, CLI_OPT_UNSET, O(pp.keep_line_break),
+     .help = "an upstream that is not healed (remote) continues the\nanswer without the line break it wrote after "
+             "the\nlast sentence (default: kept at the end of its prompt)"},
     {"threads", 't', CLI_OPT_INT, O(pp.n_threads), .imin = 0, .imax = 1024, .arg = "N",
      .help = "compute threads (default: all cores)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
@@ -165,7 +180,9 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
     const bool need_aligner = o->pp.mode != SA_PIPELINE_UPSTREAM &&
                               !(o->pp.mode == SA_PIPELINE_CONTINUE && o->pp.continue_rounds == 0 &&
                                 o->pp.continue_with == SA_PIPELINE_CONTINUE_UPSTREAM);
-    if (need_aligner && !o->aligner) return cli_usage_error("align", "no aligner (--aligner MODEL)");
+    if (o->copy_aligner && o->aligner) return cli_usage_error("align", "give one of --aligner and --copy-aligner");
+    if (need_aligner && !o->aligner && !o->copy_aligner)
+        return cli_usage_error("align", "no aligner (--aligner MODEL or --copy-aligner)");
     if (!o->prompt == !o->input) return cli_usage_error("align", "give one of -p QUESTION and --input FILE");
     if (o->input && !o->output) return cli_usage_error("align", "--input needs --output FILE");
     if (o->output && !o->input) return cli_usage_error("align", "--output needs --input FILE");
@@ -275,6 +292,7 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
         cJSON_AddNumberToObject(j, "score_ms", r->score_ms);
         if (o->pp.mode == SA_PIPELINE_ALIGNER && isfinite(r->margin)) cJSON_AddNumberToObject(j, "margin", r->margin);
     }
+    cJSON_AddBoolToObject(j, "keep_line_break", o->pp.keep_line_break);
     return j;
 }
 
@@ -857,6 +875,7 @@ int cmd_align(int argc, char **argv) {
     struct sa_pipeline_params pp = o.pp;
     pp.system = o.system;
     pp.aligner_system = o.aligner_system;
+    if (o.copy_aligner) pp.aligner_fn = copy_align;
     if (o.answers) {
         /* no upstream: the answers are given */
     } else if (is_url(o.upstream)) {
