@@ -1,11 +1,11 @@
 """serve_load.py: a bounded load test of an OpenAI-compatible streaming server (issue 14):
 N clients, each sending streaming chat requests one after the other for S seconds. Reports
 requests, errors by HTTP status (429s apart: documented back-pressure), p50/p99 time to the
-first content event and to the end, aggregate completion tokens/s (from the usage chunk; a server that sends none, as
-llama-cpp-python, is counted one token per content event: "tokens_from_chunks" says how many), and,
-with --pid, the server's RSS sampled every second (first sample after the warm-up vs the last:
-growth means a leak). Works against `salign serve` and against llama.cpp's server (the same
-API; --model names its model), for scale.
+first content event and to the end, aggregate completion tokens/s (from the usage chunk; from
+a server that sends none, as llama-cpp-python, one token per content event: "tokens_from_chunks"
+counts those requests), and, with --pid, the server's RSS sampled every second (first sample
+after the warm-up vs the last: growth means a leak). Works against `salign serve` and against
+llama.cpp's server (the same API; --model names its model), for scale.
 
   .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8080 --clients 32 --seconds 300 \\
       --pid $(pgrep -n salign) --questions /work/shared/data/gsm8k/train.jsonl
