@@ -220,11 +220,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     pthread_mutex_lock(&j->mu);
     for (;;) {
+        if (j->overflow) { /* the reader fell more than max_stream_buffer behind: drop it */
+            pthread_mutex_unlock(&j->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
         if (j->sse_sent < j->sse_len) {
             size_t n = j->sse_len - j->sse_sent;
             if (n > max) n = max;
             memcpy(buf, j->sse + j->sse_sent, n);
             j->sse_sent += n;
+            if (j->sse_sent == j->sse_len) j->sse_sent = j->sse_len = 0; /* the buffer holds only unsent bytes */
             pthread_mutex_unlock(&j->mu);
             return (ssize_t)n;
         }
@@ -530,6 +535,7 @@ enum sa_status sa_server_init(const struct sa_server_params *params, struct sa_s
     if (!srv->p.request_timeout_ms) srv->p.request_timeout_ms = 300000;
     if (!srv->p.shutdown_grace_ms) srv->p.shutdown_grace_ms = 10000;
     if (!srv->p.max_connections) srv->p.max_connections = 64;
+    if (!srv->p.max_stream_buffer) srv->p.max_stream_buffer = (size_t)16 << 20;
     srv_metrics_init(&srv->m);
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->n_streams, 0);
