@@ -4,7 +4,8 @@
 # with bench/serve_load.py (CLIENTS streaming clients for SECONDS, RSS sampled from its pid);
 # then starts llama.cpp's server (llama-cpp-python, `python -m llama_cpp.server`) serving the
 # upstream GGUF alone and loads it the same way, for scale. Prints both JSON results and a
-# Markdown table row for docs/BENCHMARKS.md. Both servers are stopped at the end (trap).
+# Markdown table row for docs/BENCHMARKS.md. Both servers are stopped at the end (trap). "First
+# content" is the first sentence for salign serve, the first token for llama.cpp's server.
 #   bench/serve_vs_llama_cpp.sh [UPSTREAM [ALIGNER]]   (names in ~/.cache/salign or GGUF paths;
 #                                 default qwen2.5-coder-0.5b-instruct, smollm2-135m-instruct)
 #   env: CLIENTS=32 SECONDS=300 PARALLEL=4 QUEUE=16 MAX_TOKENS=128 WARMUP=30 THREADS=(all cores)
@@ -75,10 +76,13 @@ src=$?
 kill "$spid" 2>/dev/null
 wait "$spid" 2>/dev/null
 
-# 2. llama.cpp's server, the upstream alone (its own queue: requests wait, no 429)
+# 2. llama.cpp's server, the upstream alone: one request at a time, the others wait (no 429).
+#    --interrupt_requests False: by default a new request cuts the stream in progress short
+#    (an empty answer counted as ok); its usage is not streamed, so a token is a content event
 port=$(free_port)
 PYTHONUNBUFFERED=1 "$PY" -m llama_cpp.server --model "$up_gguf" --model_alias upstream --host 127.0.0.1 \
-  --port "$port" --n_ctx 2048 --n_threads "$THREADS" --n_threads_batch "$THREADS" >"$tmp/llama.log" 2>&1 &
+  --port "$port" --n_ctx 2048 --n_threads "$THREADS" --n_threads_batch "$THREADS" --interrupt_requests False \
+  >"$tmp/llama.log" 2>&1 &
 lpid=$!
 pids+=("$lpid")
 wait_http "http://127.0.0.1:$port/v1/models" "$lpid" "$tmp/llama.log"
@@ -113,7 +117,7 @@ def row(name, r):
         f(r["first_sentence_s"]["p50"]), f(r["first_sentence_s"]["p99"]), f(r["tokens_per_s"]),
         mb(rss["after_warmup"]), mb(rss["last"]), mb(rss["max"]))
 print()
-print("| server | clients | time | requests | ok | 429 | errors | first sentence p50 / p99 (s) | tokens/s | RSS MiB after warm-up -> last |")
+print("| server | clients | time | requests | ok | 429 | errors | first content p50 / p99 (s) | tokens/s | RSS MiB after warm-up -> last |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 print(row("salign serve --parallel %s (aligned)" % par, s))
 print(row("llama.cpp server (upstream alone)", l))
