@@ -298,6 +298,8 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
         srv_req_clear(&req);
         return MHD_NO;
     }
+    /* the role event goes first, before a slot can write a sentence (or, for a fast run, its end) */
+    srv_job_open_stream(j);
     bool stopping = false;
     if (!srv_slots_submit(srv->slots, j, &stopping)) {
         if (stopping) srv_fail(&e, 503, "server_error", NULL, "server_shutting_down", "the server is shutting down");
@@ -309,7 +311,6 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
         return send_error(srv, c, &e);
     }
     if (j->req.stream) {
-        srv_job_open_stream(j);
         struct stream *st = malloc(sizeof *st);
         if (!st) {
             atomic_store(&j->cancel, SRV_CANCEL_CLIENT);
