@@ -111,8 +111,8 @@ def row(name, r):
     rss = r["rss_kb"]
     mb = lambda kb: "-" if kb is None else "%.0f" % (kb / 1024)
     errs = sum(r["errors"].values()) if r["errors"] else 0
-    return "| %s | %d | %d s | %d | %d | %d | %s | %s / %s | %s | %s -> %s (max %s) |" % (
-        name, r["clients"], round(r["seconds"]), r["requests"], r["ok"], r["n_429"],
+    return "| %s | %d | %d s (wall %d s) | %d | %d | %d | %s | %s / %s | %s | %s -> %s (max %s) |" % (
+        name, r["clients"], round(r["seconds"]), round(r["wall_s"]), r["requests"], r["ok"], r["n_429"],
         errs if not errs else "%d %s" % (errs, json.dumps(r["errors"])),
         f(r["first_sentence_s"]["p50"]), f(r["first_sentence_s"]["p99"]), f(r["tokens_per_s"]),
         mb(rss["after_warmup"]), mb(rss["last"]), mb(rss["max"]))
