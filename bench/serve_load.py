@@ -1,10 +1,11 @@
 """serve_load.py: a bounded load test of an OpenAI-compatible streaming server (issue 14):
 N clients, each sending streaming chat requests one after the other for S seconds. Reports
 requests, errors by HTTP status (429s apart: documented back-pressure), p50/p99 time to the
-first content event and to the end, aggregate completion tokens/s (from the usage chunk), and,
-with --pid, the server's RSS sampled every second (first sample after the warm-up vs the last:
-growth means a leak). Works against `salign serve` and against llama.cpp's server (the same
-API; --model names its model), for scale.
+first content event and to the end, aggregate completion tokens/s (from the usage chunk; from
+a server that sends none, as llama-cpp-python, one token per content event: "tokens_from_chunks"
+counts those requests), and, with --pid, the server's RSS sampled every second (first sample
+after the warm-up vs the last: growth means a leak). Works against `salign serve` and against
+llama.cpp's server (the same API; --model names its model), for scale.
 
   .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8080 --clients 32 --seconds 300 \\
       --pid $(pgrep -n salign) --questions /work/shared/data/gsm8k/train.jsonl
@@ -55,7 +56,8 @@ def main():
         with open(a.questions) as f:
             qs = [json.loads(l)["question"] for l in f if l.strip()][:1000]
     lock = threading.Lock()
-    st = {"requests": 0, "ok": 0, "status": {}, "n_429": 0, "exceptions": 0, "first": [], "total": [], "tokens": 0}
+    st = {"requests": 0, "ok": 0, "status": {}, "n_429": 0, "exceptions": 0, "first": [], "total": [], "tokens": 0,
+          "tokens_from_chunks": 0}
     t_end = time.time() + a.seconds
     headers = {"Content-Type": "application/json"}
     if a.api_key:
@@ -71,7 +73,8 @@ def main():
                                "messages": [{"role": "user", "content": q}]})
             t0 = time.time()
             first = None
-            toks = 0
+            toks = None
+            chunks = 0
             try:
                 c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=600)
                 c.request("POST", "/v1/chat/completions", body=body, headers=headers)
@@ -97,8 +100,10 @@ def main():
                     if "error" in ev:
                         err = ev["error"].get("code") or "stream_error"
                     ch = (ev.get("choices") or [{}])[0]
-                    if first is None and ((ch.get("delta") or {}).get("content") or ch.get("text")):
-                        first = time.time() - t0
+                    if (ch.get("delta") or {}).get("content") or ch.get("text"):
+                        chunks += 1
+                        if first is None:
+                            first = time.time() - t0
                     if ev.get("usage"):
                         toks = ev["usage"]["completion_tokens"]
                 c.close()
@@ -111,6 +116,9 @@ def main():
                         st["total"].append(time.time() - t0)
                         if first is not None:
                             st["first"].append(first)
+                        if toks is None:  # no usage chunk (llama-cpp-python): one token per content chunk
+                            toks = chunks
+                            st["tokens_from_chunks"] += 1
                         st["tokens"] += toks
             except Exception as e:  # noqa: BLE001 - counted, the load goes on
                 with lock:
@@ -134,7 +142,8 @@ def main():
         "requests": st["requests"], "ok": st["ok"], "n_429": st["n_429"], "errors": st["status"],
         "first_sentence_s": {"p50": pct(st["first"], 50), "p99": pct(st["first"], 99)},
         "request_s": {"p50": pct(st["total"], 50), "p99": pct(st["total"], 99)},
-        "completion_tokens": st["tokens"], "tokens_per_s": round(st["tokens"] / wall, 2),
+        "n_first": len(st["first"]), "completion_tokens": st["tokens"],
+        "tokens_per_s": round(st["tokens"] / wall, 2), "tokens_from_chunks": st["tokens_from_chunks"],
         "rss_kb": {"after_warmup": after[0] if after else None, "last": after[-1] if after else None,
                    "max": max(after) if after else None},
     }

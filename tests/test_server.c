@@ -9,7 +9,11 @@
 #include "harness.h"
 #include "sa/server.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -22,11 +26,16 @@
 static const char *const SENTS[] = {"One is one.", " Two is three.", " Three is three.", " Four is four."};
 static atomic_int g_delay_us;
 static atomic_int g_starts;
+/* 0: SENTS; else g_big sentences of BIG_SENT bytes from each start, BIG_CHUNK bytes a chunk: an
+ * answer that goes on until max_length */
+static atomic_int g_big;
+#define BIG_SENT (256 * 1024)
+#define BIG_CHUNK 4096
 
 struct up {
     char *text;
     size_t pos, len;
-    char buf[8];
+    char buf[BIG_CHUNK + 1];
 };
 
 static enum sa_status up_start(void *impl, const char *prompt, size_t len, const struct sa_upstream_gen_params *p) {
@@ -38,6 +47,19 @@ static enum sa_status up_start(void *impl, const char *prompt, size_t len, const
     int k = 0;
     for (const char *q = a ? a : prompt + len; q < prompt + len; q++) k += *q == '.';
     free(u->text);
+    const int big = atomic_load(&g_big);
+    if (big) { /* " abc...xyzabc... abc...xyzabc..." per sentence: words of 4 KiB, as max_length counts
+                  words here (no tokenizer) */
+        const size_t n = (size_t)big;
+        u->text = malloc(n * BIG_SENT + 1);
+        if (!u->text) return SA_STATUS_NO_MEMORY;
+        for (size_t i = 0; i < n * BIG_SENT; i++) u->text[i] = i % 4096 == 0 ? ' ' : (char)('a' + i % 26);
+        for (size_t i = 1; i <= n; i++) u->text[i * BIG_SENT - 1] = '.';
+        u->text[n * BIG_SENT] = 0;
+        u->len = n * BIG_SENT;
+        u->pos = 0;
+        return SA_STATUS_OK;
+    }
     u->text = calloc(1, 128);
     for (int i = k; i < 4; i++) strcat(u->text, SENTS[i]);
     u->len = strlen(u->text);
@@ -49,6 +71,7 @@ static enum sa_status up_next(void *impl, struct sa_upstream_chunk *out) {
     struct up *u = impl;
     if (atomic_load(&g_delay_us)) usleep((useconds_t)atomic_load(&g_delay_us));
     size_t n = u->pos < u->len ? 1 : 0;
+    if (n && atomic_load(&g_big)) n = u->len - u->pos < BIG_CHUNK ? u->len - u->pos : BIG_CHUNK;
     memcpy(u->buf, u->text + u->pos, n);
     u->buf[n] = 0;
     u->pos += n;
@@ -335,6 +358,61 @@ static void test_stop_with_stream_in_flight(void) {
     atomic_store(&g_delay_us, 0);
 }
 
+/* A streaming client that sends its request and reads nothing, with an answer far larger than
+ * the socket buffers: once max_stream_buffer bytes wait for it, its run is cancelled (the slot
+ * freed, outcome client_disconnect) though it is still connected, and when it reads at last the
+ * stream is cut short. Without the cap the slot would buffer the whole answer (about 3 x 32 MiB
+ * here, and its run would take minutes). */
+static void test_stalled_reader_is_dropped(void) {
+    atomic_store(&g_delay_us, 0);
+    atomic_store(&g_big, 1); /* 256 KiB sentences; 32 MiB of text at max_length */
+    struct sa_server_params p = sa_server_default_params();
+    p.make_upstream = make_up;
+    p.pipeline.upstream_format = SA_CHAT_FORMAT_CHATML;
+    p.pipeline.aligner_fn = fix;
+    p.pipeline.token_healing = false;
+    p.pipeline.max_length = 8192; /* chunks of 4 KiB */
+    p.max_stream_buffer = 256u << 10;
+    struct sa_server *s = NULL;
+    if (sa_server_init(&p, &s) || sa_server_start(s)) {
+        harness_fail(__FILE__, __LINE__, "server: %s", sa_last_error());
+        sa_server_free(s);
+        atomic_store(&g_big, 0);
+        return;
+    }
+    const uint16_t port = sa_server_port(s);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    char req[512];
+    const int n = snprintf(req, sizeof req,
+                           "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "Content-Length: %zu\r\n\r\n%s", strlen(CHAT_STREAM), CHAT_STREAM);
+    CHECK(write(fd, req, (size_t)n) == n);
+    /* it reads nothing: the run is cancelled and the slot freed while it is still connected */
+    CHECK(wait_metric(port, "salign_requests_finished_total{outcome=\"client_disconnect\"}", 1, 30000));
+    CHECK(wait_metric(port, "salign_slots_busy", 0, 5000));
+    CHECK_EQ_INT(metric_now(port, "salign_requests_finished_total{outcome=\"ok\"}"), 0);
+    /* it reads now: what was in the socket buffers, then the connection ends, well short of the answer */
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t total = 0;
+    char buf[65536], tail[8] = {0};
+    for (;;) {
+        const ssize_t k = read(fd, buf, sizeof buf);
+        if (k <= 0) break;
+        total += (size_t)k;
+        memcpy(tail, buf + (k >= 7 ? k - 7 : 0), (size_t)(k >= 7 ? 7 : k));
+    }
+    CHECK_MSG(total > 0 && total < (size_t)12 << 20, "%zu bytes", total);
+    CHECK_MSG(strcmp(tail, "\r\n0\r\n\r\n") != 0, "the stream ended normally"); /* no last chunk */
+    close(fd);
+    sa_server_free(s);
+    atomic_store(&g_big, 0);
+}
+
 static void test_params(void) {
     struct sa_server_params p = sa_server_default_params();
     struct sa_server *s = NULL;
@@ -358,6 +436,7 @@ int main(void) {
     RUN(test_errors);
     RUN(test_disconnect_and_queue);
     RUN(test_stop_with_stream_in_flight);
+    RUN(test_stalled_reader_is_dropped);
     curl_global_cleanup();
     return harness_summary();
 }

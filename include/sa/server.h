@@ -54,6 +54,10 @@ struct sa_server_params {
     int32_t shutdown_grace_ms;  /* sa_server_stop lets runs in progress finish this long, then
                                    cancels them (their streams end with an error event); 0: 10000 */
     int32_t max_connections;    /* open connections at most; 0: 64 */
+    size_t max_stream_buffer;   /* bytes of a stream's events written by its slot and not yet
+                                   taken by its connection (a reader too slow, or stalled); more:
+                                   the run is cancelled (outcome client_disconnect), its buffer
+                                   freed and its connection closed; 0: 16 MiB */
     sa_log_callback log;        /* request lines and server messages; NULL: sa_log_default */
     void *log_user;
 };

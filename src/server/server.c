@@ -220,11 +220,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     pthread_mutex_lock(&j->mu);
     for (;;) {
+        if (j->overflow) { /* the reader fell more than max_stream_buffer behind: drop it */
+            pthread_mutex_unlock(&j->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
         if (j->sse_sent < j->sse_len) {
             size_t n = j->sse_len - j->sse_sent;
             if (n > max) n = max;
             memcpy(buf, j->sse + j->sse_sent, n);
             j->sse_sent += n;
+            if (j->sse_sent == j->sse_len) j->sse_sent = j->sse_len = 0; /* the buffer holds only unsent bytes */
             pthread_mutex_unlock(&j->mu);
             return (ssize_t)n;
         }
@@ -293,6 +298,8 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
         srv_req_clear(&req);
         return MHD_NO;
     }
+    /* the role event goes first, before a slot can write a sentence (or, for a fast run, its end) */
+    srv_job_open_stream(j);
     bool stopping = false;
     if (!srv_slots_submit(srv->slots, j, &stopping)) {
         if (stopping) srv_fail(&e, 503, "server_error", NULL, "server_shutting_down", "the server is shutting down");
@@ -304,7 +311,6 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
         return send_error(srv, c, &e);
     }
     if (j->req.stream) {
-        srv_job_open_stream(j);
         struct stream *st = malloc(sizeof *st);
         if (!st) {
             atomic_store(&j->cancel, SRV_CANCEL_CLIENT);
@@ -530,6 +536,7 @@ enum sa_status sa_server_init(const struct sa_server_params *params, struct sa_s
     if (!srv->p.request_timeout_ms) srv->p.request_timeout_ms = 300000;
     if (!srv->p.shutdown_grace_ms) srv->p.shutdown_grace_ms = 10000;
     if (!srv->p.max_connections) srv->p.max_connections = 64;
+    if (!srv->p.max_stream_buffer) srv->p.max_stream_buffer = (size_t)16 << 20;
     srv_metrics_init(&srv->m);
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->n_streams, 0);

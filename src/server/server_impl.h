@@ -97,7 +97,8 @@ struct srv_job {
     bool started, done;
     /* the output (under mu) */
     char *sse;            /* SSE bytes written by the slot (stream) */
-    size_t sse_len, sse_cap, sse_sent;
+    size_t sse_len, sse_cap, sse_sent; /* sse[sse_sent..sse_len) not yet sent */
+    bool overflow;        /* more than max_stream_buffer unsent: sse freed, the stream dropped */
     char *text;           /* the answer served so far */
     size_t text_len, text_cap;
     bool stop_hit;        /* a stop string ended the answer */

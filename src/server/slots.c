@@ -83,12 +83,29 @@ static bool grow(char **buf, size_t *len, size_t *cap, const char *s, size_t n) 
     return true;
 }
 
+/* Appends n bytes of s to the stream (j->mu held). Past max_stream_buffer unsent bytes the
+ * reader is too slow: the run is cancelled, the buffer freed and the stream dropped. */
+static void sse_put(struct srv_job *j, const char *s, size_t n) {
+    if (j->overflow) return;
+    if (j->sse_len - j->sse_sent + n > j->srv->p.max_stream_buffer) {
+        j->overflow = true;
+        free(j->sse);
+        j->sse = NULL;
+        j->sse_len = j->sse_cap = j->sse_sent = 0;
+        int none = SRV_CANCEL_NONE;
+        atomic_compare_exchange_strong(&j->cancel, &none, SRV_CANCEL_CLIENT);
+        pthread_cond_broadcast(&j->cv);
+        return;
+    }
+    if (!grow(&j->sse, &j->sse_len, &j->sse_cap, s, n))
+        atomic_store(&j->cancel, SRV_CANCEL_CLIENT); /* out of memory: nothing sane to send */
+}
+
 /* Appends "data: <json>\n\n" (j->mu held). */
 static void sse_event(struct srv_job *j, const char *json) {
-    if (!grow(&j->sse, &j->sse_len, &j->sse_cap, "data: ", 6) ||
-        !grow(&j->sse, &j->sse_len, &j->sse_cap, json, strlen(json)) ||
-        !grow(&j->sse, &j->sse_len, &j->sse_cap, "\n\n", 2))
-        atomic_store(&j->cancel, SRV_CANCEL_CLIENT); /* out of memory: nothing sane to send */
+    sse_put(j, "data: ", 6);
+    sse_put(j, json, strlen(json));
+    sse_put(j, "\n\n", 2);
 }
 
 /* The common head of a chunk: {"id", "object", "created", "model", "choices": [...]}. */
@@ -345,7 +362,7 @@ static void finish_job(struct sa_server *srv, struct srv_job *j, enum sa_status 
             }
         }
         const char *done = "data: [DONE]\n\n";
-        grow(&j->sse, &j->sse_len, &j->sse_cap, done, strlen(done));
+        sse_put(j, done, strlen(done));
     }
     j->done = true;
     pthread_cond_broadcast(&j->cv);

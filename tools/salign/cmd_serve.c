@@ -16,7 +16,7 @@ struct serve_opts {
     const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *upstream_extra;
     const char *aligner, *system, *aligner_system;
     const char *host, *api_key, *name;
-    int32_t port, parallel, queue, max_body_kb, request_timeout_ms, grace_ms;
+    int32_t port, parallel, queue, max_body_kb, max_stream_mb, request_timeout_ms, grace_ms;
     int32_t timeout_ms, total_timeout_ms, connect_timeout_ms, retries;
     bool verbose;
     struct sa_pipeline_params pp;
@@ -56,6 +56,8 @@ static const struct cli_opt serve_opts[] = {
      .help = "requests that may wait for a slot; more get 429\n(default 16)"},
     {"max-body-kb", 0, CLI_OPT_INT, O(max_body_kb), .imin = 1, .imax = 1 << 20, .arg = "N",
      .help = "largest request body in KiB (default 1024)"},
+    {"max-stream-mb", 0, CLI_OPT_INT, O(max_stream_mb), .imin = 1, .imax = 1 << 12, .arg = "N",
+     .help = "a stream whose client falls this many MiB of events\nbehind is cancelled and dropped (default 16)"},
     {"request-timeout-ms", 0, CLI_OPT_INT, O(request_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
      .help = "a request (queue wait included) is cancelled after this\n(default 300000)"},
     {"shutdown-grace-ms", 0, CLI_OPT_INT, O(grace_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
@@ -211,6 +213,7 @@ int cmd_serve(int argc, char **argv) {
     sp.n_slots = o.parallel;
     sp.max_queue = o.queue;
     sp.max_body_bytes = (size_t)o.max_body_kb * 1024;
+    sp.max_stream_buffer = (size_t)o.max_stream_mb << 20;
     sp.request_timeout_ms = o.request_timeout_ms;
     sp.shutdown_grace_ms = o.grace_ms;
     sp.log = serve_log;
