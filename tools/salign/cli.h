@@ -41,6 +41,14 @@ extern const struct cli_cmd *const cli_cmds_data[], *const cli_cmds_eval[];
 int cli_fail(const char *what);
 /* Prints "salign CMD: msg" and "Try 'salign CMD --help'." to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct sa_model;
+struct sa_pipeline_params;
+/* The chat format of a remote upstream into pp->upstream_format (and pp->upstream_template):
+ * `tmpl` (--upstream-template: a format name, or a template file read into *tmpl_text, which
+ * the caller frees), else tok_model's template (--upstream-tokenizer). Prints the error,
+ * naming `cmd`, and returns CLI_USAGE or CLI_FAIL; CLI_OK when the format is known. */
+int cli_remote_upstream_format(const char *cmd, const char *tmpl, const struct sa_model *tok_model,
+                               struct sa_pipeline_params *pp, char **tmpl_text);
 
 /* Reads a whole file (malloc'd, NUL-terminated; caller frees). Returns 0 or a status
  * with sa_last_error() set. */

@@ -1,6 +1,9 @@
 /* cli_util.c: small helpers shared by the subcommands. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "sa/chat.h"
+#include "sa/model.h"
+#include "sa/pipeline.h"
 #include "sa/status.h"
 
 #include <errno.h>
@@ -124,4 +127,33 @@ void cli_sigint_restore(void) {
 bool cli_interrupted(void *user) {
     (void)user;
     return g_sigint != 0;
+}
+
+int cli_remote_upstream_format(const char *cmd, const char *tmpl, const struct sa_model *tok_model,
+                               struct sa_pipeline_params *pp, char **tmpl_text) {
+    if (tmpl) {
+        enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
+        if (sa_chat_format_from_name(tmpl, &f) != SA_STATUS_OK) {
+            size_t tl = 0;
+            if (cli_read_file(tmpl, tmpl_text, &tl)) {
+                fprintf(stderr, "salign %s: --upstream-template '%s' is neither a chat format (chatml, gemma, "
+                                "llama3) nor a readable template file\n", cmd, tmpl);
+                return CLI_USAGE;
+            }
+            f = sa_chat_template_detect(*tmpl_text, NULL);
+            pp->upstream_template = *tmpl_text;
+        }
+        pp->upstream_format = f;
+    } else if (tok_model) {
+        pp->upstream_template = sa_model_chat_template(tok_model);
+        pp->upstream_format = sa_chat_template_detect(pp->upstream_template, sa_model_config(tok_model)->arch_name);
+    } else {
+        return cli_usage_error(cmd, "a remote upstream needs its chat template: --upstream-template "
+                                    "chatml|gemma|llama3|FILE or --upstream-tokenizer MODEL");
+    }
+    if (pp->upstream_format == SA_CHAT_FORMAT_UNKNOWN) {
+        fprintf(stderr, "salign %s: the upstream's chat template is not one salign knows (chatml, gemma, llama3)\n", cmd);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
 }

@@ -884,33 +884,7 @@ int cmd_align(int argc, char **argv) {
             goto done;
         }
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
-        if (o.upstream_template) {
-            enum sa_chat_format f = SA_CHAT_FORMAT_UNKNOWN;
-            if (sa_chat_format_from_name(o.upstream_template, &f) != SA_STATUS_OK) {
-                size_t tl = 0;
-                if (cli_read_file(o.upstream_template, &tmpl_text, &tl)) {
-                    fprintf(stderr, "salign align: --upstream-template '%s' is neither a chat format (chatml, gemma, "
-                                    "llama3) nor a readable template file\n", o.upstream_template);
-                    rc = CLI_USAGE;
-                    goto done;
-                }
-                f = sa_chat_template_detect(tmpl_text, NULL);
-                pp.upstream_template = tmpl_text;
-            }
-            pp.upstream_format = f;
-        } else if (tok_model) {
-            pp.upstream_template = sa_model_chat_template(tok_model);
-            pp.upstream_format = sa_chat_template_detect(pp.upstream_template, sa_model_config(tok_model)->arch_name);
-        } else {
-            rc = cli_usage_error("align", "a remote upstream needs its chat template: --upstream-template "
-                                          "chatml|gemma|llama3|FILE or --upstream-tokenizer MODEL");
-            goto done;
-        }
-        if (pp.upstream_format == SA_CHAT_FORMAT_UNKNOWN) {
-            fprintf(stderr, "salign align: the upstream's chat template is not one salign knows (chatml, gemma, llama3)\n");
-            rc = CLI_FAIL;
-            goto done;
-        }
+        if ((rc = cli_remote_upstream_format("align", o.upstream_template, tok_model, &pp, &tmpl_text))) goto done;
         if (tok_model) pp.upstream_tokenizer = sa_model_tokenizer(tok_model);
         struct sa_upstream_remote_params rp = sa_upstream_remote_default_params();
         rp.base_url = o.upstream;
