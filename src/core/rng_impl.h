@@ -19,5 +19,13 @@ uint64_t sa_rng_next(struct sa_rng *r);
 double sa_rng_uniform(struct sa_rng *r);
 /* A seed from the clock and the process id (for "random" seeds). */
 uint64_t sa_rng_entropy_seed(void);
+/* One splitmix64 step as a hash: the finaliser of x + 0x9E3779B97F4A7C15 (seeds derived from
+ * (seed, counters): training, rollout labelling). */
+static inline uint64_t sa_rng_mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
 
 #endif

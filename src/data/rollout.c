@@ -9,6 +9,7 @@
 #include "sa/math_answer.h"
 #include "sa/pipeline.h"
 #include "core/core_impl.h"
+#include "core/rng_impl.h"
 #include "pipeline/pipeline_impl.h" /* sa_join_strip: the pipeline's whitespace rules */
 
 #include <cJSON.h>
@@ -53,20 +54,13 @@ void sa_rollout_result_free(struct sa_rollout_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 uint64_t sa_rollout_seed(uint64_t seed, const char *id, enum sa_rollout_what what, uint32_t k, uint32_t i) {
     uint64_t h = 0xCBF29CE484222325ull; /* FNV-1a of the id */
     for (const unsigned char *p = (const unsigned char *)(id ? id : ""); *p; p++) h = (h ^ *p) * 0x100000001B3ull;
-    uint64_t x = mix64(seed);
-    x = mix64(x ^ h);
-    x = mix64(x ^ ((uint64_t)what << 32 | k));
-    x = mix64(x ^ i);
+    uint64_t x = sa_rng_mix64(seed);
+    x = sa_rng_mix64(x ^ h);
+    x = sa_rng_mix64(x ^ ((uint64_t)what << 32 | k));
+    x = sa_rng_mix64(x ^ i);
     return x == UINT64_MAX ? 0 : x; /* UINT64_MAX means "no seed" to an upstream */
 }
 

@@ -9,6 +9,7 @@
 #include "train/train_impl.h"
 
 #include "core/core_impl.h"
+#include "core/rng_impl.h"
 #include "formats/arch_impl.h"
 #include "sa/convert.h"
 #include "sa/gguf.h"
@@ -22,12 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-uint64_t sa_tr_mix(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+uint64_t sa_tr_mix(uint64_t x) { return sa_rng_mix64(x); }
 
 struct sa_train_model_params sa_train_model_default_params(void) {
     struct sa_train_model_params p;
