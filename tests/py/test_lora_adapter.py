@@ -198,5 +198,30 @@ def test_align_lora_options_and_shipped_name():
     assert r.returncode == 1 and "sha256" in r.stderr, r.stderr
 
 
+@test
+def test_eval_aligner_lora():
+    """`salign eval aligner --aligner-lora FILE` revises with the adapter (the records' revisions
+    differ from the plain base's), and the JSON names the adapter."""
+    f = made()
+    rec = os.path.join(OUT, "records.jsonl")
+    with open(rec, "w") as fp:
+        for last in ("So 3 + 2 = 6.", "He has 5 apples."):
+            fp.write(json.dumps({"question": "Tom has 3 apples and buys 2 more. How many?", "prefix": "Tom buys 2.",
+                                 "last": last, "correction": "So 3 + 2 = 5."}) + "\n")
+
+    def revisions(*args):
+        det = os.path.join(OUT, "det.jsonl")
+        r = run("eval", "aligner", "--records", rec, "--details", det, "--json", "-t", "2", *args)
+        j = json.loads(r.stdout.strip().splitlines()[-1])
+        return [json.loads(l)["revision"] for l in open(det)], j
+    with_lora, j = revisions("--aligner", f["f32"], "--aligner-lora", f["adapter"])
+    plain, j0 = revisions("--aligner", f["f32"])
+    print("    revisions with the adapter: %r; plain: %r" % (with_lora, plain))
+    assert j["aligner_lora"] == f["adapter"] and "aligner_lora" not in j0
+    assert with_lora != plain, "the adapter did not change the revisions"
+    r = run("eval", "aligner", "--records", rec, "--aligner", f["f32"], "--aligner-lora", f["q8"], check=False)
+    assert r.returncode == 1 and "not an adapter" in r.stderr, r.stderr
+
+
 if __name__ == "__main__":
     main()

@@ -98,7 +98,7 @@ static void print_tally(const struct tally *t) {
 #define MAX_THRESHOLDS 64
 
 struct opts {
-    const char *aligner, *records, *details, *aligner_system, *thresholds;
+    const char *aligner, *aligner_lora, *records, *details, *aligner_system, *thresholds;
     size_t max;
     bool json, spec, batch_invariant;
     int n_threads;
@@ -150,7 +150,10 @@ static void print_tally_gated(const struct tally *t, size_t n_gated) {
 
 #define O(f) CLI_AT(struct opts, f)
 static const struct cli_opt eval_aligner_opts[] = {
-    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "MODEL", .help = "the aligner (path or cached name)"},
+    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "MODEL",
+     .help = "the aligner (path, cached name, or a shipped adapter's\nname: models/NAME, its base + adapter)"},
+    {"aligner-lora", 0, CLI_OPT_STR, O(aligner_lora), .arg = "FILE",
+     .help = "a LoRA adapter over the aligner (GGUF, salign train --lora)"},
     {"records", 0, CLI_OPT_STR, O(records), .arg = "FILE", .help = "records (JSONL or a JSON array; docs/EVAL.md)"},
     {"max", 0, CLI_OPT_UINT, O(max), .umin = 1, .umax = 1 << 24, .arg = "N", .help = "the first N records only"},
     {"details", 0, CLI_OPT_STR, O(details), .arg = "FILE",
@@ -228,6 +231,8 @@ int cmd_eval_aligner(int argc, char **argv) {
     sa_records_init(&recs);
     if (sa_records_load(o.records, SA_RECORD_ANY, &recs)) return cli_fail(NULL);
     struct sa_model *model = NULL;
+    struct sa_lora *lora = NULL;
+    char *base = NULL, *adapter = NULL;
     struct sa_pipeline *pl = NULL;
     FILE *details = NULL;
     struct tally all = {0}, by[MAX_LABELS] = {{0}};
@@ -237,10 +242,14 @@ int cmd_eval_aligner(int argc, char **argv) {
         sa_records_free(&recs);
         return cli_fail("out of memory");
     }
-    if ((rc = gen_load_model(o.aligner, o.n_threads, &model))) goto done;
+    if ((rc = gen_resolve_adapter_name(o.aligner, &base, &adapter))) goto done;
+    if ((rc = gen_load_model(base, o.n_threads, &model))) goto done;
+    const char *lora_file = o.aligner_lora ? o.aligner_lora : adapter;
+    if (lora_file && (rc = gen_load_lora(model, lora_file, &lora))) goto done;
     struct sa_pipeline_params pp = sa_pipeline_default_params();
     pp.mode = SA_PIPELINE_ALIGNER;
     pp.aligner_model = model;
+    pp.aligner_lora = lora;
     pp.aligner_system = o.aligner_system;
     pp.use_spec = o.spec;
     pp.n_threads = o.n_threads;
@@ -336,6 +345,7 @@ int cmd_eval_aligner(int argc, char **argv) {
         if (o.json) {
             cJSON *j = tally_json(&all);
             cJSON_AddStringToObject(j, "aligner", o.aligner);
+            if (o.aligner_lora) cJSON_AddStringToObject(j, "aligner_lora", o.aligner_lora);
             cJSON_AddStringToObject(j, "records", o.records);
             cJSON_AddNumberToObject(j, "evaluated", (double)n);
             cJSON *arr = cJSON_AddArrayToObject(j, "by_label");
@@ -380,7 +390,10 @@ done:
     if (details) fclose(details);
     for (size_t k = 0; k < n_labels; k++) free(by[k].label);
     sa_pipeline_free(pl);
+    sa_lora_free(lora);
     sa_model_free(model);
+    free(base);
+    free(adapter);
     sa_records_free(&recs);
     free(outs);
     return rc;
