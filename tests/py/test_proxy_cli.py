@@ -251,7 +251,9 @@ def test_usage():
 def align_answer(*args):
     r = run("align", "--mode", "upstream", "-p", "hello world", "-t", "1", "--batch-invariant", "--max-length", "40",
             "--max-sentence-tokens", "16", "--json", *args)
-    return json.loads(r.stdout)["answer"]
+    j = json.loads(r.stdout)
+    assert ("proxy_alpha" in j) == ("--proxy-expert" in args), j  # recorded with the answer
+    return j["answer"]
 
 
 @test

@@ -303,6 +303,7 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
         if (o->pp.mode == SA_PIPELINE_ALIGNER && isfinite(r->margin)) cJSON_AddNumberToObject(j, "margin", r->margin);
     }
     cJSON_AddBoolToObject(j, "keep_line_break", o->pp.keep_line_break);
+    if (o->proxy_expert) cJSON_AddNumberToObject(j, "proxy_alpha", o->pp.proxy_alpha); /* a proxy-tuned upstream */
     return j;
 }
 
