@@ -3,7 +3,8 @@
  * (expert - anti) computed from the three models' own contexts (step by step, and after the
  * upstream rolls back); alpha 0 and expert == anti give the upstream's logits bit for bit; a
  * vocabulary that differs in size or in one token string is refused with a message naming both
- * models; the pipeline's UPSTREAM mode with proxy_expert/proxy_anti draws from the mix (upstream
+ * models; an expert given as base + LoRA adapter (expert_lora) over the anti-expert's model
+ * mixes as the formula says; the pipeline's UPSTREAM mode with proxy_expert/proxy_anti draws from the mix (upstream
  * A with expert B, anti A, alpha 1 answers as B alone; alpha 0 as A alone). The CLI:
  * tests/py/test_proxy_cli.py. */
 #define _POSIX_C_SOURCE 200809L
@@ -267,6 +268,71 @@ static void test_identities(void) {
     }
 }
 
+/* params.expert_lora: the expert is base + adapter over the same model as the anti-expert (the
+ * paper's setting: an expert fine-tuned from the anti-expert); the mix equals the formula on
+ * plain, adapted and plain contexts. */
+static void test_expert_lora(void) {
+    if (!mA) return;
+    char path[600];
+    snprintf(path, sizeof path, "%s/proxy_lora.gguf", harness_tmpdir());
+    struct sa_gguf_writer *w = NULL;
+    CHECK_OK(sa_gguf_writer_init(&w));
+    if (!w) return;
+    CHECK_OK(sa_gguf_writer_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(sa_gguf_writer_set_str(w, "general.type", "adapter"));
+    CHECK_OK(sa_gguf_writer_set_str(w, "adapter.type", "lora"));
+    CHECK_OK(sa_gguf_writer_set_f32(w, "adapter.lora.alpha", 2.0f));
+    static float la[64 * 2], lb[2 * 32];
+    for (int i = 0; i < 64 * 2; i++) la[i] = 0.05f * (float)((i * 7) % 11) - 0.25f;
+    for (int i = 0; i < 2 * 32; i++) lb[i] = 0.04f * (float)((i * 5) % 13) - 0.24f;
+    const int64_t nea[4] = {64, 2, 1, 1}, neb[4] = {2, 32, 1, 1};
+    CHECK_OK(sa_gguf_writer_add_tensor(w, "blk.0.ffn_down.weight.lora_a", SA_DTYPE_F32, 2, nea, la));
+    CHECK_OK(sa_gguf_writer_add_tensor(w, "blk.0.ffn_down.weight.lora_b", SA_DTYPE_F32, 2, neb, lb));
+    CHECK_OK(sa_gguf_writer_write(w, path));
+    sa_gguf_writer_free(w);
+    struct sa_lora *l = NULL;
+    CHECK_OK(sa_lora_load(mA, path, NULL, &l));
+    if (!l) return;
+    const float alpha = 0.5f;
+    struct sa_proxy_params pp = sa_proxy_default_params();
+    pp.alpha = alpha;
+    pp.ctx = ctx_params();
+    pp.expert_lora = l;
+    struct sa_proxy *px = NULL;
+    struct sa_ctx *up = NULL, *ref[3] = {NULL, NULL, NULL};
+    struct sa_ctx_params cp = ctx_params();
+    CHECK_OK(sa_proxy_init(mA, mA, mA, &pp, &px));
+    CHECK_OK(sa_ctx_init(mA, &cp, &up));
+    for (int k = 0; k < 3; k++) {
+        struct sa_ctx_params c = cp;
+        c.lora = k == 1 ? l : NULL;
+        CHECK_OK(sa_ctx_init(mA, &c, &ref[k]));
+    }
+    if (px && up && ref[0] && ref[1] && ref[2]) {
+        int32_t t = 259;
+        CHECK_OK(sa_ctx_decode(up, &t, 1, NULL));
+        for (int k = 0; k < 3; k++) CHECK_OK(sa_ctx_decode(ref[k], &t, 1, NULL));
+        bool changed = false;
+        for (int step = 0; step < 5; step++) {
+            const float *mix = NULL;
+            float want[V];
+            CHECK_OK(sa_proxy_logits(px, up, &mix));
+            if (!mix) break;
+            sa_proxy_mix(sa_ctx_logits(ref[0]), sa_ctx_logits(ref[1]), sa_ctx_logits(ref[2]), V, alpha, want);
+            CHECK_MSG(!memcmp(mix, want, sizeof want), "step %d", step);
+            if (memcmp(mix, sa_ctx_logits(up), sizeof want)) changed = true;
+            t = argmax(mix, V);
+            CHECK_OK(sa_ctx_decode(up, &t, 1, NULL));
+            for (int k = 0; k < 3; k++) CHECK_OK(sa_ctx_decode(ref[k], &t, 1, NULL));
+        }
+        CHECK_MSG(changed, "the adapter changed no logit");
+    }
+    for (int k = 2; k >= 0; k--) sa_ctx_free(ref[k]);
+    sa_ctx_free(up);
+    sa_proxy_free(px);
+    sa_lora_free(l);
+}
+
 static void test_vocab_mismatch(void) {
     if (!mA || !mC || !mD || !mE) return;
     CHECK_OK(sa_proxy_check_vocab(mA, "A", mC, "C"));
@@ -364,6 +430,7 @@ int main(void) {
     RUN(test_mix);
     RUN(test_logits_formula);
     RUN(test_identities);
+    RUN(test_expert_lora);
     RUN(test_vocab_mismatch);
     RUN(test_pipeline_upstream_mode);
     sa_model_free(mE);
