@@ -198,13 +198,25 @@ struct sa_pipeline_params {
                              stays its own ":\n\n" token (default true). The answer, the
                              pieces and the aligner's prefix are unchanged: the break is the
                              next piece's separator (docs/internals/pipeline.md) */
+
+    /* ---- proxy-tuning of a local upstream (issue 15; sa/proxy.h, docs/PROXY.md) ---- */
+    /* Both set (with upstream_model): every upstream token is drawn from upstream + proxy_alpha
+     * * (expert - anti) instead of the upstream's own logits, in every mode and in
+     * sa_pipeline_sample; the expert and the anti-expert each get a context that follows the
+     * upstream's (same n_ctx, threads, kv_type; not through `sched`). They must share the
+     * upstream's vocabulary (else init fails with SA_STATUS_UNSUPPORTED). Borrowed. NULL
+     * (default): no proxy-tuning. */
+    const struct sa_model *proxy_expert, *proxy_anti;
+    const struct sa_lora *proxy_expert_lora; /* NULL, or a LoRA adapter over proxy_expert for its
+                                                context (sa_proxy_params.expert_lora). Borrowed. */
+    float proxy_alpha;                       /* finite; default 1 */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
  * token healing on, batch_invariant false, kv_type SA_DTYPE_F32, edit_gate false (edit_threshold
- * 0, edit_score SUM), keep_line_break on. */
+ * 0, edit_score SUM), keep_line_break on, no proxy-tuning (proxy_alpha 1). */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */

@@ -22,6 +22,7 @@
 #include "sa/upstream.h"
 #include "sa/pipeline.h"
 #include "sa/pipeline_trace.h"
+#include "sa/proxy.h"
 #include "sa/rollout.h"
 #include "sa/server.h"
 #include "sa/records.h"

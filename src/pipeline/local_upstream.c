@@ -6,6 +6,7 @@
  * a copied sentence the cache is exactly the next prompt. docs/internals/pipeline.md. */
 #include "pipeline/pipeline_impl.h"
 #include "sa/model.h"
+#include "sa/proxy.h"
 #include "sa/sampler.h"
 #include "sa/tokenizer.h"
 
@@ -34,6 +35,7 @@ struct sa_local_upstream {
     char *pieces;                /* every token's text, concatenated (built on first use) */
     uint32_t *piece_off;         /* (n_vocab + 1) offsets into pieces */
     struct sa_local_upstream_stats st;
+    struct sa_proxy *proxy;      /* NULL, or proxy-tuning of the sampled logits (owned) */
 };
 
 static void lu_free(void *impl) {
@@ -45,6 +47,7 @@ static void lu_free(void *impl) {
     free(lu->piece_off);
     sa_detok_stream_free(lu->ds);
     sa_sampler_free(lu->smp);
+    sa_proxy_free(lu->proxy);
     if (lu->own_ctx) sa_ctx_free(lu->ctx);
     free(lu);
 }
@@ -179,6 +182,7 @@ static enum sa_status lu_start(void *impl, const char *prompt, size_t prompt_len
     lu->pending = -1;
     memset(&lu->st, 0, sizeof lu->st);
     lu->st.n_prompt = (int32_t)n;
+    if (!lu->kv_reuse) sa_proxy_reset(lu->proxy);
     if (!lu->kv_reuse && (s = sa_ctx_truncate(lu->ctx, 0))) {
         free(all);
         return s;
@@ -231,6 +235,7 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
         } else {
             const float *logits = sa_ctx_logits(lu->ctx);
             if (!logits) return sa_error(SA_STATUS_ERROR, "local upstream: no logits to sample from");
+            if (lu->proxy && (s = sa_proxy_logits(lu->proxy, lu->ctx, &logits))) return s;
             if (lu->heal_len && lu->st.n_generated == 0 &&
                 !(logits = lu_heal_mask(lu, logits, n_vocab)))
                 return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -317,6 +322,15 @@ enum sa_status sa_upstream_local_init(const struct sa_model *model, int32_t n_ct
 
 void sa_local_upstream_stats(const struct sa_local_upstream *lu, struct sa_local_upstream_stats *st) {
     if (lu && st) *st = lu->st;
+}
+
+void sa_local_upstream_set_proxy(struct sa_local_upstream *lu, struct sa_proxy *px) {
+    if (!lu) {
+        sa_proxy_free(px);
+        return;
+    }
+    sa_proxy_free(lu->proxy);
+    lu->proxy = px;
 }
 
 void sa_local_upstream_set_kv_reuse(struct sa_local_upstream *lu, bool on) {

@@ -10,6 +10,7 @@
 #include "pipeline/speculative_impl.h"
 #include "sa/model.h"
 #include "sa/model_config.h"
+#include "sa/proxy.h"
 #include "sa/sampler.h"
 #include "sa/tokenizer.h"
 
@@ -94,6 +95,7 @@ struct sa_pipeline_params sa_pipeline_default_params(void) {
         .edit_threshold = 0.0f,
         .edit_score = SA_PIPELINE_EDIT_SCORE_SUM,
         .keep_line_break = true,
+        .proxy_alpha = 1.0f,
     };
 }
 
@@ -160,6 +162,20 @@ void sa_pipeline_free(struct sa_pipeline *pl) {
     free(pl);
 }
 
+/* Proxy-tuning of the local upstream (sa/proxy.h): its side contexts as the upstream's, outside
+ * the scheduler (they follow the upstream's tokens; only its own decodes are batched). */
+static enum sa_status attach_proxy(struct sa_pipeline *pl, const struct sa_ctx_params *cp) {
+    struct sa_proxy_params xp = sa_proxy_default_params();
+    xp.alpha = pl->p.proxy_alpha;
+    xp.expert_lora = pl->p.proxy_expert_lora;
+    xp.ctx = *cp;
+    xp.ctx.sched = NULL;
+    struct sa_proxy *px = NULL;
+    enum sa_status s = sa_proxy_init(pl->p.upstream_model, pl->p.proxy_expert, pl->p.proxy_anti, &xp, &px);
+    if (!s) sa_local_upstream_set_proxy(pl->up_local, px); /* owns px from now on */
+    return s;
+}
+
 static bool needs_aligner(const struct sa_pipeline_params *p) {
     if (p->mode == SA_PIPELINE_UPSTREAM) return false;
     if (p->mode == SA_PIPELINE_CONTINUE)
@@ -175,6 +191,9 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: unknown mode %d", (int)p->mode);
     if (p->upstream_model && p->upstream)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: give exactly one of upstream_model and upstream");
+    if ((p->proxy_expert || p->proxy_anti) && !(p->proxy_expert && p->proxy_anti && p->upstream_model))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: proxy-tuning needs proxy_expert, proxy_anti and a local "
+                                                "upstream_model");
     if (!p->upstream_model && !p->upstream && p->mode != SA_PIPELINE_ALIGNER)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: mode '%s' needs an upstream (upstream_model or upstream)",
                         sa_pipeline_mode_name(p->mode));
@@ -216,6 +235,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         cp.lora = p->upstream_lora;
         s = sa_local_upstream_init(p->upstream_model, NULL, &cp, p->kv_reuse, &pl->own_up, &pl->up_local);
         pl->up = pl->own_up;
+        if (!s && (p->proxy_expert || p->proxy_anti)) s = attach_proxy(pl, &cp);
         pl->len_tok = sa_model_tokenizer(p->upstream_model);
     } else if (!s && p->upstream) {
         pl->up = p->upstream;

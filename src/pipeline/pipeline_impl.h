@@ -32,6 +32,10 @@ SA_NODISCARD enum sa_status sa_local_upstream_init(const struct sa_model *model,
                                                    struct sa_upstream **out, struct sa_local_upstream **impl);
 void sa_local_upstream_stats(const struct sa_local_upstream *lu, struct sa_local_upstream_stats *st);
 void sa_local_upstream_set_kv_reuse(struct sa_local_upstream *lu, bool on);
+/* Samples from proxy-tuned logits (sa/proxy.h) over the upstream's context from now on: the
+ * upstream takes ownership of px (freed with it, or at once when lu is NULL); NULL: plain. */
+struct sa_proxy;
+void sa_local_upstream_set_proxy(struct sa_local_upstream *lu, struct sa_proxy *px);
 /* Token ids of a rendered prompt as an OpenAI-compatible server makes them: special tokens
  * parsed, the model's BOS prepended when it asks for one (and the text does not start with
  * it). *ids malloc'd (caller frees). */

@@ -35,6 +35,7 @@ struct align_opts {
     int32_t timeout_ms, total_timeout_ms;
     int32_t parallel;
     struct sa_pipeline_params pp;
+    const char *proxy_expert, *proxy_anti, *proxy_expert_lora; /* proxy-tuning (docs/PROXY.md) */
 };
 
 /* --copy-aligner: every revision is the sentence (or answer) unchanged. */
@@ -75,6 +76,13 @@ static const struct cli_opt align_opts[] = {
      .help = "a LoRA adapter (GGUF, llama.cpp's format) over the\naligner; with --aligner = --upstream one loaded "
              "base\nserves both"},
     {"upstream-lora", 0, CLI_OPT_STR, O(upstream_lora), .arg = "FILE", .help = "a LoRA adapter over a local upstream"},
+    {"proxy-expert", 0, CLI_OPT_STR, O(proxy_expert), .arg = "M",
+     .help = "proxy-tune a local upstream (Liu et al. 2024): its tokens\nare drawn from upstream + A x (expert - anti); "
+             "M: the\nexpert, sharing the upstream's vocabulary"},
+    {"proxy-anti", 0, CLI_OPT_STR, O(proxy_anti), .arg = "M", .help = "the anti-expert (the expert's untuned base)"},
+    {"proxy-alpha", 0, CLI_OPT_FLOAT, O(pp.proxy_alpha), .lo = -1e6, .hi = 1e6, .arg = "A",
+     .help = "weight of (expert - anti) (default 1)"},
+    {"proxy-expert-lora", 0, CLI_OPT_STR, O(proxy_expert_lora), .arg = "FILE", .help = "a LoRA adapter over the expert"},
     {"copy-aligner", 0, CLI_OPT_FLAG, O(copy_aligner),
      .help = "no aligner model: every sentence is kept as it is (the\nanswer is then the upstream's own; for "
              "measurements)"},
@@ -187,6 +195,8 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
     if (o->input && !o->output) return cli_usage_error("align", "--input needs --output FILE");
     if (o->output && !o->input) return cli_usage_error("align", "--output needs --input FILE");
     if (o->parallel > 1 && !o->input) return cli_usage_error("align", "--parallel needs --input FILE");
+    if (!o->proxy_expert != !o->proxy_anti || (o->proxy_expert_lora && !o->proxy_expert))
+        return cli_usage_error("align", "proxy-tuning needs both --proxy-expert and --proxy-anti");
     o->pp.edit_gate = !isnan(o->pp.edit_threshold);
     if ((int)o->pp.edit_score >= 0 && !o->pp.edit_gate)
         return cli_usage_error("align", "--edit-score needs --edit-threshold X");
@@ -293,6 +303,7 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
         if (o->pp.mode == SA_PIPELINE_ALIGNER && isfinite(r->margin)) cJSON_AddNumberToObject(j, "margin", r->margin);
     }
     cJSON_AddBoolToObject(j, "keep_line_break", o->pp.keep_line_break);
+    if (o->proxy_expert) cJSON_AddNumberToObject(j, "proxy_alpha", o->pp.proxy_alpha); /* a proxy-tuned upstream */
     return j;
 }
 
@@ -864,6 +875,8 @@ int cmd_align(int argc, char **argv) {
 
     struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
     struct sa_lora *up_lora = NULL, *al_lora = NULL;
+    struct sa_model *px_model[2] = {NULL, NULL}; /* proxy-tuning: expert, anti-expert */
+    struct sa_lora *px_lora = NULL;
     char *al_base = NULL, *al_adapter = NULL;
     struct sa_upstream *remote = NULL;
     struct sa_pipeline *pl = NULL;
@@ -879,8 +892,8 @@ int cmd_align(int argc, char **argv) {
     if (o.answers) {
         /* no upstream: the answers are given */
     } else if (is_url(o.upstream)) {
-        if (o.upstream_lora) {
-            rc = cli_usage_error("align", "--upstream-lora needs a local upstream");
+        if (o.upstream_lora || o.proxy_expert) {
+            rc = cli_usage_error("align", "--upstream-lora and --proxy-* need a local upstream");
             goto done;
         }
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
@@ -903,6 +916,20 @@ int cmd_align(int argc, char **argv) {
         if (o.upstream_lora && (rc = gen_load_lora(up_model, o.upstream_lora, &up_lora))) goto done;
         pp.upstream_model = up_model;
         pp.upstream_lora = up_lora;
+        if (o.proxy_expert) { /* the vocabularies checked here too, for a message with the models' names */
+            if ((rc = load_cached(o.proxy_expert, o.pp.n_threads, &px_model[0])) ||
+                (rc = load_cached(o.proxy_anti, o.pp.n_threads, &px_model[1])) ||
+                (o.proxy_expert_lora && (rc = gen_load_lora(px_model[0], o.proxy_expert_lora, &px_lora))))
+                goto done;
+            if (sa_proxy_check_vocab(up_model, o.upstream, px_model[0], o.proxy_expert) ||
+                sa_proxy_check_vocab(up_model, o.upstream, px_model[1], o.proxy_anti)) {
+                rc = cli_fail(NULL);
+                goto done;
+            }
+            pp.proxy_expert = px_model[0];
+            pp.proxy_anti = px_model[1];
+            pp.proxy_expert_lora = px_lora;
+        }
     }
     if (o.aligner && o.pp.mode != SA_PIPELINE_UPSTREAM) {
         /* a shipped adapter's name is its base + adapter */
@@ -960,6 +987,9 @@ done:
     sa_upstream_free(remote);
     sa_lora_free(al_lora);
     sa_lora_free(up_lora);
+    sa_lora_free(px_lora);
+    sa_model_free(px_model[1]);
+    sa_model_free(px_model[0]);
     free(al_base);
     free(al_adapter);
     sa_model_free(al_model);

@@ -27,6 +27,7 @@ void gen_opts_init(struct gen_opts *o) {
     o->n_predict = 256;
     o->sp = sa_sampler_default_params();
     o->lora_scale = 1.0f;
+    o->proxy_alpha = NAN;
 }
 
 #define O(f) CLI_AT(struct gen_opts, f)
@@ -49,6 +50,15 @@ static const struct cli_opt gen_opt_table[] = {
      .help = "apply a LoRA adapter (llama.cpp's GGUF LoRA format, e.g.\nsalign train's model/adapter.gguf)"},
     {"lora-scale", 0, CLI_OPT_FLOAT, O(lora_scale), .mask = GEN_ONLY, .lo = -1e6, .hi = 1e6, .arg = "S",
      .help = "scale of the adapter (default 1: as trained; 0: off)"},
+    {"proxy-expert", 0, CLI_OPT_STR, O(proxy_expert), .mask = GEN_ONLY, .arg = "M",
+     .help = "proxy-tuning (Liu et al. 2024): sample from\nmodel + A x (expert - anti); M: the expert (a path or\n"
+             "cached name, as -m); it must share the model's vocabulary"},
+    {"proxy-anti", 0, CLI_OPT_STR, O(proxy_anti), .mask = GEN_ONLY, .arg = "M",
+     .help = "the anti-expert (the expert's untuned base)"},
+    {"proxy-alpha", 0, CLI_OPT_FLOAT, O(proxy_alpha), .mask = GEN_ONLY, .lo = -1e6, .hi = 1e6, .arg = "A",
+     .help = "weight of (expert - anti) (default 1; 0: the model alone)"},
+    {"proxy-expert-lora", 0, CLI_OPT_STR, O(proxy_expert_lora), .mask = GEN_ONLY, .arg = "FILE",
+     .help = "a LoRA adapter over the expert (then the expert may be\nthe anti-expert's file: base + adapter)"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "system message (chat formats)"},
     {"n-predict", 'n', CLI_OPT_INT, O(n_predict), .imin = 0, .imax = 1 << 24, .arg = "N",
      .help = "most tokens to generate (default 256; chat: 1024)"},
@@ -151,6 +161,11 @@ static int append(struct gen_result *r, size_t *cap, const char *s, size_t n) {
 
 int gen_run(struct sa_ctx *ctx, struct sa_sampler *smp, const struct sa_tokenizer *tok, int32_t n_predict, bool stream,
             struct gen_result *res) {
+    return gen_run_proxy(ctx, NULL, smp, tok, n_predict, stream, res);
+}
+
+int gen_run_proxy(struct sa_ctx *ctx, struct sa_proxy *px, struct sa_sampler *smp, const struct sa_tokenizer *tok,
+                  int32_t n_predict, bool stream, struct gen_result *res) {
     memset(res, 0, sizeof *res);
     size_t cap = 0;
     if (append(res, &cap, "", 0)) return cli_fail("out of memory");
@@ -163,6 +178,10 @@ int gen_run(struct sa_ctx *ctx, struct sa_sampler *smp, const struct sa_tokenize
     int rc = CLI_OK;
     for (int32_t i = 0; i < n_predict; i++) {
         const float *logits = sa_ctx_logits(ctx);
+        if (px && sa_proxy_logits(px, ctx, &logits)) {
+            rc = cli_fail("proxy-tuning");
+            break;
+        }
         int32_t id;
         if (!logits || sa_sampler_sample(smp, logits, n_vocab, &id)) {
             rc = cli_fail("sampling");
@@ -216,7 +235,9 @@ const struct cli_cmd cli_cmd_generate = {
     .usage = "Usage: salign generate -m MODEL -p TEXT [OPTIONS]\n\n"
              "Generates a continuation of TEXT (or, with --chat, the model's answer to it as a user\n"
              "message), streamed to stdout as it comes. Stops at end-of-generation tokens.\n"
-             "With --samples N, N completions decoded together from one prefill of the prompt.\n\n",
+             "With --samples N, N completions decoded together from one prefill of the prompt.\n"
+             "With --proxy-expert E --proxy-anti A, proxy-tuning: each token is drawn from\n"
+             "MODEL + alpha x (E - A), the three models reading the same tokens (docs/PROXY.md).\n\n",
 };
 
 /* --samples N: N completions of one prompt. The prompt is evaluated once in ctx[0] and copied
@@ -422,6 +443,12 @@ int cmd_generate(int argc, char **argv) {
     if (!o.model) return cli_usage_error("generate", "no model (-m MODEL)");
     if (!prompt) return cli_usage_error("generate", "no prompt (-p TEXT)");
     if (o.system && !chat) return cli_usage_error("generate", "--system needs --chat");
+    const bool proxy = o.proxy_expert || o.proxy_anti;
+    if (proxy && !(o.proxy_expert && o.proxy_anti))
+        return cli_usage_error("generate", "proxy-tuning needs both --proxy-expert and --proxy-anti");
+    if (!proxy && (!isnan(o.proxy_alpha) || o.proxy_expert_lora))
+        return cli_usage_error("generate", "--proxy-alpha and --proxy-expert-lora need --proxy-expert and --proxy-anti");
+    if (proxy && o.n_samples > 0) return cli_usage_error("generate", "--samples does not take --proxy-* (yet)");
 
     struct sa_model *m = NULL;
     int rc = gen_load_model(o.model, o.n_threads, &m);
@@ -432,7 +459,14 @@ int cmd_generate(int argc, char **argv) {
     struct sa_sampler *smp = NULL;
     struct sa_lora *lora = NULL;
     struct gen_result res = {0};
+    struct sa_model *pm[2] = {NULL, NULL}; /* proxy-tuning: expert, anti-expert */
+    struct sa_lora *plora = NULL;
+    struct sa_proxy *px = NULL;
     if (o.lora && (rc = gen_load_lora(m, o.lora, &lora))) goto done;
+    if (proxy && ((rc = gen_load_model(o.proxy_expert, o.n_threads, &pm[0])) ||
+                  (rc = gen_load_model(o.proxy_anti, o.n_threads, &pm[1])) ||
+                  (o.proxy_expert_lora && (rc = gen_load_lora(pm[0], o.proxy_expert_lora, &plora)))))
+        goto done;
     if ((rc = prompt_tokens(m, prompt, chat, o.system, &ids, &n_ids))) goto done;
     if (n_ids == 0) {
         rc = cli_usage_error("generate", "the prompt gives no tokens");
@@ -464,6 +498,20 @@ int cmd_generate(int argc, char **argv) {
         rc = cli_fail("sampler");
         goto done;
     }
+    if (proxy) {
+        struct sa_proxy_params xp = sa_proxy_default_params();
+        xp.alpha = isnan(o.proxy_alpha) ? 1.0f : o.proxy_alpha;
+        xp.upstream_name = o.model;
+        xp.expert_name = o.proxy_expert;
+        xp.anti_name = o.proxy_anti;
+        xp.ctx = cp;
+        xp.ctx.lora = NULL;
+        xp.expert_lora = plora;
+        if (sa_proxy_init(m, pm[0], pm[1], &xp, &px)) {
+            rc = cli_fail(NULL); /* the message says proxy-tuning */
+            goto done;
+        }
+    }
     for (size_t i = 0; i < n_ids; i++) sa_sampler_accept(smp, ids[i]);
     const double t0 = now_s();
     if (sa_ctx_decode(ctx, ids, (int32_t)n_ids, NULL)) {
@@ -471,7 +519,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     const double t_prompt = now_s() - t0;
-    if ((rc = gen_run(ctx, smp, sa_model_tokenizer(m), o.n_predict, !json, &res))) goto done;
+    if ((rc = gen_run_proxy(ctx, px, smp, sa_model_tokenizer(m), o.n_predict, !json, &res))) goto done;
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "text", res.text);
@@ -491,9 +539,13 @@ int cmd_generate(int argc, char **argv) {
     }
 done:
     free(res.text);
+    sa_proxy_free(px);
     sa_sampler_free(smp);
     sa_ctx_free(ctx);
     free(ids);
+    sa_lora_free(plora);
+    sa_model_free(pm[1]);
+    sa_model_free(pm[0]);
     sa_lora_free(lora);
     sa_model_free(m);
     return rc;

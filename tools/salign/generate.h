@@ -24,6 +24,9 @@ struct gen_opts {
     bool chat, json;      /* generate --chat, --json */
     const char *lora;     /* generate --lora: a GGUF LoRA adapter over the model, or NULL */
     float lora_scale;     /* generate --lora-scale: sa_ctx_params.lora_scale (default 1) */
+    /* generate --proxy-*: proxy-tuning (sa/proxy.h); expert and anti NULL: off */
+    const char *proxy_expert, *proxy_anti, *proxy_expert_lora;
+    float proxy_alpha;    /* NAN: not given (1) */
 };
 void gen_opts_init(struct gen_opts *o);
 
@@ -61,5 +64,9 @@ struct gen_result {
  * token, or a full context. Returns CLI_OK or CLI_FAIL (error printed). */
 int gen_run(struct sa_ctx *ctx, struct sa_sampler *smp, const struct sa_tokenizer *tok, int32_t n_predict, bool stream,
             struct gen_result *res);
+/* The same, sampling from the proxy-tuned logits of px over ctx (sa_proxy_logits); px NULL:
+ * gen_run. */
+int gen_run_proxy(struct sa_ctx *ctx, struct sa_proxy *px, struct sa_sampler *smp, const struct sa_tokenizer *tok,
+                  int32_t n_predict, bool stream, struct gen_result *res);
 
 #endif
