@@ -200,7 +200,8 @@ SA_NODISCARD enum sa_status sa_train_model_export_lora(const struct sa_train_mod
 
 /* What a progress report tells (sa_train_params.on_progress). */
 enum sa_train_event {
-    SA_TRAIN_EVENT_START = 0,   /* the data and the model are ready: the setup fields below */
+    SA_TRAIN_EVENT_START = 0,   /* the data and the model are ready: the setup fields below (DPO: the
+                                   reference's log-probabilities are computed next) */
     SA_TRAIN_EVENT_RESUMED = 1, /* a checkpoint was loaded: step = its step */
     SA_TRAIN_EVENT_EVAL = 2,    /* the held-out loss before the first step: eval_loss */
     SA_TRAIN_EVENT_STEP = 3,    /* an optimizer step is done, logged to log.csv (and checkpointed

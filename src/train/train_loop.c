@@ -527,10 +527,6 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     r->order_epoch = -1;
     int32_t pad = sa_tokenizer_pad(r->m->tok);
     r->pad = pad >= 0 ? pad : sa_tokenizer_eot(r->m->tok);
-    if (r->dpo) { /* before any step (and before a checkpoint is loaded): the frozen initial model */
-        struct tr_dataset *ds[2] = {&r->train, &r->eval};
-        if ((s = sa_tr_dpo_reference(p, r->m, ds, r->eval.n ? 2 : 1, r->pad))) return s;
-    }
     struct sa_train_progress pr = progress_init(r, SA_TRAIN_EVENT_START);
     pr.n_records = res->n_records;
     pr.n_train = r->train.n;
@@ -544,6 +540,12 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     pr.activation_bytes = bytes;
     pr.n_skipped = res->n_skipped;
     report(r, &pr);
+    /* DPO: the reference's log-probabilities, from the frozen initial model: after START (the
+     * cancel hook works from there on) and before any step or checkpoint is loaded */
+    if (r->dpo) {
+        struct tr_dataset *ds[2] = {&r->train, &r->eval};
+        return sa_tr_dpo_reference(p, r->m, ds, r->eval.n ? 2 : 1, r->pad);
+    }
     return SA_STATUS_OK;
 }
 

@@ -176,22 +176,24 @@ static void train_progress(void *user, const struct sa_train_progress *pr) {
     if (ui->quiet) return;
     switch (pr->event) {
     case SA_TRAIN_EVENT_START:
-        if (p->objective != SA_TRAIN_OBJ_SFT)
-            fprintf(stderr, "salign train: objective %s%s", sa_train_objective_name(p->objective),
-                    p->objective == SA_TRAIN_OBJ_DPO ? "" : "\n");
-        if (p->objective == SA_TRAIN_OBJ_DPO)
-            fprintf(stderr, ", beta %g, reference %s; %lld records without a preference skipped\n", (double)p->dpo_beta,
-                    p->dpo_ref ? p->dpo_ref : p->model.lora_rank ? "the base without the adapter" : "the base",
-                    (long long)pr->n_skipped);
         fprintf(stderr,
                 "salign train: %lld records: %lld train, %lld held out; %lld truncated, %lld dropped (max length %d)\n"
-                "salign train: %s, %lld parameters, %lld trainable (%s, %s); %lld steps of %d x %d sequences, warmup "
+                "salign train: %s, %lld parameters, %lld trainable (%s, %s); %lld steps of %d x %d %s, warmup "
                 "%lld; activations %.0f MiB\n",
                 (long long)pr->n_records, (long long)pr->n_train, (long long)pr->n_eval, (long long)pr->n_truncated,
                 (long long)pr->n_dropped, p->max_length, pr->arch, (long long)pr->n_params, (long long)pr->n_trainable,
                 p->model.lora_rank ? "LoRA" : "full fine-tuning", sa_train_precision_name(p->model.precision),
-                (long long)pr->total_steps, p->batch, p->grad_accum, (long long)pr->warmup_steps,
+                (long long)pr->total_steps, p->batch, p->grad_accum,
+                p->objective == SA_TRAIN_OBJ_DPO ? "pairs" : "sequences", (long long)pr->warmup_steps,
                 (double)pr->activation_bytes / (1 << 20));
+        if (p->objective == SA_TRAIN_OBJ_SFT_UPSTREAM) fprintf(stderr, "salign train: objective sft-upstream\n");
+        if (p->objective == SA_TRAIN_OBJ_DPO)
+            fprintf(stderr,
+                    "salign train: objective dpo, beta %g, reference %s; %lld records without a preference skipped; "
+                    "computing the reference's log-probabilities\n",
+                    (double)p->dpo_beta,
+                    p->dpo_ref ? p->dpo_ref : p->model.lora_rank ? "the base without the adapter" : "the base",
+                    (long long)pr->n_skipped);
         break;
     case SA_TRAIN_EVENT_RESUMED:
         fprintf(stderr, "salign train: resumed at step %lld of %lld\n", (long long)pr->step,
