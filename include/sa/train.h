@@ -95,6 +95,47 @@ SA_NODISCARD enum sa_status sa_train_model_step_batch(struct sa_train_model *m, 
                                                       const int32_t *targets, int64_t B, int64_t T, float denom,
                                                       bool grad, uint64_t dropout_seed, float *loss);
 
+/* ---- DPO (Rafailov et al. 2023, "Direct Preference Optimization"; issue 15) ---- */
+
+/* LoRA models: false bypasses the adapters in the forward (the base alone: DPO's frozen
+ * reference), true (the default) uses them. A forward with the adapters off cannot be
+ * differentiated: sa_train_model_step_batch with grad and sa_train_model_dpo_step with grad
+ * refuse it (BAD_ARGUMENT). A full fine-tuning model ignores the switch. */
+void sa_train_model_set_adapters(struct sa_train_model *m, bool on);
+
+/* Sequence log-probabilities, forward only: logp[b] (B entries) = sum over the rows t of
+ * sequence b with targets[b, t] >= 0 of log p(targets[b, t] | tokens[b, 0..t]), in double (0
+ * for a sequence without a target). Arguments as sa_train_model_step_batch. */
+SA_NODISCARD enum sa_status sa_train_model_seq_logp(struct sa_train_model *m, const int32_t *tokens,
+                                                    const int32_t *targets, int64_t B, int64_t T,
+                                                    uint64_t dropout_seed, double *logp);
+
+/* What one DPO batch gives (sums over its pairs, so that micro-batches add up). */
+struct sa_train_dpo_stats {
+    double loss;            /* sum of the pairs' losses / denom */
+    double chosen_reward;   /* sum of beta (logp(chosen) - ref(chosen)) */
+    double rejected_reward; /* sum of beta (logp(rejected) - ref(rejected)) */
+    int64_t n_correct;      /* pairs whose chosen reward exceeds the rejected one */
+    int64_t n_pairs;
+};
+
+/* The DPO loss over P pairs laid out as 2P sequences (B = 2P) of tokens (B, T): row 2i the
+ * prompt + chosen response of pair i, row 2i + 1 the prompt + rejected response; targets
+ * (B, T) mark the response tokens (>= 0) and mask the prompt and padding (-100). ref_logp
+ * (2P) holds the reference model's sequence log-probabilities (sa_train_model_seq_logp of
+ * the frozen model, in the same layout). Pair i's loss is
+ *   -log sigmoid(beta ((logp(c_i) - ref(c_i)) - (logp(r_i) - ref(r_i))))
+ * with logp the sum of the response tokens' log-probabilities under m; the batch's loss is
+ * the sum over pairs / denom (denom <= 0: P, the mean). With `grad` the gradient of that
+ * loss is ACCUMULATED (zero_grad first; micro-batches with a shared denom give the mean over
+ * all of them). st (may be NULL) receives the batch's sums. Errors: BAD_ARGUMENT (B odd or
+ * above the reservation, beta <= 0, a pair with a response without target, adapters off
+ * with grad), the model's. */
+SA_NODISCARD enum sa_status sa_train_model_dpo_step(struct sa_train_model *m, const int32_t *tokens,
+                                                    const int32_t *targets, int64_t B, int64_t T,
+                                                    const double *ref_logp, float beta, float denom, bool grad,
+                                                    uint64_t dropout_seed, struct sa_train_dpo_stats *st);
+
 /* One tensor (base weight, or LoRA adapter "<module>.lora_A.weight" / ".lora_B.weight"). */
 struct sa_train_tensor {
     const char *name;   /* Hugging Face name, owned by the model */
@@ -159,7 +200,8 @@ SA_NODISCARD enum sa_status sa_train_model_export_lora(const struct sa_train_mod
 
 /* What a progress report tells (sa_train_params.on_progress). */
 enum sa_train_event {
-    SA_TRAIN_EVENT_START = 0,   /* the data and the model are ready: the setup fields below */
+    SA_TRAIN_EVENT_START = 0,   /* the data and the model are ready: the setup fields below (DPO: the
+                                   reference's log-probabilities are computed next) */
     SA_TRAIN_EVENT_RESUMED = 1, /* a checkpoint was loaded: step = its step */
     SA_TRAIN_EVENT_EVAL = 2,    /* the held-out loss before the first step: eval_loss */
     SA_TRAIN_EVENT_STEP = 3,    /* an optimizer step is done, logged to log.csv (and checkpointed
@@ -190,7 +232,25 @@ struct sa_train_progress {
     int64_t n_params, n_trainable;
     int64_t warmup_steps;
     uint64_t activation_bytes; /* the activation arena */
+    /* DPO (objective SA_TRAIN_OBJ_DPO); NaN otherwise */
+    int64_t n_skipped;     /* START: records without a preference (correction == original), skipped */
+    double reward_margin;  /* STEP: mean of chosen - rejected reward over the step's pairs */
+    double reward_accuracy; /* STEP: share of the step's pairs with chosen reward > rejected */
+    double eval_accuracy;  /* EVAL, STEP: held-out reward accuracy (NaN: not evaluated) */
 };
+
+/* What `salign train` optimizes (docs/TRAINING.md, "Objectives"). */
+enum sa_train_objective {
+    SA_TRAIN_OBJ_SFT = 0,          /* the aligner: cross-entropy of the correction given the aligner's input */
+    SA_TRAIN_OBJ_DPO = 1,          /* DPO of the upstream: prompt = the question in the chat template + the
+                                      prefix, chosen = the correction, rejected = the original (last /
+                                      answer); records with correction == original are skipped */
+    SA_TRAIN_OBJ_SFT_UPSTREAM = 2, /* SFT of the upstream: cross-entropy of the correction given the DPO
+                                      prompt (the upstream's view of question + prefix) */
+};
+/* "sft", "dpo", "sft-upstream" into *out. Errors: BAD_ARGUMENT (NULL or unknown). */
+SA_NODISCARD enum sa_status sa_train_objective_from_name(const char *name, enum sa_train_objective *out);
+const char *sa_train_objective_name(enum sa_train_objective o);
 
 struct sa_train_params {
     const char *base;        /* model path (.gguf or HF directory) */
@@ -229,6 +289,11 @@ struct sa_train_params {
      * checkpoint it resumed from, or has none), so that --resume continues it exactly. */
     bool (*cancel)(void *user);
     void *cancel_user;
+    /* objectives (issue 15) */
+    enum sa_train_objective objective; /* SA_TRAIN_OBJ_SFT */
+    float dpo_beta;          /* DPO's beta: 0.1 */
+    const char *dpo_ref;     /* DPO's reference model (path, same vocabulary); NULL: the base
+                                itself before training (LoRA: the base without the adapters) */
 };
 struct sa_train_params sa_train_default_params(void);
 
@@ -242,6 +307,8 @@ struct sa_train_result {
     double seconds;           /* wall time of the steps of this process */
     bool stopped_early;       /* stop_after_steps hit (status OK) or cancelled (status CANCELLED) */
     int64_t peak_rss_kb;      /* peak resident memory of the process */
+    int64_t n_skipped;        /* DPO: records without a preference */
+    double eval_accuracy_before, eval_accuracy_after; /* DPO: held-out reward accuracy (NaN: none) */
 };
 
 /* Trains as described by p: reports progress through p->on_progress, writes log.csv, loss.svg

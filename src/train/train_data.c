@@ -29,13 +29,38 @@ static enum sa_status encode(const struct sa_tokenizer *tok, const char *text, b
     return sa_tokenize(tok, text, strlen(text), o, ids, n);
 }
 
-/* Prompt tokens of rec with its prefix starting at byte `cut`. */
-static enum sa_status prompt_ids(const struct sa_train_model *m, enum sa_chat_format fmt, const struct sa_record *rec,
-                                 size_t cut, int32_t **ids, size_t *n) {
-    struct sa_record r = *rec;
-    if (r.kind == SA_RECORD_SENTENCE) r.prefix = rec->prefix + cut;
+enum sa_status sa_tr_upstream_prompt_text(enum sa_chat_format fmt, const char *tmpl, const struct sa_record *rec,
+                                          size_t cut, char **out) {
+    *out = NULL;
+    char *pre = NULL;
+    if (rec->kind == SA_RECORD_SENTENCE && rec->prefix[cut]) {
+        const char *p = rec->prefix + cut;
+        size_t n = strlen(p);
+        bool ws = p[n - 1] == ' ' || p[n - 1] == '\n' || p[n - 1] == '\t' || p[n - 1] == '\r';
+        if (!(pre = malloc(n + 2))) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        memcpy(pre, p, n);
+        if (!ws) pre[n++] = '\n';
+        pre[n] = 0;
+    }
+    struct sa_chat_msg msg = {"user", rec->question};
+    enum sa_status s = sa_chat_render(fmt, tmpl, &msg, 1, true, pre, out, NULL);
+    free(pre);
+    return s;
+}
+
+/* Prompt tokens of rec with its prefix starting at byte `cut`: the aligner's prompt, or the
+ * upstream's. */
+static enum sa_status prompt_ids(const struct sa_train_model *m, enum sa_chat_format fmt, bool upstream,
+                                 const struct sa_record *rec, size_t cut, int32_t **ids, size_t *n) {
     char *text;
-    enum sa_status s = sa_tr_prompt_text(fmt, m->chat_template, &r, &text);
+    enum sa_status s;
+    if (upstream) {
+        s = sa_tr_upstream_prompt_text(fmt, m->chat_template, rec, cut, &text);
+    } else {
+        struct sa_record r = *rec;
+        if (r.kind == SA_RECORD_SENTENCE) r.prefix = rec->prefix + cut;
+        s = sa_tr_prompt_text(fmt, m->chat_template, &r, &text);
+    }
     if (s) return s;
     /* the BOS a template writes is in the text; otherwise the tokenizer adds it if the model asks */
     struct sa_tokenize_opts o = {!sa_chat_format_bos_in_text(fmt), true};
@@ -61,16 +86,61 @@ static size_t cut_points(const char *prefix, size_t **out) {
     return n;
 }
 
-static enum sa_status encode_record(const struct sa_train_model *m, enum sa_chat_format fmt, const struct sa_record *rec,
-                                    int32_t max_len, struct tr_example *ex, bool *dropped) {
-    int32_t *p = NULL, *t = NULL;
-    size_t np = 0, nt = 0;
-    *dropped = false;
+/* A response's tokens: text, then the end-of-turn token when `eot`. *ids malloc'd. */
+static enum sa_status response_ids(const struct sa_train_model *m, const char *text, bool eot, int32_t **ids,
+                                   size_t *n) {
+    int32_t *t = NULL;
+    size_t nt = 0;
+    enum sa_status s = encode(m->tok, text, false, &t, &nt);
+    if (s) return s;
+    int32_t *t2 = realloc(t, (nt + 1) * sizeof *t);
+    if (!t2) {
+        free(t);
+        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    }
+    if (eot) t2[nt++] = sa_tokenizer_eot(m->tok);
+    *ids = t2;
+    *n = nt;
+    return SA_STATUS_OK;
+}
+
+/* prompt + target into *ids (malloc'd). */
+static enum sa_status join_ids(const int32_t *p, size_t np, const int32_t *t, size_t nt, int32_t **ids, int32_t *n) {
+    *ids = malloc((np + nt) * sizeof **ids);
+    if (!*ids) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    memcpy(*ids, p, np * sizeof *p);
+    memcpy(*ids + np, t, nt * sizeof *t);
+    *n = (int32_t)(np + nt);
+    return SA_STATUS_OK;
+}
+
+/* One record as an example of objective `obj`: *dropped when it does not fit (or a response
+ * has no token), *skipped when DPO finds no preference in it. */
+static enum sa_status encode_record(const struct sa_train_model *m, enum sa_chat_format fmt,
+                                    enum sa_train_objective obj, const struct sa_record *rec, int32_t max_len,
+                                    struct tr_example *ex, bool *dropped, bool *skipped) {
+    int32_t *p = NULL, *t = NULL, *t2 = NULL;
+    size_t np = 0, nt = 0, nt2 = 0;
+    *dropped = *skipped = false;
     memset(ex, 0, sizeof *ex);
-    enum sa_status s = encode(m->tok, rec->correction, false, &t, &nt);
-    if (!s) s = prompt_ids(m, fmt, rec, 0, &p, &np);
+    const bool upstream = obj != SA_TRAIN_OBJ_SFT, dpo = obj == SA_TRAIN_OBJ_DPO;
+    const char *original = rec->kind == SA_RECORD_SENTENCE ? rec->last : rec->answer;
+    if (dpo && !strcmp(rec->correction, original)) {
+        *skipped = true;
+        return SA_STATUS_OK;
+    }
+    /* the aligner's target always ends its turn; the upstream's when the text ends the answer */
+    bool eot = !upstream || rec->kind == SA_RECORD_ANSWER || rec->eos == 1;
+    enum sa_status s = response_ids(m, rec->correction, eot, &t, &nt);
+    if (!s && dpo) s = response_ids(m, original, eot, &t2, &nt2);
+    if (!s) s = prompt_ids(m, fmt, upstream, rec, 0, &p, &np);
     if (s) goto out;
-    if ((int64_t)(np + nt + 1) > max_len) {
+    if (nt == 0 || (dpo && nt2 == 0)) { /* an empty response without end of turn: nothing to score */
+        *dropped = true;
+        goto out;
+    }
+    size_t need = SA_MAX(nt, nt2);
+    if ((int64_t)(np + need) > max_len) {
         size_t *cuts = NULL, nc = rec->kind == SA_RECORD_SENTENCE ? cut_points(rec->prefix, &cuts) : 0;
         bool fits = false;
         /* smallest cut that fits: the prompt shrinks as the cut moves right (binary search) */
@@ -78,8 +148,8 @@ static enum sa_status encode_record(const struct sa_train_model *m, enum sa_chat
         while (lo < hi && !s) {
             size_t mid = (lo + hi) / 2, n2 = 0;
             int32_t *p2 = NULL;
-            s = prompt_ids(m, fmt, rec, cuts[mid], &p2, &n2);
-            if (!s && (int64_t)(n2 + nt + 1) <= max_len) {
+            s = prompt_ids(m, fmt, upstream, rec, cuts[mid], &p2, &n2);
+            if (!s && (int64_t)(n2 + need) <= max_len) {
                 hi = mid;
                 free(p);
                 p = p2;
@@ -98,24 +168,24 @@ static enum sa_status encode_record(const struct sa_train_model *m, enum sa_chat
         }
         ex->truncated = true;
     }
-    ex->n = (int32_t)(np + nt + 1);
     ex->n_prompt = (int32_t)np;
-    ex->ids = malloc((size_t)ex->n * sizeof *ex->ids);
-    if (!ex->ids) {
-        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
-        goto out;
-    }
-    memcpy(ex->ids, p, np * sizeof *p);
-    memcpy(ex->ids + np, t, nt * sizeof *t);
-    ex->ids[np + nt] = sa_tokenizer_eot(m->tok);
+    s = join_ids(p, np, t, nt, &ex->ids, &ex->n);
+    if (!s && dpo) s = join_ids(p, np, t2, nt2, &ex->ids2, &ex->n2);
 out:
     free(p);
     free(t);
+    free(t2);
     return s;
 }
 
 enum sa_status sa_tr_dataset_build(const struct sa_train_model *m, const struct sa_records *r, const bool *use,
                                    bool use_value, int32_t max_len, struct tr_dataset *out) {
+    return sa_tr_dataset_build_obj(m, r, use, use_value, max_len, SA_TRAIN_OBJ_SFT, out);
+}
+
+enum sa_status sa_tr_dataset_build_obj(const struct sa_train_model *m, const struct sa_records *r, const bool *use,
+                                       bool use_value, int32_t max_len, enum sa_train_objective obj,
+                                       struct tr_dataset *out) {
     memset(out, 0, sizeof *out);
     if (!m->tok) return sa_error(SA_STATUS_UNSUPPORTED, "training: the base model has no tokenizer");
     if (sa_tokenizer_eot(m->tok) < 0) return sa_error(SA_STATUS_UNSUPPORTED, "training: the tokenizer has no end-of-turn token");
@@ -128,11 +198,16 @@ enum sa_status sa_tr_dataset_build(const struct sa_train_model *m, const struct 
     if (!out->ex) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     for (size_t i = 0; i < r->n; i++) {
         if (use && use[i] != use_value) continue;
-        bool dropped;
-        enum sa_status s = encode_record(m, fmt, &r->items[i], max_len, &out->ex[out->n], &dropped);
+        bool dropped, skipped;
+        enum sa_status s = encode_record(m, fmt, obj, &r->items[i], max_len, &out->ex[out->n], &dropped, &skipped);
         if (s) {
+            free(out->ex[out->n].ids); /* a partial pair */
             sa_tr_dataset_free(out);
             return sa_error_wrap(s, "record %zu", i + 1);
+        }
+        if (skipped) {
+            out->n_skipped++;
+            continue;
         }
         if (dropped) {
             out->n_dropped++;
@@ -141,13 +216,26 @@ enum sa_status sa_tr_dataset_build(const struct sa_train_model *m, const struct 
         out->n_truncated += out->ex[out->n].truncated;
         out->n++;
     }
+    if (obj == SA_TRAIN_OBJ_DPO && !(out->ref = calloc((size_t)(2 * out->n + 1), sizeof *out->ref))) {
+        sa_tr_dataset_free(out);
+        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    }
     return SA_STATUS_OK;
 }
 
 void sa_tr_dataset_free(struct tr_dataset *d) {
-    if (!d || !d->ex) return;
-    for (int64_t i = 0; i < d->n; i++) free(d->ex[i].ids);
+    if (!d) return;
+    if (!d->ex) {
+        free(d->ref);
+        memset(d, 0, sizeof *d);
+        return;
+    }
+    for (int64_t i = 0; i < d->n; i++) {
+        free(d->ex[i].ids);
+        free(d->ex[i].ids2);
+    }
     free(d->ex);
+    free(d->ref);
     memset(d, 0, sizeof *d);
 }
 
@@ -220,6 +308,30 @@ int64_t sa_tr_batch_fill(const struct tr_dataset *d, const int64_t *idx, int32_t
             tokens[b * T + t] = e->ids[t];
             if (t + 1 >= e->n_prompt) {
                 targets[b * T + t] = e->ids[t + 1];
+                n_tgt++;
+            }
+        }
+    }
+    *T_out = T;
+    return n_tgt;
+}
+
+int64_t sa_tr_pair_fill(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t pad, int32_t *tokens,
+                        int32_t *targets, int64_t *T_out) {
+    int64_t T = 1, n_tgt = 0;
+    for (int32_t b = 0; b < nb; b++) T = SA_MAX(T, SA_MAX(d->ex[idx[b]].n, d->ex[idx[b]].n2) - 1);
+    for (int64_t i = 0; i < 2 * nb * T; i++) {
+        tokens[i] = pad;
+        targets[i] = -100;
+    }
+    for (int32_t b = 0; b < 2 * nb; b++) {
+        const struct tr_example *e = &d->ex[idx[b / 2]];
+        const int32_t *ids = b % 2 ? e->ids2 : e->ids;
+        int32_t n = b % 2 ? e->n2 : e->n;
+        for (int32_t t = 0; t + 1 < n; t++) {
+            tokens[b * T + t] = ids[t];
+            if (t + 1 >= e->n_prompt) {
+                targets[b * T + t] = ids[t + 1];
                 n_tgt++;
             }
         }

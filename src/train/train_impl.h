@@ -81,6 +81,7 @@ struct sa_train_model {
     float *attn_scratch;              // (2 T T)
     float *lora_dh, *lora_dxd;        // (N, r), (N, max C_in)
     float *logits, *losses, *xc, *dxc; // (R, V), (R), (R, C) x2: LM head chunk of R rows
+    float *row_w, *row_loss;           // (N) x2: weight and loss of each target row (DPO)
     int64_t chunk_rows;
     /* mixed precision with AVX512-BF16: the LM head's weights packed for the bf16 GEMM once
      * per batch (forward: op(B) = W^T; backward dX: op(B) = W), reused by every row chunk */
@@ -91,6 +92,8 @@ struct sa_train_model {
     int n_threads;
     struct sa_adamw opt;
     bool opt_ready;
+    bool adapters_off;    /* sa_train_model_set_adapters(false): LoRA bypassed (the DPO reference) */
+    bool no_dropout;      /* LoRA dropout off (DPO's held-out evaluation) */
     /* what export and the data need from the base */
     char *base_path;
     bool base_gguf;
@@ -105,17 +108,22 @@ uint64_t sa_tr_mix(uint64_t x);
 
 /* ---- data (train_data.c) ---- */
 
-/* One encoded example: prompt then target tokens (the target is the correction + eot). */
+/* One encoded example: prompt then target tokens (the target is the correction + eot). DPO:
+ * ids = prompt + chosen, ids2 = the same prompt + rejected. */
 struct tr_example {
     int32_t *ids;     // (n) prompt + target
     int32_t n, n_prompt;
     bool truncated;   /* the prefix was shortened from the left */
+    int32_t *ids2;    // (n2) DPO: prompt + rejected; NULL otherwise
+    int32_t n2;
 };
 
 struct tr_dataset {
     struct tr_example *ex;
     int64_t n;
     int64_t n_truncated, n_dropped;
+    int64_t n_skipped; /* DPO: records without a preference (correction == original) */
+    double *ref;       // (2n) DPO: the reference's log-probabilities, chosen then rejected per pair
 };
 
 /* The text of the prompt for a record: the aligner input (sa_record_input) as the user turn
@@ -129,6 +137,25 @@ SA_NODISCARD enum sa_status sa_tr_dataset_build(const struct sa_train_model *m, 
                                                 const bool *use, bool use_value, int32_t max_len,
                                                 struct tr_dataset *out);
 void sa_tr_dataset_free(struct tr_dataset *d);
+/* sa_tr_dataset_build for an objective (docs/TRAINING.md, "Objectives"): SFT as above;
+ * SFT_UPSTREAM and DPO prompt with sa_tr_upstream_prompt_text; SFT_UPSTREAM's target is the
+ * correction, DPO's pair is (correction, original) and records whose correction equals the
+ * original are skipped (n_skipped). Their responses end with the end-of-turn token when they
+ * end the answer (whole-answer records; sentence records with eos == 1). */
+SA_NODISCARD enum sa_status sa_tr_dataset_build_obj(const struct sa_train_model *m, const struct sa_records *r,
+                                                    const bool *use, bool use_value, int32_t max_len,
+                                                    enum sa_train_objective obj, struct tr_dataset *out);
+/* The upstream's prompt for a record (DPO, SFT of the upstream): the question as the only user
+ * turn of the chat template, the assistant turn opened, and the prefix from byte `cut` on
+ * written into it (sentence records; followed by "\n" unless empty or ending in whitespace:
+ * the line break the pipeline keeps at the end of the upstream's prompt). *out malloc'd. */
+SA_NODISCARD enum sa_status sa_tr_upstream_prompt_text(enum sa_chat_format fmt, const char *tmpl,
+                                                       const struct sa_record *rec, size_t cut, char **out);
+/* DPO: fills tokens/targets (2 nb, T) for the pairs idx[0..nb): row 2k = prompt + chosen,
+ * 2k + 1 = prompt + rejected, right-padded; targets on the response tokens. Returns the number
+ * of target tokens; *T_out the width. tokens/targets must hold 2 nb x (the longest - 1). */
+int64_t sa_tr_pair_fill(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t pad, int32_t *tokens,
+                        int32_t *targets, int64_t *T_out);
 
 /* Batches of one epoch: seeded shuffle, then length bucketing (sorting within windows of
  * 50 batches), then a shuffle of the batch order. order receives n_ex indices; batch b is
@@ -139,5 +166,19 @@ SA_NODISCARD enum sa_status sa_tr_epoch_order(const struct tr_dataset *d, int32_
  * T = the longest example. Returns the number of target tokens; *T_out the width. */
 int64_t sa_tr_batch_fill(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t B, int32_t pad,
                          int32_t *tokens, int32_t *targets, int64_t *T_out);
+
+/* ---- DPO (train_dpo.c) ---- */
+
+/* The reference log-probabilities of every pair of the datasets ds[0..n_ds) into their ref:
+ * with p->dpo_ref NULL from `m` as it is (before the first step; LoRA: adapters off), else
+ * from that model (loaded, used and freed here; its vocabulary must be m's). Batches of
+ * p->batch pairs; `cancel` polled before each (CANCELLED). */
+SA_NODISCARD enum sa_status sa_tr_dpo_reference(const struct sa_train_params *p, struct sa_train_model *m,
+                                                struct tr_dataset *const *ds, int n_ds, int32_t pad);
+/* Held-out DPO loss (mean over pairs) and reward accuracy of `m` on d (adapters on, no
+ * dropout); tokens/targets hold 2 batch x the longest sequence. */
+SA_NODISCARD enum sa_status sa_tr_dpo_evaluate(struct sa_train_model *m, const struct tr_dataset *d, int32_t batch,
+                                               int32_t pad, float beta, int32_t *tokens, int32_t *targets,
+                                               double *loss, double *accuracy);
 
 #endif

@@ -36,6 +36,8 @@ struct sa_train_params sa_train_default_params(void) {
     p.log_every = 10;
     p.st_type = SA_DTYPE_F32;
     p.gguf_type = SA_DTYPE_F16;
+    p.objective = SA_TRAIN_OBJ_SFT;
+    p.dpo_beta = 0.1f;
     return p;
 }
 
@@ -104,7 +106,10 @@ struct run {
     int64_t total, warmup; /* steps */
     int64_t *order;        /* (n_train) order of the cached epoch */
     int64_t order_epoch;
-    int32_t *tokens, *targets; // (B, T_max) x2
+    int32_t *tokens, *targets; // (B, T_max) x2; DPO: (2B, T_max)
+    double *ref;               // (2B) DPO: the reference log-probabilities of a micro-batch's pairs
+    bool dpo;
+    double eval_acc_before;    /* DPO: held-out reward accuracy before step 1 */
     int32_t pad;
     FILE *csv;
     struct history hist;
@@ -121,6 +126,7 @@ static struct sa_train_progress progress_init(const struct run *r, enum sa_train
     pr.event = ev;
     pr.total_steps = r->total;
     pr.loss = pr.eval_loss = NAN;
+    pr.reward_margin = pr.reward_accuracy = pr.eval_accuracy = NAN;
     return pr;
 }
 
@@ -150,7 +156,12 @@ static enum sa_status micro_batch(struct run *r, int64_t u, const int64_t **idx,
 
 /* Mean loss over the held-out examples (in their file order, batches of B). With `cancellable`,
  * the cancel hook is polled before each batch (CANCELLED). */
-static enum sa_status evaluate(struct run *r, bool cancellable, double *out) {
+static enum sa_status evaluate(struct run *r, bool cancellable, double *out, double *acc) {
+    *acc = NAN;
+    if (r->dpo) {
+        if (cancellable && cancelled(r)) return sa_error(SA_STATUS_CANCELLED, "training cancelled before the first step");
+        return sa_tr_dpo_evaluate(r->m, &r->eval, r->p->batch, r->pad, r->p->dpo_beta, r->tokens, r->targets, out, acc);
+    }
     double sum = 0;
     int64_t n_tok = 0, B = r->p->batch;
     int64_t *idx = malloc((size_t)B * sizeof *idx);
@@ -217,6 +228,8 @@ static enum sa_status save_checkpoint(struct run *r, int64_t step, int64_t token
     cJSON_AddNumberToObject(j, "n_train", (double)r->train.n);
     cJSON_AddNumberToObject(j, "lora_rank", r->p->model.lora_rank);
     cJSON_AddStringToObject(j, "precision", sa_train_precision_name(r->p->model.precision));
+    cJSON_AddStringToObject(j, "objective", sa_train_objective_name(r->p->objective));
+    if (r->dpo) cJSON_AddNumberToObject(j, "dpo_beta", r->p->dpo_beta);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -276,13 +289,19 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "precision");
     enum sa_train_precision prec = SA_TRAIN_FP32;
     bool prec_ok = !pr || (cJSON_IsString(pr) && !sa_train_precision_from_name(pr->valuestring, &prec));
+    /* checkpoints from before the objectives have none: sft */
+    const cJSON *ob = cJSON_GetObjectItemCaseSensitive(j, "objective"), *bb = cJSON_GetObjectItemCaseSensitive(j, "dpo_beta");
+    enum sa_train_objective obj = SA_TRAIN_OBJ_SFT;
+    if (ob && (!cJSON_IsString(ob) || sa_train_objective_from_name(ob->valuestring, &obj))) same = false;
+    if (obj != r->p->objective || (r->dpo && (!cJSON_IsNumber(bb) || (float)bb->valuedouble != r->p->dpo_beta)))
+        same = false;
     *step = (int64_t)st->valuedouble;
     *tokens = (int64_t)tk->valuedouble;
     cJSON_Delete(j);
     if (!same)
         return sa_error(SA_STATUS_BAD_ARGUMENT,
-                        "--resume: the checkpoint in %s was made with other options (seed, batch, grad-accum, epochs or "
-                        "data); resume with the same ones",
+                        "--resume: the checkpoint in %s was made with other options (seed, batch, grad-accum, epochs, "
+                        "data, objective or beta); resume with the same ones",
                         r->p->out);
     if (!prec_ok) return sa_error(SA_STATUS_BAD_FILE, "%s: bad \"precision\"", sp);
     if (prec != r->p->model.precision)
@@ -309,13 +328,14 @@ static enum sa_status csv_truncate(struct run *r, int64_t step) {
         if (!header) {
             long long st = strtoll(line, NULL, 10);
             if (st > step) break;
-            char *f[8] = {0};
+            char *f[12] = {0};
             int nf = 0;
             char *copy = strdup(line), *p = copy, *q;
-            while (copy && nf < 8 && (q = strsep(&p, ","))) f[nf++] = q;
+            while (copy && nf < 12 && (q = strsep(&p, ","))) f[nf++] = q;
             double loss = nf > 2 && *f[2] ? strtod(f[2], NULL) : NAN, ev = nf > 6 && *f[6] ? strtod(f[6], NULL) : NAN;
             s = hist_set(&r->hist, st, loss, ev);
             if (st == 0 && !isnan(ev)) r->eval_before = ev; /* the run's held-out loss before step 1 */
+            if (st == 0 && nf > 11 && *f[11]) r->eval_acc_before = strtod(f[11], NULL);
             free(copy);
         }
         header = false;
@@ -353,16 +373,18 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
     enum sa_status s = SA_STATUS_OK;
     for (int64_t step = start; step < r->total && !s; step++) {
         sa_train_model_zero_grad(r->m);
-        /* the denominator: target tokens of all micro-batches of the step (the mean over them) */
+        /* the denominator: target tokens (DPO: pairs) of all micro-batches of the step (the mean
+         * over them) */
         int64_t n_tgt = 0;
         for (int g = 0; g < p->grad_accum && !s; g++) {
             const int64_t *idx;
             int32_t nb;
             int64_t T;
             if (!(s = micro_batch(r, step * p->grad_accum + g, &idx, &nb)))
-                n_tgt += sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
+                n_tgt += r->dpo ? nb : sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
         }
         double loss = 0;
+        struct sa_train_dpo_stats dst = {0};
         int64_t tokens_before = tokens_total, res_tokens_before = res->tokens;
         bool stop_now = false;
         for (int g = 0; g < p->grad_accum && !s; g++) {
@@ -374,11 +396,29 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
             const int64_t *idx;
             int32_t nb;
             if ((s = micro_batch(r, u, &idx, &nb))) break;
+            uint64_t seed = sa_tr_mix(p->model.seed ^ sa_tr_mix((uint64_t)u));
+            if (r->dpo) {
+                sa_tr_pair_fill(&r->train, idx, nb, r->pad, r->tokens, r->targets, &T);
+                for (int32_t k = 0; k < nb; k++) {
+                    const struct tr_example *e = &r->train.ex[idx[k]];
+                    tokens_total += e->n - 1 + e->n2 - 1, res->tokens += e->n - 1 + e->n2 - 1;
+                    r->ref[2 * k] = r->train.ref[2 * idx[k]];
+                    r->ref[2 * k + 1] = r->train.ref[2 * idx[k] + 1];
+                }
+                struct sa_train_dpo_stats st;
+                s = sa_train_model_dpo_step(r->m, r->tokens, r->targets, 2 * nb, T, r->ref, p->dpo_beta,
+                                            (float)SA_MAX(n_tgt, 1), true, seed, &st);
+                loss += st.loss;
+                dst.chosen_reward += st.chosen_reward;
+                dst.rejected_reward += st.rejected_reward;
+                dst.n_correct += st.n_correct;
+                dst.n_pairs += st.n_pairs;
+                continue;
+            }
             sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
             for (int32_t k = 0; k < nb; k++) tokens_total += r->train.ex[idx[k]].n - 1, res->tokens += r->train.ex[idx[k]].n - 1;
             float l;
-            s = sa_train_model_step_batch(r->m, r->tokens, r->targets, nb, T, (float)SA_MAX(n_tgt, 1), true,
-                                          sa_tr_mix(p->model.seed ^ sa_tr_mix((uint64_t)u)), &l);
+            s = sa_train_model_step_batch(r->m, r->tokens, r->targets, nb, T, (float)SA_MAX(n_tgt, 1), true, seed, &l);
             loss += l;
         }
         if (s) break;
@@ -394,17 +434,23 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
         res->steps = step + 1;
         if (done == 1) res->first_loss = loss;
         res->last_loss = loss;
-        double ev = NAN;
+        double ev = NAN, eacc = NAN;
         bool last = step + 1 == r->total;
         if (r->eval.n && ((p->eval_every && (step + 1) % p->eval_every == 0) || last)) {
-            if ((s = evaluate(r, false, &ev))) break;
-            if (last) res->eval_loss_after = ev;
+            if ((s = evaluate(r, false, &ev, &eacc))) break;
+            if (last) res->eval_loss_after = ev, res->eval_accuracy_after = eacc;
         }
         if ((s = hist_set(&r->hist, step + 1, loss, ev))) break;
         double epoch = (double)(step * p->grad_accum + p->grad_accum) / (double)r->nb;
         fprintf(r->csv, "%lld,%.4f,%.6f,%.6e,%.6f,%lld,", (long long)(step + 1), epoch, loss, (double)lr, gnorm,
                 (long long)tokens_total);
         if (!isnan(ev)) fprintf(r->csv, "%.6f", ev);
+        double np = (double)SA_MAX(dst.n_pairs, 1), margin = (dst.chosen_reward - dst.rejected_reward) / np,
+               acc = (double)dst.n_correct / np;
+        if (r->dpo) {
+            fprintf(r->csv, ",%.6f,%.6f,%.6f,%.4f,", dst.chosen_reward / np, dst.rejected_reward / np, margin, acc);
+            if (!isnan(eacc)) fprintf(r->csv, "%.4f", eacc);
+        }
         fprintf(r->csv, "\n");
         fflush(r->csv);
         bool stop = p->stop_after_steps > 0 && done >= p->stop_after_steps && !last;
@@ -421,6 +467,7 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
         pr.tokens_per_s = el > 0 ? (double)res->tokens / el : 0;
         pr.eta_s = el / (double)done * (double)(r->total - step - 1);
         pr.eval_loss = ev;
+        if (r->dpo) pr.reward_margin = margin, pr.reward_accuracy = acc, pr.eval_accuracy = eacc;
         pr.log_step = p->log_every > 0 && ((step + 1) % p->log_every == 0 || last);
         pr.last = last;
         pr.checkpoint = ckpt;
@@ -451,27 +498,32 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     if (!is_dev) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     if (p->eval_fraction > 0) s = sa_records_split(recs, p->eval_fraction, p->model.seed, is_dev);
     if (!s) s = sa_train_model_load(p->base, &p->model, &r->m);
-    if (!s) s = sa_tr_dataset_build(r->m, recs, is_dev, false, p->max_length, &r->train);
-    if (!s && p->eval_fraction > 0) s = sa_tr_dataset_build(r->m, recs, is_dev, true, p->max_length, &r->eval);
+    if (!s) s = sa_tr_dataset_build_obj(r->m, recs, is_dev, false, p->max_length, p->objective, &r->train);
+    if (!s && p->eval_fraction > 0)
+        s = sa_tr_dataset_build_obj(r->m, recs, is_dev, true, p->max_length, p->objective, &r->eval);
     free(is_dev);
     if (s) return s;
+    res->n_skipped = r->train.n_skipped + r->eval.n_skipped;
     res->n_train = r->train.n;
     res->n_eval = r->eval.n;
     res->n_truncated = r->train.n_truncated + r->eval.n_truncated;
     res->n_dropped = r->train.n_dropped + r->eval.n_dropped;
-    if (r->train.n == 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "%s: no training record left (all dropped or held out)", p->data);
+    if (r->train.n == 0)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "%s: no training record left (all dropped%s or held out)", p->data,
+                        r->dpo ? ", without a preference" : "");
     r->nb = (r->train.n + p->batch - 1) / p->batch;
     r->total = p->max_steps > 0 ? p->max_steps : SA_MAX((int64_t)p->epochs * r->nb / p->grad_accum, 1);
     r->warmup = sa_lr_warmup_steps(p->warmup_ratio, r->total);
-    int64_t T = 1;
-    for (int64_t i = 0; i < r->train.n; i++) T = SA_MAX(T, r->train.ex[i].n - 1);
-    for (int64_t i = 0; i < r->eval.n; i++) T = SA_MAX(T, r->eval.ex[i].n - 1);
+    int64_t T = 1, rows = r->dpo ? 2 * (int64_t)p->batch : p->batch;
+    for (int64_t i = 0; i < r->train.n; i++) T = SA_MAX(T, SA_MAX(r->train.ex[i].n, r->train.ex[i].n2) - 1);
+    for (int64_t i = 0; i < r->eval.n; i++) T = SA_MAX(T, SA_MAX(r->eval.ex[i].n, r->eval.ex[i].n2) - 1);
     size_t bytes;
-    if ((s = sa_train_model_reserve(r->m, p->batch, T, &bytes))) return s;
+    if ((s = sa_train_model_reserve(r->m, rows, T, &bytes))) return s;
     r->order = malloc((size_t)r->train.n * sizeof *r->order);
-    r->tokens = malloc((size_t)(p->batch * T) * sizeof *r->tokens);
-    r->targets = malloc((size_t)(p->batch * T) * sizeof *r->targets);
-    if (!r->order || !r->tokens || !r->targets) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    r->tokens = malloc((size_t)(rows * T) * sizeof *r->tokens);
+    r->targets = malloc((size_t)(rows * T) * sizeof *r->targets);
+    r->ref = malloc((size_t)rows * sizeof *r->ref);
+    if (!r->order || !r->tokens || !r->targets || !r->ref) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     r->order_epoch = -1;
     int32_t pad = sa_tokenizer_pad(r->m->tok);
     r->pad = pad >= 0 ? pad : sa_tokenizer_eot(r->m->tok);
@@ -486,7 +538,14 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     pr.n_trainable = sa_train_model_n_params(r->m, true);
     pr.warmup_steps = r->warmup;
     pr.activation_bytes = bytes;
+    pr.n_skipped = res->n_skipped;
     report(r, &pr);
+    /* DPO: the reference's log-probabilities, from the frozen initial model: after START (the
+     * cancel hook works from there on) and before any step or checkpoint is loaded */
+    if (r->dpo) {
+        struct tr_dataset *ds[2] = {&r->train, &r->eval};
+        return sa_tr_dpo_reference(p, r->m, ds, r->eval.n ? 2 : 1, r->pad);
+    }
     return SA_STATUS_OK;
 }
 
@@ -499,10 +558,17 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         p.eval_fraction < 0 || p.eval_fraction >= 1 || p.max_steps < 0)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "training: batch, grad-accum and lr must be positive, warmup ratio in [0, 1], "
                                                 "eval fraction in [0, 1)");
+    if ((unsigned)p.objective > SA_TRAIN_OBJ_SFT_UPSTREAM)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: unknown objective %d", (int)p.objective);
+    if (p.objective == SA_TRAIN_OBJ_DPO && !(p.dpo_beta > 0 && isfinite(p.dpo_beta)))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: DPO's beta must be positive (%g)", (double)p.dpo_beta);
+    res->eval_accuracy_before = res->eval_accuracy_after = NAN;
     struct run r;
     memset(&r, 0, sizeof r);
     r.p = &p;
     r.ckpt_step = -1;
+    r.dpo = p.objective == SA_TRAIN_OBJ_DPO;
+    r.eval_acc_before = NAN;
     struct sa_records recs;
     sa_records_init(&recs);
     enum sa_status s = sa_mkdir_p(p.out, 0755);
@@ -520,6 +586,7 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         if (!s) {
             r.ckpt_step = start;
             res->eval_loss_before = r.eval_before;
+            res->eval_accuracy_before = r.eval_acc_before;
             struct sa_train_progress pr = progress_init(&r, SA_TRAIN_EVENT_RESUMED);
             pr.step = start;
             report(&r, &pr);
@@ -529,18 +596,23 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         r.csv = fopen(at(&r, "log.csv"), p.resume ? "a" : "w");
         if (!r.csv) s = sa_error(SA_STATUS_IO, "cannot write %s", r.path);
         else if (!p.resume) {
-            fprintf(r.csv, "step,epoch,loss,lr,grad_norm,tokens,eval_loss\n");
+            fprintf(r.csv, "step,epoch,loss,lr,grad_norm,tokens,eval_loss%s\n",
+                    r.dpo ? ",reward_chosen,reward_rejected,reward_margin,reward_accuracy,eval_accuracy" : "");
             if (r.eval.n) {
-                double ev;
-                s = evaluate(&r, true, &ev);
+                double ev, eacc;
+                s = evaluate(&r, true, &ev, &eacc);
                 if (!s) {
                     res->eval_loss_before = ev;
+                    res->eval_accuracy_before = eacc;
                     s = hist_set(&r.hist, 0, NAN, ev);
-                    fprintf(r.csv, "0,0,,,,0,%.6f\n", ev);
+                    fprintf(r.csv, "0,0,,,,0,%.6f", ev);
+                    if (r.dpo) fprintf(r.csv, ",,,,,%.4f", eacc);
+                    fprintf(r.csv, "\n");
                 }
                 if (!s) {
                     struct sa_train_progress pr = progress_init(&r, SA_TRAIN_EVENT_EVAL);
                     pr.eval_loss = ev;
+                    pr.eval_accuracy = eacc;
                     report(&r, &pr);
                 }
             }
@@ -570,6 +642,7 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
     free(r.order);
     free(r.tokens);
     free(r.targets);
+    free(r.ref);
     sa_tr_dataset_free(&r.train);
     sa_tr_dataset_free(&r.eval);
     sa_train_model_free(r.m);

@@ -545,6 +545,8 @@ static void carve_arena(struct sa_train_model *m, struct carve *cv, int64_t B, i
     m->chunk_rows = SA_MIN(N, 128);
     m->logits = TAKEF(cv, m->chunk_rows * (int64_t)c->n_vocab);
     m->losses = TAKEF(cv, m->chunk_rows);
+    m->row_w = TAKEF(cv, N);
+    m->row_loss = TAKEF(cv, N);
     m->xc = TAKEF(cv, m->chunk_rows * C);
     m->dxc = TAKEF(cv, m->chunk_rows * C);
 }
@@ -596,7 +598,7 @@ static inline float *G_(const struct sa_train_model *m, int32_t i) { return i >=
 
 static struct sa_tr_lora lora_of(const struct sa_train_model *m, int l, int j, uint64_t seed) {
     const struct tr_lin *ln = &m->layers[l].lin[j];
-    struct sa_tr_lora L = {ln->C, ln->OC, m->p.lora_rank, m->lora_scale, m->p.lora_dropout,
+    struct sa_tr_lora L = {ln->C, ln->OC, m->p.lora_rank, m->lora_scale, m->no_dropout ? 0.0f : m->p.lora_dropout,
                            sa_tr_mix(seed ^ sa_tr_mix(0x10000ull + (uint64_t)(l * TR_N_LIN + j))),
                            m->p.precision == SA_TRAIN_BF16, m->tp};
     return L;
@@ -604,7 +606,7 @@ static struct sa_tr_lora lora_of(const struct sa_train_model *m, int l, int j, u
 
 static void lin_fwd(struct sa_train_model *m, int l, int j, float *out, const float *inp, int64_t N, uint64_t seed) {
     const struct tr_lin *ln = &m->layers[l].lin[j];
-    if (ln->A >= 0) {
+    if (ln->A >= 0 && !m->adapters_off) {
         struct sa_tr_lora L = lora_of(m, l, j, seed);
         sa_tr_lora_fwd(&L, out, m->layers[l].lora_xd[j], m->layers[l].lora_h[j], inp, W_(m, ln->W), W_(m, ln->b),
                        W_(m, ln->A), W_(m, ln->B), N);
@@ -744,8 +746,11 @@ static void layer_bwd(struct sa_train_model *m, int l, int64_t B, int64_t T, uin
                          p1);
 }
 
-/* LM head and loss over the rows with a target, in chunks; with grad, dL/dxn_f into m->dxn. */
-static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float denom, bool grad, float *loss) {
+/* LM head and loss over the rows with a target, in chunks; with grad, dL/dxn_f into m->dxn.
+ * row_w (n_rows, may be NULL: 1) weighs each target row's cross-entropy; row_loss (n_rows,
+ * may be NULL) receives each row's cross-entropy. */
+static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float denom, bool grad, const float *row_w,
+                                float *row_loss, float *loss) {
     const struct sa_model_config *c = &m->cfg;
     int64_t C = c->n_embd, V = c->n_vocab, R = m->chunk_rows;
     const float *Wout = W_(m, m->lm_head);
@@ -777,9 +782,11 @@ static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float 
         else if (bf16) sa_tr_linear_fwd_bf16(m->tp, m->logits, m->xc, Wout, NULL, nr, C, V);
         else sa_tr_linear_fwd_tp(m->tp, m->logits, m->xc, Wout, NULL, nr, C, V);
         float part;
-        enum sa_status s = sa_tr_cross_entropy(m->tp, m->logits, m->losses, m->tg + r0, NULL, nr, V, denom, grad, &part);
+        enum sa_status s = sa_tr_cross_entropy(m->tp, m->logits, m->losses, m->tg + r0, row_w ? row_w + r0 : NULL, nr,
+                                               V, denom, grad, &part);
         if (s) return s;
         total += part;
+        if (row_loss) memcpy(row_loss + r0, m->losses, (size_t)nr * sizeof(float));
         if (!grad) continue;
         zero(m, m->dxc, nr * C);
         if (pk) {
@@ -799,11 +806,11 @@ static enum sa_status head_loss(struct sa_train_model *m, int64_t n_rows, float 
     return SA_STATUS_OK;
 }
 
-enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t *tokens, const int32_t *targets,
-                                         int64_t B, int64_t T, float denom, bool grad, uint64_t dropout_seed,
-                                         float *loss) {
+/* Checks (B, T) and the targets, lists the target rows (m->rows, m->tg, *n_rows) and runs the
+ * forward up to the final norm (m->xn_f). */
+static enum sa_status forward(struct sa_train_model *m, const int32_t *tokens, const int32_t *targets, int64_t B,
+                              int64_t T, uint64_t dropout_seed, int64_t *n_rows_out) {
     const struct sa_model_config *c = &m->cfg;
-    *loss = 0;
     if (!m->arena || B <= 0 || T <= 0 || B > m->B_max || T > m->T_max || B * T > m->B_max * m->T_max)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "training: batch %lld x %lld exceeds the reserved %lld x %lld", (long long)B,
                         (long long)T, (long long)m->B_max, (long long)m->T_max);
@@ -816,29 +823,141 @@ enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t
         m->rows[n_rows] = (int32_t)i;
         m->tg[n_rows++] = targets[i];
     }
-    if (n_rows == 0 && denom <= 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "training: the batch has no target token");
-    if (denom <= 0) denom = (float)n_rows;
+    *n_rows_out = n_rows;
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = 0; t < T; t++) m->pos[b * T + t] = (int32_t)t;
     enum sa_status s = sa_tr_embedding_fwd(m->x[0], tokens, W_(m, m->embd), N, C, c->n_vocab);
     if (s) return s;
     if (c->embd_scale) sa_tr_scale_tp(m->tp, m->x[0], N * C, m->embd_scale);
     for (int l = 0; l < c->n_layer; l++) layer_fwd(m, l, B, T, dropout_seed);
-    bool p1 = c->norm_plus_one;
-    sa_tr_rmsnorm_fwd_tp(m->tp, m->xn_f, m->rstd_f, m->x[c->n_layer], W_(m, m->out_norm), N, C, c->rms_eps, p1);
-    if (grad) zero(m, m->dxn, N * C);
-    if ((s = head_loss(m, n_rows, denom, grad, loss))) return s;
-    if (!grad) return SA_STATUS_OK;
+    sa_tr_rmsnorm_fwd_tp(m->tp, m->xn_f, m->rstd_f, m->x[c->n_layer], W_(m, m->out_norm), N, C, c->rms_eps,
+                         c->norm_plus_one);
+    return SA_STATUS_OK;
+}
+
+/* The backward from dL/dxn_f (m->dxn) to every gradient. */
+static void backward(struct sa_train_model *m, const int32_t *tokens, int64_t B, int64_t T, uint64_t dropout_seed) {
+    const struct sa_model_config *c = &m->cfg;
+    int64_t N = B * T, C = c->n_embd;
     zero(m, m->dres, N * C);
     sa_tr_rmsnorm_bwd_tp(m->tp, m->dres, G_(m, m->out_norm), m->dxn, m->x[c->n_layer], W_(m, m->out_norm), m->rstd_f, N,
-                         C, p1);
+                         C, c->norm_plus_one);
     for (int l = c->n_layer - 1; l >= 0; l--) layer_bwd(m, l, B, T, dropout_seed);
     float *dE = G_(m, m->embd);
     if (dE) {
         if (c->embd_scale) sa_tr_scale_tp(m->tp, m->dres, N * C, m->embd_scale);
         sa_tr_embedding_bwd_tp(m->tp, dE, m->dres, tokens, N, C);
     }
+}
+
+static enum sa_status no_grad_without_adapters(const struct sa_train_model *m, bool grad) {
+    if (grad && m->adapters_off && m->p.lora_rank > 0)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: no gradient with the LoRA adapters switched off");
     return SA_STATUS_OK;
+}
+
+enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t *tokens, const int32_t *targets,
+                                         int64_t B, int64_t T, float denom, bool grad, uint64_t dropout_seed,
+                                         float *loss) {
+    *loss = 0;
+    int64_t n_rows;
+    enum sa_status s = no_grad_without_adapters(m, grad);
+    if (!s) s = forward(m, tokens, targets, B, T, dropout_seed, &n_rows);
+    if (s) return s;
+    if (n_rows == 0 && denom <= 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "training: the batch has no target token");
+    if (denom <= 0) denom = (float)n_rows;
+    if (grad) zero(m, m->dxn, B * T * m->cfg.n_embd);
+    if ((s = head_loss(m, n_rows, denom, grad, NULL, NULL, loss))) return s;
+    if (grad) backward(m, tokens, B, T, dropout_seed);
+    return SA_STATUS_OK;
+}
+
+/* ---- DPO ---- */
+
+void sa_train_model_set_adapters(struct sa_train_model *m, bool on) { m->adapters_off = !on; }
+
+/* logp[b] = -(sum of the cross-entropies of sequence b's target rows), from m->row_loss. */
+static void seq_sums(const struct sa_train_model *m, int64_t n_rows, int64_t B, int64_t T, double *logp) {
+    for (int64_t b = 0; b < B; b++) logp[b] = 0;
+    for (int64_t i = 0; i < n_rows; i++) logp[m->rows[i] / T] -= m->row_loss[i];
+}
+
+enum sa_status sa_train_model_seq_logp(struct sa_train_model *m, const int32_t *tokens, const int32_t *targets,
+                                       int64_t B, int64_t T, uint64_t dropout_seed, double *logp) {
+    int64_t n_rows;
+    float loss;
+    enum sa_status s = forward(m, tokens, targets, B, T, dropout_seed, &n_rows);
+    if (!s && n_rows) s = head_loss(m, n_rows, 1.0f, false, NULL, m->row_loss, &loss);
+    if (s) return s;
+    seq_sums(m, n_rows, B, T, logp);
+    return SA_STATUS_OK;
+}
+
+/* -log sigmoid(x), stable for any x */
+static double neg_log_sigmoid(double x) { return x >= 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
+static double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
+
+enum sa_status sa_train_model_dpo_step(struct sa_train_model *m, const int32_t *tokens, const int32_t *targets,
+                                       int64_t B, int64_t T, const double *ref_logp, float beta, float denom, bool grad,
+                                       uint64_t dropout_seed, struct sa_train_dpo_stats *st) {
+    if (st) memset(st, 0, sizeof *st);
+    if (B <= 0 || B % 2) return sa_error(SA_STATUS_BAD_ARGUMENT, "DPO: %lld sequences is not a whole number of pairs", (long long)B);
+    if (!(beta > 0)) return sa_error(SA_STATUS_BAD_ARGUMENT, "DPO: beta must be positive (%g)", (double)beta);
+    int64_t P = B / 2, n_rows;
+    enum sa_status s = no_grad_without_adapters(m, grad);
+    if (!s) s = forward(m, tokens, targets, B, T, dropout_seed, &n_rows);
+    if (s) return s;
+    /* every response has a target row */
+    bool *has = calloc((size_t)B, sizeof *has);
+    double *logp = malloc((size_t)B * sizeof *logp), *dlogp = malloc((size_t)B * sizeof *dlogp);
+    if (!has || !logp || !dlogp) {
+        s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < n_rows; i++) has[m->rows[i] / T] = true;
+    for (int64_t b = 0; b < B; b++)
+        if (!has[b]) {
+            s = sa_error(SA_STATUS_BAD_ARGUMENT, "DPO: sequence %lld (the %s response of pair %lld) has no target token",
+                         (long long)b, b % 2 ? "rejected" : "chosen", (long long)(b / 2));
+            goto out;
+        }
+    float l0;
+    if ((s = head_loss(m, n_rows, 1.0f, false, NULL, m->row_loss, &l0))) goto out;
+    seq_sums(m, n_rows, B, T, logp);
+    if (denom <= 0) denom = (float)P;
+    double loss = 0, rc = 0, rr = 0;
+    int64_t correct = 0;
+    for (int64_t i = 0; i < P; i++) {
+        double c = beta * (logp[2 * i] - ref_logp[2 * i]), r = beta * (logp[2 * i + 1] - ref_logp[2 * i + 1]);
+        loss += neg_log_sigmoid(c - r);
+        rc += c;
+        rr += r;
+        correct += c > r;
+        /* dL_i/dlogp(chosen) = -beta sigmoid(-(c - r)); dL_i/dlogp(rejected) = +beta sigmoid(-(c - r)) */
+        double g = beta * sigmoid(r - c) / denom;
+        dlogp[2 * i] = -g;
+        dlogp[2 * i + 1] = g;
+    }
+    if (st) {
+        st->loss = loss / denom;
+        st->chosen_reward = rc;
+        st->rejected_reward = rr;
+        st->n_correct = correct;
+        st->n_pairs = P;
+    }
+    if (!grad) goto out;
+    /* logp(b) = -sum of its rows' cross-entropies: the gradient is the cross-entropy's,
+     * weighted per row by -dL/dlogp of its sequence */
+    for (int64_t i = 0; i < n_rows; i++) m->row_w[i] = (float)-dlogp[m->rows[i] / T];
+    zero(m, m->dxn, B * T * m->cfg.n_embd);
+    float l1;
+    if ((s = head_loss(m, n_rows, 1.0f, true, m->row_w, NULL, &l1))) goto out;
+    backward(m, tokens, B, T, dropout_seed);
+out:
+    free(has);
+    free(logp);
+    free(dlogp);
+    return s;
 }
 
 /* ---- optimizer ---- */

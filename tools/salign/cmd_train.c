@@ -15,6 +15,9 @@
 static bool parse_precision(const char *v, void *field) {
     return sa_train_precision_from_name(v, field) == SA_STATUS_OK;
 }
+static bool parse_objective(const char *v, void *field) {
+    return sa_train_objective_from_name(v, field) == SA_STATUS_OK;
+}
 static bool parse_targets(const char *v, void *field) {
     return sa_lora_targets_parse(v, field) == SA_STATUS_OK;
 }
@@ -44,6 +47,16 @@ static const struct cli_opt train_opts[] = {
     {"base", 'b', CLI_OPT_STR, O(base), .arg = "MODEL", .help = "base model"},
     {"data", 'd', CLI_OPT_STR, P(data), .arg = "FILE", .help = "training records"},
     {"out", 'o', CLI_OPT_STR, P(out), .arg = "DIR", .help = "output directory"},
+    {"objective", 0, CLI_OPT_CUSTOM, P(objective), .parse = parse_objective, .expect = "sft, dpo or sft-upstream",
+     .arg = "O",
+     .help = "sft (default): the aligner on its input; dpo: DPO of the upstream\n(prompt = question + prefix, chosen = "
+             "correction, rejected\n= the original); sft-upstream: SFT of the upstream on the\ncorrections "
+             "(docs/TRAINING.md, \"Objectives\")"},
+    {"beta", 0, CLI_OPT_FLOAT, P(dpo_beta), .lo = 0, .hi = 1e4, .open = CLI_LO_OPEN, .arg = "B",
+     .help = "DPO's beta (default 0.1)"},
+    {"ref", 0, CLI_OPT_STR, P(dpo_ref), .arg = "MODEL",
+     .help = "DPO's frozen reference model (same vocabulary); default: the\nbase before training (with --lora: the base "
+             "without the adapter)"},
     {"lora", 0, CLI_OPT_INT, P(model.lora_rank), .imin = 0, .imax = 4096, .arg = "R",
      .help = "LoRA of rank R (base weights frozen); default 0: full fine-tuning"},
     {"lora-alpha", 0, CLI_OPT_FLOAT, P(model.lora_alpha), .lo = 1e-6, .hi = 1e6, .arg = "A",
@@ -123,9 +136,14 @@ const struct cli_cmd cli_cmd_train = {
              "DIR/loss.svg, DIR/checkpoint/ and the model in DIR/model/ (model.safetensors,\n"
              "config.json, tokenizer files, model-<type>.gguf; with --lora also adapter.gguf, the\n"
              "adapter alone in llama.cpp's GGUF LoRA format: salign generate --lora, salign align\n"
-             "--aligner-lora, llama.cpp --lora). Defaults: the official recipe.\n\n",
+             "--aligner-lora, llama.cpp --lora). Defaults: the official recipe.\n"
+             "--objective dpo / sft-upstream train the UPSTREAM on the same records instead (the\n"
+             "paper's DPO and SFT baselines): the prompt is the question in MODEL's chat template\n"
+             "with the prefix written into the answer.\n\n",
     .epilog = "Example:\n"
-              "  salign train --base smollm2-135m-instruct --data records.jsonl --out run1 --lora 16 --lr 2e-4\n",
+              "  salign train --base smollm2-135m-instruct --data records.jsonl --out run1 --lora 16 --lr 2e-4\n"
+              "  salign train --base qwen2.5-coder-0.5b-instruct --data records.jsonl --out dpo1 --objective dpo \\\n"
+              "      --beta 0.1 --lora 16 --lr 5e-5\n",
 };
 
 /* ---- progress on stderr: on a terminal, one line per step redrawn in place ("\r" and erase
@@ -160,20 +178,31 @@ static void train_progress(void *user, const struct sa_train_progress *pr) {
     case SA_TRAIN_EVENT_START:
         fprintf(stderr,
                 "salign train: %lld records: %lld train, %lld held out; %lld truncated, %lld dropped (max length %d)\n"
-                "salign train: %s, %lld parameters, %lld trainable (%s, %s); %lld steps of %d x %d sequences, warmup "
+                "salign train: %s, %lld parameters, %lld trainable (%s, %s); %lld steps of %d x %d %s, warmup "
                 "%lld; activations %.0f MiB\n",
                 (long long)pr->n_records, (long long)pr->n_train, (long long)pr->n_eval, (long long)pr->n_truncated,
                 (long long)pr->n_dropped, p->max_length, pr->arch, (long long)pr->n_params, (long long)pr->n_trainable,
                 p->model.lora_rank ? "LoRA" : "full fine-tuning", sa_train_precision_name(p->model.precision),
-                (long long)pr->total_steps, p->batch, p->grad_accum, (long long)pr->warmup_steps,
+                (long long)pr->total_steps, p->batch, p->grad_accum,
+                p->objective == SA_TRAIN_OBJ_DPO ? "pairs" : "sequences", (long long)pr->warmup_steps,
                 (double)pr->activation_bytes / (1 << 20));
+        if (p->objective == SA_TRAIN_OBJ_SFT_UPSTREAM) fprintf(stderr, "salign train: objective sft-upstream\n");
+        if (p->objective == SA_TRAIN_OBJ_DPO)
+            fprintf(stderr,
+                    "salign train: objective dpo, beta %g, reference %s; %lld records without a preference skipped; "
+                    "computing the reference's log-probabilities\n",
+                    (double)p->dpo_beta,
+                    p->dpo_ref ? p->dpo_ref : p->model.lora_rank ? "the base without the adapter" : "the base",
+                    (long long)pr->n_skipped);
         break;
     case SA_TRAIN_EVENT_RESUMED:
         fprintf(stderr, "salign train: resumed at step %lld of %lld\n", (long long)pr->step,
                 (long long)pr->total_steps);
         break;
     case SA_TRAIN_EVENT_EVAL:
-        fprintf(stderr, "salign train: held-out loss before training %.4f\n", pr->eval_loss);
+        fprintf(stderr, "salign train: held-out loss before training %.4f", pr->eval_loss);
+        if (!isnan(pr->eval_accuracy)) fprintf(stderr, " (reward accuracy %.3f)", pr->eval_accuracy);
+        fprintf(stderr, "\n");
         break;
     case SA_TRAIN_EVENT_STEP: {
         if (!ui->tty && !pr->log_step) break;
@@ -181,7 +210,10 @@ static void train_progress(void *user, const struct sa_train_progress *pr) {
         fmt_eta(pr->eta_s, eta, sizeof eta);
         fprintf(stderr, "%sstep %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", ui->tty ? "\r\033[K" : "",
                 (long long)pr->step, (long long)pr->total_steps, pr->loss, pr->lr, pr->tokens_per_s, eta);
+        if (!isnan(pr->reward_margin))
+            fprintf(stderr, " | margin %.4f acc %.2f", pr->reward_margin, pr->reward_accuracy);
         if (!isnan(pr->eval_loss)) fprintf(stderr, " | eval %.4f", pr->eval_loss);
+        if (!isnan(pr->eval_accuracy)) fprintf(stderr, " acc %.2f", pr->eval_accuracy);
         ui->open_line = ui->tty && !pr->last && isnan(pr->eval_loss);
         fprintf(stderr, ui->open_line ? "" : "\n");
         break;
@@ -199,9 +231,15 @@ int cmd_train(int argc, char **argv) {
     struct sa_train_params p = o.p;
     const char *base = o.base;
     if (!base || !p.data || !p.out) return cli_usage_error("train", "--base, --data and --out are required");
-    char *path = NULL;
+    if (p.dpo_ref && p.objective != SA_TRAIN_OBJ_DPO) return cli_usage_error("train", "--ref needs --objective dpo");
+    char *path = NULL, *ref = NULL;
     if (sa_hub_resolve(base, NULL, &path) != SA_STATUS_OK) return cli_fail(NULL);
+    if (p.dpo_ref && sa_hub_resolve(p.dpo_ref, NULL, &ref) != SA_STATUS_OK) {
+        free(path);
+        return cli_fail(NULL);
+    }
     p.base = path;
+    if (ref) p.dpo_ref = ref;
     struct train_ui ui = {.p = &p, .tty = isatty(2) != 0, .quiet = p.quiet};
     p.quiet = false; /* the reports still come (Ctrl-C is caught from START on); ui.quiet prints none */
     p.on_progress = train_progress;
@@ -211,6 +249,7 @@ int cmd_train(int argc, char **argv) {
     enum sa_status s = sa_train_run(&p, &r);
     if (ui.catching) cli_sigint_restore();
     free(path);
+    free(ref);
     if (s == SA_STATUS_CANCELLED) {
         if (ui.open_line) fprintf(stderr, "\n");
         fprintf(stderr, "salign train: interrupted: %s\n", sa_last_error());
@@ -222,6 +261,8 @@ int cmd_train(int argc, char **argv) {
                 r.first_loss, r.last_loss);
         if (!isnan(r.eval_loss_before) || !isnan(r.eval_loss_after))
             fprintf(stderr, ", held-out loss %.4f -> %.4f", r.eval_loss_before, r.eval_loss_after);
+        if (!isnan(r.eval_accuracy_before) || !isnan(r.eval_accuracy_after))
+            fprintf(stderr, " (reward accuracy %.3f -> %.3f)", r.eval_accuracy_before, r.eval_accuracy_after);
         fprintf(stderr, "; %lld tokens in %.1f s (%.1f tok/s); peak memory %.0f MiB%s\n", (long long)r.tokens, r.seconds,
                 r.seconds > 0 ? (double)r.tokens / r.seconds : 0.0, (double)r.peak_rss_kb / 1024,
                 r.stopped_early ? " (stopped early: --stop-after-steps)" : "");
