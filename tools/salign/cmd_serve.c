@@ -16,7 +16,7 @@ struct serve_opts {
     const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *upstream_extra;
     const char *aligner, *system, *aligner_system;
     const char *host, *api_key, *name;
-    int32_t port, parallel, queue, max_body_kb, max_stream_mb, request_timeout_ms, grace_ms;
+    int32_t port, parallel, queue, max_body_kb, max_stream_mb, request_timeout_ms, idle_timeout_ms, grace_ms;
     int32_t timeout_ms, total_timeout_ms, connect_timeout_ms, retries;
     bool verbose;
     struct sa_pipeline_params pp;
@@ -60,6 +60,9 @@ static const struct cli_opt serve_opts[] = {
      .help = "a stream whose client falls this many MiB of events\nbehind is cancelled and dropped (default 16)"},
     {"request-timeout-ms", 0, CLI_OPT_INT, O(request_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
      .help = "a request (queue wait included) is cancelled after this\n(default 300000)"},
+    {"idle-timeout-ms", 0, CLI_OPT_INT, O(idle_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "a connection with no traffic this long is closed: between\nrequests, and a stream whose client "
+             "reads none of it\n(its run cancelled) (default 120000; whole seconds)"},
     {"shutdown-grace-ms", 0, CLI_OPT_INT, O(grace_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
      .help = "at SIGTERM, runs in progress may finish this long\n(default 10000)"},
     {"max-rounds", 0, CLI_OPT_INT, O(pp.max_rounds), .imin = 0, .imax = 1 << 20, .section = "Loop", .arg = "N",
@@ -189,6 +192,7 @@ int cmd_serve(int argc, char **argv) {
     sp.max_body_bytes = (size_t)o.max_body_kb * 1024;
     sp.max_stream_buffer = (size_t)o.max_stream_mb << 20;
     sp.request_timeout_ms = o.request_timeout_ms;
+    sp.idle_timeout_ms = o.idle_timeout_ms;
     sp.shutdown_grace_ms = o.grace_ms;
     sp.log = serve_log;
     if (sa_server_init(&sp, &srv) || sa_server_start(srv)) {
