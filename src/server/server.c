@@ -210,6 +210,8 @@ static cJSON *answer_json(const struct srv_job *j) {
     return o;
 }
 
+#define STREAM_SNDBUF (64 * 1024) /* bytes of a stream's socket send buffer (Linux doubles it) */
+
 /* A streamed answer in flight. While it is listed in srv->streams (from route_completion to
  * stream_free), its connection and socket are open, and the watchdog may close it. */
 struct stream {
@@ -396,6 +398,11 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
         *st = (struct stream){.job = j, .c = c, .fd = ci ? ci->connect_fd : -1}; /* our reference moves to it */
         st->t_progress = sa_time_now();
         if (st->fd >= 0) {
+            /* a stream is a trickle of sentences: a small kernel buffer (rather than one that
+               grows to megabytes) bounds what a client that stops reading holds there, and lets
+               the watchdog see the stall at once */
+            const int sndbuf = STREAM_SNDBUF;
+            setsockopt(st->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
             pthread_mutex_lock(&srv->streams_mu);
             st->next = srv->streams;
             srv->streams = st;
