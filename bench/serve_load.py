@@ -3,9 +3,13 @@ N clients, each sending streaming chat requests one after the other for S second
 requests, errors by HTTP status (429s apart: documented back-pressure), p50/p99 time to the
 first content event and to the end, aggregate completion tokens/s (from the usage chunk; from
 a server that sends none, as llama-cpp-python, one token per content event: "tokens_from_chunks"
-counts those requests), and, with --pid, the server's RSS sampled every second (first sample
-after the warm-up vs the last: growth means a leak). Works against `salign serve` and against
-llama.cpp's server (the same API; --model names its model), for scale.
+counts those requests), and the server's RSS sampled every --rss-every seconds: from
+/proc/PID/status with --pid (any server on this machine), else from its /metrics
+(process_resident_memory_bytes, as `salign serve` exports it). The RSS report: the sample at
+the end of the warm-up (--warmup seconds), the last one, the largest growth over the warm-up
+sample after it, the growth over the second half of the run (flat after warm-up: a leak keeps
+growing there), and one sample a minute ("rss_series"). Works against `salign serve` and
+against llama.cpp's server (the same API; --model names its model), for scale.
 
   .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8080 --clients 32 --seconds 300 \\
       --pid $(pgrep -n salign) --questions /work/shared/data/gsm8k/train.jsonl
@@ -31,6 +35,42 @@ def rss_kb(pid):
     return None
 
 
+def rss_kb_metrics(host, port, headers):
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=10)
+        c.request("GET", "/metrics", headers=headers)
+        r = c.getresponse()
+        body = r.read().decode("utf-8", "replace")
+        c.close()
+    except Exception:  # noqa: BLE001 - a missed sample
+        return None
+    for line in body.splitlines():
+        if line.startswith("process_resident_memory_bytes "):
+            return int(float(line.split()[1]) / 1024)
+    return None
+
+
+def rss_report(rss, warmup, seconds):
+    """rss: [(t, kB)]. The sample at the end of the warm-up, the last, the largest growth after
+    warm-up, the growth over the second half of the load, and one sample a minute."""
+    rss = [(t, kb) for t, kb in rss if kb]
+    after = [(t, kb) for t, kb in rss if t >= warmup]
+    if not after:
+        return {"samples": len(rss), "after_warmup": None, "last": None, "max": None}
+    w = after[0][1]
+    mid = [kb for t, kb in after if t >= warmup + (min(seconds, rss[-1][0]) - warmup) / 2]
+    series, next_t = [], 0.0
+    for t, kb in rss:
+        if t >= next_t:
+            series.append((t, kb))
+            next_t = t - t % 60 + 60
+    if series[-1] != rss[-1]:
+        series.append(rss[-1])
+    return {"samples": len(rss), "first": rss[0][1], "warmup_s": warmup, "after_warmup": w, "last": after[-1][1],
+            "max": max(kb for _, kb in after), "max_growth_after_warmup": max(kb for _, kb in after) - w,
+            "second_half_growth": (after[-1][1] - mid[0]) if mid else None, "rss_series": series}
+
+
 def pct(xs, p):
     if not xs:
         return None
@@ -48,7 +88,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=30, help="seconds before the first RSS sample that counts")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--questions", default=None, help="JSONL with a 'question' field (default: a fixed one)")
-    ap.add_argument("--pid", type=int, default=None, help="the server's pid, for RSS")
+    ap.add_argument("--pid", type=int, default=None, help="the server's pid, for RSS (else its /metrics)")
+    ap.add_argument("--rss-every", type=float, default=5, help="seconds between RSS samples")
     a = ap.parse_args()
     u = urllib.parse.urlparse(a.url)
     qs = ["What is 12 plus 7? Explain step by step."]
@@ -131,12 +172,18 @@ def main():
     th = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(a.clients)]
     for t in th:
         t.start()
+    next_sample = 0.0
     while any(t.is_alive() for t in th):
-        if a.pid:
-            rss.append((round(time.time() - t_start, 1), rss_kb(a.pid)))
-        time.sleep(1)
+        now = time.time() - t_start
+        if now >= next_sample:
+            kb = rss_kb(a.pid) if a.pid else rss_kb_metrics(u.hostname, u.port or 80, headers)
+            rss.append((round(now, 1), kb))
+            next_sample += a.rss_every
+        time.sleep(min(1.0, a.rss_every))
     wall = time.time() - t_start
-    after = [kb for t, kb in rss if t >= a.warmup and kb]
+    kb = rss_kb(a.pid) if a.pid else rss_kb_metrics(u.hostname, u.port or 80, headers)
+    rss.append((round(wall, 1), kb))  # at the end, every request finished
+    rr = rss_report(rss, a.warmup, a.seconds)
     out = {
         "clients": a.clients, "seconds": a.seconds, "wall_s": round(wall, 1), "model": a.model,
         "requests": st["requests"], "ok": st["ok"], "n_429": st["n_429"], "errors": st["status"],
@@ -144,14 +191,14 @@ def main():
         "request_s": {"p50": pct(st["total"], 50), "p99": pct(st["total"], 99)},
         "n_first": len(st["first"]), "completion_tokens": st["tokens"],
         "tokens_per_s": round(st["tokens"] / wall, 2), "tokens_from_chunks": st["tokens_from_chunks"],
-        "rss_kb": {"after_warmup": after[0] if after else None, "last": after[-1] if after else None,
-                   "max": max(after) if after else None},
+        "rss_kb": rr,
     }
     print(json.dumps(out))
     print("%d requests, %d ok, %d x 429, errors %s; first sentence p50 %s s p99 %s s; %.1f tokens/s; RSS %s -> %s kB"
+          " (max growth after warm-up %s kB, over the second half %s kB)"
           % (out["requests"], out["ok"], out["n_429"], out["errors"] or "none", out["first_sentence_s"]["p50"],
-             out["first_sentence_s"]["p99"], out["tokens_per_s"], out["rss_kb"]["after_warmup"],
-             out["rss_kb"]["last"]), file=sys.stderr)
+             out["first_sentence_s"]["p99"], out["tokens_per_s"], rr["after_warmup"], rr["last"],
+             rr.get("max_growth_after_warmup"), rr.get("second_half_growth")), file=sys.stderr)
     return 0 if not st["status"] else 1
 
 

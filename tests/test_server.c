@@ -3,7 +3,8 @@
  * scripted aligner (aligner_fn). Checks the wire format (non-streamed and SSE answers, equal
  * texts, the x_stream_aligner edits, usage), the errors in OpenAI's shape, a client that
  * disconnects mid-stream (its run is cancelled: /metrics), the 429 of a full queue, and a
- * stop with a stream in flight (a final error event and [DONE]). Fast, and run under ASan by
+ * stop with a stream in flight (a final error event and [DONE]), and the idle timeout (a client
+ * that reads nothing is closed: /metrics). Fast, and run under ASan by
  * `make asan` for the threads' sake. */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -305,6 +306,12 @@ static void *bg_main(void *arg) {
     return NULL;
 }
 
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static bool wait_metric(uint16_t port, const char *name, double want, int ms) {
     for (int t = 0; t < ms; t += 20) {
         if (metric_now(port, name) == want) return true;
@@ -413,6 +420,80 @@ static void test_stalled_reader_is_dropped(void) {
     atomic_store(&g_big, 0);
 }
 
+/* A raw HTTP/1.1 client (keep-alive) with a small receive buffer that sends a streaming
+ * request and reads nothing; the socket, or -1. */
+static int silent_client(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char req[512];
+    const int n = snprintf(req, sizeof req,
+                           "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+                           "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                           strlen(CHAT_STREAM), CHAT_STREAM);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) || write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* idle_timeout_ms: a client that stops reading holds nothing for longer. (1) Its answer is far
+ * larger than the socket buffers and it never reads: once no byte has gone for the timeout, the
+ * watchdog cancels the run and closes the connection (without it, the slot would buffer up to
+ * max_stream_buffer, cancel the run, and the connection would stay open for as long as the
+ * client does). (2) Its answer fits in the socket buffers, so the response is complete, and it
+ * neither reads nor closes: the keep-alive connection is closed after the timeout (before, a
+ * fixed 120 s). The server's /metrics shows both: only the connection asking stays open. */
+static void test_idle_timeout_closes_silent_clients(void) {
+    atomic_store(&g_delay_us, 0);
+    atomic_store(&g_big, 1); /* 256 KiB sentences; 32 MiB of text at max_length */
+    struct sa_server_params p = sa_server_default_params();
+    p.make_upstream = make_up;
+    p.pipeline.upstream_format = SA_CHAT_FORMAT_CHATML;
+    p.pipeline.aligner_fn = fix;
+    p.pipeline.token_healing = false;
+    p.pipeline.max_length = 8192; /* chunks of 4 KiB */
+    p.api_key = "k";
+    p.idle_timeout_ms = 1000;
+    struct sa_server *s = NULL;
+    if (sa_server_init(&p, &s) || sa_server_start(s)) {
+        harness_fail(__FILE__, __LINE__, "server: %s", sa_last_error());
+        sa_server_free(s);
+        atomic_store(&g_big, 0);
+        return;
+    }
+    const uint16_t port = sa_server_port(s);
+    const double t0 = now_s();
+    int fd = silent_client(port);
+    CHECK(fd >= 0);
+    CHECK(wait_metric(port, "salign_streams_stalled_total", 1, 8000));
+    CHECK(wait_metric(port, "salign_streams_open", 0, 2000));
+    CHECK(wait_metric(port, "salign_connections_open", 1, 2000)); /* the /metrics request's own */
+    CHECK(wait_metric(port, "salign_slots_busy", 0, 2000));
+    CHECK_EQ_INT(metric_now(port, "salign_requests_finished_total{outcome=\"client_disconnect\"}"), 1);
+    CHECK_MSG(now_s() - t0 < 8, "%.1f s", now_s() - t0);
+    close(fd);
+    /* (2) a short answer, complete in the socket buffers; the client sits on the open connection */
+    atomic_store(&g_big, 0);
+    fd = silent_client(port);
+    CHECK(fd >= 0);
+    CHECK(wait_metric(port, "salign_requests_finished_total{outcome=\"ok\"}", 1, 5000));
+    CHECK(wait_metric(port, "salign_connections_open", 1, 4000));
+    /* all of the answer is there, then the end of the connection */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[8192];
+    size_t total = 0;
+    ssize_t k;
+    while (total < sizeof buf - 1 && (k = read(fd, buf + total, sizeof buf - 1 - total)) > 0) total += (size_t)k;
+    buf[total] = 0;
+    CHECK_MSG(k == 0 && strstr(buf, "data: [DONE]"), "read %zd, %zu bytes", k, total);
+    close(fd);
+    sa_server_free(s);
+}
+
 static void test_params(void) {
     struct sa_server_params p = sa_server_default_params();
     struct sa_server *s = NULL;
@@ -437,6 +518,7 @@ int main(void) {
     RUN(test_disconnect_and_queue);
     RUN(test_stop_with_stream_in_flight);
     RUN(test_stalled_reader_is_dropped);
+    RUN(test_idle_timeout_closes_silent_clients);
     curl_global_cleanup();
     return harness_summary();
 }

@@ -60,6 +60,14 @@ struct sa_server_params {
                                    freed and its connection closed; 0: 16 MiB */
     sa_log_callback log;        /* request lines and server messages; NULL: sa_log_default */
     void *log_user;
+    /* A connection is closed after this long without traffic while no request is in progress
+     * on it (a keep-alive wait, a request sent slowly), and a stream whose client takes no
+     * block of it (up to 4 KiB) for this long (it stopped reading, or never began) is closed
+     * and its run cancelled (outcome client_disconnect), whether the run goes on or has ended:
+     * such a client holds no connection, slot or buffer longer than this. The time a stream waits
+     * for its slot's next sentence does not count (request_timeout_ms bounds that). Applied in
+     * whole seconds (rounded up); 0: 120000. */
+    int32_t idle_timeout_ms;
 };
 
 /* host NULL (127.0.0.1), port 0, no api_key, name NULL, pipeline sa_pipeline_default_params(),

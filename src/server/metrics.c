@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* upper bounds (seconds) of the latency buckets; the last one is +Inf */
 static const double lat_le[SRV_N_LAT - 1] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -92,7 +93,19 @@ static void histogram(struct out *o, const char *name, const char *help, const i
         (long long)n);
 }
 
-char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots, const struct sa_sched_stats *sched) {
+/* The resident set of this process in bytes (Linux /proc/self/statm), or -1. */
+static double resident_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    long long size = 0, resident = -1;
+    const int n = fscanf(f, "%lld %lld", &size, &resident);
+    fclose(f);
+    const long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && resident >= 0 && page > 0 ? (double)resident * (double)page : -1;
+}
+
+char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots, const struct sa_sched_stats *sched, int64_t n_connections,
+                       int64_t n_streams) {
     struct out o = {.s = malloc(4096), .cap = 4096};
     if (!o.s) return NULL;
     o.s[0] = 0;
@@ -129,12 +142,18 @@ char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots, const struct sa_s
     gauge(&o, "salign_queue_length", "requests waiting for a slot", (double)c.queue_len);
     gauge(&o, "salign_slots_busy", "slots running a request", (double)c.busy);
     gauge(&o, "salign_slots", "slots (--parallel)", (double)n_slots);
+    gauge(&o, "salign_connections_open", "open HTTP connections (this one included)", (double)n_connections);
+    gauge(&o, "salign_streams_open", "streamed answers not yet fully sent", (double)n_streams);
+    counter(&o, "salign_streams_stalled_total", "streams closed because their client took no bytes for the idle timeout",
+            c.stalled);
     if (sched) {
         counter(&o, "salign_sched_passes_total", "batched forward passes of the slots' local models", sched->n_passes);
         counter(&o, "salign_sched_calls_total", "decode calls served by them (calls / passes: the batching)",
                 sched->n_calls);
         counter(&o, "salign_sched_rows_total", "token rows computed in them", sched->n_rows);
     }
+    const double rss = resident_bytes();
+    if (rss >= 0) gauge(&o, "process_resident_memory_bytes", "resident memory size in bytes", rss);
     histogram(&o, "salign_first_sentence_seconds", "time from the request to its first sentence", c.first_b,
               c.first_n, c.first_sum);
     histogram(&o, "salign_request_seconds", "time from the request to its end", c.total_b, c.total_n, c.total_sum);

@@ -43,7 +43,8 @@ struct sa_server_params sa_server_default_params(void) {
 
 /* ---- per request ---- */
 
-#define CONN_TIMEOUT_S 120 /* an idle connection (keep-alive, a slow request) is closed after this */
+/* libmicrohttpd's idle timeout of a connection between requests, in whole seconds */
+static unsigned idle_s(const struct sa_server *srv) { return (unsigned)((srv->p.idle_timeout_ms + 999) / 1000); }
 
 enum route { R_NONE = 0, R_PAGE, R_HEALTH, R_METRICS, R_MODELS, R_MODEL, R_CHAT, R_COMPLETIONS };
 
@@ -209,15 +210,71 @@ static cJSON *answer_json(const struct srv_job *j) {
     return o;
 }
 
+#define STREAM_SNDBUF (64 * 1024) /* bytes of a stream's socket send buffer (Linux doubles it) */
+
+/* A streamed answer in flight. While it is listed in srv->streams (from route_completion to
+ * stream_free), its connection and socket are open, and the watchdog may close it. */
 struct stream {
     struct srv_job *job;
     struct MHD_Connection *c;
+    /* the watchdog's view (under srv->streams_mu) */
+    struct stream *next;
+    int fd;            /* the connection's socket */
+    double t_progress; /* when the connection last asked for bytes (it had sent the ones before) */
+    bool in_read;      /* waiting in stream_read for the slot: a delay of the server, not of the client */
+    bool stalled;      /* closed by the watchdog */
 };
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
-    struct stream *st = cls;
+static void stream_mark(struct stream *st, bool in_read) {
+    struct sa_server *srv = st->job->srv;
+    pthread_mutex_lock(&srv->streams_mu);
+    st->in_read = in_read;
+    st->t_progress = sa_time_now();
+    pthread_mutex_unlock(&srv->streams_mu);
+}
+
+/* The write-stall watchdog: a stream whose client has taken no bytes for idle_timeout_ms is
+ * cancelled and its socket shut down, which makes libmicrohttpd's blocked write fail and close
+ * the connection (stream_free then unlists it). libmicrohttpd's own timeout cannot do this: it
+ * is off while a request runs, as a run may be silent for longer than the idle timeout. */
+static void *watchdog_main(void *arg) {
+    struct sa_server *srv = arg;
+    const double idle = (double)srv->p.idle_timeout_ms / 1000;
+    const long tick_ms = srv->p.idle_timeout_ms < 1000 ? 50 : 250;
+    pthread_mutex_lock(&srv->streams_mu);
+    while (!srv->watchdog_stop) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += tick_ms * 1000000L;
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->streams_cv, &srv->streams_mu, &t);
+        const double now = sa_time_now();
+        for (struct stream *st = srv->streams; st; st = st->next) {
+            if (st->in_read || st->stalled || now - st->t_progress <= idle) continue;
+            st->stalled = true;
+            pthread_mutex_lock(&srv->m.mu);
+            srv->m.stalled++;
+            pthread_mutex_unlock(&srv->m.mu);
+            struct srv_job *j = st->job;
+            pthread_mutex_lock(&j->mu);
+            if (!j->done) {
+                int none = SRV_CANCEL_NONE;
+                atomic_compare_exchange_strong(&j->cancel, &none, SRV_CANCEL_CLIENT);
+            }
+            pthread_mutex_unlock(&j->mu);
+            shutdown(st->fd, SHUT_RDWR);
+            srv_log(srv, SA_LOG_INFO, "%s: the client took no bytes for %.1f s: connection closed", j->id, idle);
+        }
+    }
+    pthread_mutex_unlock(&srv->streams_mu);
+    return NULL;
+}
+
+static ssize_t stream_wait(struct stream *st, char *buf, size_t max) {
     struct srv_job *j = st->job;
-    (void)pos;
     pthread_mutex_lock(&j->mu);
     for (;;) {
         if (j->overflow) { /* the reader fell more than max_stream_buffer behind: drop it */
@@ -254,9 +311,27 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
+/* libmicrohttpd asks for more only once it has sent what it had: the client is progressing */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    struct stream *st = cls;
+    (void)pos;
+    stream_mark(st, true);
+    const ssize_t n = stream_wait(st, buf, max);
+    stream_mark(st, false);
+    return n;
+}
+
 static void stream_free(void *cls) {
     struct stream *st = cls;
     struct srv_job *j = st->job;
+    struct sa_server *srv = j->srv;
+    pthread_mutex_lock(&srv->streams_mu);
+    for (struct stream **p = &srv->streams; *p; p = &(*p)->next)
+        if (*p == st) {
+            *p = st->next;
+            break;
+        }
+    pthread_mutex_unlock(&srv->streams_mu);
     pthread_mutex_lock(&j->mu);
     const bool done = j->done;
     pthread_mutex_unlock(&j->mu);
@@ -289,9 +364,10 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
                  "this server has no aligner: only '%s:upstream' is served", srv->name);
         return send_error(srv, c, &e);
     }
-    /* an answer may take longer than the idle timeout of the connection (CONN_TIMEOUT_S), which
+    /* an answer may take longer than the idle timeout of the connection (idle_timeout_ms), which
        libmicrohttpd counts from the request's last byte: none while it runs (on_completed
-       restores it for the keep-alive wait); --request-timeout-ms is the limit */
+       restores it for the keep-alive wait); --request-timeout-ms is the limit, and the
+       watchdog closes a stream whose client stops reading */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     struct srv_job *j = srv_job_new(srv, &req);
     if (!j) {
@@ -318,8 +394,20 @@ static enum MHD_Result route_completion(struct sa_server *srv, struct MHD_Connec
             return MHD_NO;
         }
         atomic_fetch_add(&srv->n_streams, 1);
-        st->job = j; /* our reference moves to the stream */
-        st->c = c;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *st = (struct stream){.job = j, .c = c, .fd = ci ? ci->connect_fd : -1}; /* our reference moves to it */
+        st->t_progress = sa_time_now();
+        if (st->fd >= 0) {
+            /* a stream is a trickle of sentences: a small kernel buffer (rather than one that
+               grows to megabytes) bounds what a client that stops reading holds there, and lets
+               the watchdog see the stall at once */
+            const int sndbuf = STREAM_SNDBUF;
+            setsockopt(st->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+            pthread_mutex_lock(&srv->streams_mu);
+            st->next = srv->streams;
+            srv->streams = st;
+            pthread_mutex_unlock(&srv->streams_mu);
+        }
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
         if (!r) {
             stream_free(st);
@@ -450,7 +538,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case R_METRICS: {
         struct sa_sched_stats ss;
         const bool has = srv_slots_sched_stats(srv->slots, &ss);
-        char *t = srv_metrics_text(&srv->m, srv->p.n_slots, has ? &ss : NULL);
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        char *t = srv_metrics_text(&srv->m, srv->p.n_slots, has ? &ss : NULL, di ? (int64_t)di->num_connections : -1,
+                                   atomic_load(&srv->n_streams));
         return t ? send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), 0) : MHD_NO;
     }
     case R_MODELS: return route_models(srv, c);
@@ -463,10 +553,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     struct conn *cn = *con_cls;
-    (void)cls;
+    const struct sa_server *srv = cls;
     if (!cn) return;
     if ((cn->route == R_CHAT || cn->route == R_COMPLETIONS) && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S);
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, idle_s(srv));
     free(cn->body);
     free(cn);
     *con_cls = NULL;
@@ -504,7 +594,7 @@ enum sa_status sa_server_init(const struct sa_server_params *params, struct sa_s
     if (p->n_slots < 0 || p->n_slots > 256)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "server: n_slots %d is outside 0..256", (int)p->n_slots);
     if (p->max_queue < 0 || p->max_json_depth < 0 || p->request_timeout_ms < 0 || p->shutdown_grace_ms < 0 ||
-        p->max_connections < 0)
+        p->max_connections < 0 || p->idle_timeout_ms < 0)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "server: a negative limit");
     if (p->name && (!*p->name || strchr(p->name, ':') || strlen(p->name) > 200))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "server: name '%s' must be 1 to 200 characters without ':'", p->name);
@@ -537,7 +627,10 @@ enum sa_status sa_server_init(const struct sa_server_params *params, struct sa_s
     if (!srv->p.shutdown_grace_ms) srv->p.shutdown_grace_ms = 10000;
     if (!srv->p.max_connections) srv->p.max_connections = 64;
     if (!srv->p.max_stream_buffer) srv->p.max_stream_buffer = (size_t)16 << 20;
+    if (!srv->p.idle_timeout_ms) srv->p.idle_timeout_ms = 120000;
     srv_metrics_init(&srv->m);
+    pthread_mutex_init(&srv->streams_mu, NULL);
+    pthread_cond_init(&srv->streams_cv, NULL);
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->n_streams, 0);
     if (oom) {
@@ -546,6 +639,16 @@ enum sa_status sa_server_init(const struct sa_server_params *params, struct sa_s
     }
     *out = srv;
     return SA_STATUS_OK;
+}
+
+static void stop_watchdog(struct sa_server *srv) {
+    if (!srv->watchdog_ok) return;
+    pthread_mutex_lock(&srv->streams_mu);
+    srv->watchdog_stop = true;
+    pthread_cond_signal(&srv->streams_cv);
+    pthread_mutex_unlock(&srv->streams_mu);
+    pthread_join(srv->watchdog, NULL);
+    srv->watchdog_ok = false;
 }
 
 enum sa_status sa_server_start(struct sa_server *srv) {
@@ -568,13 +671,22 @@ enum sa_status sa_server_start(struct sa_server *srv) {
     enum sa_status st = srv_slots_start(srv, &srv->slots);
     if (st) return st;
     srv->t_start = (double)time(NULL);
+    srv->watchdog_stop = false;
+    if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv)) {
+        srv_slots_stop(srv->slots, 0);
+        srv_slots_free(srv->slots);
+        srv->slots = NULL;
+        return sa_error(SA_STATUS_NO_MEMORY, "server: cannot start a thread");
+    }
+    srv->watchdog_ok = true;
     srv->d = MHD_start_daemon(flags, srv->p.port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
                               (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)srv->p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+                              (unsigned)srv->p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, idle_s(srv),
                               MHD_OPTION_END);
     if (!srv->d) {
         const int err = errno;
+        stop_watchdog(srv);
         srv_slots_stop(srv->slots, 0);
         srv_slots_free(srv->slots);
         srv->slots = NULL;
@@ -605,6 +717,7 @@ void sa_server_stop(struct sa_server *srv) {
     }
     MHD_stop_daemon(srv->d);
     srv->d = NULL;
+    stop_watchdog(srv); /* every stream has been freed */
     srv->stopped = true;
     srv_log(srv, SA_LOG_INFO, "stopped");
 }
@@ -614,6 +727,8 @@ void sa_server_free(struct sa_server *srv) {
     sa_server_stop(srv);
     srv_slots_free(srv->slots);
     srv_metrics_destroy(&srv->m);
+    pthread_mutex_destroy(&srv->streams_mu);
+    pthread_cond_destroy(&srv->streams_cv);
     free(srv->host);
     free(srv->api_key);
     free(srv->name);

@@ -69,6 +69,7 @@ struct srv_metrics {
     double first_sum, total_sum;
     int64_t first_b[SRV_N_LAT], total_b[SRV_N_LAT];
     int64_t queue_len, busy;
+    int64_t stalled; /* streams closed by the watchdog (server.c): their clients stopped reading */
 };
 void srv_metrics_init(struct srv_metrics *m);
 void srv_metrics_destroy(struct srv_metrics *m);
@@ -76,7 +77,9 @@ void srv_metrics_latency(struct srv_metrics *m, double first_s, double total_s);
 /* The Prometheus text exposition (malloc'd), or NULL. */
 struct sa_sched_stats;
 /* `sched` may be NULL (one slot, or a remote upstream alone). */
-char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots, const struct sa_sched_stats *sched);
+/* n_connections, n_streams: the gauges of open connections and of streams not yet fully sent. */
+char *srv_metrics_text(struct srv_metrics *m, int32_t n_slots, const struct sa_sched_stats *sched, int64_t n_connections,
+                       int64_t n_streams);
 
 /* ---- jobs and slots (slots.c) ---- */
 
@@ -135,6 +138,8 @@ bool srv_slots_sched_stats(const struct srv_slots *sl, struct sa_sched_stats *ou
 
 /* ---- the server (server.c) ---- */
 
+struct stream; /* a streamed answer in flight (server.c) */
+
 struct sa_server {
     struct sa_server_params p; /* strings below are our copies */
     char *host, *api_key, *name, *system;
@@ -147,6 +152,12 @@ struct sa_server {
     uint16_t port;
     atomic_bool stopping;
     atomic_int n_streams; /* SSE responses not yet fully sent (stream_free not yet called) */
+    /* the write-stall watchdog (server.c): the streams in flight, checked every tick */
+    pthread_mutex_t streams_mu;
+    pthread_cond_t streams_cv; /* signalled at stop */
+    struct stream *streams;    /* a list through stream.next (under streams_mu) */
+    pthread_t watchdog;
+    bool watchdog_ok, watchdog_stop;
     bool started, stopped;
     double t_start;
 };

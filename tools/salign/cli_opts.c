@@ -15,6 +15,7 @@ bool cli_accepts(const struct cli_cmd *cmd, const struct cli_opt *o) {
 }
 
 const char *const cli_kv_type_names[] = {"f32", "f16", NULL};
+const char *const cli_unit_names[] = {"sentence", "line", NULL};
 const int cli_kv_type_values[] = {SA_DTYPE_F32, SA_DTYPE_F16};
 
 /* ---- values ---- */

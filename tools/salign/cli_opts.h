@@ -96,6 +96,44 @@ extern const int cli_kv_type_values[];
     {"kv-type", 0, CLI_OPT_ENUM, off, .names = cli_kv_type_names, .values = cli_kv_type_values,         \
      .arg = "f32|f16", .help = "KV cache element type (default f32; f16: half the memory and\nattention reads)"}
 
+/* ---- entries shared by the pipeline commands (`salign align`, `salign serve`) ----
+ * T is the command's options struct: it has the const char * fields upstream, upstream_model,
+ * upstream_template, upstream_tokenizer and upstream_extra, and `struct sa_pipeline_params pp`. */
+
+/* The upstream, local or remote, and the remote one's settings (section "Models"). */
+#define CLI_UPSTREAM_ENTRIES(T)                                                                                \
+    {"upstream", 0, CLI_OPT_STR, CLI_AT(T, upstream), .section = "Models", .arg = "M|URL",                     \
+     .help = "local model (path or cached name) or an OpenAI-compatible\nserver, http://host:port/v1 (key: "   \
+             "$SALIGN_API_KEY or\n$OPENAI_API_KEY)"},                                                          \
+    {"upstream-model", 0, CLI_OPT_STR, CLI_AT(T, upstream_model), .arg = "NAME",                               \
+     .help = "the server's model name (default: its only model)"},                                             \
+    {"upstream-template", 0, CLI_OPT_STR, CLI_AT(T, upstream_template), .arg = "T",                            \
+     .help = "remote: chat format (chatml, gemma, llama3) or a Jinja\ntemplate file of the upstream model"},   \
+    {"upstream-tokenizer", 0, CLI_OPT_STR, CLI_AT(T, upstream_tokenizer), .arg = "M",                          \
+     .help = "remote: a local copy of the upstream model (GGUF): its\nchat template and tokenizer (token "     \
+             "counts)"},                                                                                       \
+    {"upstream-extra", 0, CLI_OPT_STR, CLI_AT(T, upstream_extra), .arg = "JSON",                               \
+     .help = "remote: fields added to each request, e.g.\n'{\"repeat_penalty\": 1}' (llama.cpp servers "      \
+             "penalise\nrepeats by default, even when greedy)"}
+
+/* The loop's limits on one sentence and one revision, and the unit of a sentence. */
+extern const char *const cli_unit_names[]; /* enum sa_segment_unit */
+#define CLI_SENTENCE_ENTRIES(T)                                                                                \
+    {"max-sentence-tokens", 0, CLI_OPT_INT, CLI_AT(T, pp.max_sentence_tokens), .imin = 1, .imax = 1 << 24,     \
+     .arg = "N", .help = "most upstream tokens for one sentence (default 256)"},                                \
+    {"max-aligner-tokens", 0, CLI_OPT_INT, CLI_AT(T, pp.max_aligner_tokens), .imin = 0, .imax = 1 << 24,       \
+     .arg = "N", .help = "most aligner tokens per revision (default: 2 x y1 + 32)"},                            \
+    {"unit", 0, CLI_OPT_ENUM, CLI_AT(T, pp.unit), .names = cli_unit_names, .arg = "sentence|line",             \
+     .help = "what the upstream is cut at (default sentence)"}
+
+/* The local models' threads, KV cache type and context size. */
+#define CLI_LOCAL_MODEL_ENTRIES(T)                                                                             \
+    {"threads", 't', CLI_OPT_INT, CLI_AT(T, pp.n_threads), .imin = 0, .imax = 1024, .arg = "N",                \
+     .help = "compute threads (default: all cores)"},                                                          \
+    CLI_KV_TYPE_ENTRY(CLI_AT(T, pp.kv_type)),                                                                  \
+    {"ctx-size", 'c', CLI_OPT_INT, CLI_AT(T, pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",                \
+     .help = "context size of each local model (default 4096)"}
+
 /* Whether cmd accepts the entry o. */
 bool cli_accepts(const struct cli_cmd *cmd, const struct cli_opt *o);
 

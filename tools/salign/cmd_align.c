@@ -50,26 +50,14 @@ static bool parse_mode(const char *v, void *field) {
     return sa_pipeline_mode_from_name(v, (enum sa_pipeline_mode *)field) == SA_STATUS_OK;
 }
 
-/* in the order of enum sa_pipeline_continue_with and enum sa_segment_unit */
+/* in the order of enum sa_pipeline_continue_with */
 static const char *const continue_names[] = {"aligner", "upstream", NULL};
-static const char *const unit_names[] = {"sentence", "line", NULL};
 /* in the order of enum sa_pipeline_edit_score */
 static const char *const edit_score_names[] = {"sum", "mean", NULL};
 
 #define O(f) CLI_AT(struct align_opts, f)
 static const struct cli_opt align_opts[] = {
-    {"upstream", 0, CLI_OPT_STR, O(upstream), .section = "Models", .arg = "M|URL",
-     .help = "local model (path or cached name) or an OpenAI-compatible\nserver, http://host:port/v1 (key: "
-             "$SALIGN_API_KEY or\n$OPENAI_API_KEY)"},
-    {"upstream-model", 0, CLI_OPT_STR, O(upstream_model), .arg = "NAME",
-     .help = "the server's model name (default: its only model)"},
-    {"upstream-template", 0, CLI_OPT_STR, O(upstream_template), .arg = "T",
-     .help = "remote: chat format (chatml, gemma, llama3) or a Jinja\ntemplate file of the upstream model"},
-    {"upstream-tokenizer", 0, CLI_OPT_STR, O(upstream_tokenizer), .arg = "M",
-     .help = "remote: a local copy of the upstream model (GGUF): its\nchat template and tokenizer (token counts)"},
-    {"upstream-extra", 0, CLI_OPT_STR, O(upstream_extra), .arg = "JSON",
-     .help = "remote: fields added to each request, e.g.\n'{\"repeat_penalty\": 1}' (llama.cpp servers penalise\n"
-             "repeats by default, even when greedy)"},
+    CLI_UPSTREAM_ENTRIES(struct align_opts),
     {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M",
      .help = "the aligner (path, cached name, or a shipped adapter's\nname: models/NAME, its base + LoRA adapter)"},
     {"aligner-lora", 0, CLI_OPT_STR, O(aligner_lora), .arg = "FILE",
@@ -101,12 +89,7 @@ static const struct cli_opt align_opts[] = {
      .help = "most corrected sentences (default: no limit)"},
     {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
      .help = "most tokens of the answer (default 1024): a hard cap,\nthe last sentence is cut there (stop max_length)"},
-    {"max-sentence-tokens", 0, CLI_OPT_INT, O(pp.max_sentence_tokens), .imin = 1, .imax = 1 << 24, .arg = "N",
-     .help = "most upstream tokens for one sentence (default 256)"},
-    {"max-aligner-tokens", 0, CLI_OPT_INT, O(pp.max_aligner_tokens), .imin = 0, .imax = 1 << 24, .arg = "N",
-     .help = "most aligner tokens per revision (default: 2 x y1 + 32)"},
-    {"unit", 0, CLI_OPT_ENUM, O(pp.unit), .names = unit_names, .arg = "sentence|line",
-     .help = "what the upstream is cut at (default sentence)"},
+    CLI_SENTENCE_ENTRIES(struct align_opts),
     {"edit-threshold", 0, CLI_OPT_FLOAT, O(pp.edit_threshold), .lo = -INFINITY, .hi = INFINITY, .arg = "X",
      .help = "gated revision: keep an edit only when the aligner scores\nit X nats above copying y1 (log p(y2) - "
              "log p(y1));\nelse emit y1 (default: every edit kept; -inf: scored,\nnone gated). Choose X with "
@@ -128,14 +111,10 @@ static const struct cli_opt align_opts[] = {
     {"no-keep-break", 0, CLI_OPT_UNSET, O(pp.keep_line_break),
      .help = "an upstream that is not healed (remote) continues the\nanswer without the line break it wrote after "
              "the\nlast sentence (default: kept at the end of its prompt)"},
-    {"threads", 't', CLI_OPT_INT, O(pp.n_threads), .imin = 0, .imax = 1024, .arg = "N",
-     .help = "compute threads (default: all cores)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
      .help = "bitwise batch-invariant kernels in the local models\n(slower one-token decoding; --no-kv-reuse then "
              "changes\nthe speed only)"},
-    CLI_KV_TYPE_ENTRY(O(pp.kv_type)),
-    {"ctx-size", 'c', CLI_OPT_INT, O(pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
-     .help = "context size of each local model (default 4096)"},
+    CLI_LOCAL_MODEL_ENTRIES(struct align_opts),
     {"timeout-ms", 0, CLI_OPT_INT, O(timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
      .help = "remote: idle timeout (default 60000)"},
     {"total-timeout-ms", 0, CLI_OPT_INT, O(total_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",

@@ -16,27 +16,15 @@ struct serve_opts {
     const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *upstream_extra;
     const char *aligner, *system, *aligner_system;
     const char *host, *api_key, *name;
-    int32_t port, parallel, queue, max_body_kb, max_stream_mb, request_timeout_ms, grace_ms;
+    int32_t port, parallel, queue, max_body_kb, max_stream_mb, request_timeout_ms, idle_timeout_ms, grace_ms;
     int32_t timeout_ms, total_timeout_ms, connect_timeout_ms, retries;
     bool verbose;
     struct sa_pipeline_params pp;
 };
 
-static const char *const unit_names[] = {"sentence", "line", NULL};
-
 #define O(f) CLI_AT(struct serve_opts, f)
 static const struct cli_opt serve_opts[] = {
-    {"upstream", 0, CLI_OPT_STR, O(upstream), .section = "Models", .arg = "M|URL",
-     .help = "local model (path or cached name) or an OpenAI-compatible\nserver, http://host:port/v1 (key: "
-             "$SALIGN_API_KEY or\n$OPENAI_API_KEY)"},
-    {"upstream-model", 0, CLI_OPT_STR, O(upstream_model), .arg = "NAME",
-     .help = "the remote server's model name (default: its only model)"},
-    {"upstream-template", 0, CLI_OPT_STR, O(upstream_template), .arg = "T",
-     .help = "remote: chat format (chatml, gemma, llama3) or a Jinja\ntemplate file of the upstream model"},
-    {"upstream-tokenizer", 0, CLI_OPT_STR, O(upstream_tokenizer), .arg = "M",
-     .help = "remote: a local copy of the upstream model (GGUF): its\nchat template and tokenizer (token counts)"},
-    {"upstream-extra", 0, CLI_OPT_STR, O(upstream_extra), .arg = "JSON",
-     .help = "remote: fields added to each request, e.g.\n'{\"repeat_penalty\": 1}'"},
+    CLI_UPSTREAM_ENTRIES(struct serve_opts),
     {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M", .help = "the aligner (path or cached name)"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT",
      .help = "the upstream's system message when a request has none"},
@@ -60,18 +48,16 @@ static const struct cli_opt serve_opts[] = {
      .help = "a stream whose client falls this many MiB of events\nbehind is cancelled and dropped (default 16)"},
     {"request-timeout-ms", 0, CLI_OPT_INT, O(request_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
      .help = "a request (queue wait included) is cancelled after this\n(default 300000)"},
+    {"idle-timeout-ms", 0, CLI_OPT_INT, O(idle_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
+     .help = "a connection with no traffic this long is closed: between\nrequests, and a stream whose client "
+             "reads none of it\n(its run cancelled) (default 120000; whole seconds)"},
     {"shutdown-grace-ms", 0, CLI_OPT_INT, O(grace_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
      .help = "at SIGTERM, runs in progress may finish this long\n(default 10000)"},
     {"max-rounds", 0, CLI_OPT_INT, O(pp.max_rounds), .imin = 0, .imax = 1 << 20, .section = "Loop", .arg = "N",
      .help = "most corrected sentences (default: no limit)"},
     {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
      .help = "most tokens of an answer when the request gives no\nmax_tokens (default 1024)"},
-    {"max-sentence-tokens", 0, CLI_OPT_INT, O(pp.max_sentence_tokens), .imin = 1, .imax = 1 << 24, .arg = "N",
-     .help = "most upstream tokens for one sentence (default 256)"},
-    {"max-aligner-tokens", 0, CLI_OPT_INT, O(pp.max_aligner_tokens), .imin = 0, .imax = 1 << 24, .arg = "N",
-     .help = "most aligner tokens per revision (default: 2 x y1 + 32)"},
-    {"unit", 0, CLI_OPT_ENUM, O(pp.unit), .names = unit_names, .arg = "sentence|line",
-     .help = "what the upstream is cut at (default sentence)"},
+    CLI_SENTENCE_ENTRIES(struct serve_opts),
     {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
      .arg = "T", .help = "upstream temperature when the request gives none\n(default 0: greedy)"},
     {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
@@ -83,13 +69,9 @@ static const struct cli_opt serve_opts[] = {
     {"no-spec", 0, CLI_OPT_UNSET, O(pp.use_spec), .help = "no copy-speculation in the aligner"},
     {"no-token-healing", 0, CLI_OPT_UNSET, O(pp.token_healing),
      .help = "continue the answer from its re-tokenized text as it is"},
-    {"threads", 't', CLI_OPT_INT, O(pp.n_threads), .imin = 0, .imax = 1024, .arg = "N",
-     .help = "compute threads (default: all cores)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
      .help = "bitwise batch-invariant kernels: with --parallel N the\nsame answers as --parallel 1"},
-    CLI_KV_TYPE_ENTRY(O(pp.kv_type)),
-    {"ctx-size", 'c', CLI_OPT_INT, O(pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",
-     .help = "context size of each local model (default 4096)"},
+    CLI_LOCAL_MODEL_ENTRIES(struct serve_opts),
     {"timeout-ms", 0, CLI_OPT_INT, O(timeout_ms), .imin = 1, .imax = 1 << 30, .section = "Remote upstream",
      .arg = "N", .help = "remote: idle timeout (default 60000)"},
     {"connect-timeout-ms", 0, CLI_OPT_INT, O(connect_timeout_ms), .imin = 1, .imax = 1 << 30, .arg = "N",
@@ -189,6 +171,7 @@ int cmd_serve(int argc, char **argv) {
     sp.max_body_bytes = (size_t)o.max_body_kb * 1024;
     sp.max_stream_buffer = (size_t)o.max_stream_mb << 20;
     sp.request_timeout_ms = o.request_timeout_ms;
+    sp.idle_timeout_ms = o.idle_timeout_ms;
     sp.shutdown_grace_ms = o.grace_ms;
     sp.log = serve_log;
     if (sa_server_init(&sp, &srv) || sa_server_start(srv)) {
