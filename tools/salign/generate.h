@@ -24,6 +24,8 @@ struct gen_opts {
     bool chat, json;      /* generate --chat, --json */
     const char *lora;     /* generate --lora: a GGUF LoRA adapter over the model, or NULL */
     float lora_scale;     /* generate --lora-scale: sa_ctx_params.lora_scale (default 1) */
+    const char *cvec;     /* generate --control-vector: a GGUF control vector, or NULL */
+    float cvec_scale;     /* generate --control-scale: sa_ctx_params.cvec_scale (default 1) */
 };
 void gen_opts_init(struct gen_opts *o);
 
