@@ -9,6 +9,7 @@
 
 #include "sa/dtype.h"
 #include "sa/status.h"
+#include "sa/steer.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -64,10 +65,29 @@ struct sa_ctx_params {
     /* Multiplies the adapter's alpha / rank (llama.cpp's user scale): 1 (default) applies the
      * adapter as trained, 0 gives the plain model; any finite value. Ignored without lora. */
     float lora_scale;
+    /* A control vector (sa/steer.h) added to this context's residual stream: cvec_scale times
+     * its row il after block il, at every position of every forward pass, or NULL (default):
+     * no steering. Its n_embd must be the model's and its n_layer at most the model's
+     * (SA_STATUS_BAD_ARGUMENT otherwise); rows past its n_layer are not steered. Borrowed: it
+     * must outlive the context. Works on every path (sa_ctx_decode, sa_batch_decode, a
+     * scheduler): each sequence of a batch gets its own context's vector. */
+    const struct sa_cvec *cvec;
+    /* Multiplies the control vector (llama.cpp's --control-vector-scaled): 1 (default), any
+     * finite value; 0 gives the plain model. Ignored without cvec. */
+    float cvec_scale;
+    /* Receives the hidden states of this context's forward passes (sa_hidden_fn: the residual
+     * stream after each block, embeddings first), or NULL (default): none. hidden_user is passed
+     * back. Every path, as cvec. */
+    sa_hidden_fn hidden_cb;
+    void *hidden_user;
+    /* true: hidden_cb receives only the last token of each decode call (the one whose logits
+     * the call returns); false (default): every token of the call, in order of position. */
+    bool hidden_last_only;
 };
 
 /* n_ctx 0, n_batch 0, n_threads 0, no abort callback, batch_invariant false, no scheduler,
- * kv_type SA_DTYPE_F32, no LoRA adapter, lora_scale 1. */
+ * kv_type SA_DTYPE_F32, no LoRA adapter, lora_scale 1, no control vector, cvec_scale 1, no
+ * hidden-state callback, hidden_last_only false. */
 struct sa_ctx_params sa_ctx_default_params(void);
 
 /* Creates a context over `model` (borrowed: it must outlive the context). `params` may be

@@ -17,6 +17,7 @@
 #include "sa/model.h"
 #include "sa/context.h"
 #include "sa/lora.h"
+#include "sa/steer.h"
 #include "sa/batch.h"
 #include "sa/segment.h"
 #include "sa/upstream.h"

@@ -14,6 +14,7 @@ struct sa_ctx_params sa_ctx_default_params(void) {
     struct sa_ctx_params p = {
         .n_ctx = 0, .n_batch = 0, .n_threads = 0, .abort_cb = NULL, .abort_user = NULL, .batch_invariant = false,
         .sched = NULL, .kv_type = SA_DTYPE_F32, .lora = NULL, .lora_scale = 1.0f,
+        .cvec = NULL, .cvec_scale = 1.0f, .hidden_cb = NULL, .hidden_user = NULL, .hidden_last_only = false,
     };
     return p;
 }
@@ -96,6 +97,8 @@ enum sa_status sa_ctx_init(const struct sa_model *model, const struct sa_ctx_par
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_init: the LoRA adapter was loaded over another model");
     if (p.lora && !isfinite(p.lora_scale))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_init: lora_scale must be finite");
+    enum sa_status sc = sa_steer_check_params(model, &p);
+    if (sc) return sc;
     if (p.n_ctx == 0) p.n_ctx = c->n_ctx_train > 0 && c->n_ctx_train < 4096 ? c->n_ctx_train : 4096;
     if (p.n_batch == 0) p.n_batch = p.n_ctx < 256 ? p.n_ctx : 256;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
@@ -269,6 +272,9 @@ enum sa_status sa_ctx_copy_prefix(struct sa_ctx *dst, const struct sa_ctx *src, 
         (src->params.lora && dst->params.lora_scale != src->params.lora_scale))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_copy_prefix: the contexts have different LoRA adapters "
                                                 "(the cached K/V rows would be another model's)");
+    if (dst->params.cvec != src->params.cvec || (src->params.cvec && dst->params.cvec_scale != src->params.cvec_scale))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "sa_ctx_copy_prefix: the contexts have different control vectors "
+                                                "(the cached K/V rows would be another stream's)");
     const struct sa_model_config *c = &src->model->cfg;
     const int64_t nkv = (int64_t)c->n_head_kv * c->head_dim, esz = (int64_t)src->kv_esz;
     for (int il = 0; il < c->n_layer; il++) {

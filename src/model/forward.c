@@ -5,7 +5,8 @@
  * GQA attention per sequence over its cache, output product, residual; then the gated MLP.
  * Gemma 3 adds embedding scaling, post-attention and post-FFN norms, GeGLU and
  * sliding-window layers. A sequence whose context has a LoRA adapter gets scale * B (A x) added
- * to each adapted product (lora_adapter.c). Decode (T = 1) runs Q/K/V and gate/up as one pool run each;
+ * to each adapted product (lora_adapter.c); one whose context has a control vector or a
+ * hidden-state callback gets its stream steered and read after each block (steer.c). Decode (T = 1) runs Q/K/V and gate/up as one pool run each;
  * element-wise steps are fused per row (ops_impl.h). refs: llama.cpp src/models/llama.cpp,
  * qwen2.cpp, qwen3.cpp, gemma3.cpp; HF transformers modeling_llama.py, modeling_qwen2/3.py, modeling_gemma3.py.
  * All buffers come from the workspace (a context's or a batch's arena): nothing is allocated here. */
@@ -193,6 +194,9 @@ enum sa_status sa_forward_batch(const struct sa_model *m, struct sa_fwd_ws *ws, 
                             sa_dtype_name(m->tok_embd.type) ? sa_dtype_name(m->tok_embd.type) : "?");
     }
     if (c->embd_scale) sa_op_scale(x, sqrtf((float)E), T * E); /* Gemma: x * sqrt(n_embd) */
+    /* control vectors and hidden-state callbacks (steer.c) see the stream between blocks */
+    const bool steer = sa_steer_active(seqs, n_seqs);
+    if (steer) sa_steer_layer(ws, seqs, n_seqs, 0, x, E);
 
     /* The residual adds are fused with the norm that follows them: a block's output xb2 is
      * (post-normed,) added to x and x normed for the next block in one pass over the rows. */
@@ -263,6 +267,12 @@ enum sa_status sa_forward_batch(const struct sa_model *m, struct sa_fwd_ws *ws, 
         sa_lora_apply(ws, seqs, n_seqs, il, SA_LORA_MOD_DOWN, ws->hb, F, xb2, E);
         /* xb2 = post_ffn_norm(xb2); x += xb2; xb = next layer's attn_norm(x) */
         const bool last = il + 1 == c->n_layer;
+        if (steer) { /* the same per-row operations as the fused call, with the hook between */
+            sa_op_add_norm(ws->tp, x, xb2, ly->post_ffn_norm, NULL, NULL, T, E, eps);
+            sa_steer_layer(ws, seqs, n_seqs, il + 1, x, E);
+            if (!last) sa_op_add_norm(ws->tp, x, NULL, NULL, xb, m->layers[il + 1].attn_norm, T, E, eps);
+            continue;
+        }
         sa_op_add_norm(ws->tp, x, xb2, ly->post_ffn_norm, last ? NULL : xb, last ? NULL : m->layers[il + 1].attn_norm,
                        T, E, eps);
     }

@@ -164,6 +164,18 @@ size_t sa_fwd_scratch_bytes(const struct sa_model *model, int32_t n_rows);
 SA_NODISCARD enum sa_status sa_forward_batch(const struct sa_model *model, struct sa_fwd_ws *ws,
                                              struct sa_fwd_seq *seqs, int32_t n_seqs, bool batch_invariant);
 
+/* ---- residual-stream hooks (steer.c, sa/steer.h) ---- */
+/* True when a sequence's context has a control vector or a hidden-state callback: the pass
+ * then splits each block's residual add from the next norm to reach the stream between them. */
+bool sa_steer_active(const struct sa_fwd_seq *seqs, int32_t n_seqs);
+/* x (rows of seqs, E): the residual stream after `layer` blocks (0: the embeddings). Adds each
+ * sequence's control-vector row layer - 1 (times its scale) to its rows, then hands the rows
+ * its hidden_cb wants to it. Cancelled sequences are skipped. */
+void sa_steer_layer(const struct sa_fwd_ws *ws, const struct sa_fwd_seq *seqs, int32_t n_seqs, int32_t layer, float *x,
+                    int64_t E);
+/* The control vector of a context's params against its model: SA_STATUS_BAD_ARGUMENT. */
+SA_NODISCARD enum sa_status sa_steer_check_params(const struct sa_model *model, const struct sa_ctx_params *p);
+
 /* NaN/Inf check of a context's first logits (once per context): SA_STATUS_BAD_FILE. */
 SA_NODISCARD enum sa_status sa_ctx_check_first_logits(struct sa_ctx *ctx, const float *logits);
 

@@ -19,7 +19,9 @@ class CtxParams(ctypes.Structure):
     _fields_ = [("n_ctx", ctypes.c_int32), ("n_batch", ctypes.c_int32), ("n_threads", ctypes.c_int),
                 ("abort_cb", ctypes.c_void_p), ("abort_user", ctypes.c_void_p), ("batch_invariant", ctypes.c_bool),
                 ("sched", ctypes.c_void_p), ("kv_type", ctypes.c_int),
-                ("lora", ctypes.c_void_p), ("lora_scale", ctypes.c_float)]
+                ("lora", ctypes.c_void_p), ("lora_scale", ctypes.c_float),
+                ("cvec", ctypes.c_void_p), ("cvec_scale", ctypes.c_float), ("hidden_cb", ctypes.c_void_p),
+                ("hidden_user", ctypes.c_void_p), ("hidden_last_only", ctypes.c_bool)]
 
 
 _lib = None

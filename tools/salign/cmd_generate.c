@@ -28,6 +28,7 @@ void gen_opts_init(struct gen_opts *o) {
     o->sp = sa_sampler_default_params();
     o->lora_scale = 1.0f;
     o->proxy_alpha = NAN;
+    o->cvec_scale = 1.0f;
 }
 
 #define O(f) CLI_AT(struct gen_opts, f)
@@ -59,6 +60,10 @@ static const struct cli_opt gen_opt_table[] = {
      .help = "weight of (expert - anti) (default 1; 0: the model alone)"},
     {"proxy-expert-lora", 0, CLI_OPT_STR, O(proxy_expert_lora), .mask = GEN_ONLY, .arg = "FILE",
      .help = "a LoRA adapter over the expert (then the expert may be\nthe anti-expert's file: base + adapter)"},
+    {"control-vector", 0, CLI_OPT_STR, O(cvec), .mask = GEN_ONLY, .arg = "FILE",
+     .help = "steer with a control vector (llama.cpp's GGUF format:\ndirection.K added after block K; docs/STEER.md)"},
+    {"control-scale", 0, CLI_OPT_FLOAT, O(cvec_scale), .mask = GEN_ONLY, .lo = -1e6, .hi = 1e6, .arg = "C",
+     .help = "scale of the control vector (default 1; 0: off)"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT", .help = "system message (chat formats)"},
     {"n-predict", 'n', CLI_OPT_INT, O(n_predict), .imin = 0, .imax = 1 << 24, .arg = "N",
      .help = "most tokens to generate (default 256; chat: 1024)"},
@@ -458,6 +463,7 @@ int cmd_generate(int argc, char **argv) {
     struct sa_ctx *ctx = NULL;
     struct sa_sampler *smp = NULL;
     struct sa_lora *lora = NULL;
+    struct sa_cvec *cvec = NULL;
     struct gen_result res = {0};
     struct sa_model *pm[2] = {NULL, NULL}; /* proxy-tuning: expert, anti-expert */
     struct sa_lora *plora = NULL;
@@ -467,6 +473,10 @@ int cmd_generate(int argc, char **argv) {
                   (rc = gen_load_model(o.proxy_anti, o.n_threads, &pm[1])) ||
                   (o.proxy_expert_lora && (rc = gen_load_lora(pm[0], o.proxy_expert_lora, &plora)))))
         goto done;
+    if (o.cvec && sa_cvec_load(o.cvec, &cvec)) {
+        rc = cli_fail("loading the control vector");
+        goto done;
+    }
     if ((rc = prompt_tokens(m, prompt, chat, o.system, &ids, &n_ids))) goto done;
     if (n_ids == 0) {
         rc = cli_usage_error("generate", "the prompt gives no tokens");
@@ -478,6 +488,8 @@ int cmd_generate(int argc, char **argv) {
     cp.kv_type = o.kv_type;
     cp.lora = lora;
     cp.lora_scale = o.lora_scale;
+    cp.cvec = cvec;
+    cp.cvec_scale = o.cvec_scale;
     const int32_t n_train = sa_model_config(m)->n_ctx_train;
     cp.n_ctx = o.n_ctx > 0 ? o.n_ctx : (int32_t)n_ids + (o.n_predict > 0 ? o.n_predict : 1);
     if (o.n_ctx == 0 && n_train > 0 && cp.n_ctx > n_train) cp.n_ctx = n_train;
@@ -547,6 +559,7 @@ done:
     sa_model_free(pm[1]);
     sa_model_free(pm[0]);
     sa_lora_free(lora);
+    sa_cvec_free(cvec);
     sa_model_free(m);
     return rc;
 }

@@ -27,6 +27,8 @@ struct gen_opts {
     /* generate --proxy-*: proxy-tuning (sa/proxy.h); expert and anti NULL: off */
     const char *proxy_expert, *proxy_anti, *proxy_expert_lora;
     float proxy_alpha;    /* NAN: not given (1) */
+    const char *cvec;     /* generate --control-vector: a GGUF control vector, or NULL */
+    float cvec_scale;     /* generate --control-scale: sa_ctx_params.cvec_scale (default 1) */
 };
 void gen_opts_init(struct gen_opts *o);
 
