@@ -872,7 +872,7 @@ int cmd_align(int argc, char **argv) {
         /* no upstream: the answers are given */
     } else if (is_url(o.upstream)) {
         if (o.upstream_lora || o.proxy_expert) {
-            rc = cli_usage_error("align", "--upstream-lora and --proxy-* need a local upstream");
+            rc = cli_usage_error("align", "%s needs a local upstream", o.upstream_lora ? "--upstream-lora" : "--proxy-expert");
             goto done;
         }
         if (o.upstream_tokenizer && (rc = load_cached(o.upstream_tokenizer, o.pp.n_threads, &tok_model))) goto done;
