@@ -33,7 +33,7 @@ NUM = r"\\?\$?\s*\d[\d,]*(?:\.\d+)?"
 OP = r"\s*(?:\\times|\\div|\\cdot|×|÷|\*|/|\+|-|x)\s*"
 EQ = re.compile(r"(?P<expr>" + NUM + r"(?:" + OP + NUM + r")+)\s*=\s*(?P<res>\\?\$?\s*-?\d[\d,]*(?:\.\d+)?)")
 BEFORE_BAD = set("()^{}/*+-×÷_=")
-AFTER_BAD = re.compile(r"^\s*(?:[\d.%(^/*×÷_{]|\\(?:times|div|cdot|frac)|[+-]\s*\d|x\s*\d)")
+AFTER_BAD = re.compile(r"^\s*(?:[\d%(^/*×÷_{]|\.\d|\\(?:times|div|cdot|frac)|[+-]\s*\d|x\s*\d)")
 
 
 def num_value(s):
@@ -48,7 +48,8 @@ def eval_expr(expr):
     if not re.fullmatch(r"[\d.\s+\-*/]+", e):
         return None
     try:
-        return float(eval(e, {"__builtins__": {}}))  # digits and + - * / only (checked above)
+        # digits and + - * / only (checked above), on one line (eval refuses a leading line break)
+        return float(eval(" ".join(e.split()), {"__builtins__": {}}))
     except (ZeroDivisionError, SyntaxError):
         return None
 
@@ -76,7 +77,10 @@ def equations(sentence):
         before = sentence[: m.start()].rstrip()
         latex_open = before.endswith(("\\(", "\\[", "\\{"))
         if before and not latex_open and (before[-1] in BEFORE_BAD or before.endswith(("\\times", "\\div", "\\cdot"))):
-            continue
+            # '=' ends a chain ("2 + 3 = 5 + 1 = 6") only after a number; after a label
+            # ("\\text{Total} = 5 \\times 3 = 15") the equation stands on its own
+            if not (before[-1] == "=" and not before[:-1].rstrip()[-1:].isdigit()):
+                continue
         if AFTER_BAD.match(sentence[m.end():]):
             continue
         v = eval_expr(m.group("expr"))

@@ -9,6 +9,7 @@
 #include "pipeline/pipeline_impl.h"
 #include "sa/sa.h"
 #include "sa/pipeline.h"
+#include "sa/pipeline_trace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -535,6 +536,87 @@ static void test_revise_one_sentence(void) {
     sa_pipeline_result_free(&r);
     sa_pipeline_free(pl);
     setup_free(&st);
+}
+
+/* The edit check (edit_check ARITH): an edit that writes a false equation is refused and y1
+ * emitted (the event says refused, with the proposal; n_refused counts it; the trace line
+ * carries "refused" and "proposed"); an edit that fixes y1's arithmetic stands; NONE lets both
+ * through; revise_sentence applies it too. */
+struct refused_seen {
+    int n, n_refused;
+    char *proposed;
+    char *line;
+};
+
+static bool on_refused(void *user, const struct sa_pipeline_sentence *s) {
+    struct refused_seen *rs = user;
+    rs->n++;
+    if (s->refused) {
+        rs->n_refused++;
+        CHECK(!s->gated && !s->copied && s->edit_ratio == 0.0 && s->proposed != NULL);
+        free(rs->proposed);
+        rs->proposed = s->proposed ? strdup(s->proposed) : NULL;
+        struct sa_trace_round tr = sa_trace_round_of_sentence(s, "7", NULL);
+        free(rs->line);
+        rs->line = NULL;
+        CHECK_OK(sa_trace_round_format(&tr, &rs->line, NULL));
+    }
+    return true;
+}
+
+static void test_edit_check_arith(void) {
+    static const char *const units[] = {"Each of 4 rounds has 17 skips.", " So 17 + 17 + 17 + 17 = 68 skips.",
+                                        " He sells 3 x 5 = 14 cakes."};
+    static const char *const replies[] = {NULL, "So 17 + 17 + 17 + 17 = 59 skips.", "He sells 3 x 5 = 15 cakes."};
+    for (int check = 0; check <= 1; check++) {
+        struct setup st;
+        setup_init(&st, units, 3, 4);
+        st.fa.replies = replies;
+        st.fa.n_replies = 3;
+        st.pp.edit_check = check ? SA_PIPELINE_EDIT_CHECK_ARITH : SA_PIPELINE_EDIT_CHECK_NONE;
+        struct sa_pipeline *pl = NULL;
+        CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+        struct refused_seen rs = {0};
+        struct sa_pipeline_callbacks cb = {.on_sentence = on_refused, .user = &rs};
+        struct sa_pipeline_result r;
+        CHECK_OK(sa_pipeline_run(pl, "Skips?", &cb, &r));
+        if (check) {
+            CHECK_EQ_STR(r.answer, "Each of 4 rounds has 17 skips. So 17 + 17 + 17 + 17 = 68 skips. He sells 3 x 5 = 15 cakes.");
+            CHECK(r.n_refused == 1 && rs.n_refused == 1 && r.n_copied == 1 && r.n_gated == 0);
+            CHECK_EQ_STR(rs.proposed, "So 17 + 17 + 17 + 17 = 59 skips.");
+            CHECK(rs.line && strstr(rs.line, "\"refused\":true") && strstr(rs.line, "\"proposed\":\"So 17 + 17 + 17 + 17 = 59"));
+        } else {
+            CHECK_EQ_STR(r.answer, "Each of 4 rounds has 17 skips. So 17 + 17 + 17 + 17 = 59 skips. He sells 3 x 5 = 15 cakes.");
+            CHECK(r.n_refused == 0 && rs.n_refused == 0);
+        }
+        sa_pipeline_result_free(&r);
+        /* one sentence outside the loop (salign eval aligner) */
+        fake_al_free(&st.fa);
+        static const char *const one[] = {"So 2 + 2 = 5."};
+        st.fa.replies = one;
+        st.fa.n_replies = 1;
+        st.fa.n_calls = 0;
+        CHECK_OK(sa_pipeline_revise_sentence(pl, "Q", "", "So 2 + 2 = 4.", &r));
+        CHECK_EQ_STR(r.answer, check ? "So 2 + 2 = 4." : "So 2 + 2 = 5.");
+        CHECK_EQ_INT(r.n_refused, check);
+        sa_pipeline_result_free(&r);
+        sa_pipeline_free(pl);
+        free(rs.proposed);
+        free(rs.line);
+        setup_free(&st);
+    }
+    CHECK_EQ_STR(sa_pipeline_edit_check_name(SA_PIPELINE_EDIT_CHECK_ARITH), "arith");
+    /* the format check: the aligner's input markers in a revision */
+    CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_FORMAT, "x = 1\n```", "x = 1\n``` | ##Your_Revision:"));
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_ARITH, "x = 1\n```", "x = 1\n``` | ##Your_Revision:"));
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_FORMAT, "So 2 + 2 = 4.", "So 2 + 2 = 5."));
+    CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_ALL, "So 2 + 2 = 4.", "So 2 + 2 = 5."));
+    struct sa_pipeline_params bad = sa_pipeline_default_params();
+    bad.mode = SA_PIPELINE_ALIGNER;
+    bad.aligner_fn = fake_align;
+    bad.edit_check = (enum sa_pipeline_edit_check)7;
+    struct sa_pipeline *pl = NULL;
+    CHECK(sa_pipeline_init(&bad, &pl) == SA_STATUS_BAD_ARGUMENT && !pl);
 }
 
 static void test_mode_continue(void) {
@@ -1100,6 +1182,7 @@ int main(void) {
     RUN(test_mode_aligner);
     RUN(test_revise_given_answer);
     RUN(test_revise_one_sentence);
+    RUN(test_edit_check_arith);
     RUN(test_mode_continue);
     RUN(test_finish_in_one_chunk);
     RUN(test_joining_cjk_and_lines);

@@ -84,6 +84,24 @@ enum sa_pipeline_edit_score {
 /* "sum", "mean" ("unknown" for another value). */
 const char *sa_pipeline_edit_score_name(enum sa_pipeline_edit_score e);
 
+/* The edit checks (issue 13; not in the paper): rules that refuse an edit whatever the
+ * aligner's score, so that the upstream's y1 is emitted instead. Bits of
+ * sa_pipeline_params.edit_check; the rules: src/pipeline/arith_check.c, docs/PIPELINE.md. */
+enum sa_pipeline_edit_check {
+    SA_PIPELINE_EDIT_CHECK_NONE = 0,        /* every edit may stand (default) */
+    SA_PIPELINE_EDIT_CHECK_ARITH = 1u << 0, /* an edit that writes out a false equation y1 did not
+                                               write ("17 + 17 + 17 + 17 = 59") is refused; one that
+                                               corrects y1's arithmetic passes */
+    SA_PIPELINE_EDIT_CHECK_FORMAT = 1u << 1, /* an edit that writes a marker of the aligner's input
+                                                ("##Your_Revision:", ...) y1 did not write is refused:
+                                                the aligner lost track of its task */
+    SA_PIPELINE_EDIT_CHECK_ALL = (1u << 2) - 1,
+};
+/* "arith", "format" for one bit ("none" for 0, "unknown" for anything else). */
+const char *sa_pipeline_edit_check_name(unsigned check);
+/* True when the checks (bits) refuse replacing y1 with y2 (both NUL-terminated). */
+bool sa_pipeline_edit_refused(unsigned checks, const char *y1, const char *y2);
+
 /* What the aligner is asked (for a test double or a custom aligner: aligner_fn). */
 enum sa_pipeline_request_kind {
     SA_PIPELINE_REQ_SENTENCE = 0, /* revise `last` given question and prefix (Stream Aligner input) */
@@ -210,13 +228,20 @@ struct sa_pipeline_params {
     const struct sa_lora *proxy_expert_lora; /* NULL, or a LoRA adapter over proxy_expert for its
                                                 context (sa_proxy_params.expert_lora). Borrowed. */
     float proxy_alpha;                       /* finite; default 1 */
+
+    /* ---- the edit checks (issue 13; not in the paper) ---- */
+    /* SA_PIPELINE_EDIT_CHECK_* bits (default NONE): rules applied to every revision y2 that
+     * differs from y1 (STREAM rounds, the ALIGNER rewrite; after the gate, with or without it):
+     * a refused edit is replaced by y1, as a gated one is (`refused` in its event, n_refused in
+     * the result). Work with aligner_fn too (they read the text only). */
+    unsigned edit_check;
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
  * token healing on, batch_invariant false, kv_type SA_DTYPE_F32, edit_gate false (edit_threshold
- * 0, edit_score SUM), keep_line_break on, no proxy-tuning (proxy_alpha 1). */
+ * 0, edit_score SUM), keep_line_break on, no proxy-tuning (proxy_alpha 1), edit_check NONE. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */
@@ -259,6 +284,9 @@ struct sa_pipeline_sentence {
     const char *proposed;     /* gated: the aligner's revision that was replaced (without its outer
                                  whitespace); else NULL */
     double score_ms;          /* of aligner_ms: the gate's teacher-forced pass over y1 (0: none) */
+    bool refused;             /* the edit check (sa_pipeline_params.edit_check) refused the revision:
+                                 `text` is the separator + y1 and `proposed` the refused revision,
+                                 as for a gated one (gated stays false) */
 };
 
 struct sa_pipeline_callbacks {
@@ -296,6 +324,7 @@ struct sa_pipeline_result {
                                  ALIGNER mode: of the one revision); NAN when none */
     double logp_revision, logp_draft; /* the last scored revision's sums (NAN: none, or copied) */
     double score_ms;          /* of aligner_ms: the gate's passes over y1 */
+    int32_t n_refused;        /* revisions the edit check replaced by their y1 (not in n_gated) */
 };
 void sa_pipeline_result_free(struct sa_pipeline_result *r);
 

@@ -43,7 +43,9 @@ enum sa_trace_field {
     /* the gated revision's (sa_pipeline_params.edit_gate): written only for a scored revision */
     SA_TRACE_MARGIN = 1u << 20,
     SA_TRACE_GATED = 1u << 21,
-    SA_TRACE_PROPOSED = 1u << 22, /* only when gated */
+    SA_TRACE_PROPOSED = 1u << 22, /* only when gated or refused */
+    /* the edit check's (sa_pipeline_params.edit_check): written only when it refused an edit */
+    SA_TRACE_REFUSED = 1u << 23,
 };
 
 /* One trace line. Strings are borrowed (NUL-terminated UTF-8): from the caller for the
@@ -69,12 +71,14 @@ struct sa_trace_round {
     double t_ms;             /* >= 0: since the run started */
     double margin;           /* finite: the gate's margin (sa_pipeline_sentence.margin) */
     bool gated;              /* the revision was replaced by y1 (y2 is then y1) */
-    const char *proposed;    /* gated: the aligner's revision that was replaced */
+    const char *proposed;    /* gated or refused: the aligner's revision that was replaced */
+    bool refused;            /* the edit check refused the revision (y2 is then y1) */
 };
 
 /* The line of a sentence the pipeline emitted (what `salign align --trace` writes): every
  * field of SA_TRACE_ALL, the id when id_json is not NULL, the question when it is not NULL,
- * margin and gated when the gate scored the revision, proposed when it gated it. The result
+ * margin and gated when the gate scored the revision, refused when the edit check refused it,
+ * proposed when either replaced it. The result
  * borrows s's strings and the arguments. */
 struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_sentence *s, const char *id_json,
                                                  const char *question);

@@ -2,9 +2,11 @@
  * aligner in (pipeline.c) and the one its training records are rendered in (sa_record_input,
  * src/data/records.c), so that training and inference see the same text. */
 #define _GNU_SOURCE
+#include "pipeline/pipeline_impl.h"
 #include "sa/pipeline.h"
 
 #include <stdio.h>
+#include <string.h>
 
 enum sa_status sa_aligner_input(const char *question, const char *prefix, const char *last, char **out) {
     *out = NULL;
@@ -25,4 +27,13 @@ enum sa_status sa_aligner_baseline_input(const char *question, const char *answe
         return sa_error(SA_STATUS_NO_MEMORY, "aligner input: out of memory");
     }
     return SA_STATUS_OK;
+}
+
+bool sa_aligner_input_marker_added(const char *y1, const char *y2) {
+    /* the field markers of both inputs above */
+    static const char *const markers[] = {"##Question:", "##Answer_Prefix:", "##Answer_Last_Sentence:",
+                                          "##Your_Revision:", "##Answer:", "##Correction:"};
+    for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++)
+        if (strstr(y2, markers[i]) && !strstr(y1, markers[i])) return true;
+    return false;
 }

@@ -78,6 +78,19 @@ const char *sa_pipeline_edit_score_name(enum sa_pipeline_edit_score e) {
     return e == SA_PIPELINE_EDIT_SCORE_SUM ? "sum" : e == SA_PIPELINE_EDIT_SCORE_MEAN ? "mean" : "unknown";
 }
 
+const char *sa_pipeline_edit_check_name(unsigned check) {
+    return check == SA_PIPELINE_EDIT_CHECK_NONE    ? "none"
+           : check == SA_PIPELINE_EDIT_CHECK_ARITH  ? "arith"
+           : check == SA_PIPELINE_EDIT_CHECK_FORMAT ? "format"
+                                                    : "unknown";
+}
+
+bool sa_pipeline_edit_refused(unsigned checks, const char *y1, const char *y2) {
+    if (!y1 || !y2) return false;
+    if ((checks & SA_PIPELINE_EDIT_CHECK_FORMAT) && sa_aligner_input_marker_added(y1, y2)) return true;
+    return (checks & SA_PIPELINE_EDIT_CHECK_ARITH) && sa_arith_edit_adds_error(y1, y2);
+}
+
 struct sa_pipeline_params sa_pipeline_default_params(void) {
     return (struct sa_pipeline_params){
         .mode = SA_PIPELINE_STREAM,
@@ -208,6 +221,8 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: upstream_top_p must be in (0, 1]");
     if (p->edit_gate && (isnan(p->edit_threshold) || (unsigned)p->edit_score > SA_PIPELINE_EDIT_SCORE_MEAN))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_threshold is NaN or edit_score unknown");
+    if (p->edit_check & ~(unsigned)SA_PIPELINE_EDIT_CHECK_ALL)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_check has an unknown bit");
     if (p->edit_gate && needs_aligner(p) && (p->aligner_fn || !p->aligner_model))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_gate needs aligner_model (an aligner_fn gives no "
                                                 "log-probabilities to compare)");
@@ -610,10 +625,11 @@ struct revision {
     bool copied;  /* the aligner's revision equals y1 */
     /* the gate (edit_gate): scored when the margin was computed */
     bool scored, gated;
+    bool refused; /* the edit check refused it (edit_check): text is y1, proposed the revision */
     double margin, logp_rev, logp_draft; /* nats; NAN when not computed */
     int32_t n_rev_tok, n_draft_tok;      /* tokens of the sums, end token included */
     double score_ms;                     /* of ms: scoring y1 (the gate's extra pass) */
-    char *proposed; /* gated: the aligner's revision (stripped, malloc'd) */
+    char *proposed; /* gated or refused: the aligner's revision (stripped, malloc'd) */
 };
 
 /* The gate's scores of a revision (docs/PIPELINE.md "Gated revision"). The aligner generated
@@ -754,8 +770,12 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
     else rv->raw = raw;
     if (!s && kind != SA_PIPELINE_REQ_CONTINUE) {
         rv->copied = !strcmp(rv->text, last);
-        /* the gate: below the threshold, y1 is the revision */
-        if (rv->scored && !rv->copied && pl->p.edit_gate && !(rv->margin >= (double)pl->p.edit_threshold)) {
+        /* the gate: below the threshold, y1 is the revision; then the edit check */
+        if (!rv->copied && rv->scored && pl->p.edit_gate && !(rv->margin >= (double)pl->p.edit_threshold))
+            rv->gated = true;
+        else if (!rv->copied && sa_pipeline_edit_refused(pl->p.edit_check, last, rv->text))
+            rv->refused = true;
+        if (rv->gated || rv->refused) {
             char *y1 = strdup(last);
             if (!y1) {
                 s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -763,7 +783,6 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
             } else {
                 rv->proposed = rv->text;
                 rv->text = y1;
-                rv->gated = true;
             }
         }
     }
@@ -777,6 +796,7 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
             r->logp_revision = rv->logp_rev;
             r->logp_draft = rv->logp_draft;
         }
+        r->n_refused += rv->refused;
         r->aligner_tokens += rv->n_tokens;
         r->aligner_draft += rv->n_draft;
         r->aligner_accepted += rv->n_accepted;
@@ -794,7 +814,7 @@ static struct sa_pipeline_sentence aligned_event(const char *y1, const struct re
     ev.aligned = true;
     ev.original = y1;
     ev.copied = rv->copied;
-    ev.edit_ratio = ev.copied || rv->gated ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv->text, strlen(rv->text));
+    ev.edit_ratio = ev.copied || rv->gated || rv->refused ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv->text, strlen(rv->text));
     ev.scored = rv->scored;
     ev.margin = rv->margin;
     ev.logp_revision = rv->logp_rev;
@@ -802,6 +822,7 @@ static struct sa_pipeline_sentence aligned_event(const char *y1, const struct re
     ev.n_revision_tokens = rv->n_rev_tok;
     ev.n_draft_tokens = rv->n_draft_tok;
     ev.gated = rv->gated;
+    ev.refused = rv->refused;
     ev.proposed = rv->proposed;
     ev.score_ms = rv->score_ms;
     ev.upstream_done = ro->finish == SA_UPSTREAM_FINISH_STOP;

@@ -43,6 +43,7 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
         .margin = s->margin,
         .gated = s->gated,
         .proposed = s->proposed,
+        .refused = s->refused,
     };
     /* a NULL string is left out (as cJSON_AddStringToObject always did here) */
     const uint32_t strs = SA_TRACE_ANSWER_SO_FAR | SA_TRACE_Y1 | SA_TRACE_Y2 | SA_TRACE_TEXT;
@@ -50,7 +51,8 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
             (question ? SA_TRACE_QUESTION : 0) | (s->answer ? SA_TRACE_ANSWER_SO_FAR : 0) |
             (s->original ? SA_TRACE_Y1 : 0) | (y2 ? SA_TRACE_Y2 | SA_TRACE_TEXT : 0);
     if (s->scored && isfinite(s->margin)) r.has |= SA_TRACE_MARGIN | SA_TRACE_GATED;
-    if (s->scored && s->gated && s->proposed) r.has |= SA_TRACE_PROPOSED;
+    if (s->refused) r.has |= SA_TRACE_REFUSED;
+    if (((s->scored && s->gated) || s->refused) && s->proposed) r.has |= SA_TRACE_PROPOSED;
     return r;
 }
 
@@ -109,6 +111,7 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
     }
     NUM(SA_TRACE_MARGIN, "margin", r->margin);
     BOOL(SA_TRACE_GATED, "gated", r->gated);
+    BOOL(SA_TRACE_REFUSED, "refused", r->refused);
     STR(SA_TRACE_PROPOSED, "proposed", r->proposed);
 #undef STR
 #undef NUM
@@ -188,7 +191,8 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
     } bools[] = {{SA_TRACE_ALIGNED, "aligned", &r.aligned},
                  {SA_TRACE_COPIED, "copied", &r.copied},
                  {SA_TRACE_EOS, "eos", &r.eos},
-                 {SA_TRACE_GATED, "gated", &r.gated}};
+                 {SA_TRACE_GATED, "gated", &r.gated},
+                 {SA_TRACE_REFUSED, "refused", &r.refused}};
     for (size_t i = 0; i < SA_ARRAY_LEN(bools); i++) {
         if (!(j = field(o, bools[i].key))) continue;
         if (!cJSON_IsBool(j))

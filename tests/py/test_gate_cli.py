@@ -46,6 +46,27 @@ def bad_values_refused():
         assert "bad --edit-threshold" in p.stderr and "comma list" in p.stderr, (bad, p.stderr)
     p = run(ev + ["--edit-score", "mean"], code=2)
     assert "--edit-score needs --edit-threshold" in p.stderr, p.stderr
+    # the edit check (--edit-check)
+    p = run(BASE + ["-p", "q", "--edit-check", "algebra"], code=2)
+    assert "--edit-check" in p.stderr and "arith, format" in p.stderr, p.stderr
+    p = run([SALIGN, "align", "--upstream", NAME, "--mode", "upstream", "-p", "q", "--edit-check", "arith"], code=2)
+    assert "--edit-check needs an aligner" in p.stderr, p.stderr
+    p = run(ev + ["--edit-check", "x"], code=2)
+    assert "--edit-check" in p.stderr, p.stderr
+
+
+@test
+def align_edit_check_json():
+    """--edit-check arith is reported in --json (edit_check, refused) and in the verbose
+    summary; without it neither field is written. (Which edits it refuses: test_pipeline's
+    test_edit_check_arith with a scripted aligner, tests/py/test_arith_check.py.)"""
+    q = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    p = run(BASE + ["-p", q, "--edit-check", "all", "--json", "--max-rounds", "1", "-v"])
+    r = json.loads(p.stdout.splitlines()[-1])
+    assert r["edit_check"] == "arith,format" and r["refused"] >= 0, r
+    assert "edit check (arith,format):" in p.stderr, p.stderr
+    off = json.loads(run(BASE + ["-p", q, "--json", "--max-rounds", "1"]).stdout)
+    assert "edit_check" not in off and "refused" not in off, off
 
 
 @test
@@ -130,6 +151,8 @@ def eval_aligner_sweep():
     for k in ("kept", "changed", "improved", "fixed"):
         assert lo[k] == r[k], (k, lo, r)  # -inf: the ungated rates
     assert hi["changed"]["count"] == 0 and hi["kept"]["count"] == hi["kept"]["n"], hi
+    rc = json.loads(run(ev + ["--edit-check", "format,arith", "--json"]).stdout)
+    assert rc["edit_check"] == "arith,format" and rc["refused"] >= 0 and rc["evaluated"] == 3, rc
     text = run(ev + ["--edit-threshold", "-1,1", "--edit-score", "mean"]).stdout
     rows_out = [ln for ln in text.splitlines() if ln.startswith(">= ")]
     assert len(rows_out) == 2 and rows_out[0].startswith(">= -1") and "gated" in rows_out[0], text

@@ -3,6 +3,7 @@
 #include "cli_opts.h"
 #include "cli.h"
 #include "sa/dtype.h"
+#include "sa/pipeline.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -307,4 +308,39 @@ void cli_help(FILE *f, const struct cli_cmd *cmd) {
     if (!cmd->n_opts || !cmd->opts[0].section) fputs("Options:\n", f);
     cli_help_options(f, cmd, 2);
     if (cmd->epilog) fprintf(f, "\n%s", cmd->epilog);
+}
+
+bool cli_parse_edit_check(const char *value, void *field) {
+    static const struct {
+        const char *name;
+        unsigned bits;
+    } names[] = {{"none", SA_PIPELINE_EDIT_CHECK_NONE},
+                 {"arith", SA_PIPELINE_EDIT_CHECK_ARITH},
+                 {"format", SA_PIPELINE_EDIT_CHECK_FORMAT},
+                 {"all", SA_PIPELINE_EDIT_CHECK_ALL}};
+    unsigned bits = 0;
+    const char *p = value;
+    for (;;) {
+        const size_t n = strcspn(p, ",");
+        size_t k = 0;
+        while (k < sizeof names / sizeof names[0] && (strlen(names[k].name) != n || strncmp(p, names[k].name, n))) k++;
+        if (k == sizeof names / sizeof names[0]) return false;
+        bits |= names[k].bits;
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    *(unsigned *)field = bits;
+    return true;
+}
+
+const char *cli_edit_check_str(unsigned checks, char *buf, size_t size) {
+    static const unsigned bits[] = {SA_PIPELINE_EDIT_CHECK_ARITH, SA_PIPELINE_EDIT_CHECK_FORMAT};
+    size_t len = 0;
+    if (size) buf[0] = 0;
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
+        if (checks & bits[i])
+            len += (size_t)snprintf(len < size ? buf + len : NULL, len < size ? size - len : 0, "%s%s",
+                                    len ? "," : "", sa_pipeline_edit_check_name(bits[i]));
+    if (!len) snprintf(buf, size, "none");
+    return buf;
 }

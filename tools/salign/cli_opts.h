@@ -134,6 +134,18 @@ extern const char *const cli_unit_names[]; /* enum sa_segment_unit */
     {"ctx-size", 'c', CLI_OPT_INT, CLI_AT(T, pp.n_ctx), .imin = 0, .imax = 1 << 24, .arg = "N",                \
      .help = "context size of each local model (default 4096)"}
 
+/* The edit checks (sa_pipeline_params.edit_check, an unsigned of SA_PIPELINE_EDIT_CHECK_* bits):
+ * a comma list of arith, format, all, none. align, serve and eval aligner. */
+bool cli_parse_edit_check(const char *value, void *field);
+/* The bits as that list ("arith,format"; "none" for 0) in buf. */
+const char *cli_edit_check_str(unsigned checks, char *buf, size_t size);
+#define CLI_EDIT_CHECK_ENTRY(T, F)                                                                             \
+    {"edit-check", 0, CLI_OPT_CUSTOM, CLI_AT(T, F), .parse = cli_parse_edit_check,                             \
+     .expect = "a comma list of arith, format, all, none", .arg = "LIST",                                      \
+     .help = "refuse edits by rules, whatever their margin (y1 is\nemitted): arith, an edit that writes a "     \
+             "false equation\ny1 did not (\"17 + 17 = 43\"); format, one that writes\nthe aligner's input "    \
+             "markers (\"##Your_Revision:\");\nall; none (default)"}
+
 /* Whether cmd accepts the entry o. */
 bool cli_accepts(const struct cli_cmd *cmd, const struct cli_opt *o);
 

@@ -96,6 +96,7 @@ static const struct cli_opt align_opts[] = {
              "`salign eval aligner\n--edit-threshold` on dev records (docs/PIPELINE.md)"},
     {"edit-score", 0, CLI_OPT_ENUM, O(pp.edit_score), .names = edit_score_names, .arg = "sum|mean",
      .help = "the margin: sum (default) of log-probabilities, or mean\nper token (X in nats per token)"},
+    CLI_EDIT_CHECK_ENTRY(struct align_opts, pp.edit_check),
     {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
      .arg = "T", .help = "upstream temperature (default 0: greedy)"},
     {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
@@ -181,6 +182,7 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
         return cli_usage_error("align", "--edit-score needs --edit-threshold X");
     if ((int)o->pp.edit_score < 0) o->pp.edit_score = SA_PIPELINE_EDIT_SCORE_SUM;
     if (o->pp.edit_gate && !need_aligner) return cli_usage_error("align", "--edit-threshold needs an aligner round");
+    if (o->pp.edit_check && !need_aligner) return cli_usage_error("align", "--edit-check needs an aligner round");
     if (!o->pp.edit_gate) o->pp.edit_threshold = 0.0f;
     return 0;
 }
@@ -213,6 +215,11 @@ static void print_edit(const struct run_ctx *rc, const struct sa_pipeline_senten
         printf("[%d] = %s\n", s->index, s->original);
         printf("%*s %sx %s%s (gated: margin %.2f)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "",
                off, s->margin);
+    } else if (s->refused) { /* the edit check kept y1 */
+        printf("[%d] = %s\n", s->index, s->original);
+        char chk[32];
+        printf("%*s %sx %s%s (refused: %s)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "", off,
+               cli_edit_check_str(rc->o->pp.edit_check, chk, sizeof chk));
     } else {
         const char *y2 = s->text;
         while (*y2 == ' ' || *y2 == '\n' || *y2 == '\t' || *y2 == '\r') y2++;
@@ -281,6 +288,11 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
         cJSON_AddNumberToObject(j, "score_ms", r->score_ms);
         if (o->pp.mode == SA_PIPELINE_ALIGNER && isfinite(r->margin)) cJSON_AddNumberToObject(j, "margin", r->margin);
     }
+    if (o->pp.edit_check) { /* the edit checks */
+        char chk[32];
+        cJSON_AddStringToObject(j, "edit_check", cli_edit_check_str(o->pp.edit_check, chk, sizeof chk));
+        cJSON_AddNumberToObject(j, "refused", r->n_refused);
+    }
     cJSON_AddBoolToObject(j, "keep_line_break", o->pp.keep_line_break);
     if (o->proxy_expert) cJSON_AddNumberToObject(j, "proxy_alpha", o->pp.proxy_alpha); /* a proxy-tuned upstream */
     return j;
@@ -297,6 +309,10 @@ static void print_metrics(const struct sa_pipeline_result *r, const struct align
         fprintf(stderr, "salign align: gate (%s, threshold %g): %d of %d scored revision(s) gated; scoring y1 took %.0f ms\n",
                 sa_pipeline_edit_score_name(o->pp.edit_score), o->pp.edit_threshold, r->n_gated, r->n_scored,
                 r->score_ms);
+    char chk[32];
+    if (o->pp.edit_check)
+        fprintf(stderr, "salign align: edit check (%s): %d revision(s) refused\n",
+                cli_edit_check_str(o->pp.edit_check, chk, sizeof chk), r->n_refused);
 }
 
 /* ---- batch ---- */

@@ -104,6 +104,7 @@ struct opts {
     int n_threads;
     int32_t n_ctx;
     int edit_score; /* enum sa_pipeline_edit_score; -1: not given */
+    unsigned edit_check; /* SA_PIPELINE_EDIT_CHECK_* bits */
     double thr[MAX_THRESHOLDS]; /* --edit-threshold, parsed */
     size_t n_thr;
 };
@@ -166,6 +167,7 @@ static const struct cli_opt eval_aligner_opts[] = {
              "scored\nbelow it replaced by the draft; choose on dev records,\nnever test (docs/PIPELINE.md)"},
     {"edit-score", 0, CLI_OPT_ENUM, O(edit_score), .names = edit_score_names, .arg = "sum|mean",
      .help = "the gate's margin: sum (default) or mean per token"},
+    CLI_EDIT_CHECK_ENTRY(struct opts, edit_check),
     {"no-spec", 0, CLI_OPT_UNSET, O(spec), .help = "no copy-speculation (same output, slower)"},
     {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
      .help = "bitwise batch-invariant kernels (slower one-token decoding)"},
@@ -255,6 +257,7 @@ int cmd_eval_aligner(int argc, char **argv) {
     pp.n_threads = o.n_threads;
     pp.n_ctx = o.n_ctx;
     pp.batch_invariant = o.batch_invariant;
+    pp.edit_check = o.edit_check; /* refused edits count as the draft */
     if (o.thresholds) { /* every edit scored, none gated: the sweep replays the gate below */
         pp.edit_gate = true;
         pp.edit_threshold = -INFINITY;
@@ -269,6 +272,7 @@ int cmd_eval_aligner(int argc, char **argv) {
         rc = CLI_FAIL;
         goto done;
     }
+    size_t n_refused = 0; /* edits the edit check replaced by the draft */
     for (size_t i = 0; i < n && !rc; i++) {
         const struct sa_record *r = &recs.items[i];
         const bool sentence = r->kind == SA_RECORD_SENTENCE;
@@ -300,6 +304,7 @@ int cmd_eval_aligner(int argc, char **argv) {
         const size_t dist_rev = is_copy ? 0 : sa_edit_distance(res.answer, res.len, c, strlen(c));
         const bool improved = !is_copy && dist_rev < dist_draft;
         tally_add(&all, is_copy, kept, improved, fixed);
+        n_refused += (size_t)res.n_refused;
         outs[i] = (struct outcome){.is_copy = is_copy, .kept = kept, .improved = improved, .fixed = fixed,
                                    .edited = !kept, .margin = res.n_scored ? res.margin : NAN};
         const char *lab = label_of(r);
@@ -320,6 +325,7 @@ int cmd_eval_aligner(int argc, char **argv) {
                 cJSON_AddNumberToObject(j, "distance_before", (double)dist_draft);
                 cJSON_AddNumberToObject(j, "distance_after", (double)dist_rev);
             }
+            if (res.n_refused) cJSON_AddBoolToObject(j, "refused", true);
             if (res.n_scored && isfinite(res.margin)) cJSON_AddNumberToObject(j, "margin", res.margin);
             if (res.n_scored && isfinite(res.logp_revision)) {
                 cJSON_AddNumberToObject(j, "logp_revision", res.logp_revision);
@@ -348,6 +354,11 @@ int cmd_eval_aligner(int argc, char **argv) {
             if (o.aligner_lora) cJSON_AddStringToObject(j, "aligner_lora", o.aligner_lora);
             cJSON_AddStringToObject(j, "records", o.records);
             cJSON_AddNumberToObject(j, "evaluated", (double)n);
+            if (o.edit_check) {
+                char chk[32];
+                cJSON_AddStringToObject(j, "edit_check", cli_edit_check_str(o.edit_check, chk, sizeof chk));
+                cJSON_AddNumberToObject(j, "refused", (double)n_refused);
+            }
             cJSON *arr = cJSON_AddArrayToObject(j, "by_label");
             for (size_t k = 0; k < n_labels; k++) cJSON_AddItemToArray(arr, tally_json(&by[k]));
             if (o.thresholds) {
@@ -371,6 +382,10 @@ int cmd_eval_aligner(int argc, char **argv) {
         } else {
             printf("%zu records (%zu copy, %zu rewrite); 95%% Wilson intervals\n", n, all.n_copy, all.n_rewrite);
             print_tally(&all);
+            char chk[32];
+            if (o.edit_check)
+                printf("edit check %s: %zu edit(s) refused (counted as the draft)\n",
+                       cli_edit_check_str(o.edit_check, chk, sizeof chk), n_refused);
             for (size_t k = 0; k < n_labels; k++) print_tally(&by[k]);
             if (o.thresholds) {
                 printf("gated revision (margin %s; edits below the threshold replaced by the draft)\n",

@@ -14,7 +14,7 @@
 
 struct serve_opts {
     const char *upstream, *upstream_model, *upstream_template, *upstream_tokenizer, *upstream_extra;
-    const char *aligner, *system, *aligner_system;
+    const char *aligner, *aligner_lora, *system, *aligner_system;
     const char *host, *api_key, *name;
     int32_t port, parallel, queue, max_body_kb, max_stream_mb, request_timeout_ms, idle_timeout_ms, grace_ms;
     int32_t timeout_ms, total_timeout_ms, connect_timeout_ms, retries;
@@ -25,7 +25,10 @@ struct serve_opts {
 #define O(f) CLI_AT(struct serve_opts, f)
 static const struct cli_opt serve_opts[] = {
     CLI_UPSTREAM_ENTRIES(struct serve_opts),
-    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M", .help = "the aligner (path or cached name)"},
+    {"aligner", 0, CLI_OPT_STR, O(aligner), .arg = "M",
+     .help = "the aligner (path, cached name, or a shipped adapter's\nname: models/NAME, its base + LoRA adapter)"},
+    {"aligner-lora", 0, CLI_OPT_STR, O(aligner_lora), .arg = "FILE",
+     .help = "a LoRA adapter (GGUF, llama.cpp's format) over the\naligner"},
     {"system", 0, CLI_OPT_STR, O(system), .arg = "TEXT",
      .help = "the upstream's system message when a request has none"},
     {"aligner-system", 0, CLI_OPT_STR, O(aligner_system), .arg = "TEXT",
@@ -58,6 +61,7 @@ static const struct cli_opt serve_opts[] = {
     {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
      .help = "most tokens of an answer when the request gives no\nmax_tokens (default 1024)"},
     CLI_SENTENCE_ENTRIES(struct serve_opts),
+    CLI_EDIT_CHECK_ENTRY(struct serve_opts, pp.edit_check),
     {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
      .arg = "T", .help = "upstream temperature when the request gives none\n(default 0: greedy)"},
     {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
@@ -132,6 +136,8 @@ int cmd_serve(int argc, char **argv) {
     sa_log_set(serve_log, NULL);
 
     struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
+    struct sa_lora *al_lora = NULL;
+    char *al_base = NULL, *al_adapter = NULL;
     struct sa_server *srv = NULL;
     char *tmpl_text = NULL;
     int rc = CLI_OK;
@@ -156,10 +162,23 @@ int cmd_serve(int argc, char **argv) {
         if ((rc = gen_load_model(o.upstream, o.pp.n_threads, &up_model))) goto done;
         pp.upstream_model = up_model;
     }
+    if (o.aligner_lora && !o.aligner) {
+        rc = cli_usage_error("serve", "--aligner-lora needs --aligner");
+        goto done;
+    }
+    if (o.pp.edit_check && !o.aligner) {
+        rc = cli_usage_error("serve", "--edit-check needs --aligner");
+        goto done;
+    }
     if (o.aligner) {
-        if (!is_url(o.upstream) && !strcmp(o.aligner, o.upstream)) al_model = NULL; /* share the weights */
-        else if ((rc = gen_load_model(o.aligner, o.pp.n_threads, &al_model))) goto done;
+        /* a shipped adapter's name is its base + adapter */
+        if ((rc = gen_resolve_adapter_name(o.aligner, &al_base, &al_adapter))) goto done;
+        if (!is_url(o.upstream) && !strcmp(al_base, o.upstream)) al_model = NULL; /* share the weights */
+        else if ((rc = gen_load_model(al_base, o.pp.n_threads, &al_model))) goto done;
         pp.aligner_model = al_model ? al_model : up_model;
+        const char *lf = o.aligner_lora ? o.aligner_lora : al_adapter;
+        if (lf && (rc = gen_load_lora(pp.aligner_model, lf, &al_lora))) goto done;
+        pp.aligner_lora = al_lora;
     }
     sp.pipeline = pp;
     sp.host = o.host;
@@ -186,10 +205,13 @@ int cmd_serve(int argc, char **argv) {
     sa_server_stop(srv);
 done:
     sa_server_free(srv);
+    sa_lora_free(al_lora);
     sa_model_free(al_model);
     sa_model_free(up_model);
     sa_model_free(tok_model);
     free(tmpl_text);
+    free(al_base);
+    free(al_adapter);
     sa_log_set(NULL, NULL);
     return rc;
 }

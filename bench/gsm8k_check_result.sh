@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# bench/gsm8k_check_result.sh: the calculator-trained 0.5B aligner (bench/gsm8k_arith_result.sh,
+# Qwen2.5-Coder-0.5B-Instruct LoRA r8) in the stream pipeline with the edit check
+# (`salign align --edit-check all`: an edit that writes a false equation, or the
+# aligner's input markers, is refused), first on
+# the DEV questions (GSM8K train ids 80-119, where the setting was chosen), then on GSM8K TEST
+# questions, paired against the upstream alone. docs/RESULTS.md ("The edit check") reports it.
+#   1. dev:      the pipeline on the dev questions (ids DEV_FROM..DEV_TO of train.jsonl);
+#   2. test:     the pipeline on test lines [0, N_TEST) (id = line index), in order;
+#   3. upstream: the upstream alone on the test questions where the pipeline kept an edit (its
+#                answer can differ there) and on the first N_VERIFY questions (a check that,
+#                where no edit was kept, the pipeline's answer is the upstream's own, byte for
+#                byte: the loop is exact, so an answer without an accepted edit is the upstream's
+#                greedy answer and need not be generated twice);
+#   4. score:    bench/gsm8k_check_summary.py: both arms scored by `salign eval math`, the paired
+#                sign test, the edits.
+# Every step is resumable (rerun the script): `salign align --input` resumes by id, append-only.
+#   bench/gsm8k_check_result.sh [WORKDIR]     (default runs/gsm8k_check)
+# Knobs (environment): ADAPTER (the aligner's adapter, default the shipped
+# models/gsm8k-arith-qwen0.5b), N_TEST (500), N_VERIFY (20), DEV_FROM/DEV_TO (80/119),
+# PARALLEL (4), THREADS (2), STEPS ("dev test upstream score").
+set -eu
+cd "$(dirname "$0")/.."
+S=${SALIGN:-build/salign}
+PY=${SA_PYTHON:-python3}
+DATA=${SA_SHARED_DATA:-../shared/data}
+W=${1:-runs/gsm8k_check}
+ADAPTER=${ADAPTER:-models/gsm8k-arith-qwen0.5b/adapter.gguf}
+N_TEST=${N_TEST:-500}
+N_VERIFY=${N_VERIFY:-20}
+DEV_FROM=${DEV_FROM:-80}
+DEV_TO=${DEV_TO:-119}
+PARALLEL=${PARALLEL:-4}
+THREADS=${THREADS:-2}
+STEPS=${STEPS:-dev test upstream score}
+UPSTREAM=qwen2.5-coder-0.5b-instruct
+mkdir -p "$W"
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# questions: {"id": line index, "question", "answer"} from lines [a, b] of a GSM8K file
+lines() { # SRC OUT FROM TO
+  [ -s "$2" ] && return 0
+  "$PY" - "$1" "$2" "$3" "$4" <<'EOF'
+import json, sys
+src, out, a, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with open(src) as f, open(out + ".tmp", "w") as o:
+    for i, line in enumerate(f):
+        if a <= i <= b:
+            r = json.loads(line)
+            o.write(json.dumps({"id": i, "question": r["question"], "answer": r["answer"]}) + "\n")
+import os
+os.replace(out + ".tmp", out)
+EOF
+}
+lines "$DATA/gsm8k/train.jsonl" "$W/dev_q.jsonl" "$DEV_FROM" "$DEV_TO"
+lines "$DATA/gsm8k/test.jsonl" "$W/test_q.jsonl" 0 $((N_TEST - 1))
+
+stream() { # INPUT OUTPUT
+  "$S" align --upstream "$UPSTREAM" --aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all \
+    --input "$1" --output "$2.jsonl" --trace "$2.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS"
+}
+alone() { # INPUT OUTPUT
+  "$S" align --upstream "$UPSTREAM" --mode upstream --input "$1" --output "$2.jsonl" --trace "$2.trace.jsonl" \
+    --max-length 512 --parallel "$PARALLEL" -t "$THREADS"
+}
+
+if want dev; then
+  log "dev: the pipeline on train ids $DEV_FROM-$DEV_TO"
+  stream "$W/dev_q.jsonl" "$W/dev_stream"
+  log "dev: the upstream alone"
+  alone "$W/dev_q.jsonl" "$W/dev_alone"
+fi
+if want test; then
+  log "test: the pipeline on test ids 0-$((N_TEST - 1))"
+  stream "$W/test_q.jsonl" "$W/test_stream"
+fi
+if want upstream; then
+  # the questions to generate alone: an accepted edit, or among the first N_VERIFY
+  "$PY" - "$W/test_q.jsonl" "$W/test_stream.jsonl" "$W/test_stream.trace.jsonl" "$N_VERIFY" \
+    "$W/test_alone_q.jsonl" <<'EOF'
+import json, sys
+qs, ans, trace, n_verify, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+done = {json.loads(l)["id"] for l in open(ans) if l.strip()}
+rounds = [json.loads(l) for l in open(trace) if l.strip()]
+edited = {t["id"] for t in rounds  # an edit kept: not a copy, not refused by the check
+          if t.get("aligned") and not t.get("copied") and not t.get("refused") and not t.get("gated")}
+with open(out, "w") as o:
+    for l in open(qs):
+        r = json.loads(l)
+        if r["id"] in done and (r["id"] in edited or r["id"] < n_verify):
+            o.write(l)
+EOF
+  log "upstream alone: $(wc -l < "$W/test_alone_q.jsonl") test question(s)"
+  alone "$W/test_alone_q.jsonl" "$W/test_alone"
+fi
+if want score; then
+  "$PY" bench/gsm8k_check_summary.py "$W" --salign "$S"
+fi
+log "done"

@@ -1,0 +1,131 @@
+"""gsm8k_check_summary.py: the numbers docs/RESULTS.md ("The edit check") quotes, from the
+outputs of bench/gsm8k_check_result.sh (WORKDIR).
+
+For DEV (train ids) and TEST (test ids) alike: the pipeline's answers (X_stream.jsonl, its
+trace) against the upstream alone. On test the upstream alone was generated only where the
+pipeline kept an edit and on the first questions (the check below); elsewhere its answer IS the
+pipeline's (the loop is exact: every sentence copied or refused gives the upstream's own greedy
+answer), which the check measures on the questions generated both ways without an edit.
+Both arms are scored by `salign eval math` (the same extraction as every other result), paired
+per question, with an exact two-sided sign test on the discordant pairs, and the edits listed.
+
+usage: python3 bench/gsm8k_check_summary.py WORKDIR [--salign build/salign]"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+
+
+def jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def sign_test(a, b):
+    """Exact two-sided binomial test of a successes against b failures, p = 0.5."""
+    n = a + b
+    if n == 0:
+        return 1.0
+    k = min(a, b)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(0, k + 1)) / 2 ** n)
+
+
+def wilson(k, n, z=1.959964):
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (c - h, c + h)
+
+
+def score(salign, gold, answers, w, name):
+    """id -> correct, by `salign eval math` over `answers` (a list of {id, answer})."""
+    path = os.path.join(w, name + ".jsonl")
+    with open(path, "w") as f:
+        f.writelines(json.dumps({"id": a["id"], "answer": a["answer"]}) + "\n" for a in answers)
+    det = os.path.join(w, name + ".details.jsonl")
+    subprocess.run([salign, "eval", "math", "--data", "gsm8k", "--gold", gold, "--answers", path, "--details", det,
+                    "--json"], check=True, capture_output=True, text=True)
+    return {int(r.get("key", r.get("id"))): bool(r["correct"]) for r in jsonl(det)}
+
+
+def kept_edits(trace):
+    """id -> the rounds where an edit was kept (aligned, not a copy, not refused, not gated)."""
+    out = {}
+    for t in trace:
+        if t.get("aligned") and not t.get("copied") and not t.get("refused") and not t.get("gated"):
+            out.setdefault(t["id"], []).append(t)
+    return out
+
+
+def report(w, salign, split, gold):
+    stream = {r["id"]: r for r in jsonl(os.path.join(w, split + "_stream.jsonl"))}
+    trace = jsonl(os.path.join(w, split + "_stream.trace.jsonl"))
+    alone_run = {r["id"]: r for r in jsonl(os.path.join(w, split + "_alone.jsonl"))}
+    edits = kept_edits(trace)
+    refused = [t for t in trace if t.get("refused")]
+    ids = sorted(stream)
+    # the exactness check: questions generated both ways without a kept edit
+    both = [i for i in ids if i in alone_run and i not in edits]
+    same = [i for i in both if alone_run[i]["answer"] == stream[i]["answer"]]
+    alone = []
+    missing = []
+    for i in ids:
+        if i in alone_run:
+            alone.append(alone_run[i])
+        elif i not in edits:
+            alone.append({"id": i, "answer": stream[i]["answer"]})  # exact: the upstream's own
+        else:
+            missing.append(i)
+    ids = [i for i in ids if i not in missing]
+    s = score(salign, gold, [stream[i] for i in ids], w, split + "_stream_scored")
+    a = score(salign, gold, [x for x in alone if x["id"] in set(ids)], w, split + "_alone_scored")
+    n = len(ids)
+    ka, ks = sum(a[i] for i in ids), sum(s[i] for i in ids)
+    gained = [i for i in ids if s[i] and not a[i]]
+    lost = [i for i in ids if a[i] and not s[i]]
+    print("## %s: %d questions (%d with a kept edit; %d still to generate alone)" % (split, n, len(edits), len(missing)))
+    print("exactness check: %d of %d questions generated both ways without a kept edit are byte-identical"
+          % (len(same), len(both)))
+    print("| configuration | correct | accuracy | 95% CI |")
+    print("|---|--:|--:|---|")
+    for name, k in (("upstream alone", ka), ("+ aligner, edit check arith", ks)):
+        lo, hi = wilson(k, n)
+        print("| %s | %d / %d | %.1f%% | [%.1f, %.1f] |" % (name, k, n, 100.0 * k / max(n, 1), 100 * lo, 100 * hi))
+    print("wrong->right %d %s, right->wrong %d %s, sign test p = %.3g" % (len(gained), gained, len(lost), lost,
+                                                                         sign_test(len(gained), len(lost))))
+    n_rounds = sum(1 for t in trace if t.get("aligned"))
+    n_copied = sum(1 for t in trace if t.get("copied"))
+    print("rounds %d, copied %d, refused %d, kept edits %d in %d questions"
+          % (n_rounds, n_copied, len(refused), sum(len(v) for v in edits.values()), len(edits)))
+    for i in sorted(edits):
+        tag = "gained" if i in gained else "lost" if i in lost else "same"
+        for t in edits[i]:
+            print("  kept  id %s (%s): %r -> %r" % (i, tag, t["y1"][-160:], t["y2"][-160:]))
+    for t in refused:
+        print("  refused id %s: %r -> %r" % (t["id"], t["y1"][-120:], t.get("proposed", "")[-120:]))
+    return {"n": n, "alone": ka, "stream": ks, "gained": gained, "lost": lost, "edited": sorted(edits),
+            "exact_same": len(same), "exact_both": len(both), "missing": missing}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workdir")
+    ap.add_argument("--salign", default="build/salign")
+    a = ap.parse_args()
+    out = {}
+    for split, gold in (("dev", "dev_q.jsonl"), ("test", "test_q.jsonl")):
+        if os.path.exists(os.path.join(a.workdir, split + "_stream.jsonl")):
+            out[split] = report(a.workdir, a.salign, split, os.path.join(a.workdir, gold))
+    with open(os.path.join(a.workdir, "summary.json"), "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
