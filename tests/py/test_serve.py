@@ -302,6 +302,44 @@ def test_queue_full_429_and_disconnect_cancels():
 
 
 @test
+def test_aligner_options():
+    """--edit-check and --aligner-lora: bad combinations are refused before any model loads
+    (exit 2), a missing adapter file is a clear error (exit 1), and a server with --edit-check all
+    answers (the checks' effect: test_pipeline's test_edit_check_arith)."""
+    if not os.path.exists(GGUF):
+        skip("missing %s: run scripts/setup.sh (salign pull %s)" % (GGUF, NAME))
+    for extra, code, want in [(["--edit-check", "arith"], 2, "--edit-check needs --aligner"),
+                              (["--aligner-lora", "x.gguf"], 2, "--aligner-lora needs --aligner"),
+                              (["--aligner", NAME, "--edit-check", "bogus"], 2, "arith, format, all, none"),
+                              (["--aligner", NAME, "--aligner-lora", "/nonexistent/a.gguf"], 1, "a.gguf")]:
+        p = subprocess.run([SALIGN, "serve", "--upstream", NAME, "--port", "0"] + extra, capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == code and want in p.stderr, (extra, p.returncode, p.stderr)
+    p = subprocess.Popen([SALIGN, "serve"] + COMMON + ["--port", "0", "--edit-check", "all"], stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        port = None
+        deadline = time.time() + 60
+        while time.time() < deadline and port is None:
+            line = p.stderr.readline()
+            if not line:
+                break
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            port = int(m.group(1)) if m else None
+        assert port, "the server did not start"
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        c.request("POST", "/v1/chat/completions", body=json.dumps(
+            {"model": "stream-aligner", "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": Q}]}),
+            headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 200 and body["choices"][0]["message"]["content"], body
+    finally:
+        p.kill()
+        p.wait()
+
+
+@test
 def test_sigterm_ends_streams_cleanly():
     """Last (it stops the shared server): a stream in flight gets its end ([DONE]) and the
     server exits 0 within the grace period plus a little."""

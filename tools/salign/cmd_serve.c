@@ -123,6 +123,8 @@ int cmd_serve(int argc, char **argv) {
     int prc = cli_parse(&cli_cmd_serve, argc, argv, &o, NULL);
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
     if (!o.upstream) return cli_usage_error("serve", "no upstream (--upstream MODEL|URL)");
+    if (o.aligner_lora && !o.aligner) return cli_usage_error("serve", "--aligner-lora needs --aligner");
+    if (o.pp.edit_check && !o.aligner) return cli_usage_error("serve", "--edit-check needs --aligner");
     g_verbose = o.verbose;
 
     /* SIGTERM and SIGINT are taken by sigwait below: blocked in every thread from now on (the
@@ -161,14 +163,6 @@ int cmd_serve(int argc, char **argv) {
     } else {
         if ((rc = gen_load_model(o.upstream, o.pp.n_threads, &up_model))) goto done;
         pp.upstream_model = up_model;
-    }
-    if (o.aligner_lora && !o.aligner) {
-        rc = cli_usage_error("serve", "--aligner-lora needs --aligner");
-        goto done;
-    }
-    if (o.pp.edit_check && !o.aligner) {
-        rc = cli_usage_error("serve", "--edit-check needs --aligner");
-        goto done;
     }
     if (o.aligner) {
         /* a shipped adapter's name is its base + adapter */
