@@ -1,6 +1,5 @@
 """test_steer_cli.py: `salign steer extract|scan|apply|sweep` and `salign align --aligner-steer`
-end to end on SmolLM2-135M-Instruct (a stand-in aligner) over GSM8K-derived correction records
-(docs/results/arith/arith_train.jsonl): the extracted vector equals numpy's LAT on the hidden
+end to end on SmolLM2-135M-Instruct (a stand-in aligner) over short arithmetic correction records: the extracted vector equals numpy's LAT on the hidden
 states the command dumps (first principal component of the rewrite-minus-copy differences, not
 centred, signed so that + is rewrite, scaled by the mean projection; block 0's row left zero);
 the extract CSV's statistics equal numpy's; the scan CSV's projections equal the projections of
@@ -27,7 +26,6 @@ from test_steer_lat import ref_ratio
 
 NAME = "smollm2-135m-instruct"
 GGUF = os.path.join(harness.models_dir(), NAME, "SmolLM2-135M-Instruct.Q4_1.gguf")
-TRAIN = os.path.join(harness.ROOT, "docs", "results", "arith", "arith_train.jsonl")
 OUT = os.path.join(tmpdir(), "steer_cli")
 os.makedirs(OUT, exist_ok=True)
 HIDDEN_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.POINTER(ctypes.c_float),
@@ -35,7 +33,7 @@ HIDDEN_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int
 _cache = {}
 
 
-def run(args, timeout=240):
+def run(args, timeout=900):
     p = subprocess.run([SALIGN] + args, capture_output=True, timeout=timeout)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
@@ -47,12 +45,18 @@ def ok(args, **kw):
 
 
 def records(kind_counts=(6, 6)):
-    """The first n_rewrite rewrite and n_copy copy records of the train file, in file order."""
-    recs = [json.loads(line) for line in open(TRAIN)]
-    rew = [r for r in recs if r["last"].strip() != r["correction"].strip()][:kind_counts[0]]
-    cop = [r for r in recs if r["last"].strip() == r["correction"].strip()][:kind_counts[1]]
-    keep = set(id(r) for r in rew + cop)
-    return [r for r in recs if id(r) in keep]
+    """Short arithmetic records (short prompts keep the test fast): n_rewrite whose sentence has a
+    wrong result (correction: the right one) and n_copy whose sentence is right, interleaved."""
+    rew, cop = [], []
+    for i in range(max(kind_counts)):
+        a, b = 3 + i, 4 + 2 * i
+        q = "Tom has %d apples and buys %d more. How many apples does he have?" % (a, b)
+        right = "He has %d + %d = %d apples." % (a, b, a + b)
+        wrong = "He has %d + %d = %d apples." % (a, b, a + b + 1 + i % 3)
+        rew.append({"question": q, "prefix": "", "last": wrong, "correction": right, "kind": "fix"})
+        cop.append({"question": q, "prefix": "", "last": right, "correction": right, "kind": "copy"})
+    rew, cop = rew[:kind_counts[0]], cop[:kind_counts[1]]
+    return [r for pair in zip(rew + [None] * len(cop), cop + [None] * len(rew)) for r in pair if r]
 
 
 def write_records(name, recs):
@@ -176,9 +180,13 @@ def scan_projections_equal_independent_ones():
 
 
 def unsteered_revision(recs, index):
+    """The pipeline's own (unsteered) revision of record `index`, by `salign eval aligner`."""
+    if ("rev", recs, index) in _cache:
+        return _cache[("rev", recs, index)]
     det = os.path.join(OUT, "eval.details.jsonl")
     ok(["eval", "aligner", "--aligner", NAME, "--records", recs, "--max", str(index + 1), "--details", det, "-t", "2"])
-    return [json.loads(line) for line in open(det)][index]["revision"]
+    _cache[("rev", recs, index)] = [json.loads(line) for line in open(det)][index]["revision"]
+    return _cache[("rev", recs, index)]
 
 
 @test
@@ -201,7 +209,7 @@ def apply_coef_zero_is_unsteered_and_nonzero_changes():
 def align_steer_coef_zero_is_unsteered_and_nonzero_changes():
     _, vec, _, _, _ = extracted()
     base = ["align", "--upstream", NAME, "--aligner", NAME, "-t", "2", "-p", "What is 12 times 7?", "--max-length",
-            "40", "--json"]
+            "24", "--max-rounds", "1", "--json"]
     plain, _ = ok(base)
     zero, _ = ok(base + ["--aligner-steer", vec, "--steer-coef", "0"])
     a, b = json.loads(plain), json.loads(zero)
