@@ -235,6 +235,13 @@ struct sa_pipeline_params {
      * a refused edit is replaced by y1, as a gated one is (`refused` in its event, n_refused in
      * the result). Work with aligner_fn too (they read the text only). */
     unsigned edit_check;
+
+    /* ---- steering the aligner (issue 15; docs/STEER.md) ---- */
+    const struct sa_cvec *aligner_cvec; /* NULL (default), or a control vector (sa/steer.h) added,
+                                           times aligner_cvec_scale, to the aligner context's
+                                           residual stream (its sa_ctx_params.cvec): every
+                                           revision is steered. Borrowed. */
+    float aligner_cvec_scale;           /* finite; default 1; 0 gives the unsteered aligner */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
@@ -436,6 +443,16 @@ void sa_pipeline_sample_result_free(struct sa_pipeline_sample_result *r);
 SA_NODISCARD enum sa_status sa_pipeline_sample(struct sa_pipeline *pl, const char *question, const char *prefix,
                                                const struct sa_pipeline_sample_params *params,
                                                struct sa_pipeline_sample_result *out);
+
+/* The aligner's prompt token ids for one request (SENTENCE: sa_aligner_input; ANSWER:
+ * sa_aligner_baseline_input), exactly as the pipeline's aligner context is given them: the
+ * input rendered with the aligner's chat template (aligner_system included), the template's
+ * written BOS left out and the model's BOS prepended when it asks for one. For reading the
+ * aligner's representations on its real inputs (salign steer). *ids malloc'd (caller frees).
+ * Errors: BAD_ARGUMENT (NULL, no aligner model, another kind), NO_MEMORY, the tokenizer's. */
+SA_NODISCARD enum sa_status sa_pipeline_aligner_prompt(const struct sa_pipeline *pl,
+                                                       const struct sa_pipeline_request *req, int32_t **ids,
+                                                       size_t *n);
 
 #ifdef __cplusplus
 }

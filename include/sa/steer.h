@@ -75,6 +75,48 @@ SA_NODISCARD enum sa_status sa_cvec_load_memory(const void *data, size_t size, s
  * is NaN or infinite), SA_STATUS_IO. */
 SA_NODISCARD enum sa_status sa_cvec_save(const struct sa_cvec *cv, const char *path);
 
+/* ---- representation reading: LAT (Zou et al. 2023), src/steer/lat.c ---- */
+
+/* The first principal component of the rows of x (n, d): the unit vector dir (d floats)
+ * maximising sum_i (x_i . dir)^2 over the rows (mean-centred first when `center`). Power
+ * iteration in double on the n x n Gram matrix from a fixed start (deterministic), until the
+ * iterate moves less than 1e-12 (at most 20000 steps). *explained (may be NULL): the component's
+ * share of the total sum of squares, lambda_1 / trace, in [0, 1] (0 when x is all zero, dir
+ * then e_0). The sign of dir is unspecified. Errors: SA_STATUS_BAD_ARGUMENT (NULL, n < 1, d < 1),
+ * SA_STATUS_NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_steer_pc1(const float *x, int32_t n, int32_t d, bool center, float *dir,
+                                         double *explained);
+
+/* What sa_steer_lat reports for one layer. */
+struct sa_steer_lat_stats {
+    double explained; /* the direction's share of the training differences' sum of squares */
+    double gap;       /* mean over training pairs of (rew_i - cop_i) . dir (>= 0 by the sign rule) */
+    double mid;       /* mean over training stimuli (both kinds) of h . dir: the threshold below */
+    int32_t n_test;   /* held-out pairs */
+    double acc_stim;  /* held-out stimuli (2 n_test) classified by sign(h . dir - mid), + = rewrite:
+                         the share right; NAN when n_test is 0 */
+    double acc_pair;  /* held-out pairs with (rew_i - cop_i) . dir > 0; NAN when n_test is 0 */
+};
+
+/* LAT's direction of one layer. rew, cop: (n_pairs, d) hidden states, pair i = (a stimulus the
+ * aligner must rewrite, one it must copy). Pairs [0, n_train) make it: the first principal
+ * component of the differences rew_i - cop_i, NOT mean-centred (their mean is the signal; repe
+ * randomises the order within a pair, so its differences have mean ~0 and its centred PCA sees
+ * this same second moment), signed so that + is "rewrite" (gap >= 0). dir: d floats, unit norm.
+ * Pairs [n_train, n_pairs) are held out for the accuracies. Errors: SA_STATUS_BAD_ARGUMENT (NULL,
+ * d < 1, n_train < 1, n_train > n_pairs), SA_STATUS_NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_steer_lat(const float *rew, const float *cop, int32_t n_pairs, int32_t n_train,
+                                         int32_t d, float *dir, struct sa_steer_lat_stats *st);
+
+/* x . y over n floats, accumulated in double. */
+double sa_steer_dot(const float *x, const float *y, int32_t n);
+
+/* python-Levenshtein's ratio of two UTF-8 strings over Unicode code points (an invalid byte
+ * counts as one unit): 1 - indel / (la + lb), indel the insertion/deletion distance, i.e.
+ * 2 LCS / (la + lb) (Levenshtein.ratio and rapidfuzz's ratio / 100); 1 for two empty strings.
+ * Errors: SA_STATUS_BAD_ARGUMENT (NULL with a nonzero length), SA_STATUS_NO_MEMORY. */
+SA_NODISCARD enum sa_status sa_levenshtein_ratio(const char *a, size_t na, const char *b, size_t nb, double *out);
+
 #ifdef __cplusplus
 }
 #endif

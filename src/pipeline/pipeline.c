@@ -109,6 +109,7 @@ struct sa_pipeline_params sa_pipeline_default_params(void) {
         .edit_score = SA_PIPELINE_EDIT_SCORE_SUM,
         .keep_line_break = true,
         .proxy_alpha = 1.0f,
+        .aligner_cvec_scale = 1.0f,
     };
 }
 
@@ -276,6 +277,8 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         if (!s) {
             struct sa_ctx_params cp = local_ctx_params(pl);
             cp.lora = p->aligner_lora;
+            cp.cvec = p->aligner_cvec; /* steering (issue 15): NULL, or the vector times the scale */
+            cp.cvec_scale = p->aligner_cvec_scale;
             s = sa_ctx_init(am, &cp, &pl->al_ctx);
         }
         if (!s && p->aligner_temp > 0) {
@@ -1221,5 +1224,28 @@ enum sa_status sa_pipeline_sample_run(struct sa_pipeline *pl, const char *questi
     pl->cb = NULL;
     pl->res = NULL;
     pl->question = NULL;
+    return s;
+}
+
+/* ---- the aligner's prompt, for salign steer (issue 15) ---- */
+
+enum sa_status sa_pipeline_aligner_prompt(const struct sa_pipeline *pl, const struct sa_pipeline_request *req,
+                                          int32_t **ids, size_t *n) {
+    if (ids) *ids = NULL;
+    if (n) *n = 0;
+    if (!pl || !req || !ids || !n || !req->question || !req->last || (req->kind == SA_PIPELINE_REQ_SENTENCE && !req->prefix))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "aligner prompt: NULL argument");
+    if (!pl->al_ctx || !pl->al_tok) return sa_error(SA_STATUS_BAD_ARGUMENT, "aligner prompt: the pipeline has no aligner model");
+    if (req->kind != SA_PIPELINE_REQ_SENTENCE && req->kind != SA_PIPELINE_REQ_ANSWER)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "aligner prompt: a sentence or answer request only");
+    char *input = NULL, *prompt = NULL;
+    size_t plen = 0;
+    /* the same three steps as aligner_model_run */
+    enum sa_status s = req->kind == SA_PIPELINE_REQ_ANSWER ? sa_aligner_baseline_input(req->question, req->last, &input)
+                                                           : sa_aligner_input(req->question, req->prefix, req->last, &input);
+    if (!s) s = render(pl->al_fmt, pl->al_tmpl, pl->aligner_system, input, NULL, &prompt, &plen);
+    if (!s) s = sa_local_tokenize_prompt(pl->al_tok, prompt, plen, ids, n);
+    free(input);
+    free(prompt);
     return s;
 }

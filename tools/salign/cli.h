@@ -26,6 +26,7 @@ int cmd_align(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_pipeline(int argc, char **argv); /* `salign bench pipeline`, dispatched by cmd_bench */
+int cmd_steer(int argc, char **argv); /* `salign steer extract|scan|apply|sweep` (cmd_steer.c) */
 
 /* The option tables of the commands (cli_opts.h), for their parsing, their --help and
  * tests/test_cli_opts.c. */

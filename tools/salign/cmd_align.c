@@ -36,6 +36,7 @@ struct align_opts {
     int32_t parallel;
     struct sa_pipeline_params pp;
     const char *proxy_expert, *proxy_anti, *proxy_expert_lora; /* proxy-tuning (docs/PROXY.md) */
+    const char *aligner_steer; /* --aligner-steer: a control vector for the aligner (docs/STEER.md) */
 };
 
 /* --copy-aligner: every revision is the sentence (or answer) unchanged. */
@@ -71,6 +72,10 @@ static const struct cli_opt align_opts[] = {
     {"proxy-alpha", 0, CLI_OPT_FLOAT, O(pp.proxy_alpha), .lo = -1e6, .hi = 1e6, .arg = "A",
      .help = "weight of (expert - anti) (default 1)"},
     {"proxy-expert-lora", 0, CLI_OPT_STR, O(proxy_expert_lora), .arg = "FILE", .help = "a LoRA adapter over the expert"},
+    {"aligner-steer", 0, CLI_OPT_STR, O(aligner_steer), .arg = "FILE",
+     .help = "steer the aligner with a control vector (salign steer\nextract; llama.cpp's format; docs/STEER.md)"},
+    {"steer-coef", 0, CLI_OPT_FLOAT, O(pp.aligner_cvec_scale), .lo = -1e6, .hi = 1e6, .arg = "C",
+     .help = "the vector's coefficient (default 1; 0: unsteered)"},
     {"copy-aligner", 0, CLI_OPT_FLAG, O(copy_aligner),
      .help = "no aligner model: every sentence is kept as it is (the\nanswer is then the upstream's own; for "
              "measurements)"},
@@ -865,8 +870,13 @@ int cmd_align(int argc, char **argv) {
     o.pp = sa_pipeline_default_params();
     o.pp.edit_threshold = NAN;                       /* set: the gate is on */
     o.pp.edit_score = (enum sa_pipeline_edit_score)-1; /* set: --edit-score was given */
+    o.pp.aligner_cvec_scale = NAN; /* set: --steer-coef was given */
     int prc = parse_args(argc, argv, &o);
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    if (!isnan(o.pp.aligner_cvec_scale) && !o.aligner_steer)
+        return cli_usage_error("align", "--steer-coef needs --aligner-steer FILE");
+    if (isnan(o.pp.aligner_cvec_scale)) o.pp.aligner_cvec_scale = 1.0f;
+    struct sa_cvec *al_cvec = NULL; /* --aligner-steer */
 
     struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
     struct sa_lora *up_lora = NULL, *al_lora = NULL;
@@ -935,6 +945,11 @@ int cmd_align(int argc, char **argv) {
         const char *lf = o.aligner_lora ? o.aligner_lora : al_adapter;
         if (lf && (rc = gen_load_lora(pp.aligner_model, lf, &al_lora))) goto done;
         pp.aligner_lora = al_lora;
+        if (o.aligner_steer && sa_cvec_load(o.aligner_steer, &al_cvec)) {
+            rc = cli_fail("loading the aligner's control vector");
+            goto done;
+        }
+        pp.aligner_cvec = al_cvec;
     }
     if (o.trace && !(trace = fopen(o.trace, o.input ? "a" : "w"))) {
         fprintf(stderr, "salign align: cannot open the trace %s: %s\n", o.trace, strerror(errno));
@@ -981,6 +996,7 @@ done:
     sa_pipeline_free(pl);
     sa_upstream_free(remote);
     sa_lora_free(al_lora);
+    sa_cvec_free(al_cvec);
     sa_lora_free(up_lora);
     sa_lora_free(px_lora);
     sa_model_free(px_model[1]);

@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"data", cmd_data, "build, split and check the aligner's training records"},
     {"bench", cmd_bench, "measure prompt processing and decode speed (tokens/s), like llama-bench"},
     {"train", cmd_train, "fine-tune a model into an aligner (full or LoRA), with checkpoints"},
+    {"steer", cmd_steer, "read and steer the aligner's correction representation (LAT)"},
 };
 
 static void usage(FILE *f) {
