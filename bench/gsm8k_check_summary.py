@@ -52,7 +52,8 @@ def score(salign, gold, answers, w, name):
     det = os.path.join(w, name + ".details.jsonl")
     subprocess.run([salign, "eval", "math", "--data", "gsm8k", "--gold", gold, "--answers", path, "--details", det,
                     "--json"], check=True, capture_output=True, text=True)
-    return {int(r.get("key", r.get("id"))): bool(r["correct"]) for r in jsonl(det)}
+    # a details line names its answer by `index`, the line of the answers file written above
+    return {answers[r["index"]]["id"]: bool(r["correct"]) for r in jsonl(det)}
 
 
 def kept_edits(trace):
