@@ -14,7 +14,8 @@
 #                upstream alone is generated for every question unless N_VERIFY says otherwise;
 #   4. score:    bench/gsm8k_check_summary.py: both arms scored by `salign eval math`, the paired
 #                sign test, the edits.
-# Every step is resumable (rerun the script): `salign align --input` resumes by id, append-only.
+# Every step is resumable (rerun the script): `salign align --input` resumes by id, append-only;
+# a run can be grown in steps (N_TEST=150, then N_TEST=200, ...), each step scored.
 #   bench/gsm8k_check_result.sh [WORKDIR]     (default runs/gsm8k_check)
 # Knobs (environment): ADAPTER (the aligner's adapter, default the shipped
 # models/gsm8k-arith-qwen0.5b), N_TEST (500), N_VERIFY (500), DEV_FROM/DEV_TO (80/119),
@@ -39,8 +40,9 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # questions: {"id": line index, "question", "answer"} from lines [a, b] of a GSM8K file
+# (rewritten when the range changed, so a run can grow in steps: rerun with a larger N_TEST)
 lines() { # SRC OUT FROM TO
-  [ -s "$2" ] && return 0
+  [ -s "$2" ] && [ "$(wc -l < "$2")" -eq $(($4 - $3 + 1)) ] && return 0
   "$PY" - "$1" "$2" "$3" "$4" <<'EOF'
 import json, sys
 src, out, a, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
