@@ -1121,6 +1121,52 @@ static char *qwen_run(struct sa_model *m, enum sa_pipeline_mode mode, bool heali
     return answer;
 }
 
+/* Healing over a split token: the answer so far ends in a code block's closing fence, ")\n```",
+ * which re-tokenizes to ")\n" "```"; alone, Qwen wrote ")\n" "``" "`\n" "```" "output". With
+ * only tokens beginning with the taken-back "```" allowed, it wrote "````" (GSM8K test
+ * answers with "`````output", docs/RESULTS.md); tokens that spell a start of it ("``") must be
+ * allowed too, and the continuation is the model's own: "\n```output". */
+static void check_heal_split_token(struct sa_model *m) {
+    static const char answer[] =
+        "To find the original price of the book, we need to calculate 25% of the original price of $19.50. Here are "
+        "the steps:\n\n1. Calculate 25% of $19.50.\n2. Subtract the result from $19.50 to find the original "
+        "price.\n\nLet's do this calculation using Python.\n```python\n# Original price of the book\noriginal_price = "
+        "19.50\n\n# Discount percentage\ndiscount_percentage = 25 / 100\n\n# Calculate the discount "
+        "amount\ndiscount_amount = original_price * discount_percentage\n\n# Calculate the original "
+        "price\noriginal_price = original_price - discount_amount\nprint(original_price)\n```";
+    static const char head[] =
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nKyle bought last year's best-selling book for $19.50. This is with a 25% discount from "
+        "the original price. What was the original price of the book?<|im_end|>\n<|im_start|>assistant\n";
+    char prompt[sizeof head + sizeof answer];
+    snprintf(prompt, sizeof prompt, "%s%s", head, answer);
+    struct sa_ctx_params cp = sa_ctx_default_params();
+    cp.n_ctx = 512;
+    cp.n_threads = 2;
+    cp.batch_invariant = true;
+    struct sa_upstream *up = NULL;
+    CHECK_OK(sa_local_upstream_init(m, NULL, &cp, true, &up, NULL));
+    if (!up) return;
+    char out[256] = "";
+    size_t n_out = 0;
+    struct sa_upstream_gen_params gp = sa_upstream_gen_default_params();
+    gp.max_tokens = 5;
+    gp.heal_bytes = strlen(answer);
+    CHECK_OK(sa_upstream_start(up, prompt, strlen(prompt), &gp));
+    for (;;) {
+        struct sa_upstream_chunk c;
+        if (sa_upstream_next(up, &c)) break;
+        size_t k = c.len < sizeof out - 1 - n_out ? c.len : sizeof out - 1 - n_out;
+        memcpy(out + n_out, c.text, k);
+        n_out += k;
+        if (c.finish) break;
+    }
+    out[n_out] = 0;
+    /* the taken-back "```" is not repeated: the text goes on after it */
+    CHECK_MSG(!strncmp(out, "\n```output", 10), "healed continuation \"%s\"", out);
+    sa_upstream_free(up);
+}
+
 /* Qwen writes ":\n\n" as one token. Cut at "steps:", the prefix re-tokenizes to a lone ":",
  * after which the model does not write the line break it wrote alone. With healing, a copying
  * aligner gives the upstream's own answer, byte for byte; without, it drifts (the GSM8K
@@ -1164,6 +1210,7 @@ static void test_token_healing_qwen(void) {
     free(healed);
     free(raw);
     free(kept);
+    check_heal_split_token(m);
     sa_model_free(m);
 }
 

@@ -27,9 +27,10 @@ struct sa_local_upstream {
     int32_t pending;             /* sampled, returned, not yet in the cache; -1: none */
     int32_t max_tokens;
     /* token healing (sa_upstream_gen_params.heal_bytes) */
-    char heal[64];               /* the text of the prompt token taken back; the first new
-                                    token must begin with it */
+    char heal[64];               /* the text of the prompt token taken back: the new tokens
+                                    must spell it out first (lu_heal_mask) */
     size_t heal_len;             /* 0: no healing this generation */
+    size_t heal_pos;             /* bytes of heal the sampled tokens have spelled so far */
     size_t skip;                 /* output bytes still to drop (the healed text, given already) */
     float *masked;               /* (n_vocab) logits with the disallowed tokens at -inf */
     char *pieces;                /* every token's text, concatenated (built on first use) */
@@ -134,7 +135,7 @@ static enum sa_status lu_pieces(struct sa_local_upstream *lu) {
  * token. Sets lu->heal and returns the new token count. */
 static size_t lu_heal(struct sa_local_upstream *lu, const int32_t *ids, size_t n, const char *prompt, size_t prompt_len,
                       size_t heal_bytes) {
-    lu->heal_len = lu->skip = 0;
+    lu->heal_len = lu->skip = lu->heal_pos = 0;
     if (heal_bytes == 0 || n < 2) return n;
     const int32_t last = ids[n - 1];
     if (sa_tokenizer_attr(lu->tok, last) & (SA_TOKEN_CONTROL | SA_TOKEN_USER_DEFINED | SA_TOKEN_UNKNOWN)) return n;
@@ -147,14 +148,29 @@ static size_t lu_heal(struct sa_local_upstream *lu, const int32_t *ids, size_t n
     return n - 1;
 }
 
-/* The logits of the first token after healing: those whose text does not begin with the
- * healed text set to -inf (the taken-back token itself always qualifies). */
+/* The logits of a token while the healed text is not yet spelled out: allowed are the
+ * tokens whose text begins with the rest of it (the taken-back token itself, at first) and
+ * those whose text is a shorter, non-empty start of the rest (the model may write "```" as
+ * "``" + "`\n", as Qwen does after ")\n": one token of a fixed length would force "````").
+ * The others are set to -inf. Should no token spell the rest (not seen: byte-level
+ * vocabularies have every byte), healing ends there: the logits as they are, and only the
+ * bytes spelled so far are dropped from the output. */
 static const float *lu_heal_mask(struct sa_local_upstream *lu, const float *logits, int32_t n_vocab) {
     if (!lu->masked && !(lu->masked = malloc(sizeof(float) * (size_t)n_vocab))) return NULL;
+    const char *rest = lu->heal + lu->heal_pos;
+    const size_t n_rest = lu->heal_len - lu->heal_pos;
+    int32_t n_ok = 0;
     for (int32_t id = 0; id < n_vocab; id++) {
         uint32_t a = lu->piece_off[id], b = lu->piece_off[id + 1];
-        bool ok = b - a >= lu->heal_len && !memcmp(lu->pieces + a, lu->heal, lu->heal_len);
+        size_t k = SA_MIN((size_t)(b - a), n_rest);
+        bool ok = k > 0 && !memcmp(lu->pieces + a, rest, k);
         lu->masked[id] = ok ? logits[id] : -INFINITY;
+        n_ok += ok;
+    }
+    if (n_ok == 0) {
+        lu->skip -= SA_MIN(lu->skip, n_rest);
+        lu->heal_pos = lu->heal_len;
+        return logits;
     }
     return lu->masked;
 }
@@ -236,10 +252,14 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
             const float *logits = sa_ctx_logits(lu->ctx);
             if (!logits) return sa_error(SA_STATUS_ERROR, "local upstream: no logits to sample from");
             if (lu->proxy && (s = sa_proxy_logits(lu->proxy, lu->ctx, &logits))) return s;
-            if (lu->heal_len && lu->st.n_generated == 0 &&
-                !(logits = lu_heal_mask(lu, logits, n_vocab)))
+            const bool healing = lu->heal_pos < lu->heal_len;
+            if (healing && !(logits = lu_heal_mask(lu, logits, n_vocab)))
                 return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
             if ((s = sa_sampler_sample(lu->smp, logits, n_vocab, &id))) return s;
+            if (healing && lu->heal_pos < lu->heal_len) { /* the allowed tokens spell the next bytes of the healed text */
+                size_t plen = id >= 0 && id < n_vocab ? lu->piece_off[id + 1] - lu->piece_off[id] : 0;
+                lu->heal_pos += plen ? SA_MIN(plen, lu->heal_len - lu->heal_pos) : lu->heal_len - lu->heal_pos;
+            }
             lu->st.n_generated++;
             n_tok++;
             if (sa_tokenizer_is_eog(lu->tok, id)) fin = SA_UPSTREAM_FINISH_STOP;
