@@ -33,8 +33,14 @@ int cmd_steer(int argc, char **argv); /* `salign steer extract|scan|apply|sweep`
 extern const struct cli_cmd cli_cmd_pull, cli_cmd_inspect, cli_cmd_tokenize, cli_cmd_convert, cli_cmd_generate,
     cli_cmd_chat, cli_cmd_align, cli_cmd_train, cli_cmd_bench, cli_cmd_bench_pipeline, cli_cmd_eval_aligner,
     cli_cmd_data_rollout, cli_cmd_serve;
-/* `salign data SUB` and `salign eval SUB`: one command per subcommand (NULL-terminated). */
-extern const struct cli_cmd *const cli_cmds_data[], *const cli_cmds_eval[];
+/* `salign data SUB`, `salign eval SUB`, `salign steer SUB`: one command per subcommand
+ * (NULL-terminated), each named "GROUP SUB". */
+extern const struct cli_cmd *const cli_cmds_data[], *const cli_cmds_eval[], *const cli_cmds_steer[];
+/* The subcommand argv[1] of `salign GROUP` among cmds (as above). NULL when there is none to
+ * run, with *rc the exit code: no argv[1] (usage to stderr, CLI_USAGE), -h/--help/help (usage
+ * to stdout, CLI_OK), an unknown name (CLI_USAGE, error printed). */
+const struct cli_cmd *cli_subcommand(const char *group, const struct cli_cmd *const *cmds, int argc, char **argv,
+                                     void (*usage)(FILE *f), int *rc);
 
 /* Prints "salign: <what>: <sa_last_error()>" to stderr and returns CLI_FAIL. what NULL:
  * "salign: <sa_last_error()>", for errors whose message already names the file or model

@@ -157,3 +157,25 @@ int cli_remote_upstream_format(const char *cmd, const char *tmpl, const struct s
     }
     return CLI_OK;
 }
+
+const struct cli_cmd *cli_subcommand(const char *group, const struct cli_cmd *const *cmds, int argc, char **argv,
+                                     void (*usage)(FILE *f), int *rc) {
+    *rc = CLI_USAGE;
+    if (argc < 2) {
+        usage(stderr);
+        return NULL;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
+        usage(stdout);
+        *rc = CLI_OK;
+        return NULL;
+    }
+    const size_t glen = strlen(group);
+    for (size_t i = 0; cmds[i]; i++) {
+        const char *n = cmds[i]->name;
+        if (!strncmp(n, group, glen) && n[glen] == ' ' && !strcmp(n + glen + 1, name)) return cmds[i];
+    }
+    cli_usage_error(group, "unknown command '%s'", name);
+    return NULL;
+}

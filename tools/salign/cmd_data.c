@@ -397,24 +397,15 @@ static void usage(FILE *f) {
 }
 
 int cmd_data(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
+    int rc;
+    const struct cli_cmd *sub = cli_subcommand("data", cli_cmds_data, argc, argv, usage, &rc);
+    if (!sub) return rc;
+    if (sub == &cli_cmd_data_rollout) return cmd_data_rollout(argc - 1, argv + 1);
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        usage(stdout);
-        return CLI_OK;
-    }
-    if (!strcmp(cmd, "rollout")) return cmd_data_rollout(argc - 1, argv + 1);
-    const struct cli_cmd *sub = NULL;
-    for (size_t i = 0; cli_cmds_data[i]; i++)
-        if (!strcmp(cmd, cli_cmds_data[i]->name + strlen("data "))) sub = cli_cmds_data[i];
-    if (!sub) return cli_usage_error("data", "unknown command '%s'", cmd);
     struct data_opts o = {.dev_fraction = -1, .gsm8k = sa_gsm8k_default_params(),
                           .build = {.max_rounds = 8, .max_tokens = 256, .retries = 2}};
-    int prc = cli_parse(sub, argc - 1, argv + 1, &o, NULL);
-    if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
+    rc = cli_parse(sub, argc - 1, argv + 1, &o, NULL);
+    if (rc) return rc == CLI_PARSE_HELP ? CLI_OK : rc;
     const char *input = o.input, *out = o.out;
     const enum sa_records_format fmt = o.json_array ? SA_RECORDS_JSON_ARRAY : SA_RECORDS_JSONL;
     if (sub->mask == DATA_BUILD) {

@@ -942,26 +942,16 @@ static int eval_report(struct eval_opts *o, int argc, char **argv, int n_ops) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        usage(stdout);
-        return CLI_OK;
-    }
-    if (!strcmp(cmd, "aligner")) return cmd_eval_aligner(argc - 1, argv + 1);
-    const struct cli_cmd *sub = NULL;
-    for (size_t i = 0; i < sizeof eval_cmds / sizeof eval_cmds[0]; i++)
-        if (!strcmp(cmd, eval_cmds[i].name + strlen("eval "))) sub = &eval_cmds[i];
-    if (!sub) return cli_usage_error("eval", "unknown command '%s'", cmd);
+    int rc;
+    const struct cli_cmd *sub = cli_subcommand("eval", cli_cmds_eval, argc, argv, usage, &rc);
+    if (!sub) return rc;
+    if (sub == &cli_cmd_eval_aligner) return cmd_eval_aligner(argc - 1, argv + 1);
     struct eval_opts o = {.j = {.max_tokens = 512, .retries = 2, .n_boot = 1000, .retry_temp = 0.7f},
                           .rp = sa_report_default_params()};
     o.results.v = calloc((size_t)argc + 1, sizeof *o.results.v);
     if (!o.results.v) return cli_fail("out of memory");
     int n_ops = 0;
-    int rc = cli_parse(sub, argc - 1, argv + 1, &o, &n_ops);
+    rc = cli_parse(sub, argc - 1, argv + 1, &o, &n_ops);
     if (rc) {
         if (rc == CLI_PARSE_HELP) rc = CLI_OK;
     } else if (sub->mask == EVAL_REPORT) rc = eval_report(&o, argc - 1, argv + 1, n_ops);

@@ -100,6 +100,7 @@ static const struct cli_cmd steer_cmds[] = {
               "characters) between each record's sentence and the aligner's greedy revision,\n"
               "with a 95% bootstrap interval: 1 = copied, lower = more edited.\n\n"),
 };
+const struct cli_cmd *const cli_cmds_steer[] = {&steer_cmds[0], &steer_cmds[1], &steer_cmds[2], &steer_cmds[3], NULL};
 
 /* A comma list of finite numbers. */
 static bool parse_coefs(const char *list, double *out, size_t *n) {
@@ -790,21 +791,11 @@ static void usage(FILE *f) {
 }
 
 int cmd_steer(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        usage(stdout);
-        return CLI_OK;
-    }
-    const struct cli_cmd *sub = NULL;
-    for (size_t i = 0; i < sizeof steer_cmds / sizeof steer_cmds[0]; i++)
-        if (!strcmp(cmd, steer_cmds[i].name + strlen("steer "))) sub = &steer_cmds[i];
-    if (!sub) return cli_usage_error("steer", "unknown command '%s'", cmd);
+    int rc;
+    const struct cli_cmd *sub = cli_subcommand("steer", cli_cmds_steer, argc, argv, usage, &rc);
+    if (!sub) return rc;
     struct steer_opts o = {.coef = NAN};
-    int rc = cli_parse(sub, argc - 1, argv + 1, &o, NULL);
+    rc = cli_parse(sub, argc - 1, argv + 1, &o, NULL);
     if (rc) return rc == CLI_PARSE_HELP ? CLI_OK : rc;
     const char *name = sub->name + strlen("steer ");
     if (!o.model) return cli_usage_error("steer", "%s: missing --model M", name);
