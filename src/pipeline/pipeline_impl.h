@@ -67,23 +67,27 @@ int32_t sa_join_count_words(const char *s, size_t n);
 
 /* ---- the aligner's input (aligner_input.c) ---- */
 
-/* True when y2 contains a marker of the aligner's input ("##Your_Revision:", ...) that y1 does
- * not (the format edit check). */
+/* True when y2 contains a marker of the aligner's input ("##Your_Revision:", ...) or a piece of
+ * one (" | ##", "##Your_Revision" without its colon) that y1 does not, or ends in " |" (a
+ * field separator's start, trailing spaces aside) where y1 does not (the format edit check). */
 bool sa_aligner_input_marker_added(const char *y1, const char *y2);
 
 /* ---- the arithmetic check of an edit (arith_check.c) ---- */
 
-/* One equation a text writes out: its bytes [start, end) (leading spaces excluded), the value
- * of its left side, the result written, and whether that result is wrong. */
+/* One equation a text writes out (a link of a chain, or a variable's use "x = 3640"): its bytes
+ * [start, end) (leading spaces excluded), the value of its left side (of the variable's
+ * definition), the value of its right side, and whether that is wrong. */
 struct sa_arith_eq {
     size_t start, end;
     double value, result;
     bool wrong;
 };
-/* The well-delimited equations of s[0..n) whose left side evaluates (the rules at the top of
- * arith_check.c, those of bench/arith_records.py): the count; the first `max` go to out. */
+/* The well-delimited equations of s[0..n) whose sides evaluate (the rules at the top of
+ * arith_check.c, those of bench/arith_records.py): the count; the first `max` go to out.
+ * 0 when a copy of s cannot be allocated. */
 int32_t sa_arith_equations(const char *s, size_t n, struct sa_arith_eq *out, int32_t max);
-/* True when y2 writes a wrong equation that y1 does not write (spaces aside). */
+/* True when y2 writes a wrong equation that y1 does not write (the same text, spaces aside,
+ * with the same left value). */
 bool sa_arith_edit_adds_error(const char *y1, const char *y2);
 
 /* ---- sampling from a prefix (the end of pipeline.c, for prefix_sample.c) ---- */

@@ -2,8 +2,11 @@
 against the calculator that labels the correction records (bench/arith_records.py): over every
 sentence of the shipped records (docs/results/arith), the same equations are found with the
 same values and the same verdicts; and sa_pipeline_edit_refused refuses exactly the edits that
-write a false equation the draft did not write (arith) or the aligner's input markers (format) (the four false edits the Qwen aligner made on
-the dev records among them), through ctypes over build/libsalign.so."""
+write a false equation the draft did not write (arith) or the aligner's input markers or pieces
+of them (format) (the four false edits the Qwen aligner made on the dev records among them),
+through ctypes over build/libsalign.so. The rules of issue 13's second round (units inside an
+expression, every link of a chain, a variable across blocks, the misreads found in GSM8K train
+solutions) have a test each."""
 import ctypes
 import glob
 import importlib.util
@@ -43,8 +46,7 @@ def c_equations(text):
 
 
 def py_equations(text):
-    return [(m.group(0).lstrip(), v, ar.num_value(m.group("res")), ar.is_wrong(v, m.group("res")))
-            for m, v in ar.equations(text)]
+    return [(text[e.start:e.end], e.value, e.result, e.wrong) for e in ar.equations(text)]
 
 
 def same(a, b):
@@ -101,9 +103,79 @@ def cases_have_the_expected_verdicts():
     assert c_equations("He pays 3 x 4 = 12 dollars, then 12 / 0 = 5.") == [("3 x 4 = 12", 12.0, 12.0, False)]
     assert c_equations("10 / 3 = 3.33")[0][3] is False and c_equations("100 / 7 = 14")[0][3] is False
     assert c_equations("100 / 7 = 15")[0][3] is True
-    assert c_equations("2 + 3 = 5 + 1 = 7") == []  # a chain is not checked
-    assert c_equations("a = 2 + 3 = 6")[0][3] is True  # after a label it is
+    assert c_equations("a = 2 + 3 = 6")[0][3] is True  # after a label it is checked
     assert c_equations("") == []
+
+
+def verdicts(text):
+    """[(equation text, wrong)] from C, after checking that Python says the same."""
+    c, p = c_equations(text), py_equations(text)
+    assert same(c, p), (text, c, p)
+    return [(e[0], e[3]) for e in c]
+
+
+@test
+def units_inside_an_expression_are_dropped():
+    # a \text{} (\mbox, \mathrm) after a number is a unit
+    assert verdicts("75000 \\text{ calories} - 1800 \\text{ calories} = 73200 \\text{ calories}") == [
+        ("75000 \\text{ calories} - 1800 \\text{ calories} = 73200", False)]
+    assert verdicts("75000 \\text{ calories} - 1800 \\text{ calories} = 57000 \\text{ calories}")[0][1] is True
+    assert verdicts("43 \\text{ brownies} \\times \\$3 \\text{ per brownie} = \\$129")[0][1] is False
+    assert verdicts("43 \\text{ brownies} \\times \\$3 \\text{ per brownie} = \\$137")[0][1] is True
+    assert verdicts("6 \\mbox{ h} \\times 4 \\mathrm{km/h} = 24 \\mathrm{km}") == [
+        ("6 \\mbox{ h} \\times 4 \\mathrm{km/h} = 24", False)]
+    # a whole result that is not the whole value is false even within 1%
+    assert verdicts("91 \\text{ students/class} \\times 15 \\text{ students/class} = 1355")[0][1] is True
+    assert verdicts("So 91 x 15 = 1365 students.")[0][1] is False
+    # a \text{} that does not follow a number is a label: the chain after it stands alone
+    assert verdicts("\\text{Total} = 60 + 180 = 240") == [("60 + 180 = 240", False)]
+    assert verdicts("\\text{Total} = 60 + 180 = 250") == [("60 + 180 = 250", True)]
+    # a unit between two numbers without an operator makes no equation
+    assert verdicts("2 \\text{ hours} = 120 \\text{ minutes}") == []
+
+
+@test
+def every_link_of_a_chain_is_checked():
+    assert verdicts("400 + 0.10 \\times 400 = 400 + 40 = 440") == [
+        ("400 + 0.10 \\times 400 = 400 + 40", False), ("400 + 40 = 440", False)]
+    assert verdicts("400 + 0.10 \\times 400 = 400 + 40 = 800") == [
+        ("400 + 0.10 \\times 400 = 400 + 40", False), ("400 + 40 = 800", True)]
+    assert verdicts("2 + 3 = 6 = 6") == [("2 + 3 = 6", True)]  # two bare numbers: not a link
+    # a running chain (the left side's value, then one more step) is true; its last link too
+    assert verdicts("2 + 3 = 5 + 1 = 6") == [("2 + 3 = 5 + 1", False), ("5 + 1 = 6", False)]
+    assert verdicts("2 + 3 = 5 + 1 = 7") == [("2 + 3 = 5 + 1", False), ("5 + 1 = 7", True)]
+    assert verdicts("2 + 2 = 3 + 2 = 5")[0] == ("2 + 2 = 3 + 2", True)
+    assert verdicts("\\[ 5 \\times 4 = 20 = 4 \\times 5 \\]") == [("5 \\times 4 = 20", False), ("20 = 4 \\times 5", False)]
+    # the last link is not checked when the expression goes on (a fraction, a letter)
+    assert verdicts("3 + 4 = 7 = 7\\frac{1}{2}") == [("3 + 4 = 7", False)]
+    assert verdicts("100/5 = 5A/5 or 20 = A.") == []
+
+
+@test
+def a_variable_is_checked_across_blocks():
+    assert verdicts("\\[ x = 3755 - 15 \\] \\[ x = 3640 \\]") == [("x = 3640", True)]
+    assert verdicts("\\[ x = 3755 - 15 \\] \\[ x = 3740 \\]") == [("x = 3740", False)]
+    assert verdicts("$x = 3755 - 15$, so\n$x = 3740$.") == [("x = 3740", False)]
+    assert verdicts("\\[ \\text{Total} = 60 + 180 \\]\n\\[ \\text{Total} = 250 \\]") == [("\\text{Total} = 250", True)]
+    # the nearest earlier definition; a use of another name, or before any definition: nothing
+    assert verdicts("y = 2 + 2. y = 3 \\times 3. y = 9.") == [("y = 9", False)]
+    assert verdicts("y = 4. y = 2 + 3. z = 9.") == []
+    # not a definition: it does not stand alone (goes on with words or a variable), or it is
+    # an expression in x ("2x", "3 + x"); another assignment forgets the definition
+    assert verdicts("x = 5 + 3 apples. x = 9.") == []
+    assert verdicts("3 + x = 5 + 3. x = 9.") == []
+    assert verdicts("x = 5 + 3. x = 2y. x = 9.") == []
+
+
+@test
+def true_texts_are_not_misread():
+    # the misreads found in GSM8K train solutions (bench/arith_records.py --false-alarms)
+    for t in ["ate .50*12 = 6 brownies", "eat 1 1/2 rolls each, 8 x 1 1/2 = 12 dinner rolls",
+              "12 x 1 and 1/4 = 15", "There are 60 students x 2/3 = 40 students",
+              "he used 25 / 1/3 = 75 decorations", "He spends 50 cents because $1 / 2 = 50 cents",
+              "3*30 = 30 + M trees", "it takes 17/3 = 5 and 2/3 loads", "set at 6:00+48=6:48 PM",
+              "$100 000 x 10/100 = $10,000", "5/5 \u2013 1/5 = 4/5", "14, 400 / 80 = 180"]:
+        assert not [e for e in verdicts(t) if e[1]], t
 
 
 @test
@@ -133,6 +205,29 @@ def edits_that_add_a_false_equation_are_refused():
     assert L.sa_pipeline_edit_refused(FORMAT, y1, y2) and not L.sa_pipeline_edit_refused(ARITH, y1, y2)
     assert L.sa_pipeline_edit_refused(ARITH | FORMAT, y1, y2)
     assert not L.sa_pipeline_edit_refused(FORMAT, b"a ##Answer: b", b"a ##Answer: c")  # y1 had it
+    # pieces of the format: a revision that ends in " |", or a " | ##" separator
+    assert L.sa_pipeline_edit_refused(FORMAT, b"He won 3 and lost 2 games.", b"He won 3 and lost 2 games lost |")
+    assert L.sa_pipeline_edit_refused(FORMAT, b"He won 3 games.", b"He won 3 games. | ##Your")
+    assert not L.sa_pipeline_edit_refused(FORMAT, b"| a | b |", b"| a | c |")  # a table row: y1 ended so
+    assert not L.sa_pipeline_edit_refused(FORMAT, b"So |x| = 3.", b"So |x| = 4.")
+
+
+@test
+def edits_that_add_a_false_equation_by_the_new_rules_are_refused():
+    refused = [
+        ("75000 \\text{ cal} - 1800 \\text{ cal} = 73200 \\text{ cal}",
+         "75000 \\text{ cal} - 1800 \\text{ cal} = 57000 \\text{ cal}"),  # units
+        ("400 + 0.10 \\times 400 = 400 + 40 = 440", "400 + 0.10 \\times 400 = 400 + 40 = 800"),  # a chain
+        ("\\[ x = 3755 - 15 \\] \\[ x = 3740 \\]", "\\[ x = 3755 - 15 \\] \\[ x = 3640 \\]"),  # a variable
+    ]
+    for y1, y2 in refused:
+        assert L.sa_pipeline_edit_refused(ARITH, y1.encode(), y2.encode()), (y1, y2)
+        assert not L.sa_pipeline_edit_refused(ARITH, y2.encode(), y1.encode()), (y2, y1)  # the fix passes
+    # y1's false use of x kept as it was, with x's definition unchanged: passes; with another
+    # definition it is another false equation: refused
+    y1 = b"\\[ x = 3755 - 15 \\] \\[ x = 3640 \\]"
+    assert not L.sa_pipeline_edit_refused(ARITH, y1, y1 + b" So")
+    assert L.sa_pipeline_edit_refused(ARITH, y1, b"\\[ x = 3755 - 25 \\] \\[ x = 3640 \\]")
 
 
 main()
