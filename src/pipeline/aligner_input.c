@@ -29,11 +29,21 @@ enum sa_status sa_aligner_baseline_input(const char *question, const char *answe
     return SA_STATUS_OK;
 }
 
+/* s ends in " |" (trailing spaces aside): the start of a field separator. */
+static bool ends_in_separator(const char *s) {
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
+    return n >= 2 && s[n - 1] == '|' && (s[n - 2] == ' ' || s[n - 2] == '\t');
+}
+
 bool sa_aligner_input_marker_added(const char *y1, const char *y2) {
-    /* the field markers of both inputs above */
+    /* the field markers of both inputs above, and pieces of them: a field separator " | ##"
+     * and the markers' names without their colon */
     static const char *const markers[] = {"##Question:", "##Answer_Prefix:", "##Answer_Last_Sentence:",
-                                          "##Your_Revision:", "##Answer:", "##Correction:"};
+                                          "##Your_Revision:", "##Answer:", "##Correction:",
+                                          " | ##", "##Your_Revision", "##Answer_Last_Sentence", "##Answer_Prefix"};
     for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++)
         if (strstr(y2, markers[i]) && !strstr(y1, markers[i])) return true;
-    return false;
+    /* a revision that ends in a separator's " |" where y1 did not ("... games lost |") */
+    return ends_in_separator(y2) && !ends_in_separator(y1);
 }
