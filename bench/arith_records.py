@@ -8,10 +8,13 @@ records look exactly like what the aligner sees at inference (prefix = the texts
 sentences before, last = the sentence as written).
 
 Each sentence is checked for written arithmetic `a op b [op c ...] = r` (op: + - * / x,
-\\times, \\div, \\cdot, with optional $ signs and thousands commas). A sentence whose result
-is wrong (off by more than 1% and not a rounding of the true value) is the question's first
-error; its correction is the same sentence with the result replaced by the true value,
-written as the original was (decimals kept, commas kept). Records:
+\\times, \\div, \\cdot, with optional $ signs, thousands commas and \\text{} units), every link
+of a chain `a = b = c`, and a variable's value `x = a op b ... x = r` (equations(): the rules,
+which src/pipeline/arith_check.c mirrors). A sentence with a wrong result (a whole number that
+is not the whole value, or off by more than 1% and not a rounding of the true value) is the
+question's first error; its correction is the same sentence with the result replaced by the
+true value, written as the original was (decimals kept, commas kept; none when a wrong link's
+right side is an expression, `2 + 2 = 3 + 2`). Records:
   - copy:  every sentence before the first error (and every sentence of a draft with none);
   - fix:   the first erroneous sentence -> its calculator correction;
   - synth (only with --synth P): with probability P, a copy record whose sentence has a
@@ -22,6 +25,8 @@ No model is run; the drafts are the only input.
 
   python3 bench/arith_records.py --trace T.jsonl [--trace T2.jsonl] --out R.jsonl
       [--answers A.jsonl ...] [--synth 0.3] [--plain-copies 1] [--ids FROM-TO] [--seed 1] [--stats]
+  python3 bench/arith_records.py --false-alarms GSM8K_TRAIN.jsonl [RECORDS.jsonl ...]
+      (the equations these rules find false in texts known to be right: docs/PIPELINE.md)
 """
 import argparse
 import json
@@ -467,10 +472,40 @@ def load_traces(paths):
     return drafts
 
 
+def false_alarms(gsm8k, records, show):
+    """The equations found false in texts known to be right: GSM8K *train* reference solutions
+    (their <<a*b=c>> calculator annotations stripped) and the corrections of the records
+    (copies and calculator fixes). Prints each one with its line and the counts; returns them."""
+    texts = []
+    with open(gsm8k) as f:
+        for line in f:
+            texts.append(("gsm8k-train", re.sub(r"<<[^>]*>>", "", json.loads(line)["answer"])))
+    for p in records:
+        with open(p) as f:
+            for line in f:
+                texts.append(("records", json.loads(line)["correction"]))
+    n = {}
+    for src, t in texts:
+        k = n.setdefault(src, {"texts": 0, "equations": 0, "false": 0})
+        k["texts"] += 1
+        for e in equations(t):
+            k["equations"] += 1
+            if e.wrong:
+                k["false"] += 1
+                if show:
+                    a, b = t.rfind("\n", 0, e.start) + 1, t.find("\n", e.end)
+                    print("%s\t%s\t(value %g)\t%s" % (src, t[e.start:e.end], e.value, t[a:b if b >= 0 else len(t)]))
+    print(json.dumps(n))
+    return n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trace", action="append", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--false-alarms", nargs="+", metavar=("GSM8K_TRAIN", "RECORDS"),
+                    help="instead of building records: list the equations found false in true texts "
+                    "(GSM8K train solutions, the corrections of record files) and count them")
+    ap.add_argument("--trace", action="append")
+    ap.add_argument("--out")
     ap.add_argument("--synth", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--plain-copies", type=float, default=1.0,
@@ -481,6 +516,11 @@ def main():
     ap.add_argument("--ids", default=None, help="only these question ids: FROM-TO (inclusive)")
     ap.add_argument("--stats", action="store_true")
     a = ap.parse_args()
+    if a.false_alarms:
+        false_alarms(a.false_alarms[0], a.false_alarms[1:], True)
+        return
+    if not a.trace or not a.out:
+        ap.error("--trace and --out are required")
     rng = random.Random(a.seed)
     drafts = load_traces(a.trace)
     n = {"questions": 0, "with_error": 0, "copy": 0, "fix": 0, "synth": 0, "equations": 0}
