@@ -611,6 +611,18 @@ static void test_edit_check_arith(void) {
     CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_ARITH, "x = 1\n```", "x = 1\n``` | ##Your_Revision:"));
     CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_FORMAT, "So 2 + 2 = 4.", "So 2 + 2 = 5."));
     CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_ALL, "So 2 + 2 = 4.", "So 2 + 2 = 5."));
+    /* units inside the expression, every link of a chain, a variable across blocks (each fix
+     * passes), and a piece of the input format */
+    static const char *const pairs[][2] = {
+        {"43 \\text{ brownies} \\times \\$3 \\text{ each} = \\$129", "43 \\text{ brownies} \\times \\$3 \\text{ each} = \\$137"},
+        {"400 + 0.10 \\times 400 = 400 + 40 = 440", "400 + 0.10 \\times 400 = 400 + 40 = 800"},
+        {"\\[ x = 3755 - 15 \\] \\[ x = 3740 \\]", "\\[ x = 3755 - 15 \\] \\[ x = 3640 \\]"}};
+    for (int k = 0; k < 3; k++) {
+        CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_ARITH, pairs[k][0], pairs[k][1]));
+        CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_ARITH, pairs[k][1], pairs[k][0]));
+    }
+    CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_FORMAT, "He lost 2 games.", "He lost 2 games lost |"));
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_FORMAT, "| 1 | 2 |", "| 1 | 3 |"));
     struct sa_pipeline_params bad = sa_pipeline_default_params();
     bad.mode = SA_PIPELINE_ALIGNER;
     bad.aligner_fn = fake_align;
