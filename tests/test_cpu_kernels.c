@@ -266,9 +266,12 @@ static void test_kernel_selection(void) {
             CHECK_MSG(name && strcmp(name, "dequant.f32"), "%s on %s: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), name ? name : "(null)");
             if (p != SA_CPU_PATH_REF) CHECK_MSG(name && !strstr(name, ".ref"), "%s: %s", sa_cpu_path_name((enum sa_cpu_path)p), name);
-            /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot */
+            /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot;
+             * avx2 has GEMMs for the integer quant types (gemm_avx2.c) */
             const char *gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 64, false);
-            bool want_gemm = p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"));
+            bool float_type = direct[k] == SA_DTYPE_F32 || direct[k] == SA_DTYPE_F16 || direct[k] == SA_DTYPE_BF16;
+            bool want_gemm = (p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"))) ||
+                             (p == SA_CPU_PATH_AVX2 && !float_type);
             CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=64: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
             CHECK_EQ_STR(sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1, false), name);

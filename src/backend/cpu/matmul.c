@@ -37,6 +37,7 @@ static void init_paths(void) {
     sa_cpu_kernels_ref(&g_kernels[SA_CPU_PATH_REF]);
     g_kernels[SA_CPU_PATH_AVX2] = g_kernels[SA_CPU_PATH_REF];
     sa_cpu_kernels_avx2(&g_kernels[SA_CPU_PATH_AVX2]);
+    sa_cpu_gemm_avx2(&g_kernels[SA_CPU_PATH_AVX2]);
     g_kernels[SA_CPU_PATH_AVX512] = g_kernels[SA_CPU_PATH_AVX2];
     sa_cpu_kernels_avx512(&g_kernels[SA_CPU_PATH_AVX512]);
 #if defined(__x86_64__)
