@@ -109,26 +109,6 @@ SA_INLINE void un_q45_K(const uint8_t *p, int has_qh, uint8_t *u, float *D, floa
 }
 SA_INLINE void un_q4_K(const uint8_t *p, uint8_t *u, float *D, float *M) { un_q45_K(p, 0, u, D, M); }
 SA_INLINE void un_q5_K(const uint8_t *p, uint8_t *u, float *D, float *M) { un_q45_K(p, 1, u, D, M); }
-/* Q6_K: blocks of 16, u = 6 bits (0..63), D = d * sc, M = -32 D (dot1_q6_K) */
-SA_INLINE void un_q6_K(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q6_K *b = (const void *)p;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = b->ql + 64 * h, *qhp = b->qh + 32 * h;
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-        uint8_t *o = u + 128 * h;
-        _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3)));
-        _mm256_storeu_si256((__m256i *)(o + 32),
-                            _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3)));
-        _mm256_storeu_si256((__m256i *)(o + 64),
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m3)));
-        _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3)));
-    }
-    float d = f16(b->d);
-    for (int j = 0; j < 16; j++) D[j] = d * (float)b->scales[j], M[j] = -32.0f * D[j];
-}
 /* Q3_K: blocks of 16, u = 2 low bits | hmask bit << 2 (0..7), w = D (u - 4) (dot1_q3_K) */
 SA_INLINE void un_q3_K(const uint8_t *p, uint8_t *u, float *D, float *M) {
     const sa_block_q3_K *b = (const void *)p;
@@ -218,9 +198,10 @@ SA_INLINE void transpose8(__m256i v[8]) {
  * The integer block sum: per group of 4 elements and activation row, vpmaddubsw (panel bytes
  * x the row's 4 bytes broadcast) into int16 pair sums, G groups added in int16, then vpmaddwd
  * by ones into the int32 lanes. G is the most groups whose sum cannot saturate int16, from
- * the largest u and |x| <= 128: 2 G umax 128 <= 32767 (u <= 15: 8 groups, 31: 4, 63: 2, 7: 4;
+ * the largest u and |x| <= 128: 2 G umax 128 <= 32767 (u <= 15: 8 groups, 31: 4, 7 and 3: 4 (the
+ * whole 16-element block);
  * Q8_0, |q| <= 128 against |x| <= 127: 1 (SIGN)). Per block, one of (see sa_block_q8a):
- *  OFF != 0 (weights D (u + OFF), OFF a fixed integer: Q4_0 -8, Q5_0 -16, Q3_K -4, Q6_K -32):
+ *  OFF != 0 (weights D (u + OFF), OFF a fixed integer: Q4_0 -8, Q5_0 -16, Q3_K -4):
  *    f += (sum(u x) + OFF sum(x)) * (D dx), the exact integer block sum of the signed weights;
  *  SIGN (Q8_0): f += sum(|q| sign(q) x) * (D dx);
  *  MK == 1 (Q4_1/Q5_1, SA_ACT_Q8_1): f += sum(u x) * (D dx); f += M * s;
@@ -279,7 +260,6 @@ SA_TILE_INT(tile_q4_K, 32, 0, 2, 0, 8)
 SA_TILE_INT(tile_q5_K, 32, 0, 2, 0, 4)
 SA_TILE_INT(tile_q2_K, 16, 0, 2, 0, 4)
 SA_TILE_INT(tile_q3_K, 16, -4, 0, 0, 4)
-SA_TILE_INT(tile_q6_K, 16, -32, 0, 0, 2)
 
 typedef void (*pack_fn)(const struct sa_gemm_args *a, int64_t r0, int nr, int64_t b0, int64_t nb, uint8_t *panel);
 typedef void (*tile_fn)(const uint8_t *panel, int64_t nblk, const uint8_t *x, size_t xs, int J, float *y, size_t ys,
@@ -324,21 +304,24 @@ SA_GEMM_INT(q4_K, 256, 32)
 SA_GEMM_INT(q5_K, 256, 32)
 SA_GEMM_INT(q2_K, 256, 16)
 SA_GEMM_INT(q3_K, 256, 16)
-SA_GEMM_INT(q6_K, 256, 16)
 
 void sa_cpu_gemm_avx2(struct sa_cpu_kernels *k) {
-    /* min_T: the T from which the GEMM beats the dot kernels (bench_matmul, a T = 1..8 scan) */
+    /* min_T: the T from which the GEMM beats the dot kernels (bench_matmul --scan on the
+     * Qwen2.5-0.5B shapes, 1 thread; docs/internals/cpu_backend.md). Q2_K/Q3_K have no AVX2 dot
+     * kernel (plain C), so the GEMM wins from T = 1. Q6_K has no GEMM here: with 6-bit weights
+     * only 2 groups fit an int16 sum, and the per-16 float step makes it slower than the dot
+     * kernel at every T (0.4-0.7x); Q8_0 (vpsignb per activation row, no int16 sums) gains
+     * ~15% from T = 16 (even at T = 8; the tests keep every min_T <= 8). */
 #define SET(T, fn, min_T) k->gemm[SA_DTYPE_##T] = (struct sa_cpu_gemm){fn, #fn ".avx2", min_T}
-    SET(Q8_0, gemm_q8_0, 4);
+    SET(Q8_0, gemm_q8_0, 8);
     SET(Q4_0, gemm_q4_0, 4);
     SET(Q4_1, gemm_q4_1, 4);
     SET(Q5_0, gemm_q5_0, 4);
     SET(Q5_1, gemm_q5_1, 4);
-    SET(Q2_K, gemm_q2_K, 4);
-    SET(Q3_K, gemm_q3_K, 4);
+    SET(Q2_K, gemm_q2_K, 1);
+    SET(Q3_K, gemm_q3_K, 1);
     SET(Q4_K, gemm_q4_K, 4);
     SET(Q5_K, gemm_q5_K, 4);
-    SET(Q6_K, gemm_q6_K, 4);
 #undef SET
 }
 #else
