@@ -383,11 +383,12 @@ static void test_batch_invariance(void) {
 /* Every path's GEMM, called directly: any split of the rows (at multiples of SA_GEMM_ROWS) and
  * of the activation rows gives the bits of one call over everything, on 37 rows (not a multiple
  * of the 8- or 16-row panels), T = 11 and n_in = 3584 (over one panel slice on every path, not a
- * multiple of it); and sa_matmul in batch-invariant mode gives the same bits. */
+ * multiple of it); and sa_matmul in batch-invariant mode gives the same bits; a GEMM's T = 1 row
+ * loop (sa_cpu_gemm.rows, batch-invariant decode) gives its bits for each activation row. */
 static void test_gemm_splits(void) {
     const int64_t n_in = 3584, n_out = 37, T = 11;
     static const int64_t rsplit[] = {0, 16, 37}, tsplit[][4] = {{0, 11, -1, -1}, {0, 3, 4, 11}, {0, 1, 2, 11}};
-    int n_checked = 0;
+    int n_checked = 0, n_rows_checked = 0;
     for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
         if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
         const struct sa_cpu_kernels *ks = sa_cpu_kernels_of((enum sa_cpu_path)p);
@@ -414,6 +415,16 @@ static void test_gemm_splits(void) {
                         ks->gemm[t].fn(&a, rsplit[i], rsplit[i + 1], tsplit[v][j], tsplit[v][j + 1]);
                 CHECK_MSG(!memcmp(Y, Ys, (size_t)(T * n_out) * sizeof(float)), "%s: split %zu differs", ks->gemm[t].name, v);
             }
+            if (ks->gemm[t].rows) { /* T = 1 without a panel: the GEMM's bits, row by row */
+                float *y1 = malloc((size_t)n_out * sizeof(float));
+                for (int64_t i = 0; i < T; i++) {
+                    ks->gemm[t].rows(n_in, W, rb, n_out, (const char *)xa + (size_t)i * xrb, y1);
+                    CHECK_MSG(!memcmp(Y + i * n_out, y1, (size_t)n_out * sizeof(float)), "%s: rows kernel differs (row %lld)",
+                              ks->gemm[t].name, (long long)i);
+                }
+                n_rows_checked++;
+                free(y1);
+            }
             void *scratch = malloc(sa_matmul_scratch_bytes(t, n_in, T) + 1);
             sa_matmul_path((enum sa_cpu_path)p, pools[2], t, W, n_in, n_out, X, T, Ys, scratch, true);
             CHECK_MSG(!memcmp(Y, Ys, (size_t)(T * n_out) * sizeof(float)), "%s: sa_matmul differs from the direct call", ks->gemm[t].name);
@@ -423,7 +434,7 @@ static void test_gemm_splits(void) {
             free(Ys), free(Y), free(X), free(W);
         }
     }
-    printf("    %d GEMMs checked\n", n_checked);
+    printf("    %d GEMMs checked, %d with a T = 1 row loop\n", n_checked, n_rows_checked);
     CHECK(n_checked > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2)); /* the x86 paths have them */
 }
 

@@ -89,6 +89,9 @@ struct sa_cpu_gemm {
     sa_gemm_fn fn;    /* NULL: prefill runs `dot` on 1 x 4 tiles */
     const char *name; /* e.g. "gemm_q4_K.avx512vnni" */
     int min_T;        /* below it the dot kernels are faster (unpacking a panel is not amortized) */
+    /* NULL, or T = 1 with fn's bits, row by row, without a panel (x in the GEMM's activation
+     * kind): what a GEMM call with T = 1 runs (batch-invariant decode) */
+    sa_dot_rows_fn rows;
 };
 /* Converts one activation row into `kind`, bit-identical to sa_cpu_act_row (tested). */
 typedef void (*sa_act_row_fn)(enum sa_act_kind kind, const float *x, void *y, int64_t n);

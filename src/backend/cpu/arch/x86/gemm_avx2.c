@@ -305,6 +305,82 @@ SA_GEMM_INT(q5_K, 256, 32)
 SA_GEMM_INT(q2_K, 256, 16)
 SA_GEMM_INT(q3_K, 256, 16)
 
+/* ---- T = 1 with the GEMM's bits (batch-invariant decode) ----
+ * The GEMM for one activation row does per output lane: f = fma(cvt(isum), D * dx, f), then
+ * f = fma(M, sx, f) (MK), over the blocks in order, from f = 0. These row loops do the same f32
+ * operations on 8 rows at a time (one lane each), but get the exact integer block sums the
+ * dot kernels' way, without packing a panel: each row streamed on its own (as the dot
+ * kernels do: 8 interleaved row streams defeat the hardware prefetchers, 2-3x slower on an
+ * out-of-cache vocab matrix), 32 bytes of it against the block's 32 activation bytes into 8
+ * int32 lanes, kept for a slice of ROWS_SLICE blocks; then per block one horizontal sum of the
+ * 8 rows' vectors gives the 8 rows' exact sums in 8 lanes. The GEMM's bits at about the dot
+ * kernels' speed. 32-element blocks only (sa_block_q8a activations). */
+#define ROWS_SLICE 64 /* 32-element blocks per slice: 16 KiB of int32 vectors + 4 KiB of D, M */
+
+/* lane r = the sum of the 8 int32 lanes of v[r] */
+SA_INLINE __m256i hsum8x8(const __m256i *v) {
+    __m256i a0 = _mm256_hadd_epi32(v[0], v[1]), a1 = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i a2 = _mm256_hadd_epi32(v[4], v[5]), a3 = _mm256_hadd_epi32(v[6], v[7]);
+    __m256i b0 = _mm256_hadd_epi32(a0, a1), b1 = _mm256_hadd_epi32(a2, a3);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
+}
+
+#define SA_ROWS_GEMM(T, QK, OFF, MK, SIGN)                                                         \
+    static void rows_##T(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y) { \
+        enum { NSUB = (QK) / 32, SLICE_B = ROWS_SLICE / NSUB };                                    \
+        const int64_t nb = n / (QK);                                                               \
+        const size_t qbytes = w_row_bytes / (size_t)nb;                                            \
+        const uint8_t *xa = x;                                                                     \
+        const __m256i ones = _mm256_set1_epi16(1);                                                 \
+        _Alignas(32) __m256i vs[ROWS_SLICE][PR]; /* [block of the slice][row]: 8 partial sums */   \
+        _Alignas(32) float D[ROWS_SLICE][PR], M[ROWS_SLICE][PR];                                   \
+        for (int64_t r0 = 0; r0 < n_rows; r0 += PR) {                                              \
+            int nr = (int)SA_MIN((int64_t)PR, n_rows - r0);                                        \
+            __m256 f = _mm256_setzero_ps();                                                        \
+            for (int64_t b0 = 0; b0 < nb; b0 += SLICE_B) {                                         \
+                int nbs = (int)SA_MIN((int64_t)SLICE_B, nb - b0);                                  \
+                for (int r = 0; r < PR; r++) {                                                     \
+                    if (r >= nr) { /* missing rows: zero sums and scales */                        \
+                        for (int k = 0; k < nbs * NSUB; k++) vs[k][r] = _mm256_setzero_si256(), D[k][r] = M[k][r] = 0.0f; \
+                        continue;                                                                  \
+                    }                                                                              \
+                    const uint8_t *wb = (const uint8_t *)w + (size_t)(r0 + r) * w_row_bytes + (size_t)b0 * qbytes; \
+                    for (int i = 0; i < nbs; i++) {                                                \
+                        _Alignas(32) uint8_t u[QK];                                                \
+                        float d1[NSUB], m1[NSUB];                                                  \
+                        un_##T(wb + (size_t)i * qbytes, u, d1, m1);                                \
+                        _Pragma("GCC unroll 8") for (int s = 0; s < NSUB; s++) {                   \
+                            const uint8_t *xb = xa + (size_t)((b0 + i) * NSUB + s) * sizeof(sa_block_q8a); \
+                            __m256i q = _mm256_loadu_si256((const __m256i *)(xb + 8));             \
+                            __m256i wu = _mm256_load_si256((const __m256i *)(u + 32 * s));         \
+                            __m256i p = SIGN ? _mm256_maddubs_epi16(_mm256_sign_epi8(wu, wu), _mm256_sign_epi8(q, wu)) \
+                                             : _mm256_maddubs_epi16(wu, q);                        \
+                            vs[i * NSUB + s][r] = _mm256_madd_epi16(p, ones);                      \
+                            D[i * NSUB + s][r] = d1[s], M[i * NSUB + s][r] = m1[s];                \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+                for (int k = 0; k < nbs * NSUB; k++) {                                             \
+                    const uint8_t *xb = xa + (size_t)(b0 * NSUB + k) * sizeof(sa_block_q8a);      \
+                    __m256i is = hsum8x8(vs[k]);                                                   \
+                    if (OFF) is = _mm256_add_epi32(is, _mm256_set1_epi32((OFF) * ld32(xb + 4)));   \
+                    float dx = ldf(xb);                                                            \
+                    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(_mm256_load_ps(D[k]), _mm256_set1_ps(dx)), f); \
+                    if (MK) f = _mm256_fmadd_ps(_mm256_load_ps(M[k]), _mm256_set1_ps(MK == 1 ? ldf(xb + 4) : dx * (float)ld32(xb + 4)), f); \
+                }                                                                                  \
+            }                                                                                      \
+            if (nr == PR) _mm256_storeu_ps(y + r0, f);                                             \
+            else _mm256_maskstore_ps(y + r0, _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), f); \
+        }                                                                                          \
+    }
+SA_ROWS_GEMM(q8_0, 32, 0, 0, 1)
+SA_ROWS_GEMM(q4_0, 32, -8, 0, 0)
+SA_ROWS_GEMM(q4_1, 32, 0, 1, 0)
+SA_ROWS_GEMM(q5_0, 32, -16, 0, 0)
+SA_ROWS_GEMM(q5_1, 32, 0, 1, 0)
+SA_ROWS_GEMM(q4_K, 256, 0, 2, 0)
+SA_ROWS_GEMM(q5_K, 256, 0, 2, 0)
+
 void sa_cpu_gemm_avx2(struct sa_cpu_kernels *k) {
     /* min_T: the T from which the GEMM beats the dot kernels (bench_matmul --scan on the
      * Qwen2.5-0.5B shapes, 1 thread; docs/internals/cpu_backend.md). Q2_K/Q3_K have no AVX2 dot
@@ -312,18 +388,88 @@ void sa_cpu_gemm_avx2(struct sa_cpu_kernels *k) {
      * only 2 groups fit an int16 sum, and the per-16 float step makes it slower than the dot
      * kernel at every T (0.4-0.7x); Q8_0 (vpsignb per activation row, no int16 sums) gains
      * ~15% from T = 16 (even at T = 8; the tests keep every min_T <= 8). */
-#define SET(T, fn, min_T) k->gemm[SA_DTYPE_##T] = (struct sa_cpu_gemm){fn, #fn ".avx2", min_T}
-    SET(Q8_0, gemm_q8_0, 8);
-    SET(Q4_0, gemm_q4_0, 4);
-    SET(Q4_1, gemm_q4_1, 4);
-    SET(Q5_0, gemm_q5_0, 4);
-    SET(Q5_1, gemm_q5_1, 4);
-    SET(Q2_K, gemm_q2_K, 1);
-    SET(Q3_K, gemm_q3_K, 1);
-    SET(Q4_K, gemm_q4_K, 4);
-    SET(Q5_K, gemm_q5_K, 4);
+#define SET(T, t, min_T, rows) k->gemm[SA_DTYPE_##T] = (struct sa_cpu_gemm){gemm_##t, "gemm_" #t ".avx2", min_T, rows}
+    SET(Q8_0, q8_0, 8, rows_q8_0);
+    SET(Q4_0, q4_0, 4, rows_q4_0);
+    SET(Q4_1, q4_1, 4, rows_q4_1);
+    SET(Q5_0, q5_0, 4, rows_q5_0);
+    SET(Q5_1, q5_1, 4, rows_q5_1);
+    SET(Q2_K, q2_K, 1, NULL);
+    SET(Q3_K, q3_K, 1, NULL);
+    SET(Q4_K, q4_K, 4, rows_q4_K);
+    SET(Q5_K, q5_K, 4, rows_q5_K);
 #undef SET
 }
 #else
+/* ---- T = 1 with the GEMM's bits (batch-invariant decode) ----
+ * The GEMM for one activation row does per output lane: f = fma(cvt(isum), D * dx, f), then
+ * f = fma(M, sx, f) (MK), over the blocks in order, from f = 0. These row loops do the same f32
+ * operations on 8 rows at a time (one lane each), but get the exact integer block sums the
+ * dot kernels' way (32 bytes of one row against the block's 32 activation bytes, then a
+ * horizontal sum of the 8 rows' vectors), without packing a panel: the GEMM's bits at about
+ * the dot kernels' speed. 32-element blocks only (sa_block_q8a activations). */
+
+/* lane r = the sum of the 8 int32 lanes of v[r] */
+SA_INLINE __m256i hsum8x8(const __m256i v[8]) {
+    __m256i a0 = _mm256_hadd_epi32(v[0], v[1]), a1 = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i a2 = _mm256_hadd_epi32(v[4], v[5]), a3 = _mm256_hadd_epi32(v[6], v[7]);
+    __m256i b0 = _mm256_hadd_epi32(a0, a1), b1 = _mm256_hadd_epi32(a2, a3);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
+}
+
+#define SA_ROWS_GEMM(T, QK, OFF, MK, SIGN)                                                         \
+    static void rows_##T(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y) { \
+        enum { NSUB = (QK) / 32 };                                                                 \
+        const int64_t nb = n / (QK);                                                               \
+        const size_t qbytes = w_row_bytes / (size_t)nb;                                            \
+        const uint8_t *xa = x;                                                                     \
+        const __m256i ones = _mm256_set1_epi16(1);                                                 \
+        for (int64_t r0 = 0; r0 < n_rows; r0 += PR) {                                              \
+            int nr = (int)SA_MIN((int64_t)PR, n_rows - r0);                                        \
+            _Alignas(32) uint8_t u[PR][QK];                                                        \
+            _Alignas(32) float D[NSUB][PR], M[NSUB][PR];                                           \
+            if (nr < PR) {                                                                         \
+                memset(u, 0, sizeof u);                                                            \
+                memset(D, 0, sizeof D);                                                            \
+                memset(M, 0, sizeof M);                                                            \
+            }                                                                                      \
+            __m256 f = _mm256_setzero_ps();                                                        \
+            for (int64_t b = 0; b < nb; b++) {                                                     \
+                for (int r = 0; r < nr; r++) {                                                     \
+                    float d1[NSUB], m1[NSUB];                                                      \
+                    const uint8_t *wb = (const uint8_t *)w + (size_t)(r0 + r) * w_row_bytes + (size_t)b * qbytes; \
+                    /* 8 interleaved row streams: the hardware prefetchers miss them */            \
+                    _mm_prefetch((const char *)wb + 768, _MM_HINT_T0);                             \
+                    un_##T(wb, u[r], d1, m1);                                                      \
+                    for (int s = 0; s < NSUB; s++) D[s][r] = d1[s], M[s][r] = m1[s];               \
+                }                                                                                  \
+                for (int s = 0; s < NSUB; s++) {                                                   \
+                    const uint8_t *xb = xa + (size_t)(b * NSUB + s) * sizeof(sa_block_q8a);        \
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(xb + 8)), v[PR];              \
+                    _Pragma("GCC unroll 8") for (int r = 0; r < PR; r++) {                         \
+                        __m256i wu = _mm256_load_si256((const __m256i *)(u[r] + 32 * s));          \
+                        __m256i p = SIGN ? _mm256_maddubs_epi16(_mm256_sign_epi8(wu, wu), _mm256_sign_epi8(q, wu)) \
+                                         : _mm256_maddubs_epi16(wu, q);                            \
+                        v[r] = _mm256_madd_epi16(p, ones);                                         \
+                    }                                                                              \
+                    __m256i is = hsum8x8(v);                                                       \
+                    if (OFF) is = _mm256_add_epi32(is, _mm256_set1_epi32((OFF) * ld32(xb + 4)));   \
+                    float dx = ldf(xb);                                                            \
+                    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(_mm256_load_ps(D[s]), _mm256_set1_ps(dx)), f); \
+                    if (MK) f = _mm256_fmadd_ps(_mm256_load_ps(M[s]), _mm256_set1_ps(MK == 1 ? ldf(xb + 4) : dx * (float)ld32(xb + 4)), f); \
+                }                                                                                  \
+            }                                                                                      \
+            if (nr == PR) _mm256_storeu_ps(y + r0, f);                                             \
+            else _mm256_maskstore_ps(y + r0, _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), f); \
+        }                                                                                          \
+    }
+SA_ROWS_GEMM(q8_0, 32, 0, 0, 1)
+SA_ROWS_GEMM(q4_0, 32, -8, 0, 0)
+SA_ROWS_GEMM(q4_1, 32, 0, 1, 0)
+SA_ROWS_GEMM(q5_0, 32, -16, 0, 0)
+SA_ROWS_GEMM(q5_1, 32, 0, 1, 0)
+SA_ROWS_GEMM(q4_K, 256, 0, 2, 0)
+SA_ROWS_GEMM(q5_K, 256, 0, 2, 0)
+
 void sa_cpu_gemm_avx2(struct sa_cpu_kernels *k) { (void)k; }
 #endif
