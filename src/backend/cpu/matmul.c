@@ -2,8 +2,9 @@
  * avx512; $SALIGN_CPU forces one), quantizes X to the type's 8-bit activations in scratch,
  * splits the rows of W into chunks that threads take from an atomic counter (a thread slowed
  * down by a neighbour process takes fewer), and runs the path's prefill GEMM (register
- * tiles, arch/x86/gemm_avx512.c) from a per-type T up (any T when the call asks for batch
- * invariance), else the dot kernels with each weight row against up to 4 activation rows.
+ * tiles, arch/x86/gemm_avx512.c, gemm_avx2.c) from a per-type T up (any T when the call asks
+ * for batch invariance; T = 1 through the GEMM's row loop when it has one), else the dot
+ * kernels with each weight row against up to 4 activation rows.
  * Types without a direct kernel are dequantized a piece of a row at a time into a stack
  * buffer.
  * sa_matmul_ref is the plain f32 reference. */
