@@ -92,6 +92,7 @@ FUZZ_INSTR := -fsanitize=fuzzer-no-link
 X86_AVX2   := -mavx2 -mfma -mf16c
 X86_AVX512 := $(X86_AVX2) -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni
 $(FUZZ_BUILD)/src/backend/cpu/arch/x86/kernels_avx2.o:   FUZZ_INSTR := -fno-sanitize=all $(X86_AVX2)
+$(FUZZ_BUILD)/src/backend/cpu/arch/x86/gemm_avx2.o:      FUZZ_INSTR := -fno-sanitize=all $(X86_AVX2)
 $(FUZZ_BUILD)/src/backend/cpu/arch/x86/kernels_avx512.o: FUZZ_INSTR := -fno-sanitize=all $(X86_AVX512)
 $(FUZZ_BUILD)/src/backend/cpu/arch/x86/gemm_avx512.o:    FUZZ_INSTR := -fno-sanitize=all $(X86_AVX512) -mavx512bf16
 $(FUZZ_BUILD)/src/train/gemm_bf16_avx512.o:              FUZZ_INSTR := -fno-sanitize=all -mavx2 -mfma -mavx512f \

@@ -4,9 +4,14 @@
  * as many repetitions as fit in ~0.1 s (weights stay in cache for the small shapes, as they
  * do not in a real forward pass: an upper bound for those).
  * usage: bench_matmul [--batch-invariant] [type ...]   (default: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0
- * q4_k q6_k); --batch-invariant: every T runs the prefill GEMM (sa_matmul's batch_invariant). */
+ * q4_k q6_k); --batch-invariant: every T runs the prefill GEMM (sa_matmul's batch_invariant).
+ *        bench_matmul --scan [type ...]   (default: q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k): the
+ * active path's GEMM against its dot kernels at T = 1..8, 16, 32, 1 thread, on the shapes of
+ * Qwen2.5-0.5B (the vocab shape cut to 16384 rows), interleaved (3 rounds, best of each), to
+ * set the per-type GEMM thresholds (min_T). */
 #define _GNU_SOURCE
 #include "backend/cpu/cpu_impl.h"
+#include "backend/cpu/kernels_impl.h"
 #include "core/core_impl.h"
 #include "formats/quant_blocks_impl.h"
 #include "sa/dtype.h"
@@ -80,8 +85,64 @@ static double bench_one(struct sa_threadpool *tp, enum sa_dtype t, const void *W
     return best;
 }
 
+/* --scan: GEMM vs dot kernels per T (see the header). The path's threshold is changed in its
+ * kernel table for the measurement (this program's own copy, one thread) and restored. */
+static int scan(int n_types, const char **names) {
+    static const struct shape qshapes[] = {
+        {"qwen2.5-0.5b", "q/o 896x896", 896, 896},    {"qwen2.5-0.5b", "k/v 896x128", 896, 128},
+        {"qwen2.5-0.5b", "up 896x4864", 896, 4864},   {"qwen2.5-0.5b", "down 4864x896", 4864, 896},
+        {"qwen2.5-0.5b", "vocab 896x16384", 896, 16384},
+    };
+    static const int64_t Ts[] = {1, 2, 3, 4, 5, 6, 8, 16, 32};
+    enum sa_cpu_path path = sa_cpu_path_active();
+    struct sa_cpu_gemm *tab = (struct sa_cpu_gemm *)sa_cpu_kernels_of(path)->gemm; /* g_kernels: not const */
+    float *X = malloc((size_t)(32 * 4864) * sizeof(float)), *Y = malloc((size_t)(32 * 16384) * sizeof(float));
+    void *scratch = malloc((size_t)32 * 4864 * 2);
+    for (int64_t i = 0; i < 32 * 4864; i++) X[i] = (float)(rnd() % 2001) * 1e-3f - 1.0f;
+    printf("path %s, 1 thread, GFLOP/s dot / gemm per T (machine shared: compare within a row)\n", sa_cpu_path_name(path));
+    for (int k = 0; k < n_types; k++) {
+        enum sa_dtype t;
+        if (sa_dtype_from_name(names[k], &t) != SA_STATUS_OK || !sa_matmul_supported(t) || !tab[t].fn) {
+            fprintf(stderr, "bench_matmul: %s: unknown type or no GEMM on this path\n", names[k]);
+            continue;
+        }
+        int saved = tab[t].min_T;
+        for (size_t s = 0; s < SA_ARRAY_LEN(qshapes); s++) {
+            const struct shape *sh = &qshapes[s];
+            if (sh->n_in % (int64_t)sa_dtype_block_size(t)) continue;
+            void *W = make_weights(t, sh->n_in, sh->n_out);
+            printf("%-5s %-16s", names[k], sh->what);
+            for (size_t i = 0; i < SA_ARRAY_LEN(Ts); i++) {
+                double best[2] = {1e9, 1e9};
+                for (int round = 0; round < 6; round++) {
+                    int g = round & 1;
+                    tab[t].min_T = g ? 1 : 1 << 30;
+                    double start = sa_time_now();
+                    do {
+                        double t0 = sa_time_now();
+                        sa_matmul(NULL, t, W, sh->n_in, sh->n_out, X, Ts[i], Y, scratch, false);
+                        best[g] = SA_MIN(best[g], sa_time_now() - t0);
+                    } while (sa_time_now() - start < 0.03);
+                }
+                double flop = 2.0 * (double)sh->n_in * (double)sh->n_out * (double)Ts[i] * 1e-9;
+                printf(" T%lld %.0f/%.0f", (long long)Ts[i], flop / best[0], flop / best[1]);
+            }
+            printf("\n");
+            fflush(stdout);
+            free(W);
+        }
+        tab[t].min_T = saved;
+    }
+    free(scratch), free(Y), free(X);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const char *defaults[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q4_k", "q6_k"};
+    if (argc > 1 && !strcmp(argv[1], "--scan")) {
+        static const char *scan_defaults[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"};
+        return argc > 2 ? scan(argc - 2, (const char **)argv + 2) : scan((int)SA_ARRAY_LEN(scan_defaults), scan_defaults);
+    }
     if (argc > 1 && !strcmp(argv[1], "--batch-invariant")) {
         g_invariant = true;
         argc--, argv++;

@@ -266,9 +266,12 @@ static void test_kernel_selection(void) {
             CHECK_MSG(name && strcmp(name, "dequant.f32"), "%s on %s: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), name ? name : "(null)");
             if (p != SA_CPU_PATH_REF) CHECK_MSG(name && !strstr(name, ".ref"), "%s: %s", sa_cpu_path_name((enum sa_cpu_path)p), name);
-            /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot */
+            /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot;
+             * avx2 has GEMMs for the integer quant types but Q6_K (gemm_avx2.c) */
             const char *gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 64, false);
-            bool want_gemm = p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"));
+            bool float_type = direct[k] == SA_DTYPE_F32 || direct[k] == SA_DTYPE_F16 || direct[k] == SA_DTYPE_BF16;
+            bool want_gemm = (p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"))) ||
+                             (p == SA_CPU_PATH_AVX2 && !float_type && direct[k] != SA_DTYPE_Q6_K);
             CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=64: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
             CHECK_EQ_STR(sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1, false), name);
@@ -377,6 +380,64 @@ static void test_batch_invariance(void) {
     }
 }
 
+/* Every path's GEMM, called directly: any split of the rows (at multiples of SA_GEMM_ROWS) and
+ * of the activation rows gives the bits of one call over everything, on 37 rows (not a multiple
+ * of the 8- or 16-row panels), T = 11 and n_in = 3584 (over one panel slice on every path, not a
+ * multiple of it); and sa_matmul in batch-invariant mode gives the same bits; a GEMM's T = 1 row
+ * loop (sa_cpu_gemm.rows, batch-invariant decode) gives its bits for each activation row. */
+static void test_gemm_splits(void) {
+    const int64_t n_in = 3584, n_out = 37, T = 11;
+    static const int64_t rsplit[] = {0, 16, 37}, tsplit[][4] = {{0, 11, -1, -1}, {0, 3, 4, 11}, {0, 1, 2, 11}};
+    int n_checked = 0, n_rows_checked = 0;
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        const struct sa_cpu_kernels *ks = sa_cpu_kernels_of((enum sa_cpu_path)p);
+        for (size_t k = 0; k < SA_ARRAY_LEN(all_types); k++) {
+            enum sa_dtype t = all_types[k];
+            if (!ks->gemm[t].fn) continue;
+            size_t rb;
+            void *W = make_weights(t, n_in, n_out, &rb);
+            float *X = make_x(T, n_in), *Y = malloc((size_t)(T * n_out) * sizeof(float)), *Ys = malloc((size_t)(T * n_out) * sizeof(float));
+            enum sa_act_kind kind = sa_cpu_gemm_act_kind(t);
+            size_t xrb = kind == SA_ACT_F32 ? (size_t)n_in * sizeof(float) : sa_cpu_act_row_bytes(kind, n_in);
+            void *xa = X;
+            if (kind != SA_ACT_F32) {
+                xa = malloc(xrb * (size_t)T);
+                for (int64_t i = 0; i < T; i++) sa_cpu_act_row_of((enum sa_cpu_path)p)(kind, X + i * n_in, (char *)xa + (size_t)i * xrb, n_in);
+            }
+            struct sa_gemm_args a = {W, rb, n_in, n_out, xa, xrb, Y};
+            ks->gemm[t].fn(&a, 0, n_out, 0, T);
+            for (size_t v = 0; v < SA_ARRAY_LEN(tsplit); v++) {
+                a.Y = Ys;
+                memset(Ys, 0xFF, (size_t)(T * n_out) * sizeof(float));
+                for (int i = 0; i + 1 < 3; i++)
+                    for (int j = 0; j + 1 < 4 && tsplit[v][j + 1] >= 0; j++)
+                        ks->gemm[t].fn(&a, rsplit[i], rsplit[i + 1], tsplit[v][j], tsplit[v][j + 1]);
+                CHECK_MSG(!memcmp(Y, Ys, (size_t)(T * n_out) * sizeof(float)), "%s: split %zu differs", ks->gemm[t].name, v);
+            }
+            if (ks->gemm[t].rows) { /* T = 1 without a panel: the GEMM's bits, row by row */
+                float *y1 = malloc((size_t)n_out * sizeof(float));
+                for (int64_t i = 0; i < T; i++) {
+                    ks->gemm[t].rows(n_in, W, rb, n_out, (const char *)xa + (size_t)i * xrb, y1);
+                    CHECK_MSG(!memcmp(Y + i * n_out, y1, (size_t)n_out * sizeof(float)), "%s: rows kernel differs (row %lld)",
+                              ks->gemm[t].name, (long long)i);
+                }
+                n_rows_checked++;
+                free(y1);
+            }
+            void *scratch = malloc(sa_matmul_scratch_bytes(t, n_in, T) + 1);
+            sa_matmul_path((enum sa_cpu_path)p, pools[2], t, W, n_in, n_out, X, T, Ys, scratch, true);
+            CHECK_MSG(!memcmp(Y, Ys, (size_t)(T * n_out) * sizeof(float)), "%s: sa_matmul differs from the direct call", ks->gemm[t].name);
+            n_checked++;
+            free(scratch);
+            if (xa != X) free(xa);
+            free(Ys), free(Y), free(X), free(W);
+        }
+    }
+    printf("    %d GEMMs checked, %d with a T = 1 row loop\n", n_checked, n_rows_checked);
+    CHECK(n_checked > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2)); /* the x86 paths have them */
+}
+
 /* The decode row loops (sa_dot_rows_fn) give, row by row, the bits of the dot kernel with
  * nx = 1, for every type and path that has them, on an odd number of rows; Q4_0/Q5_0 also
  * with rows of 513 blocks (their row loop's lane sums hold 512: the dot kernel takes over). */
@@ -473,6 +534,7 @@ int main(void) {
     RUN(test_edge_cases);
     RUN(test_batch_invariance);
     RUN(test_rows_kernels);
+    RUN(test_gemm_splits);
     RUN(test_all_types_paths);
     for (int i = 0; i < 3; i++) sa_threadpool_free(pools[i]);
     return harness_summary();

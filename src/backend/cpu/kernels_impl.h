@@ -89,6 +89,9 @@ struct sa_cpu_gemm {
     sa_gemm_fn fn;    /* NULL: prefill runs `dot` on 1 x 4 tiles */
     const char *name; /* e.g. "gemm_q4_K.avx512vnni" */
     int min_T;        /* below it the dot kernels are faster (unpacking a panel is not amortized) */
+    /* NULL, or T = 1 with fn's bits, row by row, without a panel (x in the GEMM's activation
+     * kind): what a GEMM call with T = 1 runs (batch-invariant decode) */
+    sa_dot_rows_fn rows;
 };
 /* Converts one activation row into `kind`, bit-identical to sa_cpu_act_row (tested). */
 typedef void (*sa_act_row_fn)(enum sa_act_kind kind, const float *x, void *y, int64_t n);
@@ -110,6 +113,9 @@ const struct sa_cpu_kernels *sa_cpu_kernels_of(enum sa_cpu_path path);
 /* Adds the prefill GEMMs (arch/x86/gemm_avx512.c) and the AVX512 activation conversion to
  * the avx512 table; the BF16 GEMM only when has_bf16 (avx512_bf16: vdpbf16ps). */
 void sa_cpu_gemm_avx512(struct sa_cpu_kernels *k, bool has_bf16);
+/* Adds the AVX2 prefill GEMMs (arch/x86/gemm_avx2.c: 8-row panels, vpmaddubsw) to the avx2
+ * table (so the avx512 table inherits them for the types it has no GEMM for). */
+void sa_cpu_gemm_avx2(struct sa_cpu_kernels *k);
 
 /* ---- activation quantization (quant_act.c) ---- */
 enum sa_act_kind sa_cpu_act_kind(enum sa_dtype wtype);      /* of the dot kernels */

@@ -2,8 +2,9 @@
  * avx512; $SALIGN_CPU forces one), quantizes X to the type's 8-bit activations in scratch,
  * splits the rows of W into chunks that threads take from an atomic counter (a thread slowed
  * down by a neighbour process takes fewer), and runs the path's prefill GEMM (register
- * tiles, arch/x86/gemm_avx512.c) from a per-type T up (any T when the call asks for batch
- * invariance), else the dot kernels with each weight row against up to 4 activation rows.
+ * tiles, arch/x86/gemm_avx512.c, gemm_avx2.c) from a per-type T up (any T when the call asks
+ * for batch invariance; T = 1 through the GEMM's row loop when it has one), else the dot
+ * kernels with each weight row against up to 4 activation rows.
  * Types without a direct kernel are dequantized a piece of a row at a time into a stack
  * buffer.
  * sa_matmul_ref is the plain f32 reference. */
@@ -37,6 +38,7 @@ static void init_paths(void) {
     sa_cpu_kernels_ref(&g_kernels[SA_CPU_PATH_REF]);
     g_kernels[SA_CPU_PATH_AVX2] = g_kernels[SA_CPU_PATH_REF];
     sa_cpu_kernels_avx2(&g_kernels[SA_CPU_PATH_AVX2]);
+    sa_cpu_gemm_avx2(&g_kernels[SA_CPU_PATH_AVX2]);
     g_kernels[SA_CPU_PATH_AVX512] = g_kernels[SA_CPU_PATH_AVX2];
     sa_cpu_kernels_avx512(&g_kernels[SA_CPU_PATH_AVX512]);
 #if defined(__x86_64__)
@@ -145,7 +147,8 @@ struct mm_ctx {
     enum sa_dtype wtype;
     enum sa_act_kind act;
     sa_dot_fn dot;       /* NULL: fallback */
-    sa_dot_rows_fn rows; /* T = 1: the row loop inside the kernel (NULL: dot per row) */
+    sa_dot_rows_fn rows; /* T = 1: the row loop inside the kernel (NULL: dot per row), or the
+                          * GEMM's (sa_cpu_gemm.rows, with the GEMM's activation kind) */
     sa_dot_fn dot_f32;   /* the path's F32 kernel, for the fallback */
     sa_gemm_fn gemm;     /* non-NULL: prefill GEMM in tiles of SA_GEMM_ROWS rows x t_block */
     sa_act_row_fn act_row;
@@ -222,7 +225,7 @@ static void matmul_task(void *p, int ith, int nth) {
         int64_t r0 = k * c->rows_per_chunk, r1 = SA_MIN(r0 + c->rows_per_chunk, c->n_out);
         for (int64_t t0 = 0; t0 < c->T; t0 += c->t_block) {
             int64_t t1 = SA_MIN(t0 + c->t_block, c->T);
-            if (c->dot) rows_direct(c, r0, r1, t0, t1);
+            if (c->dot || (c->rows && c->T == 1)) rows_direct(c, r0, r1, t0, t1);
             else rows_fallback(c, r0, r1, t0, t1);
         }
     }
@@ -236,13 +239,16 @@ void sa_matmul_path(enum sa_cpu_path path, struct sa_threadpool *tp, enum sa_dty
     SA_ASSERT(n_in > 0 && n_out >= 0 && T >= 0);
     if (n_out == 0 || T == 0) return;
     sa_gemm_fn gemm = gemm_for(path, wtype, T, batch_invariant);
+    /* T = 1 through a GEMM (batch-invariant decode): its row loop when it has one (the same
+     * bits without a panel), run as the dot kernels' decode */
+    sa_dot_rows_fn gemm_rows = gemm && T == 1 ? g_kernels[path].gemm[wtype].rows : NULL;
     struct mm_ctx c = {
         .wtype = wtype,
         .act = gemm ? sa_cpu_gemm_act_kind(wtype) : sa_cpu_act_kind(wtype),
-        .gemm = gemm,
+        .gemm = gemm_rows ? NULL : gemm,
         .act_row = g_kernels[path].act_row ? g_kernels[path].act_row : sa_cpu_act_row,
         .dot = g_kernels[path].k[wtype].dot,
-        .rows = g_kernels[path].k[wtype].rows,
+        .rows = gemm_rows ? gemm_rows : g_kernels[path].k[wtype].rows,
         .dot_f32 = g_kernels[path].k[SA_DTYPE_F32].dot,
         .W = W,
         .w_row_bytes = row_bytes(wtype, n_in),

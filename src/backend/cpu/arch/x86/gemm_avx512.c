@@ -541,7 +541,7 @@ void sa_cpu_gemm_avx512(struct sa_cpu_kernels *k, bool has_bf16) {
     k->act_row = act_row_avx512;
     /* min_T: the T from which the GEMM beats the dot kernels (bench_matmul and a T = 1..4
      * scan on Zen 4; the panel unpacking costs about as much as a dot product of one row) */
-#define SET(T, fn, isa, min_T) k->gemm[SA_DTYPE_##T] = (struct sa_cpu_gemm){fn, #fn "." isa, min_T}
+#define SET(T, fn, isa, min_T) k->gemm[SA_DTYPE_##T] = (struct sa_cpu_gemm){fn, #fn "." isa, min_T, NULL}
     SET(F32, gemm_f32, "avx512", 8);
     SET(F16, gemm_f16, "avx512", 8);
     if (has_bf16) SET(BF16, gemm_bf16, "avx512bf16", 3);
