@@ -19,7 +19,9 @@
 #   bench/gsm8k_check_result.sh [WORKDIR]     (default runs/gsm8k_check)
 # Knobs (environment): ADAPTER (the aligner's adapter, default the shipped
 # models/gsm8k-arith-qwen0.5b), N_TEST (500), N_VERIFY (500), DEV_FROM/DEV_TO (80/119),
-# PARALLEL (4), THREADS (2), STEPS ("dev test upstream score").
+# PARALLEL (4), THREADS (2), STEPS ("dev test upstream score"), BATCH_INVARIANT (0; 1: both arms
+# with --batch-invariant, so that an answer without a kept edit is the upstream's own byte for
+# byte; the session-9/10 run in docs/RESULTS.md ran without it and must be continued so).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -34,6 +36,8 @@ DEV_TO=${DEV_TO:-119}
 PARALLEL=${PARALLEL:-4}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-dev test upstream score}
+BI=()
+[ "${BATCH_INVARIANT:-0}" = 1 ] && BI=(--batch-invariant)
 UPSTREAM=qwen2.5-coder-0.5b-instruct
 mkdir -p "$W"
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
@@ -60,11 +64,11 @@ lines "$DATA/gsm8k/test.jsonl" "$W/test_q.jsonl" 0 $((N_TEST - 1))
 
 stream() { # INPUT OUTPUT
   "$S" align --upstream "$UPSTREAM" --aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all \
-    --input "$1" --output "$2.jsonl" --trace "$2.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS"
+    --input "$1" --output "$2.jsonl" --trace "$2.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS" ${BI[@]+"${BI[@]}"}
 }
 alone() { # INPUT OUTPUT
   "$S" align --upstream "$UPSTREAM" --mode upstream --input "$1" --output "$2.jsonl" --trace "$2.trace.jsonl" \
-    --max-length 512 --parallel "$PARALLEL" -t "$THREADS"
+    --max-length 512 --parallel "$PARALLEL" -t "$THREADS" ${BI[@]+"${BI[@]}"}
 }
 
 if want dev; then
