@@ -2,10 +2,10 @@
 outputs of bench/gsm8k_check_result.sh (WORKDIR).
 
 For DEV (train ids) and TEST (test ids) alike: the pipeline's answers (X_stream.jsonl, its
-trace) against the upstream alone. On test the upstream alone was generated only where the
-pipeline kept an edit and on the first questions (the check below); elsewhere its answer IS the
-pipeline's (the loop is exact: every sentence copied or refused gives the upstream's own greedy
-answer), which the check measures on the questions generated both ways without an edit.
+trace) against the upstream alone (X_alone.jsonl), on the questions answered both ways (the
+others are counted as still to generate alone). An answer without a kept edit is the upstream's
+own only in batch-invariant mode, which the exactness check below measures on the questions
+without an edit.
 Both arms are scored by `salign eval math` (the same extraction as every other result), paired
 per question, with an exact two-sided sign test on the discordant pairs, and the edits listed.
 
@@ -71,20 +71,23 @@ def report(w, salign, split, gold):
     alone_run = {r["id"]: r for r in jsonl(os.path.join(w, split + "_alone.jsonl"))}
     edits = kept_edits(trace)
     refused = [t for t in trace if t.get("refused")]
-    ids = sorted(stream)
+    asked = {r["id"] for r in jsonl(gold)}  # the run may have answered past the current N_TEST
+    ids = sorted(i for i in stream if i in asked)
     # the exactness check: questions generated both ways without a kept edit
     both = [i for i in ids if i in alone_run and i not in edits]
     same = [i for i in both if alone_run[i]["answer"] == stream[i]["answer"]]
     alone = []
     missing = []
-    for i in ids:
-        if i in alone_run:
+    for i in ids:  # only answers generated alone count: unedited is not the upstream's own outside
+        if i in alone_run:  # batch-invariant mode (docs/RESULTS.md "The edit check")
             alone.append(alone_run[i])
-        elif i not in edits:
-            alone.append({"id": i, "answer": stream[i]["answer"]})  # exact: the upstream's own
         else:
             missing.append(i)
     ids = [i for i in ids if i not in missing]
+    keep = set(ids)  # rounds and edits of the paired questions only
+    trace = [t for t in trace if t["id"] in keep]
+    edits = {i: e for i, e in edits.items() if i in keep}
+    refused = [t for t in refused if t["id"] in keep]
     s = score(salign, gold, [stream[i] for i in ids], w, split + "_stream_scored")
     a = score(salign, gold, [x for x in alone if x["id"] in set(ids)], w, split + "_alone_scored")
     n = len(ids)
