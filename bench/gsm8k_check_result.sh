@@ -6,7 +6,7 @@
 # the DEV questions (GSM8K train ids 80-119, where the setting was chosen), then on GSM8K TEST
 # questions, paired against the upstream alone. docs/RESULTS.md ("The edit check") reports it.
 #   1. dev:      the pipeline on the dev questions (ids DEV_FROM..DEV_TO of train.jsonl);
-#   2. test:     the pipeline on test lines [0, N_TEST) (id = line index), in order;
+#   2. test:     the pipeline on test lines [TEST_FROM, N_TEST) (id = line index), in order;
 #   3. upstream: the upstream alone on the answered test questions where the pipeline kept an
 #                edit and on those with id < N_VERIFY (default: all). Only in batch-invariant
 #                mode is an answer without a kept edit the upstream's own byte for byte; with
@@ -18,7 +18,7 @@
 # a run can be grown in steps (N_TEST=150, then N_TEST=200, ...), each step scored.
 #   bench/gsm8k_check_result.sh [WORKDIR]     (default runs/gsm8k_check)
 # Knobs (environment): ADAPTER (the aligner's adapter, default the shipped
-# models/gsm8k-arith-qwen0.5b), N_TEST (500), N_VERIFY (500), DEV_FROM/DEV_TO (80/119),
+# models/gsm8k-arith-qwen0.5b), TEST_FROM (0), N_TEST (500), N_VERIFY (500), DEV_FROM/DEV_TO (80/119),
 # PARALLEL (4), THREADS (2), STEPS ("dev test upstream score"), BATCH_INVARIANT (0; 1: both arms
 # with --batch-invariant, so that an answer without a kept edit is the upstream's own byte for
 # byte; the session-9/10 run in docs/RESULTS.md ran without it and must be continued so).
@@ -30,6 +30,7 @@ DATA=${SA_SHARED_DATA:-../shared/data}
 W=${1:-runs/gsm8k_check}
 ADAPTER=${ADAPTER:-models/gsm8k-arith-qwen0.5b/adapter.gguf}
 N_TEST=${N_TEST:-500}
+TEST_FROM=${TEST_FROM:-0}
 N_VERIFY=${N_VERIFY:-500}
 DEV_FROM=${DEV_FROM:-80}
 DEV_TO=${DEV_TO:-119}
@@ -60,7 +61,7 @@ os.replace(out + ".tmp", out)
 EOF
 }
 lines "$DATA/gsm8k/train.jsonl" "$W/dev_q.jsonl" "$DEV_FROM" "$DEV_TO"
-lines "$DATA/gsm8k/test.jsonl" "$W/test_q.jsonl" 0 $((N_TEST - 1))
+lines "$DATA/gsm8k/test.jsonl" "$W/test_q.jsonl" "$TEST_FROM" $((N_TEST - 1))
 
 stream() { # INPUT OUTPUT
   "$S" align --upstream "$UPSTREAM" --aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all \
@@ -78,7 +79,7 @@ if want dev; then
   alone "$W/dev_q.jsonl" "$W/dev_alone"
 fi
 if want test; then
-  log "test: the pipeline on test ids 0-$((N_TEST - 1))"
+  log "test: the pipeline on test ids $TEST_FROM-$((N_TEST - 1))"
   stream "$W/test_q.jsonl" "$W/test_stream"
 fi
 if want upstream; then
