@@ -92,12 +92,19 @@ def upstream_and_aligner_modes():
 def batch_invariant_kv_reuse_changes_speed_only():
     """--batch-invariant: the local contexts run the batch-invariant kernels, so evaluating each
     prompt from scratch (--no-kv-reuse) gives the answer that extending the kept caches gives."""
-    args = BASE + ["-p", "What is 2 + 2? Explain in two sentences.", "--max-rounds", "2", "--json",
-                   "--batch-invariant"]
-    kept, _ = ok(args)
-    fresh, _ = ok(args + ["--no-kv-reuse"])
-    k, f = json.loads(kept), json.loads(fresh)
-    assert k["answer"] == f["answer"] and k["rounds"] == 2, (k, f)
+    # the check needs an answer of 2 rounds (kept caches extended once); which question gives one
+    # depends on the kernel path's bits (the avx2 GEMM turned "What is 2 + 2?" into one sentence)
+    rounds = []
+    for q in ("Why is the sky blue? Answer in two sentences.", "What is 2 + 2? Explain in two sentences."):
+        args = BASE + ["-p", q, "--max-rounds", "2", "--json", "--batch-invariant"]
+        kept, _ = ok(args)
+        fresh, _ = ok(args + ["--no-kv-reuse"])
+        k, f = json.loads(kept), json.loads(fresh)
+        assert k["answer"] == f["answer"] and k["rounds"] == f["rounds"], (k, f)
+        rounds.append(k["rounds"])
+        if k["rounds"] == 2:
+            break
+    assert 2 in rounds, rounds
 
 
 @test
