@@ -21,17 +21,7 @@
 /* Bytes of one unpacked panel (stack; one slice of n_in at a time, so any n_in works). */
 #define PANEL_MAX (32 * 1024)
 
-SA_INLINE float f16(uint16_t h) { return _cvtsh_ss(h); }
-SA_INLINE int32_t ld32(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-SA_INLINE float ldf(const void *p) {
-    float v;
-    memcpy(&v, p, 4);
-    return v;
-}
+#include "backend/cpu/arch/x86/gemm_unpack_x86.h"
 
 /* ---- integer panels: weights as bytes u, w = D * u + M per block of BS ----
  * Panel block (one BS-element block of the 8 rows): u8 [BS/4][8 rows][4], then f32 D[8], then
@@ -40,17 +30,11 @@ SA_INLINE float ldf(const void *p) {
  * takes |q| and the activations with q's sign (vpsignb), since q + 128 (the AVX-512 GEMM's
  * form) times int8 pairs would saturate int16. */
 
-/* Unpackers (those of gemm_avx512.c, with an AVX2 bit5): one stored block (QK elements) of one
- * row into u[QK] (element order) and the D, M of its QK / BS blocks, reproducing the weights of
- * kernels_ref.c exactly: w = D * u + M with the same integers. */
+/* The unpackers are gemm_unpack_x86.h's; this file's own: Q8_0 (signed quants) and bit5. */
 SA_INLINE void un_q8_0(const uint8_t *p, uint8_t *u, float *D, float *M) {
     const sa_block_q8_0 *b = (const void *)p;
     memcpy(u, b->qs, 32);
     D[0] = f16(b->d), M[0] = 0.0f;
-}
-SA_INLINE __m256i nib32(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_setr_m128i(v, _mm_srli_epi16(v, 4)), _mm256_set1_epi8(0x0F));
 }
 /* 0x10 in byte i where bit i of the little-endian 32-bit qh is set (kernels_x86_body.h) */
 SA_INLINE __m256i bit5(const uint8_t *qh) {
@@ -60,76 +44,6 @@ SA_INLINE __m256i bit5(const uint8_t *qh) {
     __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32(ld32(qh)), pick);
     b = _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
     return _mm256_and_si256(b, _mm256_set1_epi8(0x10));
-}
-SA_INLINE void un_q4_0(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q4_0 *b = (const void *)p;
-    _mm256_storeu_si256((__m256i *)u, nib32(b->qs));
-    D[0] = f16(b->d), M[0] = -8.0f * D[0];
-}
-SA_INLINE void un_q4_1(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q4_1 *b = (const void *)p;
-    _mm256_storeu_si256((__m256i *)u, nib32(b->qs));
-    D[0] = f16(b->d), M[0] = f16(b->m);
-}
-SA_INLINE void un_q5_0(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q5_0 *b = (const void *)p;
-    _mm256_storeu_si256((__m256i *)u, _mm256_or_si256(nib32(b->qs), bit5(b->qh)));
-    D[0] = f16(b->d), M[0] = -16.0f * D[0];
-}
-SA_INLINE void un_q5_1(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q5_1 *b = (const void *)p;
-    _mm256_storeu_si256((__m256i *)u, _mm256_or_si256(nib32(b->qs), bit5(b->qh)));
-    D[0] = f16(b->d), M[0] = f16(b->m);
-}
-/* Q4_K/Q5_K: blocks of 32, D = d * sc_j, M = -dmin * m_j (kernels_ref.c dot1_q45_K) */
-SA_INLINE void un_q45_K(const uint8_t *p, int has_qh, uint8_t *u, float *D, float *M) {
-    uint16_t d16, dmin16;
-    memcpy(&d16, p, 2);
-    memcpy(&dmin16, p + 2, 2);
-    const uint8_t *scales = p + 4, *qh = p + 16, *qs = p + 16 + (has_qh ? 32 : 0);
-    float d = f16(d16), dmin = f16(dmin16);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
-    __m256i hb = has_qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    for (int c = 0; c < 4; c++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if (has_qh) {
-            __m256i h = _mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c));
-            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
-            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
-        }
-        _mm256_storeu_si256((__m256i *)(u + 64 * c), lo);
-        _mm256_storeu_si256((__m256i *)(u + 64 * c + 32), hi);
-    }
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, mn;
-        sa_cpu_scale_min_k4(j, scales, &sc, &mn);
-        D[j] = d * (float)sc, M[j] = -dmin * (float)mn;
-    }
-}
-SA_INLINE void un_q4_K(const uint8_t *p, uint8_t *u, float *D, float *M) { un_q45_K(p, 0, u, D, M); }
-SA_INLINE void un_q5_K(const uint8_t *p, uint8_t *u, float *D, float *M) { un_q45_K(p, 1, u, D, M); }
-/* Q3_K: blocks of 16, u = 2 low bits | hmask bit << 2 (0..7), w = D (u - 4) (dot1_q3_K) */
-SA_INLINE void un_q3_K(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q3_K *b = (const void *)p;
-    for (int h = 0; h < 2; h++)
-        for (int j = 0; j < 4; j++)
-            for (int l = 0; l < 32; l++)
-                u[128 * h + 32 * j + l] =
-                    (uint8_t)(((b->qs[32 * h + l] >> (2 * j)) & 3) | (((b->hmask[l] >> (4 * h + j)) & 1) << 2));
-    int8_t sc[16];
-    sa_cpu_q3k_scales(b->scales, sc);
-    float d = f16(b->d);
-    for (int j = 0; j < 16; j++) D[j] = d * (float)sc[j], M[j] = -4.0f * D[j];
-}
-/* Q2_K: blocks of 16, u = 2 bits, D = d * (sc & 15), M = -dmin * (sc >> 4) (dot1_q2_K) */
-SA_INLINE void un_q2_K(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q2_K *b = (const void *)p;
-    for (int h = 0; h < 2; h++)
-        for (int j = 0; j < 4; j++)
-            for (int l = 0; l < 32; l++) u[128 * h + 32 * j + l] = (uint8_t)((b->qs[32 * h + l] >> (2 * j)) & 3);
-    float d = f16(b->d), dmin = f16(b->dmin);
-    for (int j = 0; j < 16; j++) D[j] = d * (float)(b->scales[j] & 0xF), M[j] = -dmin * (float)(b->scales[j] >> 4);
 }
 
 
