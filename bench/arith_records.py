@@ -433,6 +433,32 @@ def fmt(v, like):
     return (m.group(1) if m else "") + s
 
 
+def repair(text, passes=8):
+    """The calculator of the pipeline (`salign align --calculator`, sa_arith_repair in
+    src/pipeline/arith_check.c): the written result of each false equation whose right side is
+    one number replaced by fmt(true value), left to right, pass after pass (a fixed result can make
+    a later step that used it false) until none is left, at most `passes`. (text, results rewritten)."""
+    n = 0
+    for _ in range(passes):
+        parts, last, fixed = [], 0, 0
+        for e in equations(text):
+            if not (e.wrong and e.bare) or e.rs < last:
+                continue
+            end = e.re
+            while end > e.rs and text[end - 1] == ",":  # "= 38, so": the comma is the sentence's
+                end -= 1
+            v = fmt(e.value, text[e.rs:end])
+            if v == text[e.rs:end]:
+                continue
+            parts += [text[last:e.rs], v]
+            last, fixed = end, fixed + 1
+        if not fixed:
+            break
+        text = "".join(parts) + text[last:]
+        n += fixed
+    return text, n
+
+
 def perturb(res, rng):
     """A plausible wrong result: off by a small amount, by a power of ten, or digits swapped."""
     c = num_value(res, 0, len(res), True)[0]

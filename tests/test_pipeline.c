@@ -564,6 +564,90 @@ static bool on_refused(void *user, const struct sa_pipeline_sentence *s) {
     return true;
 }
 
+/* The calculator (calculator on): a false result in what is emitted is rewritten, whether the
+ * aligner copied y1, the edit check kept y1, or the revision stands; the event says how many
+ * and what was there before, n_repaired counts them, the trace line carries "repaired" and
+ * "unrepaired", and the aligner and the upstream go on from the repaired answer. Off: nothing
+ * changes. The formatting rules (commas, \$, decimals, passes): tests/py/test_arith_check.py. */
+struct repaired_seen {
+    int n_repaired_events, copied_and_repaired;
+    char *unrepaired, *line;
+};
+
+static bool on_repaired(void *user, const struct sa_pipeline_sentence *s) {
+    struct repaired_seen *rs = user;
+    CHECK((s->n_repaired > 0) == (s->unrepaired != NULL));
+    if (s->n_repaired > 0) {
+        rs->n_repaired_events++;
+        rs->copied_and_repaired += s->copied;
+        free(rs->unrepaired);
+        rs->unrepaired = strdup(s->unrepaired);
+        struct sa_trace_round tr = sa_trace_round_of_sentence(s, "3", NULL);
+        free(rs->line);
+        rs->line = NULL;
+        CHECK_OK(sa_trace_round_format(&tr, &rs->line, NULL));
+    }
+    return true;
+}
+
+struct repaired_back {
+    int32_t repaired;
+    char *unrepaired;
+};
+
+static enum sa_status on_repaired_back(void *user, const struct sa_trace_round *r, const char *where) {
+    (void)where;
+    struct repaired_back *b = user;
+    if ((r->has & SA_TRACE_REPAIRED) && (r->has & SA_TRACE_UNREPAIRED)) {
+        b->repaired = r->repaired;
+        b->unrepaired = strdup(r->unrepaired);
+    }
+    return SA_STATUS_OK;
+}
+
+static void test_calculator(void) {
+    static const char *const units[] = {"Each of 4 rounds has 17 skips.", " So 17 + 17 + 17 + 17 = 59 skips.",
+                                        " He sells 3 x 5 = 14 cakes.", " Done."};
+    static const char *const replies[] = {NULL, NULL, "He sells 3 x 5 = 16 cakes."};
+    for (int mode = 0; mode < 3; mode++) { /* 0: off, 1: calculator, 2: calculator + edit check */
+        struct setup st;
+        setup_init(&st, units, 4, 5);
+        st.fa.replies = replies;
+        st.fa.n_replies = 3;
+        st.pp.calculator = mode > 0;
+        st.pp.edit_check = mode == 2 ? SA_PIPELINE_EDIT_CHECK_ARITH : SA_PIPELINE_EDIT_CHECK_NONE;
+        struct sa_pipeline *pl = NULL;
+        CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+        struct repaired_seen rs = {0};
+        struct sa_pipeline_callbacks cb = {.on_sentence = on_repaired, .user = &rs};
+        struct sa_pipeline_result r;
+        CHECK_OK(sa_pipeline_run(pl, "Skips?", &cb, &r));
+        if (!mode) {
+            CHECK_EQ_STR(r.answer, "Each of 4 rounds has 17 skips. So 17 + 17 + 17 + 17 = 59 skips. He sells 3 x 5 = 16 cakes. Done.");
+            CHECK(r.n_repaired == 0 && rs.n_repaired_events == 0);
+        } else {
+            CHECK_EQ_STR(r.answer, "Each of 4 rounds has 17 skips. So 17 + 17 + 17 + 17 = 68 skips. He sells 3 x 5 = 15 cakes. Done.");
+            CHECK_EQ_INT(r.n_repaired, 2);
+            CHECK(rs.n_repaired_events == 2 && rs.copied_and_repaired == 1);
+            CHECK_EQ_INT(r.n_refused, mode == 2); /* "= 16" is a new false equation: y1 kept, then repaired */
+            CHECK_EQ_STR(rs.unrepaired, mode == 2 ? "He sells 3 x 5 = 14 cakes." : "He sells 3 x 5 = 16 cakes.");
+            CHECK(rs.line && strstr(rs.line, "\"repaired\":1") && strstr(rs.line, "\"y2\":\"He sells 3 x 5 = 15 cakes.\""));
+            CHECK(st.fa.n_calls >= 3 && strstr(st.fa.prefixes[2], "= 68 skips.") != NULL); /* the aligner's prefix */
+            CHECK(st.fu.prompt && strstr(st.fu.prompt, "3 x 5 = 15 cakes.") != NULL);  /* the upstream's */
+            /* the trace line reads back */
+            struct repaired_back back = {0};
+            CHECK_OK(sa_trace_read(rs.line, strlen(rs.line), "t", on_repaired_back, &back, NULL));
+            CHECK(back.repaired == 1 && back.unrepaired && !strcmp(back.unrepaired, rs.unrepaired));
+            free(back.unrepaired);
+        }
+        sa_pipeline_result_free(&r);
+        sa_pipeline_free(pl);
+        free(rs.unrepaired);
+        free(rs.line);
+        setup_free(&st);
+    }
+}
+
 static void test_edit_check_arith(void) {
     static const char *const units[] = {"Each of 4 rounds has 17 skips.", " So 17 + 17 + 17 + 17 = 68 skips.",
                                         " He sells 3 x 5 = 14 cakes."};
@@ -1242,6 +1326,7 @@ int main(void) {
     RUN(test_revise_given_answer);
     RUN(test_revise_one_sentence);
     RUN(test_edit_check_arith);
+    RUN(test_calculator);
     RUN(test_mode_continue);
     RUN(test_finish_in_one_chunk);
     RUN(test_joining_cjk_and_lines);

@@ -235,6 +235,14 @@ struct sa_pipeline_params {
      * a refused edit is replaced by y1, as a gated one is (`refused` in its event, n_refused in
      * the result). Work with aligner_fn too (they read the text only). */
     unsigned edit_check;
+    /* The calculator (issue 13; not in the paper, and not an aligner: a tool): in every sentence
+     * emitted after an aligner round (STREAM rounds, the ALIGNER rewrite; a copy, y1 kept by the
+     * gate or the edit check, or the revision), the written result of each false equation whose
+     * right side is one number ("\\$204 + \\$160 + \\$330 = \\$794") is rewritten with the true
+     * value ("\\$694"), by the edit check's own equation finder and evaluator, so that the
+     * upstream continues from true arithmetic. `n_repaired` and `unrepaired` in the event. Works
+     * with aligner_fn too (the copy aligner: the calculator alone). Default false. */
+    bool calculator;
 
     /* ---- steering the aligner (issue 15; docs/STEER.md) ---- */
     const struct sa_cvec *aligner_cvec; /* NULL (default), or a control vector (sa/steer.h) added,
@@ -248,7 +256,7 @@ struct sa_pipeline_params {
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
  * token healing on, batch_invariant false, kv_type SA_DTYPE_F32, edit_gate false (edit_threshold
- * 0, edit_score SUM), keep_line_break on, no proxy-tuning (proxy_alpha 1), edit_check NONE. */
+ * 0, edit_score SUM), keep_line_break on, no proxy-tuning (proxy_alpha 1), edit_check NONE, calculator off. */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */
@@ -294,6 +302,10 @@ struct sa_pipeline_sentence {
     bool refused;             /* the edit check (sa_pipeline_params.edit_check) refused the revision:
                                  `text` is the separator + y1 and `proposed` the refused revision,
                                  as for a gated one (gated stays false) */
+    int32_t n_repaired;       /* results the calculator (sa_pipeline_params.calculator) rewrote in
+                                 `text`; 0 when none (copied and edit_ratio describe the aligner's
+                                 revision, before the calculator) */
+    const char *unrepaired;   /* n_repaired > 0: the emitted sentence before the calculator; else NULL */
 };
 
 struct sa_pipeline_callbacks {
@@ -332,6 +344,7 @@ struct sa_pipeline_result {
     double logp_revision, logp_draft; /* the last scored revision's sums (NAN: none, or copied) */
     double score_ms;          /* of aligner_ms: the gate's passes over y1 */
     int32_t n_refused;        /* revisions the edit check replaced by their y1 (not in n_gated) */
+    int32_t n_repaired;       /* results the calculator rewrote (sa_pipeline_params.calculator) */
 };
 void sa_pipeline_result_free(struct sa_pipeline_result *r);
 

@@ -46,6 +46,9 @@ enum sa_trace_field {
     SA_TRACE_PROPOSED = 1u << 22, /* only when gated or refused */
     /* the edit check's (sa_pipeline_params.edit_check): written only when it refused an edit */
     SA_TRACE_REFUSED = 1u << 23,
+    /* the calculator's (sa_pipeline_params.calculator): written only when it rewrote a result */
+    SA_TRACE_REPAIRED = 1u << 24,
+    SA_TRACE_UNREPAIRED = 1u << 25,
 };
 
 /* One trace line. Strings are borrowed (NUL-terminated UTF-8): from the caller for the
@@ -73,12 +76,14 @@ struct sa_trace_round {
     bool gated;              /* the revision was replaced by y1 (y2 is then y1) */
     const char *proposed;    /* gated or refused: the aligner's revision that was replaced */
     bool refused;            /* the edit check refused the revision (y2 is then y1) */
+    int32_t repaired;        /* >= 0: results the calculator rewrote (y2 and text are after it) */
+    const char *unrepaired;  /* repaired: the emitted sentence before the calculator */
 };
 
 /* The line of a sentence the pipeline emitted (what `salign align --trace` writes): every
  * field of SA_TRACE_ALL, the id when id_json is not NULL, the question when it is not NULL,
  * margin and gated when the gate scored the revision, refused when the edit check refused it,
- * proposed when either replaced it. The result
+ * proposed when either replaced it, repaired and unrepaired when the calculator rewrote it. The result
  * borrows s's strings and the arguments. */
 struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_sentence *s, const char *id_json,
                                                  const char *question);

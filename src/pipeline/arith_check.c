@@ -37,6 +37,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -430,7 +431,8 @@ int32_t sa_arith_equations(const char *s, size_t n, struct sa_arith_eq *out, int
                     if (!isnan(c))
                         add_eq(out, max, &count,
                                (struct sa_arith_eq){.start = i, .end = r_end, .value = vars[k].value, .result = c,
-                                                    .wrong = mismatch(vars[k].value, c, dec)});
+                                                    .wrong = mismatch(vars[k].value, c, dec), .rs = p,
+                                                    .re = r_end, .bare = true});
                 } else if ((!r_end || !stands_alone(t, n, r_end)) && k >= 0) {
                     vars[k] = vars[--nv]; /* forgotten */
                 }
@@ -448,7 +450,8 @@ int32_t sa_arith_equations(const char *s, size_t n, struct sa_arith_eq *out, int
             if ((l->nops == 0 && r->nops == 0) || isnan(l->value) || isnan(r->value)) continue;
             add_eq(out, max, &count,
                    (struct sa_arith_eq){.start = skip_space(t, n, l->start), .end = r->end, .value = l->value,
-                                        .result = r->value, .wrong = link_wrong(l->value, r)});
+                                        .result = r->value, .wrong = link_wrong(l->value, r), .rs = r->start,
+                                        .re = r->end, .bare = r->nops == 0});
         }
     }
     free(t);
@@ -482,4 +485,108 @@ bool sa_arith_edit_adds_error(const char *y1, const char *y2) {
         if (!in_draft) return true;
     }
     return false;
+}
+
+/* ---- the calculator: false results rewritten (bench/arith_records.py fmt() and repair()) ---- */
+
+/* Digits after the point of a written number (\, $, commas and spaces aside). */
+static int written_decimals(const char *s, size_t a, size_t b) {
+    for (size_t i = a; i < b; i++)
+        if (s[i] == '.') {
+            int d = 0;
+            for (size_t k = i + 1; k < b; k++) d += is_digit(s[k]);
+            return d;
+        }
+    return 0;
+}
+
+/* v written as the result like[a, b) was: its leading \, $ and spaces, its decimals (2 for a
+ * fractional v where it had none), thousands commas when it had any. 0 when it does not fit. */
+static size_t format_like(double v, const char *like, size_t a, size_t b, char *buf, size_t cap) {
+    int d = written_decimals(like, a, b);
+    if (d == 0 && fabs(v - nearbyint(v)) > 1e-9) d = 2;
+    bool commas = memchr(like + a, ',', b - a) != NULL;
+    size_t lead = a;
+    if (lead < b && like[lead] == '\\') lead++;
+    if (lead < b && like[lead] == '$') lead++;
+    while (lead < b && is_space(like[lead])) lead++;
+    if (lead > a && like[lead - 1] != '$' && !is_space(like[lead - 1])) lead = a; /* a lone \ */
+    char num[352];
+    const int nn = snprintf(num, sizeof num, "%.*f", d, v);
+    if (nn <= 0 || (size_t)nn >= sizeof num) return 0;
+    size_t k = 0;
+    if (lead - a >= cap) return 0;
+    memcpy(buf, like + a, lead - a);
+    k = lead - a;
+    const char *p = num;
+    if (*p == '-') {
+        if (k + 1 >= cap) return 0;
+        buf[k++] = *p++;
+    }
+    const size_t int_len = strcspn(p, ".");
+    for (size_t i = 0; p[i]; i++) {
+        if (commas && i > 0 && i < int_len && (int_len - i) % 3 == 0) {
+            if (k + 1 >= cap) return 0;
+            buf[k++] = ',';
+        }
+        if (k + 1 >= cap) return 0;
+        buf[k++] = p[i];
+    }
+    buf[k] = 0;
+    return k;
+}
+
+enum sa_status sa_arith_repair(const char *s, char **out, int32_t *n_fixed) {
+    *out = NULL;
+    *n_fixed = 0;
+    char *cur = NULL; /* the text after the passes so far (NULL: s) */
+    for (int pass = 0; pass < 8; pass++) {
+        const char *t = cur ? cur : s;
+        const size_t n = strlen(t);
+        struct sa_arith_eq eq[ARITH_MAX_EQ];
+        int32_t ne = sa_arith_equations(t, n, eq, ARITH_MAX_EQ);
+        if (ne > ARITH_MAX_EQ) ne = ARITH_MAX_EQ;
+        /* the new text: the false bare results replaced, left to right (they do not overlap) */
+        size_t cap = n + 1, len = 0, from = 0;
+        int32_t fixed = 0;
+        char *next = NULL;
+        for (int32_t i = 0; i <= ne; i++) {
+            char val[400];
+            size_t vl = 0;
+            if (i < ne) {
+                if (!eq[i].wrong || !eq[i].bare || eq[i].rs < from) continue;
+                while (eq[i].re > eq[i].rs && t[eq[i].re - 1] == ',') eq[i].re--; /* "= 38, so" */
+                vl = format_like(eq[i].value, t, eq[i].rs, eq[i].re, val, sizeof val);
+                if (!vl || (vl == eq[i].re - eq[i].rs && !memcmp(val, t + eq[i].rs, vl))) continue;
+            } else if (!fixed) {
+                break;
+            }
+            const size_t a = i < ne ? eq[i].rs : n, b = i < ne ? eq[i].re : n;
+            const size_t need = len + (a - from) + vl + 1;
+            if (need > cap || !next) {
+                cap = need > 2 * cap ? need : 2 * cap;
+                char *grown = realloc(next, cap);
+                if (!grown) {
+                    free(next);
+                    free(cur);
+                    return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+                }
+                next = grown;
+            }
+            memcpy(next + len, t + from, a - from);
+            len += a - from;
+            memcpy(next + len, val, vl);
+            len += vl;
+            next[len] = 0;
+            from = b;
+            fixed += i < ne;
+        }
+        if (!fixed) break;
+        free(cur);
+        cur = next;
+        *n_fixed += fixed;
+    }
+    *out = cur;
+    if (!cur) *n_fixed = 0;
+    return SA_STATUS_OK;
 }

@@ -633,6 +633,8 @@ struct revision {
     int32_t n_rev_tok, n_draft_tok;      /* tokens of the sums, end token included */
     double score_ms;                     /* of ms: scoring y1 (the gate's extra pass) */
     char *proposed; /* gated or refused: the aligner's revision (stripped, malloc'd) */
+    int32_t n_repaired; /* the calculator rewrote this many results of text */
+    char *unrepaired;   /* n_repaired > 0: text before the calculator (malloc'd) */
 };
 
 /* The gate's scores of a revision (docs/PIPELINE.md "Gated revision"). The aligner generated
@@ -746,7 +748,8 @@ static void revision_free(struct revision *rv) {
     free(rv->text);
     free(rv->raw);
     free(rv->proposed);
-    rv->text = rv->raw = rv->proposed = NULL;
+    free(rv->unrepaired);
+    rv->text = rv->raw = rv->proposed = rv->unrepaired = NULL;
 }
 
 /* Asks the aligner (model or aligner_fn); rv->text gets the revision without its outer
@@ -788,6 +791,13 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
                 rv->text = y1;
             }
         }
+        /* the calculator, on whatever is emitted: a copy, y1 kept, or the revision */
+        char *fixed = NULL;
+        if (!s && pl->p.calculator && !(s = sa_arith_repair(rv->text, &fixed, &rv->n_repaired)) && fixed) {
+            rv->unrepaired = rv->text;
+            rv->text = fixed;
+        }
+        if (s) revision_free(rv);
     }
     if (!s) {
         struct sa_pipeline_result *r = pl->res;
@@ -800,6 +810,7 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
             r->logp_draft = rv->logp_draft;
         }
         r->n_refused += rv->refused;
+        r->n_repaired += rv->n_repaired;
         r->aligner_tokens += rv->n_tokens;
         r->aligner_draft += rv->n_draft;
         r->aligner_accepted += rv->n_accepted;
@@ -827,6 +838,8 @@ static struct sa_pipeline_sentence aligned_event(const char *y1, const struct re
     ev.gated = rv->gated;
     ev.refused = rv->refused;
     ev.proposed = rv->proposed;
+    ev.n_repaired = rv->n_repaired;
+    ev.unrepaired = rv->unrepaired;
     ev.score_ms = rv->score_ms;
     ev.upstream_done = ro->finish == SA_UPSTREAM_FINISH_STOP;
     ev.upstream_tokens = ro->n_tokens;

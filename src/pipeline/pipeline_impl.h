@@ -76,11 +76,14 @@ bool sa_aligner_input_marker_added(const char *y1, const char *y2);
 
 /* One equation a text writes out (a link of a chain, or a variable's use "x = 3640"): its bytes
  * [start, end) (leading spaces excluded), the value of its left side (of the variable's
- * definition), the value of its right side, and whether that is wrong. */
+ * definition), the value of its right side, and whether that is wrong; its right side's bytes
+ * [rs, re), and `bare` when that is one number (a result the calculator can rewrite). */
 struct sa_arith_eq {
     size_t start, end;
     double value, result;
     bool wrong;
+    size_t rs, re;
+    bool bare;
 };
 /* The well-delimited equations of s[0..n) whose sides evaluate (the rules at the top of
  * arith_check.c, those of bench/arith_records.py): the count; the first `max` go to out.
@@ -89,6 +92,13 @@ int32_t sa_arith_equations(const char *s, size_t n, struct sa_arith_eq *out, int
 /* True when y2 writes a wrong equation that y1 does not write (the same text, spaces aside,
  * with the same left value). */
 bool sa_arith_edit_adds_error(const char *y1, const char *y2);
+/* The calculator (sa_pipeline_params.calculator): s with the written result of each false
+ * equation whose right side is one number replaced by the true value, written as the result was
+ * (its decimals, or 2 for a fractional value where it had none; its thousands commas; its \$ or
+ * $), pass after pass (a fixed result can make a later step that used it false) until none is
+ * left, at most 8 passes: a new string in *out (malloc'd) and the results rewritten in *n_fixed,
+ * or *out NULL and 0 when there was nothing to rewrite. bench/arith_records.py `repair()`. */
+enum sa_status sa_arith_repair(const char *s, char **out, int32_t *n_fixed);
 
 /* ---- sampling from a prefix (the end of pipeline.c, for prefix_sample.c) ---- */
 

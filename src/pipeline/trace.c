@@ -44,6 +44,8 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
         .gated = s->gated,
         .proposed = s->proposed,
         .refused = s->refused,
+        .repaired = s->n_repaired,
+        .unrepaired = s->unrepaired,
     };
     /* a NULL string is left out (as cJSON_AddStringToObject always did here) */
     const uint32_t strs = SA_TRACE_ANSWER_SO_FAR | SA_TRACE_Y1 | SA_TRACE_Y2 | SA_TRACE_TEXT;
@@ -53,6 +55,7 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
     if (s->scored && isfinite(s->margin)) r.has |= SA_TRACE_MARGIN | SA_TRACE_GATED;
     if (s->refused) r.has |= SA_TRACE_REFUSED;
     if (((s->scored && s->gated) || s->refused) && s->proposed) r.has |= SA_TRACE_PROPOSED;
+    if (s->n_repaired > 0 && s->unrepaired) r.has |= SA_TRACE_REPAIRED | SA_TRACE_UNREPAIRED;
     return r;
 }
 
@@ -68,7 +71,8 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
                 {SA_TRACE_Y1, "y1", r->y1},
                 {SA_TRACE_Y2, "y2", r->y2},
                 {SA_TRACE_TEXT, "text", r->text},
-                {SA_TRACE_PROPOSED, "proposed", r->proposed}};
+                {SA_TRACE_PROPOSED, "proposed", r->proposed},
+                {SA_TRACE_UNREPAIRED, "unrepaired", r->unrepaired}};
     for (size_t i = 0; i < SA_ARRAY_LEN(strs); i++)
         if ((r->has & strs[i].bit) && !strs[i].value)
             return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"%s\" is marked present but NULL", strs[i].key);
@@ -113,6 +117,8 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
     BOOL(SA_TRACE_GATED, "gated", r->gated);
     BOOL(SA_TRACE_REFUSED, "refused", r->refused);
     STR(SA_TRACE_PROPOSED, "proposed", r->proposed);
+    NUM(SA_TRACE_REPAIRED, "repaired", r->repaired);
+    STR(SA_TRACE_UNREPAIRED, "unrepaired", r->unrepaired);
 #undef STR
 #undef NUM
 #undef BOOL
@@ -176,7 +182,8 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
                 {SA_TRACE_Y1, "y1", &r.y1},
                 {SA_TRACE_Y2, "y2", &r.y2},
                 {SA_TRACE_TEXT, "text", &r.text},
-                {SA_TRACE_PROPOSED, "proposed", &r.proposed}};
+                {SA_TRACE_PROPOSED, "proposed", &r.proposed},
+                {SA_TRACE_UNREPAIRED, "unrepaired", &r.unrepaired}};
     for (size_t i = 0; i < SA_ARRAY_LEN(strs); i++) {
         if (!(j = field(o, strs[i].key))) continue;
         if (!cJSON_IsString(j))
@@ -210,7 +217,8 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
                 {SA_TRACE_ALIGNER_TOKENS, "aligner_tokens", &r.aligner_tokens},
                 {SA_TRACE_ALIGNER_DRAFT, "aligner_draft", &r.aligner_draft},
                 {SA_TRACE_ALIGNER_ACCEPTED, "aligner_accepted", &r.aligner_accepted},
-                {SA_TRACE_ALIGNER_PREFILL, "aligner_prefill", &r.aligner_prefill}};
+                {SA_TRACE_ALIGNER_PREFILL, "aligner_prefill", &r.aligner_prefill},
+                {SA_TRACE_REPAIRED, "repaired", &r.repaired}};
     for (size_t i = 0; i < SA_ARRAY_LEN(ints); i++) {
         if (!(j = field(o, ints[i].key))) continue;
         if (!is_int(j, 1e9))

@@ -145,6 +145,11 @@ const char *cli_edit_check_str(unsigned checks, char *buf, size_t size);
      .help = "refuse edits by rules, whatever their margin (y1 is\nemitted): arith, an edit that writes a "     \
              "false equation\ny1 did not (\"17 + 17 = 43\"); format, one that writes\nthe aligner's input "    \
              "markers (\"##Your_Revision:\");\nall; none (default)"}
+/* --calculator (sa_pipeline_params.calculator), for the commands that run aligner rounds. */
+#define CLI_CALCULATOR_ENTRY(T, F)                                                                             \
+    {"calculator", 0, CLI_OPT_FLAG, CLI_AT(T, F),                                                             \
+     .help = "rewrite the written result of every false equation in\nthe emitted sentence with the true value "   \
+             "(\"= 794\"\n-> \"= 694\"; a tool, not in the paper; docs/PIPELINE.md)"}
 
 /* Whether cmd accepts the entry o. */
 bool cli_accepts(const struct cli_cmd *cmd, const struct cli_opt *o);

@@ -102,6 +102,7 @@ static const struct cli_opt align_opts[] = {
     {"edit-score", 0, CLI_OPT_ENUM, O(pp.edit_score), .names = edit_score_names, .arg = "sum|mean",
      .help = "the margin: sum (default) of log-probabilities, or mean\nper token (X in nats per token)"},
     CLI_EDIT_CHECK_ENTRY(struct align_opts, pp.edit_check),
+    CLI_CALCULATOR_ENTRY(struct align_opts, pp.calculator),
     {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
      .arg = "T", .help = "upstream temperature (default 0: greedy)"},
     {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
@@ -188,6 +189,8 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
     if ((int)o->pp.edit_score < 0) o->pp.edit_score = SA_PIPELINE_EDIT_SCORE_SUM;
     if (o->pp.edit_gate && !need_aligner) return cli_usage_error("align", "--edit-threshold needs an aligner round");
     if (o->pp.edit_check && !need_aligner) return cli_usage_error("align", "--edit-check needs an aligner round");
+    if (o->pp.calculator && !need_aligner)
+        return cli_usage_error("align", "--calculator needs an aligner round (--aligner M or --copy-aligner)");
     if (!o->pp.edit_gate) o->pp.edit_threshold = 0.0f;
     return 0;
 }
@@ -231,6 +234,11 @@ static void print_edit(const struct run_ctx *rc, const struct sa_pipeline_senten
         printf("[%d] %s- %s%s\n", s->index, red, s->original, off);
         if (s->scored) printf("%*s %s+ %s%s (margin %.2f)\n", s->index >= 10 ? 4 : 3, "", green, y2, off, s->margin);
         else printf("%*s %s+ %s%s\n", s->index >= 10 ? 4 : 3, "", green, y2, off);
+    }
+    if (s->n_repaired > 0) { /* the calculator rewrote what the lines above emitted */
+        const char *y2 = s->text;
+        while (*y2 == ' ' || *y2 == '\n' || *y2 == '\t' || *y2 == '\r') y2++;
+        printf("%*s %s~ %s%s (calculator: %d result(s))\n", s->index >= 10 ? 4 : 3, "", green, y2, off, s->n_repaired);
     }
 }
 
@@ -298,6 +306,7 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
         cJSON_AddStringToObject(j, "edit_check", cli_edit_check_str(o->pp.edit_check, chk, sizeof chk));
         cJSON_AddNumberToObject(j, "refused", r->n_refused);
     }
+    if (o->pp.calculator) cJSON_AddNumberToObject(j, "repaired", r->n_repaired); /* results the calculator rewrote */
     cJSON_AddBoolToObject(j, "keep_line_break", o->pp.keep_line_break);
     if (o->proxy_expert) cJSON_AddNumberToObject(j, "proxy_alpha", o->pp.proxy_alpha); /* a proxy-tuned upstream */
     return j;
@@ -318,6 +327,7 @@ static void print_metrics(const struct sa_pipeline_result *r, const struct align
     if (o->pp.edit_check)
         fprintf(stderr, "salign align: edit check (%s): %d revision(s) refused\n",
                 cli_edit_check_str(o->pp.edit_check, chk, sizeof chk), r->n_refused);
+    if (o->pp.calculator) fprintf(stderr, "salign align: calculator: %d result(s) rewritten\n", r->n_repaired);
 }
 
 /* ---- batch ---- */

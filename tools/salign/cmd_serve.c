@@ -62,6 +62,7 @@ static const struct cli_opt serve_opts[] = {
      .help = "most tokens of an answer when the request gives no\nmax_tokens (default 1024)"},
     CLI_SENTENCE_ENTRIES(struct serve_opts),
     CLI_EDIT_CHECK_ENTRY(struct serve_opts, pp.edit_check),
+    CLI_CALCULATOR_ENTRY(struct serve_opts, pp.calculator),
     {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
      .arg = "T", .help = "upstream temperature when the request gives none\n(default 0: greedy)"},
     {"top-p", 0, CLI_OPT_FLOAT, O(pp.upstream_top_p), .lo = 0, .hi = 1, .open = CLI_LO_OPEN, .arg = "P",
@@ -125,6 +126,7 @@ int cmd_serve(int argc, char **argv) {
     if (!o.upstream) return cli_usage_error("serve", "no upstream (--upstream MODEL|URL)");
     if (o.aligner_lora && !o.aligner) return cli_usage_error("serve", "--aligner-lora needs --aligner");
     if (o.pp.edit_check && !o.aligner) return cli_usage_error("serve", "--edit-check needs --aligner");
+    if (o.pp.calculator && !o.aligner) return cli_usage_error("serve", "--calculator needs --aligner");
     g_verbose = o.verbose;
 
     /* SIGTERM and SIGINT are taken by sigwait below: blocked in every thread from now on (the
