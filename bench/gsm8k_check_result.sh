@@ -21,7 +21,10 @@
 # models/gsm8k-arith-qwen0.5b), TEST_FROM (0), N_TEST (500), N_VERIFY (500), DEV_FROM/DEV_TO (80/119),
 # PARALLEL (4), THREADS (2), STEPS ("dev test upstream score"), BATCH_INVARIANT (0; 1: both arms
 # with --batch-invariant, so that an answer without a kept edit is the upstream's own byte for
-# byte; the session-9/10 run in docs/RESULTS.md ran without it and must be continued so).
+# byte; the session-9/10 run in docs/RESULTS.md ran without it and must be continued so),
+# ARM (what the pipeline step runs: `aligner` (default), the LoRA aligner with --edit-check all;
+# `calculator`, --copy-aligner --calculator: no aligner model, the calculator alone
+# (docs/PIPELINE.md "The calculator"); `aligner+calculator`, both).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -40,6 +43,13 @@ STEPS=${STEPS:-dev test upstream score}
 BI=()
 [ "${BATCH_INVARIANT:-0}" = 1 ] && BI=(--batch-invariant)
 UPSTREAM=qwen2.5-coder-0.5b-instruct
+ARM=${ARM:-aligner}
+case "$ARM" in
+  aligner) ALIGN=(--aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all) ;;
+  calculator) ALIGN=(--copy-aligner --calculator) ;;
+  aligner+calculator) ALIGN=(--aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all --calculator) ;;
+  *) echo "ARM must be aligner, calculator or aligner+calculator" >&2; exit 2 ;;
+esac
 mkdir -p "$W"
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -64,7 +74,7 @@ lines "$DATA/gsm8k/train.jsonl" "$W/dev_q.jsonl" "$DEV_FROM" "$DEV_TO"
 lines "$DATA/gsm8k/test.jsonl" "$W/test_q.jsonl" "$TEST_FROM" $((N_TEST - 1))
 
 stream() { # INPUT OUTPUT
-  "$S" align --upstream "$UPSTREAM" --aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all \
+  "$S" align --upstream "$UPSTREAM" "${ALIGN[@]}" \
     --input "$1" --output "$2.jsonl" --trace "$2.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS" ${BI[@]+"${BI[@]}"}
 }
 alone() { # INPUT OUTPUT
@@ -90,8 +100,9 @@ import json, sys
 qs, ans, trace, n_verify, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 done = {json.loads(l)["id"] for l in open(ans) if l.strip()}
 rounds = [json.loads(l) for l in open(trace) if l.strip()]
-edited = {t["id"] for t in rounds  # an edit kept: not a copy, not refused by the check
-          if t.get("aligned") and not t.get("copied") and not t.get("refused") and not t.get("gated")}
+edited = {t["id"] for t in rounds  # an edit kept (not a copy, not refused by the check), or a repair
+          if (t.get("aligned") and not t.get("copied") and not t.get("refused") and not t.get("gated"))
+          or t.get("repaired")}
 with open(out, "w") as o:
     for l in open(qs):
         r = json.loads(l)
@@ -102,6 +113,6 @@ EOF
   alone "$W/test_alone_q.jsonl" "$W/test_alone"
 fi
 if want score; then
-  "$PY" bench/gsm8k_check_summary.py "$W" --salign "$S"
+  "$PY" bench/gsm8k_check_summary.py "$W" --salign "$S" --arm "$ARM"
 fi
 log "done"

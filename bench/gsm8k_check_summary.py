@@ -9,7 +9,7 @@ without an edit.
 Both arms are scored by `salign eval math` (the same extraction as every other result), paired
 per question, with an exact two-sided sign test on the discordant pairs, and the edits listed.
 
-usage: python3 bench/gsm8k_check_summary.py WORKDIR [--salign build/salign]"""
+usage: python3 bench/gsm8k_check_summary.py WORKDIR [--salign build/salign] [--arm NAME]"""
 import argparse
 import json
 import math
@@ -57,15 +57,17 @@ def score(salign, gold, answers, w, name):
 
 
 def kept_edits(trace):
-    """id -> the rounds where an edit was kept (aligned, not a copy, not refused, not gated)."""
+    """id -> the rounds whose emitted sentence is not y1: an edit kept (aligned, not a copy, not
+    refused, not gated), or a result the calculator rewrote (`repaired`, --calculator)."""
     out = {}
     for t in trace:
-        if t.get("aligned") and not t.get("copied") and not t.get("refused") and not t.get("gated"):
+        edit = t.get("aligned") and not t.get("copied") and not t.get("refused") and not t.get("gated")
+        if edit or t.get("repaired"):
             out.setdefault(t["id"], []).append(t)
     return out
 
 
-def report(w, salign, split, gold):
+def report(w, salign, split, gold, arm):
     stream = {r["id"]: r for r in jsonl(os.path.join(w, split + "_stream.jsonl"))}
     trace = jsonl(os.path.join(w, split + "_stream.trace.jsonl"))
     alone_run = {r["id"]: r for r in jsonl(os.path.join(w, split + "_alone.jsonl"))}
@@ -99,22 +101,26 @@ def report(w, salign, split, gold):
           % (len(same), len(both)))
     print("| configuration | correct | accuracy | 95% CI |")
     print("|---|--:|--:|---|")
-    for name, k in (("upstream alone", ka), ("+ aligner, edit check arith", ks)):
+    for name, k in (("upstream alone", ka), ("+ " + arm, ks)):
         lo, hi = wilson(k, n)
         print("| %s | %d / %d | %.1f%% | [%.1f, %.1f] |" % (name, k, n, 100.0 * k / max(n, 1), 100 * lo, 100 * hi))
     print("wrong->right %d %s, right->wrong %d %s, sign test p = %.3g" % (len(gained), gained, len(lost), lost,
                                                                          sign_test(len(gained), len(lost))))
     n_rounds = sum(1 for t in trace if t.get("aligned"))
     n_copied = sum(1 for t in trace if t.get("copied"))
-    print("rounds %d, copied %d, refused %d, kept edits %d in %d questions"
-          % (n_rounds, n_copied, len(refused), sum(len(v) for v in edits.values()), len(edits)))
+    n_repaired = sum(1 for t in trace if t.get("repaired"))
+    print("rounds %d, copied %d, refused %d, changed sentences %d in %d questions (%d rewritten by the calculator)"
+          % (n_rounds, n_copied, len(refused), sum(len(v) for v in edits.values()), len(edits), n_repaired))
     for i in sorted(edits):
         tag = "gained" if i in gained else "lost" if i in lost else "same"
         for t in edits[i]:
-            print("  kept  id %s (%s): %r -> %r" % (i, tag, t["y1"][-160:], t["y2"][-160:]))
+            edit = not t.get("copied") and not t.get("refused") and not t.get("gated")
+            how = ("kept+calc" if edit else "calc") if t.get("repaired") else "kept"
+            print("  %s  id %s (%s): %r -> %r" % (how, i, tag, t["y1"][-160:], t["y2"][-160:]))
     for t in refused:
         print("  refused id %s: %r -> %r" % (t["id"], t["y1"][-120:], t.get("proposed", "")[-120:]))
-    return {"n": n, "alone": ka, "stream": ks, "gained": gained, "lost": lost, "edited": sorted(edits),
+    return {"arm": arm, "n": n, "alone": ka, "stream": ks, "gained": gained, "lost": lost, "edited": sorted(edits),
+            "repaired_rounds": n_repaired,
             "exact_same": len(same), "exact_both": len(both), "missing": missing}
 
 
@@ -122,11 +128,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workdir")
     ap.add_argument("--salign", default="build/salign")
+    ap.add_argument("--arm", default="aligner, edit check all", help="what the stream run was (for the table)")
     a = ap.parse_args()
     out = {}
     for split, gold in (("dev", "dev_q.jsonl"), ("test", "test_q.jsonl")):
         if os.path.exists(os.path.join(a.workdir, split + "_stream.jsonl")):
-            out[split] = report(a.workdir, a.salign, split, os.path.join(a.workdir, gold))
+            out[split] = report(a.workdir, a.salign, split, os.path.join(a.workdir, gold), a.arm)
     with open(os.path.join(a.workdir, "summary.json"), "w") as f:
         json.dump(out, f, indent=1)
 
