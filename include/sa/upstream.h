@@ -41,7 +41,8 @@ struct sa_upstream_gen_params {
                                 the first new token must begin with its text (that text is not
                                 returned again). A prefix cut at a sentence boundary can end
                                 in a token the model never wrote there (":" where it wrote
-                                ":\n\n"); healing lets it write its own. 0: off */
+                                ":\n\n"); healing lets it write its own. The token taken
+                                back does not count against max_tokens. 0: off */
 };
 
 /* max_tokens 256, temperature 0 (greedy), top_p 1, no seed, no stop strings, no healing. */

@@ -217,7 +217,10 @@ static enum sa_status lu_start(void *impl, const char *prompt, size_t prompt_len
     }
     free(all);
     lu->st.n_prefill = lu->st.n_prompt - lu->st.n_reused;
-    lu->max_tokens = p->max_tokens;
+    /* the token taken back is written again (its text re-spelled by the first new token or
+     * tokens): it is the prompt's, not one of the max_tokens new ones, so that an answer cut at
+     * max_tokens over several prompts has as many tokens as one generated in one go */
+    lu->max_tokens = p->max_tokens < INT32_MAX && lu->heal_len ? p->max_tokens + 1 : p->max_tokens;
     const char *rest;
     size_t rest_len;
     if ((s = sa_detok_stream_flush(lu->ds, &rest, &rest_len))) return s; /* resets the stream */
