@@ -267,11 +267,11 @@ static void test_kernel_selection(void) {
                       sa_cpu_path_name((enum sa_cpu_path)p), name ? name : "(null)");
             if (p != SA_CPU_PATH_REF) CHECK_MSG(name && !strstr(name, ".ref"), "%s: %s", sa_cpu_path_name((enum sa_cpu_path)p), name);
             /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot;
-             * avx2 has GEMMs for the integer quant types but Q6_K (gemm_avx2.c) */
+             * avx2 has GEMMs for the integer quant types (gemm_avx2.c), Q6_K included */
             const char *gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 64, false);
             bool float_type = direct[k] == SA_DTYPE_F32 || direct[k] == SA_DTYPE_F16 || direct[k] == SA_DTYPE_BF16;
             bool want_gemm = (p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"))) ||
-                             (p == SA_CPU_PATH_AVX2 && !float_type && direct[k] != SA_DTYPE_Q6_K);
+                             (p == SA_CPU_PATH_AVX2 && !float_type);
             CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=64: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
             CHECK_EQ_STR(sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1, false), name);
@@ -435,6 +435,14 @@ static void test_gemm_splits(void) {
         }
     }
     printf("    %d GEMMs checked, %d with a T = 1 row loop\n", n_checked, n_rows_checked);
+    /* the types of llama.cpp's Q4_K_M files (Q5_0, Q8_0, Q4_K, Q6_K) have both on avx2, so
+     * that their batch-invariant decode runs without a panel (gemm_avx2.c) */
+    if (sa_cpu_path_available(SA_CPU_PATH_AVX2)) {
+        static const enum sa_dtype km[] = {SA_DTYPE_Q5_0, SA_DTYPE_Q8_0, SA_DTYPE_Q4_K, SA_DTYPE_Q6_K};
+        const struct sa_cpu_kernels *ks = sa_cpu_kernels_of(SA_CPU_PATH_AVX2);
+        for (size_t k = 0; k < SA_ARRAY_LEN(km); k++)
+            CHECK_MSG(ks->gemm[km[k]].fn && ks->gemm[km[k]].rows, "%s: no avx2 GEMM with a row loop", sa_dtype_name(km[k]));
+    }
     CHECK(n_checked > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2)); /* the x86 paths have them */
 }
 
