@@ -521,6 +521,33 @@ static void test_act_paths_identical(void) {
     free(x);
 }
 
+/* Q6_K's T = 1 row loop over more than one of its 32-super-block slices of the activation
+ * row (n_in = 8448: the f32 sums wait in y between slices) gives the GEMM's bits. */
+static void test_q6_K_rows_long(void) {
+    const int64_t n_in = 33 * 256, n_out = 11, T = 2;
+    int n_checked = 0;
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        const struct sa_cpu_gemm *g = &sa_cpu_kernels_of((enum sa_cpu_path)p)->gemm[SA_DTYPE_Q6_K];
+        if (!g->fn || !g->rows) continue;
+        size_t rb;
+        void *W = make_weights(SA_DTYPE_Q6_K, n_in, n_out, &rb);
+        float *X = make_x(T, n_in), Y[2 * 11], y1[11];
+        size_t xrb = sa_cpu_act_row_bytes(sa_cpu_gemm_act_kind(SA_DTYPE_Q6_K), n_in);
+        uint8_t *xa = malloc(xrb * (size_t)T);
+        for (int64_t i = 0; i < T; i++) sa_cpu_act_row_of((enum sa_cpu_path)p)(sa_cpu_gemm_act_kind(SA_DTYPE_Q6_K), X + i * n_in, xa + (size_t)i * xrb, n_in);
+        struct sa_gemm_args a = {W, rb, n_in, n_out, xa, xrb, Y};
+        g->fn(&a, 0, n_out, 0, T);
+        for (int64_t i = 0; i < T; i++) {
+            g->rows(n_in, W, rb, n_out, xa + (size_t)i * xrb, y1);
+            CHECK_MSG(!memcmp(Y + i * n_out, y1, sizeof y1), "%s: rows kernel differs (row %lld)", g->name, (long long)i);
+        }
+        n_checked++;
+        free(xa), free(X), free(W);
+    }
+    CHECK(n_checked > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2));
+}
+
 /* Q6_K at the edges of the integer ranges (gemm_avx2.c packs a whole 16-element block in
  * int16 and a super-block in int32): weights all -32 or all +31 (u = 0, 63), scales -128 or
  * +127, against activations that quantize to all -127 or all +127 (and alternating signs):
@@ -586,6 +613,7 @@ int main(void) {
     RUN(test_rows_kernels);
     RUN(test_gemm_splits);
     RUN(test_q6_K_extremes);
+    RUN(test_q6_K_rows_long);
     RUN(test_all_types_paths);
     for (int i = 0; i < 3; i++) sa_threadpool_free(pools[i]);
     return harness_summary();

@@ -233,7 +233,8 @@ SA_GEMM_INT(q3_K, 256, 16)
  * the lane holds sum_k sc_k sum_{i in k} (u_i - 32) x_i, the exact integer of dot1_q6_K (|.| <=
  * 128 * 256 * 32 * 127 < 2^31), and per super-block f = fma(cvt(isum), d dx, f): kernels_ref.c's
  * order. Per block and activation row: 4 vpmaddubsw + 1 vpmaddwd (the dot kernel: 8 for the
- * same 128 products), 4 vpxor, 5 adds. Exact for x in -127..127: sa_quantize_row_q8k's range
+ * same 128 products) and 5 adds; the x + 128 bytes are made once per super-block and
+ * activation row of a tile (a 256-byte copy). Exact for x in -127..127: sa_quantize_row_q8k's range
  * for finite inputs (-128 can come only from NaN, whose output is NaN anyway).
  * Panel per super-block (Q6P bytes): s8 w [64 groups of 4][8 rows][4]; int16 [16 blocks][8
  * rows][sc, sc]; int16 [16 blocks][8 rows][2 lanes] -128 sum w; f32 d[8]. Activations:
