@@ -267,11 +267,11 @@ static void test_kernel_selection(void) {
                       sa_cpu_path_name((enum sa_cpu_path)p), name ? name : "(null)");
             if (p != SA_CPU_PATH_REF) CHECK_MSG(name && !strstr(name, ".ref"), "%s: %s", sa_cpu_path_name((enum sa_cpu_path)p), name);
             /* avx512 runs prefill (T >= 4) through the register-tiled GEMMs; T < 4 through dot;
-             * avx2 has GEMMs for the integer quant types but Q6_K (gemm_avx2.c) */
+             * avx2 has GEMMs for the integer quant types (gemm_avx2.c), Q6_K included */
             const char *gname = sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 64, false);
             bool float_type = direct[k] == SA_DTYPE_F32 || direct[k] == SA_DTYPE_F16 || direct[k] == SA_DTYPE_BF16;
             bool want_gemm = (p == SA_CPU_PATH_AVX512 && (direct[k] != SA_DTYPE_BF16 || __builtin_cpu_supports("avx512bf16"))) ||
-                             (p == SA_CPU_PATH_AVX2 && !float_type && direct[k] != SA_DTYPE_Q6_K);
+                             (p == SA_CPU_PATH_AVX2 && !float_type);
             CHECK_MSG(gname && (strncmp(gname, "gemm_", 5) == 0) == want_gemm, "%s on %s, T=64: %s", sa_dtype_name(direct[k]),
                       sa_cpu_path_name((enum sa_cpu_path)p), gname ? gname : "(null)");
             CHECK_EQ_STR(sa_matmul_kernel_name_t((enum sa_cpu_path)p, direct[k], 1, false), name);
@@ -435,6 +435,14 @@ static void test_gemm_splits(void) {
         }
     }
     printf("    %d GEMMs checked, %d with a T = 1 row loop\n", n_checked, n_rows_checked);
+    /* the types of llama.cpp's Q4_K_M files (Q5_0, Q8_0, Q4_K, Q6_K) have both on avx2, so
+     * that their batch-invariant decode runs without a panel (gemm_avx2.c) */
+    if (sa_cpu_path_available(SA_CPU_PATH_AVX2)) {
+        static const enum sa_dtype km[] = {SA_DTYPE_Q5_0, SA_DTYPE_Q8_0, SA_DTYPE_Q4_K, SA_DTYPE_Q6_K};
+        const struct sa_cpu_kernels *ks = sa_cpu_kernels_of(SA_CPU_PATH_AVX2);
+        for (size_t k = 0; k < SA_ARRAY_LEN(km); k++)
+            CHECK_MSG(ks->gemm[km[k]].fn && ks->gemm[km[k]].rows, "%s: no avx2 GEMM with a row loop", sa_dtype_name(km[k]));
+    }
     CHECK(n_checked > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2)); /* the x86 paths have them */
 }
 
@@ -513,6 +521,75 @@ static void test_act_paths_identical(void) {
     free(x);
 }
 
+/* Q6_K's T = 1 row loop over more than one of its 32-super-block slices of the activation
+ * row (n_in = 8448: the f32 sums wait in y between slices) gives the GEMM's bits. */
+static void test_q6_K_rows_long(void) {
+    const int64_t n_in = 33 * 256, n_out = 11, T = 2;
+    int n_checked = 0;
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        const struct sa_cpu_gemm *g = &sa_cpu_kernels_of((enum sa_cpu_path)p)->gemm[SA_DTYPE_Q6_K];
+        if (!g->fn || !g->rows) continue;
+        size_t rb;
+        void *W = make_weights(SA_DTYPE_Q6_K, n_in, n_out, &rb);
+        float *X = make_x(T, n_in), Y[2 * 11], y1[11];
+        size_t xrb = sa_cpu_act_row_bytes(sa_cpu_gemm_act_kind(SA_DTYPE_Q6_K), n_in);
+        uint8_t *xa = malloc(xrb * (size_t)T);
+        for (int64_t i = 0; i < T; i++) sa_cpu_act_row_of((enum sa_cpu_path)p)(sa_cpu_gemm_act_kind(SA_DTYPE_Q6_K), X + i * n_in, xa + (size_t)i * xrb, n_in);
+        struct sa_gemm_args a = {W, rb, n_in, n_out, xa, xrb, Y};
+        g->fn(&a, 0, n_out, 0, T);
+        for (int64_t i = 0; i < T; i++) {
+            g->rows(n_in, W, rb, n_out, xa + (size_t)i * xrb, y1);
+            CHECK_MSG(!memcmp(Y + i * n_out, y1, sizeof y1), "%s: rows kernel differs (row %lld)", g->name, (long long)i);
+        }
+        n_checked++;
+        free(xa), free(X), free(W);
+    }
+    CHECK(n_checked > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2));
+}
+
+/* Q6_K at the edges of the integer ranges (gemm_avx2.c packs a whole 16-element block in
+ * int16 and a super-block in int32): weights all -32 or all +31 (u = 0, 63), scales -128 or
+ * +127, against activations that quantize to all -127 or all +127 (and alternating signs):
+ * every path's GEMM, its T = 1 row loop and the dot kernels agree with the ref path within
+ * float rounding (a wrapped int16 or int32 sum would be off by about 2^16 or 2^32 of them). */
+static void test_q6_K_extremes(void) {
+    const int64_t n_in = 512, n_out = 9, T = 7;
+    size_t rb = 2 * sizeof(sa_block_q6_K);
+    uint8_t *W = malloc(rb * (size_t)n_out);
+    float *X = malloc((size_t)(T * n_in) * sizeof(float)), *Y = malloc((size_t)(T * n_out) * sizeof(float));
+    float *Yref = malloc((size_t)(T * n_out) * sizeof(float));
+    void *scratch = malloc(sa_matmul_scratch_bytes(SA_DTYPE_Q6_K, n_in, T));
+    for (int64_t r = 0; r < n_out; r++)
+        for (int b = 0; b < 2; b++) {
+            sa_block_q6_K *blk = (sa_block_q6_K *)(void *)(W + (size_t)r * rb) + b;
+            int u = r % 3 == 0 ? 0 : r % 3 == 1 ? 63 : (int)(r + b) % 64; /* all -32, all +31, mixed */
+            memset(blk->ql, (u & 15) * 0x11, sizeof blk->ql);
+            memset(blk->qh, (u >> 4) * 0x55, sizeof blk->qh);
+            for (int k = 0; k < 16; k++) blk->scales[k] = (int8_t)(r & 1 ? -128 : 127);
+            put_f16((uint8_t *)&blk->d, 1e-3f);
+        }
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < n_in; i++)
+            X[t * n_in + i] = t == 0 ? -1.0f : t == 1 ? 1.0f : t == 2 ? (i & 1 ? 1.0f : -1.0f) : (i & 2 ? 0.5f : -1.0f) * (float)(t - 2);
+    sa_matmul_path(SA_CPU_PATH_REF, pools[0], SA_DTYPE_Q6_K, W, n_in, n_out, X, T, Yref, scratch, false);
+    int n_gemm = 0;
+    for (int p = 0; p < SA_CPU_PATH_COUNT; p++) {
+        if (!sa_cpu_path_available((enum sa_cpu_path)p)) continue;
+        for (int inv = 0; inv < 2; inv++)
+            for (int64_t Tc = 1; Tc <= T; Tc += T - 1) { /* T = 1 (rows, dot) and T = 7 */
+                sa_matmul_path((enum sa_cpu_path)p, pools[1], SA_DTYPE_Q6_K, W, n_in, n_out, X, Tc, Y, scratch, inv);
+                n_gemm += !strncmp(sa_matmul_kernel_name_t((enum sa_cpu_path)p, SA_DTYPE_Q6_K, Tc, inv), "gemm_", 5);
+                for (int64_t i = 0; i < Tc * n_out; i++)
+                    CHECK_MSG(fabsf(Y[i] - Yref[i]) <= 1e-5f * fabsf(Yref[i]) + 1e-6f, "%s T=%lld inv %d: y[%lld] = %.9g, ref %.9g",
+                              sa_cpu_path_name((enum sa_cpu_path)p), (long long)Tc, inv, (long long)i, Y[i], Yref[i]);
+            }
+    }
+    CHECK(fabsf(Yref[0]) > 1e3f); /* the extremes were reached: 512 * 32 * 127 * 127 * d * dx */
+    CHECK(n_gemm > 0 || !sa_cpu_path_available(SA_CPU_PATH_AVX2));
+    free(scratch), free(Yref), free(Y), free(X), free(W);
+}
+
 /* $SALIGN_CPU=ref forces the reference path (read once, so in a fresh child process). */
 static void test_env_override(void) {
     pid_t pid = fork();
@@ -535,6 +612,8 @@ int main(void) {
     RUN(test_batch_invariance);
     RUN(test_rows_kernels);
     RUN(test_gemm_splits);
+    RUN(test_q6_K_extremes);
+    RUN(test_q6_K_rows_long);
     RUN(test_all_types_paths);
     for (int i = 0; i < 3; i++) sa_threadpool_free(pools[i]);
     return harness_summary();

@@ -219,6 +219,115 @@ SA_GEMM_INT(q5_K, 256, 32)
 SA_GEMM_INT(q2_K, 256, 16)
 SA_GEMM_INT(q3_K, 256, 16)
 
+/* ---- Q6_K: the sub-block scales in the integer sums (one float step per super-block) ----
+ * The panel form above (w = D u + M per 16-element block) needs a float step per 16 weights
+ * and, with u <= 63, an int16 sum of only 2 groups: it measured 0.4-0.7x the dot kernel. This
+ * one keeps the whole super-block in int32, as the dot kernel does, and swaps the operands'
+ * roles: the panel holds the signed weights w = u - 32 (-32..31), and vpmaddubsw takes the
+ * activation bytes made unsigned, x + 128 (x ^ 0x80, 1..255), against them (pairs <= 2 * 255
+ * * 32 = 16320: no saturation). Per 16-element block k and row r, the two int16 lanes of row r
+ * (elements 4g, 4g + 1 and 4g + 2, 4g + 3 of the 4 groups g) start from the panel's -128 *
+ * (the sum of their w), so after the 4 groups they hold sum x w exactly (|.| <= 8 * 127 * 32
+ * = 32512 fits int16; vpaddw wraps, so the partial sums may leave the range); one vpmaddwd by
+ * the block's int8 scale sc_k (in both lanes) adds sc_k * sum x w into row r's int32 lane. So
+ * the lane holds sum_k sc_k sum_{i in k} (u_i - 32) x_i, the exact integer of dot1_q6_K (|.| <=
+ * 128 * 256 * 32 * 127 < 2^31), and per super-block f = fma(cvt(isum), d dx, f): kernels_ref.c's
+ * order. Per block and activation row: 4 vpmaddubsw + 1 vpmaddwd (the dot kernel: 8 for the
+ * same 128 products) and 5 adds; the x + 128 bytes are made once per super-block and
+ * activation row of a tile (a 256-byte copy). Exact for x in -127..127: sa_quantize_row_q8k's range
+ * for finite inputs (-128 can come only from NaN, whose output is NaN anyway).
+ * Panel per super-block (Q6P bytes): s8 w [64 groups of 4][8 rows][4]; int16 [16 blocks][8
+ * rows][sc, sc]; int16 [16 blocks][8 rows][2 lanes] -128 sum w; f32 d[8]. Activations:
+ * SA_ACT_Q8KA16 (the q8_K quants in 16-element sa_block_q8a16, each with the super-block's d). */
+enum { Q6P_W = 0, Q6P_SC = 2048, Q6P_C = 2560, Q6P_D = 3072, Q6P = 3104, Q6A = 16 * (int)sizeof(sa_block_q8a16) };
+
+static void pack_q6_K(const struct sa_gemm_args *a, int64_t r0, int nr, int64_t b0, int64_t nb, uint8_t *panel) {
+    _Alignas(32) uint8_t u[PR][256];
+    if (nr < PR) memset(u[nr], 32, (size_t)(PR - nr) * 256); /* missing rows: w = 0 */
+    const __m256i k32 = _mm256_set1_epi8(32), ones = _mm256_set1_epi8(1);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *pb = panel + (size_t)b * Q6P;
+        float *D = (float *)(void *)(pb + Q6P_D);
+        __m256i s[2][8]; /* [blocks 0-7, 8-15][row r]: the 8 blocks' (sc, sc) int16 pairs */
+        for (int r = 0; r < PR; r++) {
+            if (r >= nr) { /* missing rows: zero scales and d */
+                s[0][r] = s[1][r] = _mm256_setzero_si256();
+                D[r] = 0.0f;
+                continue;
+            }
+            const sa_block_q6_K *w = (const void *)(a->W + (size_t)(r0 + r) * a->w_row_bytes + (size_t)(b0 + b) * sizeof(sa_block_q6_K));
+            float Dj[16], Mj[16];
+            un_q6_K((const uint8_t *)w, u[r], Dj, Mj);
+            /* int16 sc_0..15 in 64-bit quarters (0-3, 8-11 | 4-7, 12-15), then each doubled */
+            __m256i e = _mm256_permute4x64_epi64(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->scales)), 0xD8);
+            s[0][r] = _mm256_unpacklo_epi16(e, e), s[1][r] = _mm256_unpackhi_epi16(e, e);
+            D[r] = f16(w->d);
+        }
+        _Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) { /* [row][block] -> [block][row] */
+            transpose8(s[i]);
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *)(pb + Q6P_SC + 32 * (8 * i + k)), s[i][k]);
+        }
+        for (int c = 0; c < 8; c++) { /* 32 elements = 8 groups of 4 = blocks 2c, 2c + 1 */
+            __m256i v[8];
+            _Pragma("GCC unroll 8") for (int r = 0; r < PR; r++) v[r] = _mm256_load_si256((const __m256i *)(u[r] + 32 * c));
+            transpose8(v);
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+                __m256i ws = _mm256_setzero_si256(); /* per lane: the sum of its w, int16 */
+                _Pragma("GCC unroll 4") for (int g = 4 * h; g < 4 * h + 4; g++) {
+                    __m256i w = _mm256_sub_epi8(v[g], k32);
+                    _mm256_store_si256((__m256i *)(pb + Q6P_W + 32 * (8 * c + g)), w);
+                    ws = _mm256_add_epi16(ws, _mm256_maddubs_epi16(ones, w));
+                }
+                /* -128 sum w (mod 2^16: 32768 wraps to -32768, the same residue) */
+                _mm256_store_si256((__m256i *)(pb + Q6P_C + 32 * (2 * c + h)), _mm256_slli_epi16(_mm256_sub_epi16(_mm256_setzero_si256(), ws), 7));
+            }
+        }
+    }
+}
+
+/* y[j][0..7] (+)= the panel's nsb super-blocks against activation rows x + j * xs, j < J. */
+SA_INLINE void tile_q6_K_J(const uint8_t *panel, int64_t nsb, const uint8_t *x, size_t xs, int J, float *y, size_t ys,
+                           __m256i m, int accumulate) {
+    const __m256i k80 = _mm256_set1_epi8((char)0x80);
+    __m256 f[JT];
+    _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) f[j] = accumulate ? _mm256_maskload_ps(y + j * ys, m) : _mm256_setzero_ps();
+    _Alignas(32) uint8_t xu[JT][256]; /* the super-block's activation bytes + 128, contiguous */
+    for (int64_t b = 0; b < nsb; b++, panel += Q6P, x += Q6A) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) for (int k = 0; k < 16; k++)
+            _mm_store_si128((__m128i *)(xu[j] + 16 * k), _mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + j * xs + (size_t)k * sizeof(sa_block_q8a16) + 8)), _mm256_castsi256_si128(k80)));
+        __m256i s[JT];
+        _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) s[j] = _mm256_setzero_si256();
+        for (int k = 0; k < 16; k++) { /* 16-element block k: 4 groups into one int16 sum */
+            const __m256i c = _mm256_load_si256((const __m256i *)(panel + Q6P_C + 32 * k));
+            __m256i h[JT];
+            _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) h[j] = c;
+            _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+                __m256i w = _mm256_load_si256((const __m256i *)(panel + Q6P_W + 32 * (4 * k + g)));
+                _Pragma("GCC unroll 4") for (int j = 0; j < J; j++)
+                    h[j] = _mm256_add_epi16(h[j], _mm256_maddubs_epi16(_mm256_set1_epi32(ld32(xu[j] + 16 * k + 4 * g)), w));
+            }
+            const __m256i sc = _mm256_load_si256((const __m256i *)(panel + Q6P_SC + 32 * k));
+            _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(h[j], sc));
+        }
+        __m256 D = _mm256_load_ps((const float *)(const void *)(panel + Q6P_D));
+        _Pragma("GCC unroll 4") for (int j = 0; j < J; j++)
+            f[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j]), _mm256_mul_ps(D, _mm256_set1_ps(ldf(x + j * xs))), f[j]);
+    }
+    _Pragma("GCC unroll 4") for (int j = 0; j < J; j++) _mm256_maskstore_ps(y + j * ys, m, f[j]);
+}
+static void tile_q6_K(const uint8_t *panel, int64_t nsb, const uint8_t *x, size_t xs, int J, float *y, size_t ys, __m256i m,
+                      int acc) {
+    switch (J) {
+    case 1: tile_q6_K_J(panel, nsb, x, xs, 1, y, ys, m, acc); break;
+    case 2: tile_q6_K_J(panel, nsb, x, xs, 2, y, ys, m, acc); break;
+    case 3: tile_q6_K_J(panel, nsb, x, xs, 3, y, ys, m, acc); break;
+    default: tile_q6_K_J(panel, nsb, x, xs, 4, y, ys, m, acc); break;
+    }
+}
+static void gemm_q6_K(const struct sa_gemm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    gemm_drive(a, r0, r1, t0, t1, a->n_in / 256, Q6P, Q6A, pack_q6_K, tile_q6_K, 1);
+}
+
 /* ---- T = 1 with the GEMM's bits (batch-invariant decode) ----
  * The GEMM for one activation row does per output lane: f = fma(cvt(isum), D * dx, f), then
  * f = fma(M, sx, f) (MK), over the blocks in order, from f = 0. These row loops do the same f32
@@ -295,13 +404,80 @@ SA_ROWS_GEMM(q5_1, 32, 0, 1, 0)
 SA_ROWS_GEMM(q4_K, 256, 0, 2, 0)
 SA_ROWS_GEMM(q5_K, 256, 0, 2, 0)
 
+/* Q6_K, T = 1 with gemm_q6_K's bits: per super-block each row's exact integer sum the dot
+ * kernel's way (kernels_x86_body.h dot_q6_K_n: u = 6 bits against 32 activation bytes,
+ * vpmaddwd by the two sub-blocks' scales, the -32 offset from the block sums in scalar code)
+ * into 8 int32 lanes, kept for a slice of super-blocks while the row streams on its own; then
+ * per super-block one horizontal sum of the 8 rows' vectors and the GEMM's f32 step. The
+ * activation row (SA_ACT_Q8KA16) is first copied, a slice at a time, into contiguous q8_K
+ * quants and block sums, so that a 32-byte load covers 2 blocks; the slice's f32 sums wait in
+ * y (the same f32 values: the GEMM does the same across its panel slices). */
+#define ROWS_Q6_SLICE 32 /* super-blocks: 8 KiB of quants, 8 KiB of int32 vectors */
+static void rows_q6_K(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y) {
+    const int64_t nsb = n / 256;
+    const sa_block_q8a16 *xa = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    _Alignas(32) int8_t xq[ROWS_Q6_SLICE][256];
+    int32_t xs[ROWS_Q6_SLICE][16];
+    float xd[ROWS_Q6_SLICE];
+    _Alignas(32) __m256i vs[ROWS_Q6_SLICE][PR];
+    _Alignas(32) float D[ROWS_Q6_SLICE][PR];
+    for (int64_t s0 = 0; s0 < nsb; s0 += ROWS_Q6_SLICE) {
+        int ns = (int)SA_MIN((int64_t)ROWS_Q6_SLICE, nsb - s0);
+        for (int b = 0; b < ns; b++) {
+            const sa_block_q8a16 *xb = xa + (s0 + b) * 16;
+            for (int k = 0; k < 16; k++) memcpy(xq[b] + 16 * k, xb[k].qs, 16), xs[b][k] = xb[k].sum;
+            xd[b] = xb[0].d;
+        }
+        for (int64_t r0 = 0; r0 < n_rows; r0 += PR) {
+            int nr = (int)SA_MIN((int64_t)PR, n_rows - r0);
+            __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            for (int r = 0; r < PR; r++) {
+                if (r >= nr) { /* missing rows: zero sums and d */
+                    for (int b = 0; b < ns; b++) vs[b][r] = _mm256_setzero_si256(), D[b][r] = 0.0f;
+                    continue;
+                }
+                const sa_block_q6_K *bw = (const sa_block_q6_K *)(const void *)((const uint8_t *)w + (size_t)(r0 + r) * w_row_bytes) + s0;
+                for (int b = 0; b < ns; b++) {
+                    const int8_t *sc = bw[b].scales;
+                    __m256i sumi = _mm256_setzero_si256();
+                    for (int h = 0; h < 2; h++) {
+                        const uint8_t *ql = bw[b].ql + 64 * h, *qhp = bw[b].qh + 32 * h;
+                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                        __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+                        __m256i u[4];
+                        u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
+                        u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
+                        u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m3));
+                        u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3));
+                        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+                            __m256i scale = _mm256_setr_m128i(_mm_set1_epi16(sc[8 * h + 2 * g]), _mm_set1_epi16(sc[8 * h + 2 * g + 1]));
+                            __m256i q = _mm256_load_si256((const __m256i *)(xq[b] + 128 * h + 32 * g));
+                            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], q), scale));
+                        }
+                    }
+                    int off = 0;
+                    for (int k = 0; k < 16; k++) off += sc[k] * xs[b][k];
+                    vs[b][r] = _mm256_add_epi32(sumi, _mm256_setr_epi32(-32 * off, 0, 0, 0, 0, 0, 0, 0));
+                    D[b][r] = f16(bw[b].d);
+                }
+            }
+            __m256 f = s0 > 0 ? _mm256_maskload_ps(y + r0, m) : _mm256_setzero_ps();
+            for (int b = 0; b < ns; b++)
+                f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(vs[b])), _mm256_mul_ps(_mm256_load_ps(D[b]), _mm256_set1_ps(xd[b])), f);
+            _mm256_maskstore_ps(y + r0, m, f);
+        }
+    }
+}
+
 void sa_cpu_gemm_avx2(struct sa_cpu_kernels *k) {
     /* min_T: the T from which the GEMM beats the dot kernels (bench_matmul --scan on the
      * Qwen2.5-0.5B shapes, 1 thread; docs/internals/cpu_backend.md). Q2_K/Q3_K have no AVX2 dot
-     * kernel (plain C), so the GEMM wins from T = 1. Q6_K has no GEMM here: with 6-bit weights
-     * only 2 groups fit an int16 sum, and the per-16 float step makes it slower than the dot
-     * kernel at every T (0.4-0.7x); Q8_0 (vpsignb per activation row, no int16 sums) gains
-     * ~15% from T = 16 (even at T = 8; the tests keep every min_T <= 8). */
+     * kernel (plain C), so the GEMM wins from T = 1. Q6_K's dot kernel already keeps its
+     * scales in the integer sums (8 multiplies per 128 products against the GEMM's 5), so its
+     * GEMM wins later (~1.1x at T = 8, ~1.5x at T = 32); Q8_0 (vpsignb per activation row, no
+     * int16 sums) gains ~15% from T = 16 (even at T = 8; the tests keep every min_T <= 8). */
 #define SET(T, t, min_T, rows) k->gemm[SA_DTYPE_##T] = (struct sa_cpu_gemm){gemm_##t, "gemm_" #t ".avx2", min_T, rows}
     SET(Q8_0, q8_0, 8, rows_q8_0);
     SET(Q4_0, q4_0, 4, rows_q4_0);
@@ -312,6 +488,7 @@ void sa_cpu_gemm_avx2(struct sa_cpu_kernels *k) {
     SET(Q3_K, q3_K, 1, NULL);
     SET(Q4_K, q4_K, 4, rows_q4_K);
     SET(Q5_K, q5_K, 4, rows_q5_K);
+    SET(Q6_K, q6_K, 6, rows_q6_K);
 #undef SET
 }
 #else

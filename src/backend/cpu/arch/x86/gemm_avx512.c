@@ -29,7 +29,7 @@
  * OFF sum(q)) for the types whose M is a fixed multiple OFF of D (exact integer offsets, as
  * ggml's signed sums), else (D dx) * sum(u q) + M sx (tile_int). */
 
-/* The unpackers are gemm_unpack_x86.h's; this file's own: Q8_0 (q + 128), bit5 and Q6_K. */
+/* The unpackers are gemm_unpack_x86.h's; this file's own: Q8_0 (q + 128) and bit5. */
 SA_INLINE void un_q8_0(const uint8_t *p, uint8_t *u, float *D, float *M) {
     const sa_block_q8_0 *b = (const void *)p;
     /* u = q + 128 (q ^ 0x80), M = -128 D: vpdpbusd needs one unsigned operand */
@@ -39,26 +39,6 @@ SA_INLINE void un_q8_0(const uint8_t *p, uint8_t *u, float *D, float *M) {
 }
 /* 0x10 in byte i where bit i of the little-endian 32-bit qh is set (AVX512BW mask move) */
 SA_INLINE __m256i bit5(const uint8_t *qh) { return _mm256_maskz_set1_epi8((__mmask32)(uint32_t)ld32(qh), 0x10); }
-/* Q6_K: blocks of 16, u = 6 bits (0..63), D = d * sc, M = -32 D (dot1_q6_K) */
-SA_INLINE void un_q6_K(const uint8_t *p, uint8_t *u, float *D, float *M) {
-    const sa_block_q6_K *b = (const void *)p;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = b->ql + 64 * h, *qhp = b->qh + 32 * h;
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-        uint8_t *o = u + 128 * h;
-        _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3)));
-        _mm256_storeu_si256((__m256i *)(o + 32),
-                            _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3)));
-        _mm256_storeu_si256((__m256i *)(o + 64),
-                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m3)));
-        _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3)));
-    }
-    float d = f16(b->d);
-    for (int j = 0; j < 16; j++) D[j] = d * (float)b->scales[j], M[j] = -32.0f * D[j];
-}
 
 /* 16 x 16 transpose of 32-bit elements: v[i] = row i in, v[j] = column j out (unpack
  * within 128-bit lanes, then a 4 x 4 transpose of the lanes). 64 shuffles. */

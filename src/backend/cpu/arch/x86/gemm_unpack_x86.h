@@ -3,7 +3,7 @@
  * D, M of its blocks, reproducing the weights of kernels_ref.c exactly: w = D * u + M with the
  * same integers. Included by those two files only, after their `#pragma GCC target`,
  * <immintrin.h> and SA_INLINE; each defines its own bit5 (AVX-512BW mask move or AVX2 shuffle)
- * and its own un_q8_0 (their Q8_0 panels differ), and the AVX-512 one un_q6_K. */
+ * and its own un_q8_0 (their Q8_0 panels differ). */
 #ifndef SA_GEMM_UNPACK_X86_H
 #define SA_GEMM_UNPACK_X86_H
 
@@ -91,6 +91,26 @@ SA_INLINE void un_q2_K(const uint8_t *p, uint8_t *u, float *D, float *M) {
             for (int l = 0; l < 32; l++) u[128 * h + 32 * j + l] = (uint8_t)((b->qs[32 * h + l] >> (2 * j)) & 3);
     float d = f16(b->d), dmin = f16(b->dmin);
     for (int j = 0; j < 16; j++) D[j] = d * (float)(b->scales[j] & 0xF), M[j] = -dmin * (float)(b->scales[j] >> 4);
+}
+/* Q6_K: blocks of 16, u = 6 bits (0..63), D = d * sc, M = -32 D (dot1_q6_K) */
+SA_INLINE void un_q6_K(const uint8_t *p, uint8_t *u, float *D, float *M) {
+    const sa_block_q6_K *b = (const void *)p;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b->ql + 64 * h, *qhp = b->qh + 32 * h;
+        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+        uint8_t *o = u + 128 * h;
+        _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3)));
+        _mm256_storeu_si256((__m256i *)(o + 32),
+                            _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3)));
+        _mm256_storeu_si256((__m256i *)(o + 64),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m3)));
+        _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3)));
+    }
+    float d = f16(b->d);
+    for (int j = 0; j < 16; j++) D[j] = d * (float)b->scales[j], M[j] = -32.0f * D[j];
 }
 SA_INLINE void un_q4_K(const uint8_t *p, uint8_t *u, float *D, float *M) { un_q45_K(p, 0, u, D, M); }
 SA_INLINE void un_q5_K(const uint8_t *p, uint8_t *u, float *D, float *M) { un_q45_K(p, 1, u, D, M); }
