@@ -42,7 +42,8 @@ struct sa_upstream_gen_params {
                                 returned again). A prefix cut at a sentence boundary can end
                                 in a token the model never wrote there (":" where it wrote
                                 ":\n\n"); healing lets it write its own. The token taken
-                                back does not count against max_tokens. 0: off */
+                                back counts neither against max_tokens nor in the chunks'
+                                n_tokens (it is the prompt's, written again). 0: off */
 };
 
 /* max_tokens 256, temperature 0 (greedy), top_p 1, no seed, no stop strings, no healing. */

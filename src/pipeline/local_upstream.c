@@ -32,6 +32,7 @@ struct sa_local_upstream {
     size_t heal_len;             /* 0: no healing this generation */
     size_t heal_pos;             /* bytes of heal the sampled tokens have spelled so far */
     size_t skip;                 /* output bytes still to drop (the healed text, given already) */
+    bool heal_credit;            /* the token taken back is not yet uncounted from n_tokens */
     float *masked;               /* (n_vocab) logits with the disallowed tokens at -inf */
     char *pieces;                /* every token's text, concatenated (built on first use) */
     uint32_t *piece_off;         /* (n_vocab + 1) offsets into pieces */
@@ -220,7 +221,8 @@ static enum sa_status lu_start(void *impl, const char *prompt, size_t prompt_len
     /* the token taken back is written again (its text re-spelled by the first new token or
      * tokens): it is the prompt's, not one of the max_tokens new ones, so that an answer cut at
      * max_tokens over several prompts has as many tokens as one generated in one go */
-    lu->max_tokens = p->max_tokens < INT32_MAX && lu->heal_len ? p->max_tokens + 1 : p->max_tokens;
+    lu->heal_credit = lu->heal_len > 0 && p->max_tokens < INT32_MAX;
+    lu->max_tokens = lu->heal_credit ? p->max_tokens + 1 : p->max_tokens;
     const char *rest;
     size_t rest_len;
     if ((s = sa_detok_stream_flush(lu->ds, &rest, &rest_len))) return s; /* resets the stream */
@@ -233,6 +235,17 @@ static enum sa_status lu_append(struct sa_local_upstream *lu, const char *piece,
     size_t k = SA_MIN(lu->skip, plen);
     lu->skip -= k;
     return plen > k ? sa_buf_append(&lu->chunk, piece + k, plen - k) : SA_STATUS_OK;
+}
+
+/* The new tokens among n sampled: the token taken back by healing is written again, and it is
+ * the prompt's, so it is counted neither against max_tokens (lu_start gives one more) nor in
+ * n_tokens. */
+static int32_t lu_counted(struct sa_local_upstream *lu, int32_t n) {
+    if (lu->heal_credit && n > 0) {
+        lu->heal_credit = false;
+        return n - 1;
+    }
+    return n;
 }
 
 static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
@@ -275,7 +288,7 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
             if ((s = sa_buf_append(&lu->chunk, "", 0))) return s;
             out->text = lu->chunk.data;
             out->len = lu->chunk.len;
-            out->n_tokens = n_tok;
+            out->n_tokens = lu_counted(lu, n_tok);
             out->finish = fin;
             return SA_STATUS_OK;
         }
@@ -287,7 +300,7 @@ static enum sa_status lu_next(void *impl, struct sa_upstream_chunk *out) {
         if (lu->chunk.len > before) {
             out->text = lu->chunk.data;
             out->len = lu->chunk.len;
-            out->n_tokens = n_tok;
+            out->n_tokens = lu_counted(lu, n_tok);
             out->finish = SA_UPSTREAM_FINISH_NONE;
             return SA_STATUS_OK;
         }
