@@ -22,6 +22,7 @@
 #define PANEL_MAX (32 * 1024)
 
 #include "backend/cpu/arch/x86/gemm_unpack_x86.h"
+#include "backend/cpu/arch/x86/unpack_q6_K_avx2.h"
 
 /* ---- integer panels: weights as bytes u, w = D * u + M per block of BS ----
  * Panel block (one BS-element block of the 8 rows): u8 [BS/4][8 rows][4], then f32 D[8], then
@@ -416,7 +417,6 @@ SA_ROWS_GEMM(q5_K, 256, 0, 2, 0)
 static void rows_q6_K(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *x, float *y) {
     const int64_t nsb = n / 256;
     const sa_block_q8a16 *xa = x;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
     _Alignas(32) int8_t xq[ROWS_Q6_SLICE][256];
     int32_t xs[ROWS_Q6_SLICE][16];
     float xd[ROWS_Q6_SLICE];
@@ -442,15 +442,8 @@ static void rows_q6_K(int64_t n, const void *w, size_t w_row_bytes, int64_t n_ro
                     const int8_t *sc = bw[b].scales;
                     __m256i sumi = _mm256_setzero_si256();
                     for (int h = 0; h < 2; h++) {
-                        const uint8_t *ql = bw[b].ql + 64 * h, *qhp = bw[b].qh + 32 * h;
-                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                        __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
                         __m256i u[4];
-                        u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
-                        u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
-                        u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m3));
-                        u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3));
+                        unpack_q6_K_half(bw[b].ql + 64 * h, bw[b].qh + 32 * h, u);
                         _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
                             __m256i scale = _mm256_setr_m128i(_mm_set1_epi16(sc[8 * h + 2 * g]), _mm_set1_epi16(sc[8 * h + 2 * g + 1]));
                             __m256i q = _mm256_load_si256((const __m256i *)(xq[b] + 128 * h + 32 * g));

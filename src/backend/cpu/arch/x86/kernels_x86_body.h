@@ -11,6 +11,8 @@
 
 #define SA_INLINE static inline __attribute__((always_inline))
 
+#include "backend/cpu/arch/x86/unpack_q6_K_avx2.h"
+
 SA_INLINE float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -285,21 +287,13 @@ SA_INLINE void dot_q6_K_n(int64_t n, const void *w, const void *x, size_t xs, in
     const sa_block_q6_K *bw = w;
     __m256 acc[SA_DOT_MAX_X];
     _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) acc[j] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
     for (int64_t b = 0; b < n / 256; b++) {
         const int8_t *sc = bw[b].scales;
         __m256i sumi[SA_DOT_MAX_X];
         _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) sumi[j] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = bw[b].ql + 64 * h, *qhp = bw[b].qh + 32 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
             __m256i u[4];
-            u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
-            u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
-            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m3));
-            u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3));
+            unpack_q6_K_half(bw[b].ql + 64 * h, bw[b].qh + 32 * h, u);
             for (int g = 0; g < 4; g++) {
                 int s0 = sc[8 * h + 2 * g], s1 = sc[8 * h + 2 * g + 1];
                 _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) {
