@@ -50,10 +50,18 @@ def main():
     ids = sorted(set.intersection(*[set(m) for _, _, m in arms]))
     if not ids:
         sys.exit("no question answered both ways by every arm")
+    # gold by id (= line index of GSM8K test), as bench/gsm8k_check_result.sh writes test_q.jsonl
+    gold = os.path.join(scratch, "gold.jsonl")
+    want = set(ids)
+    with open(a.gold) as f, open(gold, "w") as o:
+        for i, line in enumerate(f):
+            if i in want:
+                r = json.loads(line)
+                o.write(json.dumps({"id": i, "question": r["question"], "answer": r["answer"]}) + "\n")
     rows = []
     for name, dirs, m in arms:
-        st = score(a.salign, a.gold, [{"id": i, "answer": m[i][1]} for i in ids], scratch, name + "_stream")
-        al = score(a.salign, a.gold, [{"id": i, "answer": m[i][2]} for i in ids], scratch, name + "_alone")
+        st = score(a.salign, gold, [{"id": i, "answer": m[i][1]} for i in ids], scratch, name + "_stream")
+        al = score(a.salign, gold, [{"id": i, "answer": m[i][2]} for i in ids], scratch, name + "_alone")
         gained = [i for i in ids if st[i] and not al[i]]
         lost = [i for i in ids if al[i] and not st[i]]
         per_seg = []
