@@ -24,7 +24,9 @@
 # byte; the session-9/10 run in docs/RESULTS.md ran without it and must be continued so),
 # ARM (what the pipeline step runs: `aligner` (default), the LoRA aligner with --edit-check all;
 # `calculator`, --copy-aligner --calculator: no aligner model, the calculator alone
-# (docs/PIPELINE.md "The calculator"); `aligner+calculator`, both).
+# (docs/PIPELINE.md "The calculator"); `aligner+calculator`, both; `upstream-lora`, no
+# pipeline: the upstream alone with the LoRA adapter UPSTREAM_LORA (the SFT and DPO baselines
+# of bench/gsm8k_baselines.sh), paired against the plain upstream alone).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -48,7 +50,9 @@ case "$ARM" in
   aligner) ALIGN=(--aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all) ;;
   calculator) ALIGN=(--copy-aligner --calculator) ;;
   aligner+calculator) ALIGN=(--aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all --calculator) ;;
-  *) echo "ARM must be aligner, calculator or aligner+calculator" >&2; exit 2 ;;
+  upstream-lora) [ -s "${UPSTREAM_LORA:-}" ] || { echo "ARM=upstream-lora needs UPSTREAM_LORA=adapter.gguf" >&2; exit 2; }
+    ALIGN=(--mode upstream --upstream-lora "$UPSTREAM_LORA") ;;
+  *) echo "ARM must be aligner, calculator, aligner+calculator or upstream-lora" >&2; exit 2 ;;
 esac
 mkdir -p "$W"
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
@@ -113,6 +117,6 @@ EOF
   alone "$W/test_alone_q.jsonl" "$W/test_alone"
 fi
 if want score; then
-  "$PY" bench/gsm8k_check_summary.py "$W" --salign "$S" --arm "$ARM"
+  "$PY" bench/gsm8k_check_summary.py "$W" --salign "$S" --arm "$ARM${UPSTREAM_LORA:+ ($UPSTREAM_LORA)}"
 fi
 log "done"
