@@ -7,6 +7,8 @@
 #ifndef SA_GEMM_UNPACK_X86_H
 #define SA_GEMM_UNPACK_X86_H
 
+#include "backend/cpu/arch/x86/unpack_q45_K_avx2.h"
+
 SA_INLINE float f16(uint16_t h) { return _cvtsh_ss(h); }
 SA_INLINE int32_t ld32(const void *p) {
     int32_t v;
@@ -51,16 +53,10 @@ SA_INLINE void un_q45_K(const uint8_t *p, int has_qh, uint8_t *u, float *D, floa
     memcpy(&dmin16, p + 2, 2);
     const uint8_t *scales = p + 4, *qh = p + 16, *qs = p + 16 + (has_qh ? 32 : 0);
     float d = f16(d16), dmin = f16(dmin16);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
     __m256i hb = has_qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if (has_qh) {
-            __m256i h = _mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c));
-            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
-            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
-        }
+        __m256i lo, hi;
+        unpack_q45_K_chunk(qs, hb, has_qh, c, &lo, &hi);
         _mm256_storeu_si256((__m256i *)(u + 64 * c), lo);
         _mm256_storeu_si256((__m256i *)(u + 64 * c + 32), hi);
     }

@@ -11,6 +11,7 @@
 
 #define SA_INLINE static inline __attribute__((always_inline))
 
+#include "backend/cpu/arch/x86/unpack_q45_K_avx2.h"
 #include "backend/cpu/arch/x86/unpack_q6_K_avx2.h"
 
 SA_INLINE float hsum_ps(__m256 v) {
@@ -230,7 +231,6 @@ SA_INLINE void dot_q45_K_n(int64_t n, const void *w, size_t wbytes, int has_qh, 
     __m256 acc[SA_DOT_MAX_X];
     float corr[SA_DOT_MAX_X];
     _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) acc[j] = _mm256_setzero_ps(), corr[j] = 0.0f;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
     for (int64_t b = 0; b < n / 256; b++) {
         const uint8_t *blk = (const uint8_t *)w + (size_t)b * wbytes;
         /* common prefix of sa_block_q4_K and sa_block_q5_K: d, dmin, scales[12] */
@@ -247,14 +247,8 @@ SA_INLINE void dot_q45_K_n(int64_t n, const void *w, size_t wbytes, int has_qh, 
         __m256i sumi[SA_DOT_MAX_X];
         _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) sumi[j] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (has_qh) {
-                /* bit 2c of qh[l] -> 0x10 of lo; bit 2c + 1 -> 0x10 of hi */
-                __m256i h = _mm256_srl_epi16(hbits, _mm_cvtsi32_si128(2 * c));
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
-            }
+            __m256i lo, hi;
+            unpack_q45_K_chunk(qs, hbits, has_qh, c, &lo, &hi);
             _Pragma("GCC unroll 4") for (int j = 0; j < nx; j++) {
                 const int8_t *qx = XROW(sa_block_q8_K, x, xs, j)[b].qs + 64 * c;
                 sumi[j] = dot_us8_scaled(sumi[j], lo, _mm256_loadu_si256((const __m256i *)qx), sc[2 * c], sc[2 * c]);
