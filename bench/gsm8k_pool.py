@@ -28,7 +28,7 @@ def load_arm(dirs):
         for i in sorted(set(st) & set(al)):
             if i in out:
                 sys.exit("question %d is in two segments (%s, %s)" % (i, out[i][0], seg))
-            out[i] = (seg, st[i]["answer"], al[i]["answer"])
+            out[i] = (seg, st[i]["answer"], al[i]["answer"], st[i].get("total_ms"), al[i].get("total_ms"))
     return out
 
 
@@ -82,6 +82,15 @@ def main():
         print("| %s | %d / %d (%.1f%%) | %d / %d (%.1f%%) | [%.1f, %.1f] | %d / %d | %.3g |" % (
             r["arm"], r["alone"], n, 100 * r["alone"] / n, r["stream"], n, 100 * r["stream"] / n,
             100 * lo, 100 * hi, len(r["gained"]), len(r["lost"]), r["p"]))
+    for (name, _, m), r in zip(arms, rows):
+        # wall time of each question as its record reports it (under --parallel, while batched
+        # with the others: compare arms run with the same --parallel and -t only)
+        ts = [m[i][3] for i in ids if m[i][3] is not None]
+        ta = [m[i][4] for i in ids if m[i][4] is not None]
+        if ts and ta:
+            r["stream_s"], r["alone_s"] = sum(ts) / len(ts) / 1000, sum(ta) / len(ta) / 1000
+            print("%s: mean time per question %.1f s (upstream alone %.1f s, x%.2f)" % (
+                name, r["stream_s"], r["alone_s"], r["stream_s"] / r["alone_s"]))
     for r in rows:
         print("%s: gained %s, lost %s" % (r["arm"], r["gained"], r["lost"]))
         for s in r["segments"]:
