@@ -26,7 +26,11 @@
 # `calculator`, --copy-aligner --calculator: no aligner model, the calculator alone
 # (docs/PIPELINE.md "The calculator"); `aligner+calculator`, both; `upstream-lora`, no
 # pipeline: the upstream alone with the LoRA adapter UPSTREAM_LORA (the SFT and DPO baselines
-# of bench/gsm8k_baselines.sh), paired against the plain upstream alone).
+# of bench/gsm8k_baselines.sh), paired against the plain upstream alone; `proxy`, no pipeline:
+# the upstream alone proxy-tuned (docs/PROXY.md) by the expert ALIGNER_BASE + PROXY_LORA against
+# the anti-expert ALIGNER_BASE, PROXY_ALPHA (1)), UPSTREAM (qwen2.5-coder-0.5b-instruct; the
+# issue-15 arms also run qwen2.5-coder-1.5b-instruct), ALIGNER_BASE (the aligner's base model,
+# qwen2.5-coder-0.5b-instruct, which the shipped adapter was trained on).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -44,16 +48,24 @@ THREADS=${THREADS:-2}
 STEPS=${STEPS:-dev test upstream score}
 BI=()
 [ "${BATCH_INVARIANT:-0}" = 1 ] && BI=(--batch-invariant)
-UPSTREAM=qwen2.5-coder-0.5b-instruct
+UPSTREAM=${UPSTREAM:-qwen2.5-coder-0.5b-instruct}
+ALIGNER_BASE=${ALIGNER_BASE:-qwen2.5-coder-0.5b-instruct}
 ARM=${ARM:-aligner}
+ARM_LABEL=$ARM
 case "$ARM" in
-  aligner) ALIGN=(--aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all) ;;
+  aligner) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check all) ;;
   calculator) ALIGN=(--copy-aligner --calculator) ;;
-  aligner+calculator) ALIGN=(--aligner "$UPSTREAM" --aligner-lora "$ADAPTER" --edit-check all --calculator) ;;
+  aligner+calculator) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check all --calculator) ;;
   upstream-lora) [ -s "${UPSTREAM_LORA:-}" ] || { echo "ARM=upstream-lora needs UPSTREAM_LORA=adapter.gguf" >&2; exit 2; }
-    ALIGN=(--mode upstream --upstream-lora "$UPSTREAM_LORA") ;;
-  *) echo "ARM must be aligner, calculator, aligner+calculator or upstream-lora" >&2; exit 2 ;;
+    ALIGN=(--mode upstream --upstream-lora "$UPSTREAM_LORA")
+    ARM_LABEL="$ARM ($UPSTREAM_LORA)" ;;
+  proxy) [ -s "${PROXY_LORA:-}" ] || { echo "ARM=proxy needs PROXY_LORA=adapter.gguf (the expert's)" >&2; exit 2; }
+    ALIGN=(--mode upstream --proxy-expert "$ALIGNER_BASE" --proxy-expert-lora "$PROXY_LORA"
+      --proxy-anti "$ALIGNER_BASE" --proxy-alpha "${PROXY_ALPHA:-1}")
+    ARM_LABEL="proxy-tuning, alpha ${PROXY_ALPHA:-1} ($PROXY_LORA)" ;;
+  *) echo "ARM must be aligner, calculator, aligner+calculator, upstream-lora or proxy" >&2; exit 2 ;;
 esac
+[ "$UPSTREAM" = qwen2.5-coder-0.5b-instruct ] || ARM_LABEL="$ARM_LABEL, upstream $UPSTREAM"
 mkdir -p "$W"
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -117,6 +129,6 @@ EOF
   alone "$W/test_alone_q.jsonl" "$W/test_alone"
 fi
 if want score; then
-  "$PY" bench/gsm8k_check_summary.py "$W" --salign "$S" --arm "$ARM${UPSTREAM_LORA:+ ($UPSTREAM_LORA)}"
+  "$PY" bench/gsm8k_check_summary.py "$W" --salign "$S" --arm "$ARM_LABEL"
 fi
 log "done"

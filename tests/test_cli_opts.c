@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include "cli.h" /* tools/salign */
+#include "sa/pipeline.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -329,7 +330,26 @@ static void test_every_command(void) {
             CHECK(!cli_accepts(&cli_cmd_chat, &cli_cmd_chat.opts[i]));
 }
 
+/* --edit-check's list: names to bits and back; all is arith and format, cut is opt-in */
+static void test_edit_check_list(void) {
+    unsigned bits = 99;
+    char buf[64];
+    CHECK(cli_parse_edit_check("arith,cut", &bits));
+    CHECK_EQ_INT(bits, SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_CUT);
+    CHECK_EQ_STR(cli_edit_check_str(bits, buf, sizeof buf), "arith,cut");
+    CHECK(cli_parse_edit_check("all", &bits));
+    CHECK_EQ_STR(cli_edit_check_str(bits, buf, sizeof buf), "arith,format");
+    CHECK(cli_parse_edit_check("all,cut", &bits));
+    CHECK_EQ_STR(cli_edit_check_str(bits, buf, sizeof buf), "arith,format,cut");
+    CHECK(cli_parse_edit_check("none", &bits) && bits == 0);
+    CHECK_EQ_STR(cli_edit_check_str(bits, buf, sizeof buf), "none");
+    bits = 5;
+    CHECK(!cli_parse_edit_check("arith,cuts", &bits) && bits == 5);
+    CHECK(!cli_parse_edit_check("arith,", &bits) && bits == 5);
+}
+
 int main(void) {
+    RUN(test_edit_check_list);
     RUN(test_values_and_ranges);
     RUN(test_forms);
     RUN(test_missing_and_unknown);

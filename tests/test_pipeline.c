@@ -707,10 +707,31 @@ static void test_edit_check_arith(void) {
     }
     CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_FORMAT, "He lost 2 games.", "He lost 2 games lost |"));
     CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_FORMAT, "| 1 | 2 |", "| 1 | 3 |"));
+    /* the cut check: an edit that only deletes (the aligner's three cuts on GSM8K test, 286, 305,
+     * 372, in short); opt-in, not part of ALL */
+    static const char *const cuts[][2] = {
+        {"Add the days over the week:\n\\[ 1 + 2 + 2 = 5 \\text{ hours} \\]", "\\[ 1 + 2 + 2 = 5 \\text{ hours} \\]"},
+        {"\\[ 125 \\text{ cents} + 20 \\text{ cents} = 145 \\text{ cents} \\]", "125 cents"},
+        {"So 80% of 20 is:\n\\[ 0.80 \\times 20 = 16 \\]", "\\[0.80\\times 20 = 16\\]"},
+        {"He has 3 apples.", "He has 3."}};
+    for (int k = 0; k < 4; k++) {
+        CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, cuts[k][0], cuts[k][1]));
+        CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_ALL, cuts[k][0], cuts[k][1]));
+        CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, cuts[k][1], cuts[k][0])); /* adds text */
+    }
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, "So 2 + 2 = 5.", "So 2 + 2 = 4."));  /* a fix */
+    /* the rule's price: a fix that only deletes is refused too */
+    CHECK(sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, "So 2 + 2 = 45.", "So 2 + 2 = 4."));
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, "He has 3  apples.", "He has 3 apples.")); /* spaces */
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, "He has 3 apples.", "He has 3 pears."));
+    /* an empty revision keeps its meaning in the loop (stop), and is no cut */
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, "He has 3 apples.", ""));
+    CHECK(!sa_pipeline_edit_refused(SA_PIPELINE_EDIT_CHECK_CUT, "He has 3 apples.", " \n"));
+    CHECK_EQ_STR(sa_pipeline_edit_check_name(SA_PIPELINE_EDIT_CHECK_CUT), "cut");
     struct sa_pipeline_params bad = sa_pipeline_default_params();
     bad.mode = SA_PIPELINE_ALIGNER;
     bad.aligner_fn = fake_align;
-    bad.edit_check = (enum sa_pipeline_edit_check)7;
+    bad.edit_check = (enum sa_pipeline_edit_check)8; /* no such check */
     struct sa_pipeline *pl = NULL;
     CHECK(sa_pipeline_init(&bad, &pl) == SA_STATUS_BAD_ARGUMENT && !pl);
 }

@@ -95,9 +95,14 @@ enum sa_pipeline_edit_check {
     SA_PIPELINE_EDIT_CHECK_FORMAT = 1u << 1, /* an edit that writes a marker of the aligner's input
                                                 ("##Your_Revision:", ...) y1 did not write is refused:
                                                 the aligner lost track of its task */
-    SA_PIPELINE_EDIT_CHECK_ALL = (1u << 2) - 1,
+    SA_PIPELINE_EDIT_CHECK_CUT = 1u << 2,   /* an edit that only deletes is refused: y2's characters,
+                                               spaces aside, are fewer than y1's and appear in y1 in
+                                               order ("Over the week: 1 + 2 = 3 hours." -> "1 + 2 =
+                                               3 hours."); opt-in, not in ALL until it is measured */
+    SA_PIPELINE_EDIT_CHECK_ALL = SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_FORMAT,
+    SA_PIPELINE_EDIT_CHECK_KNOWN = SA_PIPELINE_EDIT_CHECK_ALL | SA_PIPELINE_EDIT_CHECK_CUT,
 };
-/* "arith", "format" for one bit ("none" for 0, "unknown" for anything else). */
+/* "arith", "format", "cut" for one bit ("none" for 0, "unknown" for anything else). */
 const char *sa_pipeline_edit_check_name(unsigned check);
 /* True when the checks (bits) refuse replacing y1 with y2 (both NUL-terminated). */
 bool sa_pipeline_edit_refused(unsigned checks, const char *y1, const char *y2);

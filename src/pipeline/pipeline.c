@@ -14,6 +14,7 @@
 #include "sa/sampler.h"
 #include "sa/tokenizer.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,12 +83,31 @@ const char *sa_pipeline_edit_check_name(unsigned check) {
     return check == SA_PIPELINE_EDIT_CHECK_NONE    ? "none"
            : check == SA_PIPELINE_EDIT_CHECK_ARITH  ? "arith"
            : check == SA_PIPELINE_EDIT_CHECK_FORMAT ? "format"
+           : check == SA_PIPELINE_EDIT_CHECK_CUT    ? "cut"
                                                     : "unknown";
+}
+
+/* The cut check: y2 only deletes from y1. Spaces are skipped on both sides, so that a change of
+ * spacing alone is not a cut; y2 must keep fewer of y1's other characters, in y1's order, and at
+ * least one: an empty revision keeps its meaning in the loop (stop), it is not a cut. */
+static bool edit_only_deletes(const char *y1, const char *y2) {
+    size_t n1 = 0, n2 = 0;
+    const char *a = y1;
+    for (const char *b = y2; *b; b++) {
+        if (isspace((unsigned char)*b)) continue;
+        n2++;
+        while (*a && *a != *b) a++;
+        if (!*a) return false; /* a character y1 does not have here: more than a deletion */
+        a++;
+    }
+    for (const char *c = y1; *c; c++) n1 += !isspace((unsigned char)*c);
+    return n2 > 0 && n2 < n1;
 }
 
 bool sa_pipeline_edit_refused(unsigned checks, const char *y1, const char *y2) {
     if (!y1 || !y2) return false;
     if ((checks & SA_PIPELINE_EDIT_CHECK_FORMAT) && sa_aligner_input_marker_added(y1, y2)) return true;
+    if ((checks & SA_PIPELINE_EDIT_CHECK_CUT) && edit_only_deletes(y1, y2)) return true;
     return (checks & SA_PIPELINE_EDIT_CHECK_ARITH) && sa_arith_edit_adds_error(y1, y2);
 }
 
@@ -222,7 +242,7 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: upstream_top_p must be in (0, 1]");
     if (p->edit_gate && (isnan(p->edit_threshold) || (unsigned)p->edit_score > SA_PIPELINE_EDIT_SCORE_MEAN))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_threshold is NaN or edit_score unknown");
-    if (p->edit_check & ~(unsigned)SA_PIPELINE_EDIT_CHECK_ALL)
+    if (p->edit_check & ~(unsigned)SA_PIPELINE_EDIT_CHECK_KNOWN)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_check has an unknown bit");
     if (p->edit_gate && needs_aligner(p) && (p->aligner_fn || !p->aligner_model))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_gate needs aligner_model (an aligner_fn gives no "

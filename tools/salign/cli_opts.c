@@ -317,6 +317,7 @@ bool cli_parse_edit_check(const char *value, void *field) {
     } names[] = {{"none", SA_PIPELINE_EDIT_CHECK_NONE},
                  {"arith", SA_PIPELINE_EDIT_CHECK_ARITH},
                  {"format", SA_PIPELINE_EDIT_CHECK_FORMAT},
+                 {"cut", SA_PIPELINE_EDIT_CHECK_CUT},
                  {"all", SA_PIPELINE_EDIT_CHECK_ALL}};
     unsigned bits = 0;
     const char *p = value;
@@ -334,7 +335,8 @@ bool cli_parse_edit_check(const char *value, void *field) {
 }
 
 const char *cli_edit_check_str(unsigned checks, char *buf, size_t size) {
-    static const unsigned bits[] = {SA_PIPELINE_EDIT_CHECK_ARITH, SA_PIPELINE_EDIT_CHECK_FORMAT};
+    static const unsigned bits[] = {SA_PIPELINE_EDIT_CHECK_ARITH, SA_PIPELINE_EDIT_CHECK_FORMAT,
+                                    SA_PIPELINE_EDIT_CHECK_CUT};
     size_t len = 0;
     if (size) buf[0] = 0;
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)

@@ -135,16 +135,17 @@ extern const char *const cli_unit_names[]; /* enum sa_segment_unit */
      .help = "context size of each local model (default 4096)"}
 
 /* The edit checks (sa_pipeline_params.edit_check, an unsigned of SA_PIPELINE_EDIT_CHECK_* bits):
- * a comma list of arith, format, all, none. align, serve and eval aligner. */
+ * a comma list of arith, format, cut, all (arith and format), none. align, serve and eval aligner. */
 bool cli_parse_edit_check(const char *value, void *field);
 /* The bits as that list ("arith,format"; "none" for 0) in buf. */
 const char *cli_edit_check_str(unsigned checks, char *buf, size_t size);
 #define CLI_EDIT_CHECK_ENTRY(T, F)                                                                             \
     {"edit-check", 0, CLI_OPT_CUSTOM, CLI_AT(T, F), .parse = cli_parse_edit_check,                             \
-     .expect = "a comma list of arith, format, all, none", .arg = "LIST",                                      \
+     .expect = "a comma list of arith, format, cut, all, none", .arg = "LIST",                                 \
      .help = "refuse edits by rules, whatever their margin (y1 is\nemitted): arith, an edit that writes a "     \
              "false equation\ny1 did not (\"17 + 17 = 43\"); format, one that writes\nthe aligner's input "    \
-             "markers (\"##Your_Revision:\");\nall; none (default)"}
+             "markers (\"##Your_Revision:\"); cut,\none that only deletes (y2 = y1 less some of its\n"         \
+             "text; not measured yet); all (arith and format);\nnone (default)"}
 /* --calculator (sa_pipeline_params.calculator), for the commands that run aligner rounds. */
 #define CLI_CALCULATOR_ENTRY(T, F)                                                                             \
     {"calculator", 0, CLI_OPT_FLAG, CLI_AT(T, F),                                                             \
