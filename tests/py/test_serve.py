@@ -310,7 +310,7 @@ def test_aligner_options():
         skip("missing %s: run scripts/setup.sh (salign pull %s)" % (GGUF, NAME))
     for extra, code, want in [(["--edit-check", "arith"], 2, "--edit-check needs --aligner"),
                               (["--aligner-lora", "x.gguf"], 2, "--aligner-lora needs --aligner"),
-                              (["--aligner", NAME, "--edit-check", "bogus"], 2, "arith, format, all, none"),
+                              (["--aligner", NAME, "--edit-check", "bogus"], 2, "arith, format, cut, all, none"),
                               (["--aligner", NAME, "--aligner-lora", "/nonexistent/a.gguf"], 1, "a.gguf")]:
         p = subprocess.run([SALIGN, "serve", "--upstream", NAME, "--port", "0"] + extra, capture_output=True,
                            text=True, timeout=120)
