@@ -3,7 +3,7 @@
 # the same size": the upstream Qwen2.5-Coder-1.5B-Instruct, and three ways of spending one 0.5B
 # model (Qwen2.5-Coder-0.5B-Instruct) trained on the same records, on GSM8K test lines
 # [TEST_FROM, N_TEST), each paired against the 1.5B upstream alone (generated once, shared):
-#   proxy:   proxy-tuning (docs/PROXY.md): expert = the 0.5B + the SFT adapter of
+#   proxy:   proxy-tuning (docs/PROXY.md): expert = the 0.5B + the sft-whole adapter of
 #            bench/gsm8k_baselines.sh (SFT_ADAPTER), anti-expert = the 0.5B, alpha PROXY_ALPHA (1);
 #   stream:  the Stream Aligner, the shipped 0.5B aligner (models/gsm8k-arith-qwen0.5b) with
 #            --edit-check all (bench/gsm8k_check_result.sh ARM=aligner);
@@ -14,7 +14,8 @@
 # pool with bench/gsm8k_pool.py.
 #   bench/gsm8k_upstream_1.5b.sh [WORKDIR]      (default runs/gsm8k_1.5b)
 # Knobs: ARMS ("proxy stream aligner"), TEST_FROM (296), N_TEST (500), SFT_ADAPTER
-# (runs/gsm8k_baselines/sft/model/adapter.gguf), ALB (runs/gsm8k_aligner_baseline),
+# (runs/gsm8k_baselines/sft-whole/model/adapter.gguf; the sentence-record sft adapter writes
+# answers without line breaks, docs/RESULTS.md session 13), ALB (runs/gsm8k_aligner_baseline),
 # PROXY_ALPHA (1), PARALLEL (4), THREADS (2), SALIGN (build/salign).
 # Cost (2 cores): the 1.5B decodes about a third as fast as the 0.5B, and proxy-tuning runs the
 # 1.5B and two 0.5B models on every token: plan hours for 200 questions per arm.
@@ -27,7 +28,7 @@ W=${1:-runs/gsm8k_1.5b}
 ARMS=${ARMS:-proxy stream aligner}
 TEST_FROM=${TEST_FROM:-296}
 N_TEST=${N_TEST:-500}
-SFT_ADAPTER=${SFT_ADAPTER:-runs/gsm8k_baselines/sft/model/adapter.gguf}
+SFT_ADAPTER=${SFT_ADAPTER:-runs/gsm8k_baselines/sft-whole/model/adapter.gguf}
 ALB=${ALB:-runs/gsm8k_aligner_baseline}
 PARALLEL=${PARALLEL:-4}
 THREADS=${THREADS:-2}
@@ -64,7 +65,7 @@ check() { # DIR ARM ENV...: one arm through bench/gsm8k_check_result.sh
 }
 for arm in $ARMS; do
   case "$arm" in
-    proxy) [ -s "$SFT_ADAPTER" ] || { echo "no $SFT_ADAPTER: run bench/gsm8k_baselines.sh (ARMS=sft STEPS=train) first" >&2; exit 1; }
+    proxy) [ -s "$SFT_ADAPTER" ] || { echo "no $SFT_ADAPTER: run bench/gsm8k_baselines.sh (ARMS=sft-whole STEPS=train) first" >&2; exit 1; }
       log "proxy-tuning"
       check "$W/proxy" proxy PROXY_LORA="$SFT_ADAPTER" PROXY_ALPHA="${PROXY_ALPHA:-1}" ;;
     stream) log "the Stream Aligner (the shipped 0.5B aligner)"
