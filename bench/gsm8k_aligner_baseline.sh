@@ -58,21 +58,8 @@ run() { # UPSTREAM INPUT OUTPUT ARGS...: a resumable batch run of the pipeline, 
 # questions {"id", "question", "answer"} of SRC's lines: IDS = "fix" (the ids of DATA's real
 # fixes) or "A-B" (lines A..B)
 questions() { # SRC IDS OUT
-  "$PY" - "$1" "$2" "$3" "$DATA" <<'EOF'
-import json, os, sys
-src, which, out, data = sys.argv[1:5]
-if which == "fix":
-    ids = {r["id"] for r in map(json.loads, open(data)) if r.get("source") == "arith:fix"}
-else:
-    a, b = map(int, which.split("-"))
-    ids = set(range(a, b + 1))
-with open(src) as f, open(out + ".tmp", "w") as o:
-    for i, line in enumerate(f):
-        if i in ids:
-            r = json.loads(line)
-            o.write(json.dumps({"id": i, "question": r["question"], "answer": r["answer"]}) + "\n")
-os.replace(out + ".tmp", out)
-EOF
+  if [ "$2" = fix ]; then "$PY" bench/gsm8k_questions.py "$1" "$3" --fix-ids "$DATA"
+  else "$PY" bench/gsm8k_questions.py "$1" "$3" --lines "$2"; fi
 }
 
 if want drafts; then

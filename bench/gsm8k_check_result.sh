@@ -74,17 +74,7 @@ want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 # (rewritten when the range changed, so a run can grow in steps: rerun with a larger N_TEST)
 lines() { # SRC OUT FROM TO
   [ -s "$2" ] && [ "$(wc -l < "$2")" -eq $(($4 - $3 + 1)) ] && return 0
-  "$PY" - "$1" "$2" "$3" "$4" <<'EOF'
-import json, sys
-src, out, a, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-with open(src) as f, open(out + ".tmp", "w") as o:
-    for i, line in enumerate(f):
-        if a <= i <= b:
-            r = json.loads(line)
-            o.write(json.dumps({"id": i, "question": r["question"], "answer": r["answer"]}) + "\n")
-import os
-os.replace(out + ".tmp", out)
-EOF
+  "$PY" bench/gsm8k_questions.py "$1" "$2" --lines "$3-$4"
 }
 lines "$DATA/gsm8k/train.jsonl" "$W/dev_q.jsonl" "$DEV_FROM" "$DEV_TO"
 lines "$DATA/gsm8k/test.jsonl" "$W/test_q.jsonl" "$TEST_FROM" $((N_TEST - 1))

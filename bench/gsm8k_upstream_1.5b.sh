@@ -36,16 +36,7 @@ UP=qwen2.5-coder-1.5b-instruct
 mkdir -p "$W/alone"
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
-"$PY" - "$SA_SHARED_DATA/gsm8k/test.jsonl" "$W/alone/test_q.jsonl" "$TEST_FROM" $((N_TEST - 1)) <<'EOF'
-import json, os, sys
-src, out, a, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-with open(src) as f, open(out + ".tmp", "w") as o:
-    for i, line in enumerate(f):
-        if a <= i <= b:
-            r = json.loads(line)
-            o.write(json.dumps({"id": i, "question": r["question"], "answer": r["answer"]}) + "\n")
-os.replace(out + ".tmp", out)
-EOF
+"$PY" bench/gsm8k_questions.py "$SA_SHARED_DATA/gsm8k/test.jsonl" "$W/alone/test_q.jsonl" --lines "$TEST_FROM-$((N_TEST - 1))"
 log "the 1.5B upstream alone on test lines $TEST_FROM-$((N_TEST - 1))"
 "$S" align --upstream "$UP" --mode upstream --input "$W/alone/test_q.jsonl" --output "$W/alone/test_alone.jsonl" \
   --trace "$W/alone/test_alone.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS" --batch-invariant
