@@ -648,6 +648,40 @@ static void test_calculator(void) {
     }
 }
 
+/* --edit-check cut in the loop: a revision that only deletes is refused (y1 is emitted, counted
+ * and traced), a real edit passes; without the check the cut stands */
+static void test_edit_check_cut(void) {
+    static const char *const units[] = {"We add the days.", " Over the week 1 + 2 = 3 hours in all.",
+                                        " He sells 3 x 5 = 14 cakes."};
+    static const char *const replies[] = {NULL, "1 + 2 = 3 hours", "He sells 3 x 5 = 15 cakes."};
+    for (int check = 0; check <= 1; check++) {
+        struct setup st;
+        setup_init(&st, units, 3, 4);
+        st.fa.replies = replies;
+        st.fa.n_replies = 3;
+        st.pp.edit_check = check ? SA_PIPELINE_EDIT_CHECK_CUT : SA_PIPELINE_EDIT_CHECK_NONE;
+        struct sa_pipeline *pl = NULL;
+        CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+        struct refused_seen rs = {0};
+        struct sa_pipeline_callbacks cb = {.on_sentence = on_refused, .user = &rs};
+        struct sa_pipeline_result r;
+        CHECK_OK(sa_pipeline_run(pl, "Hours?", &cb, &r));
+        if (check) {
+            CHECK_EQ_STR(r.answer, "We add the days. Over the week 1 + 2 = 3 hours in all. He sells 3 x 5 = 15 cakes.");
+            CHECK(r.n_refused == 1 && rs.n_refused == 1);
+            CHECK_EQ_STR(rs.proposed, "1 + 2 = 3 hours");
+        } else {
+            CHECK_EQ_STR(r.answer, "We add the days. 1 + 2 = 3 hours He sells 3 x 5 = 15 cakes.");
+            CHECK(r.n_refused == 0 && rs.n_refused == 0);
+        }
+        sa_pipeline_result_free(&r);
+        sa_pipeline_free(pl);
+        free(rs.proposed);
+        free(rs.line);
+        setup_free(&st);
+    }
+}
+
 static void test_edit_check_arith(void) {
     static const char *const units[] = {"Each of 4 rounds has 17 skips.", " So 17 + 17 + 17 + 17 = 68 skips.",
                                         " He sells 3 x 5 = 14 cakes."};
@@ -1347,6 +1381,7 @@ int main(void) {
     RUN(test_revise_given_answer);
     RUN(test_revise_one_sentence);
     RUN(test_edit_check_arith);
+    RUN(test_edit_check_cut);
     RUN(test_calculator);
     RUN(test_mode_continue);
     RUN(test_finish_in_one_chunk);
