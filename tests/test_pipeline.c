@@ -648,6 +648,34 @@ static void test_calculator(void) {
     }
 }
 
+/* One run of the loop over 3 scripted units and the aligner's replies, with the edit checks
+ * `checks`, the refused sentences seen by on_refused. checked_free() ends it. */
+struct checked {
+    struct setup st;
+    struct sa_pipeline *pl;
+    struct refused_seen rs;
+    struct sa_pipeline_result r;
+};
+
+static void checked_run(struct checked *c, const char *const units[3], const char *const replies[3], unsigned checks,
+                        const char *question) {
+    memset(c, 0, sizeof *c);
+    setup_init(&c->st, units, 3, 4);
+    c->st.fa.replies = replies;
+    c->st.fa.n_replies = 3;
+    c->st.pp.edit_check = checks;
+    CHECK_OK(sa_pipeline_init(&c->st.pp, &c->pl));
+    struct sa_pipeline_callbacks cb = {.on_sentence = on_refused, .user = &c->rs};
+    CHECK_OK(sa_pipeline_run(c->pl, question, &cb, &c->r));
+}
+
+static void checked_free(struct checked *c) {
+    sa_pipeline_free(c->pl);
+    free(c->rs.proposed);
+    free(c->rs.line);
+    setup_free(&c->st);
+}
+
 /* --edit-check cut in the loop: a revision that only deletes is refused (y1 is emitted, counted
  * and traced), a real edit passes; without the check the cut stands */
 static void test_edit_check_cut(void) {
@@ -655,30 +683,18 @@ static void test_edit_check_cut(void) {
                                         " He sells 3 x 5 = 14 cakes."};
     static const char *const replies[] = {NULL, "1 + 2 = 3 hours", "He sells 3 x 5 = 15 cakes."};
     for (int check = 0; check <= 1; check++) {
-        struct setup st;
-        setup_init(&st, units, 3, 4);
-        st.fa.replies = replies;
-        st.fa.n_replies = 3;
-        st.pp.edit_check = check ? SA_PIPELINE_EDIT_CHECK_CUT : SA_PIPELINE_EDIT_CHECK_NONE;
-        struct sa_pipeline *pl = NULL;
-        CHECK_OK(sa_pipeline_init(&st.pp, &pl));
-        struct refused_seen rs = {0};
-        struct sa_pipeline_callbacks cb = {.on_sentence = on_refused, .user = &rs};
-        struct sa_pipeline_result r;
-        CHECK_OK(sa_pipeline_run(pl, "Hours?", &cb, &r));
+        struct checked c;
+        checked_run(&c, units, replies, check ? SA_PIPELINE_EDIT_CHECK_CUT : SA_PIPELINE_EDIT_CHECK_NONE, "Hours?");
         if (check) {
-            CHECK_EQ_STR(r.answer, "We add the days. Over the week 1 + 2 = 3 hours in all. He sells 3 x 5 = 15 cakes.");
-            CHECK(r.n_refused == 1 && rs.n_refused == 1);
-            CHECK_EQ_STR(rs.proposed, "1 + 2 = 3 hours");
+            CHECK_EQ_STR(c.r.answer, "We add the days. Over the week 1 + 2 = 3 hours in all. He sells 3 x 5 = 15 cakes.");
+            CHECK(c.r.n_refused == 1 && c.rs.n_refused == 1);
+            CHECK_EQ_STR(c.rs.proposed, "1 + 2 = 3 hours");
         } else {
-            CHECK_EQ_STR(r.answer, "We add the days. 1 + 2 = 3 hours He sells 3 x 5 = 15 cakes.");
-            CHECK(r.n_refused == 0 && rs.n_refused == 0);
+            CHECK_EQ_STR(c.r.answer, "We add the days. 1 + 2 = 3 hours He sells 3 x 5 = 15 cakes.");
+            CHECK(c.r.n_refused == 0 && c.rs.n_refused == 0);
         }
-        sa_pipeline_result_free(&r);
-        sa_pipeline_free(pl);
-        free(rs.proposed);
-        free(rs.line);
-        setup_free(&st);
+        sa_pipeline_result_free(&c.r);
+        checked_free(&c);
     }
 }
 
@@ -687,41 +703,31 @@ static void test_edit_check_arith(void) {
                                         " He sells 3 x 5 = 14 cakes."};
     static const char *const replies[] = {NULL, "So 17 + 17 + 17 + 17 = 59 skips.", "He sells 3 x 5 = 15 cakes."};
     for (int check = 0; check <= 1; check++) {
-        struct setup st;
-        setup_init(&st, units, 3, 4);
-        st.fa.replies = replies;
-        st.fa.n_replies = 3;
-        st.pp.edit_check = check ? SA_PIPELINE_EDIT_CHECK_ARITH : SA_PIPELINE_EDIT_CHECK_NONE;
-        struct sa_pipeline *pl = NULL;
-        CHECK_OK(sa_pipeline_init(&st.pp, &pl));
-        struct refused_seen rs = {0};
-        struct sa_pipeline_callbacks cb = {.on_sentence = on_refused, .user = &rs};
-        struct sa_pipeline_result r;
-        CHECK_OK(sa_pipeline_run(pl, "Skips?", &cb, &r));
+        struct checked c;
+        checked_run(&c, units, replies, check ? SA_PIPELINE_EDIT_CHECK_ARITH : SA_PIPELINE_EDIT_CHECK_NONE, "Skips?");
+        struct sa_pipeline_result r = c.r;
         if (check) {
             CHECK_EQ_STR(r.answer, "Each of 4 rounds has 17 skips. So 17 + 17 + 17 + 17 = 68 skips. He sells 3 x 5 = 15 cakes.");
-            CHECK(r.n_refused == 1 && rs.n_refused == 1 && r.n_copied == 1 && r.n_gated == 0);
-            CHECK_EQ_STR(rs.proposed, "So 17 + 17 + 17 + 17 = 59 skips.");
-            CHECK(rs.line && strstr(rs.line, "\"refused\":true") && strstr(rs.line, "\"proposed\":\"So 17 + 17 + 17 + 17 = 59"));
+            CHECK(r.n_refused == 1 && c.rs.n_refused == 1 && r.n_copied == 1 && r.n_gated == 0);
+            CHECK_EQ_STR(c.rs.proposed, "So 17 + 17 + 17 + 17 = 59 skips.");
+            CHECK(c.rs.line && strstr(c.rs.line, "\"refused\":true") &&
+                  strstr(c.rs.line, "\"proposed\":\"So 17 + 17 + 17 + 17 = 59"));
         } else {
             CHECK_EQ_STR(r.answer, "Each of 4 rounds has 17 skips. So 17 + 17 + 17 + 17 = 59 skips. He sells 3 x 5 = 15 cakes.");
-            CHECK(r.n_refused == 0 && rs.n_refused == 0);
+            CHECK(r.n_refused == 0 && c.rs.n_refused == 0);
         }
         sa_pipeline_result_free(&r);
         /* one sentence outside the loop (salign eval aligner) */
-        fake_al_free(&st.fa);
+        fake_al_free(&c.st.fa);
         static const char *const one[] = {"So 2 + 2 = 5."};
-        st.fa.replies = one;
-        st.fa.n_replies = 1;
-        st.fa.n_calls = 0;
-        CHECK_OK(sa_pipeline_revise_sentence(pl, "Q", "", "So 2 + 2 = 4.", &r));
+        c.st.fa.replies = one;
+        c.st.fa.n_replies = 1;
+        c.st.fa.n_calls = 0;
+        CHECK_OK(sa_pipeline_revise_sentence(c.pl, "Q", "", "So 2 + 2 = 4.", &r));
         CHECK_EQ_STR(r.answer, check ? "So 2 + 2 = 4." : "So 2 + 2 = 5.");
         CHECK_EQ_INT(r.n_refused, check);
         sa_pipeline_result_free(&r);
-        sa_pipeline_free(pl);
-        free(rs.proposed);
-        free(rs.line);
-        setup_free(&st);
+        checked_free(&c);
     }
     CHECK_EQ_STR(sa_pipeline_edit_check_name(SA_PIPELINE_EDIT_CHECK_ARITH), "arith");
     /* the format check: the aligner's input markers in a revision */
