@@ -22,7 +22,8 @@
 # PARALLEL (4), THREADS (2), STEPS ("dev test upstream score"), BATCH_INVARIANT (0; 1: both arms
 # with --batch-invariant, so that an answer without a kept edit is the upstream's own byte for
 # byte; the session-9/10 run in docs/RESULTS.md ran without it and must be continued so),
-# ARM (what the pipeline step runs: `aligner` (default), the LoRA aligner with --edit-check all;
+# ARM (what the pipeline step runs: `aligner` (default), the LoRA aligner with --edit-check
+# EDIT_CHECK (default all; `all,cut` adds the cut check, docs/PIPELINE.md);
 # `calculator`, --copy-aligner --calculator: no aligner model, the calculator alone
 # (docs/PIPELINE.md "The calculator"); `aligner+calculator`, both; `upstream-lora`, no
 # pipeline: the upstream alone with the LoRA adapter UPSTREAM_LORA (the SFT and DPO baselines
@@ -51,11 +52,13 @@ BI=()
 UPSTREAM=${UPSTREAM:-qwen2.5-coder-0.5b-instruct}
 ALIGNER_BASE=${ALIGNER_BASE:-qwen2.5-coder-0.5b-instruct}
 ARM=${ARM:-aligner}
+EDIT_CHECK=${EDIT_CHECK:-all}
 ARM_LABEL=$ARM
+[ "$EDIT_CHECK" = all ] || ARM_LABEL="$ARM, --edit-check $EDIT_CHECK"
 case "$ARM" in
-  aligner) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check all) ;;
+  aligner) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check "$EDIT_CHECK") ;;
   calculator) ALIGN=(--copy-aligner --calculator) ;;
-  aligner+calculator) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check all --calculator) ;;
+  aligner+calculator) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check "$EDIT_CHECK" --calculator) ;;
   upstream-lora) [ -s "${UPSTREAM_LORA:-}" ] || { echo "ARM=upstream-lora needs UPSTREAM_LORA=adapter.gguf" >&2; exit 2; }
     ALIGN=(--mode upstream --upstream-lora "$UPSTREAM_LORA")
     ARM_LABEL="$ARM ($UPSTREAM_LORA)" ;;
