@@ -271,6 +271,11 @@ static void test_trace_reader_checks(void) {
         {"{\"round\": 1} {\"round\": 2}", "t.jsonl:1: text after the JSON object"},
         {"[{\"round\": 1}]", "t.jsonl:1: expected a JSON object, got an array"},
         {"{\"round\": 1, \"answer_so_far\": \"a\\u0000b\"}", "t.jsonl:1: a string holds \\u0000"},
+        {"{\"refused\": true, \"refused_by\": \"sum\"}",
+         "t.jsonl:1: field \"refused_by\" must name an edit check (arith, format, cut)"},
+        {"{\"refused_by\": \"none\"}", "t.jsonl:1: field \"refused_by\" must name an edit check"},
+        {"{\"refused_by\": \"arith,format\"}", "t.jsonl:1: field \"refused_by\""},
+        {"{\"refused_by\": 1}", "t.jsonl:1: field \"refused_by\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct rounds R = {0};
@@ -286,6 +291,45 @@ static void test_trace_reader_checks(void) {
     CHECK_OK(sa_trace_read(t, strlen(t), "t.jsonl", keep_round, &R, NULL));
     CHECK(R.n == 1 && R.r[0].has == SA_TRACE_ROUND && R.r[0].round == 0);
     rounds_free(&R);
+    /* a refused line of before "refused_by" reads as it did; one with it reads the check's bit */
+    R = (struct rounds){0};
+    t = "{\"round\": 1, \"refused\": true, \"proposed\": \"x\"}\n"
+        "{\"round\": 2, \"refused\": true, \"refused_by\": \"cut\", \"proposed\": \"y\"}";
+    CHECK_OK(sa_trace_read(t, strlen(t), "t.jsonl", keep_round, &R, NULL));
+    CHECK_EQ_INT(R.n, 2);
+    if (R.n == 2) {
+        CHECK(R.r[0].has == (SA_TRACE_ROUND | SA_TRACE_REFUSED | SA_TRACE_PROPOSED) && R.r[0].refused);
+        CHECK_EQ_INT(R.r[0].refused_by, 0);
+        CHECK(R.r[1].has == (SA_TRACE_ROUND | SA_TRACE_REFUSED | SA_TRACE_REFUSED_BY | SA_TRACE_PROPOSED));
+        CHECK_EQ_INT(R.r[1].refused_by, SA_PIPELINE_EDIT_CHECK_CUT);
+    }
+    rounds_free(&R);
+}
+
+/* "refused_by": written after "refused" as the check's name, only when the sentence names one;
+ * the writer refuses a value that is not one known check. */
+static void test_trace_refused_by(void) {
+    struct sa_pipeline_sentence s = {.index = 1, .aligned = true, .original = "It is 4.", .text = " It is 4.",
+                                     .len = 9, .answer = "It is 4.", .refused = true,
+                                     .refused_by = SA_PIPELINE_EDIT_CHECK_FORMAT, .proposed = "It is 4. |"};
+    struct sa_trace_round w = sa_trace_round_of_sentence(&s, NULL, NULL);
+    char *line = NULL;
+    CHECK_OK(sa_trace_round_format(&w, &line, NULL));
+    CHECK(line && strstr(line, ",\"t_ms\":0,\"refused\":true,\"refused_by\":\"format\",\"proposed\":\"It is 4. |\"}\n"));
+    free(line);
+    s.refused_by = 0; /* a caller that does not name the check: the line of before */
+    w = sa_trace_round_of_sentence(&s, NULL, NULL);
+    CHECK_OK(sa_trace_round_format(&w, &line, NULL));
+    CHECK(line && strstr(line, "\"refused\":true,\"proposed\"") && !strstr(line, "refused_by"));
+    free(line);
+    static const unsigned bad[] = {0, SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_CUT, 1u << 3};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        w.has |= SA_TRACE_REFUSED_BY;
+        w.refused_by = bad[i];
+        line = NULL;
+        CHECK(sa_trace_round_format(&w, &line, NULL) == SA_STATUS_BAD_ARGUMENT && line == NULL);
+        CHECK(strstr(sa_last_error(), "refused_by") != NULL);
+    }
 }
 
 int main(void) {
@@ -295,5 +339,6 @@ int main(void) {
     RUN(test_load);
     RUN(test_trace_round_trip);
     RUN(test_trace_reader_checks);
+    RUN(test_trace_refused_by);
     return harness_summary();
 }

@@ -539,19 +539,28 @@ static void test_revise_one_sentence(void) {
 }
 
 /* The edit check (edit_check ARITH): an edit that writes a false equation is refused and y1
- * emitted (the event says refused, with the proposal; n_refused counts it; the trace line
- * carries "refused" and "proposed"); an edit that fixes y1's arithmetic stands; NONE lets both
- * through; revise_sentence applies it too. */
+ * emitted (the event says refused, by which check, with the proposal; n_refused counts it; the
+ * trace line carries "refused", "refused_by" and "proposed", and reads back); an edit that fixes
+ * y1's arithmetic stands; NONE lets both through; revise_sentence applies it too. */
 struct refused_seen {
     int n, n_refused;
+    unsigned by[8];   /* refused_by of each refused sentence, in order */
     char *proposed;
     char *line;
 };
 
+static enum sa_status on_refused_back(void *user, const struct sa_trace_round *r, const char *where) {
+    (void)where;
+    *(unsigned *)user = (r->has & SA_TRACE_REFUSED) && r->refused && (r->has & SA_TRACE_REFUSED_BY) ? r->refused_by : 0;
+    return SA_STATUS_OK;
+}
+
 static bool on_refused(void *user, const struct sa_pipeline_sentence *s) {
     struct refused_seen *rs = user;
     rs->n++;
+    CHECK(s->refused == (s->refused_by != 0));
     if (s->refused) {
+        if (rs->n_refused < 8) rs->by[rs->n_refused] = s->refused_by;
         rs->n_refused++;
         CHECK(!s->gated && !s->copied && s->edit_ratio == 0.0 && s->proposed != NULL);
         free(rs->proposed);
@@ -560,6 +569,14 @@ static bool on_refused(void *user, const struct sa_pipeline_sentence *s) {
         free(rs->line);
         rs->line = NULL;
         CHECK_OK(sa_trace_round_format(&tr, &rs->line, NULL));
+        /* "refused_by", the check's name, right after "refused"; read back as the bit */
+        char want[64];
+        snprintf(want, sizeof want, "\"refused\":true,\"refused_by\":\"%s\",\"proposed\":",
+                 sa_pipeline_edit_check_name(s->refused_by));
+        CHECK_MSG(rs->line && strstr(rs->line, want), "trace line lacks %s", want);
+        unsigned back = 0;
+        CHECK_OK(sa_trace_read(rs->line, rs->line ? strlen(rs->line) : 0, "t", on_refused_back, &back, NULL));
+        CHECK_EQ_INT(back, s->refused_by);
     }
     return true;
 }
@@ -688,10 +705,11 @@ static void test_edit_check_cut(void) {
         if (check) {
             CHECK_EQ_STR(c.r.answer, "We add the days. Over the week 1 + 2 = 3 hours in all. He sells 3 x 5 = 15 cakes.");
             CHECK(c.r.n_refused == 1 && c.rs.n_refused == 1);
+            CHECK(c.rs.by[0] == SA_PIPELINE_EDIT_CHECK_CUT && c.r.refused_by == SA_PIPELINE_EDIT_CHECK_CUT);
             CHECK_EQ_STR(c.rs.proposed, "1 + 2 = 3 hours");
         } else {
             CHECK_EQ_STR(c.r.answer, "We add the days. 1 + 2 = 3 hours He sells 3 x 5 = 15 cakes.");
-            CHECK(c.r.n_refused == 0 && c.rs.n_refused == 0);
+            CHECK(c.r.n_refused == 0 && c.rs.n_refused == 0 && c.r.refused_by == 0);
         }
         sa_pipeline_result_free(&c.r);
         checked_free(&c);
@@ -709,6 +727,7 @@ static void test_edit_check_arith(void) {
         if (check) {
             CHECK_EQ_STR(r.answer, "Each of 4 rounds has 17 skips. So 17 + 17 + 17 + 17 = 68 skips. He sells 3 x 5 = 15 cakes.");
             CHECK(r.n_refused == 1 && c.rs.n_refused == 1 && r.n_copied == 1 && r.n_gated == 0);
+            CHECK(c.rs.by[0] == SA_PIPELINE_EDIT_CHECK_ARITH && r.refused_by == SA_PIPELINE_EDIT_CHECK_ARITH);
             CHECK_EQ_STR(c.rs.proposed, "So 17 + 17 + 17 + 17 = 59 skips.");
             CHECK(c.rs.line && strstr(c.rs.line, "\"refused\":true") &&
                   strstr(c.rs.line, "\"proposed\":\"So 17 + 17 + 17 + 17 = 59"));
@@ -726,6 +745,7 @@ static void test_edit_check_arith(void) {
         CHECK_OK(sa_pipeline_revise_sentence(c.pl, "Q", "", "So 2 + 2 = 4.", &r));
         CHECK_EQ_STR(r.answer, check ? "So 2 + 2 = 4." : "So 2 + 2 = 5.");
         CHECK_EQ_INT(r.n_refused, check);
+        CHECK_EQ_INT(r.refused_by, check ? SA_PIPELINE_EDIT_CHECK_ARITH : 0);
         sa_pipeline_result_free(&r);
         checked_free(&c);
     }
@@ -774,6 +794,79 @@ static void test_edit_check_arith(void) {
     bad.edit_check = (enum sa_pipeline_edit_check)8; /* no such check */
     struct sa_pipeline *pl = NULL;
     CHECK(sa_pipeline_init(&bad, &pl) == SA_STATUS_BAD_ARGUMENT && !pl);
+}
+
+/* Which check refused: sa_pipeline_edit_refused_by returns the one bit, the first of format,
+ * cut, arith when several would, and sa_pipeline_edit_refused agrees with it for every set of
+ * checks; in the loop each refused sentence names its check (event, trace line, result), and
+ * so does the Aligner baseline's one rewrite. */
+static void test_edit_check_refused_by(void) {
+    const unsigned A = SA_PIPELINE_EDIT_CHECK_ARITH, F = SA_PIPELINE_EDIT_CHECK_FORMAT, C = SA_PIPELINE_EDIT_CHECK_CUT;
+    static const struct {
+        const char *y1, *y2;
+        unsigned refusing; /* the checks that refuse it, each alone */
+    } pairs[] = {
+        {"So 2 + 2 = 4.", "So 2 + 2 = 5.", SA_PIPELINE_EDIT_CHECK_ARITH},
+        {"He won 3 and lost 2 games.", "He won 3 and lost 2 games lost |", SA_PIPELINE_EDIT_CHECK_FORMAT},
+        {"He has 3 apples.", "He has 3.", SA_PIPELINE_EDIT_CHECK_CUT},
+        {"So 2 + 2 = 4.", "So 2 + 2 = 5. ##Your_Revision:", SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_FORMAT},
+        {"So 2 + 2 = 4 and 10 + 5 = 15.", "So 2 + 2 = 45.", SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_CUT},
+        {"So 2 + 2 = 4 and 10 + 5 = 15 |x", "So 2 + 2 = 45 |", SA_PIPELINE_EDIT_CHECK_KNOWN},
+        {"So 2 + 2 = 5.", "So 2 + 2 = 4.", 0}, /* a fix */
+    };
+    static const unsigned order[] = {SA_PIPELINE_EDIT_CHECK_FORMAT, SA_PIPELINE_EDIT_CHECK_CUT,
+                                     SA_PIPELINE_EDIT_CHECK_ARITH};
+    for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++)
+        for (unsigned checks = 0; checks <= SA_PIPELINE_EDIT_CHECK_KNOWN; checks++) {
+            unsigned want = 0;
+            for (int i = 0; i < 3 && !want; i++)
+                if (checks & pairs[k].refusing & order[i]) want = order[i];
+            const unsigned got = sa_pipeline_edit_refused_by(checks, pairs[k].y1, pairs[k].y2);
+            CHECK_MSG(got == want, "pair %zu, checks %u: refused_by %u, want %u", k, checks, got, want);
+            CHECK(sa_pipeline_edit_refused(checks, pairs[k].y1, pairs[k].y2) == (want != 0));
+        }
+    /* the order, spelled out for the pair all three refuse */
+    CHECK_EQ_INT(sa_pipeline_edit_refused_by(A | F | C, pairs[5].y1, pairs[5].y2), F);
+    CHECK_EQ_INT(sa_pipeline_edit_refused_by(A | C, pairs[5].y1, pairs[5].y2), C);
+    CHECK_EQ_INT(sa_pipeline_edit_refused_by(A, pairs[5].y1, pairs[5].y2), A);
+    CHECK_EQ_INT(sa_pipeline_edit_refused_by(A | F, pairs[3].y1, pairs[3].y2), F);
+    CHECK_EQ_INT(sa_pipeline_edit_refused_by(A | C, pairs[4].y1, pairs[4].y2), C);
+    CHECK_EQ_INT(sa_pipeline_edit_refused_by(A | F | C, NULL, "x"), 0);
+    /* in the loop: a format, a cut and an arith refusal, each named */
+    static const char *const units[] = {"He won 3 and lost 2 games.", " Over the week 1 + 2 = 3 hours in all.",
+                                        " So 2 + 2 = 4."};
+    static const char *const replies[] = {"He won 3 and lost 2 games lost |", "1 + 2 = 3 hours", "So 2 + 2 = 5."};
+    struct checked c;
+    checked_run(&c, units, replies, SA_PIPELINE_EDIT_CHECK_KNOWN, "Games?");
+    CHECK_EQ_STR(c.r.answer, "He won 3 and lost 2 games. Over the week 1 + 2 = 3 hours in all. So 2 + 2 = 4.");
+    CHECK(c.r.n_refused == 3 && c.rs.n_refused == 3);
+    CHECK(c.rs.by[0] == F && c.rs.by[1] == C && c.rs.by[2] == A);
+    CHECK_EQ_INT(c.r.refused_by, A); /* the last one */
+    sa_pipeline_result_free(&c.r);
+    checked_free(&c);
+    /* the Aligner baseline: its one rewrite */
+    static const char *const rewrite[] = {"So 2 + 2 = 5. ##Your_Revision:"};
+    struct setup st;
+    setup_init(&st, SKY, 4, 7);
+    st.pp.mode = SA_PIPELINE_ALIGNER;
+    st.pp.upstream = NULL;
+    st.pp.upstream_format = SA_CHAT_FORMAT_UNKNOWN;
+    st.pp.edit_check = SA_PIPELINE_EDIT_CHECK_ALL;
+    st.fa.replies = rewrite;
+    st.fa.n_replies = 1;
+    struct sa_pipeline *pl = NULL;
+    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    struct refused_seen rs = {0};
+    struct sa_pipeline_callbacks cb = {.on_sentence = on_refused, .user = &rs};
+    struct sa_pipeline_result r;
+    CHECK_OK(sa_pipeline_revise_answer(pl, "What is 2 + 2?", "So 2 + 2 = 4.", &cb, &r));
+    CHECK_EQ_STR(r.answer, "So 2 + 2 = 4.");
+    CHECK(r.n_refused == 1 && r.refused_by == F && rs.n_refused == 1 && rs.by[0] == F);
+    sa_pipeline_result_free(&r);
+    sa_pipeline_free(pl);
+    free(rs.proposed);
+    free(rs.line);
+    setup_free(&st);
 }
 
 static void test_mode_continue(void) {
@@ -1388,6 +1481,7 @@ int main(void) {
     RUN(test_revise_one_sentence);
     RUN(test_edit_check_arith);
     RUN(test_edit_check_cut);
+    RUN(test_edit_check_refused_by);
     RUN(test_calculator);
     RUN(test_mode_continue);
     RUN(test_finish_in_one_chunk);

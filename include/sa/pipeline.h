@@ -104,7 +104,11 @@ enum sa_pipeline_edit_check {
 };
 /* "arith", "format", "cut" for one bit ("none" for 0, "unknown" for anything else). */
 const char *sa_pipeline_edit_check_name(unsigned check);
-/* True when the checks (bits) refuse replacing y1 with y2 (both NUL-terminated). */
+/* The check of `checks` (bits) that refuses replacing y1 with y2 (both NUL-terminated): one
+ * SA_PIPELINE_EDIT_CHECK_* bit, or 0 when none does (or y1 or y2 is NULL). When several would,
+ * the first in the order they are tested: FORMAT, CUT, ARITH. */
+unsigned sa_pipeline_edit_refused_by(unsigned checks, const char *y1, const char *y2);
+/* True when the checks (bits) refuse replacing y1 with y2: sa_pipeline_edit_refused_by() != 0. */
 bool sa_pipeline_edit_refused(unsigned checks, const char *y1, const char *y2);
 
 /* What the aligner is asked (for a test double or a custom aligner: aligner_fn). */
@@ -307,6 +311,9 @@ struct sa_pipeline_sentence {
     bool refused;             /* the edit check (sa_pipeline_params.edit_check) refused the revision:
                                  `text` is the separator + y1 and `proposed` the refused revision,
                                  as for a gated one (gated stays false) */
+    unsigned refused_by;      /* refused: the check that refused it, one SA_PIPELINE_EDIT_CHECK_* bit
+                                 (sa_pipeline_edit_refused_by; its name: sa_pipeline_edit_check_name);
+                                 else 0 */
     int32_t n_repaired;       /* results the calculator (sa_pipeline_params.calculator) rewrote in
                                  `text`; 0 when none (copied and edit_ratio describe the aligner's
                                  revision, before the calculator) */
@@ -349,6 +356,9 @@ struct sa_pipeline_result {
     double logp_revision, logp_draft; /* the last scored revision's sums (NAN: none, or copied) */
     double score_ms;          /* of aligner_ms: the gate's passes over y1 */
     int32_t n_refused;        /* revisions the edit check replaced by their y1 (not in n_gated) */
+    unsigned refused_by;      /* the last refused revision's check (sa_pipeline_revise_sentence and
+                                 ALIGNER mode: of the one revision): an SA_PIPELINE_EDIT_CHECK_* bit;
+                                 0 when none was refused */
     int32_t n_repaired;       /* results the calculator rewrote (sa_pipeline_params.calculator) */
 };
 void sa_pipeline_result_free(struct sa_pipeline_result *r);
@@ -388,8 +398,9 @@ SA_NODISCARD enum sa_status sa_pipeline_revise_answer(struct sa_pipeline *pl, co
  * their separators), exactly as in a STREAM round (same input text, same decoding). For
  * measuring an aligner on records (salign eval aligner). Any pipeline with an aligner (an
  * ALIGNER-mode pipeline needs no upstream). result->answer: the revision without its outer
- * whitespace (y1 when gated); n_rounds 1; n_copied 1 when the aligner's revision equals `last`
- * stripped; n_scored, n_gated and margin as for a round (edit_gate); stop DONE (or
+ * whitespace (y1 when gated or refused); n_rounds 1; n_copied 1 when the aligner's revision
+ * equals `last` stripped; n_scored, n_gated and margin as for a round (edit_gate); n_refused
+ * and refused_by as for a round (edit_check); stop DONE (or
  * ALIGNER_EMPTY for an empty revision); aligner counters and total_ms. Errors: BAD_ARGUMENT
  * (NULL argument, no aligner, invalid UTF-8), and the aligner's. */
 SA_NODISCARD enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *question,

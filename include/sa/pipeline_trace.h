@@ -17,7 +17,8 @@
 extern "C" {
 #endif
 
-/* The fields of a trace line, in the order the writer writes them; bits of sa_trace_round.has. */
+/* The fields of a trace line, bits of sa_trace_round.has; the writer writes them in this order,
+ * but for "proposed" and "refused_by", which follow "refused". */
 enum sa_trace_field {
     SA_TRACE_ID = 1u << 0,
     SA_TRACE_QUESTION = 1u << 1,
@@ -49,6 +50,8 @@ enum sa_trace_field {
     /* the calculator's (sa_pipeline_params.calculator): written only when it rewrote a result */
     SA_TRACE_REPAIRED = 1u << 24,
     SA_TRACE_UNREPAIRED = 1u << 25,
+    /* the check that refused the edit (with SA_TRACE_REFUSED; written right after "refused") */
+    SA_TRACE_REFUSED_BY = 1u << 26,
 };
 
 /* One trace line. Strings are borrowed (NUL-terminated UTF-8): from the caller for the
@@ -76,21 +79,26 @@ struct sa_trace_round {
     bool gated;              /* the revision was replaced by y1 (y2 is then y1) */
     const char *proposed;    /* gated or refused: the aligner's revision that was replaced */
     bool refused;            /* the edit check refused the revision (y2 is then y1) */
+    unsigned refused_by;     /* the check that refused it: one SA_PIPELINE_EDIT_CHECK_* bit, written
+                                and read as its name ("arith", "format", "cut":
+                                sa_pipeline_edit_check_name) */
     int32_t repaired;        /* >= 0: results the calculator rewrote (y2 and text are after it) */
     const char *unrepaired;  /* repaired: the emitted sentence before the calculator */
 };
 
 /* The line of a sentence the pipeline emitted (what `salign align --trace` writes): every
  * field of SA_TRACE_ALL, the id when id_json is not NULL, the question when it is not NULL,
- * margin and gated when the gate scored the revision, refused when the edit check refused it,
- * proposed when either replaced it, repaired and unrepaired when the calculator rewrote it. The result
- * borrows s's strings and the arguments. */
+ * margin and gated when the gate scored the revision, refused when the edit check refused it
+ * (and refused_by when the sentence names the check), proposed when either replaced it,
+ * repaired and unrepaired when the calculator rewrote it. The result borrows s's strings and
+ * the arguments. */
 struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_sentence *s, const char *id_json,
                                                  const char *question);
 
-/* The JSON line of r (its present fields in the order of enum sa_trace_field, no spaces)
+/* The JSON line of r (its present fields in the writer's order, enum sa_trace_field, no spaces)
  * and a '\n'. *line malloc'd, NUL-terminated, *len bytes (len may be NULL). Errors:
- * BAD_ARGUMENT (id_json present but not JSON, a string field present but NULL), NO_MEMORY. */
+ * BAD_ARGUMENT (id_json present but not JSON, a string field present but NULL, refused_by
+ * present but not one known check), NO_MEMORY. */
 SA_NODISCARD enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line, size_t *len);
 
 /* Called for each line of a trace; `where` ("<name>:<line>") starts messages. Return
@@ -100,7 +108,8 @@ typedef enum sa_status (*sa_trace_round_fn)(void *user, const struct sa_trace_ro
 /* Reads a trace (JSONL, read by sa_jsonl_parse: blank lines skipped, one object a line),
  * calling fn for each line. Fields may be absent (consumers check `has` for what they need),
  * but a present field must have its type and range (messages: "<name>:<line>: field
- * \"round\" must be an integer >= 0"); unknown fields are ignored. *n_lines (may be NULL):
+ * \"round\" must be an integer >= 0"; "refused_by" must name one edit check); unknown fields
+ * are ignored; a line without a field reads as before it was added. *n_lines (may be NULL):
  * the lines read. Errors: SA_STATUS_BAD_JSON, NO_MEMORY, or what fn returned. */
 SA_NODISCARD enum sa_status sa_trace_read(const char *text, size_t len, const char *name, sa_trace_round_fn fn,
                                           void *user, size_t *n_lines);

@@ -104,11 +104,20 @@ static bool edit_only_deletes(const char *y1, const char *y2) {
     return n2 > 0 && n2 < n1;
 }
 
+/* The order the checks are tested in is the one rule of which check refuses an edit that
+ * several would: format, cut, arith (docs/PIPELINE.md "Edit checks"). */
+unsigned sa_pipeline_edit_refused_by(unsigned checks, const char *y1, const char *y2) {
+    if (!y1 || !y2) return 0;
+    if ((checks & SA_PIPELINE_EDIT_CHECK_FORMAT) && sa_aligner_input_marker_added(y1, y2))
+        return SA_PIPELINE_EDIT_CHECK_FORMAT;
+    if ((checks & SA_PIPELINE_EDIT_CHECK_CUT) && edit_only_deletes(y1, y2)) return SA_PIPELINE_EDIT_CHECK_CUT;
+    if ((checks & SA_PIPELINE_EDIT_CHECK_ARITH) && sa_arith_edit_adds_error(y1, y2))
+        return SA_PIPELINE_EDIT_CHECK_ARITH;
+    return 0;
+}
+
 bool sa_pipeline_edit_refused(unsigned checks, const char *y1, const char *y2) {
-    if (!y1 || !y2) return false;
-    if ((checks & SA_PIPELINE_EDIT_CHECK_FORMAT) && sa_aligner_input_marker_added(y1, y2)) return true;
-    if ((checks & SA_PIPELINE_EDIT_CHECK_CUT) && edit_only_deletes(y1, y2)) return true;
-    return (checks & SA_PIPELINE_EDIT_CHECK_ARITH) && sa_arith_edit_adds_error(y1, y2);
+    return sa_pipeline_edit_refused_by(checks, y1, y2) != 0;
 }
 
 struct sa_pipeline_params sa_pipeline_default_params(void) {
@@ -648,7 +657,8 @@ struct revision {
     bool copied;  /* the aligner's revision equals y1 */
     /* the gate (edit_gate): scored when the margin was computed */
     bool scored, gated;
-    bool refused; /* the edit check refused it (edit_check): text is y1, proposed the revision */
+    unsigned refused_by; /* the edit check that refused it (edit_check; an SA_PIPELINE_EDIT_CHECK_*
+                            bit, 0: not refused): text is y1, proposed the revision */
     double margin, logp_rev, logp_draft; /* nats; NAN when not computed */
     int32_t n_rev_tok, n_draft_tok;      /* tokens of the sums, end token included */
     double score_ms;                     /* of ms: scoring y1 (the gate's extra pass) */
@@ -799,9 +809,9 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
         /* the gate: below the threshold, y1 is the revision; then the edit check */
         if (!rv->copied && rv->scored && pl->p.edit_gate && !(rv->margin >= (double)pl->p.edit_threshold))
             rv->gated = true;
-        else if (!rv->copied && sa_pipeline_edit_refused(pl->p.edit_check, last, rv->text))
-            rv->refused = true;
-        if (rv->gated || rv->refused) {
+        else if (!rv->copied)
+            rv->refused_by = sa_pipeline_edit_refused_by(pl->p.edit_check, last, rv->text);
+        if (rv->gated || rv->refused_by) {
             char *y1 = strdup(last);
             if (!y1) {
                 s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -829,7 +839,10 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
             r->logp_revision = rv->logp_rev;
             r->logp_draft = rv->logp_draft;
         }
-        r->n_refused += rv->refused;
+        if (rv->refused_by) {
+            r->n_refused++;
+            r->refused_by = rv->refused_by;
+        }
         r->n_repaired += rv->n_repaired;
         r->aligner_tokens += rv->n_tokens;
         r->aligner_draft += rv->n_draft;
@@ -848,7 +861,7 @@ static struct sa_pipeline_sentence aligned_event(const char *y1, const struct re
     ev.aligned = true;
     ev.original = y1;
     ev.copied = rv->copied;
-    ev.edit_ratio = ev.copied || rv->gated || rv->refused ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv->text, strlen(rv->text));
+    ev.edit_ratio = ev.copied || rv->gated || rv->refused_by ? 0.0 : sa_join_edit_ratio(y1, strlen(y1), rv->text, strlen(rv->text));
     ev.scored = rv->scored;
     ev.margin = rv->margin;
     ev.logp_revision = rv->logp_rev;
@@ -856,7 +869,8 @@ static struct sa_pipeline_sentence aligned_event(const char *y1, const struct re
     ev.n_revision_tokens = rv->n_rev_tok;
     ev.n_draft_tokens = rv->n_draft_tok;
     ev.gated = rv->gated;
-    ev.refused = rv->refused;
+    ev.refused = rv->refused_by != 0;
+    ev.refused_by = rv->refused_by;
     ev.proposed = rv->proposed;
     ev.n_repaired = rv->n_repaired;
     ev.unrepaired = rv->unrepaired;

@@ -13,6 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* True when b is one known edit check (an SA_PIPELINE_EDIT_CHECK_* bit): refused_by's values. */
+static bool is_one_check(unsigned b) {
+    return b && !(b & (b - 1)) && (b & SA_PIPELINE_EDIT_CHECK_KNOWN);
+}
+
+/* The known checks' names, "arith, format, cut", in buf (for messages). */
+static const char *known_checks(char *buf, size_t size) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (unsigned b = 1; b <= SA_PIPELINE_EDIT_CHECK_KNOWN; b <<= 1)
+        if (is_one_check(b) && len < size)
+            len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", sa_pipeline_edit_check_name(b));
+    return buf;
+}
+
 /* ---- writing ---------------------------------------------------------------------------- */
 
 struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_sentence *s, const char *id_json,
@@ -44,6 +59,7 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
         .gated = s->gated,
         .proposed = s->proposed,
         .refused = s->refused,
+        .refused_by = s->refused_by,
         .repaired = s->n_repaired,
         .unrepaired = s->unrepaired,
     };
@@ -53,7 +69,7 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
             (question ? SA_TRACE_QUESTION : 0) | (s->answer ? SA_TRACE_ANSWER_SO_FAR : 0) |
             (s->original ? SA_TRACE_Y1 : 0) | (y2 ? SA_TRACE_Y2 | SA_TRACE_TEXT : 0);
     if (s->scored && isfinite(s->margin)) r.has |= SA_TRACE_MARGIN | SA_TRACE_GATED;
-    if (s->refused) r.has |= SA_TRACE_REFUSED;
+    if (s->refused) r.has |= SA_TRACE_REFUSED | (s->refused_by ? SA_TRACE_REFUSED_BY : 0);
     if (((s->scored && s->gated) || s->refused) && s->proposed) r.has |= SA_TRACE_PROPOSED;
     if (s->n_repaired > 0 && s->unrepaired) r.has |= SA_TRACE_REPAIRED | SA_TRACE_UNREPAIRED;
     return r;
@@ -109,6 +125,11 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
     NUM(SA_TRACE_ALIGNER_PREFILL, "aligner_prefill", r->aligner_prefill);
     NUM(SA_TRACE_ALIGNER_MS, "aligner_ms", r->aligner_ms);
     NUM(SA_TRACE_T_MS, "t_ms", r->t_ms);
+    if ((r->has & SA_TRACE_REFUSED_BY) && !is_one_check(r->refused_by)) {
+        cJSON_Delete(j);
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"refused_by\" is not one edit check (0x%x)",
+                        r->refused_by);
+    }
     if ((r->has & SA_TRACE_MARGIN) && !isfinite(r->margin)) {
         cJSON_Delete(j);
         return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"margin\" is not a finite number");
@@ -116,6 +137,7 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
     NUM(SA_TRACE_MARGIN, "margin", r->margin);
     BOOL(SA_TRACE_GATED, "gated", r->gated);
     BOOL(SA_TRACE_REFUSED, "refused", r->refused);
+    STR(SA_TRACE_REFUSED_BY, "refused_by", sa_pipeline_edit_check_name(r->refused_by));
     STR(SA_TRACE_PROPOSED, "proposed", r->proposed);
     NUM(SA_TRACE_REPAIRED, "repaired", r->repaired);
     STR(SA_TRACE_UNREPAIRED, "unrepaired", r->unrepaired);
@@ -250,6 +272,16 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
             return sa_error(SA_STATUS_BAD_JSON, "%s: field \"margin\" must be a number", where);
         r.margin = j->valuedouble;
         r.has |= SA_TRACE_MARGIN;
+    }
+    if ((j = field(o, "refused_by"))) { /* a check's name (sa_pipeline_edit_check_name) */
+        char names[64];
+        for (unsigned b = 1; b <= SA_PIPELINE_EDIT_CHECK_KNOWN && !r.refused_by; b <<= 1)
+            if (is_one_check(b) && cJSON_IsString(j) && !strcmp(j->valuestring, sa_pipeline_edit_check_name(b)))
+                r.refused_by = b;
+        if (!r.refused_by)
+            return sa_error(SA_STATUS_BAD_JSON, "%s: field \"refused_by\" must name an edit check (%s)", where,
+                            known_checks(names, sizeof names));
+        r.has |= SA_TRACE_REFUSED_BY;
     }
     char *id_json = NULL;
     if ((r.has & SA_TRACE_ID) && !(id_json = cJSON_PrintUnformatted(field(o, "id"))))
