@@ -3,7 +3,8 @@ against the calculator that labels the correction records (bench/arith_records.p
 sentence of the shipped records (docs/results/arith), the same equations are found with the
 same values and the same verdicts; and sa_pipeline_edit_refused refuses exactly the edits that
 write a false equation the draft did not write (arith) or the aligner's input markers or pieces
-of them (format) (the four false edits the Qwen aligner made on the dev records among them),
+of them (format) (the four false edits the Qwen aligner made on the dev records among them), and
+sa_pipeline_edit_refused_by names the one check that refuses (format, cut, arith in that order),
 through ctypes over build/libsalign.so. The rules of issue 13's second round (units inside an
 expression, every link of a chain, a variable across blocks, the misreads found in GSM8K train
 solutions) have a test each."""
@@ -33,11 +34,13 @@ L.sa_arith_equations.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTE
 L.sa_arith_equations.restype = ctypes.c_int32
 L.sa_pipeline_edit_refused.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p]
 L.sa_pipeline_edit_refused.restype = ctypes.c_bool
+L.sa_pipeline_edit_refused_by.argtypes = [ctypes.c_uint, ctypes.c_char_p, ctypes.c_char_p]
+L.sa_pipeline_edit_refused_by.restype = ctypes.c_uint
 L.sa_arith_repair.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int32)]
 L.sa_arith_repair.restype = ctypes.c_int
 LIBC = ctypes.CDLL(None)
 LIBC.free.argtypes = [ctypes.c_void_p]
-ARITH = 1  # SA_PIPELINE_EDIT_CHECK_ARITH
+ARITH, FORMAT, CUT = 1, 2, 4  # SA_PIPELINE_EDIT_CHECK_ARITH, _FORMAT, _CUT
 
 
 def c_repair(text):
@@ -258,7 +261,6 @@ def edits_that_add_a_false_equation_are_refused():
         assert not L.sa_pipeline_edit_refused(ARITH, y1.encode(), y2.encode()), (y1, y2)
     assert L.sa_pipeline_edit_refused(ARITH, b"He has 4 apples.", b"He has 2 + 2 = 5 apples.")
     # the format check: the aligner's input markers in a revision
-    FORMAT = 2  # SA_PIPELINE_EDIT_CHECK_FORMAT
     y1, y2 = b"print(total)\n```", b"print(total)\n``` | ##Your_Revision:"
     assert L.sa_pipeline_edit_refused(FORMAT, y1, y2) and not L.sa_pipeline_edit_refused(ARITH, y1, y2)
     assert L.sa_pipeline_edit_refused(ARITH | FORMAT, y1, y2)
@@ -286,6 +288,29 @@ def edits_that_add_a_false_equation_by_the_new_rules_are_refused():
     y1 = b"\\[ x = 3755 - 15 \\] \\[ x = 3640 \\]"
     assert not L.sa_pipeline_edit_refused(ARITH, y1, y1 + b" So")
     assert L.sa_pipeline_edit_refused(ARITH, y1, b"\\[ x = 3755 - 25 \\] \\[ x = 3640 \\]")
+
+
+@test
+def refused_by_names_the_check_and_agrees_with_refused():
+    """sa_pipeline_edit_refused_by: the one check that refuses (format, then cut, then arith
+    when several would), 0 exactly when sa_pipeline_edit_refused is false, for every set of
+    checks."""
+    pairs = [  # (y1, y2, the checks that refuse it alone)
+        ("\\[ 17 + 17 + 17 + 17 = 68 \\]", "\\[ 17 + 17 + 17 + 17 = 59 \\]", ARITH),
+        ("print(total)\n```", "print(total)\n``` | ##Your_Revision:", FORMAT),
+        ("He has 3 apples.", "He has 3.", CUT),
+        ("So 2 + 2 = 4.", "So 2 + 2 = 5. ##Your_Revision:", ARITH | FORMAT),
+        ("So 2 + 2 = 4 and 10 + 5 = 15.", "So 2 + 2 = 45.", ARITH | CUT),
+        ("So 2 + 2 = 4 and 10 + 5 = 15 |x", "So 2 + 2 = 45 |", ARITH | FORMAT | CUT),
+        ("So 95 + 95 + 95 = 275 apples.", "So 95 + 95 + 95 = 285 apples.", 0),  # a fix
+    ]
+    for y1, y2, refusing in pairs:
+        a, b = y1.encode(), y2.encode()
+        for checks in range(8):
+            want = next((c for c in (FORMAT, CUT, ARITH) if checks & refusing & c), 0)
+            got = L.sa_pipeline_edit_refused_by(checks, a, b)
+            assert got == want, (y1, y2, checks, got, want)
+            assert L.sa_pipeline_edit_refused(checks, a, b) == (got != 0), (y1, y2, checks)
 
 
 main()

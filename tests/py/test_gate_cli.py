@@ -1,11 +1,13 @@
 """test_gate_cli.py: the gated revision from the command line (issue 13; SmolLM2-135M-Instruct as
 upstream and as a stand-in aligner): `salign align --edit-threshold X [--edit-score sum|mean]`
 reports the gate in --json, the trace and --show-edits, and works with --parallel (the same
-answers as --parallel 1 in batch-invariant mode); `salign eval aligner --edit-threshold LIST`
+answers as --parallel 1 in batch-invariant mode); a refused edit names its check (`--edit-check`:
+--show-edits, the trace, eval aligner --details); `salign eval aligner --edit-threshold LIST`
 gives one row per threshold, replaying the gate on the per-record margins of --details; bad
 values are refused with a clear message (exit 2)."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -67,6 +69,42 @@ def align_edit_check_json():
     assert "edit check (arith,format):" in p.stderr, p.stderr
     off = json.loads(run(BASE + ["-p", q, "--json", "--max-rounds", "1"]).stdout)
     assert "edit_check" not in off and "refused" not in off, off
+
+
+@test
+def edit_check_names_the_check():
+    """A refused edit names the one check that refused it: `(refused: cut)` in --show-edits,
+    "refused_by" in the trace line and in eval aligner's --details, not the configured list. The
+    untrained aligner cuts Tom's first sentence down to its equation ("Tom has 3 + 4 = 7
+    apples."): a cut, refused by `cut` (which check refuses which edit: test_pipeline's
+    test_edit_check_refused_by, test_arith_check.py)."""
+    q = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    trace = os.path.join(tmpdir(), "check_trace.jsonl")
+    out = run(BASE + ["-p", q, "--edit-check", "all,cut", "--json", "--trace", trace, "--show-edits", "--max-rounds",
+                      "1"]).stdout
+    r = json.loads(out.splitlines()[-1])
+    assert r["edit_check"] == "arith,format,cut" and r["refused"] >= 1, \
+        "the untrained aligner was expected to cut a sentence: %s" % out
+    shown = re.findall(r"\(refused: ([^)]*)\)", out)
+    assert len(shown) == r["refused"] and all(x in ("arith", "format", "cut") for x in shown), out
+    assert "cut" in shown, out
+    lines = jsonl(trace)
+    assert [t["refused_by"] for t in lines if t.get("refused")] == shown, lines
+    assert all("refused_by" not in t for t in lines if not t.get("refused")), lines
+    # the same sentence as a record of salign eval aligner: --details names the check too
+    d = tmpdir()
+    recs, det = os.path.join(d, "check_recs.jsonl"), os.path.join(d, "check_det.jsonl")
+    y1 = next(t["y1"] for t in lines if t.get("refused_by") == "cut")
+    with open(recs, "w") as f:
+        f.write(json.dumps({"question": q, "prefix": "", "last": y1, "correction": y1, "source": "t:0:copy"}) + "\n")
+    rc = json.loads(run([SALIGN, "eval", "aligner", "--aligner", NAME, "--records", recs, "-t", "2",
+                         "--batch-invariant", "--edit-check", "all,cut", "--details", det, "--json"]).stdout)
+    details = jsonl(det)
+    assert rc["refused"] == 1 and details[0]["refused"] is True and details[0]["refused_by"] == "cut", (rc, details)
+    rc = json.loads(run([SALIGN, "eval", "aligner", "--aligner", NAME, "--records", recs, "-t", "2",
+                         "--batch-invariant", "--edit-check", "all", "--details", det, "--json"]).stdout)
+    details = jsonl(det)
+    assert rc["refused"] == 0 and "refused" not in details[0] and "refused_by" not in details[0], (rc, details)
 
 
 @test

@@ -223,11 +223,10 @@ static void print_edit(const struct run_ctx *rc, const struct sa_pipeline_senten
         printf("[%d] = %s\n", s->index, s->original);
         printf("%*s %sx %s%s (gated: margin %.2f)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "",
                off, s->margin);
-    } else if (s->refused) { /* the edit check kept y1 */
+    } else if (s->refused) { /* the edit check kept y1: the check that refused it */
         printf("[%d] = %s\n", s->index, s->original);
-        char chk[32];
         printf("%*s %sx %s%s (refused: %s)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "", off,
-               cli_edit_check_str(rc->o->pp.edit_check, chk, sizeof chk));
+               sa_pipeline_edit_check_name(s->refused_by));
     } else {
         const char *y2 = s->text;
         while (*y2 == ' ' || *y2 == '\n' || *y2 == '\t' || *y2 == '\r') y2++;

@@ -325,7 +325,10 @@ int cmd_eval_aligner(int argc, char **argv) {
                 cJSON_AddNumberToObject(j, "distance_before", (double)dist_draft);
                 cJSON_AddNumberToObject(j, "distance_after", (double)dist_rev);
             }
-            if (res.n_refused) cJSON_AddBoolToObject(j, "refused", true);
+            if (res.n_refused) { /* and the check that refused the edit */
+                cJSON_AddBoolToObject(j, "refused", true);
+                cJSON_AddStringToObject(j, "refused_by", sa_pipeline_edit_check_name(res.refused_by));
+            }
             if (res.n_scored && isfinite(res.margin)) cJSON_AddNumberToObject(j, "margin", res.margin);
             if (res.n_scored && isfinite(res.logp_revision)) {
                 cJSON_AddNumberToObject(j, "logp_revision", res.logp_revision);
