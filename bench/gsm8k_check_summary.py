@@ -112,8 +112,13 @@ def report(w, salign, split, gold, arm):
     n_rounds = sum(1 for t in trace if t.get("aligned"))
     n_copied = sum(1 for t in trace if t.get("copied"))
     n_repaired = sum(1 for t in trace if t.get("repaired"))
-    print("rounds %d, copied %d, refused %d, changed sentences %d in %d questions (%d rewritten by the calculator)"
-          % (n_rounds, n_copied, len(refused), sum(len(v) for v in edits.values()), len(edits), n_repaired))
+    by_check = {}  # "refused_by" (traces before it have none)
+    for t in refused:
+        if "refused_by" in t:
+            by_check[t["refused_by"]] = by_check.get(t["refused_by"], 0) + 1
+    by = " (%s)" % ", ".join("%s %d" % kv for kv in sorted(by_check.items())) if by_check else ""
+    print("rounds %d, copied %d, refused %d%s, changed sentences %d in %d questions (%d rewritten by the calculator)"
+          % (n_rounds, n_copied, len(refused), by, sum(len(v) for v in edits.values()), len(edits), n_repaired))
     for i in sorted(edits):
         tag = "gained" if i in gained else "lost" if i in lost else "same"
         for t in edits[i]:
@@ -121,7 +126,8 @@ def report(w, salign, split, gold, arm):
             how = ("kept+calc" if edit else "calc") if t.get("repaired") else "kept"
             print("  %s  id %s (%s): %r -> %r" % (how, i, tag, t["y1"][-160:], t["y2"][-160:]))
     for t in refused:
-        print("  refused id %s: %r -> %r" % (t["id"], t["y1"][-120:], t.get("proposed", "")[-120:]))
+        by = " by %s" % t["refused_by"] if "refused_by" in t else ""
+        print("  refused id %s%s: %r -> %r" % (t["id"], by, t["y1"][-120:], t.get("proposed", "")[-120:]))
     return {"arm": arm, "n": n, "alone": ka, "stream": ks, "gained": gained, "lost": lost, "edited": sorted(edits),
             "repaired_rounds": n_repaired,
             "exact_same": len(same), "exact_both": len(both), "missing": missing}
