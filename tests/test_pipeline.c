@@ -432,18 +432,27 @@ static void test_mode_aligner(void) {
     setup_free(&st);
 }
 
+/* The Aligner with no upstream (revise_answer, revise_sentence): the fake aligner's replies and
+ * the edit checks; returns the pipeline (NULL when init failed, which CHECK_OK has counted). */
+static struct sa_pipeline *aligner_only_init(struct setup *st, const char *const *replies, int n_replies,
+                                             unsigned edit_check) {
+    setup_init(st, SKY, 4, 7);
+    st->pp.mode = SA_PIPELINE_ALIGNER;
+    st->pp.upstream = NULL;
+    st->pp.upstream_format = SA_CHAT_FORMAT_UNKNOWN; /* not needed without an upstream */
+    st->pp.edit_check = edit_check;
+    st->fa.replies = replies;
+    st->fa.n_replies = n_replies;
+    struct sa_pipeline *pl = NULL;
+    CHECK_OK(sa_pipeline_init(&st->pp, &pl));
+    return pl;
+}
+
 /* The Aligner on an answer written before: no upstream at all. */
 static void test_revise_given_answer(void) {
     static const char *const replies[] = {"  Fixed: 2 + 2 = 4.  ", "2 + 2 = 4."};
     struct setup st;
-    setup_init(&st, SKY, 4, 7);
-    st.pp.mode = SA_PIPELINE_ALIGNER;
-    st.pp.upstream = NULL;
-    st.pp.upstream_format = SA_CHAT_FORMAT_UNKNOWN; /* not needed without an upstream */
-    st.fa.replies = replies;
-    st.fa.n_replies = 2;
-    struct sa_pipeline *pl = NULL;
-    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    struct sa_pipeline *pl = aligner_only_init(&st, replies, 2, SA_PIPELINE_EDIT_CHECK_NONE);
     struct events ev = {0};
     struct sa_pipeline_callbacks cb = {on_sentence, cancel_hook, &ev};
     struct sa_pipeline_result r;
@@ -497,13 +506,7 @@ static void test_revise_given_answer(void) {
 static void test_revise_one_sentence(void) {
     static const char *const replies[] = {" 2 + 2 = 4.\n", "", NULL};
     struct setup st;
-    setup_init(&st, SKY, 4, 7);
-    st.pp.mode = SA_PIPELINE_ALIGNER;
-    st.pp.upstream = NULL;
-    st.fa.replies = replies;
-    st.fa.n_replies = 3;
-    struct sa_pipeline *pl = NULL;
-    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    struct sa_pipeline *pl = aligner_only_init(&st, replies, 3, SA_PIPELINE_EDIT_CHECK_NONE);
     struct sa_pipeline_result r;
     CHECK_OK(sa_pipeline_revise_sentence(pl, "What is 2 + 2?", "First line.\n", " 2 + 2 = 5. ", &r));
     CHECK_EQ_INT(st.fa.kinds[0], SA_PIPELINE_REQ_SENTENCE);
@@ -529,6 +532,7 @@ static void test_revise_one_sentence(void) {
     /* a pipeline without an aligner */
     st.pp.mode = SA_PIPELINE_UPSTREAM;
     st.pp.upstream = st.up;
+    st.pp.upstream_format = SA_CHAT_FORMAT_CHATML;
     st.pp.aligner_fn = NULL;
     CHECK_OK(sa_pipeline_init(&st.pp, &pl));
     CHECK(sa_pipeline_revise_sentence(pl, "Q", "", "x", &r) == SA_STATUS_BAD_ARGUMENT);
@@ -847,15 +851,7 @@ static void test_edit_check_refused_by(void) {
     /* the Aligner baseline: its one rewrite */
     static const char *const rewrite[] = {"So 2 + 2 = 5. ##Your_Revision:"};
     struct setup st;
-    setup_init(&st, SKY, 4, 7);
-    st.pp.mode = SA_PIPELINE_ALIGNER;
-    st.pp.upstream = NULL;
-    st.pp.upstream_format = SA_CHAT_FORMAT_UNKNOWN;
-    st.pp.edit_check = SA_PIPELINE_EDIT_CHECK_ALL;
-    st.fa.replies = rewrite;
-    st.fa.n_replies = 1;
-    struct sa_pipeline *pl = NULL;
-    CHECK_OK(sa_pipeline_init(&st.pp, &pl));
+    struct sa_pipeline *pl = aligner_only_init(&st, rewrite, 1, SA_PIPELINE_EDIT_CHECK_ALL);
     struct refused_seen rs = {0};
     struct sa_pipeline_callbacks cb = {.on_sentence = on_refused, .user = &rs};
     struct sa_pipeline_result r;
