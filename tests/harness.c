@@ -89,6 +89,15 @@ const char *harness_shared_data(void) {
     return e ? e : "../shared/data";
 }
 
+FILE *harness_open_shared(const char *file, int line, const char *rel) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", harness_shared_data(), rel);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        harness_fail(file, line, "the shared data is missing: cannot open %s. " HARNESS_SHARED_HINT, path);
+    return f;
+}
+
 const char *harness_tmpdir(void) {
     static char dir[512];
     if (dir[0]) return dir;

@@ -23,6 +23,14 @@ void harness_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int harness_summary(void);
 /* Directory of the shared data (../shared/data from the repo root, or $SA_SHARED_DATA). */
 const char *harness_shared_data(void);
+/* What to do when it is missing (the same words as tests/py/harness.py and tests/run.sh). */
+#define HARNESS_SHARED_HINT                                                                    \
+    "Set SA_SHARED_DATA to the folder that holds gsm8k/ and hh-rlhf/ (by default ../shared/data " \
+    "beside the checkout)."
+/* Opens rel (e.g. "gsm8k/test.jsonl") in the shared data for reading; NULL and a failed check
+ * that says how to point the tests at the data when it is not there. */
+FILE *harness_open_shared(const char *file, int line, const char *rel);
+#define OPEN_SHARED(rel) harness_open_shared(__FILE__, __LINE__, rel)
 /* Pages of the file at path now in the page cache (mincore on a mapping of it); -1 on error. */
 long harness_resident_pages(const char *path);
 /* Whether path is on tmpfs (where the page cache is the file and cannot be dropped). */

@@ -17,6 +17,12 @@ for b in "$BUILD"/tests/test_*; do [ -x "$b" ] && progs+=("$b"); done
 if [ -z "${SA_C_ONLY:-}" ]; then
   for p in tests/py/test_*.py; do [ -f "$p" ] && progs+=("$p"); done
 fi
+# the shared data (GSM8K, HH-RLHF) that some programs read: say once, up front and again above
+# the summary, when it is not there (those programs then fail and say so themselves)
+shared=${SA_SHARED_DATA:-../shared/data}
+shared_note=""
+[ -f "$shared/gsm8k/test.jsonl" ] || shared_note="note: the shared data is missing (no $shared/gsm8k/test.jsonl): the programs that read GSM8K or HH-RLHF will fail. Set SA_SHARED_DATA to the folder that holds gsm8k/ and hh-rlhf/ (by default ../shared/data beside the checkout)."
+[ -n "$shared_note" ] && echo "$shared_note"
 start_all=$(date +%s)
 for prog in "${progs[@]}"; do
   if [ -n "${SA_TEST_FILTER:-}" ] && ! [[ "$prog" =~ $SA_TEST_FILTER ]]; then continue; fi
@@ -47,5 +53,6 @@ for prog in "${progs[@]}"; do
   fi
 done
 echo "suite time: $(( $(date +%s) - start_all ))s"
+[ -n "$shared_note" ] && echo "$shared_note"
 echo "$total_p passed, $total_f failed, $total_s skipped"
 [ "$total_f" -eq 0 ] && [ $((total_p + total_s)) -gt 0 ]

@@ -114,10 +114,7 @@ static size_t train_len;
 
 static bool load_train(void) {
     if (train_text) return true;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/gsm8k/train.jsonl", harness_shared_data());
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s", path);
+    FILE *f = OPEN_SHARED("gsm8k/train.jsonl");
     if (!f) return false;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);

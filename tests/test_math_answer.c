@@ -273,10 +273,7 @@ static void test_hostile(void) {
 /* ---- all GSM8K test gold answers ---------------------------------------------------------- */
 
 static void test_gsm8k_gold_all(void) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/gsm8k/test.jsonl", harness_shared_data());
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s", path);
+    FILE *f = OPEN_SHARED("gsm8k/test.jsonl");
     if (!f) return;
     char *line = NULL;
     size_t cap = 0, n = 0, ok = 0, self = 0;

@@ -125,10 +125,7 @@ static void test_setup(void) {
     CHECK_OK(sa_ctx_init(g_model, &cp, &g_ctx));
 
     /* sentence records from the first GSM8K test problems, half of them rewrites */
-    char path[1024];
-    snprintf(path, sizeof path, "%s/gsm8k/test.jsonl", harness_shared_data());
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s (SA_SHARED_DATA)", path);
+    FILE *f = OPEN_SHARED("gsm8k/test.jsonl");
     if (!f) return;
     char *text = calloc(1, 1 << 16);
     size_t len = 0;
