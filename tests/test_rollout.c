@@ -4,6 +4,7 @@
  * sentence never reaches the gold answer, a "meh" one reaches it on every other sample, the
  * others always do. */
 #define _POSIX_C_SOURCE 200809L
+#include "data/gold_path_impl.h"
 #include "harness.h"
 #include "sa/sa.h"
 
@@ -525,6 +526,181 @@ static void test_verify(void) {
     world_free(&w);
 }
 
+/* ---- the gold path (--locate gold-path) ---- */
+
+static void test_gold_path_parse(void) {
+    struct sa_gold_path gp;
+    const char *q = "Tom has 1,200 apples and 2.5 pears. He gives 48 away.";
+    const char *sol = "He keeps half: 48/2 = <<48/2=24>>24 apples.\nThen 48+24 = <<48+24=72>>72.\n"
+                      "He sells them for $<<72*0.5=36.25>>36.25 each.\n#### 72";
+    CHECK_OK(sa_gold_path_init(q, sol, &gp));
+    CHECK(sa_gold_path_has(&gp, 24));          /* <<48/2=24>> */
+    CHECK(sa_gold_path_has(&gp, 72));          /* <<48+24=72>> and #### 72 */
+    CHECK(sa_gold_path_has(&gp, 36.25));       /* a decimal */
+    CHECK(sa_gold_path_has(&gp, 1200));        /* the question's 1,200: thousands commas */
+    CHECK(sa_gold_path_has(&gp, 2.5));
+    CHECK(sa_gold_path_has(&gp, 48));
+    CHECK(sa_gold_path_has(&gp, 24.0000000001)); /* rounded to 6 decimals */
+    CHECK(!sa_gold_path_has(&gp, 24.001));
+    CHECK(!sa_gold_path_has(&gp, 2));          /* the left sides of <<...>> are not on it */
+    CHECK(!sa_gold_path_has(&gp, 0.5));
+    CHECK(!sa_gold_path_has(&gp, 1));          /* 1,200 is one number */
+    CHECK(!sa_gold_path_has(&gp, 200));
+    CHECK_EQ_INT(gp.n, 6); /* 1200 2.5 48 24 72 36.25, distinct */
+    /* a sentence's equations: on the path, off it, none */
+    int32_t n_eq = -1;
+    CHECK_EQ_INT(sa_gold_path_off(&gp, "He keeps 48 / 2 = 24 apples.", &n_eq), 0);
+    CHECK_EQ_INT(n_eq, 1);
+    CHECK_EQ_INT(sa_gold_path_off(&gp, "He keeps 48 / 2 = 25 apples.", &n_eq), 0); /* the true value counts */
+    CHECK_EQ_INT(sa_gold_path_off(&gp, "Then 24 + 40 = 64.", &n_eq), 1);
+    CHECK_EQ_INT(n_eq, 1);
+    CHECK_EQ_INT(sa_gold_path_off(&gp, "He has 1,200 + 2.5 = 1,202.5 things.", &n_eq), 1);
+    CHECK_EQ_INT(sa_gold_path_off(&gp, "He has many apples.", &n_eq), 0);
+    CHECK_EQ_INT(n_eq, 0);
+    sa_gold_path_free(&gp);
+    /* no "####": the whole solution's numbers */
+    CHECK_OK(sa_gold_path_init("", "It is 5 and 7.", &gp));
+    CHECK(sa_gold_path_has(&gp, 5) && sa_gold_path_has(&gp, 7));
+    sa_gold_path_free(&gp);
+    CHECK(sa_gold_path_init(NULL, sol, &gp) == SA_STATUS_BAD_ARGUMENT);
+    sa_gold_path_free(&gp);
+}
+
+/* The scripted world of the gold path: the gold answer is 7 (what a good completion ends with). */
+static const char *const GQ = "Tom has 48 apples, gives half away, buys 48 more and eats 65. How many are left?";
+static const char *const GSOL = "He keeps 48/2 = <<48/2=24>>24.\nThen 24+48 = <<24+48=72>>72.\n"
+                                "He eats 65: 72-65 = <<72-65=7>>7.\n#### 7";
+static const char *const GDRAFT[] = {"Tom has 48 apples.", "He keeps 48 / 2 = 24.", "Then 24 + 40 = 64.",
+                                     "He eats 65, so 64 - 65 = -1.", "The answer is 5."};
+/* off the path (with the best value: it would win a tie), no equation, on the path */
+static const char *const GALTS[] = {"Then 24 + 50 = 74.", "Then he buys more.", "Then 24 + 48 = 72."};
+
+static struct sa_rollout_params gold_params(void) {
+    struct sa_rollout_params p = params();
+    p.locate = SA_ROLLOUT_LOCATE_GOLD_PATH;
+    p.gold_solution = GSOL;
+    return p;
+}
+
+static void test_gold_path_fix(void) {
+    struct script sc = {GDRAFT, 5, GALTS, 3, 2, false};
+    struct world w;
+    world_init(&w, &sc);
+    struct sa_rollout_params p = gold_params();
+    struct sa_rollout_result r;
+    CHECK_OK(sa_rollout_label(w.pl, "\"g1\"", GQ, "7", NULL, &p, &r));
+    CHECK_EQ_INT(r.outcome, SA_ROLLOUT_FIXED);
+    CHECK_EQ_INT(r.first_error, 3); /* 24 + 40 = 64: 64 is off the path */
+    CHECK(r.value0 < 0);            /* no value(0), no binary search */
+    CHECK_EQ_INT(r.n_alternatives, 1);
+    CHECK_NEAR(r.best_alt_value, 1.0, 0);
+    /* the draft, K = 4 alternatives (the 4th repeats the 1st), N = 4 for the one that qualifies */
+    CHECK_EQ_INT(r.n_generations, 1 + 4 + 4);
+    CHECK_EQ_INT(r.n_records, 4);
+    CHECK_EQ_INT(count_kind(&r, SA_ROLLOUT_COPY, false), 2);
+    if (r.n_records == 4) {
+        CHECK(r.records[0].value_before < 0 && r.records[1].value_after < 0);
+        const struct sa_rollout_record *fx = &r.records[2];
+        CHECK_EQ_INT(fx->kind, SA_ROLLOUT_FIX);
+        CHECK_EQ_INT(fx->round, 3);
+        CHECK_EQ_STR(fx->last, "Then 24 + 40 = 64.");
+        CHECK_EQ_STR(fx->correction, "Then 24 + 48 = 72."); /* not the off-path 74 */
+        CHECK(fx->value_before < 0 && fx->value_after < 0);
+        CHECK_NEAR(fx->alt_value, 1.0, 0);
+        CHECK(r.records[3].whole);
+        CHECK_EQ_STR(r.records[3].correction, "Tom has 48 apples. He keeps 48 / 2 = 24. Then 24 + 48 = 72. "
+                                              "Then we go on. The answer is 7.");
+    }
+    sa_rollout_result_free(&r);
+    /* --verify works on a kept fix */
+    p.n_verify = 2;
+    CHECK_OK(sa_rollout_label(w.pl, "\"g1\"", GQ, "7", NULL, &p, &r));
+    CHECK_EQ_INT(r.outcome, SA_ROLLOUT_FIXED);
+    CHECK_NEAR(r.verify_alt, 1.0, 0);
+    CHECK_EQ_INT(r.n_generations, 1 + 4 + 4 + 2 * 2);
+    sa_rollout_result_free(&r);
+    /* the default mode ignores the solution: binary search as before */
+    p = params();
+    p.gold_solution = GSOL;
+    CHECK_OK(sa_rollout_label(w.pl, "\"g1\"", GQ, "7", NULL, &p, &r));
+    CHECK(r.value0 >= 0);
+    sa_rollout_result_free(&r);
+    world_free(&w);
+}
+
+/* N = 0: the first qualifying alternative, unvalued; no completion is sampled. */
+static void test_gold_path_no_rollouts(void) {
+    struct script sc = {GDRAFT, 5, GALTS, 3, 2, false};
+    struct world w;
+    world_init(&w, &sc);
+    struct sa_rollout_params p = gold_params();
+    p.n_rollouts = 0;
+    struct sa_rollout_result r;
+    CHECK_OK(sa_rollout_label(w.pl, "\"g1\"", GQ, "7", NULL, &p, &r));
+    CHECK_EQ_INT(r.outcome, SA_ROLLOUT_FIXED);
+    CHECK_EQ_INT(r.first_error, 3);
+    CHECK_EQ_INT(r.n_generations, 1 + 3); /* the draft, alternatives until the on-path one */
+    CHECK_EQ_INT(w.f->n_sampled, 3);
+    CHECK(r.best_alt_value < 0);
+    CHECK_EQ_INT(r.n_records, 3); /* 2 copies and the fix; no whole-answer fix record */
+    CHECK_EQ_INT(count_kind(&r, SA_ROLLOUT_FIX, true), 0);
+    if (r.n_records == 3) {
+        CHECK_EQ_STR(r.records[2].correction, "Then 24 + 48 = 72.");
+        CHECK(r.records[2].alt_value < 0);
+        char *line = NULL;
+        CHECK_OK(sa_rollout_record_json("1", GQ, &r.records[2], &line));
+        CHECK(line && !strstr(line, "alt_value") && !strstr(line, "value_before"));
+        free(line);
+    }
+    sa_rollout_result_free(&r);
+    /* N = 0 is refused in the default mode */
+    p.locate = SA_ROLLOUT_LOCATE_VALUE;
+    CHECK(sa_rollout_label(w.pl, "1", GQ, "7", NULL, &p, &r) == SA_STATUS_BAD_ARGUMENT);
+    world_free(&w);
+}
+
+static void test_gold_path_no_alternative_and_on_path(void) {
+    /* only off-path or equation-less alternatives: no alternative */
+    static const char *const bad_alts[] = {"Then 24 + 50 = 74.", "Then he buys more."};
+    struct script sc = {GDRAFT, 5, bad_alts, 2, 2, false};
+    struct world w;
+    world_init(&w, &sc);
+    struct sa_rollout_params p = gold_params();
+    struct sa_rollout_result r;
+    CHECK_OK(sa_rollout_label(w.pl, "1", GQ, "7", NULL, &p, &r));
+    CHECK_EQ_INT(r.outcome, SA_ROLLOUT_NO_ALTERNATIVE);
+    CHECK_EQ_INT(r.first_error, 3);
+    CHECK_EQ_INT(r.n_alternatives, 0);
+    CHECK_EQ_INT(r.n_generations, 1 + 4); /* none valued */
+    CHECK_EQ_INT(r.n_records, 2);
+    sa_rollout_result_free(&r);
+    world_free(&w);
+    /* a wrong draft whose equations all stay on the path: on_path, no records, no sample */
+    static const char *const on[] = {"Tom has 48 apples.", "He keeps 48 / 2 = 24.", "The answer is 5."};
+    struct script sc2 = {on, 3, GALTS, 3, 2, false};
+    world_init(&w, &sc2);
+    CHECK_OK(sa_rollout_label(w.pl, "1", GQ, "7", NULL, &p, &r));
+    CHECK_EQ_INT(r.outcome, SA_ROLLOUT_ON_PATH);
+    CHECK_EQ_STR(sa_rollout_outcome_name(r.outcome), "on_path");
+    CHECK_EQ_INT(r.first_error, 0);
+    CHECK_EQ_INT(r.n_records, 0);
+    CHECK_EQ_INT(r.n_generations, 1);
+    sa_rollout_result_free(&r);
+    /* a right draft: copies, as in the default mode */
+    CHECK_OK(sa_rollout_label(w.pl, "1", GQ, "5", NULL, &p, &r));
+    CHECK_EQ_INT(r.outcome, SA_ROLLOUT_CORRECT);
+    CHECK_EQ_INT(r.n_records, 4);
+    sa_rollout_result_free(&r);
+    /* gold path without the solution */
+    p.gold_solution = NULL;
+    CHECK(sa_rollout_label(w.pl, "1", GQ, "7", NULL, &p, &r) == SA_STATUS_BAD_ARGUMENT);
+    p = gold_params();
+    p.locate = (enum sa_rollout_locate)7;
+    CHECK(sa_rollout_label(w.pl, "1", GQ, "7", NULL, &p, &r) == SA_STATUS_BAD_ARGUMENT);
+    CHECK_EQ_STR(sa_rollout_locate_name(SA_ROLLOUT_LOCATE_GOLD_PATH), "gold-path");
+    world_free(&w);
+}
+
 /* ---- a local upstream: N samples of one prefix cost one prefill ---- */
 
 static void test_local_prefix_kv_reuse(void) {
@@ -579,6 +755,10 @@ int main(void) {
     RUN(test_seeds);
     RUN(test_errors);
     RUN(test_verify);
+    RUN(test_gold_path_parse);
+    RUN(test_gold_path_fix);
+    RUN(test_gold_path_no_rollouts);
+    RUN(test_gold_path_no_alternative_and_on_path);
     RUN(test_local_prefix_kv_reuse);
     return harness_summary();
 }

@@ -3,7 +3,9 @@
  * ACL 2024; OmegaPRM, Luo et al. 2024). A prefix's value is the fraction of N sampled
  * completions from it that reach the gold answer; the first wrong sentence of a wrong greedy
  * draft is the first after which the value drops to 0 (binary search); its correction is the
- * best-valued of K sentences the upstream itself samples in its place. Algorithm, parameters,
+ * best-valued of K sentences the upstream itself samples in its place. Or (locate gold-path)
+ * the first error is the first sentence whose equations leave the values of the reference
+ * solution, with no rollout, and only alternatives that stay on them qualify. Algorithm, parameters,
  * cost and files: docs/DATA_ROLLOUT.md. Implemented in src/data/rollout.c. */
 #ifndef SA_ROLLOUT_H
 #define SA_ROLLOUT_H
@@ -35,12 +37,26 @@ enum sa_rollout_outcome {
     SA_ROLLOUT_NO_ALTERNATIVE = 2, /* first error found; no alternative reached min_alt_value */
     SA_ROLLOUT_TOO_HARD = 3,       /* the draft is wrong and value(0) = 0: no records */
     SA_ROLLOUT_EMPTY = 4,          /* the draft has no sentence: no records */
+    SA_ROLLOUT_ON_PATH = 5,        /* SA_ROLLOUT_LOCATE_GOLD_PATH: the draft is wrong and no sentence
+                                      of it leaves the gold path: no records (no fix is known) */
 };
-/* "correct", "fixed", "no_alternative", "too_hard", "empty". */
+/* "correct", "fixed", "no_alternative", "too_hard", "empty", "on_path". */
 const char *sa_rollout_outcome_name(enum sa_rollout_outcome o);
 
+/* How the first wrong sentence of a wrong draft is found. Add values only at the end. */
+enum sa_rollout_locate {
+    SA_ROLLOUT_LOCATE_VALUE = 0,     /* binary search over prefix values (value(0) first) */
+    SA_ROLLOUT_LOCATE_GOLD_PATH = 1, /* the first sentence with an equation whose value is off the
+                                        gold path of gold_solution (no rollouts); an alternative
+                                        qualifies only with >= 1 equation, all on the path */
+};
+/* "value", "gold-path". */
+const char *sa_rollout_locate_name(enum sa_rollout_locate l);
+
 struct sa_rollout_params {
-    int32_t n_rollouts;     /* N: sampled completions per valued prefix (> 0; default 4) */
+    int32_t n_rollouts;     /* N: sampled completions per valued prefix (> 0; default 4; 0 is allowed
+                               with SA_ROLLOUT_LOCATE_GOLD_PATH only: the first qualifying
+                               alternative is kept unvalued, and no whole-answer fix record) */
     int32_t n_alternatives; /* K: sentences sampled in place of the first wrong one (> 0; default 4) */
     float temperature;      /* of every sample (> 0; default 0.7); the draft is the pipeline's
                                (greedy with sa_pipeline_default_params) */
@@ -61,9 +77,14 @@ struct sa_rollout_params {
     /* Called after each generation (may be NULL): progress inside one question. */
     void (*on_generation)(void *user, int32_t n_generations, int64_t n_tokens);
     void *user; /* for both hooks */
+    enum sa_rollout_locate locate; /* how the first error is found (default SA_ROLLOUT_LOCATE_VALUE) */
+    const char *gold_solution;     /* SA_ROLLOUT_LOCATE_GOLD_PATH: the question's full reference
+                                      solution (GSM8K's "answer": <<expr=v>> steps, "#### N"),
+                                      NUL-terminated, borrowed for the call; required there
+                                      (NULL: BAD_ARGUMENT), unused otherwise (default NULL) */
 };
 /* N 4, K 4, temperature 0.7, top_p 1, max_tokens 384, min_alt_value 0.5, seed 0, n_verify 0,
- * copy and answer records on, no hooks. */
+ * copy and answer records on, no hooks, locate by value, no gold solution. */
 struct sa_rollout_params sa_rollout_default_params(void);
 
 /* A greedy draft written before (e.g. read from `salign align --mode upstream --trace`):
@@ -84,9 +105,11 @@ struct sa_rollout_record {
     char *prefix, *last;  /* sentence records: the answer before it, and the draft's sentence */
     char *answer;         /* whole-answer records: the draft */
     char *correction;
-    double value_before;  /* the value of the prefix before the sentence (< 0: not measured) */
+    double value_before;  /* the value of the prefix before the sentence (< 0: not measured; never
+                             measured with SA_ROLLOUT_LOCATE_GOLD_PATH, nor value_after) */
     double value_after;   /* the value of the prefix through the draft's sentence (< 0: not measured) */
-    double alt_value;     /* fix: the value of the prefix through the correction; else < 0 */
+    double alt_value;     /* fix: the value of the prefix through the correction; else < 0 (and
+                             for a gold-path fix kept with n_rollouts 0) */
     int32_t n_rollouts;   /* completions behind each value */
 };
 
@@ -95,9 +118,11 @@ struct sa_rollout_result {
     char *draft;              /* the draft answer (malloc'd) */
     int32_t n_sentences;      /* S: the draft's sentences */
     bool draft_correct;
-    int32_t first_error;      /* h, 1-based: the first wrong sentence; 0: none found */
+    int32_t first_error;      /* h, 1-based: the first wrong sentence (gold path: the first off the
+                                 path); 0: none found */
     double value0;            /* value(0) (< 0: not measured) */
-    int32_t n_alternatives;   /* distinct alternatives valued (not equal to the draft's sentence) */
+    int32_t n_alternatives;   /* distinct alternatives valued (not equal to the draft's sentence;
+                                 gold path: those that qualify, valued or, with N 0, looked at) */
     double best_alt_value;    /* < 0: none valued */
     double verify_after;      /* n_verify: the fresh value of the prefix through the wrong sentence
                                  (the label holds when it is 0); < 0: not checked */

@@ -3,13 +3,16 @@
  * sampled from it (sa_pipeline_sample, the pipeline's own conventions) that reach the gold
  * answer; the first wrong sentence is found by binary search over prefix lengths (OmegaPRM,
  * Luo et al. 2024: value(lo) > 0, value(hi) = 0); K alternatives sampled in its place are
- * valued the same way and the best is kept. docs/DATA_ROLLOUT.md. */
+ * valued the same way and the best is kept. With SA_ROLLOUT_LOCATE_GOLD_PATH the first error
+ * is the first sentence off the reference solution's gold path (gold_path.c) and only
+ * alternatives on it are valued. docs/DATA_ROLLOUT.md. */
 #define _POSIX_C_SOURCE 200809L
 #include "sa/rollout.h"
 #include "sa/math_answer.h"
 #include "sa/pipeline.h"
 #include "core/core_impl.h"
 #include "core/rng_impl.h"
+#include "data/gold_path_impl.h"
 #include "pipeline/pipeline_impl.h" /* sa_join_strip: the pipeline's whitespace rules */
 
 #include <cJSON.h>
@@ -22,8 +25,12 @@ const char *sa_rollout_kind_name(enum sa_rollout_kind k) {
 }
 
 const char *sa_rollout_outcome_name(enum sa_rollout_outcome o) {
-    static const char *const names[] = {"correct", "fixed", "no_alternative", "too_hard", "empty"};
+    static const char *const names[] = {"correct", "fixed", "no_alternative", "too_hard", "empty", "on_path"};
     return (unsigned)o < SA_ARRAY_LEN(names) ? names[o] : "unknown";
+}
+
+const char *sa_rollout_locate_name(enum sa_rollout_locate l) {
+    return l == SA_ROLLOUT_LOCATE_VALUE ? "value" : l == SA_ROLLOUT_LOCATE_GOLD_PATH ? "gold-path" : "unknown";
 }
 
 struct sa_rollout_params sa_rollout_default_params(void) {
@@ -76,6 +83,7 @@ struct labeller {
     size_t n;
     char **prefix;       /* (S + 1): prefix[k] = text[0] + ... + text[k-1] */
     double *value;       /* (S + 1): < 0 not measured yet */
+    const struct sa_gold_path *path; /* SA_ROLLOUT_LOCATE_GOLD_PATH; else NULL */
     struct sa_buf tmp;
 };
 
@@ -202,7 +210,7 @@ static enum sa_status fix_first_error(struct labeller *lb, size_t h) {
     const int32_t K = lb->p->n_alternatives;
     char **seen = calloc((size_t)K, sizeof *seen); /* (K): the distinct alternatives' sentences */
     if (!seen) return no_memory();
-    int32_t n_seen = 0;
+    int32_t n_seen = 0, n_qualify = 0;
     char *best_text = NULL, *best_sentence = NULL, *best_done = NULL;
     double best = -1;
     enum sa_status s = SA_STATUS_OK;
@@ -218,6 +226,12 @@ static enum sa_status fix_first_error(struct labeller *lb, size_t h) {
         }
         if (!(seen[n_seen] = strdup(alt.sentence))) s = no_memory();
         n_seen += !s;
+        int32_t n_eq = 0; /* the gold path: only an alternative with equations, all on it */
+        if (!s && lb->path && (sa_gold_path_off(lb->path, alt.sentence, &n_eq) > 0 || n_eq == 0)) {
+            sa_pipeline_sample_result_free(&alt);
+            continue;
+        }
+        n_qualify += !s;
         /* the value after the alternative; one that ends the answer is valued by itself */
         sa_buf_clear(&lb->tmp);
         if (!s) s = sa_buf_puts(&lb->tmp, base);
@@ -226,13 +240,16 @@ static enum sa_status fix_first_error(struct labeller *lb, size_t h) {
         if (!s && !with_alt) s = no_memory();
         double v = 0;
         char *ok_text = NULL;
-        if (!s && alt.done) {
+        const bool first_only = !s && lb->p->n_rollouts == 0; /* gold path, N 0: the first qualifying one */
+        if (first_only) {
+            v = -1;
+        } else if (!s && alt.done) {
             v = correct(lb, with_alt) ? 1.0 : 0.0;
             if (v > 0 && !(ok_text = strdup(""))) s = no_memory();
         } else if (!s) {
             s = value_of(lb, with_alt, SA_ROLLOUT_SEED_ALT_VALUE, (uint32_t)i, &v, &ok_text);
         }
-        if (!s && v > best) { /* ties: the first */
+        if (!s && (v > best || first_only)) { /* ties: the first */
             best = v;
             free(best_text);
             free(best_sentence);
@@ -246,10 +263,13 @@ static enum sa_status fix_first_error(struct labeller *lb, size_t h) {
         free(with_alt);
         free(ok_text);
         sa_pipeline_sample_result_free(&alt);
+        if (first_only) break;
     }
-    res->n_alternatives = n_seen;
-    res->best_alt_value = best;
-    if (!s && best >= lb->p->min_alt_value && best > 0) {
+    res->n_alternatives = n_qualify;
+    res->best_alt_value = best < 0 ? -1 : best;
+    const bool unvalued = best_sentence && lb->p->n_rollouts == 0;
+    const double after = lb->path ? -1 : lb->value[h]; /* the gold path measures no value */
+    if (!s && (unvalued || (best >= lb->p->min_alt_value && best > 0))) {
         res->outcome = SA_ROLLOUT_FIXED;
         if (lb->p->n_verify > 0) { /* the label, checked with fresh completions */
             struct sa_rollout_params vp = *lb->p;
@@ -260,7 +280,7 @@ static enum sa_status fix_first_error(struct labeller *lb, size_t h) {
             lb->p = lb->orig_p;
         }
         struct sa_rollout_record rec = {.kind = SA_ROLLOUT_FIX, .round = (int32_t)h, .value_before = lb->value[h - 1],
-                                        .value_after = lb->value[h], .alt_value = best,
+                                        .value_after = after, .alt_value = res->best_alt_value,
                                         .n_rollouts = lb->p->n_rollouts};
         rec.prefix = strdup(base);
         rec.last = strdup(lb->orig[h - 1]);
@@ -270,7 +290,8 @@ static enum sa_status fix_first_error(struct labeller *lb, size_t h) {
             record_free(&rec);
             s = no_memory();
         }
-        if (!s && lb->p->answer_records) { /* the corrected answer: prefix + alternative + a good completion */
+        /* the corrected answer: prefix + alternative + a good completion (none sampled unvalued) */
+        if (!s && lb->p->answer_records && !unvalued) {
             sa_buf_clear(&lb->tmp);
             s = sa_buf_puts(&lb->tmp, best_text);
             if (!s) s = sa_buf_puts(&lb->tmp, best_done ? best_done : "");
@@ -358,9 +379,16 @@ static enum sa_status load_draft(struct labeller *lb, const struct sa_rollout_dr
 }
 
 static enum sa_status check_params(const struct sa_rollout_params *p) {
-    if (p->n_rollouts <= 0 || p->n_alternatives <= 0 || p->max_tokens <= 0 || p->n_verify < 0 || !(p->temperature > 0) ||
+    const bool gold_path = p->locate == SA_ROLLOUT_LOCATE_GOLD_PATH;
+    if (p->locate != SA_ROLLOUT_LOCATE_VALUE && !gold_path)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: locate %d is not value or gold-path", (int)p->locate);
+    if (gold_path && !p->gold_solution)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: locate gold-path needs gold_solution (the reference solution)");
+    if (p->n_rollouts < 0 || (p->n_rollouts == 0 && !gold_path))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: n_rollouts must be > 0 (0 only with locate gold-path)");
+    if ( p->n_alternatives <= 0 || p->max_tokens <= 0 || p->n_verify < 0 || !(p->temperature > 0) ||
         !(p->top_p > 0 && p->top_p <= 1) || !(p->min_alt_value >= 0 && p->min_alt_value <= 1))
-        return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: n_rollouts, n_alternatives and max_tokens must be > 0, n_verify >= 0, "
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: n_alternatives and max_tokens must be > 0, n_verify >= 0, "
                                                 "temperature > 0, top_p in (0, 1], min_alt_value in [0, 1]");
     return SA_STATUS_OK;
 }
@@ -379,7 +407,12 @@ enum sa_status sa_rollout_label(struct sa_pipeline *pl, const char *id, const ch
     struct labeller lb = {.pl = pl, .id = id, .question = question, .gold = gold, .p = params, .orig_p = params,
                           .res = out};
     sa_buf_init(&lb.tmp, 0);
-    s = load_draft(&lb, draft);
+    struct sa_gold_path path = {0};
+    if (params->locate == SA_ROLLOUT_LOCATE_GOLD_PATH) {
+        s = sa_gold_path_init(question, params->gold_solution, &path);
+        lb.path = &path;
+    }
+    if (!s) s = load_draft(&lb, draft);
     const size_t S = lb.n;
     out->n_sentences = (int32_t)S;
     if (!s) {
@@ -392,6 +425,14 @@ enum sa_status sa_rollout_label(struct sa_pipeline *pl, const char *id, const ch
         out->outcome = SA_ROLLOUT_CORRECT;
         if (params->copy_records) s = copy_records(&lb, S);
         if (!s && params->answer_records) s = answer_record(&lb, SA_ROLLOUT_COPY, 0, out->draft, -1);
+    } else if (!s && lb.path) { /* the first sentence off the gold path; no value measured */
+        size_t h = 0;
+        for (size_t k = 0; k < S && !h; k++)
+            if (sa_gold_path_off(lb.path, lb.orig[k], NULL) > 0) h = k + 1;
+        out->first_error = (int32_t)h;
+        if (!h) out->outcome = SA_ROLLOUT_ON_PATH;
+        if (h && params->copy_records) s = copy_records(&lb, h - 1);
+        if (h && !s) s = fix_first_error(&lb, h);
     } else if (!s) {
         double v0 = 0;
         s = draft_value(&lb, 0, &v0);
@@ -427,6 +468,7 @@ enum sa_status sa_rollout_label(struct sa_pipeline *pl, const char *id, const ch
     free(lb.prefix);
     free(lb.value);
     sa_buf_free(&lb.tmp);
+    sa_gold_path_free(&path);
     out->seconds = sa_time_now() - t0;
     return s;
 }
