@@ -2,7 +2,8 @@
 lengths; a GSM8K train question and an easy one): the records are read by `salign data check`
 (the loader of `salign train --data`), a run cut in the middle resumes to the same files, --parallel
 2 gives the records of --parallel 1 with the same seed, and --drafts (a trace of `salign align
---mode upstream`) gives the same records without writing the drafts again. The labelling logic
+--mode upstream`) gives the same records without writing the drafts again; --locate gold-path
+runs end to end. The labelling logic
 itself is tested on a scripted upstream in tests/test_rollout.c."""
 import json
 import os
@@ -159,6 +160,34 @@ def drafts_from_an_upstream_trace():
     st = lines(miss + ".done")
     assert st[0]["outcome"] == "error" and "no draft" in st[0]["error"], st
     assert st[1]["outcome"] != "error", st
+
+
+@test
+def locate_gold_path():
+    inp = questions()
+    out = os.path.join(tmpdir(), "gold.jsonl")
+    _, err = rollout(inp, out, ["--locate", "gold-path", "--limit", "1"])
+    assert "1 questions labelled" in err and "on the gold path" in err, err
+    done = lines(out + ".done")
+    assert [d["id"] for d in done] == [0], done
+    d = done[0]
+    assert d["outcome"] in ("correct", "fixed", "no_alternative", "on_path"), d  # never too_hard: no value(0)
+    assert "value0" not in d, d
+    assert (d["first_error"] > 0) == (d["outcome"] in ("fixed", "no_alternative")), d
+    assert d["outcome"] != "on_path" or d["records"] == 0, d
+    recs, answers = lines(out), lines(out + ".answers")
+    assert len(recs) + len(answers) == d["records"], (recs, answers, d)
+    for r in recs:
+        assert r["kind"] in ("copy", "fix") and "value_before" not in r and "value_after" not in r, r
+    if recs:
+        ok([SALIGN, "data", "check", "--input", out, "--kind", "sentence"])
+    # --rollouts 0 is for the gold path only
+    rc, _, err = run([SALIGN, "data", "rollout", "--upstream", NAME, "--input", inp, "--out",
+                      os.path.join(tmpdir(), "n0.jsonl"), "-N", "0"])
+    assert rc == 2 and "--locate gold-path" in err, (rc, err)
+    rc, _, err = run([SALIGN, "data", "rollout", "--upstream", NAME, "--input", inp, "--out",
+                      os.path.join(tmpdir(), "n0.jsonl"), "--locate", "path"])
+    assert rc == 2, (rc, err)
 
 
 @test

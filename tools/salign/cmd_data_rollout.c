@@ -34,7 +34,10 @@ struct rollout_opts {
     int parallel, n_threads;
     size_t limit;
     bool no_copy, batch_invariant;
+    int locate; /* enum sa_rollout_locate */
 };
+
+static const char *const locate_names[] = {"value", "gold-path", NULL}; /* enum sa_rollout_locate */
 
 #define O(f) CLI_AT(struct rollout_opts, f)
 static const struct cli_opt rollout_opts[] = {
@@ -50,8 +53,13 @@ static const struct cli_opt rollout_opts[] = {
      .help = "whole-answer records for the Aligner baseline (appended)"},
     {"drafts", 0, CLI_OPT_STR, O(drafts), .arg = "TRACE",
      .help = "the greedy drafts: a trace of `salign align --mode upstream\n--trace` over the same input (else made here)"},
-    {"rollouts", 'N', CLI_OPT_INT, O(n_rollouts), .imin = 1, .imax = 1024, .arg = "N",
-     .help = "completions per valued prefix (default 4)", .section = "Labelling"},
+    {"locate", 0, CLI_OPT_ENUM, O(locate), .names = locate_names, .arg = "value|gold-path", .section = "Labelling",
+     .help = "how the first wrong sentence is found (default value):\nvalue: binary search over prefix values; "
+             "gold-path: the\nfirst sentence with an equation whose value is not in the\nreference solution "
+             "(<<expr=v>>, #### N) nor the question;\nonly alternatives with equations all on that path qualify"},
+    {"rollouts", 'N', CLI_OPT_INT, O(n_rollouts), .imin = 0, .imax = 1024, .arg = "N",
+     .help = "completions per valued prefix (default 4; 0 only with\n--locate gold-path: the first qualifying "
+             "alternative is\nkept unvalued)"},
     {"alternatives", 'K', CLI_OPT_INT, O(n_alternatives), .imin = 1, .imax = 1024, .arg = "K",
      .help = "sentences sampled in place of the first wrong one (default 4)"},
     {"temp", 0, CLI_OPT_FLOAT, O(temp), .lo = 0, .hi = 10, .open = CLI_LO_OPEN, .arg = "T",
@@ -92,8 +100,11 @@ const struct cli_cmd cli_cmd_data_rollout = {
              "Labels the upstream's own greedy answers by what happens after each sentence, with\n"
              "no annotator (Math-Shepherd, OmegaPRM): a prefix's value is the share of N sampled\n"
              "completions reaching the gold answer; the first wrong sentence of a wrong answer is\n"
-             "found by binary search; its correction is the best of K sentences the upstream\n"
-             "samples in its place (value >= --min-value). Sentence records {question, prefix,\n"
+             "found by binary search (or, --locate gold-path, as the first sentence whose\n"
+             "equations leave the reference solution's values: no rollout); its correction is\n"
+             "the best of K sentences the upstream samples in its place (value >= --min-value).\n"
+             "FILE.done gets one status line per question (outcome: correct, fixed,\n"
+             "no_alternative, too_hard, empty, on_path, error). Sentence records {question, prefix,\n"
              "last, correction, ...} go to --out (read by `salign train --data`), whole-answer\n"
              "records to --answers-out. Append-only and resumable: run the same command again.\n"
              "docs/DATA_ROLLOUT.md has the cost per question.\n\n",
@@ -262,6 +273,7 @@ struct job {
     size_t lineno;
     cJSON *j;
     const char *question;
+    const char *solution; /* the "answer": the full reference solution (into j) */
     char *id;     /* JSON text */
     char *gold;
     char *reason; /* why it cannot be labelled (its status line), or NULL */
@@ -270,7 +282,7 @@ struct job {
 };
 
 struct totals {
-    size_t n_done, n_correct, n_first_error, n_fixed, n_no_alt, n_too_hard, n_empty, n_errors;
+    size_t n_done, n_correct, n_first_error, n_fixed, n_no_alt, n_too_hard, n_empty, n_on_path, n_errors;
     size_t n_copy, n_fix, n_answer;
     size_t n_verified, n_holds, n_changes; /* --verify: fixes checked, wrong sentence's fresh value 0,
                                              correction's fresh value above it */
@@ -342,7 +354,9 @@ static void label_job(struct run *r, struct sa_pipeline *pl, const struct job *j
     enum sa_status s = SA_STATUS_OK;
     if (!jb->reason) {
         struct sa_rollout_draft d = {jb->text, jb->orig, jb->n_draft};
-        s = sa_rollout_label(pl, jb->id, jb->question, jb->gold, jb->text ? &d : NULL, &r->rp, &res);
+        struct sa_rollout_params rp = r->rp;
+        rp.gold_solution = jb->solution;
+        s = sa_rollout_label(pl, jb->id, jb->question, jb->gold, jb->text ? &d : NULL, &rp, &res);
         if (s == SA_STATUS_CANCELLED || (s && cli_interrupted(NULL))) fatal = 130;
         else if (s == SA_STATUS_BAD_ARGUMENT && !(why = strdup(sa_last_error()))) fatal = cli_fail("out of memory");
         else if (s && s != SA_STATUS_BAD_ARGUMENT) {
@@ -403,6 +417,7 @@ static void label_job(struct run *r, struct sa_pipeline *pl, const struct job *j
             t->n_no_alt += res.outcome == SA_ROLLOUT_NO_ALTERNATIVE;
             t->n_too_hard += res.outcome == SA_ROLLOUT_TOO_HARD;
             t->n_empty += res.outcome == SA_ROLLOUT_EMPTY;
+            t->n_on_path += res.outcome == SA_ROLLOUT_ON_PATH;
             if (res.verify_after >= 0 && res.verify_alt >= 0) {
                 t->n_verified++;
                 t->n_holds += res.verify_after == 0;
@@ -534,7 +549,10 @@ static int read_jobs(const struct rollout_opts *o, char *text, const struct keys
         else if (!cJSON_IsString(q) || !q->valuestring[0]) reason = "no \"question\" string";
         else if (!cJSON_IsString(a)) reason = "no \"answer\" string (the GSM8K solution, with '#### N')";
         else if (sa_math_gsm8k_gold(a->valuestring, &jb.gold)) reason = "the answer has no '#### N' gold answer";
-        if (!reason) jb.question = q->valuestring;
+        if (!reason) {
+            jb.question = q->valuestring;
+            jb.solution = a->valuestring;
+        }
         if (!reason && dr) {
             size_t n = 0;
             for (size_t i = 0; i < dr->n; i++) n += !strcmp(dr->p[i].id, idt);
@@ -571,6 +589,8 @@ int cmd_data_rollout(int argc, char **argv) {
     if (!o.upstream) return cli_usage_error("data rollout", "missing --upstream MODEL|URL");
     if (!o.input) return cli_usage_error("data rollout", "missing --input FILE");
     if (!o.out || !strcmp(o.out, "-")) return cli_usage_error("data rollout", "missing --out FILE (a file: it is appended to)");
+    if (o.n_rollouts == 0 && o.locate != SA_ROLLOUT_LOCATE_GOLD_PATH)
+        return cli_usage_error("data rollout", "--rollouts 0 needs --locate gold-path");
     char *done_path = NULL;
     if (asprintf(&done_path, "%s.done", o.out) < 0) return cli_fail("out of memory");
 
@@ -644,6 +664,7 @@ int cmd_data_rollout(int argc, char **argv) {
         r.rp.seed = o.seed;
         r.rp.copy_records = !o.no_copy;
         r.rp.n_verify = o.n_verify;
+        r.rp.locate = (enum sa_rollout_locate)o.locate;
         r.rp.answer_records = o.answers_out != NULL;
         r.rp.cancel = cli_interrupted;
         if (n_before) fprintf(stderr, "salign data: %zu question(s) already done in %s\n", n_before, done_path);
@@ -657,10 +678,11 @@ int cmd_data_rollout(int argc, char **argv) {
         const struct totals *t = &r.t;
         fprintf(stderr,
                 "salign data: %zu questions labelled (%zu done before): %zu correct drafts, %zu first errors found, "
-                "%zu corrections kept, %zu without a good alternative, %zu too hard, %zu empty, %zu errors; records: "
+                "%zu corrections kept, %zu without a good alternative, %zu too hard, %zu empty, %zu on the gold path, "
+                "%zu errors; records: "
                 "%zu copy, %zu fix, %zu whole-answer; %lld generations, %lld tokens, %.1f s\n",
                 t->n_done, n_before, t->n_correct, t->n_first_error, t->n_fixed, t->n_no_alt, t->n_too_hard,
-                t->n_empty, t->n_errors, t->n_copy, t->n_fix, t->n_answer, (long long)t->n_generations,
+                t->n_empty, t->n_on_path, t->n_errors, t->n_copy, t->n_fix, t->n_answer, (long long)t->n_generations,
                 (long long)t->n_tokens, now_s() - r.t0);
         if (o.n_verify)
             fprintf(stderr,
