@@ -34,7 +34,8 @@ const char *sa_rollout_kind_name(enum sa_rollout_kind k);
 enum sa_rollout_outcome {
     SA_ROLLOUT_CORRECT = 0,        /* the draft reaches the gold answer: copy records only */
     SA_ROLLOUT_FIXED = 1,          /* first error found and an alternative kept */
-    SA_ROLLOUT_NO_ALTERNATIVE = 2, /* first error found; no alternative reached min_alt_value */
+    SA_ROLLOUT_NO_ALTERNATIVE = 2, /* first error found; no alternative reached min_alt_value (gold
+                                      path: or none qualified) */
     SA_ROLLOUT_TOO_HARD = 3,       /* the draft is wrong and value(0) = 0: no records */
     SA_ROLLOUT_EMPTY = 4,          /* the draft has no sentence: no records */
     SA_ROLLOUT_ON_PATH = 5,        /* SA_ROLLOUT_LOCATE_GOLD_PATH: the draft is wrong and no sentence
