@@ -541,7 +541,8 @@ static void test_gold_path_parse(void) {
     CHECK(sa_gold_path_has(&gp, 2.5));
     CHECK(sa_gold_path_has(&gp, 48));
     CHECK(sa_gold_path_has(&gp, 24.0000000001)); /* rounded to 6 decimals */
-    CHECK(!sa_gold_path_has(&gp, 24.001));
+    CHECK(!sa_gold_path_has(&gp, 24.00001));  /* 6 decimals, not fewer */
+    CHECK(sa_gold_path_has(&gp, 36.2500004));
     CHECK(!sa_gold_path_has(&gp, 2));          /* the left sides of <<...>> are not on it */
     CHECK(!sa_gold_path_has(&gp, 0.5));
     CHECK(!sa_gold_path_has(&gp, 1));          /* 1,200 is one number */
