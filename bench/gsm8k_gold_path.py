@@ -7,7 +7,8 @@ GSM8K's reference solutions write every intermediate result as <<expr=v>>. The g
 question is those values, the final answer and the numbers of the question. A sentence of a
 draft is *off the path* when one of its equations (bench/arith_records.py's `equations()`, the
 `arith` check's finder) computes a value (the true value of its left side) that is on none of
-them. The first such sentence is a candidate first error, found with no rollout at all; this
+them, or that writes a false result for it (the `arith` check's verdict: "48 / 2 = 16" leaves
+the path though 24 is on it). The first such sentence is a candidate first error, found with no rollout at all; this
 probe counts how often one is found in wrong drafts and, as a false-alarm rate, in right ones
 (a right draft may take another valid route), and compares it with rollout labels
 (`salign data rollout`'s FILE.done lines) where given.
@@ -56,7 +57,7 @@ def first_off_path(rounds, path):
     for k in sorted(rounds):
         y1 = rounds[k][0]
         for e in equations(y1):
-            if e.value is not None and round(e.value, 6) not in path:
+            if e.value is not None and (e.wrong or round(e.value, 6) not in path):
                 return k, y1, e.value
     return None
 

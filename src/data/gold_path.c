@@ -113,6 +113,7 @@ int32_t sa_gold_path_off(const struct sa_gold_path *gp, const char *s, int32_t *
     int32_t n = s ? sa_arith_equations(s, strlen(s), eq, MAX_EQ) : 0;
     if (n_eq) *n_eq = n;
     int32_t off = 0;
-    for (int32_t i = 0; i < n && i < MAX_EQ; i++) off += !sa_gold_path_has(gp, eq[i].value);
+    /* off: a value the reference never reaches, or a false result written for a true one ("48 / 2 = 16") */
+    for (int32_t i = 0; i < n && i < MAX_EQ; i++) off += eq[i].wrong || !sa_gold_path_has(gp, eq[i].value);
     return off;
 }

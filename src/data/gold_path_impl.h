@@ -26,8 +26,9 @@ SA_NODISCARD enum sa_status sa_gold_path_init(const char *question, const char *
 void sa_gold_path_free(struct sa_gold_path *gp);
 /* True when v rounded to 6 decimals is on the path. */
 bool sa_gold_path_has(const struct sa_gold_path *gp, double v);
-/* The equations of the sentence s (sa_arith_equations: the `arith` check's finder) whose value
- * (the true value of the left side) is off the path: the count; *n_eq (may be NULL) gets the
+/* The equations of the sentence s (sa_arith_equations: the `arith` check's finder) that are off
+ * the path: their value (the true value of the left side) is not on it, or they write a false
+ * result (the `arith` check's verdict: "48 / 2 = 16" leaves the path even though 24 is on it): the count; *n_eq (may be NULL) gets the
  * count of all of them. A sentence is off the path when this is > 0. */
 int32_t sa_gold_path_off(const struct sa_gold_path *gp, const char *s, int32_t *n_eq);
 
