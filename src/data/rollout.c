@@ -386,7 +386,7 @@ static enum sa_status check_params(const struct sa_rollout_params *p) {
         return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: locate gold-path needs gold_solution (the reference solution)");
     if (p->n_rollouts < 0 || (p->n_rollouts == 0 && !gold_path))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: n_rollouts must be > 0 (0 only with locate gold-path)");
-    if ( p->n_alternatives <= 0 || p->max_tokens <= 0 || p->n_verify < 0 || !(p->temperature > 0) ||
+    if (p->n_alternatives <= 0 || p->max_tokens <= 0 || p->n_verify < 0 || !(p->temperature > 0) ||
         !(p->top_p > 0 && p->top_p <= 1) || !(p->min_alt_value >= 0 && p->min_alt_value <= 1))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "rollout: n_alternatives and max_tokens must be > 0, n_verify >= 0, "
                                                 "temperature > 0, top_p in (0, 1], min_alt_value in [0, 1]");
