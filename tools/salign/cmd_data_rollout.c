@@ -56,7 +56,8 @@ static const struct cli_opt rollout_opts[] = {
     {"locate", 0, CLI_OPT_ENUM, O(locate), .names = locate_names, .arg = "value|gold-path", .section = "Labelling",
      .help = "how the first wrong sentence is found (default value):\nvalue: binary search over prefix values; "
              "gold-path: the\nfirst sentence with an equation whose value is not in the\nreference solution "
-             "(<<expr=v>>, #### N) nor the question;\nonly alternatives with equations all on that path qualify"},
+             "(<<expr=v>>, #### N) nor the question, or\nthat writes a false result; only alternatives with\n"
+             "equations all on that path qualify"},
     {"rollouts", 'N', CLI_OPT_INT, O(n_rollouts), .imin = 0, .imax = 1024, .arg = "N",
      .help = "completions per valued prefix (default 4; 0 only with\n--locate gold-path: the first qualifying "
              "alternative is\nkept unvalued)"},
