@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""bench/gold_step_records.py: aligner records whose correction of a wrong plan step is the
+reference solution's own next step (issue 13, session 16; a dev tool, like arith_records.py).
+
+The first error of a draft is located by the gold path (bench/gsm8k_gold_path.py, the rule that
+`salign data rollout --locate gold-path` runs in C): the first sentence with an equation whose
+value is on none of the reference solution's <<expr=v>> results, its answer and the question's
+numbers, or that writes a false result. Its correction is not sampled from the upstream (its
+own alternatives rarely hold a right next step: RESULTS "Session 15") but taken from the
+reference solution: the first solution line whose result is not yet among the numbers of the
+prefix (the answer before the sentence) and of the question, with its calculator annotation
+written as the upstream writes arithmetic (`12 x 2 = <<12*2=24>>24` -> `\\(12 \\times 2 = 24\\)`).
+This leaves the upstream's distribution in the words (the lesson of the first RESULTS section);
+the equation is the upstream's notation. Records, like arith_records.py's:
+  - copy: every sentence before the first error, and every sentence of a right draft
+    (--details says which drafts are right); a wrong draft with no sentence off the path
+    gives no record at all (its error is not located);
+  - fix (source gold:step): the first off-path sentence -> the reference's next step.
+Sentences after the first error are not used.
+
+  python3 bench/gold_step_records.py --trace T.jsonl [--trace T2.jsonl] --details D.jsonl
+      --out R.jsonl [--gold train.jsonl] [--answers A.jsonl] [--ids FROM-TO]
+      [--plain-copies P] [--seed 1] [--stats] [--show]
+
+D.jsonl: `salign eval math --details` over the drafts' answers (its "index" is the question id).
+"""
+import argparse
+import json
+import os
+import random
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from arith_records import equations, load_traces  # noqa: E402
+from gsm8k_gold_path import first_off_path, gold_path, numbers  # noqa: E402
+
+ANNOT = re.compile(r"<<([^=<>]*)=([^<>]*)>>")
+
+
+def latex(expr):
+    """A calculator expression `12*2+3/4` in the upstream's notation: `12 \\times 2 + 3 \\div 4`."""
+    out = []
+    for c in expr.replace(" ", ""):
+        if c == "*":
+            out.append(" \\times ")
+        elif c == "/":
+            out.append(" \\div ")
+        elif c in "+-":
+            out.append(" %s " % c)
+        else:
+            out.append(c)
+    return re.sub(r"\(\s+-\s+", "(-", "".join(out)).strip()
+
+
+def written_start(before, expr):
+    """Where the written left side of an annotation starts in the text before it: at the last
+    occurrence of the expression's first number (with a `$` or `(` just before it), so that
+    units between the operands go with it (`5 snakes/jaguar * 6 jaguars = `); None if absent."""
+    first = re.match(r"\(*(\d*\.?\d+)", expr.replace(" ", ""))
+    if not first:
+        return None
+    last = None
+    for m in re.finditer(r"(?<![\d.])\(?\$?" + re.escape(first.group(1)) + r"(?![\d])", before):
+        last = m
+    return last.start() if last else None
+
+
+def render(line):
+    """A reference solution line with each `written = <<expr=v>>v` as `\\(expr = v\\)`; None if
+    an annotation is not of that form."""
+    out, pos = [], 0
+    for m in ANNOT.finditer(line):
+        before = line[pos:m.start()]
+        start = written_start(before, m.group(1))
+        if start is None or "=" not in before[start:]:
+            return None
+        # the result written after the annotation (a number, maybe with a unit sign)
+        after = re.match(r"\$?-?\d*\.?\d[\d,]*(?:\.\d+)?", line[m.end():])
+        if not after:
+            return None
+        lead = before[:start].rstrip()
+        out.append(lead + " " if lead else "")
+        out.append("\\(%s = %s\\)" % (latex(m.group(1)), m.group(2).strip()))
+        pos = m.end() + after.end()
+    out.append(line[pos:])
+    return "".join(out).strip()
+
+
+def next_step(answer, known):
+    """The first line of the reference solution whose annotated results are not all among the
+    known numbers, rendered; None when every result is known or the line cannot be rendered."""
+    for line in answer.split("####")[0].split("\n"):
+        vals = set()
+        for m in ANNOT.finditer(line):
+            vals |= numbers(m.group(2))
+        if vals and not vals <= known:
+            return render(line)
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trace", action="append", required=True)
+    ap.add_argument("--details", action="append", required=True, help="salign eval math --details of the drafts")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--gold", default=os.path.join(os.environ.get("SA_SHARED_DATA", "../shared/data"), "gsm8k",
+                                                   "train.jsonl"))
+    ap.add_argument("--answers", action="append", default=[], help="only questions finished in these files")
+    ap.add_argument("--ids", default=None, help="only these ids: FROM-TO (inclusive)")
+    ap.add_argument("--plain-copies", type=float, default=1.0,
+                    help="share of the copy records of sentences without an equation to keep")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--stats", action="store_true")
+    ap.add_argument("--show", action="store_true", help="print each fix record: the sentence and its correction")
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    with open(a.gold) as f:
+        gold = [json.loads(line) for line in f]
+    right = {}
+    for p in a.details:
+        with open(p) as f:
+            for line in f:
+                r = json.loads(line)
+                right[r["index"]] = r["correct"]
+    finished = None
+    for p in a.answers:
+        finished = finished or set()
+        with open(p) as f:
+            for line in f:
+                try:
+                    finished.add(json.loads(line)["id"])
+                except (json.JSONDecodeError, KeyError):
+                    pass
+    lo, hi = map(int, a.ids.split("-")) if a.ids else (-1, 1 << 62)
+    drafts = load_traces(a.trace)
+    n = {"questions": 0, "right": 0, "located": 0, "on_path": 0, "no_step": 0, "copy": 0, "fix": 0}
+    with open(a.out, "w") as out:
+        for qid in sorted(drafts):
+            if not lo <= qid <= hi or qid not in right or (finished is not None and qid not in finished):
+                continue
+            d, g = drafts[qid], gold[qid]
+            n["questions"] += 1
+            rounds = d["rounds"]
+            off = None if right[qid] else first_off_path(rounds, gold_path(g["question"], g["answer"]))
+            if right[qid]:
+                n["right"] += 1
+            elif off is None:
+                n["on_path"] += 1
+                continue
+            prefix = ""
+            for k in sorted(rounds):
+                y1, text = rounds[k]
+                base = {"question": d["question"], "prefix": prefix, "last": y1, "id": qid, "round": k}
+                if off and k == off[0]:
+                    n["located"] += 1
+                    step = next_step(g["answer"], numbers(prefix) | numbers(g["question"]))
+                    if step is None or step == y1:
+                        n["no_step"] += 1
+                    else:
+                        out.write(json.dumps({**base, "correction": step, "kind": "fix", "source": "gold:step"}) + "\n")
+                        n["fix"] += 1
+                        if a.show:
+                            print("id %d round %d\n  y1: %s\n  ->: %s" % (qid, k, y1.replace("\n", "\\n"), step))
+                    break
+                if equations(y1) or rng.random() < a.plain_copies:
+                    out.write(json.dumps({**base, "correction": y1, "kind": "copy", "source": "gold:copy"}) + "\n")
+                    n["copy"] += 1
+                prefix += text
+    if a.stats:
+        print(json.dumps(n), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bench/gsm8k_gold_step_result.sh: an aligner trained to correct the plan (issue 13, session 16).
+# The first error of the upstream's own draft is located by the gold path (the rule of
+# `salign data rollout --locate gold-path`), and its correction is the reference solution's next
+# step written in the upstream's notation (bench/gold_step_records.py); with the shipped
+# aligner's calculator records (docs/results/arith/arith_train.jsonl) it trains a 0.5B LoRA
+# aligner by the shipped recipe, measured on the dev questions (GSM8K train ids 80-119) only.
+# Every step is resumable (rerun the script); nothing here reads a test question.
+#   drafts:  the upstream's greedy drafts of train ids DRAFT_IDS (120-239; ids 0-79 are
+#            session 13's, docs/results/s15_teacher_pilot), `salign align --mode upstream
+#            --trace`, 512 tokens, --batch-invariant; then `salign eval math --details`;
+#   records: bench/gold_step_records.py over both sets of drafts (copies of sentences without an
+#            equation kept with PLAIN_COPIES), plus arith_train.jsonl's fixes (real and synthetic);
+#            the copies are sampled down to COPY_SHARE of the records (seed 1);
+#   train:   Qwen2.5-Coder-0.5B-Instruct, LoRA r8, MAX_STEPS steps of 2 records, lr 2e-4,
+#            max length 384, seed 1 (the shipped recipe: bench/gsm8k_arith_result.sh);
+#   devrec:  `salign eval aligner` on DEV_RECORDS (gold-step records of the upstream alone's dev
+#            answers, docs/results/s14_dev_check) with the new adapter, then bench/gold_step_eval.py;
+#   dev:     the pipeline on the dev questions with the new adapter, `--edit-check all`,
+#            EDIT_THRESHOLD (none), paired against the upstream alone (bench/gsm8k_check_result.sh;
+#            its dev_alone is seeded from DEV_ALONE, the same binary's answers).
+#   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
+# Knobs: STEPS ("drafts records train devrec dev"), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
+# PLAIN_COPIES (0.1), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
+# THREADS (2), PARALLEL (4), SALIGN (build/salign).
+set -eu
+cd "$(dirname "$0")/.."
+S=${SALIGN:-build/salign}
+PY=${SA_PYTHON:-python3}
+export SA_SHARED_DATA=${SA_SHARED_DATA:-../shared/data}
+GSM=$SA_SHARED_DATA/gsm8k
+W=${1:-runs/gsm8k_gold_step}
+STEPS=${STEPS:-drafts records train devrec dev}
+DRAFT_IDS=${DRAFT_IDS:-120-239}
+MAX_STEPS=${MAX_STEPS:-50}
+COPY_SHARE=${COPY_SHARE:-0.5}
+PLAIN_COPIES=${PLAIN_COPIES:-0.1}
+THREADS=${THREADS:-2}
+PARALLEL=${PARALLEL:-4}
+OLD=docs/results/s15_teacher_pilot  # session 13's drafts of train ids 0-79
+BASE=qwen2.5-coder-0.5b-instruct
+mkdir -p "$W"
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if want drafts; then
+  [ -s "$W/train_q.jsonl" ] || "$PY" bench/gsm8k_questions.py "$GSM/train.jsonl" "$W/train_q.jsonl" --lines "$DRAFT_IDS"
+  log "drafts: train ids $DRAFT_IDS"
+  "$S" align --upstream "$BASE" --mode upstream --input "$W/train_q.jsonl" --output "$W/drafts.jsonl" \
+    --trace "$W/drafts.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS" --batch-invariant
+fi
+if want records; then
+  # the drafts finished so far (a stopped drafts step leaves a partial trace: --answers filters)
+  "$S" eval math --data gsm8k --answers "$W/drafts.jsonl" --gold "$GSM/train.jsonl" --details "$W/drafts_details.jsonl" >&2
+  zcat "$OLD/drafts.trace.jsonl.gz" > "$W/old.trace.jsonl"
+  "$PY" bench/gold_step_records.py --trace "$W/old.trace.jsonl" --details "$OLD/drafts_details.jsonl" \
+    --out "$W/gold_old.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
+  "$PY" bench/gold_step_records.py --trace "$W/drafts.trace.jsonl" --details "$W/drafts_details.jsonl" \
+    --answers "$W/drafts.jsonl" --out "$W/gold_new.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
+  "$PY" - "$W/train.jsonl" "$COPY_SHARE" "$W/gold_old.jsonl" "$W/gold_new.jsonl" docs/results/arith/arith_train.jsonl <<'EOF'
+import json, random, sys
+out, share, files = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+rng = random.Random(1)
+recs = [json.loads(l) for p in files for l in open(p)]
+fixes = [r for r in recs if r["kind"] != "copy"]
+copies = [r for r in recs if r["kind"] == "copy"]
+n_copy = min(len(copies), int(round(len(fixes) * share / (1 - share))))
+chosen = fixes + rng.sample(copies, n_copy)
+rng.shuffle(chosen)
+with open(out, "w") as f:
+    for r in chosen:
+        f.write(json.dumps(r) + "\n")
+kinds = {}
+for r in chosen:
+    kinds[r["source"]] = kinds.get(r["source"], 0) + 1
+print(json.dumps({"records": len(chosen), "by_source": kinds}), file=sys.stderr)
+EOF
+fi
+adapter="$W/aligner/model/adapter.gguf"
+if want train && [ ! -s "$adapter" ]; then
+  RESUME=()
+  [ -d "$W/aligner/checkpoint" ] && RESUME=(--resume)
+  log "train on $W/train.jsonl"
+  "$S" train --base "$BASE" --data "$W/train.jsonl" --out "$W/aligner" --lora 8 --lr 2e-4 --epochs 1 \
+    --max-steps "$MAX_STEPS" --batch 2 --max-length 384 -t "$THREADS" --eval-fraction 0 --save-every 5 \
+    --adapter-only --seed 1 --log-every 5 ${RESUME[@]+"${RESUME[@]}"}
+fi
+if want devrec; then
+  [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }
+  : "${DEV_RECORDS:?DEV_RECORDS=gold-step records of the dev questions}"
+  [ -s "$W/devrec.details.jsonl" ] || "$S" eval aligner --aligner "$BASE" --aligner-lora "$adapter" \
+    --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --json -t "$THREADS" > "$W/devrec.json"
+  "$PY" bench/gold_step_eval.py --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl"
+fi
+if want dev; then
+  [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }
+  D="$W/dev${EDIT_THRESHOLD:+_t$EDIT_THRESHOLD}"
+  mkdir -p "$D"
+  if [ -n "${DEV_ALONE:-}" ] && [ ! -s "$D/dev_alone.jsonl" ]; then
+    cp "$DEV_ALONE/dev_alone.jsonl" "$D/"
+    if [ -s "$DEV_ALONE/dev_alone.trace.jsonl.gz" ]; then zcat "$DEV_ALONE/dev_alone.trace.jsonl.gz" > "$D/dev_alone.trace.jsonl"
+    else cp "$DEV_ALONE/dev_alone.trace.jsonl" "$D/"; fi
+  fi
+  SALIGN="$S" ADAPTER="$adapter" BATCH_INVARIANT=1 ARM=aligner EDIT_CHECK=all STEPS="dev score" \
+    bench/gsm8k_check_result.sh "$D"
+fi
+log "done"

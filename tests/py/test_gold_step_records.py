@@ -1,0 +1,114 @@
+"""test_gold_step_records.py: bench/gold_step_records.py, the records whose correction of a wrong
+plan step is the reference solution's next step: the reference's calculator annotations written
+in the upstream's notation (units between operands, dollar signs, an annotation that cannot be
+placed), the next step chosen by the numbers already known, and through the command line on a
+tiny hand-made set of drafts: a right draft gives copies, a wrong one copies up to its first
+sentence off the gold path and a fix there, a wrong one that never leaves the path nothing; then
+bench/gold_step_eval.py over hand-made aligner details."""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ROOT, main, test, tmpdir  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from gold_step_records import next_step, render  # noqa: E402
+
+TOOL = os.path.join(ROOT, "bench", "gold_step_records.py")
+EVAL = os.path.join(ROOT, "bench", "gold_step_eval.py")
+
+
+@test
+def render_writes_annotations_as_the_upstream_does():
+    assert render("Maila read 12 x 2 = <<12*2=24>>24 pages today.") == "Maila read \\(12 \\times 2 = 24\\) pages today."
+    assert (render("First find the snakes: 5 snakes/jaguar * 6 jaguars = <<5*6=30>>30 snakes")
+            == "First find the snakes: \\(5 \\times 6 = 30\\) snakes")
+    assert render("In total $240 + $80 = $<<240+80=320>>320.") == "In total \\(240 + 80 = 320\\)."
+    assert render("Half is 10 / 2 = <<10/2=5>>5 and then 5 - 1 = <<5-1=4>>4 left") == \
+        "Half is \\(10 \\div 2 = 5\\) and then \\(5 - 1 = 4\\) left"
+    assert render("No line without an annotation changes.") == "No line without an annotation changes."
+    # the expression's first number is not written before it: no rendering
+    assert render("The total is <<3+4=7>>7.") is None
+
+
+@test
+def next_step_is_the_first_line_with_an_unknown_result():
+    ans = "He has 2 * 3 = <<2*3=6>>6 apples.\nThen 6 + 4 = <<6+4=10>>10 in all.\n#### 10"
+    assert next_step(ans, {2.0, 3.0, 4.0}) == "He has \\(2 \\times 3 = 6\\) apples."
+    assert next_step(ans, {2.0, 3.0, 4.0, 6.0}) == "Then \\(6 + 4 = 10\\) in all."
+    assert next_step(ans, {6.0, 10.0}) is None
+
+
+GOLD = [
+    {"question": "Tom has 2 bags of 3 apples and buys 4 more. How many apples?",
+     "answer": "He has 2 * 3 = <<2*3=6>>6 apples.\nThen 6 + 4 = <<6+4=10>>10 in all.\n#### 10"},
+]
+# the drafts, sentence by sentence (y1 as written, text as appended); all answer question 0
+DRAFTS = {
+    0: [("We count.", "We count."), ("\\[ 2 \\times 3 = 6 \\]", "\n\\[ 2 \\times 3 = 6 \\]"),
+        ("\\[ 6 + 4 = 10 \\]", "\n\\[ 6 + 4 = 10 \\]")],  # right
+    1: [("We count.", "We count."), ("\\[ 2 + 3 = 5 \\]", "\n\\[ 2 + 3 = 5 \\]"),
+        ("\\[ 5 + 4 = 9 \\]", "\n\\[ 5 + 4 = 9 \\]")],  # wrong: leaves the path at round 2 (5)
+    2: [("We count.", "We count."), ("So 4 apples.", " So 4 apples.")],  # wrong, never off the path
+}
+
+
+def run_tool(d):
+    gold = os.path.join(d, "gold.jsonl")
+    with open(gold, "w") as f:
+        for qid in range(3):  # the drafts' ids are lines of the gold file
+            f.write(json.dumps(GOLD[0]) + "\n")
+    trace, details, out = (os.path.join(d, n) for n in ("trace.jsonl", "details.jsonl", "out.jsonl"))
+    with open(trace, "w") as t:
+        for qid, rounds in DRAFTS.items():
+            for k, (y1, text) in enumerate(rounds, 1):
+                t.write(json.dumps({"id": qid, "question": GOLD[0]["question"], "round": k, "y1": y1,
+                                    "text": text}) + "\n")
+    with open(details, "w") as f:
+        for qid, ok in ((0, True), (1, False), (2, False)):
+            f.write(json.dumps({"index": qid, "correct": ok}) + "\n")
+    p = subprocess.run([sys.executable, TOOL, "--trace", trace, "--details", details, "--gold", gold, "--out", out,
+                        "--stats"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return gold, out, json.loads(p.stderr.strip().splitlines()[-1]), [json.loads(line) for line in open(out)]
+
+
+@test
+def records_from_drafts():
+    d = tmpdir()
+    _, _, stats, recs = run_tool(d)
+    assert stats == {"questions": 3, "right": 1, "located": 1, "on_path": 1, "no_step": 0, "copy": 4, "fix": 1}, stats
+    right = [r for r in recs if r["id"] == 0]
+    assert [r["kind"] for r in right] == ["copy"] * 3 and all(r["last"] == r["correction"] for r in right)
+    wrong = [r for r in recs if r["id"] == 1]
+    assert [r["kind"] for r in wrong] == ["copy", "fix"], wrong
+    fix = wrong[1]
+    assert fix["round"] == 2 and fix["prefix"] == "We count." and fix["last"] == "\\[ 2 + 3 = 5 \\]"
+    assert fix["correction"] == "He has \\(2 \\times 3 = 6\\) apples." and fix["source"] == "gold:step"
+    assert not [r for r in recs if r["id"] == 2]
+
+
+@test
+def eval_counts_kept_changed_and_on_path():
+    d = tmpdir()
+    gold, out, _, recs = run_tool(d)
+    det = os.path.join(d, "det.jsonl")
+    with open(det, "w") as f:
+        for i, r in enumerate(recs):
+            rev = r["last"]
+            if r["kind"] == "fix":
+                rev = "\\[ 2 \\times 3 = 6 \\]"  # on the path, the next step's value
+            elif i == 0:
+                rev = "We count now."  # a copy not kept
+            f.write(json.dumps({"index": i, "revision": rev}) + "\n")
+    p = subprocess.run([sys.executable, EVAL, "--records", out, "--details", det, "--gold", gold],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    n = json.loads(p.stdout.splitlines()[0])
+    assert n == {"copy": 4, "kept": 3, "fix": 1, "changed": 1, "on_path": 1, "next_value": 1}, n
+
+
+if __name__ == "__main__":
+    main()
