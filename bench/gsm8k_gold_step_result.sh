@@ -14,14 +14,14 @@
 #            the copies are sampled down to COPY_SHARE of the records (seed 1);
 #   train:   Qwen2.5-Coder-0.5B-Instruct, LoRA r8, MAX_STEPS steps of 2 records, lr 2e-4,
 #            max length 384, seed 1 (the shipped recipe: bench/gsm8k_arith_result.sh);
-#   devrec:  `salign eval aligner` on DEV_RECORDS (gold-step records of the upstream alone's dev
+#   devrec:  `salign eval aligner --edit-check all --edit-threshold=GATES` on DEV_RECORDS (gold-step records of the upstream alone's dev
 #            answers, docs/results/s14_dev_check) with the new adapter, then bench/gold_step_eval.py;
 #   dev:     the pipeline on the dev questions with the new adapter, `--edit-check all`,
 #            EDIT_THRESHOLD (none), paired against the upstream alone (bench/gsm8k_check_result.sh;
 #            its dev_alone is seeded from DEV_ALONE, the same binary's answers).
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
 # Knobs: STEPS ("drafts records train devrec dev"), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
-# PLAIN_COPIES (0.1), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
+# PLAIN_COPIES (0.1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
 # THREADS (2), PARALLEL (4), SALIGN (build/salign).
 set -eu
 cd "$(dirname "$0")/.."
@@ -36,6 +36,7 @@ MAX_STEPS=${MAX_STEPS:-50}
 COPY_SHARE=${COPY_SHARE:-0.5}
 PLAIN_COPIES=${PLAIN_COPIES:-0.1}
 THREADS=${THREADS:-2}
+GATES=${GATES:--inf,0,2,4,8}
 PARALLEL=${PARALLEL:-4}
 OLD=docs/results/s15_teacher_pilot  # session 13's drafts of train ids 0-79
 BASE=qwen2.5-coder-0.5b-instruct
@@ -89,8 +90,10 @@ if want devrec; then
   [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }
   : "${DEV_RECORDS:?DEV_RECORDS=gold-step records of the dev questions}"
   [ -s "$W/devrec.details.jsonl" ] || "$S" eval aligner --aligner "$BASE" --aligner-lora "$adapter" \
-    --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --json -t "$THREADS" > "$W/devrec.json"
-  "$PY" bench/gold_step_eval.py --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl"
+    --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --edit-check all --edit-threshold="$GATES" \
+    --json -t "$THREADS" > "$W/devrec.json"
+  "$PY" bench/gold_step_eval.py --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --thresholds "$GATES" \
+    | tee "$W/devrec.txt"
 fi
 if want dev; then
   [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }

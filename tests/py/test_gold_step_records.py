@@ -98,16 +98,25 @@ def eval_counts_kept_changed_and_on_path():
     with open(det, "w") as f:
         for i, r in enumerate(recs):
             rev = r["last"]
+            margin = 0.0
             if r["kind"] == "fix":
-                rev = "\\[ 2 \\times 3 = 6 \\]"  # on the path, the next step's value
+                rev, margin = "\\[ 2 \\times 3 = 6 \\]", 3.0  # on the path, the next step's value
             elif i == 0:
-                rev = "We count now."  # a copy not kept
-            f.write(json.dumps({"index": i, "revision": rev}) + "\n")
-    p = subprocess.run([sys.executable, EVAL, "--records", out, "--details", det, "--gold", gold],
-                       capture_output=True, text=True)
+                rev, margin = "We count now.", 1.0  # a copy not kept
+            elif i == 1:
+                rev = "\\[ 2 \\times 3 = 7 \\]"  # refused by the check: a copy
+                f.write(json.dumps({"index": i, "revision": rev, "refused": True, "margin": 5.0}) + "\n")
+                continue
+            f.write(json.dumps({"index": i, "revision": rev, "margin": margin}) + "\n")
+    p = subprocess.run([sys.executable, EVAL, "--records", out, "--details", det, "--gold", gold,
+                        "--thresholds", "2,4"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    n = json.loads(p.stdout.splitlines()[0])
-    assert n == {"copy": 4, "kept": 3, "fix": 1, "changed": 1, "on_path": 1, "next_value": 1}, n
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    assert lines[0] == {"copy": 4, "kept": 3, "fix": 1, "changed": 1, "on_path": 1, "next_value": 1}, lines
+    # the gate at 2 nats keeps the copy (margin 1) and the fix (3); at 4 it gates both
+    assert lines[1] == {"threshold": 2.0, "copy": 4, "kept": 4, "fix": 1, "changed": 1, "on_path": 1,
+                        "next_value": 1}, lines
+    assert lines[2]["kept"] == 4 and lines[2]["changed"] == 0, lines
 
 
 if __name__ == "__main__":
