@@ -63,7 +63,15 @@ def written_start(before, expr):
     last = None
     for m in re.finditer(r"(?<![\d.])\(?\$?" + re.escape(first.group(1)) + r"(?![\d])", before):
         last = m
-    return last.start() if last else None
+    if not last:
+        return None
+    start = last.start()
+    # the first number may be written after others (`2*250 = <<250*2=500>>`): take them too
+    while True:
+        m = re.search(r"(?<![\w.])\$?\d*\.?\d+\s*[-+*/x×÷]\s*$", before[:start])
+        if not m:
+            return start
+        start = m.start()
 
 
 def render(line):

@@ -28,6 +28,9 @@ def render_writes_annotations_as_the_upstream_does():
     assert render("In total $240 + $80 = $<<240+80=320>>320.") == "In total \\(240 + 80 = 320\\)."
     assert render("Half is 10 / 2 = <<10/2=5>>5 and then 5 - 1 = <<5-1=4>>4 left") == \
         "Half is \\(10 \\div 2 = 5\\) and then \\(5 - 1 = 4\\) left"
+    # the written operands in another order than the annotation's
+    assert render("A total of 2*250 = <<250*2=500>>500 blocks.") == "A total of \\(250 \\times 2 = 500\\) blocks."
+    assert render("There are 4 x 4 = <<4*4=16>>16 pieces.") == "There are \\(4 \\times 4 = 16\\) pieces."
     assert render("No line without an annotation changes.") == "No line without an annotation changes."
     # the expression's first number is not written before it: no rendering
     assert render("The total is <<3+4=7>>7.") is None
