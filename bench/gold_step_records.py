@@ -17,10 +17,15 @@ the equation is the upstream's notation. Records, like arith_records.py's:
     gives no record at all (its error is not located);
   - fix (source gold:step): the first off-path sentence -> the reference's next step.
 Sentences after the first error are not used.
+With --style swap the correction keeps the sentence's own words and notation and replaces only
+its first off-path equation by the reference's next calculation (`\\[4 + 8 + 27 = 49\\]` ->
+`\\[4 + 8 + 27 + 6 = 45\\]`): a smaller edit of the upstream's own sentence, which an aligner decoding
+greedily can learn to make (the line style's rewrites, each unlike its sentence, were learnt as
+copies: RESULTS "Session 16").
 
   python3 bench/gold_step_records.py --trace T.jsonl [--trace T2.jsonl] --details D.jsonl
       --out R.jsonl [--gold train.jsonl] [--answers A.jsonl] [--ids FROM-TO]
-      [--plain-copies P] [--seed 1] [--stats] [--show]
+      [--style line|swap] [--plain-copies P] [--seed 1] [--stats] [--show]
 
 D.jsonl: `salign eval math --details` over the drafts' answers (its "index" is the question id).
 """
@@ -38,19 +43,29 @@ from gsm8k_gold_path import first_off_path, gold_path, numbers  # noqa: E402
 ANNOT = re.compile(r"<<([^=<>]*)=([^<>]*)>>")
 
 
-def latex(expr):
-    """A calculator expression `12*2+3/4` in the upstream's notation: `12 \\times 2 + 3 \\div 4`."""
+def latex(expr, math=True):
+    """A calculator expression `12*2+3/4` in the upstream's notation: `12 \\times 2 + 3 \\div 4`
+    inside math delimiters, `12 * 2 + 3 / 4` in plain text (math=False)."""
+    times, div = (" \\times ", " \\div ") if math else (" * ", " / ")
     out = []
     for c in expr.replace(" ", ""):
         if c == "*":
-            out.append(" \\times ")
+            out.append(times)
         elif c == "/":
-            out.append(" \\div ")
+            out.append(div)
         elif c in "+-":
             out.append(" %s " % c)
         else:
             out.append(c)
     return re.sub(r"\(\s+-\s+", "(-", "".join(out)).strip()
+
+
+def in_math(text, i):
+    """Whether position i of text is inside \\( \\) or \\[ \\] (the last opener before it is not closed)."""
+    before = text[:i]
+    opened = max(before.rfind("\\("), before.rfind("\\["))
+    closed = max(before.rfind("\\)"), before.rfind("\\]"))
+    return opened > closed
 
 
 def written_start(before, expr):
@@ -107,6 +122,37 @@ def next_step(answer, known):
     return None
 
 
+def next_annotation(answer, known):
+    """(expr, value) of the reference solution's first calculator annotation whose result is not
+    among the known numbers, or None."""
+    for m in ANNOT.finditer(answer.split("####")[0]):
+        vals = numbers(m.group(2))
+        if vals and not vals <= known:
+            v = m.group(2).strip()
+            try:
+                f = float(v.replace(",", ""))
+                v = str(int(f)) if f == int(f) else v
+            except ValueError:
+                pass
+            return m.group(1), v
+    return None
+
+
+def first_off_equation(y1, path):
+    """The first equation of a sentence whose value is off the gold path or whose result is false."""
+    for e in equations(y1):
+        if e.value is not None and (e.wrong or round(e.value, 6) not in path):
+            return e
+    return None
+
+
+def swap(y1, e, expr, value):
+    """y1 with the equation e replaced by `expr = value` in the upstream's notation; a unit
+    written right after the old result (`= 50 \\text{ hours}`) goes with it."""
+    rest = re.sub(r"^\s*\\text\{[^{}]*\}", "", y1[e.end:])
+    return y1[:e.start] + "%s = %s" % (latex(expr, in_math(y1, e.start)), value) + rest
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", action="append", required=True)
@@ -118,6 +164,10 @@ def main():
     ap.add_argument("--ids", default=None, help="only these ids: FROM-TO (inclusive)")
     ap.add_argument("--plain-copies", type=float, default=1.0,
                     help="share of the copy records of sentences without an equation to keep")
+    ap.add_argument("--style", choices=("line", "swap"), default="line",
+                    help="line: the correction is the reference's next line, rendered (the default); swap: "
+                    "the sentence itself with its first off-path equation replaced by the reference's next "
+                    "calculation (the upstream's words kept)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stats", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each fix record: the sentence and its correction")
@@ -162,7 +212,13 @@ def main():
                 base = {"question": d["question"], "prefix": prefix, "last": y1, "id": qid, "round": k}
                 if off and k == off[0]:
                     n["located"] += 1
-                    step = next_step(g["answer"], numbers(prefix) | numbers(g["question"]))
+                    known = numbers(prefix) | numbers(g["question"])
+                    if a.style == "line":
+                        step = next_step(g["answer"], known)
+                    else:
+                        e = first_off_equation(y1, gold_path(g["question"], g["answer"]))
+                        nxt = next_annotation(g["answer"], known)
+                        step = swap(y1, e, *nxt) if e and nxt else None
                     if step is None or step == y1:
                         n["no_step"] += 1
                     else:

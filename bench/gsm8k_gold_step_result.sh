@@ -20,7 +20,8 @@
 #            EDIT_THRESHOLD (none), paired against the upstream alone (bench/gsm8k_check_result.sh;
 #            its dev_alone is seeded from DEV_ALONE, the same binary's answers).
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
-# Knobs: STEPS ("drafts records train devrec dev"), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
+# Knobs: STEPS ("drafts records train devrec dev"), STYLE (line: the reference's next line, rendered;
+# swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
 # PLAIN_COPIES (0.1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
 # THREADS (2), PARALLEL (4), SALIGN (build/salign).
 set -eu
@@ -34,6 +35,7 @@ STEPS=${STEPS:-drafts records train devrec dev}
 DRAFT_IDS=${DRAFT_IDS:-120-239}
 MAX_STEPS=${MAX_STEPS:-50}
 COPY_SHARE=${COPY_SHARE:-0.5}
+STYLE=${STYLE:-line}
 PLAIN_COPIES=${PLAIN_COPIES:-0.1}
 THREADS=${THREADS:-2}
 GATES=${GATES:--inf,0,2,4,8}
@@ -55,9 +57,9 @@ if want records; then
   "$S" eval math --data gsm8k --answers "$W/drafts.jsonl" --gold "$GSM/train.jsonl" --details "$W/drafts_details.jsonl" >&2
   zcat "$OLD/drafts.trace.jsonl.gz" > "$W/old.trace.jsonl"
   "$PY" bench/gold_step_records.py --trace "$W/old.trace.jsonl" --details "$OLD/drafts_details.jsonl" \
-    --out "$W/gold_old.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
+    --style "$STYLE" --out "$W/gold_old.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
   "$PY" bench/gold_step_records.py --trace "$W/drafts.trace.jsonl" --details "$W/drafts_details.jsonl" \
-    --answers "$W/drafts.jsonl" --out "$W/gold_new.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
+    --answers "$W/drafts.jsonl" --style "$STYLE" --out "$W/gold_new.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
   "$PY" - "$W/train.jsonl" "$COPY_SHARE" "$W/gold_old.jsonl" "$W/gold_new.jsonl" docs/results/arith/arith_train.jsonl <<'EOF'
 import json, random, sys
 out, share, files = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
@@ -92,7 +94,7 @@ if want devrec; then
   [ -s "$W/devrec.details.jsonl" ] || "$S" eval aligner --aligner "$BASE" --aligner-lora "$adapter" \
     --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --edit-check all --edit-threshold="$GATES" \
     --json -t "$THREADS" > "$W/devrec.json"
-  "$PY" bench/gold_step_eval.py --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --thresholds "$GATES" \
+  "$PY" bench/gold_step_eval.py --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --thresholds="$GATES" \
     | tee "$W/devrec.txt"
 fi
 if want dev; then

@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import ROOT, main, test, tmpdir  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from gold_step_records import next_step, render  # noqa: E402
+from gold_step_records import first_off_equation, next_annotation, next_step, render, swap  # noqa: E402
+from gsm8k_gold_path import gold_path  # noqa: E402
 
 TOOL = os.path.join(ROOT, "bench", "gold_step_records.py")
 EVAL = os.path.join(ROOT, "bench", "gold_step_eval.py")
@@ -44,6 +45,23 @@ def next_step_is_the_first_line_with_an_unknown_result():
     assert next_step(ans, {6.0, 10.0}) is None
 
 
+@test
+def swap_replaces_the_off_path_equation_in_the_sentence():
+    ans = "He has 2 * 3 = <<2*3=6>>6 apples.\nThen 6 + 4 = <<6+4=10.00>>10.00 in all.\n#### 10"
+    q = "Tom has 2 bags of 3 apples and buys 4 more."
+    path = gold_path(q, ans)
+    assert next_annotation(ans, {2.0, 3.0, 4.0, 6.0}) == ("6+4", "10")  # 10.00 written as the upstream would
+    y1 = "So he has:\n\\[ 2 \\text{ bags} + 3 \\text{ apples} = 5 \\text{ apples} \\]"
+    e = first_off_equation(y1, path)
+    assert e is not None and e.value == 5
+    # inside math: LaTeX operators; the unit after the old result goes with it
+    assert swap(y1, e, "2*3", "6") == "So he has:\n\\[ 2 \\times 3 = 6 \\]"
+    y1 = "He has $2 + $3 = $5 apples."
+    e = first_off_equation(y1, path)
+    assert swap(y1, e, "2*3", "6") == "He has 2 * 3 = 6 apples."  # plain text: plain operators
+    assert first_off_equation("He has \\(2 \\times 3 = 6\\) apples.", path) is None
+
+
 GOLD = [
     {"question": "Tom has 2 bags of 3 apples and buys 4 more. How many apples?",
      "answer": "He has 2 * 3 = <<2*3=6>>6 apples.\nThen 6 + 4 = <<6+4=10>>10 in all.\n#### 10"},
@@ -58,7 +76,7 @@ DRAFTS = {
 }
 
 
-def run_tool(d):
+def run_tool(d, style="line"):
     gold = os.path.join(d, "gold.jsonl")
     with open(gold, "w") as f:
         for qid in range(3):  # the drafts' ids are lines of the gold file
@@ -73,7 +91,7 @@ def run_tool(d):
         for qid, ok in ((0, True), (1, False), (2, False)):
             f.write(json.dumps({"index": qid, "correct": ok}) + "\n")
     p = subprocess.run([sys.executable, TOOL, "--trace", trace, "--details", details, "--gold", gold, "--out", out,
-                        "--stats"], capture_output=True, text=True)
+                        "--stats", "--style", style], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     return gold, out, json.loads(p.stderr.strip().splitlines()[-1]), [json.loads(line) for line in open(out)]
 
@@ -91,6 +109,10 @@ def records_from_drafts():
     assert fix["round"] == 2 and fix["prefix"] == "We count." and fix["last"] == "\\[ 2 + 3 = 5 \\]"
     assert fix["correction"] == "He has \\(2 \\times 3 = 6\\) apples." and fix["source"] == "gold:step"
     assert not [r for r in recs if r["id"] == 2]
+    # --style swap: the same records, the fix keeping the sentence's notation
+    _, _, stats2, recs2 = run_tool(tmpdir(), "swap")
+    assert stats2 == stats and [r["kind"] for r in recs2] == [r["kind"] for r in recs]
+    assert [r["correction"] for r in recs2 if r["kind"] == "fix"] == ["\\[ 2 \\times 3 = 6 \\]"], recs2
 
 
 @test
