@@ -12,7 +12,7 @@
 #   records: bench/gold_step_records.py over both sets of drafts (copies of sentences without an
 #            equation kept with PLAIN_COPIES), plus arith_train.jsonl's fixes (real and synthetic);
 #            the copies are sampled down to COPY_SHARE of the records (seed 1);
-#   train:   Qwen2.5-Coder-0.5B-Instruct, LoRA r8, MAX_STEPS steps of 2 records, lr 2e-4,
+#   train:   Qwen2.5-Coder-0.5B-Instruct, LoRA r8, MAX_STEPS steps of 2 records, lr LR (2e-4),
 #            max length 384, seed 1 (the shipped recipe: bench/gsm8k_arith_result.sh);
 #   devrec:  `salign eval aligner --edit-check all --edit-threshold=GATES` on DEV_RECORDS (gold-step records of the upstream alone's dev
 #            answers, docs/results/s14_dev_check) with the new adapter, then bench/gold_step_eval.py;
@@ -20,7 +20,7 @@
 #            EDIT_THRESHOLD (none), paired against the upstream alone (bench/gsm8k_check_result.sh;
 #            its dev_alone is seeded from DEV_ALONE, the same binary's answers).
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
-# Knobs: STEPS ("drafts records train devrec dev"), STYLE (line: the reference's next line, rendered;
+# Knobs: STEPS ("drafts records train devrec dev"), LR, STYLE (line: the reference's next line, rendered;
 # swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
 # PLAIN_COPIES (0.1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
 # THREADS (2), PARALLEL (4), SALIGN (build/salign).
@@ -34,6 +34,7 @@ W=${1:-runs/gsm8k_gold_step}
 STEPS=${STEPS:-drafts records train devrec dev}
 DRAFT_IDS=${DRAFT_IDS:-120-239}
 MAX_STEPS=${MAX_STEPS:-50}
+LR=${LR:-2e-4}
 COPY_SHARE=${COPY_SHARE:-0.5}
 STYLE=${STYLE:-line}
 PLAIN_COPIES=${PLAIN_COPIES:-0.1}
@@ -84,7 +85,7 @@ if want train && [ ! -s "$adapter" ]; then
   RESUME=()
   [ -d "$W/aligner/checkpoint" ] && RESUME=(--resume)
   log "train on $W/train.jsonl"
-  "$S" train --base "$BASE" --data "$W/train.jsonl" --out "$W/aligner" --lora 8 --lr 2e-4 --epochs 1 \
+  "$S" train --base "$BASE" --data "$W/train.jsonl" --out "$W/aligner" --lora 8 --lr "$LR" --epochs 1 \
     --max-steps "$MAX_STEPS" --batch 2 --max-length 384 -t "$THREADS" --eval-fraction 0 --save-every 5 \
     --adapter-only --seed 1 --log-every 5 ${RESUME[@]+"${RESUME[@]}"}
 fi
