@@ -498,6 +498,21 @@ def load_traces(paths):
     return drafts
 
 
+def finished_ids(paths):
+    """The ids answered in these runs' answer files (a cut last line skipped), or None when no
+    file is given: a trace of a run still going holds a partial answer."""
+    finished = None
+    for p in paths:
+        finished = finished or set()
+        with open(p) as f:
+            for line in f:
+                try:
+                    finished.add(json.loads(line)["id"])
+                except (json.JSONDecodeError, KeyError):
+                    pass
+    return finished
+
+
 def false_alarms(gsm8k, records, show):
     """The equations found false in texts known to be right: GSM8K *train* reference solutions
     (their <<a*b=c>> calculator annotations stripped) and the corrections of the records
@@ -552,15 +567,7 @@ def main():
     n = {"questions": 0, "with_error": 0, "copy": 0, "fix": 0, "synth": 0, "equations": 0}
     with open(a.out, "w") as out:
         lo, hi = map(int, a.ids.split("-")) if a.ids else (-1, 1 << 62)
-        finished = None
-        for p in a.answers:
-            finished = finished or set()
-            with open(p) as f:
-                for line in f:
-                    try:
-                        finished.add(json.loads(line)["id"])
-                    except (json.JSONDecodeError, KeyError):
-                        pass
+        finished = finished_ids(a.answers)
         for qid in sorted(drafts):
             if not lo <= qid <= hi or (finished is not None and qid not in finished):
                 continue

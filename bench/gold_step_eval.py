@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from arith_records import equations  # noqa: E402
-from gsm8k_gold_path import gold_path  # noqa: E402
+from gsm8k_gold_path import TRAIN_GOLD, gold_path  # noqa: E402
 
 
 def count(recs, det, gold, threshold, show):
@@ -62,8 +62,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", required=True)
     ap.add_argument("--details", required=True)
-    ap.add_argument("--gold", default=os.path.join(os.environ.get("SA_SHARED_DATA", "../shared/data"), "gsm8k",
-                                                   "train.jsonl"))
+    ap.add_argument("--gold", default=TRAIN_GOLD)
     ap.add_argument("--thresholds", default="", help="comma list of gate thresholds (nats)")
     ap.add_argument("--show", action="store_true")
     a = ap.parse_args()

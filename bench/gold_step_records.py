@@ -37,8 +37,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from arith_records import equations, load_traces  # noqa: E402
-from gsm8k_gold_path import first_off_path, gold_path, numbers  # noqa: E402
+from arith_records import equations, finished_ids, load_traces  # noqa: E402
+from gsm8k_gold_path import TRAIN_GOLD, first_off_path, gold_path, numbers  # noqa: E402
 
 ANNOT = re.compile(r"<<([^=<>]*)=([^<>]*)>>")
 
@@ -158,8 +158,7 @@ def main():
     ap.add_argument("--trace", action="append", required=True)
     ap.add_argument("--details", action="append", required=True, help="salign eval math --details of the drafts")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--gold", default=os.path.join(os.environ.get("SA_SHARED_DATA", "../shared/data"), "gsm8k",
-                                                   "train.jsonl"))
+    ap.add_argument("--gold", default=TRAIN_GOLD)
     ap.add_argument("--answers", action="append", default=[], help="only questions finished in these files")
     ap.add_argument("--ids", default=None, help="only these ids: FROM-TO (inclusive)")
     ap.add_argument("--plain-copies", type=float, default=1.0,
@@ -181,15 +180,7 @@ def main():
             for line in f:
                 r = json.loads(line)
                 right[r["index"]] = r["correct"]
-    finished = None
-    for p in a.answers:
-        finished = finished or set()
-        with open(p) as f:
-            for line in f:
-                try:
-                    finished.add(json.loads(line)["id"])
-                except (json.JSONDecodeError, KeyError):
-                    pass
+    finished = finished_ids(a.answers)
     lo, hi = map(int, a.ids.split("-")) if a.ids else (-1, 1 << 62)
     drafts = load_traces(a.trace)
     n = {"questions": 0, "right": 0, "located": 0, "on_path": 0, "no_step": 0, "copy": 0, "fix": 0}

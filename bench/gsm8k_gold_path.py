@@ -28,6 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from arith_records import equations, load_traces  # noqa: E402
 
+TRAIN_GOLD = os.path.join(os.environ.get("SA_SHARED_DATA", "../shared/data"), "gsm8k", "train.jsonl")
 NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
@@ -66,8 +67,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trace", required=True)
     ap.add_argument("--details", required=True)
-    ap.add_argument("--gold", default=os.path.join(os.environ.get("SA_SHARED_DATA", "../shared/data"), "gsm8k",
-                                                   "train.jsonl"))
+    ap.add_argument("--gold", default=TRAIN_GOLD)
     ap.add_argument("--rollout-done", help="salign data rollout's FILE.done over the same drafts")
     ap.add_argument("--show", action="store_true", help="one line per draft")
     a = ap.parse_args()
