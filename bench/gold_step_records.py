@@ -38,7 +38,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from arith_records import equations, finished_ids, load_traces  # noqa: E402
-from gsm8k_gold_path import TRAIN_GOLD, first_off_path, gold_path, numbers  # noqa: E402
+from gsm8k_gold_path import TRAIN_GOLD, first_off_equation, first_off_path, gold_path, numbers  # noqa: E402
 
 ANNOT = re.compile(r"<<([^=<>]*)=([^<>]*)>>")
 
@@ -135,14 +135,6 @@ def next_annotation(answer, known):
             except ValueError:
                 pass
             return m.group(1), v
-    return None
-
-
-def first_off_equation(y1, path):
-    """The first equation of a sentence whose value is off the gold path or whose result is false."""
-    for e in equations(y1):
-        if e.value is not None and (e.wrong or round(e.value, 6) not in path):
-            return e
     return None
 
 

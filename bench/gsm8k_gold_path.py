@@ -52,14 +52,22 @@ def gold_path(question, answer):
     return vals | numbers(question)
 
 
+def first_off_equation(y1, path):
+    """The first equation of a sentence whose value is off the path or whose result is false, or None."""
+    for e in equations(y1):
+        if e.value is not None and (e.wrong or round(e.value, 6) not in path):
+            return e
+    return None
+
+
 def first_off_path(rounds, path):
     """(round, sentence, value) of the first sentence with an equation whose value is off the
     path, or None."""
     for k in sorted(rounds):
         y1 = rounds[k][0]
-        for e in equations(y1):
-            if e.value is not None and (e.wrong or round(e.value, 6) not in path):
-                return k, y1, e.value
+        e = first_off_equation(y1, path)
+        if e is not None:
+            return k, y1, e.value
     return None
 
 
