@@ -495,6 +495,23 @@ static void test_data(void) {
         CHECK_EQ_INT(tgt[e->n - 2], sa_tokenizer_eot(m->tok));
         CHECK_EQ_INT(tgt[e->n - 1], -100);
         CHECK_EQ_INT(tok[e->n - 1], 0);
+        /* the edit span of "So 3 + 4 = 8." -> "So 3 + 4 = 7.": the one token "7" */
+        CHECK_EQ_INT(d.n_edits, 2);
+        CHECK_EQ_INT(e->edit_hi - e->edit_lo, 1);
+        CHECK_OK(sa_detokenize(m->tok, e->ids + e->n_prompt + e->edit_lo, (size_t)(e->edit_hi - e->edit_lo), o, &txt,
+                               &tl));
+        CHECK_EQ_STR(txt, "7");
+        free(txt);
+        /* weights: 0 off the targets, 3 on the edit, 1 elsewhere; their sum */
+        float *w = malloc(2 * 200 * sizeof *w);
+        double ws = sa_tr_batch_weights(&d, idx, 2, 2, T, 3.0f, w);
+        CHECK(ws == (double)nt + 2 * 2);
+        for (int64_t t2 = 0; t2 < T; t2++) {
+            int32_t j = (int32_t)t2 + 1 - e->n_prompt;
+            float want = tgt[t2] < 0 ? 0.0f : j == e->edit_lo ? 3.0f : 1.0f;
+            CHECK_MSG(w[t2] == want, "weight of row %lld: %g, want %g", (long long)t2, (double)w[t2], (double)want);
+        }
+        free(w);
         free(tok);
         free(tgt);
     }
@@ -515,6 +532,27 @@ static void test_data(void) {
     free(big.ex);
     sa_records_free(&r);
     sa_train_model_free(m);
+}
+
+/* the edit span over token ids: prefix and suffix in common, deletions, copies */
+static void test_edit_span(void) {
+    struct {
+        int32_t t[6], nt, o[6], no, lo, hi;
+    } c[] = {
+        {{1, 2, 3, 9}, 4, {1, 2, 3, 9}, 4, 0, 0},       /* a copy */
+        {{1, 2, 7, 9}, 4, {1, 2, 3, 9}, 4, 2, 3},       /* one token replaced */
+        {{1, 2, 7, 8, 9}, 5, {1, 2, 3, 9}, 4, 2, 4},    /* replaced by two */
+        {{1, 2, 9}, 3, {1, 2, 3, 4, 9}, 5, 2, 3},       /* a deletion: the token after the cut */
+        {{1, 2}, 2, {1, 2, 3}, 3, 1, 2},                /* the deletion at the end: the last token */
+        {{1, 2, 2, 9}, 4, {1, 2, 9}, 3, 2, 3},          /* an insertion of a repeated token */
+        {{5, 6}, 2, {1, 2, 3}, 3, 0, 2},                /* nothing in common */
+        {{9}, 1, {1, 2, 9}, 3, 0, 1},                   /* all but the end dropped */
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        int32_t lo = -1, hi = -1;
+        sa_tr_edit_span(c[i].t, c[i].nt, c[i].o, c[i].no, &lo, &hi);
+        CHECK_MSG(lo == c[i].lo && hi == c[i].hi, "case %zu: [%d, %d), want [%d, %d)", i, lo, hi, c[i].lo, c[i].hi);
+    }
 }
 
 static void test_lora_targets(void) {
@@ -699,6 +737,7 @@ int main(void) {
     RUN(test_threads_bit_identical);
     RUN(test_state_roundtrip_and_export);
     RUN(test_data);
+    RUN(test_edit_span);
     RUN(test_lora_targets);
     RUN(test_bf16_follows_fp32);
     RUN(test_run_progress_cancel_resume);

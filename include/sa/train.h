@@ -94,6 +94,15 @@ void sa_train_model_zero_grad(struct sa_train_model *m);
 SA_NODISCARD enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t *tokens,
                                                       const int32_t *targets, int64_t B, int64_t T, float denom,
                                                       bool grad, uint64_t dropout_seed, float *loss);
+/* sa_train_model_step_batch with a weight per row: weights (B, T) (NULL: 1 everywhere) scales
+ * each target row's cross-entropy, so the loss is sum of w * cross-entropy / denom (denom <= 0:
+ * the sum of the target rows' weights, the weighted mean). `salign train --edit-weight` weighs
+ * the edited tokens of a correction this way. Errors as above, and BAD_ARGUMENT for a weight
+ * of a target row that is negative or not finite. */
+SA_NODISCARD enum sa_status sa_train_model_step_batch_weighted(struct sa_train_model *m, const int32_t *tokens,
+                                                               const int32_t *targets, const float *weights,
+                                                               int64_t B, int64_t T, float denom, bool grad,
+                                                               uint64_t dropout_seed, float *loss);
 
 /* ---- DPO (Rafailov et al. 2023, "Direct Preference Optimization"; issue 15) ---- */
 
@@ -234,6 +243,7 @@ struct sa_train_progress {
     uint64_t activation_bytes; /* the activation arena */
     /* DPO (objective SA_TRAIN_OBJ_DPO); NaN otherwise */
     int64_t n_skipped;     /* START: records without a preference (correction == original), skipped */
+    int64_t n_edits;       /* START: SFT examples (train and held out) whose correction edits the original */
     double reward_margin;  /* STEP: mean of chosen - rejected reward over the step's pairs */
     double reward_accuracy; /* STEP: share of the step's pairs with chosen reward > rejected */
     double eval_accuracy;  /* EVAL, STEP: held-out reward accuracy (NaN: not evaluated) */
@@ -292,6 +302,10 @@ struct sa_train_params {
     /* objectives (issue 15) */
     enum sa_train_objective objective; /* SA_TRAIN_OBJ_SFT */
     float dpo_beta;          /* DPO's beta: 0.1 */
+    float edit_weight;       /* SFT: the loss weight of a correction's edited tokens (those
+                                between its common prefix and suffix with the original
+                                sentence; sa_train_model_step_batch_weighted), the others 1;
+                                the loss is the weighted mean. 1 (the default): plain SFT */
     const char *dpo_ref;     /* DPO's reference model (path, same vocabulary); NULL: the base
                                 itself before training (LoRA: the base without the adapters) */
 };
@@ -308,6 +322,7 @@ struct sa_train_result {
     bool stopped_early;       /* stop_after_steps hit (status OK) or cancelled (status CANCELLED) */
     int64_t peak_rss_kb;      /* peak resident memory of the process */
     int64_t n_skipped;        /* DPO: records without a preference */
+    int64_t n_edits;          /* SFT: examples whose correction edits the original (the rest copy it) */
     double eval_accuracy_before, eval_accuracy_after; /* DPO: held-out reward accuracy (NaN: none) */
 };
 

@@ -132,14 +132,15 @@ static enum sa_status encode_record(const struct sa_train_model *m, enum sa_chat
     /* the aligner's target always ends its turn; the upstream's when the text ends the answer */
     bool eot = !upstream || rec->kind == SA_RECORD_ANSWER || rec->eos == 1;
     enum sa_status s = response_ids(m, rec->correction, eot, &t, &nt);
-    if (!s && dpo) s = response_ids(m, original, eot, &t2, &nt2);
+    /* DPO: the rejected response; SFT: the original, for the edit span */
+    if (!s && original && (dpo || obj == SA_TRAIN_OBJ_SFT)) s = response_ids(m, original, eot, &t2, &nt2);
     if (!s) s = prompt_ids(m, fmt, upstream, rec, 0, &p, &np);
     if (s) goto out;
     if (nt == 0 || (dpo && nt2 == 0)) { /* an empty response without end of turn: nothing to score */
         *dropped = true;
         goto out;
     }
-    size_t need = SA_MAX(nt, nt2);
+    size_t need = dpo ? SA_MAX(nt, nt2) : nt;
     if ((int64_t)(np + need) > max_len) {
         size_t *cuts = NULL, nc = rec->kind == SA_RECORD_SENTENCE ? cut_points(rec->prefix, &cuts) : 0;
         bool fits = false;
@@ -169,6 +170,7 @@ static enum sa_status encode_record(const struct sa_train_model *m, enum sa_chat
         ex->truncated = true;
     }
     ex->n_prompt = (int32_t)np;
+    if (!dpo && t2) sa_tr_edit_span(t, (int32_t)nt, t2, (int32_t)nt2, &ex->edit_lo, &ex->edit_hi);
     s = join_ids(p, np, t, nt, &ex->ids, &ex->n);
     if (!s && dpo) s = join_ids(p, np, t2, nt2, &ex->ids2, &ex->n2);
 out:
@@ -214,6 +216,7 @@ enum sa_status sa_tr_dataset_build_obj(const struct sa_train_model *m, const str
             continue;
         }
         out->n_truncated += out->ex[out->n].truncated;
+        out->n_edits += out->ex[out->n].edit_hi > out->ex[out->n].edit_lo;
         out->n++;
     }
     if (obj == SA_TRAIN_OBJ_DPO && !(out->ref = calloc((size_t)(2 * out->n + 1), sizeof *out->ref))) {
@@ -314,6 +317,39 @@ int64_t sa_tr_batch_fill(const struct tr_dataset *d, const int64_t *idx, int32_t
     }
     *T_out = T;
     return n_tgt;
+}
+
+void sa_tr_edit_span(const int32_t *t, int32_t nt, const int32_t *o, int32_t no, int32_t *lo, int32_t *hi) {
+    int32_t p = 0, q = 0;
+    while (p < nt && p < no && t[p] == o[p]) p++;
+    if (p == nt && p == no) {
+        *lo = *hi = 0; /* a copy (or no token) */
+        return;
+    }
+    while (q < nt - p && q < no - p && t[nt - 1 - q] == o[no - 1 - q]) q++;
+    *lo = p;
+    *hi = nt - q;
+    if (*hi > *lo) return;
+    /* only deletions: the token where the original's extra tokens were left out */
+    *lo = p < nt ? p : nt - 1;
+    *hi = *lo + 1;
+}
+
+double sa_tr_batch_weights(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t B, int64_t T,
+                           float edit_weight, float *w) {
+    double sum = 0;
+    for (int64_t i = 0; i < (int64_t)B * T; i++) w[i] = 0;
+    for (int32_t b = 0; b < nb; b++) {
+        const struct tr_example *e = &d->ex[idx[b]];
+        /* row t predicts ids[t + 1], target token j = t + 1 - n_prompt */
+        for (int32_t t = SA_MAX(e->n_prompt - 1, 0); t + 1 < e->n; t++) {
+            int32_t j = t + 1 - e->n_prompt;
+            float v = j >= e->edit_lo && j < e->edit_hi ? edit_weight : 1.0f;
+            w[b * T + t] = v;
+            sum += v;
+        }
+    }
+    return sum;
 }
 
 int64_t sa_tr_pair_fill(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t pad, int32_t *tokens,

@@ -116,6 +116,9 @@ struct tr_example {
     bool truncated;   /* the prefix was shortened from the left */
     int32_t *ids2;    // (n2) DPO: prompt + rejected; NULL otherwise
     int32_t n2;
+    /* SFT: the target tokens where the correction leaves the original, [edit_lo, edit_hi)
+     * counted from n_prompt (sa_tr_edit_span); edit_lo == edit_hi: a copy, or DPO */
+    int32_t edit_lo, edit_hi;
 };
 
 struct tr_dataset {
@@ -123,6 +126,7 @@ struct tr_dataset {
     int64_t n;
     int64_t n_truncated, n_dropped;
     int64_t n_skipped; /* DPO: records without a preference (correction == original) */
+    int64_t n_edits;   /* SFT: examples with an edit span (the others copy their original) */
     double *ref;       // (2n) DPO: the reference's log-probabilities, chosen then rejected per pair
 };
 
@@ -166,6 +170,19 @@ SA_NODISCARD enum sa_status sa_tr_epoch_order(const struct tr_dataset *d, int32_
  * T = the longest example. Returns the number of target tokens; *T_out the width. */
 int64_t sa_tr_batch_fill(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t B, int32_t pad,
                          int32_t *tokens, int32_t *targets, int64_t *T_out);
+
+/* The edit of a response t (nt tokens) over the original o (no tokens), as target tokens
+ * [*lo, *hi) of t: from the end of their common prefix to the start of their common suffix
+ * (the suffix not reaching into the prefix). When t equals o, or t has no token, the span
+ * is empty (0, 0); when t only drops tokens of o (an empty middle), it is the one token of t
+ * after the common prefix (the last token when the prefix is all of t). */
+void sa_tr_edit_span(const int32_t *t, int32_t nt, const int32_t *o, int32_t no, int32_t *lo, int32_t *hi);
+/* Per-row loss weights (B, T) for the batch sa_tr_batch_fill made of examples idx[0..nb) with
+ * width T: 0 on rows without a target (padding, prompt), edit_weight on the targets inside an
+ * example's edit span, 1 on the other targets. Returns the sum of the weights (the weighted
+ * mean's denominator). */
+double sa_tr_batch_weights(const struct tr_dataset *d, const int64_t *idx, int32_t nb, int32_t B, int64_t T,
+                           float edit_weight, float *w);
 
 /* ---- DPO (train_dpo.c) ---- */
 

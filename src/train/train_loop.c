@@ -38,6 +38,7 @@ struct sa_train_params sa_train_default_params(void) {
     p.gguf_type = SA_DTYPE_F16;
     p.objective = SA_TRAIN_OBJ_SFT;
     p.dpo_beta = 0.1f;
+    p.edit_weight = 1.0f;
     return p;
 }
 
@@ -107,6 +108,7 @@ struct run {
     int64_t *order;        /* (n_train) order of the cached epoch */
     int64_t order_epoch;
     int32_t *tokens, *targets; // (B, T_max) x2; DPO: (2B, T_max)
+    float *weights;            // (B, T_max) --edit-weight: the loss weight per row; NULL without
     double *ref;               // (2B) DPO: the reference log-probabilities of a micro-batch's pairs
     bool dpo;
     double eval_acc_before;    /* DPO: held-out reward accuracy before step 1 */
@@ -230,6 +232,7 @@ static enum sa_status save_checkpoint(struct run *r, int64_t step, int64_t token
     cJSON_AddStringToObject(j, "precision", sa_train_precision_name(r->p->model.precision));
     cJSON_AddStringToObject(j, "objective", sa_train_objective_name(r->p->objective));
     if (r->dpo) cJSON_AddNumberToObject(j, "dpo_beta", r->p->dpo_beta);
+    if (r->weights) cJSON_AddNumberToObject(j, "edit_weight", r->p->edit_weight);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -295,13 +298,16 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
     if (ob && (!cJSON_IsString(ob) || sa_train_objective_from_name(ob->valuestring, &obj))) same = false;
     if (obj != r->p->objective || (r->dpo && (!cJSON_IsNumber(bb) || (float)bb->valuedouble != r->p->dpo_beta)))
         same = false;
+    /* checkpoints without "edit_weight" were trained with 1 */
+    const cJSON *ew = cJSON_GetObjectItemCaseSensitive(j, "edit_weight");
+    if ((ew && !cJSON_IsNumber(ew)) || (ew ? (float)ew->valuedouble : 1.0f) != r->p->edit_weight) same = false;
     *step = (int64_t)st->valuedouble;
     *tokens = (int64_t)tk->valuedouble;
     cJSON_Delete(j);
     if (!same)
         return sa_error(SA_STATUS_BAD_ARGUMENT,
                         "--resume: the checkpoint in %s was made with other options (seed, batch, grad-accum, epochs, "
-                        "data, objective or beta); resume with the same ones",
+                        "data, objective, beta or edit weight); resume with the same ones",
                         r->p->out);
     if (!prec_ok) return sa_error(SA_STATUS_BAD_FILE, "%s: bad \"precision\"", sp);
     if (prec != r->p->model.precision)
@@ -375,13 +381,18 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
         sa_train_model_zero_grad(r->m);
         /* the denominator: target tokens (DPO: pairs) of all micro-batches of the step (the mean
          * over them) */
-        int64_t n_tgt = 0;
+        double n_tgt = 0; /* --edit-weight: the sum of the weights */
         for (int g = 0; g < p->grad_accum && !s; g++) {
             const int64_t *idx;
             int32_t nb;
             int64_t T;
-            if (!(s = micro_batch(r, step * p->grad_accum + g, &idx, &nb)))
-                n_tgt += r->dpo ? nb : sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
+            if ((s = micro_batch(r, step * p->grad_accum + g, &idx, &nb))) break;
+            if (r->dpo) n_tgt += nb;
+            else {
+                int64_t nt = sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
+                n_tgt += r->weights ? sa_tr_batch_weights(&r->train, idx, nb, p->batch, T, p->edit_weight, r->weights)
+                                    : (double)nt;
+            }
         }
         double loss = 0;
         struct sa_train_dpo_stats dst = {0};
@@ -416,9 +427,11 @@ static enum sa_status run_steps(struct run *r, int64_t start, int64_t tokens_tot
                 continue;
             }
             sa_tr_batch_fill(&r->train, idx, nb, p->batch, r->pad, r->tokens, r->targets, &T);
+            if (r->weights) sa_tr_batch_weights(&r->train, idx, nb, p->batch, T, p->edit_weight, r->weights);
             for (int32_t k = 0; k < nb; k++) tokens_total += r->train.ex[idx[k]].n - 1, res->tokens += r->train.ex[idx[k]].n - 1;
             float l;
-            s = sa_train_model_step_batch(r->m, r->tokens, r->targets, nb, T, (float)SA_MAX(n_tgt, 1), true, seed, &l);
+            s = sa_train_model_step_batch_weighted(r->m, r->tokens, r->targets, r->weights, nb, T,
+                                                   (float)(n_tgt > 0 ? n_tgt : 1), true, seed, &l);
             loss += l;
         }
         if (s) break;
@@ -504,6 +517,7 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     free(is_dev);
     if (s) return s;
     res->n_skipped = r->train.n_skipped + r->eval.n_skipped;
+    res->n_edits = r->dpo ? 0 : r->train.n_edits + r->eval.n_edits;
     res->n_train = r->train.n;
     res->n_eval = r->eval.n;
     res->n_truncated = r->train.n_truncated + r->eval.n_truncated;
@@ -524,6 +538,8 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     r->targets = malloc((size_t)(rows * T) * sizeof *r->targets);
     r->ref = malloc((size_t)rows * sizeof *r->ref);
     if (!r->order || !r->tokens || !r->targets || !r->ref) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    if (p->edit_weight != 1.0f && !(r->weights = malloc((size_t)(rows * T) * sizeof *r->weights)))
+        return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     r->order_epoch = -1;
     int32_t pad = sa_tokenizer_pad(r->m->tok);
     r->pad = pad >= 0 ? pad : sa_tokenizer_eot(r->m->tok);
@@ -539,6 +555,7 @@ static enum sa_status prepare(struct run *r, struct sa_records *recs, struct sa_
     pr.warmup_steps = r->warmup;
     pr.activation_bytes = bytes;
     pr.n_skipped = res->n_skipped;
+    pr.n_edits = res->n_edits;
     report(r, &pr);
     /* DPO: the reference's log-probabilities, from the frozen initial model: after START (the
      * cancel hook works from there on) and before any step or checkpoint is loaded */
@@ -562,6 +579,11 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         return sa_error(SA_STATUS_BAD_ARGUMENT, "training: unknown objective %d", (int)p.objective);
     if (p.objective == SA_TRAIN_OBJ_DPO && !(p.dpo_beta > 0 && isfinite(p.dpo_beta)))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "training: DPO's beta must be positive (%g)", (double)p.dpo_beta);
+    if (!(p.edit_weight > 0 && isfinite(p.edit_weight)))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: the edit weight must be positive (%g)", (double)p.edit_weight);
+    if (p.edit_weight != 1.0f && p.objective != SA_TRAIN_OBJ_SFT)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: the edit weight applies to the aligner's SFT only (objective %s)",
+                        sa_train_objective_name(p.objective));
     res->eval_accuracy_before = res->eval_accuracy_after = NAN;
     struct run r;
     memset(&r, 0, sizeof r);
@@ -643,6 +665,7 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
     free(r.tokens);
     free(r.targets);
     free(r.ref);
+    free(r.weights);
     sa_tr_dataset_free(&r.train);
     sa_tr_dataset_free(&r.eval);
     sa_train_model_free(r.m);

@@ -859,15 +859,34 @@ static enum sa_status no_grad_without_adapters(const struct sa_train_model *m, b
 enum sa_status sa_train_model_step_batch(struct sa_train_model *m, const int32_t *tokens, const int32_t *targets,
                                          int64_t B, int64_t T, float denom, bool grad, uint64_t dropout_seed,
                                          float *loss) {
+    return sa_train_model_step_batch_weighted(m, tokens, targets, NULL, B, T, denom, grad, dropout_seed, loss);
+}
+
+enum sa_status sa_train_model_step_batch_weighted(struct sa_train_model *m, const int32_t *tokens,
+                                                  const int32_t *targets, const float *weights, int64_t B, int64_t T,
+                                                  float denom, bool grad, uint64_t dropout_seed, float *loss) {
     *loss = 0;
     int64_t n_rows;
     enum sa_status s = no_grad_without_adapters(m, grad);
     if (!s) s = forward(m, tokens, targets, B, T, dropout_seed, &n_rows);
     if (s) return s;
-    if (n_rows == 0 && denom <= 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "training: the batch has no target token");
-    if (denom <= 0) denom = (float)n_rows;
+    double wsum = (double)n_rows;
+    if (weights) {
+        wsum = 0;
+        for (int64_t i = 0; i < n_rows; i++) {
+            float w = weights[m->rows[i]];
+            if (!(w >= 0 && isfinite(w)))
+                return sa_error(SA_STATUS_BAD_ARGUMENT, "training: weight %g at row %d is not a finite number >= 0",
+                                (double)w, m->rows[i]);
+            m->row_w[i] = w;
+            wsum += w;
+        }
+    }
+    if (wsum <= 0 && denom <= 0)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "training: the batch has no target token%s", weights ? " of weight > 0" : "");
+    if (denom <= 0) denom = (float)wsum;
     if (grad) zero(m, m->dxn, B * T * m->cfg.n_embd);
-    if ((s = head_loss(m, n_rows, denom, grad, NULL, NULL, loss))) return s;
+    if ((s = head_loss(m, n_rows, denom, grad, weights ? m->row_w : NULL, NULL, loss))) return s;
     if (grad) backward(m, tokens, B, T, dropout_seed);
     return SA_STATUS_OK;
 }

@@ -50,6 +50,10 @@ LIB.sa_train_model_zero_grad.argtypes = [ctypes.c_void_p]
 LIB.sa_train_model_step_batch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32),
                                           ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_bool,
                                           ctypes.c_uint64, ctypes.POINTER(ctypes.c_float)]
+LIB.sa_train_model_step_batch_weighted.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32),
+                                                   ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_float),
+                                                   ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_bool,
+                                                   ctypes.c_uint64, ctypes.POINTER(ctypes.c_float)]
 LIB.sa_train_model_n_tensors.argtypes = [ctypes.c_void_p]
 LIB.sa_train_model_tensor.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(Tensor)]
 LIB.sa_train_model_tensor.restype = ctypes.c_bool
@@ -206,6 +210,64 @@ def grads_gemma3():
     check_arch("gemma3")
 
 
+@harness.test
+def weighted_loss_qwen2():
+    """sa_train_model_step_batch_weighted (`salign train --edit-weight`): the weighted mean
+    sum(w * ce) / sum(w) over the target rows, its loss and every gradient against torch."""
+    cfg = configs()["qwen2"]
+    model = make_model("qwen2", cfg, 99)
+    d = os.path.join(harness.tmpdir(), "ref_weighted")
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d, safe_serialization=True)
+    B, T = 2, 12
+    g = torch.Generator().manual_seed(8)
+    tok = torch.randint(3, 256, (B, T), generator=g)
+    tgt = torch.roll(tok, -1, dims=1).clone()
+    tgt[:, -1] = -100
+    tgt[0, :3] = -100
+    tgt[1, :5] = -100
+    w = torch.ones(B, T)
+    w[0, 5:7] = 4.0  # an edit span
+    w[1, 8] = 0.25
+    w[tgt < 0] = 7.0  # weights of masked rows are ignored
+    logits = model(input_ids=tok, use_cache=False).logits
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), tgt.reshape(-1), ignore_index=-100,
+                                           reduction="none")
+    keep = tgt.reshape(-1) >= 0
+    wf = w.reshape(-1)
+    loss = (ce * wf)[keep].sum() / wf[keep].sum()
+    loss.backward()
+    h = c_load(d)
+    try:
+        assert LIB.sa_train_model_reserve(h, B, T, None) == 0, LIB.sa_last_error()
+        tok_c = np.ascontiguousarray(tok.numpy().astype(np.int32))
+        tgt_c = np.ascontiguousarray(tgt.numpy().astype(np.int32))
+        w_c = np.ascontiguousarray(w.numpy().astype(np.float32))
+        args = lambda wc: (h, tok_c.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),  # noqa: E731
+                           tgt_c.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                           wc.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), B, T, 0.0, True, 0)
+        LIB.sa_train_model_zero_grad(h)
+        cl = ctypes.c_float()
+        assert LIB.sa_train_model_step_batch_weighted(*args(w_c), ctypes.byref(cl)) == 0, LIB.sa_last_error()
+        ct = c_tensors(h)
+        loss_err = abs(cl.value - loss.item()) / abs(loss.item())
+        params = dict(model.named_parameters())
+        worst = 0.0
+        for n in ct:
+            e = rel(ct[n][1], params[n].grad.detach().numpy().reshape(-1))
+            worst = max(worst, e)
+            assert e < TOL, "%s: gradient error %.3g" % (n, e)
+        print("  weighted loss %.6f (err %.2g), grad err max %.2g" % (loss.item(), loss_err, worst))
+        assert loss_err < TOL, loss_err
+        # a negative weight on a target row is refused
+        bad = w_c.copy()
+        bad[0, 6] = -1.0
+        assert LIB.sa_train_model_step_batch_weighted(*args(bad), ctypes.byref(cl)) != 0
+        assert b"weight" in LIB.sa_last_error()
+    finally:
+        LIB.sa_train_model_free(h)
+
+
 def tiny_model_dir():
     """A llama-family random model with a real tokenizer (SmolLM2's tokenizer.json is not at
     hand, so the model uses a GGUF: written from safetensors with sa_convert, tokenizer copied
@@ -348,6 +410,37 @@ def resume_bf16_and_precision_mismatch():
     assert r.returncode == 1 and "--precision bf16" in r.stderr, r.stderr
     r = subprocess.run(train_cmd(cut, ["--resume", "--precision", "fp16"]), capture_output=True, text=True)
     assert r.returncode == 2 and "--precision" in r.stderr, r.stderr
+
+
+@harness.test
+def edit_weight_cli():
+    """`salign train --edit-weight`: 1 is plain SFT (the same log.csv, bit for bit); 4 reports
+    the examples with an edit and changes the loss; a resume with another weight is refused;
+    DPO and a weight <= 0 are refused."""
+    base = reference_csv([])
+    one = os.path.join(harness.tmpdir(), "run_ew1")
+    shutil.rmtree(one, ignore_errors=True)
+    subprocess.run(train_cmd(one, ["--edit-weight", "1"]), check=True, timeout=300)
+    assert open(os.path.join(one, "log.csv")).read() == base
+    four = os.path.join(harness.tmpdir(), "run_ew4")
+    shutil.rmtree(four, ignore_errors=True)
+    cmd = [a for a in train_cmd(four, ["--edit-weight", "4", "--stop-after-steps", "3"]) if a != "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"salign train: edit weight 4 on the edited tokens of (\d+) examples", r.stderr)
+    assert m and int(m.group(1)) > 0, r.stderr
+    rows = lambda text: [line.split(",") for line in text.splitlines()[1:] if not line.startswith("0,")]  # noqa: E731
+    got, ref = rows(open(os.path.join(four, "log.csv")).read()), rows(base)
+    assert len(got) == 3 and got[0][2] != ref[0][2], (got[:1], ref[:1])
+    r = subprocess.run(train_cmd(four, ["--resume"]), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "edit weight" in r.stderr, r.stderr
+    subprocess.run(train_cmd(four, ["--resume", "--edit-weight", "4"]), check=True, timeout=300)
+    dpo = os.path.join(harness.tmpdir(), "run_ew_dpo")
+    shutil.rmtree(dpo, ignore_errors=True)
+    r = subprocess.run(train_cmd(dpo, ["--objective", "dpo", "--edit-weight", "2"]), capture_output=True, text=True)
+    assert r.returncode == 1 and "edit weight" in r.stderr, r.stderr
+    r = subprocess.run(train_cmd(dpo, ["--edit-weight", "0"]), capture_output=True, text=True)
+    assert r.returncode == 2 and "--edit-weight" in r.stderr, r.stderr
 
 
 @harness.test

@@ -54,6 +54,9 @@ static const struct cli_opt train_opts[] = {
              "(docs/TRAINING.md, \"Objectives\")"},
     {"beta", 0, CLI_OPT_FLOAT, P(dpo_beta), .lo = 0, .hi = 1e4, .open = CLI_LO_OPEN, .arg = "B",
      .help = "DPO's beta (default 0.1)"},
+    {"edit-weight", 0, CLI_OPT_FLOAT, P(edit_weight), .lo = 0, .hi = 1e4, .open = CLI_LO_OPEN, .arg = "W",
+     .help = "sft: weigh the loss of a correction's edited tokens (from where\nit leaves the original sentence to where "
+             "it rejoins it) by W,\nthe rest by 1 (default 1: plain SFT; docs/TRAINING.md)"},
     {"ref", 0, CLI_OPT_STR, P(dpo_ref), .arg = "MODEL",
      .help = "DPO's frozen reference model (same vocabulary); default: the\nbase before training (with --lora: the base "
              "without the adapter)"},
@@ -187,6 +190,9 @@ static void train_progress(void *user, const struct sa_train_progress *pr) {
                 p->objective == SA_TRAIN_OBJ_DPO ? "pairs" : "sequences", (long long)pr->warmup_steps,
                 (double)pr->activation_bytes / (1 << 20));
         if (p->objective == SA_TRAIN_OBJ_SFT_UPSTREAM) fprintf(stderr, "salign train: objective sft-upstream\n");
+        if (p->edit_weight != 1.0f)
+            fprintf(stderr, "salign train: edit weight %g on the edited tokens of %lld examples (the others copy)\n",
+                    (double)p->edit_weight, (long long)pr->n_edits);
         if (p->objective == SA_TRAIN_OBJ_DPO)
             fprintf(stderr,
                     "salign train: objective dpo, beta %g, reference %s; %lld records without a preference skipped; "
