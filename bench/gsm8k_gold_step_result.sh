@@ -13,7 +13,8 @@
 #            equation kept with PLAIN_COPIES), plus arith_train.jsonl's fixes (real and synthetic);
 #            the copies are sampled down to COPY_SHARE of the records (seed 1);
 #   train:   Qwen2.5-Coder-0.5B-Instruct, LoRA r8, MAX_STEPS steps of 2 records, lr LR (2e-4),
-#            max length 384, seed 1 (the shipped recipe: bench/gsm8k_arith_result.sh);
+#            max length 384, seed 1 (the shipped recipe: bench/gsm8k_arith_result.sh), the edited
+#            tokens of each fix weighted by EDIT_WEIGHT (1: plain SFT; `salign train --edit-weight`);
 #   devrec:  `salign eval aligner --edit-check all --edit-threshold=GATES` on DEV_RECORDS (gold-step records of the upstream alone's dev
 #            answers, docs/results/s14_dev_check) with the new adapter, then bench/gold_step_eval.py;
 #   dev:     the pipeline on the dev questions with the new adapter, `--edit-check all`,
@@ -22,7 +23,7 @@
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
 # Knobs: STEPS ("drafts records train devrec dev"), LR, STYLE (line: the reference's next line, rendered;
 # swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
-# PLAIN_COPIES (0.1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
+# PLAIN_COPIES (0.1), EDIT_WEIGHT (1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
 # THREADS (2), PARALLEL (4), SALIGN (build/salign).
 set -eu
 cd "$(dirname "$0")/.."
@@ -38,6 +39,7 @@ LR=${LR:-2e-4}
 COPY_SHARE=${COPY_SHARE:-0.5}
 STYLE=${STYLE:-line}
 PLAIN_COPIES=${PLAIN_COPIES:-0.1}
+EDIT_WEIGHT=${EDIT_WEIGHT:-1}
 THREADS=${THREADS:-2}
 GATES=${GATES:--inf,0,2,4,8}
 PARALLEL=${PARALLEL:-4}
@@ -87,7 +89,7 @@ if want train && [ ! -s "$adapter" ]; then
   log "train on $W/train.jsonl"
   "$S" train --base "$BASE" --data "$W/train.jsonl" --out "$W/aligner" --lora 8 --lr "$LR" --epochs 1 \
     --max-steps "$MAX_STEPS" --batch 2 --max-length 384 -t "$THREADS" --eval-fraction 0 --save-every 5 \
-    --adapter-only --seed 1 --log-every 5 ${RESUME[@]+"${RESUME[@]}"}
+    --adapter-only --seed 1 --log-every 5 --edit-weight "$EDIT_WEIGHT" ${RESUME[@]+"${RESUME[@]}"}
 fi
 if want devrec; then
   [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }
