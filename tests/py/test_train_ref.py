@@ -120,19 +120,27 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
-def check_arch(arch):
-    cfg = configs()[arch]
-    model = make_model(arch, cfg, 1234)
-    d = os.path.join(harness.tmpdir(), "ref_" + arch)
+def saved_model_and_batch(arch, cfg, seed, name, batch_seed, prompt_lens):
+    """A random model saved as safetensors in tmp/name, and a batch (2, 12) of random tokens
+    whose targets are the next tokens, masked (-100) on each row's first prompt_lens[b] rows and
+    the last."""
+    model = make_model(arch, cfg, seed)
+    d = os.path.join(harness.tmpdir(), name)
     shutil.rmtree(d, ignore_errors=True)
     model.save_pretrained(d, safe_serialization=True)
-    B, T = 2, 12
-    g = torch.Generator().manual_seed(7)
-    tok = torch.randint(3, 256, (B, T), generator=g)
+    g = torch.Generator().manual_seed(batch_seed)
+    tok = torch.randint(3, 256, (2, 12), generator=g)
     tgt = torch.roll(tok, -1, dims=1).clone()
     tgt[:, -1] = -100
-    tgt[0, :4] = -100
-    tgt[1, :6] = -100
+    for b, n in enumerate(prompt_lens):
+        tgt[b, :n] = -100
+    return model, d, tok, tgt
+
+
+def check_arch(arch):
+    cfg = configs()[arch]
+    model, d, tok, tgt = saved_model_and_batch(arch, cfg, 1234, "ref_" + arch, 7, (4, 6))
+    B, T = tok.shape
     tgt[1, 8] = -100
     # torch
     logits = model(input_ids=tok, use_cache=False).logits
@@ -215,17 +223,8 @@ def weighted_loss_qwen2():
     """sa_train_model_step_batch_weighted (`salign train --edit-weight`): the weighted mean
     sum(w * ce) / sum(w) over the target rows, its loss and every gradient against torch."""
     cfg = configs()["qwen2"]
-    model = make_model("qwen2", cfg, 99)
-    d = os.path.join(harness.tmpdir(), "ref_weighted")
-    shutil.rmtree(d, ignore_errors=True)
-    model.save_pretrained(d, safe_serialization=True)
-    B, T = 2, 12
-    g = torch.Generator().manual_seed(8)
-    tok = torch.randint(3, 256, (B, T), generator=g)
-    tgt = torch.roll(tok, -1, dims=1).clone()
-    tgt[:, -1] = -100
-    tgt[0, :3] = -100
-    tgt[1, :5] = -100
+    model, d, tok, tgt = saved_model_and_batch("qwen2", cfg, 99, "ref_weighted", 8, (3, 5))
+    B, T = tok.shape
     w = torch.ones(B, T)
     w[0, 5:7] = 4.0  # an edit span
     w[1, 8] = 0.25
