@@ -138,11 +138,50 @@ def next_annotation(answer, known):
     return None
 
 
-def swap(y1, e, expr, value):
+NUM = re.compile(r"(?<![\d.])\d*\.?\d+")
+UNIT_AFTER = re.compile(r"\s*\\(?:text|mbox|mathrm)\{[^{}]*\}")
+
+
+def operand_units(left):
+    """(number, unit) for each number of an equation's left side, the unit being the
+    \\text{...} written right after it or "" (`6 \\text{ tubs} \\times 3` -> [("6", " \\text{
+    tubs}"), ("3", "")])."""
+    out = []
+    for n in NUM.finditer(left):
+        m = UNIT_AFTER.match(left, n.end())
+        out.append((n.group(0), m.group(0) if m else ""))
+    return out
+
+
+def swap(y1, e, expr, value, units=False):
     """y1 with the equation e replaced by `expr = value` in the upstream's notation; a unit
-    written right after the old result (`= 50 \\text{ hours}`) goes with it."""
-    rest = re.sub(r"^\s*\\text\{[^{}]*\}", "", y1[e.end:])
-    return y1[:e.start] + "%s = %s" % (latex(expr, in_math(y1, e.start)), value) + rest
+    written right after the old result (`= 50 \\text{ hours}`) goes with it. With `units`
+    (--style swap-units), a number of the new expression that the old left side also has keeps
+    the unit written after it there (each old number used once), and when every number of the
+    new expression found its old one, the result keeps its unit too: `6 \\text{ tubs} \\times 3
+    \\text{ people per tub} = 18 \\text{ people}` -> `6 \\text{ tubs} \\times 2 = 12` (2 is
+    new), `4 \\text{ cats} + 3 \\text{ cats} = 8 \\text{ cats}` -> `4 \\text{ cats} + 3 \\text{
+    cats} = 7 \\text{ cats}`. A unit is never moved to another number: the reference's
+    operands do not come in the draft's order."""
+    new = latex(expr, in_math(y1, e.start))
+    rest = y1[e.end:]
+    old = operand_units(y1[e.start:e.rs]) if units else []
+    found = []
+
+    def unit_of(m):
+        for i, (num, u) in enumerate(old):
+            if u and float(num) == float(m.group(0)):
+                del old[i]
+                found.append(True)
+                return m.group(0) + u
+        found.append(False)
+        return m.group(0)
+
+    if old:
+        new = NUM.sub(unit_of, new)
+    if not (found and all(found)):
+        rest = re.sub(r"^\s*\\text\{[^{}]*\}", "", rest)
+    return y1[:e.start] + "%s = %s" % (new, value) + rest
 
 
 def main():
@@ -155,10 +194,11 @@ def main():
     ap.add_argument("--ids", default=None, help="only these ids: FROM-TO (inclusive)")
     ap.add_argument("--plain-copies", type=float, default=1.0,
                     help="share of the copy records of sentences without an equation to keep")
-    ap.add_argument("--style", choices=("line", "swap"), default="line",
+    ap.add_argument("--style", choices=("line", "swap", "swap-units"), default="line",
                     help="line: the correction is the reference's next line, rendered (the default); swap: "
                     "the sentence itself with its first off-path equation replaced by the reference's next "
-                    "calculation (the upstream's words kept)")
+                    "calculation (the upstream's words kept); swap-units: swap keeping the unit of each "
+                    "number the old equation also had (and the result's when all had one)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stats", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each fix record: the sentence and its correction")
@@ -201,7 +241,7 @@ def main():
                     else:
                         e = first_off_equation(y1, gold_path(g["question"], g["answer"]))
                         nxt = next_annotation(g["answer"], known)
-                        step = swap(y1, e, *nxt) if e and nxt else None
+                        step = swap(y1, e, *nxt, units=a.style == "swap-units") if e and nxt else None
                     if step is None or step == y1:
                         n["no_step"] += 1
                     else:

@@ -60,6 +60,19 @@ def swap_replaces_the_off_path_equation_in_the_sentence():
     e = first_off_equation(y1, path)
     assert swap(y1, e, "2*3", "6") == "He has 2 * 3 = 6 apples."  # plain text: plain operators
     assert first_off_equation("He has \\(2 \\times 3 = 6\\) apples.", path) is None
+    # --style swap-units: a number the old equation had keeps its unit; the result's unit stays
+    # only when every number found its own
+    y1 = "So he has:\n\\[ 2 \\text{ bags} + 3 \\text{ apples} = 5 \\text{ apples} \\]"
+    e = first_off_equation(y1, path)
+    assert swap(y1, e, "2*3", "6", units=True) == \
+        "So he has:\n\\[ 2 \\text{ bags} \\times 3 \\text{ apples} = 6 \\text{ apples} \\]"
+    assert swap(y1, e, "3*2", "6", units=True) == \
+        "So he has:\n\\[ 3 \\text{ apples} \\times 2 \\text{ bags} = 6 \\text{ apples} \\]"
+    assert swap(y1, e, "2*4", "8", units=True) == "So he has:\n\\[ 2 \\text{ bags} \\times 4 = 8 \\]"
+    assert swap(y1, e, "2*2", "4", units=True) == "So he has:\n\\[ 2 \\text{ bags} \\times 2 = 4 \\]"  # once each
+    y1 = "So he has \\(2 + 3 = 5\\) apples."  # no unit in the equation: as swap
+    e = first_off_equation(y1, path)
+    assert swap(y1, e, "2*3", "6", units=True) == swap(y1, e, "2*3", "6") == "So he has \\(2 \\times 3 = 6\\) apples."
 
 
 GOLD = [
