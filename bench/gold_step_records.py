@@ -23,9 +23,16 @@ its first off-path equation by the reference's next calculation (`\\[4 + 8 + 27 
 greedily can learn to make (the line style's rewrites, each unlike its sentence, were learnt as
 copies: RESULTS "Session 16").
 
+With --after-fixes the traces are a pipeline's (an aligner's kept revisions in their text): an
+error the aligner put back on the path does not end the answer, so the states after a
+correction, where the upstream goes on from the corrected prefix, give records too: on-policy
+data for the next aligner (session 17: the edit-weighted aligner fixed first errors on dev and
+the answers stayed wrong at the next error, which no draft-made record shows). A right sentence
+the aligner spoiled gives its copy record, then the answer ends.
+
   python3 bench/gold_step_records.py --trace T.jsonl [--trace T2.jsonl] --details D.jsonl
       --out R.jsonl [--gold train.jsonl] [--answers A.jsonl] [--ids FROM-TO]
-      [--style line|swap] [--plain-copies P] [--seed 1] [--stats] [--show]
+      [--style line|swap|swap-units] [--after-fixes] [--plain-copies P] [--seed 1] [--stats] [--show]
 
 D.jsonl: `salign eval math --details` over the drafts' answers (its "index" is the question id).
 """
@@ -199,6 +206,11 @@ def main():
                     "the sentence itself with its first off-path equation replaced by the reference's next "
                     "calculation (the upstream's words kept); swap-units: swap keeping the unit of each "
                     "number the old equation also had (and the result's when all had one)")
+    ap.add_argument("--after-fixes", action="store_true",
+                    help="pipeline traces (salign align with an aligner): a located error whose kept revision "
+                    "is back on the path does not end the answer's records; the sentences after it, written "
+                    "by the upstream from the corrected prefix, give records too (their own first error "
+                    "included); a kept revision of a sentence on the path gives none")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stats", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each fix record: the sentence and its correction")
@@ -216,6 +228,8 @@ def main():
     lo, hi = map(int, a.ids.split("-")) if a.ids else (-1, 1 << 62)
     drafts = load_traces(a.trace)
     n = {"questions": 0, "right": 0, "located": 0, "on_path": 0, "no_step": 0, "copy": 0, "fix": 0}
+    if a.after_fixes:
+        n.update(after_fix=0, revised=0, spoiled=0)
     with open(a.out, "w") as out:
         for qid in sorted(drafts):
             if not lo <= qid <= hi or qid not in right or (finished is not None and qid not in finished):
@@ -223,23 +237,28 @@ def main():
             d, g = drafts[qid], gold[qid]
             n["questions"] += 1
             rounds = d["rounds"]
-            off = None if right[qid] else first_off_path(rounds, gold_path(g["question"], g["answer"]))
+            path = gold_path(g["question"], g["answer"])
+            off = None if right[qid] else first_off_path(rounds, path)
             if right[qid]:
                 n["right"] += 1
             elif off is None:
                 n["on_path"] += 1
                 continue
             prefix = ""
+            fixed = False  # --after-fixes: an earlier error of this answer was put back on the path
             for k in sorted(rounds):
                 y1, text = rounds[k]
                 base = {"question": d["question"], "prefix": prefix, "last": y1, "id": qid, "round": k}
-                if off and k == off[0]:
+                revised = a.after_fixes and text.strip() != y1.strip()
+                located = (off and k == off[0]) if not a.after_fixes else \
+                    first_off_equation(y1, path) is not None and (not right[qid] or revised)
+                if located:
                     n["located"] += 1
                     known = numbers(prefix) | numbers(g["question"])
                     if a.style == "line":
                         step = next_step(g["answer"], known)
                     else:
-                        e = first_off_equation(y1, gold_path(g["question"], g["answer"]))
+                        e = first_off_equation(y1, path)
                         nxt = next_annotation(g["answer"], known)
                         step = swap(y1, e, *nxt, units=a.style == "swap-units") if e and nxt else None
                     if step is None or step == y1:
@@ -247,12 +266,26 @@ def main():
                     else:
                         out.write(json.dumps({**base, "correction": step, "kind": "fix", "source": "gold:step"}) + "\n")
                         n["fix"] += 1
+                        if a.after_fixes:
+                            n["after_fix"] += fixed
                         if a.show:
                             print("id %d round %d\n  y1: %s\n  ->: %s" % (qid, k, y1.replace("\n", "\\n"), step))
+                    if revised and first_off_equation(text, path) is None:
+                        fixed = True  # the aligner's revision is on the path: the upstream went on from it
+                        prefix += text
+                        continue
                     break
-                if equations(y1) or rng.random() < a.plain_copies:
+                spoiled = revised and first_off_equation(text, path) is not None
+                if revised and not spoiled:
+                    n["revised"] += 1  # a kept revision of a sentence on the path, still on it: no record
+                    prefix += text
+                    continue
+                if spoiled or equations(y1) or rng.random() < a.plain_copies:
                     out.write(json.dumps({**base, "correction": y1, "kind": "copy", "source": "gold:copy"}) + "\n")
                     n["copy"] += 1
+                if spoiled:
+                    n["spoiled"] += 1  # the aligner made a right sentence wrong: its copy is the label, then stop
+                    break
                 prefix += text
     if a.stats:
         print(json.dumps(n), file=sys.stderr)

@@ -89,14 +89,15 @@ DRAFTS = {
 }
 
 
-def run_tool(d, style="line"):
+def run_tool(d, style="line", drafts=None, extra=()):
+    drafts = drafts or DRAFTS
     gold = os.path.join(d, "gold.jsonl")
     with open(gold, "w") as f:
         for qid in range(3):  # the drafts' ids are lines of the gold file
             f.write(json.dumps(GOLD[0]) + "\n")
     trace, details, out = (os.path.join(d, n) for n in ("trace.jsonl", "details.jsonl", "out.jsonl"))
     with open(trace, "w") as t:
-        for qid, rounds in DRAFTS.items():
+        for qid, rounds in drafts.items():
             for k, (y1, text) in enumerate(rounds, 1):
                 t.write(json.dumps({"id": qid, "question": GOLD[0]["question"], "round": k, "y1": y1,
                                     "text": text}) + "\n")
@@ -104,7 +105,7 @@ def run_tool(d, style="line"):
         for qid, ok in ((0, True), (1, False), (2, False)):
             f.write(json.dumps({"index": qid, "correct": ok}) + "\n")
     p = subprocess.run([sys.executable, TOOL, "--trace", trace, "--details", details, "--gold", gold, "--out", out,
-                        "--stats", "--style", style], capture_output=True, text=True)
+                        "--stats", "--style", style, *extra], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     return gold, out, json.loads(p.stderr.strip().splitlines()[-1]), [json.loads(line) for line in open(out)]
 
@@ -126,6 +127,42 @@ def records_from_drafts():
     _, _, stats2, recs2 = run_tool(tmpdir(), "swap")
     assert stats2 == stats and [r["kind"] for r in recs2] == [r["kind"] for r in recs]
     assert [r["correction"] for r in recs2 if r["kind"] == "fix"] == ["\\[ 2 \\times 3 = 6 \\]"], recs2
+
+
+# a pipeline's traces (y1, text = the kept revision): question 1's first error put back on the
+# path by the aligner, the upstream's next sentence off it again; question 0's (right) second
+# sentence spoiled by the aligner after a cosmetic change of its first
+PIPELINE = {
+    0: [("We count.", "We count them."), ("\\[ 2 \\times 3 = 6 \\]", "\n\\[ 2 \\times 3 = 7 \\]"),
+        ("\\[ 7 + 4 = 11 \\]", "\n\\[ 7 + 4 = 11 \\]")],
+    1: [("We count.", "We count."), ("\\[ 2 + 3 = 5 \\]", "\n\\[ 2 \\times 3 = 6 \\]"),
+        ("\\[ 6 + 5 = 11 \\]", "\n\\[ 6 + 5 = 11 \\]"), ("\\[ 11 + 1 = 12 \\]", "\n\\[ 11 + 1 = 12 \\]")],
+    2: [("We count.", "We count."), ("So 4 apples.", " So 4 apples.")],
+}
+
+
+@test
+def after_fixes_goes_on_past_a_kept_fix():
+    d = tmpdir()
+    _, _, stats, recs = run_tool(d, "swap", PIPELINE, ["--after-fixes"])
+    # 0: no record of the cosmetic change, the spoiled sentence as a copy (its label), then stop; 1: a copy, the fixed
+    # error, the error after the fix (the upstream's own, from the corrected prefix), stop
+    assert stats == {"questions": 3, "right": 1, "located": 2, "on_path": 1, "no_step": 0, "copy": 2, "fix": 2,
+                     "after_fix": 1, "revised": 1, "spoiled": 1}, stats
+    by = [(r["id"], r["round"], r["kind"]) for r in recs]
+    assert by == [(0, 2, "copy"), (1, 1, "copy"), (1, 2, "fix"), (1, 3, "fix")], by
+    after = recs[-1]
+    assert after["prefix"] == "We count.\n\\[ 2 \\times 3 = 6 \\]" and after["last"] == "\\[ 6 + 5 = 11 \\]"
+    assert after["correction"] == "\\[ 6 + 4 = 10 \\]", after
+    assert recs[0]["correction"] == recs[0]["last"] == "\\[ 2 \\times 3 = 6 \\]"
+    assert recs[0]["prefix"] == "We count them."
+    # without the flag, the same traces read as drafts: the first off-path y1 ends the answer
+    _, _, stats2, recs2 = run_tool(tmpdir(), "swap", PIPELINE)
+    assert stats2["fix"] == 1 and [(r["id"], r["round"]) for r in recs2 if r["kind"] == "fix"] == [(1, 2)], stats2
+    # and on drafts (no revision) the flag changes nothing
+    _, _, _, a = run_tool(tmpdir(), "swap")
+    _, _, _, b = run_tool(tmpdir(), "swap", None, ["--after-fixes"])
+    assert a == b
 
 
 @test
