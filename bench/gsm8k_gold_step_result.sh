@@ -20,11 +20,15 @@
 #   dev:     the pipeline on the dev questions with the new adapter, `--edit-check all`,
 #            EDIT_THRESHOLD (none), paired against the upstream alone (bench/gsm8k_check_result.sh;
 #            its dev_alone is seeded from DEV_ALONE, the same binary's answers).
+#   policy:  on-policy data (session 17): the pipeline with the new adapter on train ids POLICY_IDS
+#            (120-399; never the dev ids), `--edit-check all`, EDIT_THRESHOLD, into WORKDIR/policy,
+#            then bench/gold_step_records.py --after-fixes over its traces (policy/records.jsonl):
+#            the upstream's errors after a kept fix get their fixes too. Not in the default STEPS.
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
 # Knobs: STEPS ("drafts records train devrec dev"), LR, STYLE (line: the reference's next line, rendered;
 # swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
 # PLAIN_COPIES (0.1), EDIT_WEIGHT (1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
-# THREADS (2), PARALLEL (4), SALIGN (build/salign).
+# POLICY_IDS (120-399), THREADS (2), PARALLEL (4), SALIGN (build/salign).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -43,6 +47,7 @@ EDIT_WEIGHT=${EDIT_WEIGHT:-1}
 THREADS=${THREADS:-2}
 GATES=${GATES:--inf,0,2,4,8}
 PARALLEL=${PARALLEL:-4}
+POLICY_IDS=${POLICY_IDS:-120-399}
 OLD=docs/results/s15_teacher_pilot  # session 13's drafts of train ids 0-79
 BASE=qwen2.5-coder-0.5b-instruct
 mkdir -p "$W"
@@ -111,5 +116,21 @@ if want dev; then
   fi
   SALIGN="$S" ADAPTER="$adapter" BATCH_INVARIANT=1 ARM=aligner EDIT_CHECK=all STEPS="dev score" \
     bench/gsm8k_check_result.sh "$D"
+fi
+if want policy; then
+  [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }
+  P="$W/policy"
+  mkdir -p "$P"
+  lo=${POLICY_IDS%-*} hi=${POLICY_IDS#*-}
+  if [ "$lo" -le 119 ] && [ "$hi" -ge 80 ]; then echo "POLICY_IDS $POLICY_IDS overlaps the dev ids 80-119" >&2; exit 1; fi
+  [ -s "$P/train_q.jsonl" ] || "$PY" bench/gsm8k_questions.py "$GSM/train.jsonl" "$P/train_q.jsonl" --lines "$POLICY_IDS"
+  log "policy: the pipeline on train ids $POLICY_IDS"
+  "$S" align --upstream "$BASE" --aligner "$BASE" --aligner-lora "$adapter" --edit-check all \
+    ${EDIT_THRESHOLD:+--edit-threshold "$EDIT_THRESHOLD"} --input "$P/train_q.jsonl" --output "$P/stream.jsonl" \
+    --trace "$P/stream.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS" --batch-invariant
+  "$S" eval math --data gsm8k --answers "$P/stream.jsonl" --gold "$GSM/train.jsonl" --details "$P/details.jsonl" >&2
+  "$PY" bench/gold_step_records.py --trace "$P/stream.trace.jsonl" --details "$P/details.jsonl" \
+    --answers "$P/stream.jsonl" --style "$STYLE" --after-fixes --out "$P/records.jsonl" \
+    --plain-copies "$PLAIN_COPIES" --seed 1 --stats
 fi
 log "done"
