@@ -250,15 +250,15 @@ def main():
                 y1, text = rounds[k]
                 base = {"question": d["question"], "prefix": prefix, "last": y1, "id": qid, "round": k}
                 revised = a.after_fixes and text.strip() != y1.strip()
-                located = (off and k == off[0]) if not a.after_fixes else \
-                    first_off_equation(y1, path) is not None and (not right[qid] or revised)
+                at_off = bool(off) and k == off[0]
+                e = first_off_equation(y1, path) if a.after_fixes or at_off else None
+                located = at_off if not a.after_fixes else e is not None and (not right[qid] or revised)
                 if located:
                     n["located"] += 1
                     known = numbers(prefix) | numbers(g["question"])
                     if a.style == "line":
                         step = next_step(g["answer"], known)
                     else:
-                        e = first_off_equation(y1, path)
                         nxt = next_annotation(g["answer"], known)
                         step = swap(y1, e, *nxt, units=a.style == "swap-units") if e and nxt else None
                     if step is None or step == y1:
