@@ -493,8 +493,12 @@ def load_traces(paths):
                     r = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a cut last line
-                d = drafts.setdefault(r["id"], {"question": r["question"], "rounds": {}})
+                # `salign data continue` keys its trace by "record" and marks the rounds it was given
+                d = drafts.setdefault(r["id"] if "id" in r else r["record"],
+                                      {"question": r["question"], "rounds": {}, "forced": set()})
                 d["rounds"][r["round"]] = (r["y1"], r["text"])
+                if r.get("forced"):
+                    d["forced"].add(r["round"])
     return drafts
 
 

@@ -30,9 +30,16 @@ data for the next aligner (session 17: the edit-weighted aligner fixed first err
 the answers stayed wrong at the next error, which no draft-made record shows). A right sentence
 the aligner spoiled gives its copy record, then the answer ends.
 
+With --continuations ANSWERS the traces are `salign data continue`'s (teacher-forced
+continuations: a correction record's fix forced in, the upstream going on from it), keyed by
+record; ANSWERS is its --out file and --details `salign eval math --details` over it (one line per
+answer, in its order). The forced rounds (the prefix, the fix) give no record; the upstream's
+sentences after them are labelled as --after-fixes labels the sentences after a kept fix.
+
   python3 bench/gold_step_records.py --trace T.jsonl [--trace T2.jsonl] --details D.jsonl
       --out R.jsonl [--gold train.jsonl] [--answers A.jsonl] [--ids FROM-TO]
-      [--style line|swap|swap-units] [--after-fixes] [--plain-copies P] [--seed 1] [--stats] [--show]
+      [--style line|swap|swap-units] [--after-fixes | --continuations ANSWERS] [--plain-copies P] [--seed 1]
+      [--stats] [--show]
 
 D.jsonl: `salign eval math --details` over the drafts' answers (its "index" is the question id).
 """
@@ -211,6 +218,10 @@ def main():
                     "is back on the path does not end the answer's records; the sentences after it, written "
                     "by the upstream from the corrected prefix, give records too (their own first error "
                     "included); a kept revision of a sentence on the path gives none")
+    ap.add_argument("--continuations", metavar="ANSWERS",
+                    help="the traces are `salign data continue`'s and ANSWERS its --out (--details graded it): "
+                    "the forced rounds give no record, the sentences after the forced fix are labelled as "
+                    "--after-fixes labels those after a kept fix")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stats", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each fix record: the sentence and its correction")
@@ -225,6 +236,26 @@ def main():
                 r = json.loads(line)
                 right[r["index"]] = r["correct"]
     finished = finished_ids(a.answers)
+    gold_of = None  # --continuations: a record's gold line, found by its question
+    if a.continuations:
+        if a.after_fixes or a.answers:
+            ap.error("--continuations labels after the fix itself; it takes no --after-fixes nor --answers")
+        a.after_fixes = True
+        with open(a.continuations) as f:
+            conts = [json.loads(line) for line in f if line.strip()]
+        dets = [json.loads(line) for p in a.details for line in open(p) if line.strip()]
+        if len(dets) != len(conts):
+            ap.error("--details has %d lines, --continuations %d answers: grade that file with `salign eval math "
+                     "--details`" % (len(dets), len(conts)))
+        by_question = {}
+        for i, g in enumerate(gold):
+            by_question.setdefault(g["question"], i)
+        gold_of, right, finished = {}, {}, set()
+        for c, det in zip(conts, dets):
+            if c["question"] not in by_question or by_question[c["question"]] != det["index"]:
+                ap.error("record %s: its question is not line %s of --gold" % (c["record"], det["index"]))
+            gold_of[c["record"]], right[c["record"]] = det["index"], det["correct"]
+            finished.add(c["record"])
     lo, hi = map(int, a.ids.split("-")) if a.ids else (-1, 1 << 62)
     drafts = load_traces(a.trace)
     n = {"questions": 0, "right": 0, "located": 0, "on_path": 0, "no_step": 0, "copy": 0, "fix": 0}
@@ -232,9 +263,12 @@ def main():
         n.update(after_fix=0, revised=0, spoiled=0)
     with open(a.out, "w") as out:
         for qid in sorted(drafts):
-            if not lo <= qid <= hi or qid not in right or (finished is not None and qid not in finished):
+            if qid not in right or (finished is not None and qid not in finished):
                 continue
-            d, g = drafts[qid], gold[qid]
+            gid = qid if gold_of is None else gold_of[qid]
+            if not lo <= gid <= hi:
+                continue
+            d, g = drafts[qid], gold[gid]
             n["questions"] += 1
             rounds = d["rounds"]
             path = gold_path(g["question"], g["answer"])
@@ -248,7 +282,13 @@ def main():
             fixed = False  # --after-fixes: an earlier error of this answer was put back on the path
             for k in sorted(rounds):
                 y1, text = rounds[k]
-                base = {"question": d["question"], "prefix": prefix, "last": y1, "id": qid, "round": k}
+                if k in d["forced"]:  # given, not written: the prefix, or the fix forced in
+                    fixed = fixed or text.strip() != y1.strip()
+                    prefix += text
+                    continue
+                base = {"question": d["question"], "prefix": prefix, "last": y1, "id": gid, "round": k}
+                if gold_of is not None:
+                    base["record"] = qid
                 revised = a.after_fixes and text.strip() != y1.strip()
                 at_off = bool(off) and k == off[0]
                 e = first_off_equation(y1, path) if a.after_fixes or at_off else None

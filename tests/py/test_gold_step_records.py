@@ -166,6 +166,49 @@ def after_fixes_goes_on_past_a_kept_fix():
 
 
 @test
+def continuations_label_the_upstreams_next_error():
+    """Traces of `salign data continue`: keyed by record, the prefix and the fix forced; two
+    continuations of one question (records 4 and 9), one wrong after the fix, one right."""
+    d = tmpdir()
+    gold, trace, answers, details, out = (os.path.join(d, n) for n in
+                                          ("gold.jsonl", "c.trace", "c.jsonl", "c.details.jsonl", "out.jsonl"))
+    other = {"question": "Another question?", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"}
+    with open(gold, "w") as f:
+        f.write(json.dumps(other) + "\n" + json.dumps(GOLD[0]) + "\n")
+    q = GOLD[0]["question"]
+    conts = {4: [("We count.", "We count.", True), ("\\[ 2 + 3 = 5 \\]", "\n\\[ 2 \\times 3 = 6 \\]", True),
+                 ("\\[ 6 + 5 = 11 \\]", "\n\\[ 6 + 5 = 11 \\]", False), ("So 11.", " So 11.", False)],
+             9: [("\\[ 2 + 3 = 5 \\]", "\\[ 2 \\times 3 = 6 \\]", True),
+                 ("\\[ 6 + 4 = 10 \\]", "\n\\[ 6 + 4 = 10 \\]", False)]}
+    with open(trace, "w") as t:
+        for rec, rounds in conts.items():
+            for k, (y1, text, forced) in enumerate(rounds, 1):
+                t.write(json.dumps({"record": rec, "question": q, "round": k, "y1": y1, "text": text,
+                                    "forced": forced}) + "\n")
+    with open(answers, "w") as f:
+        for rec in conts:
+            f.write(json.dumps({"record": rec, "question": q, "answer": "..."}) + "\n")
+    with open(details, "w") as f:  # salign eval math --details, in the answers' order (by question: line 1)
+        f.write(json.dumps({"index": 1, "correct": False}) + "\n" + json.dumps({"index": 1, "correct": True}) + "\n")
+    args = [sys.executable, TOOL, "--trace", trace, "--details", details, "--gold", gold, "--out", out, "--stats",
+            "--style", "swap", "--continuations", answers]
+    p = subprocess.run(args, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    stats = json.loads(p.stderr.strip().splitlines()[-1])
+    recs = [json.loads(line) for line in open(out)]
+    # record 4: the upstream's error after the forced fix gets its fix, with the corrected prefix; record 9: a copy
+    assert [(r["record"], r["id"], r["round"], r["kind"]) for r in recs] == [(4, 1, 3, "fix"), (9, 1, 2, "copy")], recs
+    assert recs[0]["prefix"] == "We count.\n\\[ 2 \\times 3 = 6 \\]" and recs[0]["correction"] == "\\[ 6 + 4 = 10 \\]"
+    assert recs[1]["prefix"] == "\\[ 2 \\times 3 = 6 \\]"
+    assert stats["fix"] == 1 and stats["after_fix"] == 1 and stats["copy"] == 1 and stats["right"] == 1, stats
+    # the details must be of that answers file
+    with open(details, "w") as f:
+        f.write(json.dumps({"index": 1, "correct": False}) + "\n")
+    p = subprocess.run(args, capture_output=True, text=True)
+    assert p.returncode == 2 and "--details has 1 lines" in p.stderr, p.stderr
+
+
+@test
 def eval_counts_kept_changed_and_on_path():
     d = tmpdir()
     gold, out, _, recs = run_tool(d)

@@ -21,6 +21,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_eval_aligner(int argc, char **argv); /* `salign eval aligner`, dispatched by cmd_eval */
 int cmd_data(int argc, char **argv);
 int cmd_data_rollout(int argc, char **argv); /* `salign data rollout`, dispatched by cmd_data */
+int cmd_data_continue(int argc, char **argv); /* `salign data continue`, dispatched by cmd_data */
 int cmd_train(int argc, char **argv);
 int cmd_align(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -32,7 +33,7 @@ int cmd_steer(int argc, char **argv); /* `salign steer extract|scan|apply|sweep`
  * tests/test_cli_opts.c. */
 extern const struct cli_cmd cli_cmd_pull, cli_cmd_inspect, cli_cmd_tokenize, cli_cmd_convert, cli_cmd_generate,
     cli_cmd_chat, cli_cmd_align, cli_cmd_train, cli_cmd_bench, cli_cmd_bench_pipeline, cli_cmd_eval_aligner,
-    cli_cmd_data_rollout, cli_cmd_serve;
+    cli_cmd_data_rollout, cli_cmd_data_continue, cli_cmd_serve;
 /* `salign data SUB`, `salign eval SUB`, `salign steer SUB`: one command per subcommand
  * (NULL-terminated), each named "GROUP SUB". */
 extern const struct cli_cmd *const cli_cmds_data[], *const cli_cmds_eval[], *const cli_cmds_steer[];

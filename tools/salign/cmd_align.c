@@ -8,6 +8,7 @@
  * sentence, in the format `salign eval math --per-round` reads (docs/EVAL.md). */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "cli_resume.h"
 #include "generate.h"
 #include "sa/batch.h"
 #include "sa/pipeline.h"
@@ -346,70 +347,17 @@ static char *id_key(const cJSON *id) {
     return cJSON_PrintUnformatted(id);
 }
 
-struct keyset {
-    char **k;
-    size_t n, cap;
-};
-static bool keyset_has(const struct keyset *s, const char *k) {
-    for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->k[i], k)) return true;
-    return false;
-}
-static int keyset_add(struct keyset *s, char *k) { /* takes k */
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        char **p = realloc(s->k, cap * sizeof *p);
-        if (!p) return -1;
-        s->k = p;
-        s->cap = cap;
-    }
-    s->k[s->n++] = k;
-    return 0;
-}
-static void keyset_free(struct keyset *s) {
-    for (size_t i = 0; i < s->n; i++) free(s->k[i]);
-    free(s->k);
-}
-
 /* Adds the id of an output line (an answer or an error record) to the done set. */
 static enum sa_status done_line(void *user, const struct sa_jsonl_item *item) {
-    struct keyset *done = user;
+    struct cli_keyset *done = user;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(item->object, "id");
     if (!id) return SA_STATUS_OK;
     char *k = id_key(id);
-    if (!k || keyset_add(done, k)) {
+    if (!k || cli_keyset_take(done, k)) {
         free(k);
         return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     }
     return SA_STATUS_OK;
-}
-
-/* The length of text[0..len) without a cut last line: one with no final '\n' (what a crash, a
- * kill -9 or a full disk leaves in a file written line by line), or a last line that is not a
- * JSON object. *why says which. */
-static size_t complete_prefix(const char *text, size_t len, const char **why) {
-    *why = NULL;
-    if (!len) return 0;
-    if (text[len - 1] != '\n') {
-        const char *nl = memrchr(text, '\n', len);
-        *why = "no final newline";
-        return nl ? (size_t)(nl - text) + 1 : 0;
-    }
-    size_t e = len; /* the last non-blank line: [a, e) */
-    for (;;) {
-        const char *nl = e > 1 ? memrchr(text, '\n', e - 1) : NULL;
-        size_t a = nl ? (size_t)(nl - text) + 1 : 0;
-        if (strspn(text + a, " \t\r") < e - 1 - a) {
-            const char *end = NULL;
-            cJSON *j = cJSON_ParseWithLengthOpts(text + a, e - 1 - a, &end, false);
-            bool ok = cJSON_IsObject(j) && end && (size_t)(end - text) + strspn(end, " \t\r") >= e - 1;
-            cJSON_Delete(j);
-            if (!ok) *why = "not a JSON object";
-            return ok ? len : a;
-        }
-        if (!a) return len;
-        e = a;
-    }
 }
 
 /* The ids already in the output file, if it exists (answers and error records: both are done).
@@ -417,13 +365,13 @@ static size_t complete_prefix(const char *text, size_t len, const char **why) {
  * (said on stderr), so that the next answer starts a line of its own and that question runs
  * again. Any other malformed line is an error naming its line (salign align never writes one:
  * the file was edited, or is not an output of salign align). */
-static int read_done(const char *path, struct keyset *done) {
+static int read_done(const char *path, struct cli_keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     const char *why = NULL;
-    size_t keep = complete_prefix(text, len, &why);
+    size_t keep = cli_complete_prefix(text, len, &why);
     int rc = 0;
     if (keep < len) {
         if (truncate(path, (off_t)keep)) {
@@ -448,7 +396,7 @@ static int read_done(const char *path, struct keyset *done) {
 #define ANSWER_ERROR '\x01'
 
 struct answer_map {
-    struct keyset ids;
+    struct cli_keyset ids;
     char **text;
 };
 static const char *answer_map_get(const struct answer_map *m, const char *k) {
@@ -459,7 +407,7 @@ static const char *answer_map_get(const struct answer_map *m, const char *k) {
 static void answer_map_free(struct answer_map *m) {
     for (size_t i = 0; i < m->ids.n; i++) free(m->text[i]);
     free(m->text);
-    keyset_free(&m->ids);
+    cli_keyset_free(&m->ids);
 }
 /* Every non-blank line must be an object with an "id" and an "answer" string; an id may
  * appear once. */
@@ -512,7 +460,7 @@ static int read_answers(const char *path, struct answer_map *m) {
         } else if (m->text = grown, answer_map_get(m, k)) {
             fprintf(stderr, "salign align: %s:%zu: a second answer for id %s\n", path, lineno + 1, k);
             rc = CLI_FAIL;
-        } else if (keyset_add(&m->ids, k)) {
+        } else if (cli_keyset_take(&m->ids, k)) {
             fprintf(stderr, "salign align: out of memory\n");
             rc = CLI_FAIL;
         } else {
@@ -529,13 +477,13 @@ static int read_answers(const char *path, struct answer_map *m) {
 
 /* Keeps only the trace lines of finished questions, so that a resumed run does not write a
  * (question, round) twice. */
-static int prune_trace(const char *path, const struct keyset *done) {
+static int prune_trace(const char *path, const struct cli_keyset *done) {
     if (!cli_file_exists(path)) return 0;
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
     const char *why = NULL;
-    size_t keep = complete_prefix(text, len, &why);
+    size_t keep = cli_complete_prefix(text, len, &why);
     if (keep < len)
         fprintf(stderr, "salign align: %s: the last line was cut (%s): dropped it (%zu bytes)\n", path, why,
                 len - keep);
@@ -553,7 +501,7 @@ static int prune_trace(const char *path, const struct keyset *done) {
         cJSON *j = cJSON_Parse(line);
         const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
         char *k = id ? id_key(id) : NULL;
-        if (k && keyset_has(done, k)) fprintf(f, "%s\n", line);
+        if (k && cli_keyset_has(done, k)) fprintf(f, "%s\n", line);
         free(k);
         cJSON_Delete(j);
         line = nl ? nl + 1 : NULL;
@@ -770,7 +718,7 @@ static int run_batch(const struct sa_pipeline_params *pp, const struct align_opt
     char *text = NULL;
     size_t len = 0;
     if (cli_read_file(o->input, &text, &len)) return cli_fail(NULL);
-    struct keyset done = {0};
+    struct cli_keyset done = {0};
     struct answer_map given = {0};
     int rc = o->answers ? read_answers(o->answers, &given) : 0;
     if (!rc) rc = read_done(o->output, &done);
@@ -817,7 +765,7 @@ static int run_batch(const struct sa_pipeline_params *pp, const struct align_opt
         const char *ans = NULL;
         if (!k) {
             rc = cli_fail("out of memory");
-        } else if (keyset_has(&done, k)) {
+        } else if (cli_keyset_has(&done, k)) {
             n_done++;
         } else {
             ans = o->answers && !reason ? answer_map_get(&given, k) : NULL;
@@ -862,7 +810,7 @@ static int run_batch(const struct sa_pipeline_params *pp, const struct align_opt
     free(jobs);
     if (out) fclose(out);
     if (trace) fclose(trace);
-    keyset_free(&done);
+    cli_keyset_free(&done);
     answer_map_free(&given);
     free(text);
     return rc;

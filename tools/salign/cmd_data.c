@@ -3,7 +3,8 @@
  *   split       train/dev split by question
  *   check       validate a record file and count its records
  *   build       sentence records from an upstream and an annotator model (resumable)
- *   rollout     records from an upstream's own answers, labelled by rollouts (cmd_data_rollout.c) */
+ *   rollout     records from an upstream's own answers, labelled by rollouts (cmd_data_rollout.c)
+ *   continue    the upstream's continuations after each correction (cmd_data_continue.c) */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "generate.h"
@@ -384,12 +385,12 @@ static const struct cli_cmd data_cmds[] = {
 };
 #undef DATA_CMD
 const struct cli_cmd *const cli_cmds_data[] = {&data_cmds[0], &data_cmds[1], &data_cmds[2], &data_cmds[3],
-                                               &cli_cmd_data_rollout, NULL};
+                                               &cli_cmd_data_rollout, &cli_cmd_data_continue, NULL};
 
 static void usage(FILE *f) {
     fprintf(f, "Usage: salign data COMMAND [OPTIONS]\n\n"
                "Builds and checks the aligner's training records (docs/EVAL.md). Commands: from-gsm8k,\n"
-               "split, check, build, rollout. Output '-' is standard output.\n");
+               "split, check, build, rollout, continue. Output '-' is standard output.\n");
     for (size_t i = 0; cli_cmds_data[i]; i++) {
         fputs("\n", f);
         cli_help(f, cli_cmds_data[i]);
@@ -401,6 +402,7 @@ int cmd_data(int argc, char **argv) {
     const struct cli_cmd *sub = cli_subcommand("data", cli_cmds_data, argc, argv, usage, &rc);
     if (!sub) return rc;
     if (sub == &cli_cmd_data_rollout) return cmd_data_rollout(argc - 1, argv + 1);
+    if (sub == &cli_cmd_data_continue) return cmd_data_continue(argc - 1, argv + 1);
     const char *cmd = argv[1];
     struct data_opts o = {.dev_fraction = -1, .gsm8k = sa_gsm8k_default_params(),
                           .build = {.max_rounds = 8, .max_tokens = 256, .retries = 2}};

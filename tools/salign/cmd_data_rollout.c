@@ -6,6 +6,7 @@
  * --parallel P: P threads, each with its own pipeline, decoding through one scheduler. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "cli_resume.h"
 #include "generate.h"
 #include "sa/rollout.h"
 #include "sa/sa.h"
@@ -110,113 +111,6 @@ const struct cli_cmd cli_cmd_data_rollout = {
              "records to --answers-out. Append-only and resumable: run the same command again.\n"
              "docs/DATA_ROLLOUT.md has the cost per question.\n\n",
 };
-
-/* ---- the output files ---- */
-
-/* The length of text[0..len) without a cut last line (no final '\n', or not a JSON object);
- * *why says which (as salign align does). */
-static size_t complete_prefix(const char *text, size_t len, const char **why) {
-    *why = NULL;
-    if (!len) return 0;
-    if (text[len - 1] != '\n') {
-        const char *nl = memrchr(text, '\n', len);
-        *why = "no final newline";
-        return nl ? (size_t)(nl - text) + 1 : 0;
-    }
-    size_t e = len;
-    for (;;) {
-        const char *nl = e > 1 ? memrchr(text, '\n', e - 1) : NULL;
-        size_t a = nl ? (size_t)(nl - text) + 1 : 0;
-        if (strspn(text + a, " \t\r") < e - 1 - a) {
-            const char *end = NULL;
-            cJSON *j = cJSON_ParseWithLengthOpts(text + a, e - 1 - a, &end, false);
-            bool ok = cJSON_IsObject(j) && end && (size_t)(end - text) + strspn(end, " \t\r") >= e - 1;
-            cJSON_Delete(j);
-            if (!ok) *why = "not a JSON object";
-            return ok ? len : a;
-        }
-        if (!a) return len;
-        e = a;
-    }
-}
-
-struct keyset {
-    char **k;
-    size_t n, cap;
-};
-static bool keyset_has(const struct keyset *s, const char *k) {
-    for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->k[i], k)) return true;
-    return false;
-}
-static int keyset_add(struct keyset *s, const char *k) {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        char **p = realloc(s->k, cap * sizeof *p);
-        if (!p) return -1;
-        s->k = p;
-        s->cap = cap;
-    }
-    if (!(s->k[s->n] = strdup(k))) return -1;
-    s->n++;
-    return 0;
-}
-static void keyset_free(struct keyset *s) {
-    for (size_t i = 0; i < s->n; i++) free(s->k[i]);
-    free(s->k);
-}
-
-/* The id of a line as its JSON text (malloc'd), or NULL. */
-static char *line_id(const char *line, size_t n) {
-    cJSON *j = cJSON_ParseWithLength(line, n);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    char *k = id ? cJSON_PrintUnformatted(id) : NULL;
-    cJSON_Delete(j);
-    return k;
-}
-
-/* Rewrites `path` keeping only its complete lines whose id is in `keep` (keep NULL: all
- * complete lines, collecting their ids into `ids`). Says on stderr what it dropped. */
-static int tidy(const char *path, const struct keyset *keep, struct keyset *ids) {
-    if (!path || !cli_file_exists(path)) return CLI_OK;
-    char *text = NULL;
-    size_t len = 0;
-    if (cli_read_file(path, &text, &len)) return cli_fail(NULL);
-    const char *why = NULL;
-    size_t n = complete_prefix(text, len, &why), w = 0, dropped = 0;
-    if (n < len) fprintf(stderr, "salign data: %s: the last line was cut (%s): dropped it\n", path, why);
-    int rc = CLI_OK;
-    for (size_t a = 0; a < n && rc == CLI_OK;) {
-        const char *nl = memchr(text + a, '\n', n - a);
-        size_t e = nl ? (size_t)(nl - text) + 1 : n;
-        char *k = line_id(text + a, e - a);
-        bool blank = strspn(text + a, " \t\r\n") >= e - a;
-        if (!blank && ids && k && keyset_add(ids, k)) rc = cli_fail("out of memory");
-        if (blank || (keep && (!k || !keyset_has(keep, k)))) {
-            dropped += !blank;
-        } else {
-            memmove(text + w, text + a, e - a);
-            w += e - a;
-        }
-        free(k);
-        a = e;
-    }
-    if (rc == CLI_OK && w != len) {
-        if (dropped)
-            fprintf(stderr, "salign data: %s: dropped %zu record(s) of questions not finished (redone)\n", path,
-                    dropped);
-        char *tmp = NULL;
-        FILE *f = NULL;
-        if (asprintf(&tmp, "%s.tmp", path) < 0) tmp = NULL;
-        if (!tmp || !(f = fopen(tmp, "w")) || fwrite(text, 1, w, f) != w || fclose(f) || rename(tmp, path)) {
-            fprintf(stderr, "salign data: cannot rewrite %s: %s\n", path, strerror(errno));
-            rc = CLI_FAIL;
-        }
-        free(tmp);
-    }
-    free(text);
-    return rc;
-}
 
 /* ---- drafts from a trace ---- */
 
@@ -507,7 +401,7 @@ static int run_jobs(struct run *r) {
 }
 
 /* Reads the input into jobs (skipping questions already done). */
-static int read_jobs(const struct rollout_opts *o, char *text, const struct keyset *done, const struct drafts *dr,
+static int read_jobs(const struct rollout_opts *o, char *text, const struct cli_keyset *done, const struct drafts *dr,
                      struct job **jobs_out, size_t *n_jobs, size_t *n_before) {
     size_t cap = 1;
     for (const char *p = text; *p; p++) cap += *p == '\n';
@@ -538,7 +432,7 @@ static int read_jobs(const struct rollout_opts *o, char *text, const struct keys
             free(jb.id);
             return cli_fail("out of memory");
         }
-        if (keyset_has(done, jb.id)) {
+        if (cli_keyset_has(done, jb.id)) {
             (*n_before)++;
             free(idt);
             cJSON_Delete(jb.j);
@@ -605,7 +499,7 @@ int cmd_data_rollout(int argc, char **argv) {
     struct sa_upstream *remote = NULL;
     char *text = NULL;
     size_t len = 0;
-    struct keyset done = {0};
+    struct cli_keyset done = {0};
     struct drafts dr = {0};
     struct job *jobs = NULL;
     size_t n_jobs = 0, n_before = 0;
@@ -613,9 +507,9 @@ int cmd_data_rollout(int argc, char **argv) {
     int rc = CLI_OK;
     if (cli_read_file(o.input, &text, &len)) rc = cli_fail(NULL);
     /* resume: the questions with a status line are done; records of others are dropped */
-    if (!rc) rc = tidy(done_path, NULL, &done);
-    if (!rc) rc = tidy(o.out, &done, NULL);
-    if (!rc) rc = tidy(o.answers_out, &done, NULL);
+    if (!rc) rc = cli_resume_tidy("data", done_path, "id", NULL, &done);
+    if (!rc) rc = cli_resume_tidy("data", o.out, "id", &done, NULL);
+    if (!rc) rc = cli_resume_tidy("data", o.answers_out, "id", &done, NULL);
     if (!rc && o.drafts) {
         char *tt = NULL;
         size_t tl = 0;
@@ -704,7 +598,7 @@ int cmd_data_rollout(int argc, char **argv) {
     }
     free(jobs);
     drafts_free(&dr);
-    keyset_free(&done);
+    cli_keyset_free(&done);
     sa_upstream_free(remote);
     sa_model_free(model);
     free(text);
