@@ -24,11 +24,18 @@
 #            (120-399; never the dev ids), `--edit-check all`, EDIT_THRESHOLD, into WORKDIR/policy,
 #            then bench/gold_step_records.py --after-fixes over its traces (policy/records.jsonl):
 #            the upstream's errors after a kept fix get their fixes too. Not in the default STEPS.
+#   continue: teacher-forced continuations (session 18): each gold-step fix of CONT_RECORDS
+#            (WORKDIR/train.jsonl) forced in its sentence's place and the upstream going on from it
+#            (`salign data continue`, 512 tokens, --batch-invariant) into WORKDIR/cont, graded, then
+#            bench/gold_step_records.py --continuations (cont/records.jsonl): the upstream's next
+#            error after a right fix gets its fix. Not in the default STEPS.
+#   mix:     WORKDIR/train.jsonl = the records of the files in MIX, shuffled (seed 1): to train on
+#            a set made elsewhere plus continuation records. Not in the default STEPS.
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
 # Knobs: STEPS ("drafts records train devrec dev"), LR, STYLE (line: the reference's next line, rendered;
 # swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
 # PLAIN_COPIES (0.1), EDIT_WEIGHT (1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
-# POLICY_IDS (120-399), THREADS (2), PARALLEL (4), SALIGN (build/salign).
+# POLICY_IDS (120-399), CONT_RECORDS, MIX, THREADS (2), PARALLEL (4), SALIGN (build/salign).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -87,6 +94,23 @@ for r in chosen:
 print(json.dumps({"records": len(chosen), "by_source": kinds}), file=sys.stderr)
 EOF
 fi
+if want mix; then
+  : "${MIX:?MIX=the record files to put together}"
+  [ -s "$W/train.jsonl" ] && { echo "$W/train.jsonl exists: the mix step makes it" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  "$PY" - "$W/train.jsonl" $MIX <<'EOF'
+import json, random, sys
+recs = [json.loads(l) for p in sys.argv[2:] for l in open(p) if l.strip()]
+random.Random(1).shuffle(recs)
+with open(sys.argv[1], "w") as f:
+    for r in recs:
+        f.write(json.dumps(r) + "\n")
+kinds = {}
+for r in recs:
+    kinds[r["source"]] = kinds.get(r["source"], 0) + 1
+print(json.dumps({"records": len(recs), "by_source": kinds}), file=sys.stderr)
+EOF
+fi
 adapter="$W/aligner/model/adapter.gguf"
 if want train && [ ! -s "$adapter" ]; then
   RESUME=()
@@ -131,6 +155,26 @@ if want policy; then
   "$S" eval math --data gsm8k --answers "$P/stream.jsonl" --gold "$GSM/train.jsonl" --details "$P/details.jsonl" >&2
   "$PY" bench/gold_step_records.py --trace "$P/stream.trace.jsonl" --details "$P/details.jsonl" \
     --answers "$P/stream.jsonl" --style "$STYLE" --after-fixes --out "$P/records.jsonl" \
+    --plain-copies "$PLAIN_COPIES" --seed 1 --stats
+fi
+if want continue; then
+  C="$W/cont"
+  CONT_RECORDS=${CONT_RECORDS:-$W/train.jsonl}
+  mkdir -p "$C"
+  [ -s "$C/fixes.jsonl" ] || "$PY" - "$CONT_RECORDS" "$C/fixes.jsonl" <<'EOF'
+import json, sys
+with open(sys.argv[2], "w") as f:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        if r["kind"] == "fix" and r["source"] == "gold:step":
+            f.write(json.dumps(r) + "\n")
+EOF
+  log "continue: the upstream after each of the $(wc -l < "$C/fixes.jsonl") gold-step fixes of $CONT_RECORDS"
+  "$S" data continue --upstream "$BASE" --input "$C/fixes.jsonl" --out "$C/answers.jsonl" --trace "$C/trace.jsonl" \
+    --max-length 512 -t "$THREADS" --batch-invariant
+  "$S" eval math --data gsm8k --answers "$C/answers.jsonl" --gold "$GSM/train.jsonl" --details "$C/details.jsonl" >&2
+  "$PY" bench/gold_step_records.py --trace "$C/trace.jsonl" --details "$C/details.jsonl" \
+    --continuations "$C/answers.jsonl" --style "$STYLE" --out "$C/records.jsonl" \
     --plain-copies "$PLAIN_COPIES" --seed 1 --stats
 fi
 log "done"
