@@ -29,7 +29,7 @@
 #            (`salign data continue`, 512 tokens, --batch-invariant) into WORKDIR/cont, graded, then
 #            bench/gold_step_records.py --continuations (cont/records.jsonl): the upstream's next
 #            error after a right fix gets its fix. Not in the default STEPS.
-#   mix:     WORKDIR/train.jsonl = the records of the files in MIX, shuffled (seed 1): to train on
+#   mix:     WORKDIR/train.jsonl = all the records of the files in MIX, shuffled (bench/mix_records.py): to train on
 #            a set made elsewhere plus continuation records. Not in the default STEPS.
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
 # Knobs: STEPS ("drafts records train devrec dev"), LR, STYLE (line: the reference's next line, rendered;
@@ -75,41 +75,14 @@ if want records; then
     --style "$STYLE" --out "$W/gold_old.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
   "$PY" bench/gold_step_records.py --trace "$W/drafts.trace.jsonl" --details "$W/drafts_details.jsonl" \
     --answers "$W/drafts.jsonl" --style "$STYLE" --out "$W/gold_new.jsonl" --plain-copies "$PLAIN_COPIES" --seed 1 --stats
-  "$PY" - "$W/train.jsonl" "$COPY_SHARE" "$W/gold_old.jsonl" "$W/gold_new.jsonl" docs/results/arith/arith_train.jsonl <<'EOF'
-import json, random, sys
-out, share, files = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-rng = random.Random(1)
-recs = [json.loads(l) for p in files for l in open(p)]
-fixes = [r for r in recs if r["kind"] != "copy"]
-copies = [r for r in recs if r["kind"] == "copy"]
-n_copy = min(len(copies), int(round(len(fixes) * share / (1 - share))))
-chosen = fixes + rng.sample(copies, n_copy)
-rng.shuffle(chosen)
-with open(out, "w") as f:
-    for r in chosen:
-        f.write(json.dumps(r) + "\n")
-kinds = {}
-for r in chosen:
-    kinds[r["source"]] = kinds.get(r["source"], 0) + 1
-print(json.dumps({"records": len(chosen), "by_source": kinds}), file=sys.stderr)
-EOF
+  "$PY" bench/mix_records.py "$W/train.jsonl" "$COPY_SHARE" "$W/gold_old.jsonl" "$W/gold_new.jsonl" \
+    docs/results/arith/arith_train.jsonl
 fi
 if want mix; then
   : "${MIX:?MIX=the record files to put together}"
   [ -s "$W/train.jsonl" ] && { echo "$W/train.jsonl exists: the mix step makes it" >&2; exit 1; }
   # shellcheck disable=SC2086
-  "$PY" - "$W/train.jsonl" $MIX <<'EOF'
-import json, random, sys
-recs = [json.loads(l) for p in sys.argv[2:] for l in open(p) if l.strip()]
-random.Random(1).shuffle(recs)
-with open(sys.argv[1], "w") as f:
-    for r in recs:
-        f.write(json.dumps(r) + "\n")
-kinds = {}
-for r in recs:
-    kinds[r["source"]] = kinds.get(r["source"], 0) + 1
-print(json.dumps({"records": len(recs), "by_source": kinds}), file=sys.stderr)
-EOF
+  "$PY" bench/mix_records.py "$W/train.jsonl" all $MIX
 fi
 adapter="$W/aligner/model/adapter.gguf"
 if want train && [ ! -s "$adapter" ]; then
