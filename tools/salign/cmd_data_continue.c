@@ -25,10 +25,9 @@
 
 struct continue_opts {
     const char *upstream, *up_tmpl, *input, *out, *trace;
-    int32_t max_length, n_ctx;
-    int n_threads;
     size_t limit;
-    bool all, batch_invariant;
+    bool all;
+    struct sa_pipeline_params pp; /* max_length, batch_invariant, n_threads, kv_type, n_ctx */
 };
 
 #define O(f) CLI_AT(struct continue_opts, f)
@@ -48,14 +47,11 @@ static const struct cli_opt continue_opts[] = {
      .help = "continue every record (default: only those whose correction\ndiffers from its last sentence)"},
     {"limit", 0, CLI_OPT_UINT, O(limit), .umin = 1, .umax = SIZE_MAX, .arg = "N",
      .help = "only the first N records to continue"},
-    {"max-length", 0, CLI_OPT_INT, O(max_length), .imin = 1, .imax = INT32_MAX, .arg = "N",
-     .help = "most tokens of an answer, prefix included (default: the\npipeline's, 1024)"},
-    {"threads", 't', CLI_OPT_INT, O(n_threads), .imin = 0, .imax = 1024, .arg = "T", .section = "Compute",
-     .help = "compute threads (default: all cores)"},
-    {"ctx", 'c', CLI_OPT_INT, O(n_ctx), .imin = 0, .imax = INT32_MAX, .arg = "N",
-     .help = "context size (default min(4096, trained))"},
-    {"batch-invariant", 0, CLI_OPT_FLAG, O(batch_invariant),
+    {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
+     .help = "most tokens of an answer, prefix included (default 1024)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant), .section = "Compute",
      .help = "batch-invariant kernels (the bits of `salign align\n--batch-invariant`)"},
+    CLI_LOCAL_MODEL_ENTRIES(struct continue_opts),
     CLI_HELP_ENTRY,
 };
 #undef O
@@ -231,7 +227,7 @@ static bool wanted(const struct continue_opts *o, const struct sa_record *rec) {
 }
 
 int cmd_data_continue(int argc, char **argv) {
-    struct continue_opts o = {0};
+    struct continue_opts o = {.pp = sa_pipeline_default_params()};
     int prc = cli_parse(&cli_cmd_data_continue, argc, argv, &o, NULL);
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
     const char *cmd = "data continue";
@@ -263,17 +259,13 @@ int cmd_data_continue(int argc, char **argv) {
         if (cli_keyset_has(&done, key)) n_before++;
         else todo[n_todo++] = i;
     }
-    struct sa_pipeline_params pp = sa_pipeline_default_params();
+    struct sa_pipeline_params pp = o.pp;
     pp.mode = SA_PIPELINE_UPSTREAM;
-    pp.n_threads = o.n_threads;
-    pp.n_ctx = o.n_ctx;
-    pp.batch_invariant = o.batch_invariant;
-    if (o.max_length) pp.max_length = o.max_length;
     struct sa_model *model = NULL;
     struct sa_pipeline *pl = NULL;
     FILE *out = NULL, *trace = NULL;
     if (!rc && n_todo) {
-        rc = gen_load_model(o.upstream, o.n_threads, &model);
+        rc = gen_load_model(o.upstream, pp.n_threads, &model);
         pp.upstream_model = model;
         if (!rc && o.up_tmpl && sa_chat_format_from_name(o.up_tmpl, &pp.upstream_format) != SA_STATUS_OK)
             rc = cli_usage_error(cmd, "--upstream-template '%s' is not chatml, gemma or llama3", o.up_tmpl);
