@@ -168,7 +168,8 @@ def after_fixes_goes_on_past_a_kept_fix():
 @test
 def continuations_label_the_upstreams_next_error():
     """Traces of `salign data continue`: keyed by record, the prefix and the fix forced; two
-    continuations of one question (records 4 and 9), one wrong after the fix, one right."""
+    continuations of one question (records 4, 9 and 12): one wrong at a later error, one right, one
+    wrong with nothing off the path after the fix."""
     d = tmpdir()
     gold, trace, answers, details, out = (os.path.join(d, n) for n in
                                           ("gold.jsonl", "c.trace", "c.jsonl", "c.details.jsonl", "out.jsonl"))
@@ -179,7 +180,10 @@ def continuations_label_the_upstreams_next_error():
     conts = {4: [("We count.", "We count.", True), ("\\[ 2 + 3 = 5 \\]", "\n\\[ 2 \\times 3 = 6 \\]", True),
                  ("\\[ 6 + 5 = 11 \\]", "\n\\[ 6 + 5 = 11 \\]", False), ("So 11.", " So 11.", False)],
              9: [("\\[ 2 + 3 = 5 \\]", "\\[ 2 \\times 3 = 6 \\]", True),
-                 ("\\[ 6 + 4 = 10 \\]", "\n\\[ 6 + 4 = 10 \\]", False)]}
+                 ("\\[ 6 + 4 = 10 \\]", "\n\\[ 6 + 4 = 10 \\]", False)],
+             # wrong, but nothing the upstream wrote after the fix leaves the path: no record (not copies)
+             12: [("\\[ 2 + 3 = 5 \\]", "\\[ 2 \\times 3 = 6 \\]", True),
+                  ("\\[ 6 + 4 = 10 \\]", "\n\\[ 6 + 4 = 10 \\]", False), ("So 9.", " So 9.", False)]}
     with open(trace, "w") as t:
         for rec, rounds in conts.items():
             for k, (y1, text, forced) in enumerate(rounds, 1):
@@ -189,7 +193,8 @@ def continuations_label_the_upstreams_next_error():
         for rec in conts:
             f.write(json.dumps({"record": rec, "question": q, "answer": "..."}) + "\n")
     with open(details, "w") as f:  # salign eval math --details, in the answers' order (by question: line 1)
-        f.write(json.dumps({"index": 1, "correct": False}) + "\n" + json.dumps({"index": 1, "correct": True}) + "\n")
+        for ok in (False, True, False):
+            f.write(json.dumps({"index": 1, "correct": ok}) + "\n")
     args = [sys.executable, TOOL, "--trace", trace, "--details", details, "--gold", gold, "--out", out, "--stats",
             "--style", "swap", "--continuations", answers]
     p = subprocess.run(args, capture_output=True, text=True)
@@ -201,11 +206,12 @@ def continuations_label_the_upstreams_next_error():
     assert recs[0]["prefix"] == "We count.\n\\[ 2 \\times 3 = 6 \\]" and recs[0]["correction"] == "\\[ 6 + 4 = 10 \\]"
     assert recs[1]["prefix"] == "\\[ 2 \\times 3 = 6 \\]"
     assert stats["fix"] == 1 and stats["after_fix"] == 1 and stats["copy"] == 1 and stats["right"] == 1, stats
+    assert stats["questions"] == 3 and stats["on_path"] == 1, stats
     # the details must be of that answers file
     with open(details, "w") as f:
         f.write(json.dumps({"index": 1, "correct": False}) + "\n")
     p = subprocess.run(args, capture_output=True, text=True)
-    assert p.returncode == 2 and "--details has 1 lines" in p.stderr, p.stderr
+    assert p.returncode == 2 and "--details has 1 lines, --continuations 3" in p.stderr, p.stderr
 
 
 @test
