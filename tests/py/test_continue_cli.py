@@ -2,8 +2,8 @@
 SmolLM2-135M-Instruct: a copy record continued gives back the upstream's own draft byte for byte
 (the rounds after it as `salign align --mode upstream` wrote them), a correction is forced in
 after the upstream's separator and the upstream goes on from it, `salign eval math` grades the
-answers by question, a run cut in the middle resumes to the files of one run, and bad input gets
-a clear error."""
+answers by question, a run cut in the middle resumes to the files of one run, --parallel gives
+the lines of one worker, and bad input gets a clear error."""
 import json
 import os
 import subprocess
@@ -145,6 +145,21 @@ def resume_gives_the_files_of_one_run():
     assert strip(lines(one + ".trace")) == strip(lines(part + ".trace"))
     _, err = cont(st["recs"], part, ["--all"])
     assert "%d record(s) already continued" % st["n"] in err and "0 record(s) continued" in err, err
+
+
+@test
+def parallel_gives_the_lines_of_one_worker():
+    st = draft()
+    one = os.path.join(tmpdir(), "one.jsonl")
+    if not os.path.exists(one):
+        cont(st["recs"], one, ["--all"])
+    par = os.path.join(tmpdir(), "par.jsonl")
+    _, err = cont(st["recs"], par, ["--all", "--parallel", "3"])
+    assert "%d record(s) continued" % st["n"] in err, err
+    key = lambda r: (r["record"], r.get("round", 0))  # noqa: E731
+    strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "upstream_prefill"} for r in rows), key=key)  # noqa: E731
+    assert strip(lines(par)) == strip(lines(one))
+    assert strip(lines(par + ".trace")) == strip(lines(one + ".trace"))
 
 
 @test

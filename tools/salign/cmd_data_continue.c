@@ -19,6 +19,8 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +28,7 @@
 struct continue_opts {
     const char *upstream, *up_tmpl, *input, *out, *trace;
     size_t limit;
+    int parallel;
     bool all;
     struct sa_pipeline_params pp; /* max_length, batch_invariant, n_threads, kv_type, n_ctx */
 };
@@ -49,7 +52,9 @@ static const struct cli_opt continue_opts[] = {
      .help = "only the first N records to continue"},
     {"max-length", 0, CLI_OPT_INT, O(pp.max_length), .imin = 1, .imax = 1 << 24, .arg = "N",
      .help = "most tokens of an answer, prefix included (default 1024)"},
-    {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant), .section = "Compute",
+    {"parallel", 0, CLI_OPT_INT, O(parallel), .imin = 1, .imax = 64, .arg = "P", .section = "Compute",
+     .help = "records continued at once, batched (default 1)"},
+    {"batch-invariant", 0, CLI_OPT_FLAG, O(pp.batch_invariant),
      .help = "batch-invariant kernels (the bits of `salign align\n--batch-invariant`)"},
     CLI_LOCAL_MODEL_ENTRIES(struct continue_opts),
     CLI_HELP_ENTRY,
@@ -70,7 +75,8 @@ const struct cli_cmd cli_cmd_data_continue = {
              "rounds, which bench/gold_step_records.py --continuations labels for the next error.\n"
              "same_last: the upstream's own greedy sentence after the prefix is the record's last\n"
              "sentence (the record is this upstream's). Append-only and resumable: run the same\n"
-             "command again. A local upstream only.\n\n",
+             "command again. --parallel P: P records at a time through one batched scheduler\n"
+             "(with --batch-invariant the same lines, in another order). A local upstream only.\n\n",
 };
 
 static double now_s(void) {
@@ -226,6 +232,134 @@ static bool wanted(const struct continue_opts *o, const struct sa_record *rec) {
     return differ;
 }
 
+/* ---- the run: workers take records in turn; lines are written under the lock ---- */
+
+struct run {
+    const struct continue_opts *o;
+    const struct sa_records *recs;
+    const size_t *todo;
+    size_t n_todo, n_before;
+    atomic_size_t next;
+    pthread_mutex_t mu;
+    FILE *out, *trace;
+    /* under mu */
+    size_t n_done, n_ended, n_cut, n_same;
+    int64_t n_tokens;
+    int rc; /* the first fatal failure stops the others */
+    double t0;
+};
+
+static void run_one(struct run *r, struct sa_pipeline *pl, size_t id) {
+    const struct continue_opts *o = r->o;
+    const struct sa_record *rec = &r->recs->items[id];
+    struct continuation c = {0};
+    const double t1 = now_s();
+    enum sa_status s = continue_one(pl, id, rec, &c);
+    char *line = s ? NULL : answer_line(id, rec, &c);
+    char *err = s ? strdup(sa_last_error()) : NULL;
+    pthread_mutex_lock(&r->mu);
+    int fatal = 0;
+    if (s == SA_STATUS_CANCELLED || (s && cli_interrupted(NULL))) {
+        if (!r->rc)
+            fprintf(stderr, "salign data continue: interrupted; %zu record(s) continued in %s (run again to resume)\n",
+                    r->n_before + r->n_done, o->out);
+        fatal = 130;
+    } else if (s == SA_STATUS_BAD_ARGUMENT) {
+        /* this record cannot be continued (a prompt too long for the context, ...): said, skipped */
+        fprintf(stderr, "salign data continue: %s: record %zu: %s (skipped)\n", o->input, id, err ? err : "?");
+    } else if (s) {
+        fprintf(stderr, "salign data continue: %s: record %zu: %s\n", o->input, id, err ? err : "?");
+        fatal = CLI_FAIL;
+    } else if (!line) {
+        fatal = cli_fail("out of memory");
+    } else if (!r->rc && ((r->trace && c.trace.s && !put(r->trace, c.trace.s, o->trace)) || !put(r->out, line, o->out))) {
+        fatal = CLI_FAIL;
+    } else if (!r->rc) {
+        r->n_done++;
+        r->n_ended += c.done;
+        r->n_cut += c.cut;
+        r->n_same += c.same_last;
+        r->n_tokens += c.n_tokens;
+        const double el = now_s() - r->t0;
+        fprintf(stderr, "[%zu/%zu] record %zu: %d sentence(s) after the correction, %s, %lld tokens, %.1f s; "
+                        "ETA %.0f s\n",
+                r->n_before + r->n_done, r->n_before + r->n_todo, id, c.rounds,
+                c.cut ? "cut" : c.done ? "ended" : "stopped", (long long)c.n_tokens, now_s() - t1,
+                el / (double)r->n_done * (double)(r->n_todo - r->n_done));
+    }
+    if (fatal && !r->rc) r->rc = fatal;
+    pthread_mutex_unlock(&r->mu);
+    free(err);
+    free(line);
+    continuation_free(&c);
+}
+
+static bool run_stopped(struct run *r) {
+    pthread_mutex_lock(&r->mu);
+    bool stop = r->rc != 0;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+struct worker {
+    struct run *r;
+    struct sa_pipeline *pl;
+    struct sa_sched *sched;
+};
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    if (w->sched) sa_sched_enter(w->sched);
+    for (;;) {
+        const size_t i = atomic_fetch_add(&w->r->next, 1);
+        if (i >= w->r->n_todo || run_stopped(w->r)) break;
+        run_one(w->r, w->pl, w->r->todo[i]);
+    }
+    if (w->sched) sa_sched_leave(w->sched);
+    return NULL;
+}
+
+/* P pipelines over one model (and, P > 1, one scheduler that batches their decoding). */
+static int run_all(struct run *r, const struct sa_pipeline_params *pp0) {
+    const int n = r->o->parallel > 1 ? r->o->parallel : 1;
+    struct sa_pipeline_params pp = *pp0;
+    struct sa_sched *sched = NULL;
+    if (n > 1) {
+        struct sa_sched_params sp = sa_sched_default_params();
+        sp.n_threads = pp.n_threads;
+        sp.n_ctx = pp.n_ctx;
+        sp.batch_invariant = pp.batch_invariant;
+        if (sa_sched_init(&sp, &sched)) return cli_fail("data continue");
+        pp.sched = sched;
+    }
+    struct worker w[64] = {{0}};
+    pthread_t th[64];
+    int rc = 0, n_started = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        w[i] = (struct worker){.r = r, .sched = sched};
+        if (sa_pipeline_init(&pp, &w[i].pl)) rc = cli_fail("pipeline");
+    }
+    if (!rc && n == 1) {
+        worker_main(&w[0]);
+    } else if (!rc) {
+        for (int i = 0; i < n; i++) {
+            if (pthread_create(&th[i], NULL, worker_main, &w[i])) {
+                fprintf(stderr, "salign data continue: cannot start thread %d of --parallel %d\n", i + 1, n);
+                pthread_mutex_lock(&r->mu);
+                if (!r->rc) r->rc = CLI_FAIL;
+                pthread_mutex_unlock(&r->mu);
+                break;
+            }
+            n_started++;
+        }
+        for (int i = 0; i < n_started; i++) pthread_join(th[i], NULL);
+    }
+    if (!rc) rc = r->rc;
+    for (int i = 0; i < n; i++) sa_pipeline_free(w[i].pl);
+    sa_sched_free(sched);
+    return rc;
+}
+
 int cmd_data_continue(int argc, char **argv) {
     struct continue_opts o = {.pp = sa_pipeline_default_params()};
     int prc = cli_parse(&cli_cmd_data_continue, argc, argv, &o, NULL);
@@ -262,14 +396,12 @@ int cmd_data_continue(int argc, char **argv) {
     struct sa_pipeline_params pp = o.pp;
     pp.mode = SA_PIPELINE_UPSTREAM;
     struct sa_model *model = NULL;
-    struct sa_pipeline *pl = NULL;
     FILE *out = NULL, *trace = NULL;
     if (!rc && n_todo) {
         rc = gen_load_model(o.upstream, pp.n_threads, &model);
         pp.upstream_model = model;
         if (!rc && o.up_tmpl && sa_chat_format_from_name(o.up_tmpl, &pp.upstream_format) != SA_STATUS_OK)
             rc = cli_usage_error(cmd, "--upstream-template '%s' is not chatml, gemma or llama3", o.up_tmpl);
-        if (!rc && sa_pipeline_init(&pp, &pl)) rc = cli_fail("pipeline");
         const char *bad = NULL;
         if (!rc && !(out = fopen(o.out, "a"))) bad = o.out;
         else if (!rc && o.trace && !(trace = fopen(o.trace, "a"))) bad = o.trace;
@@ -280,55 +412,22 @@ int cmd_data_continue(int argc, char **argv) {
     }
     if (!rc && n_before)
         fprintf(stderr, "salign data continue: %zu record(s) already continued in %s\n", n_before, o.out);
-    size_t n_done = 0, n_ended = 0, n_cut = 0, n_same = 0;
-    int64_t n_tokens = 0;
-    const double t0 = now_s();
+    struct run r = {.o = &o, .recs = &recs, .todo = todo, .n_todo = n_todo, .n_before = n_before, .out = out,
+                    .trace = trace};
+    atomic_init(&r.next, 0);
+    pthread_mutex_init(&r.mu, NULL);
+    r.t0 = now_s();
     cli_sigint_catch();
-    for (size_t k = 0; !rc && k < n_todo; k++) {
-        const size_t id = todo[k];
-        const struct sa_record *rec = &recs.items[id];
-        struct continuation c = {0};
-        const double t1 = now_s();
-        enum sa_status s = continue_one(pl, id, rec, &c);
-        char *line = s ? NULL : answer_line(id, rec, &c);
-        if (s == SA_STATUS_CANCELLED || (s && cli_interrupted(NULL))) {
-            fprintf(stderr, "salign data continue: interrupted; %zu record(s) continued in %s (run again to resume)\n",
-                    n_before + n_done, o.out);
-            rc = 130;
-        } else if (s == SA_STATUS_BAD_ARGUMENT) {
-            /* this record cannot be continued (a prompt too long for the context, ...): said, skipped */
-            fprintf(stderr, "salign data continue: %s: record %zu: %s (skipped)\n", o.input, id, sa_last_error());
-        } else if (s) {
-            fprintf(stderr, "salign data continue: %s: record %zu: %s\n", o.input, id, sa_last_error());
-            rc = CLI_FAIL;
-        } else if (!line) {
-            rc = cli_fail("out of memory");
-        } else if ((trace && c.trace.s && !put(trace, c.trace.s, o.trace)) || !put(out, line, o.out)) {
-            rc = CLI_FAIL;
-        } else {
-            n_done++;
-            n_ended += c.done;
-            n_cut += c.cut;
-            n_same += c.same_last;
-            n_tokens += c.n_tokens;
-            const double el = now_s() - t0;
-            fprintf(stderr, "[%zu/%zu] record %zu: %d sentence(s) after the correction, %s, %lld tokens, %.1f s; "
-                            "ETA %.0f s\n",
-                    n_before + n_done, n_before + n_todo, id, c.rounds, c.cut ? "cut" : c.done ? "ended" : "stopped",
-                    (long long)c.n_tokens, now_s() - t1, el / (double)n_done * (double)(n_todo - n_done));
-        }
-        free(line);
-        continuation_free(&c);
-    }
+    if (!rc && n_todo) rc = run_all(&r, &pp);
     cli_sigint_restore();
+    pthread_mutex_destroy(&r.mu);
     if (!rc || rc == 130)
         fprintf(stderr,
                 "salign data continue: %zu record(s) continued (%zu before): %zu ended, %zu cut by --max-length, "
                 "%zu whose last sentence is the upstream's own; %lld tokens, %.1f s\n",
-                n_done, n_before, n_ended, n_cut, n_same, (long long)n_tokens, now_s() - t0);
+                r.n_done, n_before, r.n_ended, r.n_cut, r.n_same, (long long)r.n_tokens, now_s() - r.t0);
     if (out) fclose(out);
     if (trace) fclose(trace);
-    sa_pipeline_free(pl);
     sa_model_free(model);
     free(todo);
     cli_keyset_free(&done);
