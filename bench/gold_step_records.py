@@ -30,6 +30,11 @@ data for the next aligner (session 17: the edit-weighted aligner fixed first err
 the answers stayed wrong at the next error, which no draft-made record shows). A right sentence
 the aligner spoiled gives its copy record, then the answer ends.
 
+With --final-check, a wrong answer whose equations never leave the path (which the rule above
+cannot locate: it stops at an intermediate value, or states a number it never computed) is
+located at its first sentence that states another final answer; the fix is the reference's next
+line (source gold:final).
+
 With --continuations ANSWERS the traces are `salign data continue`'s (teacher-forced
 continuations: a correction record's fix forced in, the upstream going on from it), keyed by
 record; ANSWERS is its --out file and --details `salign eval math --details` over it (one line per
@@ -38,7 +43,7 @@ sentences after them are labelled as --after-fixes labels the sentences after a 
 
   python3 bench/gold_step_records.py --trace T.jsonl [--trace T2.jsonl] --details D.jsonl
       --out R.jsonl [--gold train.jsonl] [--answers A.jsonl] [--ids FROM-TO]
-      [--style line|swap|swap-units] [--after-fixes | --continuations ANSWERS] [--plain-copies P] [--seed 1]
+      [--style line|swap|swap-units] [--after-fixes | --continuations ANSWERS] [--final-check] [--plain-copies P] [--seed 1]
       [--stats] [--show]
 
 D.jsonl: `salign eval math --details` over the drafts' answers (its "index" is the question id).
@@ -55,6 +60,27 @@ from arith_records import equations, finished_ids, load_traces  # noqa: E402
 from gsm8k_gold_path import TRAIN_GOLD, first_off_equation, first_off_path, gold_path, numbers  # noqa: E402
 
 ANNOT = re.compile(r"<<([^=<>]*)=([^<>]*)>>")
+# a sentence that states the final answer: \boxed{N}, #### N, "the answer is N"
+STATED = re.compile(r"\\boxed\{\s*\\?\$?\s*(-?[\d.,]*\d)|####\s*\$?\s*(-?[\d.,]*\d)|"
+                    r"answer is:?\s*\\?\(?\s*\\?\$?\s*(-?[\d.,]*\d)", re.I)
+
+
+def first_wrong_statement(rounds, gold_value):
+    """(round, sentence, value) of the first sentence that states a final answer other than
+    gold_value, or None: in an answer whose equations all stay on the reference's path, the error
+    is where it stops (at an intermediate value, or at a number it never computed)."""
+    for k in sorted(rounds):
+        y1 = rounds[k][0]
+        m = STATED.search(y1)
+        if not m:
+            continue
+        try:
+            v = float(next(x for x in m.groups() if x).replace(",", ""))
+        except ValueError:
+            continue
+        if abs(v - gold_value) > 1e-6:
+            return k, y1, v
+    return None
 
 
 def latex(expr, math=True):
@@ -222,6 +248,10 @@ def main():
                     help="the traces are `salign data continue`'s and ANSWERS its --out (--details graded it): "
                     "the forced rounds give no record, the sentences after the forced fix are labelled as "
                     "--after-fixes labels those after a kept fix")
+    ap.add_argument("--final-check", action="store_true",
+                    help="a wrong answer whose equations never leave the path is located at its first sentence "
+                    "that states another final answer (\\boxed{N}, #### N, 'the answer is N'); its fix is the "
+                    "reference's next line, rendered (source gold:final), whatever --style")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stats", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each fix record: the sentence and its correction")
@@ -259,6 +289,8 @@ def main():
     lo, hi = map(int, a.ids.split("-")) if a.ids else (-1, 1 << 62)
     drafts = load_traces(a.trace)
     n = {"questions": 0, "right": 0, "located": 0, "on_path": 0, "no_step": 0, "copy": 0, "fix": 0}
+    if a.final_check:
+        n["final"] = 0
     if a.after_fixes:
         n.update(after_fix=0, revised=0, spoiled=0)
     with open(a.out, "w") as out:
@@ -275,9 +307,12 @@ def main():
             # the forced rounds of a continuation (its fix's y1 is the wrong sentence) are not the upstream's
             written = {k: v for k, v in rounds.items() if k not in d["forced"]}
             off = None if right[qid] else first_off_path(written, path)
+            final = None  # --final-check: the first sentence stating a wrong final answer
+            if not right[qid] and off is None and a.final_check:
+                final = first_wrong_statement(written, float(g["answer"].split("####")[-1].strip().replace(",", "")))
             if right[qid]:
                 n["right"] += 1
-            elif off is None:
+            elif off is None and final is None:
                 n["on_path"] += 1
                 continue
             prefix = ""
@@ -294,11 +329,12 @@ def main():
                 revised = a.after_fixes and text.strip() != y1.strip()
                 at_off = bool(off) and k == off[0]
                 e = first_off_equation(y1, path) if a.after_fixes or at_off else None
-                located = at_off if not a.after_fixes else e is not None and (not right[qid] or revised)
+                at_final = bool(final) and k == final[0]
+                located = at_final or (at_off if not a.after_fixes else e is not None and (not right[qid] or revised))
                 if located:
                     n["located"] += 1
                     known = numbers(prefix) | numbers(g["question"])
-                    if a.style == "line":
+                    if a.style == "line" or at_final:
                         step = next_step(g["answer"], known)
                     else:
                         nxt = next_annotation(g["answer"], known)
@@ -306,8 +342,11 @@ def main():
                     if step is None or step == y1:
                         n["no_step"] += 1
                     else:
-                        out.write(json.dumps({**base, "correction": step, "kind": "fix", "source": "gold:step"}) + "\n")
+                        source = "gold:final" if at_final else "gold:step"
+                        out.write(json.dumps({**base, "correction": step, "kind": "fix", "source": source}) + "\n")
                         n["fix"] += 1
+                        if at_final:
+                            n["final"] += 1
                         if a.after_fixes:
                             n["after_fix"] += fixed
                         if a.show:

@@ -166,6 +166,22 @@ def after_fixes_goes_on_past_a_kept_fix():
 
 
 @test
+def final_check_locates_a_premature_stop():
+    # question 2 never leaves the path (4 is the question's number) but states 4 as its answer
+    drafts = {**DRAFTS, 2: [("We count.", "We count."), ("So 4 apples.", " So 4 apples."),
+                            ("The answer is \\(\\boxed{4}\\).", "\nThe answer is \\(\\boxed{4}\\).")]}
+    _, _, stats, recs = run_tool(tmpdir(), "swap", drafts, ["--final-check"])
+    assert stats["on_path"] == 0 and stats["final"] == 1 and stats["fix"] == 2, stats
+    (fix,) = [r for r in recs if r["id"] == 2 and r["kind"] == "fix"]
+    assert fix["source"] == "gold:final" and fix["round"] == 3 and fix["prefix"] == "We count. So 4 apples."
+    assert fix["correction"] == "He has \\(2 \\times 3 = 6\\) apples.", fix  # the reference's next line, rendered
+    # the other answers' records are those of the run without the flag
+    _, _, stats2, recs2 = run_tool(tmpdir(), "swap", drafts)
+    assert stats2["on_path"] == 1 and "final" not in stats2, stats2
+    assert [r for r in recs if r["id"] != 2] == [r for r in recs2 if r["id"] != 2]
+
+
+@test
 def continuations_label_the_upstreams_next_error():
     """Traces of `salign data continue`: keyed by record, the prefix and the fix forced; two
     continuations of one question (records 4, 9 and 12): one wrong at a later error, one right, one
