@@ -321,9 +321,9 @@ static void test_every_command(void) {
     for (size_t i = 0; cli_cmds_data[i]; i++, n++) check_command(cli_cmds_data[i]);
     for (size_t i = 0; cli_cmds_eval[i]; i++, n++) check_command(cli_cmds_eval[i]);
     for (size_t i = 0; cli_cmds_steer[i]; i++, n++) check_command(cli_cmds_steer[i]);
-    /* data: from-gsm8k split check build rollout; eval: math winrate judge report aligner;
-     * steer: extract scan apply sweep */
-    CHECK_EQ_INT(n, 5 + 5 + 4);
+    /* data: from-gsm8k split check build rollout continue; eval: math winrate judge report
+     * aligner; steer: extract scan apply sweep */
+    CHECK_EQ_INT(n, 6 + 5 + 4);
     /* generate's own options are not chat's */
     for (size_t i = 0; i < cli_cmd_chat.n_opts; i++)
         if (cli_cmd_chat.opts[i].name && !strcmp(cli_cmd_chat.opts[i].name, "prompt"))
