@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "cli_resume.h"
+#include "cli_workers.h"
 #include "generate.h"
 #include "sa/records.h"
 #include "sa/sa.h"
@@ -20,7 +21,6 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -239,7 +239,6 @@ struct run {
     const struct sa_records *recs;
     const size_t *todo;
     size_t n_todo, n_before;
-    atomic_size_t next;
     pthread_mutex_t mu;
     FILE *out, *trace;
     /* under mu */
@@ -301,63 +300,13 @@ static bool run_stopped(struct run *r) {
     return stop;
 }
 
-struct worker {
-    struct run *r;
-    struct sa_pipeline *pl;
-    struct sa_sched *sched;
-};
-
-static void *worker_main(void *arg) {
-    struct worker *w = arg;
-    if (w->sched) sa_sched_enter(w->sched);
-    for (;;) {
-        const size_t i = atomic_fetch_add(&w->r->next, 1);
-        if (i >= w->r->n_todo || run_stopped(w->r)) break;
-        run_one(w->r, w->pl, w->r->todo[i]);
-    }
-    if (w->sched) sa_sched_leave(w->sched);
-    return NULL;
+static void run_job(void *user, struct sa_pipeline *pl, size_t i) {
+    struct run *r = user;
+    run_one(r, pl, r->todo[i]);
 }
 
-/* P pipelines over one model (and, P > 1, one scheduler that batches their decoding). */
-static int run_all(struct run *r, const struct sa_pipeline_params *pp0) {
-    const int n = r->o->parallel > 1 ? r->o->parallel : 1;
-    struct sa_pipeline_params pp = *pp0;
-    struct sa_sched *sched = NULL;
-    if (n > 1) {
-        struct sa_sched_params sp = sa_sched_default_params();
-        sp.n_threads = pp.n_threads;
-        sp.n_ctx = pp.n_ctx;
-        sp.batch_invariant = pp.batch_invariant;
-        if (sa_sched_init(&sp, &sched)) return cli_fail("data continue");
-        pp.sched = sched;
-    }
-    struct worker w[64] = {{0}};
-    pthread_t th[64];
-    int rc = 0, n_started = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        w[i] = (struct worker){.r = r, .sched = sched};
-        if (sa_pipeline_init(&pp, &w[i].pl)) rc = cli_fail("pipeline");
-    }
-    if (!rc && n == 1) {
-        worker_main(&w[0]);
-    } else if (!rc) {
-        for (int i = 0; i < n; i++) {
-            if (pthread_create(&th[i], NULL, worker_main, &w[i])) {
-                fprintf(stderr, "salign data continue: cannot start thread %d of --parallel %d\n", i + 1, n);
-                pthread_mutex_lock(&r->mu);
-                if (!r->rc) r->rc = CLI_FAIL;
-                pthread_mutex_unlock(&r->mu);
-                break;
-            }
-            n_started++;
-        }
-        for (int i = 0; i < n_started; i++) pthread_join(th[i], NULL);
-    }
-    if (!rc) rc = r->rc;
-    for (int i = 0; i < n; i++) sa_pipeline_free(w[i].pl);
-    sa_sched_free(sched);
-    return rc;
+static bool jobs_stopped(void *user) {
+    return run_stopped(user);
 }
 
 int cmd_data_continue(int argc, char **argv) {
@@ -414,11 +363,14 @@ int cmd_data_continue(int argc, char **argv) {
         fprintf(stderr, "salign data continue: %zu record(s) already continued in %s\n", n_before, o.out);
     struct run r = {.o = &o, .recs = &recs, .todo = todo, .n_todo = n_todo, .n_before = n_before, .out = out,
                     .trace = trace};
-    atomic_init(&r.next, 0);
     pthread_mutex_init(&r.mu, NULL);
     r.t0 = now_s();
     cli_sigint_catch();
-    if (!rc && n_todo) rc = run_all(&r, &pp);
+    if (!rc && n_todo) {
+        const struct cli_workers w = {.n_jobs = n_todo, .run = run_job, .stopped = jobs_stopped, .user = &r};
+        rc = cli_run_workers(cmd, &pp, o.parallel, &w);
+        if (!rc) rc = r.rc;
+    }
     cli_sigint_restore();
     pthread_mutex_destroy(&r.mu);
     if (!rc || rc == 130)

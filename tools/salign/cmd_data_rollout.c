@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "cli_resume.h"
+#include "cli_workers.h"
 #include "generate.h"
 #include "sa/rollout.h"
 #include "sa/sa.h"
@@ -14,7 +15,6 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -190,7 +190,6 @@ struct run {
     struct sa_rollout_params rp;
     struct job *jobs;
     size_t n_jobs, n_before;
-    atomic_size_t next;
     pthread_mutex_t mu;
     FILE *out, *answers, *done;
     struct totals t; /* under mu */
@@ -341,63 +340,19 @@ static void label_job(struct run *r, struct sa_pipeline *pl, const struct job *j
     sa_rollout_result_free(&res);
 }
 
-struct worker {
-    struct run *r;
-    struct sa_pipeline *pl;
-    struct sa_sched *sched;
-};
+static void run_job(void *user, struct sa_pipeline *pl, size_t i) {
+    struct run *r = user;
+    label_job(r, pl, &r->jobs[i]);
+}
 
-static void *worker_main(void *arg) {
-    struct worker *w = arg;
-    if (w->sched) sa_sched_enter(w->sched);
-    for (;;) {
-        const size_t i = atomic_fetch_add(&w->r->next, 1);
-        if (i >= w->r->n_jobs || run_stopped(w->r)) break;
-        label_job(w->r, w->pl, &w->r->jobs[i]);
-    }
-    if (w->sched) sa_sched_leave(w->sched);
-    return NULL;
+static bool jobs_stopped(void *user) {
+    return run_stopped(user);
 }
 
 static int run_jobs(struct run *r) {
-    const int n = r->o->parallel > 1 ? r->o->parallel : 1;
-    struct sa_pipeline_params pp = *r->pp;
-    struct sa_sched *sched = NULL;
-    if (n > 1) {
-        struct sa_sched_params sp = sa_sched_default_params();
-        sp.n_threads = pp.n_threads;
-        sp.n_ctx = pp.n_ctx;
-        sp.batch_invariant = pp.batch_invariant;
-        if (sa_sched_init(&sp, &sched)) return cli_fail("data rollout");
-        pp.sched = sched;
-    }
-    struct worker w[64] = {{0}};
-    pthread_t th[64];
-    int rc = 0, n_started = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        w[i].r = r;
-        w[i].sched = sched;
-        if (sa_pipeline_init(&pp, &w[i].pl)) rc = cli_fail("pipeline");
-    }
-    if (!rc && n == 1) {
-        worker_main(&w[0]);
-    } else if (!rc) {
-        for (int i = 0; i < n; i++) {
-            if (pthread_create(&th[i], NULL, worker_main, &w[i])) {
-                fprintf(stderr, "salign data: cannot start thread %d of --parallel %d\n", i + 1, n);
-                pthread_mutex_lock(&r->mu);
-                if (!r->rc) r->rc = CLI_FAIL;
-                pthread_mutex_unlock(&r->mu);
-                break;
-            }
-            n_started++;
-        }
-        for (int i = 0; i < n_started; i++) pthread_join(th[i], NULL);
-    }
-    if (!rc) rc = r->rc;
-    for (int i = 0; i < n; i++) sa_pipeline_free(w[i].pl);
-    sa_sched_free(sched);
-    return rc;
+    const struct cli_workers w = {.n_jobs = r->n_jobs, .run = run_job, .stopped = jobs_stopped, .user = r};
+    int rc = cli_run_workers("data rollout", r->pp, r->o->parallel, &w);
+    return rc ? rc : r->rc;
 }
 
 /* Reads the input into jobs (skipping questions already done). */
@@ -563,7 +518,6 @@ int cmd_data_rollout(int argc, char **argv) {
         r.rp.answer_records = o.answers_out != NULL;
         r.rp.cancel = cli_interrupted;
         if (n_before) fprintf(stderr, "salign data: %zu question(s) already done in %s\n", n_before, done_path);
-        atomic_init(&r.next, 0);
         pthread_mutex_init(&r.mu, NULL);
         r.t0 = now_s();
         cli_sigint_catch();
