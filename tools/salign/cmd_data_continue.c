@@ -237,8 +237,8 @@ static bool wanted(const struct continue_opts *o, const struct sa_record *rec) {
 struct run {
     const struct continue_opts *o;
     const struct sa_records *recs;
-    const size_t *todo;
-    size_t n_todo, n_before;
+    const size_t *queue;
+    size_t n_queue, n_before;
     pthread_mutex_t mu;
     FILE *out, *trace;
     /* under mu */
@@ -282,9 +282,9 @@ static void run_one(struct run *r, struct sa_pipeline *pl, size_t id) {
         const double el = now_s() - r->t0;
         fprintf(stderr, "[%zu/%zu] record %zu: %d sentence(s) after the correction, %s, %lld tokens, %.1f s; "
                         "ETA %.0f s\n",
-                r->n_before + r->n_done, r->n_before + r->n_todo, id, c.rounds,
+                r->n_before + r->n_done, r->n_before + r->n_queue, id, c.rounds,
                 c.cut ? "cut" : c.done ? "ended" : "stopped", (long long)c.n_tokens, now_s() - t1,
-                el / (double)r->n_done * (double)(r->n_todo - r->n_done));
+                el / (double)r->n_done * (double)(r->n_queue - r->n_done));
     }
     if (fatal && !r->rc) r->rc = fatal;
     pthread_mutex_unlock(&r->mu);
@@ -302,7 +302,7 @@ static bool run_stopped(struct run *r) {
 
 static void run_job(void *user, struct sa_pipeline *pl, size_t i) {
     struct run *r = user;
-    run_one(r, pl, r->todo[i]);
+    run_one(r, pl, r->queue[i]);
 }
 
 static bool jobs_stopped(void *user) {
@@ -331,8 +331,8 @@ int cmd_data_continue(int argc, char **argv) {
     struct cli_keyset done = {0};
     int rc = cli_resume_tidy(cmd, o.out, "record", NULL, &done);
     if (!rc) rc = cli_resume_tidy(cmd, o.trace, "record", &done, NULL);
-    size_t *todo = rc ? NULL : calloc(recs.n + 1, sizeof *todo), n_todo = 0, n_before = 0, n_wanted = 0;
-    if (!rc && !todo) rc = cli_fail("out of memory");
+    size_t *queue = rc ? NULL : calloc(recs.n + 1, sizeof *queue), n_queue = 0, n_before = 0, n_wanted = 0;
+    if (!rc && !queue) rc = cli_fail("out of memory");
     for (size_t i = 0; !rc && i < recs.n; i++) {
         if (!wanted(&o, &recs.items[i])) continue;
         if (o.limit && n_wanted >= o.limit) break;
@@ -340,13 +340,13 @@ int cmd_data_continue(int argc, char **argv) {
         char key[32];
         snprintf(key, sizeof key, "%zu", i);
         if (cli_keyset_has(&done, key)) n_before++;
-        else todo[n_todo++] = i;
+        else queue[n_queue++] = i;
     }
     struct sa_pipeline_params pp = o.pp;
     pp.mode = SA_PIPELINE_UPSTREAM;
     struct sa_model *model = NULL;
     FILE *out = NULL, *trace = NULL;
-    if (!rc && n_todo) {
+    if (!rc && n_queue) {
         rc = gen_load_model(o.upstream, pp.n_threads, &model);
         pp.upstream_model = model;
         if (!rc && o.up_tmpl && sa_chat_format_from_name(o.up_tmpl, &pp.upstream_format) != SA_STATUS_OK)
@@ -361,13 +361,13 @@ int cmd_data_continue(int argc, char **argv) {
     }
     if (!rc && n_before)
         fprintf(stderr, "salign data continue: %zu record(s) already continued in %s\n", n_before, o.out);
-    struct run r = {.o = &o, .recs = &recs, .todo = todo, .n_todo = n_todo, .n_before = n_before, .out = out,
+    struct run r = {.o = &o, .recs = &recs, .queue = queue, .n_queue = n_queue, .n_before = n_before, .out = out,
                     .trace = trace};
     pthread_mutex_init(&r.mu, NULL);
     r.t0 = now_s();
     cli_sigint_catch();
-    if (!rc && n_todo) {
-        const struct cli_workers w = {.n_jobs = n_todo, .run = run_job, .stopped = jobs_stopped, .user = &r};
+    if (!rc && n_queue) {
+        const struct cli_workers w = {.n_jobs = n_queue, .run = run_job, .stopped = jobs_stopped, .user = &r};
         rc = cli_run_workers(cmd, &pp, o.parallel, &w);
         if (!rc) rc = r.rc;
     }
@@ -381,7 +381,7 @@ int cmd_data_continue(int argc, char **argv) {
     if (out) fclose(out);
     if (trace) fclose(trace);
     sa_model_free(model);
-    free(todo);
+    free(queue);
     cli_keyset_free(&done);
     sa_records_free(&recs);
     return rc;
