@@ -167,7 +167,8 @@ static enum sa_status continue_one(struct sa_pipeline *pl, size_t id, const stru
         oom = trace_line(&c->trace, id, rec->question, ++round, c->answer.s, rec->prefix, rec->prefix, rec->prefix,
                          true, false, 0, 0);
     char *piece = NULL;
-    if (!oom) oom = asprintf(&piece, "%s%s", sep, corr) < 0 || str_cat(&c->answer, piece);
+    if (!oom && asprintf(&piece, "%s%s", sep, corr) < 0) piece = NULL; /* its content is undefined then */
+    if (!oom) oom = !piece || str_cat(&c->answer, piece);
     if (!oom)
         oom = trace_line(&c->trace, id, rec->question, ++round, c->answer.s, last, corr, piece, true, false, 0, 0);
     free(piece);
