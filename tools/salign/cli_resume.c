@@ -115,3 +115,11 @@ int cli_resume_tidy(const char *cmd, const char *path, const char *key, const st
     free(text);
     return rc;
 }
+
+bool cli_append(const char *cmd, FILE *f, const char *text, const char *path) {
+    if (fputs(text, f) < 0 || fflush(f)) {
+        fprintf(stderr, "salign %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return false;
+    }
+    return true;
+}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* A set of strings (ids as their JSON text); linear lookup: the sets are a run's questions. */
 struct cli_keyset {
@@ -33,5 +34,9 @@ char *cli_line_key(const char *line, size_t n, const char *key);
  * `cmd` starts the messages, which say on stderr what was dropped. Returns CLI_OK or CLI_FAIL. */
 int cli_resume_tidy(const char *cmd, const char *path, const char *key, const struct cli_keyset *keep,
                     struct cli_keyset *ids);
+
+/* Writes text to f and flushes it (a line is on disk before the next job starts); false, with
+ * "salign CMD: cannot write PATH: ..." on stderr, when that fails. */
+bool cli_append(const char *cmd, FILE *f, const char *text, const char *path);
 
 #endif

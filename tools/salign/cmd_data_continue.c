@@ -216,14 +216,6 @@ static char *answer_line(size_t id, const struct sa_record *rec, const struct co
     return line;
 }
 
-static bool put(FILE *f, const char *text, const char *path) {
-    if (fputs(text, f) < 0 || fflush(f)) {
-        fprintf(stderr, "salign data continue: cannot write %s: %s\n", path, strerror(errno));
-        return false;
-    }
-    return true;
-}
-
 static bool wanted(const struct continue_opts *o, const struct sa_record *rec) {
     if (o->all) return true;
     char *a = trimmed(rec->last), *b = trimmed(rec->correction);
@@ -272,7 +264,8 @@ static void run_one(struct run *r, struct sa_pipeline *pl, size_t id) {
         fatal = CLI_FAIL;
     } else if (!line) {
         fatal = cli_fail("out of memory");
-    } else if (!r->rc && ((r->trace && c.trace.s && !put(r->trace, c.trace.s, o->trace)) || !put(r->out, line, o->out))) {
+    } else if (!r->rc && ((r->trace && c.trace.s && !cli_append("data continue", r->trace, c.trace.s, o->trace)) ||
+                          !cli_append("data continue", r->out, line, o->out))) {
         fatal = CLI_FAIL;
     } else if (!r->rc) {
         r->n_done++;

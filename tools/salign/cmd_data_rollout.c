@@ -204,14 +204,6 @@ static bool run_stopped(struct run *r) {
     return stop;
 }
 
-static bool write_line(FILE *f, const char *line, const char *path) {
-    if (fputs(line, f) < 0 || fflush(f)) {
-        fprintf(stderr, "salign data: cannot write %s: %s\n", path, strerror(errno));
-        return false;
-    }
-    return true;
-}
-
 /* The status line of a question (its "done" mark). */
 static char *status_line(const struct job *jb, const struct sa_rollout_result *res, const char *error) {
     cJSON *j = cJSON_CreateObject();
@@ -292,8 +284,9 @@ static void label_job(struct run *r, struct sa_pipeline *pl, const struct job *j
     if (fatal == 130 && !r->rc)
         fprintf(stderr, "salign data: interrupted; %zu question(s) done in %s (run again to resume)\n",
                 r->t.n_done, o->out);
-    if (!fatal && (!write_line(r->out, lines.rec, o->out) || (r->answers && !write_line(r->answers, lines.ans, o->answers_out)) ||
-                   !write_line(r->done, st, "the .done file")))
+    if (!fatal && (!cli_append("data", r->out, lines.rec, o->out) ||
+                   (r->answers && !cli_append("data", r->answers, lines.ans, o->answers_out)) ||
+                   !cli_append("data", r->done, st, "the .done file")))
         fatal = CLI_FAIL;
     if (!fatal) {
         struct totals *t = &r->t;
