@@ -35,7 +35,9 @@
 # Knobs: STEPS ("drafts records train devrec dev"), LR, STYLE (line: the reference's next line, rendered;
 # swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
 # PLAIN_COPIES (0.1), EDIT_WEIGHT (1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
-# POLICY_IDS (120-399), CONT_RECORDS, MIX, THREADS (2), PARALLEL (4), SALIGN (build/salign).
+# POLICY_IDS (120-399), CONT_RECORDS, MIX, THREADS (2), PARALLEL (4), SALIGN (build/salign),
+# ALIGNER_BASE (the aligner's base model for train, devrec, dev and policy; default the upstream,
+# qwen2.5-coder-0.5b-instruct; session 19 trains qwen2.5-coder-1.5b-instruct).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -56,7 +58,8 @@ GATES=${GATES:--inf,0,2,4,8}
 PARALLEL=${PARALLEL:-4}
 POLICY_IDS=${POLICY_IDS:-120-399}
 OLD=docs/results/s15_teacher_pilot  # session 13's drafts of train ids 0-79
-BASE=qwen2.5-coder-0.5b-instruct
+BASE=qwen2.5-coder-0.5b-instruct  # the upstream
+ALIGNER_BASE=${ALIGNER_BASE:-$BASE}
 mkdir -p "$W"
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -89,14 +92,14 @@ if want train && [ ! -s "$adapter" ]; then
   RESUME=()
   [ -d "$W/aligner/checkpoint" ] && RESUME=(--resume)
   log "train on $W/train.jsonl"
-  "$S" train --base "$BASE" --data "$W/train.jsonl" --out "$W/aligner" --lora 8 --lr "$LR" --epochs 1 \
+  "$S" train --base "$ALIGNER_BASE" --data "$W/train.jsonl" --out "$W/aligner" --lora 8 --lr "$LR" --epochs 1 \
     --max-steps "$MAX_STEPS" --batch 2 --max-length 384 -t "$THREADS" --eval-fraction 0 --save-every 5 \
     --adapter-only --seed 1 --log-every 5 --edit-weight "$EDIT_WEIGHT" ${RESUME[@]+"${RESUME[@]}"}
 fi
 if want devrec; then
   [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }
   : "${DEV_RECORDS:?DEV_RECORDS=gold-step records of the dev questions}"
-  [ -s "$W/devrec.details.jsonl" ] || "$S" eval aligner --aligner "$BASE" --aligner-lora "$adapter" \
+  [ -s "$W/devrec.details.jsonl" ] || "$S" eval aligner --aligner "$ALIGNER_BASE" --aligner-lora "$adapter" \
     --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --edit-check all --edit-threshold="$GATES" \
     --json -t "$THREADS" > "$W/devrec.json"
   "$PY" bench/gold_step_eval.py --records "$DEV_RECORDS" --details "$W/devrec.details.jsonl" --thresholds="$GATES" \
@@ -111,7 +114,7 @@ if want dev; then
     if [ -s "$DEV_ALONE/dev_alone.trace.jsonl.gz" ]; then zcat "$DEV_ALONE/dev_alone.trace.jsonl.gz" > "$D/dev_alone.trace.jsonl"
     else cp "$DEV_ALONE/dev_alone.trace.jsonl" "$D/"; fi
   fi
-  SALIGN="$S" ADAPTER="$adapter" BATCH_INVARIANT=1 ARM=aligner EDIT_CHECK=all STEPS="dev score" \
+  SALIGN="$S" ADAPTER="$adapter" ALIGNER_BASE="$ALIGNER_BASE" BATCH_INVARIANT=1 ARM=aligner EDIT_CHECK=all STEPS="dev score" \
     bench/gsm8k_check_result.sh "$D"
 fi
 if want policy; then
@@ -122,7 +125,7 @@ if want policy; then
   if [ "$lo" -le 119 ] && [ "$hi" -ge 80 ]; then echo "POLICY_IDS $POLICY_IDS overlaps the dev ids 80-119" >&2; exit 1; fi
   [ -s "$P/train_q.jsonl" ] || "$PY" bench/gsm8k_questions.py "$GSM/train.jsonl" "$P/train_q.jsonl" --lines "$POLICY_IDS"
   log "policy: the pipeline on train ids $POLICY_IDS"
-  "$S" align --upstream "$BASE" --aligner "$BASE" --aligner-lora "$adapter" --edit-check all \
+  "$S" align --upstream "$BASE" --aligner "$ALIGNER_BASE" --aligner-lora "$adapter" --edit-check all \
     ${EDIT_THRESHOLD:+--edit-threshold "$EDIT_THRESHOLD"} --input "$P/train_q.jsonl" --output "$P/stream.jsonl" \
     --trace "$P/stream.trace.jsonl" --max-length 512 --parallel "$PARALLEL" -t "$THREADS" --batch-invariant
   "$S" eval math --data gsm8k --answers "$P/stream.jsonl" --gold "$GSM/train.jsonl" --details "$P/details.jsonl" >&2
