@@ -28,7 +28,8 @@
 #            (WORKDIR/train.jsonl) forced in its sentence's place and the upstream going on from it
 #            (`salign data continue`, 512 tokens, --batch-invariant) into WORKDIR/cont, graded, then
 #            bench/gold_step_records.py --continuations (cont/records.jsonl): the upstream's next
-#            error after a right fix gets its fix. Not in the default STEPS.
+#            error after a right fix gets its fix. CONT_SOURCES (gold:step; comma-separated) picks the
+#            fixes continued (gold:final: the --final-check fixes, session 19). Not in the default STEPS.
 #   mix:     WORKDIR/train.jsonl = all the records of the files in MIX, shuffled (bench/mix_records.py): to train on
 #            a set made elsewhere plus continuation records. Not in the default STEPS.
 #   bench/gsm8k_gold_step_result.sh [WORKDIR]      (default runs/gsm8k_gold_step)
@@ -57,6 +58,7 @@ THREADS=${THREADS:-2}
 GATES=${GATES:--inf,0,2,4,8}
 PARALLEL=${PARALLEL:-4}
 POLICY_IDS=${POLICY_IDS:-120-399}
+CONT_SOURCES=${CONT_SOURCES:-gold:step}
 OLD=docs/results/s15_teacher_pilot  # session 13's drafts of train ids 0-79
 BASE=qwen2.5-coder-0.5b-instruct  # the upstream
 ALIGNER_BASE=${ALIGNER_BASE:-$BASE}
@@ -137,15 +139,16 @@ if want continue; then
   C="$W/cont"
   CONT_RECORDS=${CONT_RECORDS:-$W/train.jsonl}
   mkdir -p "$C"
-  [ -s "$C/fixes.jsonl" ] || "$PY" - "$CONT_RECORDS" "$C/fixes.jsonl" <<'EOF'
+  [ -s "$C/fixes.jsonl" ] || "$PY" - "$CONT_RECORDS" "$C/fixes.jsonl" "$CONT_SOURCES" <<'EOF'
 import json, sys
+sources = set(sys.argv[3].split(","))
 with open(sys.argv[2], "w") as f:
     for line in open(sys.argv[1]):
         r = json.loads(line)
-        if r["kind"] == "fix" and r["source"] == "gold:step":
+        if r["kind"] == "fix" and r["source"] in sources:
             f.write(json.dumps(r) + "\n")
 EOF
-  log "continue: the upstream after each of the $(wc -l < "$C/fixes.jsonl") gold-step fixes of $CONT_RECORDS"
+  log "continue: the upstream after each of the $(wc -l < "$C/fixes.jsonl") $CONT_SOURCES fixes of $CONT_RECORDS"
   "$S" data continue --upstream "$BASE" --input "$C/fixes.jsonl" --out "$C/answers.jsonl" --trace "$C/trace.jsonl" \
     --max-length 512 -t "$THREADS" --batch-invariant
   "$S" eval math --data gsm8k --answers "$C/answers.jsonl" --gold "$GSM/train.jsonl" --details "$C/details.jsonl" >&2
