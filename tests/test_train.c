@@ -184,8 +184,11 @@ static void test_overfit_full_llama(void) {
     CHECK(first > 3.0f && last < 0.05f);
 }
 
+/* lr 1e-2: at 3e-2 the loss oscillated (0.05 to 1.07 over steps 120-300) and where it ended
+ * depended on the BLAS kernels' rounding (0.0004 with OpenBLAS's SkylakeX core, 0.43 with its
+ * Prescott fallback); at 1e-2 every core reaches 0.0001. */
 static void test_overfit_lora_llama(void) {
-    float first, last = overfit("llama", 8, 300, 3e-2f, &first);
+    float first, last = overfit("llama", 8, 300, 1e-2f, &first);
     printf("    llama LoRA r8: loss %.4f -> %.4f (300 steps)\n", first, last);
     CHECK(first > 3.0f && last < 0.1f);
 }

@@ -48,6 +48,17 @@ enum sa_train_precision { SA_TRAIN_FP32 = 0, SA_TRAIN_BF16 = 1 };
 SA_NODISCARD enum sa_status sa_train_precision_from_name(const char *name, enum sa_train_precision *out);
 const char *sa_train_precision_name(enum sa_train_precision p); /* "fp32", "bf16" */
 
+/* OpenBLAS (the products of training) picks its kernels once, when it loads, from the CPU's model
+ * number. On a CPU it does not know (a virtual machine that hides the model, a newer part) a
+ * DYNAMIC_ARCH build falls back to generic SSE3 kernels ("Prescott"). Returns the
+ * OPENBLAS_CORETYPE that suits this CPU ("SkylakeX" with AVX-512, "Haswell" with AVX2 and FMA)
+ * when the loaded OpenBLAS runs such a fallback and OPENBLAS_CORETYPE is not set; NULL otherwise.
+ * OpenBLAS reads the variable only when it loads, so a program sets it and starts itself again
+ * (`salign` does: docs/TRAINING.md "Speed"). */
+const char *sa_train_blas_coretype_advice(void);
+/* The core whose kernels the loaded OpenBLAS runs ("Haswell", "SkylakeX", "Prescott", ...). */
+const char *sa_train_blas_core(void);
+
 struct sa_train_model_params {
     int32_t lora_rank;     /* 0: full fine-tuning; > 0: LoRA of this rank (base weights frozen) */
     float lora_alpha;      /* scale alpha / rank; 0: alpha = 2 * rank */

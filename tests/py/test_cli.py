@@ -26,6 +26,34 @@ def global_help_and_version():
     assert rc == 0 and out.startswith("salign ")
 
 
+# OpenBLAS's pre-AVX2 cores: what a DYNAMIC_ARCH build falls back to on a CPU model it does not know
+GENERIC_CORES = {"katmai", "coppermine", "northwood", "prescott", "banias", "core2", "penryn", "dunnington",
+                 "nehalem", "atom", "sandybridge"}
+
+
+@test
+def blas_core_fits_the_cpu():
+    """On a CPU with AVX2 and FMA, `salign` never trains on OpenBLAS's generic fallback kernels (a
+    VM that hides the CPU model got "Prescott", half the training speed): it sets OPENBLAS_CORETYPE
+    and starts itself again. A core the user chose is kept."""
+    e = dict(os.environ)
+    e.pop("OPENBLAS_CORETYPE", None)
+    p = subprocess.run([SALIGN, "--version"], capture_output=True, text=True, env=e, timeout=60)
+    assert p.returncode == 0, p.stderr
+    core = p.stdout.split("OpenBLAS core: ")[1].strip()
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":")[1].split())
+                break
+    if {"avx2", "fma"} <= flags:
+        assert core.lower() not in GENERIC_CORES, core
+    e["OPENBLAS_CORETYPE"] = "Prescott"
+    p = subprocess.run([SALIGN, "--version"], capture_output=True, text=True, env=e, timeout=60)
+    assert p.returncode == 0 and "OpenBLAS core: Prescott" in p.stdout, p.stdout
+
+
 @test
 def unknown_command_and_options_exit_2():
     rc, _, err = run("frobnicate")
