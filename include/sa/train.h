@@ -54,7 +54,7 @@ const char *sa_train_precision_name(enum sa_train_precision p); /* "fp32", "bf16
  * OPENBLAS_CORETYPE that suits this CPU ("SkylakeX" with AVX-512, "Haswell" with AVX2 and FMA)
  * when the loaded OpenBLAS runs such a fallback and OPENBLAS_CORETYPE is not set; NULL otherwise.
  * OpenBLAS reads the variable only when it loads, so a program sets it and starts itself again
- * (`salign` does: docs/TRAINING.md "Speed"). */
+ * (`salign` does: docs/TRAINING.md "Speed and memory"). */
 const char *sa_train_blas_coretype_advice(void);
 /* The core whose kernels the loaded OpenBLAS runs ("Haswell", "SkylakeX", "Prescott", ...). */
 const char *sa_train_blas_core(void);

@@ -40,8 +40,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    /* OpenBLAS fell back to generic kernels on a CPU it does not recognize (training runs about
-     * half as fast): it reads OPENBLAS_CORETYPE only when it loads, so set it and start again, as
+    /* OpenBLAS fell back to generic kernels on a CPU it does not recognize (training ran about
+     * four times slower here): it reads OPENBLAS_CORETYPE only when it loads, so set it and start again, as
      * the same process (the same pid, arguments and open files). If that fails, go on as we are. */
     const char *core = sa_train_blas_coretype_advice();
     if (core && setenv("OPENBLAS_CORETYPE", core, 1) == 0) execv("/proc/self/exe", argv);
