@@ -37,6 +37,7 @@
 # swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
 # PLAIN_COPIES (0.1), EDIT_WEIGHT (1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
 # POLICY_IDS (120-399), CONT_RECORDS, MIX, THREADS (2), PARALLEL (4), SALIGN (build/salign),
+# INIT_FROM (train: start from the weights of another training run's directory, `salign train --init-from`),
 # ALIGNER_BASE (the aligner's base model for train, devrec, dev and policy; default the upstream,
 # qwen2.5-coder-0.5b-instruct; session 19 trains qwen2.5-coder-1.5b-instruct).
 set -eu
@@ -93,6 +94,7 @@ adapter="$W/aligner/model/adapter.gguf"
 if want train && [ ! -s "$adapter" ]; then
   RESUME=()
   [ -d "$W/aligner/checkpoint" ] && RESUME=(--resume)
+  [ -n "${INIT_FROM:-}" ] && RESUME+=(--init-from "$INIT_FROM")
   log "train on $W/train.jsonl"
   "$S" train --base "$ALIGNER_BASE" --data "$W/train.jsonl" --out "$W/aligner" --lora 8 --lr "$LR" --epochs 1 \
     --max-steps "$MAX_STEPS" --batch 2 --max-length 384 -t "$THREADS" --eval-fraction 0 --save-every 5 \

@@ -187,6 +187,8 @@ SA_NODISCARD enum sa_status sa_train_model_adamw_step(struct sa_train_model *m, 
  * writes); the load refuses files of another model shape. */
 SA_NODISCARD enum sa_status sa_train_model_save_state(const struct sa_train_model *m, const char *dir);
 SA_NODISCARD enum sa_status sa_train_model_load_state(struct sa_train_model *m, const char *dir);
+/* The trainable weights only (`dir`/params.bin), not the optimizer moments: a warm start. */
+SA_NODISCARD enum sa_status sa_train_model_load_params(struct sa_train_model *m, const char *dir);
 
 struct sa_train_export_params {
     enum sa_dtype st_type;   /* safetensors weights: F32, F16 or BF16 */
@@ -295,6 +297,12 @@ struct sa_train_params {
     int64_t stop_after_steps; /* debug: exit the run (after checkpointing) once this many steps
                                 were taken in this process; 0: off */
     bool resume;             /* continue from `out`/checkpoint */
+    const char *init_from;   /* NULL, or start from the trainable weights of another run: its
+                                directory (the checkpoint named by its checkpoint/latest) or a
+                                checkpoint directory (params.bin). The model must have the same
+                                trainable tensors (base, LoRA rank and targets); the optimizer,
+                                the schedule and the step count start afresh. Ignored with
+                                `resume` (the checkpoint holds the weights). */
     bool quiet;              /* on_progress is not called */
     enum sa_dtype st_type, gguf_type; /* export types (sa_train_export_params) */
     bool no_export;

@@ -318,6 +318,34 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
     return sa_train_model_load_state(r->m, dir);
 }
 
+/* --init-from: the trainable weights of another run (its directory: the checkpoint its
+ * checkpoint/latest names; or a checkpoint directory), the optimizer left fresh. */
+static enum sa_status load_init(struct run *r) {
+    const char *from = r->p->init_from;
+    char lp[4200], dir[4400];
+    char *name = NULL;
+    size_t len;
+    snprintf(lp, sizeof lp, "%s/checkpoint/latest", from);
+    if (sa_file_exists(lp)) {
+        enum sa_status s = sa_read_file(lp, 256, &name, &len);
+        if (s) return s;
+        name[strcspn(name, "\n")] = 0;
+        snprintf(dir, sizeof dir, "%s/checkpoint/%s", from, name);
+        free(name);
+    } else {
+        snprintf(dir, sizeof dir, "%s", from);
+    }
+    char pp[4500];
+    snprintf(pp, sizeof pp, "%s/params.bin", dir);
+    if (!sa_file_exists(pp))
+        return sa_error(SA_STATUS_NOT_FOUND,
+                        "--init-from: %s is neither a training run (no checkpoint/latest) nor a checkpoint (no params.bin)",
+                        from);
+    enum sa_status s = sa_train_model_load_params(r->m, dir);
+    if (s) return sa_error(s, "--init-from %s: %s", from, sa_last_error());
+    return SA_STATUS_OK;
+}
+
 /* Keeps the CSV rows up to `step` (the rows of steps after the checkpoint are redone) and
  * refills the history from them. */
 static enum sa_status csv_truncate(struct run *r, int64_t step) {
@@ -600,6 +628,7 @@ enum sa_status sa_train_run(const struct sa_train_params *params, struct sa_trai
         s = sa_error(SA_STATUS_BAD_ARGUMENT, "%s already holds a checkpoint: pass --resume to continue it, or another --out",
                      p.out);
     if (!s) s = prepare(&r, &recs, res);
+    if (!s && !p.resume && p.init_from) s = load_init(&r);
     int64_t start = 0, tokens = 0;
     if (!s && p.resume) {
         s = load_checkpoint(&r, &start, &tokens);

@@ -1051,7 +1051,7 @@ enum sa_status sa_train_model_save_state(const struct sa_train_model *m, const c
     return s;
 }
 
-enum sa_status sa_train_model_load_state(struct sa_train_model *m, const char *dir) {
+static enum sa_status load_state(struct sa_train_model *m, const char *dir, bool with_optimizer) {
     char pp[4096], ap[4096];
     enum sa_status s = state_paths(dir, pp, ap, sizeof pp);
     if (s) return s;
@@ -1100,7 +1100,7 @@ enum sa_status sa_train_model_load_state(struct sa_train_model *m, const char *d
         memcpy(m->t[i].data, p, (size_t)m->t[i].n * sizeof(float));
         p += (size_t)m->t[i].n * sizeof(float);
     }
-    if (sa_file_exists(ap)) {
+    if (with_optimizer && sa_file_exists(ap)) {
         if (!m->opt_ready) {
             if ((s = sa_adamw_init(&m->opt, m->n_grads))) goto done;
             m->opt_ready = true;
@@ -1113,4 +1113,12 @@ trunc:
 done:
     sa_file_map_close(&f);
     return s;
+}
+
+enum sa_status sa_train_model_load_state(struct sa_train_model *m, const char *dir) {
+    return load_state(m, dir, true);
+}
+
+enum sa_status sa_train_model_load_params(struct sa_train_model *m, const char *dir) {
+    return load_state(m, dir, false);
 }

@@ -442,6 +442,53 @@ def edit_weight_cli():
     assert r.returncode == 2 and "--edit-weight" in r.stderr, r.stderr
 
 
+def csv_rows(run):
+    return [line.split(",") for line in open(os.path.join(run, "log.csv")).read().strip().splitlines()[1:]]
+
+
+@harness.test
+def init_from_warm_start():
+    """`salign train --init-from RUN`: the new run starts from RUN's trained weights (its held-out
+    loss before step 1 is RUN's after its last step), from a run directory or one of its
+    checkpoints alike, with a fresh schedule; --resume keeps the checkpoint's weights; another
+    LoRA shape or a path with no checkpoint is refused with a clear error."""
+    extra = ["--lora", "4", "--max-steps", "6"]
+    runs = {}
+    for name in ("a", "b", "c", "d"):
+        runs[name] = os.path.join(harness.tmpdir(), "run_init_" + name)
+        shutil.rmtree(runs[name], ignore_errors=True)
+    a, b, c, d = runs["a"], runs["b"], runs["c"], runs["d"]
+    subprocess.run(train_cmd(a, extra), check=True, timeout=300)
+    ra = csv_rows(a)
+    assert ra[0][0] == "0" and ra[-1][0] == "6" and ra[-1][6], ra
+    assert ra[0][6] != ra[-1][6], "training did not move the held-out loss"
+    subprocess.run(train_cmd(b, extra + ["--init-from", a]), check=True, timeout=300)
+    rb = csv_rows(b)
+    assert rb[0][6] == ra[-1][6], ("held-out loss before step 1", rb[0][6], "after the run it starts from", ra[-1][6])
+    assert rb[1][3] == ra[1][3] and rb[1][2] != ra[1][2], (rb[1], ra[1])  # the same schedule, other weights
+    # a checkpoint directory of the run is the same start
+    ckpt = os.path.join(a, "checkpoint", open(os.path.join(a, "checkpoint", "latest")).read().strip())
+    subprocess.run(train_cmd(c, extra + ["--init-from", ckpt]), check=True, timeout=300)
+    assert open(os.path.join(c, "log.csv")).read() == open(os.path.join(b, "log.csv")).read()
+    # an interrupted warm start resumes from its own checkpoint, not from the run it started from
+    r = subprocess.run(train_cmd(d, extra + ["--init-from", a, "--stop-after-steps", "4"]), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    subprocess.run(train_cmd(d, extra + ["--init-from", a, "--resume"]), check=True, timeout=300)
+    assert open(os.path.join(d, "log.csv")).read() == open(os.path.join(b, "log.csv")).read()
+    # refusals
+    shutil.rmtree(d)
+    r = subprocess.run(train_cmd(d, ["--lora", "8", "--max-steps", "2", "--init-from", a]), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 1 and "--init-from" in r.stderr and "this model trains" in r.stderr, r.stderr
+    shutil.rmtree(d, ignore_errors=True)
+    r = subprocess.run(train_cmd(d, extra + ["--init-from", "/nonexistent/run"]), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 1 and "neither a training run" in r.stderr, r.stderr
+    print("  warm start: held-out loss %s before step 1 = the source run's after step 6; resume and refusals ok"
+          % rb[0][6])
+
+
 @harness.test
 def cli_errors():
     r = subprocess.run([harness.SALIGN, "train", "--base", "x", "--data", "y"], capture_output=True, text=True)
