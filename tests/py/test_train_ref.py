@@ -468,7 +468,9 @@ def init_from_warm_start():
     assert rb[1][3] == ra[1][3] and rb[1][2] != ra[1][2], (rb[1], ra[1])  # the same schedule, other weights
     # a checkpoint directory of the run is the same start
     ckpt = os.path.join(a, "checkpoint", open(os.path.join(a, "checkpoint", "latest")).read().strip())
-    subprocess.run(train_cmd(c, extra + ["--init-from", ckpt]), check=True, timeout=300)
+    r = subprocess.run([x for x in train_cmd(c, extra + ["--init-from", ckpt]) if x != "-q"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "salign train: starting from the trained weights of %s\n" % ckpt in r.stderr, r.stderr
     assert open(os.path.join(c, "log.csv")).read() == open(os.path.join(b, "log.csv")).read()
     # an interrupted warm start resumes from its own checkpoint, not from the run it started from
     r = subprocess.run(train_cmd(d, extra + ["--init-from", a, "--stop-after-steps", "4"]), capture_output=True,

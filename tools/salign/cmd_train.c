@@ -192,6 +192,8 @@ static void train_progress(void *user, const struct sa_train_progress *pr) {
                 (long long)pr->total_steps, p->batch, p->grad_accum,
                 p->objective == SA_TRAIN_OBJ_DPO ? "pairs" : "sequences", (long long)pr->warmup_steps,
                 (double)pr->activation_bytes / (1 << 20));
+        if (p->init_from && !p->resume)
+            fprintf(stderr, "salign train: starting from the trained weights of %s\n", p->init_from);
         if (p->objective == SA_TRAIN_OBJ_SFT_UPSTREAM) fprintf(stderr, "salign train: objective sft-upstream\n");
         if (p->edit_weight != 1.0f)
             fprintf(stderr, "salign train: edit weight %g on the edited tokens of %lld examples (the others copy)\n",
