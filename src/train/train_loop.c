@@ -262,16 +262,25 @@ static enum sa_status save_checkpoint(struct run *r, int64_t step, int64_t token
 }
 
 /* Reads the latest checkpoint: model state and the step; checks it belongs to this run. */
-static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tokens) {
-    char lp[4200], *name = NULL, *text = NULL;
+/* The directory of the checkpoint that `out`/checkpoint/latest names, into dir[n]. */
+static enum sa_status latest_checkpoint(const char *out, char *dir, size_t n) {
+    char lp[4200], *name = NULL;
     size_t len;
-    snprintf(lp, sizeof lp, "%s/checkpoint/latest", r->p->out);
+    snprintf(lp, sizeof lp, "%s/checkpoint/latest", out);
     enum sa_status s = sa_read_file(lp, 256, &name, &len);
-    if (s) return sa_error(SA_STATUS_NOT_FOUND, "--resume: %s has no checkpoint (%s)", r->p->out, lp);
+    if (s) return sa_error(SA_STATUS_NOT_FOUND, "%s has no checkpoint (%s)", out, lp);
     name[strcspn(name, "\n")] = 0;
-    char dir[4400], sp[4500];
-    snprintf(dir, sizeof dir, "%s/checkpoint/%s", r->p->out, name);
+    snprintf(dir, n, "%s/checkpoint/%s", out, name);
     free(name);
+    return SA_STATUS_OK;
+}
+
+static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tokens) {
+    char *text = NULL;
+    size_t len;
+    char dir[4400], sp[4500];
+    enum sa_status s = latest_checkpoint(r->p->out, dir, sizeof dir);
+    if (s) return sa_error(s, "--resume: %s", sa_last_error());
     snprintf(sp, sizeof sp, "%s/state.json", dir);
     if ((s = sa_read_file(sp, 1 << 20, &text, &len))) return s;
     cJSON *j = cJSON_ParseWithLength(text, len);
@@ -322,20 +331,10 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
  * checkpoint/latest names; or a checkpoint directory), the optimizer left fresh. */
 static enum sa_status load_init(struct run *r) {
     const char *from = r->p->init_from;
-    char lp[4200], dir[4400];
-    char *name = NULL;
-    size_t len;
+    char lp[4200], dir[4400], pp[4500];
     snprintf(lp, sizeof lp, "%s/checkpoint/latest", from);
-    if (sa_file_exists(lp)) {
-        enum sa_status s = sa_read_file(lp, 256, &name, &len);
-        if (s) return s;
-        name[strcspn(name, "\n")] = 0;
-        snprintf(dir, sizeof dir, "%s/checkpoint/%s", from, name);
-        free(name);
-    } else {
-        snprintf(dir, sizeof dir, "%s", from);
-    }
-    char pp[4500];
+    if (!sa_file_exists(lp)) snprintf(dir, sizeof dir, "%s", from);
+    else if (latest_checkpoint(from, dir, sizeof dir)) return sa_error(SA_STATUS_NOT_FOUND, "--init-from: %s", sa_last_error());
     snprintf(pp, sizeof pp, "%s/params.bin", dir);
     if (!sa_file_exists(pp))
         return sa_error(SA_STATUS_NOT_FOUND,
