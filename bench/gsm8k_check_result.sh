@@ -32,7 +32,9 @@
 # the anti-expert ALIGNER_BASE, PROXY_ALPHA (1)), UPSTREAM (qwen2.5-coder-0.5b-instruct; the
 # issue-15 arms also run qwen2.5-coder-1.5b-instruct), ALIGNER_BASE (the aligner's base model,
 # qwen2.5-coder-0.5b-instruct, which the shipped adapter was trained on), EDIT_THRESHOLD (none;
-# the `aligner` arm's gate, `salign align --edit-threshold`: choose it on dev, never on test).
+# the `aligner` arm's gate, `salign align --edit-threshold`: choose it on dev, never on test),
+# EDIT_JUDGE (none; the `aligner` arm's edit judge, `salign align --edit-judge M`) and
+# EDIT_JUDGE_THRESHOLD (0; --edit-judge-threshold: choose it on dev, never on test).
 set -eu
 cd "$(dirname "$0")/.."
 S=${SALIGN:-build/salign}
@@ -56,9 +58,11 @@ ARM=${ARM:-aligner}
 EDIT_CHECK=${EDIT_CHECK:-all}
 ARM_LABEL=$ARM
 [ "$EDIT_CHECK" = all ] || ARM_LABEL="$ARM, --edit-check $EDIT_CHECK"
+[ -z "${EDIT_JUDGE:-}" ] || ARM_LABEL="$ARM_LABEL, --edit-judge $EDIT_JUDGE ${EDIT_JUDGE_THRESHOLD:-0}"
 case "$ARM" in
   aligner) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check "$EDIT_CHECK"
-    ${EDIT_THRESHOLD:+--edit-threshold "$EDIT_THRESHOLD"}) ;;
+    ${EDIT_THRESHOLD:+--edit-threshold "$EDIT_THRESHOLD"}
+    ${EDIT_JUDGE:+--edit-judge "$EDIT_JUDGE" --edit-judge-threshold="${EDIT_JUDGE_THRESHOLD:-0}"}) ;;
   calculator) ALIGN=(--copy-aligner --calculator) ;;
   aligner+calculator) ALIGN=(--aligner "$ALIGNER_BASE" --aligner-lora "$ADAPTER" --edit-check "$EDIT_CHECK" --calculator) ;;
   upstream-lora) [ -s "${UPSTREAM_LORA:-}" ] || { echo "ARM=upstream-lora needs UPSTREAM_LORA=adapter.gguf" >&2; exit 2; }

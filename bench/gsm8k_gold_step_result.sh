@@ -37,7 +37,8 @@
 # swap: the sentence with its off-path equation replaced: bench/gold_step_records.py), DRAFT_IDS, MAX_STEPS (50), COPY_SHARE (0.5),
 # PLAIN_COPIES (0.1), EDIT_WEIGHT (1), GATES (-inf,0,2,4,8), DEV_RECORDS, DEV_ALONE (a dir with dev_alone.jsonl and its trace),
 # POLICY_IDS (120-399), CONT_RECORDS, MIX, THREADS (2), PARALLEL (4), SALIGN (build/salign),
-# INIT_FROM (train: start from the weights of another training run's directory, `salign train --init-from`),
+# EDIT_JUDGE, EDIT_JUDGE_THRESHOLD (dev: the edit judge, bench/gsm8k_check_result.sh; its own
+# WORKDIR/dev_tT_jJ), INIT_FROM (train: start from the weights of another training run's directory, `salign train --init-from`),
 # ALIGNER_BASE (the aligner's base model for train, devrec, dev and policy; default the upstream,
 # qwen2.5-coder-0.5b-instruct; session 19 trains qwen2.5-coder-1.5b-instruct).
 set -eu
@@ -111,7 +112,7 @@ if want devrec; then
 fi
 if want dev; then
   [ -s "$adapter" ] || { echo "no $adapter: run STEPS=train first" >&2; exit 1; }
-  D="$W/dev${EDIT_THRESHOLD:+_t$EDIT_THRESHOLD}"
+  D="$W/dev${EDIT_THRESHOLD:+_t$EDIT_THRESHOLD}${EDIT_JUDGE:+_j${EDIT_JUDGE_THRESHOLD:-0}}"
   mkdir -p "$D"
   if [ -n "${DEV_ALONE:-}" ] && [ ! -s "$D/dev_alone.jsonl" ]; then
     cp "$DEV_ALONE/dev_alone.jsonl" "$D/"

@@ -101,8 +101,11 @@ enum sa_pipeline_edit_check {
                                                3 hours."); opt-in, not in ALL until it is measured */
     SA_PIPELINE_EDIT_CHECK_ALL = SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_FORMAT,
     SA_PIPELINE_EDIT_CHECK_KNOWN = SA_PIPELINE_EDIT_CHECK_ALL | SA_PIPELINE_EDIT_CHECK_CUT,
+    /* Not a rule, and not a bit of edit_check: refused_by's value when the edit judge
+     * (sa_pipeline_params.edit_judge_model) refused the edit. */
+    SA_PIPELINE_EDIT_CHECK_JUDGE = 1u << 3,
 };
-/* "arith", "format", "cut" for one bit ("none" for 0, "unknown" for anything else). */
+/* "arith", "format", "cut", "judge" for one bit ("none" for 0, "unknown" for anything else). */
 const char *sa_pipeline_edit_check_name(unsigned check);
 /* The check of `checks` (bits) that refuses replacing y1 with y2 (both NUL-terminated): one
  * SA_PIPELINE_EDIT_CHECK_* bit, or 0 when none does (or y1 or y2 is NULL). When several would,
@@ -259,13 +262,32 @@ struct sa_pipeline_params {
                                            residual stream (its sa_ctx_params.cvec): every
                                            revision is steered. Borrowed. */
     float aligner_cvec_scale;           /* finite; default 1; 0 gives the unsteered aligner */
+
+    /* ---- the edit judge (issue 13; not in the paper): a second model's opinion of each edit ---- */
+    /* NULL (default): none. Else, in STREAM and CONTINUE rounds, each revision y2 that differs
+     * from y1 and that the gate and the edit checks let stand is scored by this model prompted as
+     * a solver: its own chat template (and that template's default system prompt), the question
+     * as the user turn, and the answer so far followed by the separator the upstream wrote before
+     * y1 as the start of its reply. judge margin = log p(y2) - log p(y1) after that context, each
+     * a sum over the sentence's tokens (no end token: the answer goes on). y2 stands only when the
+     * margin is >= edit_judge_threshold; else y1 is emitted, as for a refused edit (`refused`,
+     * refused_by SA_PIPELINE_EDIT_CHECK_JUDGE). The calculator then applies as to any sentence.
+     * The judge gets its own context, made like the aligner's (n_ctx, n_threads, kv_type,
+     * batch_invariant, sched); it may be the same model as the upstream or the aligner. A pair
+     * that does not fit in its context is not judged (the edit stands). Borrowed.
+     * docs/PIPELINE.md "The edit judge". */
+    const struct sa_model *edit_judge_model;
+    const struct sa_lora *edit_judge_lora; /* NULL, or a LoRA adapter over edit_judge_model. Borrowed. */
+    float edit_judge_threshold;            /* nats; default 0; -INFINITY judges every edit and refuses
+                                              none (to choose a threshold); not NaN */
 };
 
 /* mode STREAM, no models, format UNKNOWN, max_rounds 0, max_length 1024, max_sentence_tokens
  * 256, max_aligner_tokens 0 (auto), continue_rounds 1, continue_with ALIGNER, unit SENTENCE,
  * temperatures 0 (greedy), top_p 1, seed 0, use_spec true, kv_reuse true, n_threads 0, n_ctx 0,
  * token healing on, batch_invariant false, kv_type SA_DTYPE_F32, edit_gate false (edit_threshold
- * 0, edit_score SUM), keep_line_break on, no proxy-tuning (proxy_alpha 1), edit_check NONE, calculator off. */
+ * 0, edit_score SUM), keep_line_break on, no proxy-tuning (proxy_alpha 1), edit_check NONE, calculator off,
+ * no edit judge (edit_judge_threshold 0). */
 struct sa_pipeline_params sa_pipeline_default_params(void);
 
 /* One emitted piece of the answer (a sentence, or a unit of an uncorrected continuation). */
@@ -308,7 +330,8 @@ struct sa_pipeline_sentence {
     const char *proposed;     /* gated: the aligner's revision that was replaced (without its outer
                                  whitespace); else NULL */
     double score_ms;          /* of aligner_ms: the gate's teacher-forced pass over y1 (0: none) */
-    bool refused;             /* the edit check (sa_pipeline_params.edit_check) refused the revision:
+    bool refused;             /* the edit check (sa_pipeline_params.edit_check) or the edit judge
+                                 (edit_judge_model) refused the revision:
                                  `text` is the separator + y1 and `proposed` the refused revision,
                                  as for a gated one (gated stays false) */
     unsigned refused_by;      /* refused: the check that refused it, one SA_PIPELINE_EDIT_CHECK_* bit
@@ -318,6 +341,11 @@ struct sa_pipeline_sentence {
                                  `text`; 0 when none (copied and edit_ratio describe the aligner's
                                  revision, before the calculator) */
     const char *unrepaired;   /* n_repaired > 0: the emitted sentence before the calculator; else NULL */
+    /* the edit judge (sa_pipeline_params.edit_judge_model) */
+    bool judged;              /* the judge scored this edit: judge_margin is set */
+    double judge_margin;      /* judged: log p(y2) - log p(y1) under the judge, nats; else NAN
+                                 (refused_by JUDGE when below edit_judge_threshold) */
+    double judge_ms;          /* the judge's time on this sentence (0: not judged); not in aligner_ms */
 };
 
 struct sa_pipeline_callbacks {
@@ -355,11 +383,15 @@ struct sa_pipeline_result {
                                  ALIGNER mode: of the one revision); NAN when none */
     double logp_revision, logp_draft; /* the last scored revision's sums (NAN: none, or copied) */
     double score_ms;          /* of aligner_ms: the gate's passes over y1 */
-    int32_t n_refused;        /* revisions the edit check replaced by their y1 (not in n_gated) */
+    int32_t n_refused;        /* revisions the edit check or the edit judge replaced by their y1
+                                 (not in n_gated) */
     unsigned refused_by;      /* the last refused revision's check (sa_pipeline_revise_sentence and
                                  ALIGNER mode: of the one revision): an SA_PIPELINE_EDIT_CHECK_* bit;
                                  0 when none was refused */
     int32_t n_repaired;       /* results the calculator rewrote (sa_pipeline_params.calculator) */
+    int32_t n_judged;         /* edits the edit judge scored */
+    int32_t n_judge_refused;  /* of them, those it refused (also counted in n_refused) */
+    double judge_ms;          /* the edit judge's time */
 };
 void sa_pipeline_result_free(struct sa_pipeline_result *r);
 

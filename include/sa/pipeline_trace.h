@@ -52,6 +52,8 @@ enum sa_trace_field {
     SA_TRACE_UNREPAIRED = 1u << 25,
     /* the check that refused the edit (with SA_TRACE_REFUSED; written right after "refused") */
     SA_TRACE_REFUSED_BY = 1u << 26,
+    /* the edit judge's (sa_pipeline_params.edit_judge_model): written only for a judged edit */
+    SA_TRACE_JUDGE_MARGIN = 1u << 27,
 };
 
 /* One trace line. Strings are borrowed (NUL-terminated UTF-8): from the caller for the
@@ -80,17 +82,19 @@ struct sa_trace_round {
     const char *proposed;    /* gated or refused: the aligner's revision that was replaced */
     bool refused;            /* the edit check refused the revision (y2 is then y1) */
     unsigned refused_by;     /* the check that refused it: one SA_PIPELINE_EDIT_CHECK_* bit, written
-                                and read as its name ("arith", "format", "cut":
-                                sa_pipeline_edit_check_name) */
+                                and read as its name ("arith", "format", "cut", or "judge" for the
+                                edit judge: sa_pipeline_edit_check_name) */
     int32_t repaired;        /* >= 0: results the calculator rewrote (y2 and text are after it) */
     const char *unrepaired;  /* repaired: the emitted sentence before the calculator */
+    double judge_margin;     /* finite: the edit judge's margin (sa_pipeline_sentence.judge_margin) */
 };
 
 /* The line of a sentence the pipeline emitted (what `salign align --trace` writes): every
  * field of SA_TRACE_ALL, the id when id_json is not NULL, the question when it is not NULL,
  * margin and gated when the gate scored the revision, refused when the edit check refused it
  * (and refused_by when the sentence names the check), proposed when either replaced it,
- * repaired and unrepaired when the calculator rewrote it. The result borrows s's strings and
+ * repaired and unrepaired when the calculator rewrote it, judge_margin when the edit judge
+ * scored it. The result borrows s's strings and
  * the arguments. */
 struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_sentence *s, const char *id_json,
                                                  const char *question);

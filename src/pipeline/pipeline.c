@@ -38,6 +38,10 @@ struct sa_pipeline {
     struct sa_upstream *al_up;     /* the aligner as a writer (CONTINUE with the aligner) */
     struct sa_local_upstream *al_local;
     struct sa_segmenter *seg;
+    /* the edit judge (edit_judge_model) */
+    struct sa_edit_judge *judge;
+    enum sa_chat_format jg_fmt;
+    const char *jg_tmpl;
     /* the run in progress */
     const struct sa_pipeline_callbacks *cb;
     const char *question;
@@ -84,6 +88,7 @@ const char *sa_pipeline_edit_check_name(unsigned check) {
            : check == SA_PIPELINE_EDIT_CHECK_ARITH  ? "arith"
            : check == SA_PIPELINE_EDIT_CHECK_FORMAT ? "format"
            : check == SA_PIPELINE_EDIT_CHECK_CUT    ? "cut"
+           : check == SA_PIPELINE_EDIT_CHECK_JUDGE  ? "judge"
                                                     : "unknown";
 }
 
@@ -194,6 +199,7 @@ static enum sa_chat_format model_format(const struct sa_model *m) {
 void sa_pipeline_free(struct sa_pipeline *pl) {
     if (!pl) return;
     sa_segmenter_free(pl->seg);
+    sa_edit_judge_free(pl->judge);
     sa_upstream_free(pl->al_up);
     sa_sampler_free(pl->al_smp);
     sa_ctx_free(pl->al_ctx);
@@ -253,6 +259,13 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_threshold is NaN or edit_score unknown");
     if (p->edit_check & ~(unsigned)SA_PIPELINE_EDIT_CHECK_KNOWN)
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_check has an unknown bit");
+    if (p->edit_judge_model && (p->mode == SA_PIPELINE_ALIGNER || p->mode == SA_PIPELINE_UPSTREAM))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: the edit judge judges sentences: modes stream and "
+                                                "continue");
+    if (p->edit_judge_lora && !p->edit_judge_model)
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_judge_lora needs edit_judge_model");
+    if (p->edit_judge_model && isnan(p->edit_judge_threshold))
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_judge_threshold is NaN");
     if (p->edit_gate && needs_aligner(p) && (p->aligner_fn || !p->aligner_model))
         return sa_error(SA_STATUS_BAD_ARGUMENT, "pipeline: edit_gate needs aligner_model (an aligner_fn gives no "
                                                 "log-probabilities to compare)");
@@ -319,6 +332,17 @@ enum sa_status sa_pipeline_init(const struct sa_pipeline_params *params, struct 
         if (!s && p->mode == SA_PIPELINE_CONTINUE && p->continue_with == SA_PIPELINE_CONTINUE_ALIGNER)
             s = sa_local_upstream_init(am, pl->al_ctx, NULL, p->kv_reuse, &pl->al_up, &pl->al_local);
         if (!pl->len_tok) pl->len_tok = pl->al_tok;
+    }
+    /* the edit judge: its own context, made as the aligner's */
+    if (!s && p->edit_judge_model) {
+        pl->jg_tmpl = sa_model_chat_template(p->edit_judge_model);
+        pl->jg_fmt = model_format(p->edit_judge_model);
+        if (pl->jg_fmt == SA_CHAT_FORMAT_UNKNOWN)
+            s = sa_error(SA_STATUS_UNSUPPORTED, "pipeline: the edit judge's chat template is not one salign knows "
+                                                "(chatml, gemma, llama3)");
+        struct sa_ctx_params cp = local_ctx_params(pl);
+        cp.lora = p->edit_judge_lora;
+        if (!s) s = sa_edit_judge_init(p->edit_judge_model, &cp, &pl->judge);
     }
     if (!s) {
         struct sa_segment_params sp = sa_segment_default_params();
@@ -665,6 +689,8 @@ struct revision {
     char *proposed; /* gated or refused: the aligner's revision (stripped, malloc'd) */
     int32_t n_repaired; /* the calculator rewrote this many results of text */
     char *unrepaired;   /* n_repaired > 0: text before the calculator (malloc'd) */
+    bool judged;        /* the edit judge scored it: judge_margin */
+    double judge_margin, judge_ms;
 };
 
 /* The gate's scores of a revision (docs/PIPELINE.md "Gated revision"). The aligner generated
@@ -782,12 +808,36 @@ static void revision_free(struct revision *rv) {
     rv->text = rv->raw = rv->proposed = rv->unrepaired = NULL;
 }
 
+/* The edit judge's margin for replacing y1 by y2 after the answer so far and `lead` (the
+ * separator the upstream wrote before y1): rv->judged and rv->judge_margin (not judged when
+ * the texts do not fit in its context). */
+static enum sa_status judge_edit(struct sa_pipeline *pl, const char *lead, size_t lead_len, const char *y1,
+                                 const char *y2, struct revision *rv) {
+    const double t = sa_time_now();
+    char *context = malloc(pl->answer.len + lead_len + 1), *prompt = NULL;
+    size_t plen = 0;
+    if (!context) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    memcpy(context, pl->answer.data, pl->answer.len);
+    memcpy(context + pl->answer.len, lead, lead_len);
+    context[pl->answer.len + lead_len] = 0;
+    enum sa_status s = render(pl->jg_fmt, pl->jg_tmpl, NULL, pl->question, context, &prompt, &plen);
+    double m = NAN;
+    if (!s) s = sa_edit_judge_margin(pl->judge, prompt, plen, y1, y2, &m, NULL);
+    free(prompt);
+    free(context);
+    rv->judged = !s && !isnan(m);
+    rv->judge_margin = m;
+    rv->judge_ms = ms_since(t);
+    return s;
+}
+
 /* Asks the aligner (model or aligner_fn); rv->text gets the revision without its outer
- * whitespace (the separator is the upstream's: docs/internals/pipeline.md). */
+ * whitespace (the separator is the upstream's: docs/internals/pipeline.md). A loop's round
+ * passes the separator before y1 (`lead`, lead_len bytes) for the edit judge; NULL: no judge. */
 static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_kind kind, const char *last,
-                             struct revision *rv) {
+                             const char *lead, size_t lead_len, struct revision *rv) {
     memset(rv, 0, sizeof *rv);
-    rv->margin = rv->logp_rev = rv->logp_draft = NAN;
+    rv->margin = rv->logp_rev = rv->logp_draft = rv->judge_margin = NAN;
     struct sa_pipeline_request req = {.kind = kind, .question = pl->question, .prefix = pl->answer.data, .last = last};
     char *raw = NULL;
     const double t = sa_time_now();
@@ -811,7 +861,13 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
             rv->gated = true;
         else if (!rv->copied)
             rv->refused_by = sa_pipeline_edit_refused_by(pl->p.edit_check, last, rv->text);
-        if (rv->gated || rv->refused_by) {
+        /* the edit judge, on an edit that still stands */
+        if (pl->judge && lead && !rv->copied && !rv->gated && !rv->refused_by && rv->text[0]) {
+            s = judge_edit(pl, lead, lead_len, last, rv->text, rv);
+            if (!s && rv->judged && !(rv->judge_margin >= (double)pl->p.edit_judge_threshold))
+                rv->refused_by = SA_PIPELINE_EDIT_CHECK_JUDGE;
+        }
+        if (!s && (rv->gated || rv->refused_by)) {
             char *y1 = strdup(last);
             if (!y1) {
                 s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
@@ -844,6 +900,9 @@ static enum sa_status revise(struct sa_pipeline *pl, enum sa_pipeline_request_ki
             r->refused_by = rv->refused_by;
         }
         r->n_repaired += rv->n_repaired;
+        r->n_judged += rv->judged;
+        r->n_judge_refused += rv->refused_by == SA_PIPELINE_EDIT_CHECK_JUDGE;
+        r->judge_ms += rv->judge_ms;
         r->aligner_tokens += rv->n_tokens;
         r->aligner_draft += rv->n_draft;
         r->aligner_accepted += rv->n_accepted;
@@ -875,6 +934,9 @@ static struct sa_pipeline_sentence aligned_event(const char *y1, const struct re
     ev.n_repaired = rv->n_repaired;
     ev.unrepaired = rv->unrepaired;
     ev.score_ms = rv->score_ms;
+    ev.judged = rv->judged;
+    ev.judge_margin = rv->judge_margin;
+    ev.judge_ms = rv->judge_ms;
     ev.upstream_done = ro->finish == SA_UPSTREAM_FINISH_STOP;
     ev.upstream_tokens = ro->n_tokens;
     ev.upstream_prefill = ro->n_prefill;
@@ -921,7 +983,7 @@ static enum sa_status write_rest(struct sa_pipeline *pl, bool with_aligner) {
     enum sa_status s;
     if (with_aligner && pl->p.aligner_fn) { /* a custom aligner writes the rest in one piece */
         struct revision rv;
-        if ((s = revise(pl, SA_PIPELINE_REQ_CONTINUE, "", &rv))) return s;
+        if ((s = revise(pl, SA_PIPELINE_REQ_CONTINUE, "", NULL, 0, &rv))) return s;
         /* emitted unit by unit with the same rule as a streamed continuation: each piece is
          * the whitespace before it and the unit without its trailing whitespace */
         struct sa_segment_params sp = sa_segment_default_params();
@@ -1024,7 +1086,7 @@ static enum sa_status run_stream(struct sa_pipeline *pl) {
             return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
         }
         struct revision rv;
-        if ((s = revise(pl, SA_PIPELINE_REQ_SENTENCE, y1, &rv))) {
+        if ((s = revise(pl, SA_PIPELINE_REQ_SENTENCE, y1, ro.piece, ro.lead, &rv))) {
             free(y1);
             free(ro.piece);
             return s;
@@ -1081,7 +1143,7 @@ static enum sa_status run_aligner(struct sa_pipeline *pl, const char *given) {
     }
     if (!r->upstream_answer) return sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     struct revision rv;
-    if ((s = revise(pl, SA_PIPELINE_REQ_ANSWER, r->upstream_answer, &rv))) return s;
+    if ((s = revise(pl, SA_PIPELINE_REQ_ANSWER, r->upstream_answer, NULL, 0, &rv))) return s;
     r->n_rounds = 1;
     if (!rv.text[0]) {
         revision_free(&rv);
@@ -1195,7 +1257,7 @@ enum sa_status sa_pipeline_revise_sentence(struct sa_pipeline *pl, const char *q
     char *y1 = s ? NULL : sa_join_strip(last, strlen(last));
     if (!s && !y1) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
     struct revision rv = {0};
-    if (!s) s = revise(pl, SA_PIPELINE_REQ_SENTENCE, y1, &rv);
+    if (!s) s = revise(pl, SA_PIPELINE_REQ_SENTENCE, y1, NULL, 0, &rv);
     if (!s) {
         result->answer = rv.text;
         result->len = strlen(rv.text);

@@ -42,6 +42,23 @@ void sa_local_upstream_set_proxy(struct sa_local_upstream *lu, struct sa_proxy *
 SA_NODISCARD enum sa_status sa_local_tokenize_prompt(const struct sa_tokenizer *tok, const char *text, size_t len,
                                                      int32_t **ids, size_t *n);
 
+/* ---- the edit judge (edit_judge.c) ---- */
+
+struct sa_edit_judge; /* a judge model's context */
+/* A judge over `model` with its own context made with `cp`. Errors: the context's. */
+SA_NODISCARD enum sa_status sa_edit_judge_init(const struct sa_model *model, const struct sa_ctx_params *cp,
+                                               struct sa_edit_judge **out);
+void sa_edit_judge_free(struct sa_edit_judge *j);
+/* *margin = log p(y2 | prompt) - log p(y1 | prompt) under the judge, nats: prompt[0..plen) is
+ * the judge's rendered prompt (its reply pre-filled up to where the sentence starts), each sum
+ * over the sentence's tokens in the tokenization of prompt + sentence (no end token). NAN when
+ * prompt + either sentence does not fit in the context (not judged). *n_prefill (may be NULL):
+ * the prompt tokens evaluated (the cache kept the rest). Errors: BAD_ARGUMENT (an empty
+ * prompt), CANCELLED, NO_MEMORY, the tokenizer's. */
+SA_NODISCARD enum sa_status sa_edit_judge_margin(struct sa_edit_judge *j, const char *prompt, size_t plen,
+                                                 const char *y1, const char *y2, double *margin,
+                                                 int32_t *n_prefill);
+
 /* ---- joining (join.c) ---- */
 
 /* ASCII whitespace as the segmenter counts it: space, \t, \n, \r, \f, \v. */

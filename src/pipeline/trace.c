@@ -13,16 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* True when b is one known edit check (an SA_PIPELINE_EDIT_CHECK_* bit): refused_by's values. */
+/* What can refuse an edit: the known checks and the edit judge (refused_by's values). */
+#define REFUSERS (SA_PIPELINE_EDIT_CHECK_KNOWN | SA_PIPELINE_EDIT_CHECK_JUDGE)
+
+/* True when b is one of them (an SA_PIPELINE_EDIT_CHECK_* bit). */
 static bool is_one_check(unsigned b) {
-    return b && !(b & (b - 1)) && (b & SA_PIPELINE_EDIT_CHECK_KNOWN);
+    return b && !(b & (b - 1)) && (b & REFUSERS);
 }
 
 /* The known checks' names, "arith, format, cut", in buf (for messages). */
 static const char *known_checks(char *buf, size_t size) {
     size_t len = 0;
     buf[0] = 0;
-    for (unsigned b = 1; b <= SA_PIPELINE_EDIT_CHECK_KNOWN; b <<= 1)
+    for (unsigned b = 1; b <= REFUSERS; b <<= 1)
         if (is_one_check(b) && len < size)
             len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", sa_pipeline_edit_check_name(b));
     return buf;
@@ -62,6 +65,7 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
         .refused_by = s->refused_by,
         .repaired = s->n_repaired,
         .unrepaired = s->unrepaired,
+        .judge_margin = s->judge_margin,
     };
     /* a NULL string is left out (as cJSON_AddStringToObject always did here) */
     const uint32_t strs = SA_TRACE_ANSWER_SO_FAR | SA_TRACE_Y1 | SA_TRACE_Y2 | SA_TRACE_TEXT;
@@ -72,6 +76,7 @@ struct sa_trace_round sa_trace_round_of_sentence(const struct sa_pipeline_senten
     if (s->refused) r.has |= SA_TRACE_REFUSED | (s->refused_by ? SA_TRACE_REFUSED_BY : 0);
     if (((s->scored && s->gated) || s->refused) && s->proposed) r.has |= SA_TRACE_PROPOSED;
     if (s->n_repaired > 0 && s->unrepaired) r.has |= SA_TRACE_REPAIRED | SA_TRACE_UNREPAIRED;
+    if (s->judged && isfinite(s->judge_margin)) r.has |= SA_TRACE_JUDGE_MARGIN;
     return r;
 }
 
@@ -130,9 +135,11 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
         return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"refused_by\" is not one edit check (0x%x)",
                         r->refused_by);
     }
-    if ((r->has & SA_TRACE_MARGIN) && !isfinite(r->margin)) {
+    if (((r->has & SA_TRACE_MARGIN) && !isfinite(r->margin)) ||
+        ((r->has & SA_TRACE_JUDGE_MARGIN) && !isfinite(r->judge_margin))) {
         cJSON_Delete(j);
-        return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"margin\" is not a finite number");
+        return sa_error(SA_STATUS_BAD_ARGUMENT, "trace: field \"%s\" is not a finite number",
+                        (r->has & SA_TRACE_MARGIN) && !isfinite(r->margin) ? "margin" : "judge_margin");
     }
     NUM(SA_TRACE_MARGIN, "margin", r->margin);
     BOOL(SA_TRACE_GATED, "gated", r->gated);
@@ -141,6 +148,7 @@ enum sa_status sa_trace_round_format(const struct sa_trace_round *r, char **line
     STR(SA_TRACE_PROPOSED, "proposed", r->proposed);
     NUM(SA_TRACE_REPAIRED, "repaired", r->repaired);
     STR(SA_TRACE_UNREPAIRED, "unrepaired", r->unrepaired);
+    NUM(SA_TRACE_JUDGE_MARGIN, "judge_margin", r->judge_margin);
 #undef STR
 #undef NUM
 #undef BOOL
@@ -267,15 +275,21 @@ static enum sa_status on_object(void *user, const struct sa_jsonl_item *it) {
         *nums[i].dst = j->valuedouble;
         r.has |= nums[i].bit;
     }
-    if ((j = field(o, "margin"))) { /* any finite number: a log-probability difference */
+    const struct {
+        uint32_t bit;
+        const char *key;
+        double *dst;
+    } margins[] = {{SA_TRACE_MARGIN, "margin", &r.margin}, {SA_TRACE_JUDGE_MARGIN, "judge_margin", &r.judge_margin}};
+    for (size_t i = 0; i < SA_ARRAY_LEN(margins); i++) { /* any finite number: a log-probability difference */
+        if (!(j = field(o, margins[i].key))) continue;
         if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
-            return sa_error(SA_STATUS_BAD_JSON, "%s: field \"margin\" must be a number", where);
-        r.margin = j->valuedouble;
-        r.has |= SA_TRACE_MARGIN;
+            return sa_error(SA_STATUS_BAD_JSON, "%s: field \"%s\" must be a number", where, margins[i].key);
+        *margins[i].dst = j->valuedouble;
+        r.has |= margins[i].bit;
     }
     if ((j = field(o, "refused_by"))) { /* a check's name (sa_pipeline_edit_check_name) */
         char names[64];
-        for (unsigned b = 1; b <= SA_PIPELINE_EDIT_CHECK_KNOWN && !r.refused_by; b <<= 1)
+        for (unsigned b = 1; b <= REFUSERS && !r.refused_by; b <<= 1)
             if (is_one_check(b) && cJSON_IsString(j) && !strcmp(j->valuestring, sa_pipeline_edit_check_name(b)))
                 r.refused_by = b;
         if (!r.refused_by)

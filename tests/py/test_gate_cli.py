@@ -4,7 +4,9 @@ reports the gate in --json, the trace and --show-edits, and works with --paralle
 answers as --parallel 1 in batch-invariant mode); a refused edit names its check (`--edit-check`:
 --show-edits, the trace, eval aligner --details); `salign eval aligner --edit-threshold LIST`
 gives one row per threshold, replaying the gate on the per-record margins of --details; bad
-values are refused with a clear message (exit 2)."""
+values are refused with a clear message (exit 2). The edit judge (`--edit-judge M
+--edit-judge-threshold X`) is reported in --json, the trace and --show-edits, with --parallel
+too; its margins are checked against an independent computation in tests/test_pipeline_judge.c."""
 import json
 import os
 import re
@@ -194,6 +196,75 @@ def eval_aligner_sweep():
     text = run(ev + ["--edit-threshold", "-1,1", "--edit-score", "mean"]).stdout
     rows_out = [ln for ln in text.splitlines() if ln.startswith(">= ")]
     assert len(rows_out) == 2 and rows_out[0].startswith(">= -1") and "gated" in rows_out[0], text
+
+
+@test
+def edit_judge_bad_values_refused():
+    for extra, want in [(["--edit-judge-threshold", "0"], "--edit-judge-threshold needs --edit-judge"),
+                        (["--edit-judge-lora", "a.gguf"], "--edit-judge-lora needs --edit-judge"),
+                        (["--edit-judge", NAME, "--edit-judge-threshold", "nan"], "--edit-judge-threshold"),
+                        (["--edit-judge", NAME, "--mode", "aligner"], "--mode stream or continue")]:
+        p = run(BASE + ["-p", "q"] + extra, code=2)
+        assert want in p.stderr, (extra, p.stderr)
+    p = run([SALIGN, "align", "--upstream", NAME, "--copy-aligner", "--edit-judge", NAME, "-p", "q"], code=2)
+    assert "--edit-judge needs an aligner" in p.stderr, p.stderr
+    p = run(BASE + ["-p", "q", "--edit-judge", "/nonexistent/judge.gguf"], code=1)
+    assert "judge.gguf" in p.stderr, p.stderr
+
+
+@test
+def edit_judge_json_trace_show_edits():
+    """+inf refuses every edit the judge sees: the answer is the upstream's sentences (as with
+    --copy-aligner); each edit's line has judge_margin, refused_by "judge" and the proposed edit;
+    --show-edits shows the judge's margin. -inf judges every edit and refuses none: the answer
+    without a judge. A judge that is neither the upstream nor the aligner is loaded on its own
+    (here the same file by path)."""
+    trace = os.path.join(tmpdir(), "judge_trace.jsonl")
+    q = "Why is the sky blue?"
+    out = run(BASE + ["-p", q, "--edit-judge", NAME, "--edit-judge-threshold", "inf", "--json", "--trace", trace,
+                      "--show-edits", "-v"])
+    r = json.loads(out.stdout.splitlines()[-1])
+    assert r["edit_judge_threshold"] == "inf" and r["judged"] == r["judge_refused"] == r["rounds"] - r["copied"], r
+    assert r["judged"] > 0, "the untrained aligner was expected to edit: %s" % out.stdout
+    assert "edit judge (threshold inf): %d of %d" % (r["judged"], r["judged"]) in out.stderr, out.stderr
+    assert out.stdout.count("(refused: judge margin") == r["judged"], out.stdout
+    lines = jsonl(trace)
+    for t in lines:
+        assert t["y2"] == t["y1"], t
+        if not t["copied"]:
+            assert t["refused_by"] == "judge" and "judge_margin" in t and t["proposed"] != t["y1"], t
+        else:
+            assert "judge_margin" not in t and "refused" not in t, t
+    copy = json.loads(run([SALIGN, "align", "--upstream", NAME, "--copy-aligner", "-t", "2", "--batch-invariant",
+                           "--max-rounds", "2", "--max-sentence-tokens", "32", "-p", q, "--json"]).stdout)
+    assert r["answer"] == copy["answer"], (r, copy)
+    lo = json.loads(run(BASE + ["-p", q, "--edit-judge", GGUF, "--edit-judge-threshold=-inf", "--json"]).stdout)
+    off = json.loads(run(BASE + ["-p", q, "--json"]).stdout)
+    assert lo["answer"] == off["answer"] and lo["judge_refused"] == 0 and lo["judged"] == r["judged"], (lo, off)
+    assert "judged" not in off and "edit_judge_threshold" not in off, off
+
+
+@test
+def edit_judge_parallel():
+    """--parallel 2 gives the answers and judge counts of --parallel 1 (batch-invariant)."""
+    qs = os.path.join(tmpdir(), "judge_q.jsonl")
+    with open(qs, "w") as out:
+        for i, q in enumerate(["Why is the sky blue?",
+                               "A train travels 60 km in 1.5 hours. What is its average speed?"]):
+            out.write(json.dumps({"id": "j%d" % i, "question": q}) + "\n")
+    res = {}
+    for n in (1, 2):
+        o = os.path.join(tmpdir(), "judge_a%d.jsonl" % n)
+        if os.path.exists(o):
+            os.remove(o)
+        run(BASE + ["--input", qs, "--output", o, "--parallel", str(n), "--edit-judge", NAME,
+                    "--edit-judge-threshold", "0"])
+        res[n] = {r["id"]: r for r in jsonl(o)}
+    assert sorted(res[1]) == ["j0", "j1"], res[1]
+    assert sum(r["judged"] for r in res[1].values()) > 0, res[1]
+    for k in res[1]:
+        a, b = res[1][k], res[2][k]
+        assert (a["answer"], a["judged"], a["judge_refused"]) == (b["answer"], b["judged"], b["judge_refused"]), (a, b)
 
 
 if __name__ == "__main__":

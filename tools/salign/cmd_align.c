@@ -38,6 +38,7 @@ struct align_opts {
     struct sa_pipeline_params pp;
     const char *proxy_expert, *proxy_anti, *proxy_expert_lora; /* proxy-tuning (docs/PROXY.md) */
     const char *aligner_steer; /* --aligner-steer: a control vector for the aligner (docs/STEER.md) */
+    const char *edit_judge, *edit_judge_lora; /* --edit-judge: a second model's opinion of each edit */
 };
 
 /* --copy-aligner: every revision is the sentence (or answer) unchanged. */
@@ -103,6 +104,13 @@ static const struct cli_opt align_opts[] = {
     {"edit-score", 0, CLI_OPT_ENUM, O(pp.edit_score), .names = edit_score_names, .arg = "sum|mean",
      .help = "the margin: sum (default) of log-probabilities, or mean\nper token (X in nats per token)"},
     CLI_EDIT_CHECK_ENTRY(struct align_opts, pp.edit_check),
+    {"edit-judge", 0, CLI_OPT_STR, O(edit_judge), .arg = "M",
+     .help = "the edit judge: a second model (path or cached name),\nprompted as a solver, scores each edit that stands:\n"
+             "log p(y2) - log p(y1) after the question and the answer\nso far; below --edit-judge-threshold y1 is "
+             "emitted\n(refused: judge). M may be the upstream or the aligner\n(docs/PIPELINE.md \"The edit judge\")"},
+    {"edit-judge-lora", 0, CLI_OPT_STR, O(edit_judge_lora), .arg = "FILE", .help = "a LoRA adapter over the edit judge"},
+    {"edit-judge-threshold", 0, CLI_OPT_FLOAT, O(pp.edit_judge_threshold), .lo = -INFINITY, .hi = INFINITY,
+     .arg = "X", .help = "keep an edit the judge scores >= X nats (default 0;\n-inf: every edit judged, none refused)"},
     CLI_CALCULATOR_ENTRY(struct align_opts, pp.calculator),
     {"temp", 0, CLI_OPT_FLOAT, O(pp.upstream_temp), .lo = -INFINITY, .hi = INFINITY, .section = "Decoding",
      .arg = "T", .help = "upstream temperature (default 0: greedy)"},
@@ -193,6 +201,14 @@ static int parse_args(int argc, char **argv, struct align_opts *o) {
     if (o->pp.calculator && !need_aligner)
         return cli_usage_error("align", "--calculator needs an aligner round (--aligner M or --copy-aligner)");
     if (!o->pp.edit_gate) o->pp.edit_threshold = 0.0f;
+    if (!o->edit_judge && (o->edit_judge_lora || !isnan(o->pp.edit_judge_threshold)))
+        return cli_usage_error("align", "%s needs --edit-judge M",
+                               o->edit_judge_lora ? "--edit-judge-lora" : "--edit-judge-threshold");
+    if (o->edit_judge && o->pp.mode != SA_PIPELINE_STREAM && o->pp.mode != SA_PIPELINE_CONTINUE)
+        return cli_usage_error("align", "--edit-judge judges sentences: --mode stream or continue");
+    if (o->edit_judge && o->copy_aligner)
+        return cli_usage_error("align", "--edit-judge needs an aligner that edits (--aligner M)");
+    if (isnan(o->pp.edit_judge_threshold)) o->pp.edit_judge_threshold = 0.0f;
     return 0;
 }
 
@@ -224,16 +240,23 @@ static void print_edit(const struct run_ctx *rc, const struct sa_pipeline_senten
         printf("[%d] = %s\n", s->index, s->original);
         printf("%*s %sx %s%s (gated: margin %.2f)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "",
                off, s->margin);
-    } else if (s->refused) { /* the edit check kept y1: the check that refused it */
+    } else if (s->refused) { /* the edit check or the edit judge kept y1: which one */
         printf("[%d] = %s\n", s->index, s->original);
-        printf("%*s %sx %s%s (refused: %s)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "", off,
-               sa_pipeline_edit_check_name(s->refused_by));
+        if (s->judged)
+            printf("%*s %sx %s%s (refused: judge margin %.2f)\n", s->index >= 10 ? 4 : 3, "", dim,
+                   s->proposed ? s->proposed : "", off, s->judge_margin);
+        else
+            printf("%*s %sx %s%s (refused: %s)\n", s->index >= 10 ? 4 : 3, "", dim, s->proposed ? s->proposed : "",
+                   off, sa_pipeline_edit_check_name(s->refused_by));
     } else {
         const char *y2 = s->text;
         while (*y2 == ' ' || *y2 == '\n' || *y2 == '\t' || *y2 == '\r') y2++;
         printf("[%d] %s- %s%s\n", s->index, red, s->original, off);
-        if (s->scored) printf("%*s %s+ %s%s (margin %.2f)\n", s->index >= 10 ? 4 : 3, "", green, y2, off, s->margin);
-        else printf("%*s %s+ %s%s\n", s->index >= 10 ? 4 : 3, "", green, y2, off);
+        char why[64] = "";
+        if (s->scored && s->judged) snprintf(why, sizeof why, " (margin %.2f, judge %.2f)", s->margin, s->judge_margin);
+        else if (s->scored) snprintf(why, sizeof why, " (margin %.2f)", s->margin);
+        else if (s->judged) snprintf(why, sizeof why, " (judge %.2f)", s->judge_margin);
+        printf("%*s %s+ %s%s%s\n", s->index >= 10 ? 4 : 3, "", green, y2, off, why);
     }
     if (s->n_repaired > 0) { /* the calculator rewrote what the lines above emitted */
         const char *y2 = s->text;
@@ -307,6 +330,14 @@ static cJSON *result_json(const struct sa_pipeline_result *r, const struct align
         cJSON_AddNumberToObject(j, "refused", r->n_refused);
     }
     if (o->pp.calculator) cJSON_AddNumberToObject(j, "repaired", r->n_repaired); /* results the calculator rewrote */
+    if (o->edit_judge) { /* the edit judge */
+        if (isfinite(o->pp.edit_judge_threshold))
+            cJSON_AddNumberToObject(j, "edit_judge_threshold", o->pp.edit_judge_threshold);
+        else cJSON_AddStringToObject(j, "edit_judge_threshold", o->pp.edit_judge_threshold > 0 ? "inf" : "-inf");
+        cJSON_AddNumberToObject(j, "judged", r->n_judged);
+        cJSON_AddNumberToObject(j, "judge_refused", r->n_judge_refused);
+        cJSON_AddNumberToObject(j, "judge_ms", r->judge_ms);
+    }
     cJSON_AddBoolToObject(j, "keep_line_break", o->pp.keep_line_break);
     if (o->proxy_expert) cJSON_AddNumberToObject(j, "proxy_alpha", o->pp.proxy_alpha); /* a proxy-tuned upstream */
     return j;
@@ -328,6 +359,9 @@ static void print_metrics(const struct sa_pipeline_result *r, const struct align
         fprintf(stderr, "salign align: edit check (%s): %d revision(s) refused\n",
                 cli_edit_check_str(o->pp.edit_check, chk, sizeof chk), r->n_refused);
     if (o->pp.calculator) fprintf(stderr, "salign align: calculator: %d result(s) rewritten\n", r->n_repaired);
+    if (o->edit_judge)
+        fprintf(stderr, "salign align: edit judge (threshold %g): %d of %d judged edit(s) refused; judging took %.0f ms\n",
+                o->pp.edit_judge_threshold, r->n_judge_refused, r->n_judged, r->judge_ms);
 }
 
 /* ---- batch ---- */
@@ -828,6 +862,7 @@ int cmd_align(int argc, char **argv) {
     o.pp.edit_threshold = NAN;                       /* set: the gate is on */
     o.pp.edit_score = (enum sa_pipeline_edit_score)-1; /* set: --edit-score was given */
     o.pp.aligner_cvec_scale = NAN; /* set: --steer-coef was given */
+    o.pp.edit_judge_threshold = NAN; /* set: --edit-judge-threshold was given */
     int prc = parse_args(argc, argv, &o);
     if (prc) return prc == CLI_PARSE_HELP ? CLI_OK : prc;
     if (!isnan(o.pp.aligner_cvec_scale) && !o.aligner_steer)
@@ -838,6 +873,8 @@ int cmd_align(int argc, char **argv) {
     struct sa_model *up_model = NULL, *al_model = NULL, *tok_model = NULL;
     struct sa_lora *up_lora = NULL, *al_lora = NULL;
     struct sa_model *px_model[2] = {NULL, NULL}; /* proxy-tuning: expert, anti-expert */
+    struct sa_model *jg_model = NULL;              /* --edit-judge, unless it is the upstream or the aligner */
+    struct sa_lora *jg_lora = NULL;
     struct sa_lora *px_lora = NULL;
     char *al_base = NULL, *al_adapter = NULL;
     struct sa_upstream *remote = NULL;
@@ -908,6 +945,14 @@ int cmd_align(int argc, char **argv) {
         }
         pp.aligner_cvec = al_cvec;
     }
+    if (o.edit_judge) { /* one loaded model serves as judge too when it is the upstream or the aligner's base */
+        if (o.upstream && !is_url(o.upstream) && !strcmp(o.edit_judge, o.upstream)) pp.edit_judge_model = up_model;
+        else if (al_base && !strcmp(o.edit_judge, al_base)) pp.edit_judge_model = pp.aligner_model;
+        else if ((rc = load_cached(o.edit_judge, o.pp.n_threads, &jg_model))) goto done;
+        else pp.edit_judge_model = jg_model;
+        if (o.edit_judge_lora && (rc = gen_load_lora(pp.edit_judge_model, o.edit_judge_lora, &jg_lora))) goto done;
+        pp.edit_judge_lora = jg_lora;
+    }
     if (o.trace && !(trace = fopen(o.trace, o.input ? "a" : "w"))) {
         fprintf(stderr, "salign align: cannot open the trace %s: %s\n", o.trace, strerror(errno));
         rc = CLI_FAIL;
@@ -956,6 +1001,8 @@ done:
     sa_cvec_free(al_cvec);
     sa_lora_free(up_lora);
     sa_lora_free(px_lora);
+    sa_lora_free(jg_lora);
+    sa_model_free(jg_model);
     sa_model_free(px_model[1]);
     sa_model_free(px_model[0]);
     free(al_base);
