@@ -217,6 +217,15 @@ SA_NODISCARD enum sa_status sa_train_model_export(const struct sa_train_model *m
  * another type), IO, NO_MEMORY. */
 SA_NODISCARD enum sa_status sa_train_model_export_lora(const struct sa_train_model *m, const char *path,
                                                        enum sa_dtype type);
+/* The inverse: the adapters of a GGUF LoRA adapter file (as sa_train_model_export_lora writes
+ * it; f32, f16 or bf16) into the LoRA model's trainable A and B (Q/K rows of B back in HF's
+ * order); the base weights are untouched. The file must fit the model exactly: its
+ * architecture, adapter.lora.alpha equal to the model's lora_alpha, and one lora_a/lora_b pair of
+ * this rank for each adapted module, no other. An f16 file gives the f16 rounding of the weights
+ * it was written from. Errors: BAD_ARGUMENT (no LoRA in the model, a file that does not fit;
+ * the message names the tensor or key), BAD_FILE (not a GGUF LoRA adapter), UNSUPPORTED
+ * (another tensor type), IO, NO_MEMORY. On error the adapters may be partly overwritten. */
+SA_NODISCARD enum sa_status sa_train_model_import_lora(struct sa_train_model *m, const char *path);
 
 /* ---- the run ---- */
 
@@ -298,9 +307,11 @@ struct sa_train_params {
                                 were taken in this process; 0: off */
     bool resume;             /* continue from `out`/checkpoint */
     const char *init_from;   /* NULL, or start from the trainable weights of another run: its
-                                directory (the checkpoint named by its checkpoint/latest) or a
-                                checkpoint directory (params.bin). The model must have the same
-                                trainable tensors (base, LoRA rank and targets); the optimizer,
+                                directory (the checkpoint named by its checkpoint/latest), a
+                                checkpoint directory (params.bin), or a GGUF LoRA adapter file
+                                (sa_train_model_import_lora: e.g. a shipped models/NAME/adapter.gguf).
+                                The model must have the same trainable tensors (base, LoRA rank,
+                                alpha and targets); the optimizer,
                                 the schedule and the step count start afresh. Ignored with
                                 `resume` (the checkpoint holds the weights). */
     bool quiet;              /* on_progress is not called */

@@ -4,7 +4,8 @@
  * the base GGUF embedded). LoRA adapters are merged into copies of their weights
  * (W + alpha/r B A); the model in memory is left as it was. A LoRA model's adapters are also
  * written alone as a GGUF LoRA adapter in llama.cpp's format (sa_train_model_export_lora;
- * read back by src/model/lora_adapter.c and by llama.cpp's llama-adapter.cpp). */
+ * read back by src/model/lora_adapter.c and by llama.cpp's llama-adapter.cpp), and such an
+ * adapter read into a LoRA model's trainable weights (sa_train_model_import_lora: a warm start). */
 #define _GNU_SOURCE
 #include "train/train_impl.h"
 
@@ -151,6 +152,95 @@ enum sa_status sa_train_model_export_lora(const struct sa_train_model *m, const 
     sa_gguf_writer_free(w);
     free(block);
     return s ? sa_error_wrap(s, "export adapter %s", path) : s;
+}
+
+enum sa_status sa_train_model_import_lora(struct sa_train_model *m, const char *path) {
+    if (!m || !path) return sa_error(SA_STATUS_BAD_ARGUMENT, "import adapter: NULL argument");
+    if (m->p.lora_rank <= 0) return sa_error(SA_STATUS_BAD_ARGUMENT, "import adapter: the model has no LoRA adapters");
+    const struct sa_model_config *c = &m->cfg;
+    const int64_t r = m->p.lora_rank;
+    struct sa_gguf *g = NULL;
+    enum sa_status s = sa_gguf_open(path, &g);
+    if (s) return sa_error_wrap(s, "import adapter %s", path);
+    const int64_t ka = sa_gguf_find_key(g, "adapter.type"), kr = sa_gguf_find_key(g, "general.architecture");
+    const struct sa_gguf_str at = ka >= 0 ? sa_gguf_get_str(g, ka) : (struct sa_gguf_str){NULL, 0};
+    const struct sa_gguf_str ar = kr >= 0 ? sa_gguf_get_str(g, kr) : (struct sa_gguf_str){NULL, 0};
+    const char *arch = sa_arch_name(c->arch);
+    float alpha = 0;
+    if (!at.ptr || at.len != 4 || memcmp(at.ptr, "lora", 4))
+        s = sa_error(SA_STATUS_BAD_FILE, "%s: not a LoRA adapter (adapter.type is not \"lora\")", path);
+    else if (!ar.ptr || ar.len != strlen(arch) || memcmp(ar.ptr, arch, ar.len))
+        s = sa_error(SA_STATUS_BAD_ARGUMENT, "%s: an adapter for architecture '%.*s', the model is '%s'", path,
+                     (int)(ar.ptr ? ar.len : 4), ar.ptr ? ar.ptr : "none", arch);
+    float *buf = NULL; /* (max OC, r): B as stored, before its Q/K rows go back to HF's order */
+    int64_t max_oc = 0, n_found = 0, n_lora = 0;
+    for (int l = 0; l < c->n_layer; l++)
+        for (int j = 0; j < TR_N_LIN; j++)
+            if (m->layers[l].lin[j].A >= 0 && m->layers[l].lin[j].OC > max_oc) max_oc = m->layers[l].lin[j].OC;
+    if (!s && !(buf = malloc((size_t)(max_oc * r + 1) * sizeof *buf))) s = sa_error(SA_STATUS_NO_MEMORY, "out of memory");
+    for (int l = 0; l < c->n_layer && !s; l++)
+        for (int j = 0; j < TR_N_LIN && !s; j++) {
+            const struct tr_lin *ln = &m->layers[l].lin[j];
+            if (ln->A < 0) continue;
+            const struct {
+                const char *sfx;
+                int64_t ne0, ne1;
+            } part[2] = {{".weight.lora_a", ln->C, r}, {".weight.lora_b", r, ln->OC}};
+            for (int h = 0; h < 2 && !s; h++) {
+                char tn[96];
+                SA_ASSERT(sa_arch_tensor_name(c->arch, SA_NAMES_GGUF, lin_gguf[j], l, part[h].sfx, tn, sizeof tn));
+                const struct sa_gguf_tensor *t = sa_gguf_find_tensor(g, tn);
+                if (!t) {
+                    s = sa_error(SA_STATUS_BAD_ARGUMENT, "%s: no tensor '%s' (the run trains it: another --lora-targets?)",
+                                 path, tn);
+                    break;
+                }
+                if (t->n_dims != 2 || t->ne[0] != part[h].ne0 || t->ne[1] != part[h].ne1) {
+                    s = sa_error(SA_STATUS_BAD_ARGUMENT, "%s: tensor '%s' is [%lld, %lld], this run's is [%lld, %lld] "
+                                 "(another --lora rank?)", path, tn, (long long)t->ne[0], (long long)t->ne[1],
+                                 (long long)part[h].ne0, (long long)part[h].ne1);
+                    break;
+                }
+                if (t->type != SA_DTYPE_F32 && t->type != SA_DTYPE_F16 && t->type != SA_DTYPE_BF16) {
+                    s = sa_error(SA_STATUS_UNSUPPORTED, "%s: tensor '%s' is %s (f32, f16 or bf16 read)", path, tn,
+                                 sa_dtype_name(t->type));
+                    break;
+                }
+                const int64_t n = part[h].ne0 * part[h].ne1;
+                float *dst = h == 0 ? m->t[ln->A].data : buf;
+                if ((s = sa_dequantize(t->type, t->data, dst, n))) break;
+                n_found++;
+                if (h == 0) continue;
+                /* B's Q/K rows back from llama.cpp's order (the inverse of the export's permutation) */
+                float *B = m->t[ln->B].data;
+                if ((j == TR_LIN_Q || j == TR_LIN_K) && sa_arch_permute_qk(c->arch)) {
+                    const int64_t heads = j == TR_LIN_Q ? c->n_head : c->n_head_kv;
+                    const int64_t hd = ln->OC / heads, half = hd / 2;
+                    for (int64_t row = 0; row < ln->OC; row++) {
+                        const int64_t hh = row / hd, rem = row % hd;
+                        memcpy(B + (hh * hd + (rem % 2) * half + rem / 2) * r, buf + row * r, (size_t)r * sizeof *B);
+                    }
+                } else {
+                    memcpy(B, buf, (size_t)n * sizeof *B);
+                }
+            }
+        }
+    /* every adapter tensor of the file must have been read: one the run does not train is refused */
+    for (int64_t i = 0; !s && i < sa_gguf_n_tensors(g); i++) {
+        const char *tn = sa_gguf_tensor(g, i)->name;
+        const size_t len = strlen(tn);
+        n_lora += (len > 7 && !strcmp(tn + len - 7, ".lora_a")) || (len > 7 && !strcmp(tn + len - 7, ".lora_b"));
+    }
+    if (!s && n_lora != n_found)
+        s = sa_error(SA_STATUS_BAD_ARGUMENT, "%s: %lld LoRA tensors, this run trains %lld (another --lora-targets?)",
+                     path, (long long)n_lora, (long long)n_found);
+    /* the scale alpha / r goes with the weights: an adapter trained at another alpha is another model */
+    if (!s && (!sa_gguf_get_f32(g, "adapter.lora.alpha", &alpha) || alpha != m->p.lora_alpha))
+        s = sa_error(SA_STATUS_BAD_ARGUMENT, "%s: adapter.lora.alpha is %g, this run's alpha is %g (--lora-alpha)", path,
+                     (double)alpha, (double)m->p.lora_alpha);
+    free(buf);
+    sa_gguf_free(g);
+    return s;
 }
 
 enum sa_status sa_train_model_export(const struct sa_train_model *m, const char *dir,

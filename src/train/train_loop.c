@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -328,20 +329,26 @@ static enum sa_status load_checkpoint(struct run *r, int64_t *step, int64_t *tok
 }
 
 /* --init-from: the trainable weights of another run (its directory: the checkpoint its
- * checkpoint/latest names; or a checkpoint directory), the optimizer left fresh. */
+ * checkpoint/latest names; or a checkpoint directory; or a GGUF LoRA adapter file), the
+ * optimizer left fresh. */
 static enum sa_status load_init(struct run *r) {
     const char *from = r->p->init_from;
     char lp[4200], dir[4400], pp[4500];
+    struct stat st;
+    if (stat(from, &st) == 0 && S_ISREG(st.st_mode)) { /* a file: an adapter */
+        enum sa_status s = sa_train_model_import_lora(r->m, from);
+        return s ? sa_error_wrap(s, "--init-from") : SA_STATUS_OK;
+    }
     snprintf(lp, sizeof lp, "%s/checkpoint/latest", from);
     if (!sa_file_exists(lp)) snprintf(dir, sizeof dir, "%s", from);
-    else if (latest_checkpoint(from, dir, sizeof dir)) return sa_error(SA_STATUS_NOT_FOUND, "--init-from: %s", sa_last_error());
+    else if (latest_checkpoint(from, dir, sizeof dir)) return sa_error_wrap(SA_STATUS_NOT_FOUND, "--init-from");
     snprintf(pp, sizeof pp, "%s/params.bin", dir);
     if (!sa_file_exists(pp))
         return sa_error(SA_STATUS_NOT_FOUND,
                         "--init-from: %s is neither a training run (no checkpoint/latest) nor a checkpoint (no params.bin)",
                         from);
     enum sa_status s = sa_train_model_load_params(r->m, dir);
-    if (s) return sa_error(s, "--init-from %s: %s", from, sa_last_error());
+    if (s) return sa_error_wrap(s, "--init-from %s", from);
     return SA_STATUS_OK;
 }
 

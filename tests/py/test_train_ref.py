@@ -492,6 +492,51 @@ def init_from_warm_start():
 
 
 @harness.test
+def init_from_adapter():
+    """`salign train --init-from ADAPTER.gguf`: a GGUF LoRA adapter (the file a run exports, or a
+    shipped models/NAME/adapter.gguf) is a warm start too. From an f32 adapter the run is the
+    same, to the CSV's text, as from the checkpoint it was exported from (the Q/K rows of B go
+    back to HF's order exactly: the tiny model is a llama, whose rows the export permutes); from
+    an f16 one it starts at the f16 rounding of those weights. An adapter of another rank or
+    alpha, or a file that is not an adapter, is refused with a clear error."""
+    extra = ["--lora", "4", "--max-steps", "6"]
+    runs = {n: os.path.join(harness.tmpdir(), "run_adapter_" + n) for n in ("e", "f", "g", "h", "x")}
+    for d in runs.values():
+        shutil.rmtree(d, ignore_errors=True)
+    e, f, g, h, x = (runs[n] for n in ("e", "f", "g", "h", "x"))
+    exported = [a for a in train_cmd(e, extra) if a != "--no-export"] + ["--adapter-only", "--gguf-type", "f32"]
+    subprocess.run(exported, check=True, timeout=300)
+    adapter = os.path.join(e, "model", "adapter.gguf")
+    assert os.path.exists(adapter), os.listdir(e)
+    subprocess.run(train_cmd(f, extra + ["--init-from", e]), check=True, timeout=300)
+    r = subprocess.run([a for a in train_cmd(g, extra + ["--init-from", adapter]) if a != "-q"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "starting from the trained weights of %s" % adapter in r.stderr, r.stderr
+    assert open(os.path.join(g, "log.csv")).read() == open(os.path.join(f, "log.csv")).read(), \
+        "a warm start from the f32 adapter differs from one from its checkpoint"
+    # f16: the rounded weights, the same held-out loss to about 1e-3
+    f16 = os.path.join(harness.tmpdir(), "adapter_f16.gguf")
+    exported16 = [a for a in train_cmd(h, extra) if a != "--no-export"] + ["--adapter-only"]
+    subprocess.run(exported16, check=True, timeout=300)
+    shutil.copy(os.path.join(h, "model", "adapter.gguf"), f16)
+    rh = csv_rows(h)
+    shutil.rmtree(x, ignore_errors=True)
+    subprocess.run(train_cmd(x, extra + ["--init-from", f16]), check=True, timeout=300)
+    rx = csv_rows(x)
+    assert abs(float(rx[0][6]) - float(rh[-1][6])) < 1e-3 * abs(float(rh[-1][6])), (rx[0], rh[-1])
+    # refusals
+    for more, want in [(["--lora", "8", "--max-steps", "2", "--init-from", adapter], "another --lora rank"),
+                       (["--lora", "4", "--lora-alpha", "3", "--max-steps", "2", "--init-from", adapter],
+                        "adapter.lora.alpha is 8"),
+                       (["--lora", "4", "--max-steps", "2", "--init-from", tiny_model_dir()], "not a LoRA adapter")]:
+        shutil.rmtree(x, ignore_errors=True)
+        r = subprocess.run(train_cmd(x, more), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1 and "--init-from" in r.stderr and want in r.stderr, (more, r.stderr)
+    print("  warm start from an adapter: f32 = from its checkpoint, f16 held-out loss %s vs %s; refusals ok"
+          % (rx[0][6], rh[-1][6]))
+
+
+@harness.test
 def cli_errors():
     r = subprocess.run([harness.SALIGN, "train", "--base", "x", "--data", "y"], capture_output=True, text=True)
     assert r.returncode == 2 and "--out" in r.stderr, r.stderr

@@ -104,7 +104,8 @@ static const struct cli_opt train_opts[] = {
     {"resume", 0, CLI_OPT_FLAG, P(resume), .help = "continue from DIR/checkpoint (same options)"},
     {"init-from", 0, CLI_OPT_STR, P(init_from), .arg = "RUN",
      .help = "start from the trained weights of another run (its --out\ndirectory, or a checkpoint directory in it) "
-             "with the\nsame base and LoRA shape; fresh optimizer and schedule"},
+             "or of a\nGGUF LoRA adapter file (models/NAME/adapter.gguf), with the\nsame base and LoRA shape; fresh "
+             "optimizer and schedule"},
     {"seed", 0, CLI_OPT_UINT, P(model.seed), .umax = UINT64_MAX, .arg = "S",
      .help = "shuffling, LoRA init and dropout (default 0)"},
     {"threads", 't', CLI_OPT_INT, P(model.n_threads), .imin = 1, .imax = 256, .arg = "N",
