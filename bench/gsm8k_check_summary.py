@@ -52,8 +52,10 @@ def score(salign, gold, answers, w, name):
     det = os.path.join(w, name + ".details.jsonl")
     subprocess.run([salign, "eval", "math", "--data", "gsm8k", "--gold", gold, "--answers", path, "--details", det,
                     "--json"], check=True, capture_output=True, text=True)
-    # a details line names its answer by `index`, the line of the answers file written above
-    return {answers[r["index"]]["id"]: bool(r["correct"]) for r in jsonl(det)}
+    # a details line names its question by `index`, its line in the gold file (matched by id):
+    # not the line of the answers file, which may skip questions (N_VERIFY)
+    ids = [r["id"] for r in jsonl(gold)]
+    return {ids[r["index"]]: bool(r["correct"]) for r in jsonl(det)}
 
 
 def kept_edits(trace):
