@@ -6,6 +6,7 @@
  * reproduces the upstream's own answer, and copy-speculation does not change the answer. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "smollm_model.h"
 #include "pipeline/pipeline_impl.h"
 #include "sa/sa.h"
 #include "sa/pipeline.h"
@@ -1214,18 +1215,6 @@ static void test_keep_line_break(void) {
 }
 
 /* ---- a real model: SmolLM2-135M-Instruct ---- */
-
-static struct sa_model *load_smollm(void) {
-    const char *dir = getenv("SALIGN_MODELS");
-    char path[1024];
-    if (dir) snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
-    else snprintf(path, sizeof path, "%s/.cache/salign/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
-                  getenv("HOME") ? getenv("HOME") : ".");
-    struct sa_model *m = NULL;
-    CHECK_OK(sa_model_load(path, NULL, &m));
-    CHECK_MSG(m != NULL, "missing %s: run scripts/setup.sh (salign pull smollm2-135m-instruct)", path);
-    return m;
-}
 
 struct real_run {
     char *answer;

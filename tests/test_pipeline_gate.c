@@ -7,6 +7,7 @@
  * gated and reads them back; params that cannot work are refused. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "smollm_model.h"
 #include "pipeline/pipeline_impl.h"
 #include "sa/sa.h"
 #include "sa/pipeline.h"
@@ -18,26 +19,6 @@
 #include <string.h>
 
 static struct sa_model *g_model;
-
-static struct sa_model *load_smollm(void) {
-    const char *dir = getenv("SALIGN_MODELS");
-    char path[1024];
-    if (dir) snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
-    else snprintf(path, sizeof path, "%s/.cache/salign/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
-                  getenv("HOME") ? getenv("HOME") : ".");
-    struct sa_model *m = NULL;
-    CHECK_OK(sa_model_load(path, NULL, &m));
-    CHECK_MSG(m != NULL, "missing %s: run scripts/setup.sh (salign pull smollm2-135m-instruct)", path);
-    return m;
-}
-
-static double log_softmax_at(const float *row, int32_t V, int32_t y) {
-    double mx = -INFINITY, sum = 0;
-    for (int32_t i = 0; i < V; i++)
-        if (row[i] > mx) mx = row[i];
-    for (int32_t i = 0; i < V; i++) sum += exp(row[i] - mx);
-    return row[y] - mx - log(sum);
-}
 
 static int32_t argmax(const float *row, int32_t V) {
     int32_t b = 0;

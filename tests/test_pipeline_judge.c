@@ -8,6 +8,7 @@
  * work are refused. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "smollm_model.h"
 #include "pipeline/pipeline_impl.h"
 #include "sa/pipeline.h"
 #include "sa/pipeline_trace.h"
@@ -19,27 +20,7 @@
 
 static struct sa_model *g_model;
 
-static struct sa_model *load_smollm(void) {
-    const char *dir = getenv("SALIGN_MODELS");
-    char path[1024];
-    if (dir) snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
-    else snprintf(path, sizeof path, "%s/.cache/salign/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
-                  getenv("HOME") ? getenv("HOME") : ".");
-    struct sa_model *m = NULL;
-    CHECK_OK(sa_model_load(path, NULL, &m));
-    CHECK_MSG(m != NULL, "missing %s: run scripts/setup.sh (salign pull smollm2-135m-instruct)", path);
-    return m;
-}
-
 static const char *const Q = "Why is the sky blue?";
-
-static double log_softmax_at(const float *row, int32_t V, int32_t y) {
-    double mx = -INFINITY, sum = 0;
-    for (int32_t i = 0; i < V; i++)
-        if (row[i] > mx) mx = row[i];
-    for (int32_t i = 0; i < V; i++) sum += exp(row[i] - mx);
-    return row[y] - mx - log(sum);
-}
 
 /* log p(sentence | prompt): prompt + sentence tokenized as one and decoded in one pass in a
  * fresh context; the sum over the tokens after those it shares with the prompt alone. */

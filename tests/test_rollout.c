@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "data/gold_path_impl.h"
 #include "harness.h"
+#include "smollm_model.h"
 #include "sa/sa.h"
 
 #include <stdlib.h>
@@ -705,14 +706,7 @@ static void test_gold_path_no_alternative_and_on_path(void) {
 /* ---- a local upstream: N samples of one prefix cost one prefill ---- */
 
 static void test_local_prefix_kv_reuse(void) {
-    const char *dir = getenv("SALIGN_MODELS");
-    char path[1024];
-    if (dir) snprintf(path, sizeof path, "%s/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
-    else snprintf(path, sizeof path, "%s/.cache/salign/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
-                  getenv("HOME") ? getenv("HOME") : ".");
-    struct sa_model *m = NULL;
-    CHECK_OK(sa_model_load(path, NULL, &m));
-    CHECK_MSG(m != NULL, "missing %s: run scripts/setup.sh (salign pull smollm2-135m-instruct)", path);
+    struct sa_model *m = load_smollm();
     if (!m) return;
     struct sa_pipeline_params pp = sa_pipeline_default_params();
     pp.mode = SA_PIPELINE_UPSTREAM;
