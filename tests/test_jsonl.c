@@ -272,7 +272,7 @@ static void test_trace_reader_checks(void) {
         {"[{\"round\": 1}]", "t.jsonl:1: expected a JSON object, got an array"},
         {"{\"round\": 1, \"answer_so_far\": \"a\\u0000b\"}", "t.jsonl:1: a string holds \\u0000"},
         {"{\"refused\": true, \"refused_by\": \"sum\"}",
-         "t.jsonl:1: field \"refused_by\" must name an edit check (arith, format, cut)"},
+         "t.jsonl:1: field \"refused_by\" must name an edit check (arith, format, cut, judge)"},
         {"{\"refused_by\": \"none\"}", "t.jsonl:1: field \"refused_by\" must name an edit check"},
         {"{\"refused_by\": \"arith,format\"}", "t.jsonl:1: field \"refused_by\""},
         {"{\"refused_by\": 1}", "t.jsonl:1: field \"refused_by\""},
@@ -322,7 +322,7 @@ static void test_trace_refused_by(void) {
     CHECK_OK(sa_trace_round_format(&w, &line, NULL));
     CHECK(line && strstr(line, "\"refused\":true,\"proposed\"") && !strstr(line, "refused_by"));
     free(line);
-    static const unsigned bad[] = {0, SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_CUT, 1u << 3};
+    static const unsigned bad[] = {0, SA_PIPELINE_EDIT_CHECK_ARITH | SA_PIPELINE_EDIT_CHECK_CUT, 1u << 4};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         w.has |= SA_TRACE_REFUSED_BY;
         w.refused_by = bad[i];
