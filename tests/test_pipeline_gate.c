@@ -7,6 +7,7 @@
  * gated and reads them back; params that cannot work are refused. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "pipeline_fixtures.h"
 #include "smollm_model.h"
 #include "pipeline/pipeline_impl.h"
 #include "sa/sa.h"
@@ -197,25 +198,8 @@ static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
     }
     if (s->scored && s->copied && s->margin != 0) r->bad_event = true;
     if (!s->scored && !isnan(s->margin)) r->bad_event = true;
-    struct sa_trace_round tr = sa_trace_round_of_sentence(s, "7", NULL);
-    char *line = NULL;
-    size_t n = 0;
-    if (sa_trace_round_format(&tr, &line, &n)) {
-        r->bad_event = true;
-    } else {
-        r->trace = realloc(r->trace, r->trace_len + n + 1);
-        memcpy(r->trace + r->trace_len, line, n + 1);
-        r->trace_len += n;
-    }
-    free(line);
+    if (!trace_append(&r->trace, &r->trace_len, s, "7")) r->bad_event = true;
     return true;
-}
-
-static enum sa_status copy_aligner(void *user, const struct sa_pipeline_request *req, char **out, int32_t *n) {
-    (void)user;
-    *out = strdup(req->last);
-    *n = 0;
-    return *out ? SA_STATUS_OK : SA_STATUS_NO_MEMORY;
 }
 
 static char *stream(bool gate, float thr, bool copying, struct rec *rc) {

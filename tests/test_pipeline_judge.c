@@ -8,6 +8,7 @@
  * work are refused. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "pipeline_fixtures.h"
 #include "smollm_model.h"
 #include "pipeline/pipeline_impl.h"
 #include "sa/pipeline.h"
@@ -97,25 +98,8 @@ static bool on_sentence(void *user, const struct sa_pipeline_sentence *s) {
         free(prompt);
         free(context);
     }
-    struct sa_trace_round tr = sa_trace_round_of_sentence(s, "3", NULL);
-    char *line = NULL;
-    size_t n = 0;
-    if (sa_trace_round_format(&tr, &line, &n)) {
-        r->bad_event = true;
-    } else {
-        r->trace = realloc(r->trace, r->trace_len + n + 1);
-        memcpy(r->trace + r->trace_len, line, n + 1);
-        r->trace_len += n;
-    }
-    free(line);
+    if (!trace_append(&r->trace, &r->trace_len, s, "3")) r->bad_event = true;
     return true;
-}
-
-static enum sa_status copy_aligner(void *user, const struct sa_pipeline_request *req, char **out, int32_t *n) {
-    (void)user;
-    *out = strdup(req->last);
-    *n = 0;
-    return *out ? SA_STATUS_OK : SA_STATUS_NO_MEMORY;
 }
 
 static struct sa_pipeline_params stream_params(void) {
